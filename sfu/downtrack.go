@@ -1,0 +1,242 @@
+package sfu
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// errNoCodec is returned by Bind when the viewer did not accept the track's codec.
+var errNoCodec = errors.New("sfu: viewer does not support the track's codec")
+
+// binding is what Pion gives a down-track when the viewer's answer is applied.
+type binding struct {
+	ssrc   uint32
+	pt     uint8
+	writer webrtc.TrackLocalWriter
+}
+
+// down-track states, owned by the writer of the track's packets.
+const (
+	dtWaiting = iota // nothing sent yet: must start on a keyframe
+	dtLive
+)
+
+// DownTrack is one viewer's copy of a published track: our own
+// webrtc.TrackLocal. It keeps its binding's SSRC and payload type, maps the
+// source's sequence numbers and timestamps into its own space, starts a viewer
+// on a keyframe (replayed from the shared cache when the current picture is
+// still there), and answers the viewer's NACKs from the shared cache.
+type DownTrack struct {
+	track *Track
+	codec webrtc.RTPCodecCapability
+	bind  atomic.Pointer[binding]
+
+	// Sequence and timestamp mapping: out = src + offset. Written once by the
+	// packet writer before started is set; read by the NACK handler after.
+	started   atomic.Bool
+	seqOffset uint16
+	tsOffset  uint32
+	startSeq  uint16 // first source sequence number sent
+
+	// Writer-owned (the track's reader or one fan-out worker per packet).
+	state int
+	fresh int // packets forwarded since start, up to freshWindow
+	hdr   rtp.Header
+
+	rtxMu  sync.Mutex // guards the retransmission scratch below
+	rtxBuf [maxCachedPacket]byte
+	rtxHdr rtp.Header
+}
+
+func newDownTrack(t *Track) *DownTrack {
+	return &DownTrack{track: t, codec: t.remote.Codec().RTPCodecCapability}
+}
+
+// Bind implements webrtc.TrackLocal: the viewer accepted the track.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, c := range ctx.CodecParameters() {
+		if strings.EqualFold(c.MimeType, d.codec.MimeType) {
+			d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
+			d.track.addDown(d)
+			return c, nil
+		}
+	}
+	return webrtc.RTPCodecParameters{}, errNoCodec
+}
+
+// Unbind implements webrtc.TrackLocal: the viewer stopped the track, so the
+// track stops writing to it.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.track.removeDown(d)
+	return nil
+}
+
+// ID is the published track's id.
+func (d *DownTrack) ID() string { return d.track.info.ID }
+
+// RID is empty: a down-track is one layer.
+func (d *DownTrack) RID() string { return "" }
+
+// StreamID is the publisher's participant id, so a viewer keeps the
+// publisher's audio and video in one synchronised stream.
+func (d *DownTrack) StreamID() string { return d.track.info.StreamID }
+
+// Kind is audio or video.
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.track.info.Kind }
+
+// Track returns the published track this down-track copies.
+func (d *DownTrack) Track() *Track { return d.track }
+
+// forward writes one source packet to the viewer and returns the bytes
+// written (0 when the packet was not sent). A viewer that has received
+// nothing yet starts on a keyframe: the packets since the latest keyframe are
+// replayed from the cache first, so it gets a picture at once instead of at the
+// broadcaster's next natural keyframe.
+func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
+	b := d.bind.Load()
+	if b == nil {
+		return 0
+	}
+	if d.state == dtWaiting {
+		t := d.track
+		switch {
+		case !t.isVideo():
+			d.start(h)
+		case t.kfValid:
+			d.replay(b, h.SequenceNumber, sc)
+			if d.state == dtWaiting { // the keyframe itself was missing from the cache
+				if !isKeyframeStart(d.codec.MimeType, payload) {
+					t.RequestKeyframe()
+					return 0
+				}
+				d.start(h)
+			}
+		case isKeyframeStart(d.codec.MimeType, payload):
+			d.start(h)
+		default:
+			t.RequestKeyframe()
+			return 0
+		}
+	}
+	if d.fresh < freshWindow {
+		// Early on, a late retransmission from the publisher can be older than
+		// the viewer's first packet; it would only confuse the viewer.
+		if int16(h.SequenceNumber-d.startSeq) < 0 {
+			return 0
+		}
+		d.fresh++
+	}
+	return d.write(b, h, payload, &d.hdr)
+}
+
+// freshWindow is how many packets after its start a down-track checks for
+// packets older than its first one (beyond it sequence numbers wrap).
+const freshWindow = 4096
+
+// replay sends the cached packets from the latest keyframe up to (not
+// including) seq. It starts the down-track at the keyframe.
+func (d *DownTrack) replay(b *binding, seq uint16, sc *scratch) {
+	t := d.track
+	for s := t.kfSeq; s != seq; s++ {
+		n := t.cache.get(s, sc.buf[:])
+		if n == 0 {
+			continue
+		}
+		hl, err := sc.hdr.Unmarshal(sc.buf[:n])
+		if err != nil {
+			continue
+		}
+		payload := trimPadding(&sc.hdr, sc.buf[:n], hl)
+		if d.state == dtWaiting {
+			if s != t.kfSeq {
+				return // the keyframe's first packet is gone; wait for a new one
+			}
+			d.start(&sc.hdr)
+			t.engine.stats.replays.Add(1)
+		}
+		if w := d.write(b, &sc.hdr, payload, &sc.hdr); w > 0 {
+			t.engine.stats.packetsForwarded.Add(1)
+			t.engine.stats.bytesForwarded.Add(uint64(w))
+		}
+	}
+}
+
+// start fixes the mapping so that the first packet sent is h, under a random
+// sequence number and timestamp (RFC 3550 section 5.1).
+func (d *DownTrack) start(h *rtp.Header) {
+	d.seqOffset = uint16(rand.Uint32()) - h.SequenceNumber
+	d.tsOffset = rand.Uint32() - h.Timestamp
+	d.startSeq = h.SequenceNumber
+	d.state = dtLive
+	d.started.Store(true)
+}
+
+// write rewrites h into out (SSRC, payload type, sequence number, timestamp;
+// the publisher's header extensions are dropped since their ids belong to the
+// publisher's session) and sends it.
+func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte, out *rtp.Header) int {
+	if out != h {
+		*out = *h
+	}
+	out.SSRC = b.ssrc
+	out.PayloadType = b.pt
+	out.SequenceNumber = h.SequenceNumber + d.seqOffset
+	out.Timestamp = h.Timestamp + d.tsOffset
+	out.Extension = false
+	out.Extensions = out.Extensions[:0]
+	out.Padding = false
+	out.PaddingSize = 0
+	n, err := b.writer.WriteRTP(out, payload)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// handleNACK resends the packets a viewer reports lost, from the track's
+// shared cache, mapping the viewer's sequence numbers back to the source's.
+func (d *DownTrack) handleNACK(nack *rtcp.TransportLayerNack) {
+	b := d.bind.Load()
+	if b == nil || !d.started.Load() {
+		return
+	}
+	stats := &d.track.engine.stats
+	d.rtxMu.Lock()
+	defer d.rtxMu.Unlock()
+	for _, pair := range nack.Nacks {
+		for _, out := range pair.PacketList() {
+			stats.nacksReceived.Add(1)
+			src := out - d.seqOffset
+			n := d.track.cache.get(src, d.rtxBuf[:])
+			if n == 0 {
+				continue
+			}
+			hl, err := d.rtxHdr.Unmarshal(d.rtxBuf[:n])
+			if err != nil {
+				continue
+			}
+			payload := trimPadding(&d.rtxHdr, d.rtxBuf[:n], hl)
+			if d.write(b, &d.rtxHdr, payload, &d.rtxHdr) > 0 {
+				stats.nacksAnswered.Add(1)
+			}
+		}
+	}
+}
+
+// trimPadding returns the payload of pkt without RTP padding.
+func trimPadding(h *rtp.Header, pkt []byte, hl int) []byte {
+	end := len(pkt)
+	if h.Padding && end > hl {
+		if pad := int(pkt[end-1]); pad <= end-hl {
+			end -= pad
+		}
+	}
+	return pkt[hl:end]
+}

@@ -1,0 +1,214 @@
+package sfu
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/halobuzz/live/config"
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+)
+
+// Engine is the process's media plane: the Pion APIs built once, the one UDP
+// port every peer shares, the fan-out workers, and the counters.
+type Engine struct {
+	pubAPI, subAPI *webrtc.API
+	udp            net.PacketConn
+	udpMux         ice.UDPMux
+	tcp            net.Listener
+	tcpMux         ice.TCPMux
+	fan            *fanout
+	log            *slog.Logger
+
+	cacheSize   int
+	keyframeGap time.Duration
+	stats       counters
+}
+
+type counters struct {
+	packetsForwarded, bytesForwarded atomic.Uint64
+	nacksReceived, nacksAnswered     atomic.Uint64
+	plisSent, replays                atomic.Uint64
+	tracks, downTracks               atomic.Int64
+	publishers, subscribers          atomic.Int64
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	PacketsForwarded uint64 // RTP packets written to viewers (replays and retransmissions included)
+	BytesForwarded   uint64
+	NACKsReceived    uint64 // sequence numbers viewers reported lost
+	NACKsAnswered    uint64 // of those, resent from the shared cache
+	PLIsSent         uint64 // keyframe requests sent to publishers
+	Replays          uint64 // late joiners started from the cached keyframe
+	Tracks           int64  // published tracks being read
+	DownTracks       int64  // bound viewer copies of tracks
+	Publishers       int64
+	Subscribers      int64
+}
+
+// NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
+// optional TCP) port.
+func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cacheSize := cfg.PacketCache
+	if cacheSize == 0 {
+		cacheSize = 2048
+	}
+	if cacheSize < 256 || cacheSize > 1<<15 || cacheSize&(cacheSize-1) != 0 {
+		return nil, fmt.Errorf("sfu: packet_cache %d is not a power of two in 256..32768", cacheSize)
+	}
+	e := &Engine{log: log.With("component", "sfu"), cacheSize: cacheSize, keyframeGap: cfg.KeyframeInterval}
+	if e.keyframeGap <= 0 {
+		e.keyframeGap = 500 * time.Millisecond
+	}
+
+	udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.UDPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("sfu: listen on UDP port %d: %w", cfg.UDPPort, err)
+	}
+	e.udp = udp
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelWarn
+	e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
+
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEUDPMux(e.udpMux)
+	if cfg.TCPPort > 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.TCPPort)))
+		if err != nil {
+			_ = e.udpMux.Close()
+			return nil, fmt.Errorf("sfu: listen on TCP port %d: %w", cfg.TCPPort, err)
+		}
+		e.tcp = l
+		e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), l, 64)
+		se.SetICETCPMux(e.tcpMux)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
+	if len(cfg.NAT1To1IPs) > 0 {
+		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+	}
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// AES-GCM first: in Pion it is several times cheaper per packet than
+	// AES-CM with HMAC-SHA1, and every browser supports it.
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+
+	if e.pubAPI, err = newPublisherAPI(se); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if e.subAPI, err = newSubscriberAPI(se); err != nil {
+		e.Close()
+		return nil, err
+	}
+	workers := cfg.FanoutWorkers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers > 1 {
+		// The reader writes one chunk itself, so workers-1 helpers.
+		e.fan = newFanout(workers - 1)
+	}
+	return e, nil
+}
+
+// newPublisherAPI builds the API for connections on which clients send media.
+// Interceptors: NACK generator (ask the publisher to resend what the SFU
+// lost, so the shared cache is whole), receiver reports, and TWCC feedback so
+// the publisher's congestion control can ramp up to its target bitrate.
+func newPublisherAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(gen)
+	recv, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(recv)
+	if err := webrtc.ConfigureTWCCSender(me, reg); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// newSubscriberAPI builds the API for connections on which viewers receive.
+// Only sender reports run per packet (browsers need them for lip sync). There
+// is deliberately no NACK responder: Pion's keeps a cache per outgoing stream
+// (megabytes per viewer); down-tracks answer NACKs from their track's shared
+// cache instead.
+func newSubscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	sender, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(sender)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// UDPAddr returns the address of the shared media port.
+func (e *Engine) UDPAddr() net.Addr { return e.udp.LocalAddr() }
+
+// Stats returns a snapshot of the counters.
+func (e *Engine) Stats() Stats {
+	s := &e.stats
+	return Stats{
+		PacketsForwarded: s.packetsForwarded.Load(),
+		BytesForwarded:   s.bytesForwarded.Load(),
+		NACKsReceived:    s.nacksReceived.Load(),
+		NACKsAnswered:    s.nacksAnswered.Load(),
+		PLIsSent:         s.plisSent.Load(),
+		Replays:          s.replays.Load(),
+		Tracks:           s.tracks.Load(),
+		DownTracks:       s.downTracks.Load(),
+		Publishers:       s.publishers.Load(),
+		Subscribers:      s.subscribers.Load(),
+	}
+}
+
+// Close releases the ports and stops the workers. Every session must be
+// closed first.
+func (e *Engine) Close() {
+	if e.udpMux != nil {
+		_ = e.udpMux.Close()
+	}
+	if e.udp != nil {
+		_ = e.udp.Close()
+	}
+	if e.tcpMux != nil {
+		_ = e.tcpMux.Close()
+	}
+	if e.tcp != nil {
+		_ = e.tcp.Close()
+	}
+	if e.fan != nil {
+		e.fan.close()
+		e.fan = nil
+	}
+}

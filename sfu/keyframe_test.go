@@ -1,0 +1,64 @@
+package sfu
+
+import "testing"
+
+func TestIsKeyframeStart(t *testing.T) {
+	cases := []struct {
+		name, mime string
+		payload    []byte
+		want       bool
+	}{
+		{"vp8 key, no extension", "video/VP8", []byte{0x10, 0x00, 0x00, 0x00}, true},
+		{"vp8 delta", "video/VP8", []byte{0x10, 0x01, 0x00, 0x00}, false},
+		{"vp8 not start", "video/VP8", []byte{0x00, 0x00}, false},
+		{"vp8 key with 15-bit picture id", "video/VP8", []byte{0x90, 0x80, 0x81, 0x02, 0x00}, true},
+		{"vp8 delta with 7-bit picture id and tl0", "video/VP8", []byte{0x90, 0xC0, 0x05, 0x01, 0x01}, false},
+		{"vp8 truncated extension", "video/VP8", []byte{0x90, 0x80}, false},
+		{"vp8 empty", "video/VP8", nil, false},
+		{"h264 idr", "video/H264", []byte{0x65, 0x88}, true},
+		{"h264 sps", "video/H264", []byte{0x67}, true},
+		{"h264 non-idr", "video/H264", []byte{0x41}, false},
+		{"h264 stap-a with sps", "video/H264", []byte{0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68}, true},
+		{"h264 fu-a idr start", "video/H264", []byte{0x7c, 0x85}, true},
+		{"h264 fu-a idr middle", "video/H264", []byte{0x7c, 0x05}, false},
+		{"h264 stap-a truncated", "video/H264", []byte{0x78, 0xff}, false},
+		{"vp9 key start", "video/VP9", []byte{0x08}, true},
+		{"vp9 inter", "video/VP9", []byte{0x48}, false},
+		{"opus", "audio/opus", []byte{0x10}, false},
+	}
+	for _, c := range cases {
+		if got := isKeyframeStart(c.mime, c.payload); got != c.want {
+			t.Errorf("%s: got %v want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func FuzzIsKeyframeStart(f *testing.F) {
+	f.Add([]byte{0x90, 0x80, 0x81, 0x02, 0x00})
+	f.Add([]byte{0x78, 0x00, 0x02, 0x67, 0x42})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		for _, m := range []string{"video/vp8", "video/h264", "video/vp9", "video/av1"} {
+			_ = isKeyframeStart(m, p)
+		}
+	})
+}
+
+func TestPacketCache_ReturnsOnlyTheRequestedSequence(t *testing.T) {
+	c := newPacketCache(256)
+	buf := make([]byte, maxCachedPacket)
+	c.put(10, []byte{1, 2, 3})
+	if n := c.get(10, buf); n != 3 || buf[2] != 3 {
+		t.Fatalf("get(10) = %d", n)
+	}
+	c.put(10+256, []byte{9})
+	if n := c.get(10, buf); n != 0 {
+		t.Fatal("overwritten packet still returned")
+	}
+	if n := c.get(11, buf); n != 0 {
+		t.Fatal("never stored packet returned")
+	}
+	c.put(12, make([]byte, maxCachedPacket+1))
+	if n := c.get(12, buf); n != 0 {
+		t.Fatal("oversize packet returned")
+	}
+}

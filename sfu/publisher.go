@@ -1,0 +1,277 @@
+package sfu
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// TrackMeta is what a publisher says about one of its tracks, keyed by the
+// track id of its SDP a=msid line.
+type TrackMeta struct {
+	Source string
+	Name   string
+}
+
+// PublisherEvents are the callbacks of a Publisher. They run on Pion's
+// goroutines and must not block.
+type PublisherEvents struct {
+	// OnCandidate passes a local ICE candidate to the client (trickle).
+	OnCandidate func(webrtc.ICECandidateInit)
+	// OnTrack is called when a published track starts; its reader is running.
+	OnTrack func(*Track)
+	// OnTrackEnded is called when a published track has ended.
+	OnTrackEnded func(*Track)
+	// OnFailed is called once when the connection fails or closes.
+	OnFailed func()
+}
+
+// Publisher is a client's sending connection: the client offers, the SFU
+// answers, and every track it sends becomes a Track.
+type Publisher struct {
+	e        *Engine
+	pc       *webrtc.PeerConnection
+	streamID string
+	events   PublisherEvents
+
+	mu      sync.Mutex
+	meta    map[string]TrackMeta
+	pending []webrtc.ICECandidateInit // candidates that came before the offer
+	tracks  map[string]*Track
+	closed  bool
+	failed  sync.Once
+	readers sync.WaitGroup
+}
+
+// NewPublisher creates a sending connection for the participant streamID.
+func (e *Engine) NewPublisher(streamID string, ev PublisherEvents) (*Publisher, error) {
+	pc, err := e.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: new publisher connection: %w", err)
+	}
+	p := &Publisher{e: e, pc: pc, streamID: streamID, events: ev, meta: map[string]TrackMeta{}, tracks: map[string]*Track{}}
+	e.stats.publishers.Add(1)
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil && ev.OnCandidate != nil {
+			ev.OnCandidate(c.ToJSON())
+		}
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+			p.failed.Do(func() {
+				if ev.OnFailed != nil {
+					ev.OnFailed()
+				}
+			})
+		}
+	})
+	pc.OnTrack(p.onTrack)
+	return p, nil
+}
+
+func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	meta := p.meta[remote.ID()]
+	info := TrackInfo{
+		ID:       newID("t_"),
+		StreamID: p.streamID,
+		Kind:     remote.Kind(),
+		MimeType: remote.Codec().MimeType,
+		Source:   meta.Source,
+		Name:     meta.Name,
+		ClientID: remote.ID(),
+	}
+	if tr := transceiverOf(p.pc, recv); tr != nil {
+		info.MID = tr.Mid()
+	}
+	if info.Source == "" {
+		info.Source = "camera"
+		if info.Kind == webrtc.RTPCodecTypeAudio {
+			info.Source = "microphone"
+		}
+	}
+	t := newTrack(p.e, remote, info, p.sendPLI)
+	p.tracks[info.ID] = t
+	p.e.stats.tracks.Add(1)
+	p.readers.Add(2)
+	p.mu.Unlock()
+
+	go func() {
+		defer p.readers.Done()
+		drainRTCP(recv)
+	}()
+	go func() {
+		defer p.readers.Done()
+		t.readLoop()
+		p.mu.Lock()
+		delete(p.tracks, info.ID)
+		p.mu.Unlock()
+		if p.events.OnTrackEnded != nil {
+			p.events.OnTrackEnded(t)
+		}
+	}()
+	if p.events.OnTrack != nil {
+		p.events.OnTrack(t)
+	}
+	// Ask for a keyframe at once so late joiners have a cached picture soon.
+	t.RequestKeyframe()
+}
+
+func transceiverOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) *webrtc.RTPTransceiver {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Receiver() == recv {
+			return tr
+		}
+	}
+	return nil
+}
+
+// drainRTCP reads the publisher's RTCP so the interceptors see its sender reports.
+func drainRTCP(recv *webrtc.RTPReceiver) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := recv.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+func (p *Publisher) sendPLI(ssrc uint32) {
+	_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+}
+
+// HandleOffer applies the client's offer (first or renegotiation) and returns
+// the SFU's answer. meta describes the offered tracks by client track id. With
+// complete set, it waits for ICE gathering so the answer holds every
+// candidate (WHIP); otherwise candidates follow through OnCandidate.
+func (p *Publisher) HandleOffer(ctx context.Context, offer string, meta map[string]TrackMeta, complete bool) (string, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return "", ErrClosed
+	}
+	for k, v := range meta {
+		p.meta[k] = v
+	}
+	p.mu.Unlock()
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	answer, err := localAnswer(ctx, p.pc, complete)
+	if err != nil {
+		return "", err
+	}
+	p.flushCandidates()
+	return answer, nil
+}
+
+func localAnswer(ctx context.Context, pc *webrtc.PeerConnection, complete bool) (string, error) {
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	var gathered <-chan struct{}
+	if complete {
+		gathered = webrtc.GatheringCompletePromise(pc)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("sfu: set local description: %w", err)
+	}
+	if complete {
+		select {
+		case <-gathered:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+// AddCandidate adds a client's ICE candidate, keeping it until the offer has
+// been applied when it comes first.
+func (p *Publisher) AddCandidate(c webrtc.ICECandidateInit) error {
+	p.mu.Lock()
+	if p.pc.RemoteDescription() == nil {
+		p.pending = append(p.pending, c)
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	return addCandidate(p.pc, c)
+}
+
+func (p *Publisher) flushCandidates() {
+	p.mu.Lock()
+	pending := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	for _, c := range pending {
+		_ = addCandidate(p.pc, c)
+	}
+}
+
+func addCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateInit) error {
+	if strings.TrimSpace(c.Candidate) == "" {
+		return nil // end of candidates
+	}
+	if err := pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidCandidate, err)
+	}
+	return nil
+}
+
+// Tracks returns the tracks being published now.
+func (p *Publisher) Tracks() []*Track {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*Track, 0, len(p.tracks))
+	for _, t := range p.tracks {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Close ends the connection and waits for its track readers to stop; every
+// track ends (OnTrackEnded runs for each).
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	err := p.pc.Close()
+	p.readers.Wait()
+	p.e.stats.publishers.Add(-1)
+	return err
+}
+
+// Errors returned by sessions; signalling maps them to wire codes.
+var (
+	ErrClosed           = errors.New("sfu: session closed")
+	ErrInvalidSDP       = errors.New("sfu: invalid SDP")
+	ErrUnsupportedCodec = errors.New("sfu: no supported codec offered")
+	ErrInvalidCandidate = errors.New("sfu: invalid ICE candidate")
+	ErrNoOffer          = errors.New("sfu: no offer is waiting for an answer")
+)
+
+var _ io.Closer = (*Publisher)(nil)
+
+func newID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}

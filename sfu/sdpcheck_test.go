@@ -1,0 +1,96 @@
+package sfu
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const browserOffer = `v=0
+o=- 4611731400430051336 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=group:BUNDLE 0 1
+a=msid-semantic: WMS stream
+m=audio 9 UDP/TLS/RTP/SAVPF 111
+c=IN IP4 0.0.0.0
+a=rtcp:9 IN IP4 0.0.0.0
+a=ice-ufrag:abcd
+a=ice-pwd:abcdefghijklmnopqrstuvwx
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF
+a=setup:actpass
+a=mid:0
+a=sendonly
+a=msid:stream mic-1
+a=rtcp-mux
+a=rtpmap:111 opus/48000/2
+m=video 9 UDP/TLS/RTP/SAVPF 96
+c=IN IP4 0.0.0.0
+a=rtcp:9 IN IP4 0.0.0.0
+a=ice-ufrag:abcd
+a=ice-pwd:abcdefghijklmnopqrstuvwx
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF
+a=setup:actpass
+a=mid:1
+a=sendonly
+a=msid:stream cam-1
+a=rtcp-mux
+a=rtpmap:96 VP8/90000
+`
+
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+func TestCheckOffer_AcceptsBrowserOffer(t *testing.T) {
+	info, err := CheckOffer(crlf(browserOffer), OfferLimits{MaxBytes: 65536, MaxSections: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Sections != 2 || info.SendTracks != 2 || info.VideoTracks != 1 || info.RecvTracks != 0 {
+		t.Fatalf("info = %+v", info)
+	}
+	if strings.Join(info.TrackIDs, ",") != "mic-1,cam-1" {
+		t.Fatalf("track ids = %v", info.TrackIDs)
+	}
+}
+
+func TestCheckOffer_RejectsBadOffers(t *testing.T) {
+	many := crlf(browserOffer)
+	video := many[strings.Index(many, "m=video"):]
+	for range 20 {
+		many += video
+	}
+	cases := []struct {
+		name, sdp string
+		want      error
+	}{
+		{"empty", "", ErrInvalidSDP},
+		{"garbage", "hello world", ErrInvalidSDP},
+		{"no media", crlf("v=0\no=- 1 2 IN IP4 127.0.0.1\ns=-\nt=0 0\n"), ErrInvalidSDP},
+		{"too large", crlf(browserOffer) + strings.Repeat("a=x:y\r\n", 20000), ErrInvalidSDP},
+		{"too many m-lines", many, ErrInvalidSDP},
+		{"unsupported codec", strings.NewReplacer("opus/48000/2", "PCMU/8000", "VP8/90000", "theora/90000").Replace(crlf(browserOffer)), ErrUnsupportedCodec},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := CheckOffer(c.sdp, OfferLimits{MaxBytes: 65536, MaxSections: 16})
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func FuzzCheckOffer(f *testing.F) {
+	f.Add(crlf(browserOffer))
+	f.Add("v=0\r\n")
+	f.Add("m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		info, err := CheckOffer(s, OfferLimits{MaxBytes: 1 << 16, MaxSections: 16})
+		if err == nil && (info.Sections == 0 || info.Sections > 16) {
+			t.Fatalf("accepted offer with %d sections", info.Sections)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidSDP) && !errors.Is(err, ErrUnsupportedCodec) {
+			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
+}

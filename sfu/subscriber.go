@@ -1,0 +1,273 @@
+package sfu
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// SubscriberEvents are the callbacks of a Subscriber. They run on Pion's or
+// the caller's goroutines and must not block.
+type SubscriberEvents struct {
+	// OnOffer sends the SFU's offer to the client, who must answer it.
+	OnOffer func(sdp string)
+	// OnCandidate passes a local ICE candidate to the client (trickle).
+	OnCandidate func(webrtc.ICECandidateInit)
+	// OnFailed is called once when the connection fails or closes.
+	OnFailed func()
+}
+
+// Subscriber is a viewer's receiving connection. The SFU is the offerer: it
+// adds a down-track per subscribed track and renegotiates as tracks come and
+// go, with at most one offer outstanding.
+type Subscriber struct {
+	e      *Engine
+	pc     *webrtc.PeerConnection
+	events SubscriberEvents
+
+	mu        sync.Mutex
+	subs      map[string]*subscription
+	awaiting  bool // an offer is out, waiting for its answer
+	renego    bool // something changed while awaiting
+	pending   []webrtc.ICECandidateInit
+	closed    bool
+	answerer  bool // WHEP: the client offered, the SFU answers once
+	failed    sync.Once
+	rtcpLoops sync.WaitGroup
+}
+
+type subscription struct {
+	dt     *DownTrack
+	sender *webrtc.RTPSender
+}
+
+// NewSubscriber creates a receiving connection.
+func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
+	pc, err := e.subAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
+	}
+	s := &Subscriber{e: e, pc: pc, events: ev, subs: map[string]*subscription{}}
+	e.stats.subscribers.Add(1)
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil && ev.OnCandidate != nil {
+			ev.OnCandidate(c.ToJSON())
+		}
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			s.failed.Do(func() {
+				if ev.OnFailed != nil {
+					ev.OnFailed()
+				}
+			})
+		}
+	})
+	return s, nil
+}
+
+// AddTrack subscribes the viewer to t and renegotiates. Adding a track twice
+// is a no-op.
+func (s *Subscriber) AddTrack(t *Track) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, ok := s.subs[t.info.ID]; ok {
+		return nil
+	}
+	if err := s.addLocked(t); err != nil {
+		return err
+	}
+	s.negotiateLocked()
+	return nil
+}
+
+func (s *Subscriber) addLocked(t *Track) error {
+	dt := newDownTrack(t)
+	tr, err := s.pc.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
+	}
+	sender := tr.Sender()
+	s.subs[t.info.ID] = &subscription{dt: dt, sender: sender}
+	s.rtcpLoops.Add(1)
+	go func() {
+		defer s.rtcpLoops.Done()
+		readViewerRTCP(dt, sender)
+	}()
+	return nil
+}
+
+// RemoveTrack stops sending t's copy to the viewer and renegotiates.
+func (s *Subscriber) RemoveTrack(trackID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, ok := s.subs[trackID]
+	if !ok || s.closed {
+		return nil
+	}
+	delete(s.subs, trackID)
+	err := s.pc.RemoveTrack(sub.sender)
+	// Unbind may not run when the track was never bound; removing twice is harmless.
+	sub.dt.track.removeDown(sub.dt)
+	if !s.answerer {
+		s.negotiateLocked()
+	}
+	return err
+}
+
+// TrackIDs returns the ids of the tracks the viewer is subscribed to.
+func (s *Subscriber) TrackIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.subs))
+	for id := range s.subs {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// negotiateLocked sends a new offer, or remembers to once the outstanding
+// one is answered.
+func (s *Subscriber) negotiateLocked() {
+	if s.closed {
+		return
+	}
+	if s.awaiting {
+		s.renego = true
+		return
+	}
+	offer, err := s.pc.CreateOffer(nil)
+	if err != nil {
+		s.e.log.Warn("subscriber offer failed", "err", err)
+		return
+	}
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		s.e.log.Warn("subscriber set local description failed", "err", err)
+		return
+	}
+	s.awaiting = true
+	if s.events.OnOffer != nil {
+		s.events.OnOffer(s.pc.LocalDescription().SDP)
+	}
+}
+
+// HandleAnswer applies the viewer's answer to the outstanding offer.
+func (s *Subscriber) HandleAnswer(sdp string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if !s.awaiting {
+		return ErrNoOffer
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	s.awaiting = false
+	for _, c := range s.pending {
+		_ = addCandidate(s.pc, c)
+	}
+	s.pending = nil
+	if s.renego {
+		s.renego = false
+		s.negotiateLocked()
+	}
+	return nil
+}
+
+// AnswerOffer is the WHEP flow: the viewer offers receive-only media, the SFU
+// attaches down-tracks of tracks and answers. It can be used once, instead of
+// AddTrack/HandleAnswer.
+func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Track) (string, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return "", ErrClosed
+	}
+	s.answerer = true
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		s.mu.Unlock()
+		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	for _, t := range tracks {
+		dt := newDownTrack(t)
+		sender, err := s.pc.AddTrack(dt)
+		if err != nil {
+			s.mu.Unlock()
+			return "", fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
+		}
+		s.subs[t.info.ID] = &subscription{dt: dt, sender: sender}
+		s.rtcpLoops.Add(1)
+		go func() {
+			defer s.rtcpLoops.Done()
+			readViewerRTCP(dt, sender)
+		}()
+	}
+	s.mu.Unlock()
+	return localAnswer(ctx, s.pc, true)
+}
+
+// AddCandidate adds a viewer's ICE candidate, keeping it until a remote
+// description exists.
+func (s *Subscriber) AddCandidate(c webrtc.ICECandidateInit) error {
+	s.mu.Lock()
+	if s.pc.RemoteDescription() == nil {
+		s.pending = append(s.pending, c)
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	return addCandidate(s.pc, c)
+}
+
+// Close ends the connection; its down-tracks are unbound from their tracks.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	subs := s.subs
+	s.subs = map[string]*subscription{}
+	s.mu.Unlock()
+	err := s.pc.Close()
+	for _, sub := range subs {
+		sub.dt.track.removeDown(sub.dt)
+	}
+	s.rtcpLoops.Wait()
+	s.e.stats.subscribers.Add(-1)
+	return err
+}
+
+// readViewerRTCP handles one down-track's feedback until the sender stops:
+// NACKs are answered from the shared cache, picture loss becomes a merged,
+// rate-limited keyframe request to the publisher.
+func readViewerRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.TransportLayerNack:
+				dt.handleNACK(p)
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				dt.track.RequestKeyframe()
+			}
+		}
+	}
+}
