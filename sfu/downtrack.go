@@ -46,9 +46,10 @@ type DownTrack struct {
 	startSeq  uint16 // first source sequence number sent
 
 	// Writer-owned (the track's reader or one fan-out worker per packet).
-	state int
-	fresh int // packets forwarded since start, up to freshWindow
-	hdr   rtp.Header
+	state    int
+	fresh    int  // packets forwarded since start, up to freshWindow
+	notReady bool // the last replay could not send: the transport is not up
+	hdr      rtp.Header
 
 	rtxMu  sync.Mutex // guards the retransmission scratch below
 	rtxBuf [maxCachedPacket]byte
@@ -109,14 +110,15 @@ func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
 		switch {
 		case !t.isVideo():
 			d.start(h)
-		case t.kfValid:
+		case t.kfValid && t.kfSeq != h.SequenceNumber:
 			d.replay(b, h.SequenceNumber, sc)
-			if d.state == dtWaiting { // the keyframe itself was missing from the cache
-				if !isKeyframeStart(d.codec.MimeType, payload) {
-					t.RequestKeyframe()
+			if d.state == dtWaiting {
+				// Not ready yet, or the cached keyframe was incomplete.
+				if !d.ready() {
 					return 0
 				}
-				d.start(h)
+				t.RequestKeyframe()
+				return 0
 			}
 		case isKeyframeStart(d.codec.MimeType, payload):
 			d.start(h)
@@ -124,6 +126,11 @@ func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
 			t.RequestKeyframe()
 			return 0
 		}
+		n := d.write(b, h, payload, &d.hdr)
+		if n == 0 {
+			d.unstart() // SRTP is not up yet: start again with the next packet
+		}
+		return n
 	}
 	if d.fresh < freshWindow {
 		// Early on, a late retransmission from the publisher can be older than
@@ -154,18 +161,39 @@ func (d *DownTrack) replay(b *binding, seq uint16, sc *scratch) {
 			continue
 		}
 		payload := trimPadding(&sc.hdr, sc.buf[:n], hl)
-		if d.state == dtWaiting {
+		first := d.state == dtWaiting
+		if first {
 			if s != t.kfSeq {
 				return // the keyframe's first packet is gone; wait for a new one
 			}
 			d.start(&sc.hdr)
+		}
+		w := d.write(b, &sc.hdr, payload, &sc.hdr)
+		if first {
+			if w == 0 {
+				// Pion drops packets (without an error) until the viewer's
+				// DTLS handshake is done: replay once it is.
+				d.unstart()
+				d.notReady = true
+				return
+			}
+			d.notReady = false
 			t.engine.stats.replays.Add(1)
 		}
-		if w := d.write(b, &sc.hdr, payload, &sc.hdr); w > 0 {
+		if w > 0 {
 			t.engine.stats.packetsForwarded.Add(1)
 			t.engine.stats.bytesForwarded.Add(uint64(w))
 		}
 	}
+}
+
+// ready reports whether the last attempt to start found the transport up.
+func (d *DownTrack) ready() bool { return !d.notReady }
+
+// unstart undoes start after a packet could not be sent.
+func (d *DownTrack) unstart() {
+	d.state = dtWaiting
+	d.started.Store(false)
 }
 
 // start fixes the mapping so that the first packet sent is h, under a random

@@ -25,6 +25,7 @@ type Engine struct {
 	pubAPI, subAPI *webrtc.API
 	udp            net.PacketConn
 	udpMux         ice.UDPMux
+	udpAddrs       []net.Addr
 	tcp            net.Listener
 	tcpMux         ice.TCPMux
 	fan            *fanout
@@ -75,14 +76,35 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.keyframeGap = 500 * time.Millisecond
 	}
 
-	udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.UDPPort)))
-	if err != nil {
-		return nil, fmt.Errorf("sfu: listen on UDP port %d: %w", cfg.UDPPort, err)
-	}
-	e.udp = udp
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelWarn
-	e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
+	if cfg.UDPAddress == "" {
+		// One socket per local address on the same port: a socket on the
+		// unspecified address cannot tell which address a peer reached.
+		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux")),
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+			ice.UDPMuxFromPortWithReadBufferSize(4 << 20),
+			ice.UDPMuxFromPortWithWriteBufferSize(4 << 20),
+		}
+		if cfg.IncludeLoopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("sfu: listen on UDP port %d: %w", cfg.UDPPort, err)
+		}
+		e.udpMux = mux
+		e.udpAddrs = mux.GetListenAddresses()
+	} else {
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.UDPPort)))
+		if err != nil {
+			return nil, fmt.Errorf("sfu: listen on UDP %s port %d: %w", cfg.UDPAddress, cfg.UDPPort, err)
+		}
+		e.udp = udp
+		e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
+		e.udpAddrs = []net.Addr{udp.LocalAddr()}
+	}
 
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(e.udpMux)
@@ -106,6 +128,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// AES-GCM first: in Pion it is several times cheaper per packet than
 	// AES-CM with HMAC-SHA1, and every browser supports it.
+	var err error
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 
 	if e.pubAPI, err = newPublisherAPI(se); err != nil {
@@ -172,8 +195,8 @@ func newSubscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
 
-// UDPAddr returns the address of the shared media port.
-func (e *Engine) UDPAddr() net.Addr { return e.udp.LocalAddr() }
+// UDPAddrs returns the addresses of the shared media port.
+func (e *Engine) UDPAddrs() []net.Addr { return e.udpAddrs }
 
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {

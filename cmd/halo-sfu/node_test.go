@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/loadtest"
+	"github.com/halobuzz/live/signaling/auth"
+)
+
+// testNode is a server started in-process on free loopback ports.
+type testNode struct {
+	*node
+	t      *testing.T
+	signer *auth.Signer
+	wsURL  string
+	base   string
+}
+
+func startNode(t *testing.T, mutate func(*config.Config)) *testNode {
+	t.Helper()
+	cfg := config.Default()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	cfg.Auth.Secret = hex.EncodeToString(secret)
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = ""
+	cfg.SFU.UDPPort = 0
+	cfg.SFU.UDPAddress = "127.0.0.1"
+	cfg.SFU.IncludeLoopback = true
+	cfg.Room.EmptyTimeout = 100 * time.Millisecond
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	var logOut io.Writer = io.Discard
+	if os.Getenv("HALO_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n, err := newNode(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.start(); err != nil {
+		n.close()
+		t.Fatal(err)
+	}
+	signer, err := auth.NewSigner([]byte(cfg.Auth.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{node: n, t: t, signer: signer, wsURL: "ws://" + n.httpAddr() + "/ws", base: "http://" + n.httpAddr()}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return tn
+}
+
+// token mints a token for room with the given grants.
+func (n *testNode) token(room, identity string, publish, subscribe bool) string {
+	n.t.Helper()
+	tok, err := n.signer.Sign(auth.Claims{
+		Identity: identity, Name: identity, Room: room,
+		Grants:    auth.Grants{Publish: publish, Subscribe: subscribe},
+		ExpiresAt: time.Now().Add(time.Hour), IssuedAt: time.Now(),
+	})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return tok
+}
+
+func (n *testNode) publisher(ctx context.Context, room string, cfg loadtest.PublisherConfig) *loadtest.Publisher {
+	n.t.Helper()
+	cfg.URL, cfg.Room, cfg.Token = n.wsURL, room, n.token(room, "pub-"+room, true, false)
+	p := loadtest.NewPublisher(cfg)
+	if err := p.Start(ctx); err != nil {
+		n.t.Fatalf("publisher start: %v", err)
+	}
+	n.t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func (n *testNode) viewer(ctx context.Context, room, identity string) *loadtest.Viewer {
+	n.t.Helper()
+	v := loadtest.NewViewer(loadtest.ViewerConfig{URL: n.wsURL, Room: room, Token: n.token(room, identity, false, true)})
+	if err := v.Start(ctx); err != nil {
+		n.t.Fatalf("viewer %s start: %v", identity, err)
+	}
+	n.t.Cleanup(func() { _ = v.Close() })
+	return v
+}
+
+// eventually polls cond until it holds or the deadline passes. It checks
+// liveness (something happens at all), never speed.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

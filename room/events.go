@@ -1,0 +1,66 @@
+package room
+
+import "github.com/pion/webrtc/v4"
+
+// EventSink receives a participant's events. Implementations must not block
+// (signalling queues them, and drops a client whose queue is full).
+type EventSink interface {
+	Event(Event)
+}
+
+// Event is one of the event types below.
+type Event interface{ event() }
+
+// ParticipantInfo describes a participant to clients.
+type ParticipantInfo struct {
+	ID        string
+	Identity  string
+	Name      string
+	Publisher bool
+}
+
+// TrackInfo describes a published track to clients.
+type TrackInfo struct {
+	ID            string
+	ParticipantID string
+	Kind          string // audio or video
+	Source        string
+	Name          string
+	MID           string
+	Codec         string
+}
+
+// Events.
+type (
+	// ParticipantJoined: someone else joined the room.
+	ParticipantJoined struct{ Participant ParticipantInfo }
+	// ParticipantLeft: someone else left.
+	ParticipantLeft struct{ ParticipantID string }
+	// TrackPublished: a track started in the room.
+	TrackPublished struct{ Track TrackInfo }
+	// TrackUnpublished: a track ended.
+	TrackUnpublished struct{ TrackID, ParticipantID string }
+	// ViewerCount: the number of viewers changed.
+	ViewerCount struct{ Count int }
+	// Offer: the server's offer on the subscriber connection, to be answered.
+	Offer struct{ SDP string }
+	// Candidate: a server ICE candidate for the publisher or subscriber connection.
+	Candidate struct {
+		Target    string // "publisher" or "subscriber"
+		Candidate webrtc.ICECandidateInit
+	}
+	// Chat: a chat message in the room.
+	Chat struct{ ParticipantID, Name, Text string }
+	// Closed: the participant was removed (connection failed, node draining).
+	Closed struct{ Reason error }
+)
+
+func (ParticipantJoined) event() {}
+func (ParticipantLeft) event()   {}
+func (TrackPublished) event()    {}
+func (TrackUnpublished) event()  {}
+func (ViewerCount) event()       {}
+func (Offer) event()             {}
+func (Candidate) event()         {}
+func (Chat) event()              {}
+func (Closed) event()            {}

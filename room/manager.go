@@ -1,0 +1,186 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/halobuzz/live/sfu"
+)
+
+// Errors returned to signalling, which maps each to a wire code.
+var (
+	ErrRoomFull       = errors.New("room: room is full")
+	ErrDraining       = errors.New("room: node is shutting down")
+	ErrForbidden      = errors.New("room: not allowed by the token's grants")
+	ErrUnknownTrack   = errors.New("room: unknown track")
+	ErrTooManyTracks  = errors.New("room: too many tracks")
+	ErrLeft           = errors.New("room: participant has left")
+	ErrNoSubscription = errors.New("room: no subscriber connection")
+)
+
+// Options are the limits and timings of a Manager.
+type Options struct {
+	NodeID               string
+	EmptyTimeout         time.Duration // how long an empty room lingers before it is removed
+	ParticipantsPerRoom  int
+	TracksPerParticipant int
+	MaxSDPBytes          int
+	MaxMediaSections     int
+	Log                  *slog.Logger
+}
+
+// Manager holds the node's rooms. Rooms are created on first join and removed
+// EmptyTimeout after the last participant leaves.
+type Manager struct {
+	engine *sfu.Engine
+	store  Store
+	opt    Options
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	rooms    map[string]*Room
+	draining bool
+	wg       sync.WaitGroup // store writes in flight
+}
+
+// NewManager returns a Manager forwarding media with engine and recording
+// shared state in store.
+func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.EmptyTimeout <= 0 {
+		opt.EmptyTimeout = 10 * time.Second
+	}
+	return &Manager{engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{}}
+}
+
+// Join adds a participant to the room name, creating the room if needed.
+func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Participant, error) {
+	m.mu.Lock()
+	if m.draining {
+		m.mu.Unlock()
+		return nil, ErrDraining
+	}
+	r := m.rooms[name]
+	if r == nil {
+		r = newRoom(m, name)
+		m.rooms[name] = r
+		m.log.Info("room created", "room", name)
+	}
+	m.mu.Unlock()
+	return r.join(spec, sink)
+}
+
+// Room returns the room called name, or nil.
+func (m *Manager) Room(name string) *Room {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rooms[name]
+}
+
+// removeIfEmpty drops r if it is still empty; called by its timer.
+func (m *Manager) removeIfEmpty(r *Room) {
+	m.mu.Lock()
+	if m.rooms[r.name] != r || !r.empty() {
+		m.mu.Unlock()
+		return
+	}
+	delete(m.rooms, r.name)
+	m.mu.Unlock()
+	m.log.Info("room removed", "room", r.name)
+	m.storeWrite(func(ctx context.Context) error { return m.store.DeleteRoom(ctx, r.name) })
+}
+
+// storeWrite runs a Store write off the caller's path: media and signalling
+// must not wait on a networked store, and a failure is logged, not fatal.
+func (m *Manager) storeWrite(f func(context.Context) error) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := f(ctx); err != nil {
+			m.log.Warn("room store write failed", "err", err)
+		}
+	}()
+}
+
+// Stats counts what the node serves now.
+type Stats struct {
+	Rooms, Publishers, Viewers, Participants, Tracks int
+}
+
+// Stats returns the current counts.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	rooms := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		rooms = append(rooms, r)
+	}
+	m.mu.Unlock()
+	s := Stats{Rooms: len(rooms)}
+	for _, r := range rooms {
+		r.mu.Lock()
+		s.Participants += len(r.participants)
+		s.Tracks += len(r.tracks)
+		for _, p := range r.participants {
+			if p.publisher != nil {
+				s.Publishers++
+			}
+		}
+		s.Viewers += r.viewersLocked()
+		r.mu.Unlock()
+	}
+	return s
+}
+
+// Drain refuses new joins from now on and removes every participant, each
+// receiving a Closed event with ErrDraining. It returns when all have left or
+// ctx ends.
+func (m *Manager) Drain(ctx context.Context) error {
+	m.mu.Lock()
+	m.draining = true
+	rooms := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		rooms = append(rooms, r)
+	}
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for _, r := range rooms {
+			for _, p := range r.list() {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p.sink.Event(Closed{Reason: ErrDraining})
+					p.Leave()
+				}()
+			}
+		}
+		wg.Wait()
+		m.wg.Wait()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the room timers. Call after Drain.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	for name, r := range m.rooms {
+		r.stopTimers()
+		delete(m.rooms, name)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+}

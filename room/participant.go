@@ -1,0 +1,315 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/halobuzz/live/sfu"
+	"github.com/pion/webrtc/v4"
+)
+
+// ParticipantSpec is who joins and what their token allows.
+type ParticipantSpec struct {
+	Identity  string
+	Name      string
+	Publish   bool // may publish tracks
+	Subscribe bool // may receive tracks
+	// LeaveOnFailure removes the participant when a media connection fails
+	// (WHIP/WHEP sessions, which have no other channel).
+	LeaveOnFailure bool
+}
+
+// ErrNoTracks is returned to a WHEP viewer of a room with nothing published.
+var ErrNoTracks = errors.New("room: nothing is published in the room")
+
+// Participant is one client in a room, with up to two media connections.
+type Participant struct {
+	id   string
+	room *Room
+	spec ParticipantSpec
+	sink EventSink
+
+	mu         sync.Mutex // serialises connection set-up and teardown
+	publisher  *sfu.Publisher
+	subscriber *sfu.Subscriber
+	all        atomic.Bool // subscribed to every track, present and future
+	left       atomic.Bool
+}
+
+func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
+	return &Participant{id: newID("p_"), room: r, spec: spec, sink: sink}
+}
+
+// ID returns the participant's id.
+func (p *Participant) ID() string { return p.id }
+
+// Room returns the participant's room.
+func (p *Participant) Room() *Room { return p.room }
+
+// Info describes the participant to clients.
+func (p *Participant) Info() ParticipantInfo {
+	return ParticipantInfo{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: p.spec.Publish}
+}
+
+func (p *Participant) wantsAll() bool { return p.all.Load() && !p.left.Load() }
+
+// Publish applies a publisher offer (first or renegotiation) and returns the
+// answer. With complete, the answer carries every ICE candidate (WHIP).
+func (p *Participant) Publish(ctx context.Context, offer string, meta map[string]sfu.TrackMeta, complete bool) (string, error) {
+	if !p.spec.Publish {
+		return "", fmt.Errorf("%w: publish", ErrForbidden)
+	}
+	opt := p.room.m.opt
+	info, err := sfu.CheckOffer(offer, sfu.OfferLimits{MaxBytes: opt.MaxSDPBytes, MaxSections: opt.MaxMediaSections})
+	if err != nil {
+		return "", err
+	}
+	if max := opt.TracksPerParticipant; max > 0 && info.SendTracks > max {
+		return "", fmt.Errorf("%w: %d tracks offered, at most %d allowed", ErrTooManyTracks, info.SendTracks, max)
+	}
+	if info.SendTracks == 0 {
+		return "", fmt.Errorf("%w: the offer sends no audio or video", sfu.ErrInvalidSDP)
+	}
+	p.mu.Lock()
+	if p.left.Load() {
+		p.mu.Unlock()
+		return "", ErrLeft
+	}
+	pub := p.publisher
+	if pub == nil {
+		pub, err = p.room.m.engine.NewPublisher(p.id, sfu.PublisherEvents{
+			OnCandidate:  func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "publisher", Candidate: c}) },
+			OnTrack:      func(t *sfu.Track) { p.room.addTrack(p, t) },
+			OnTrackEnded: func(t *sfu.Track) { p.room.removeTrack(p, t) },
+			OnFailed:     p.mediaFailed,
+		})
+		if err != nil {
+			p.mu.Unlock()
+			return "", err
+		}
+		p.publisher = pub
+	}
+	p.mu.Unlock()
+	return pub.HandleOffer(ctx, offer, meta, complete)
+}
+
+// AddCandidate adds a client ICE candidate to the publisher or subscriber connection.
+func (p *Participant) AddCandidate(target string, c webrtc.ICECandidateInit) error {
+	p.mu.Lock()
+	pub, sub := p.publisher, p.subscriber
+	p.mu.Unlock()
+	switch target {
+	case "publisher":
+		if pub == nil {
+			return fmt.Errorf("%w: no publisher connection", sfu.ErrInvalidCandidate)
+		}
+		return pub.AddCandidate(c)
+	case "subscriber":
+		if sub == nil {
+			return fmt.Errorf("%w: no subscriber connection", sfu.ErrInvalidCandidate)
+		}
+		return sub.AddCandidate(c)
+	}
+	return fmt.Errorf("%w: target must be publisher or subscriber", sfu.ErrInvalidCandidate)
+}
+
+// Subscribe subscribes to the tracks named by ids, or to every track of the
+// room, now and later, when ids is empty. Unknown ids fail the whole call.
+func (p *Participant) Subscribe(ids []string) error {
+	if !p.spec.Subscribe {
+		return fmt.Errorf("%w: subscribe", ErrForbidden)
+	}
+	r := p.room
+	var list []*published
+	r.mu.Lock()
+	if len(ids) == 0 {
+		p.all.Store(true)
+		for _, t := range r.tracks {
+			if t.owner != p {
+				list = append(list, t)
+			}
+		}
+	} else {
+		for _, id := range ids {
+			t, ok := r.tracks[id]
+			if !ok {
+				r.mu.Unlock()
+				return fmt.Errorf("%w: %q", ErrUnknownTrack, id)
+			}
+			if t.owner != p {
+				list = append(list, t)
+			}
+		}
+	}
+	r.mu.Unlock()
+	return p.subscribeTracks(list)
+}
+
+func (p *Participant) subscribeTracks(list []*published) error {
+	sub, created, err := p.ensureSubscriber()
+	if err != nil {
+		return err
+	}
+	if created {
+		p.room.viewersChanged()
+	}
+	for _, t := range list {
+		if err := sub.AddTrack(t.track); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.left.Load() {
+		return nil, false, ErrLeft
+	}
+	if p.subscriber != nil {
+		return p.subscriber, false, nil
+	}
+	sub, err := p.room.m.engine.NewSubscriber(sfu.SubscriberEvents{
+		OnOffer:     func(sdp string) { p.sink.Event(Offer{SDP: sdp}) },
+		OnCandidate: func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "subscriber", Candidate: c}) },
+		OnFailed:    p.mediaFailed,
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	p.room.mu.Lock()
+	p.subscriber = sub
+	p.room.mu.Unlock()
+	return sub, true, nil
+}
+
+// Unsubscribe stops the tracks named by ids (and ends subscribe-to-all).
+func (p *Participant) Unsubscribe(ids []string) error {
+	p.all.Store(false)
+	for _, id := range ids {
+		if p.room.track(id) == nil {
+			return fmt.Errorf("%w: %q", ErrUnknownTrack, id)
+		}
+	}
+	for _, id := range ids {
+		p.unsubscribeTrack(id)
+	}
+	return nil
+}
+
+func (p *Participant) unsubscribeTrack(id string) {
+	p.mu.Lock()
+	sub := p.subscriber
+	p.mu.Unlock()
+	if sub != nil {
+		_ = sub.RemoveTrack(id)
+	}
+}
+
+// Answer applies the client's answer to the server's subscriber offer.
+func (p *Participant) Answer(sdp string) error {
+	p.mu.Lock()
+	sub := p.subscriber
+	p.mu.Unlock()
+	if sub == nil {
+		return ErrNoSubscription
+	}
+	return sub.HandleAnswer(sdp)
+}
+
+// Watch is the WHEP flow: answer a receive-only offer with the room's main
+// video track (or the one named by want, by id or name) and its publisher's
+// audio.
+func (p *Participant) Watch(ctx context.Context, offer string, want string) (string, error) {
+	if !p.spec.Subscribe {
+		return "", fmt.Errorf("%w: subscribe", ErrForbidden)
+	}
+	opt := p.room.m.opt
+	info, err := sfu.CheckOffer(offer, sfu.OfferLimits{MaxBytes: opt.MaxSDPBytes, MaxSections: opt.MaxMediaSections})
+	if err != nil {
+		return "", err
+	}
+	if info.RecvTracks == 0 {
+		return "", fmt.Errorf("%w: the offer receives no audio or video", sfu.ErrInvalidSDP)
+	}
+	r := p.room
+	r.mu.Lock()
+	video := pickVideo(r.tracks, want)
+	if want != "" && (video == nil || (video.info.ID != want && video.info.Name != want)) {
+		r.mu.Unlock()
+		return "", fmt.Errorf("%w: %q", ErrUnknownTrack, want)
+	}
+	var tracks []*sfu.Track
+	var owner *Participant
+	if video != nil {
+		tracks = append(tracks, video.track)
+		owner = video.owner
+	}
+	for _, t := range r.tracks {
+		if t.info.Kind == "audio" && (owner == nil || t.owner == owner) {
+			tracks = append(tracks, t.track)
+			if owner == nil {
+				owner = t.owner
+			}
+		}
+	}
+	r.mu.Unlock()
+	if len(tracks) == 0 {
+		return "", ErrNoTracks
+	}
+	sub, created, err := p.ensureSubscriber()
+	if err != nil {
+		return "", err
+	}
+	if created {
+		r.viewersChanged()
+	}
+	return sub.AnswerOffer(ctx, offer, tracks)
+}
+
+// Chat sends a chat message to everyone in the room.
+func (p *Participant) Chat(text string) { p.room.chat(p, text) }
+
+// PublishedTracks returns the ids of the tracks this participant publishes.
+func (p *Participant) PublishedTracks() []string {
+	p.mu.Lock()
+	pub := p.publisher
+	p.mu.Unlock()
+	if pub == nil {
+		return nil
+	}
+	var ids []string
+	for _, t := range pub.Tracks() {
+		ids = append(ids, t.Info().ID)
+	}
+	return ids
+}
+
+func (p *Participant) mediaFailed() {
+	if p.spec.LeaveOnFailure {
+		p.sink.Event(Closed{Reason: errors.New("media connection failed")})
+		p.Leave()
+	}
+}
+
+// Leave removes the participant: its tracks end, its viewers are told, its
+// connections close. It is safe to call more than once.
+func (p *Participant) Leave() {
+	if p.left.Swap(true) {
+		return
+	}
+	p.room.leave(p)
+	p.mu.Lock()
+	pub, sub := p.publisher, p.subscriber
+	p.mu.Unlock()
+	if sub != nil {
+		_ = sub.Close()
+	}
+	if pub != nil {
+		_ = pub.Close()
+	}
+}

@@ -1,0 +1,81 @@
+package signaling
+
+import (
+	"github.com/halobuzz/live/room"
+	"github.com/halobuzz/live/sfu"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the node's Prometheus metrics. Counters of the media plane and
+// the room counts are read at scrape time from their owners, so the packet
+// path only touches its own atomic counters.
+type Metrics struct {
+	reg         *prometheus.Registry
+	errors      *prometheus.CounterVec
+	joinLatency prometheus.Histogram
+	connections prometheus.Gauge
+	slowClients prometheus.Counter
+}
+
+// NewMetrics registers the node's metrics in a new registry.
+func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "halo_signaling_errors_total", Help: "Errors sent to clients, by wire code.",
+		}, []string{"code"}),
+		joinLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "halo_join_duration_seconds", Help: "Time from a join request to the joined reply.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "halo_websocket_connections", Help: "Open signalling WebSocket connections.",
+		}),
+		slowClients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "halo_slow_clients_dropped_total", Help: "Clients disconnected because their send queue was full.",
+		}),
+	}
+	m.reg.MustRegister(m.errors, m.joinLatency, m.connections, m.slowClients,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	if engine != nil {
+		counter := func(name, help string, f func(sfu.Stats) uint64) {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+				func() float64 { return float64(f(engine.Stats())) }))
+		}
+		gauge := func(name, help string, f func(sfu.Stats) int64) {
+			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+				func() float64 { return float64(f(engine.Stats())) }))
+		}
+		counter("halo_packets_forwarded_total", "RTP packets written to viewers.", func(s sfu.Stats) uint64 { return s.PacketsForwarded })
+		counter("halo_bytes_forwarded_total", "RTP bytes written to viewers.", func(s sfu.Stats) uint64 { return s.BytesForwarded })
+		counter("halo_nacks_received_total", "Packets viewers reported lost.", func(s sfu.Stats) uint64 { return s.NACKsReceived })
+		counter("halo_nacks_answered_total", "Lost packets resent from the shared cache.", func(s sfu.Stats) uint64 { return s.NACKsAnswered })
+		counter("halo_plis_sent_total", "Keyframe requests sent to publishers.", func(s sfu.Stats) uint64 { return s.PLIsSent })
+		counter("halo_keyframe_replays_total", "Late joiners started from the cached keyframe.", func(s sfu.Stats) uint64 { return s.Replays })
+		gauge("halo_tracks", "Published tracks being forwarded.", func(s sfu.Stats) int64 { return s.Tracks })
+		gauge("halo_down_tracks", "Viewer copies of tracks.", func(s sfu.Stats) int64 { return s.DownTracks })
+	}
+	if rooms != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_rooms", Help: "Rooms on this node."},
+			func() float64 { return float64(rooms.Stats().Rooms) }))
+		m.reg.MustRegister(&participantsCollector{rooms: rooms, desc: prometheus.NewDesc(
+			"halo_participants", "Participants on this node, by role.", []string{"role"}, nil)})
+	}
+	return m
+}
+
+// Registry returns the registry to serve on the metrics listener.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+type participantsCollector struct {
+	rooms *room.Manager
+	desc  *prometheus.Desc
+}
+
+func (c *participantsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *participantsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.rooms.Stats()
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.Publishers), "publisher")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.Viewers), "viewer")
+}

@@ -1,0 +1,174 @@
+package signaling
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/halobuzz/live/room"
+	"github.com/pion/webrtc/v4"
+)
+
+// ProtocolVersion is the version of docs/protocol.md this server speaks.
+const ProtocolVersion = 1
+
+// envelope is one WebSocket frame.
+type envelope struct {
+	V    int             `json:"v,omitempty"`
+	Type string          `json:"type"`
+	ID   int64           `json:"id,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// decodeEnvelope parses a frame from a client. It never panics; errors are
+// wire errors (bad_json, unsupported_version, bad_request).
+func decodeEnvelope(frame []byte) (envelope, *Error) {
+	var env envelope
+	if !utf8.Valid(frame) {
+		return env, newError(CodeBadJSON, "frame is not UTF-8")
+	}
+	trimmed := bytes.TrimSpace(frame)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return env, newError(CodeBadJSON, "frame is not a JSON object")
+	}
+	if err := json.Unmarshal(trimmed, &env); err != nil {
+		return env, newError(CodeBadJSON, err.Error())
+	}
+	if env.V != 0 && env.V != ProtocolVersion {
+		return env, newError(CodeUnsupportedVersion, fmt.Sprintf("version %d is not supported; this server speaks %d", env.V, ProtocolVersion))
+	}
+	if env.Type == "" {
+		return env, newError(CodeBadRequest, "type is missing")
+	}
+	if env.ID < 0 {
+		return env, newError(CodeBadRequest, "id must not be negative")
+	}
+	return env, nil
+}
+
+// decodeData parses env.Data into v; a missing data object decodes as {}.
+func decodeData(env envelope, v any) *Error {
+	raw := bytes.TrimSpace(env.Data)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		raw = []byte("{}")
+	}
+	if raw[0] != '{' {
+		return newError(CodeBadRequest, "data must be an object")
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return newError(CodeBadRequest, "data: "+err.Error())
+	}
+	return nil
+}
+
+// Client message bodies.
+type (
+	joinData struct {
+		Token         string `json:"token"`
+		Room          string `json:"room"`
+		Name          string `json:"name"`
+		AutoSubscribe *bool  `json:"auto_subscribe"`
+	}
+	trackMeta struct {
+		TrackID string `json:"track_id"`
+		Source  string `json:"source"`
+		Name    string `json:"name"`
+	}
+	publishData struct {
+		SDP    string      `json:"sdp"`
+		Tracks []trackMeta `json:"tracks"`
+	}
+	sdpData struct {
+		SDP string `json:"sdp"`
+	}
+	trackIDsData struct {
+		TrackIDs []string `json:"track_ids"`
+	}
+	trickleData struct {
+		Target    string                   `json:"target"`
+		Candidate *webrtc.ICECandidateInit `json:"candidate"`
+	}
+	chatData struct {
+		Text string `json:"text"`
+	}
+)
+
+// Server message bodies.
+type (
+	participantJSON struct {
+		ID        string `json:"id"`
+		Identity  string `json:"identity"`
+		Name      string `json:"name"`
+		Publisher bool   `json:"publisher"`
+	}
+	trackJSON struct {
+		ID            string `json:"id"`
+		ParticipantID string `json:"participant_id"`
+		Kind          string `json:"kind"`
+		Source        string `json:"source"`
+		Name          string `json:"name"`
+		MID           string `json:"mid"`
+		Codec         string `json:"codec"`
+	}
+	grantsJSON struct {
+		Publish   bool `json:"publish"`
+		Subscribe bool `json:"subscribe"`
+	}
+	joinedData struct {
+		ParticipantID string            `json:"participant_id"`
+		Room          string            `json:"room"`
+		Identity      string            `json:"identity"`
+		Grants        grantsJSON        `json:"grants"`
+		Participants  []participantJSON `json:"participants"`
+		Tracks        []trackJSON       `json:"tracks"`
+		ViewerCount   int               `json:"viewer_count"`
+	}
+	errorData struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+)
+
+func toParticipantJSON(p room.ParticipantInfo) participantJSON {
+	return participantJSON{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
+}
+
+func toTrackJSON(t room.TrackInfo) trackJSON {
+	return trackJSON{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+}
+
+// eventMessage turns a room event into its wire type and body.
+func eventMessage(ev room.Event) (string, any) {
+	switch ev := ev.(type) {
+	case room.ParticipantJoined:
+		return "participant_joined", map[string]any{"participant": toParticipantJSON(ev.Participant)}
+	case room.ParticipantLeft:
+		return "participant_left", map[string]any{"participant_id": ev.ParticipantID}
+	case room.TrackPublished:
+		return "track_published", map[string]any{"track": toTrackJSON(ev.Track)}
+	case room.TrackUnpublished:
+		return "track_unpublished", map[string]any{"track_id": ev.TrackID, "participant_id": ev.ParticipantID}
+	case room.ViewerCount:
+		return "viewer_count", map[string]any{"count": ev.Count}
+	case room.Offer:
+		return "offer", sdpData{SDP: ev.SDP}
+	case room.Candidate:
+		return "trickle", trickleData{Target: ev.Target, Candidate: &ev.Candidate}
+	case room.Chat:
+		return "chat", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "text": ev.Text}
+	case room.Closed:
+		w := toWire(ev.Reason)
+		return "error", errorData{Code: w.Code, Message: w.Message}
+	}
+	return "", nil
+}
+
+func encode(typ string, id int64, data any) []byte {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		raw = []byte("{}")
+	}
+	b, _ := json.Marshal(envelope{V: ProtocolVersion, Type: typ, ID: id, Data: raw})
+	return b
+}

@@ -1,0 +1,199 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/room"
+	"github.com/halobuzz/live/signaling/auth"
+)
+
+// Server is a node's HTTP edge: /ws, /whip, /whep, the web page, health.
+type Server struct {
+	cfg     *config.Config
+	rooms   *room.Manager
+	signer  *auth.Signer
+	log     *slog.Logger
+	metrics *Metrics
+	joins   *joinLimiter
+	up      websocket.Upgrader
+
+	draining atomic.Bool
+	conns    sync.WaitGroup
+	whip     *sessions
+}
+
+// New returns a Server for cfg serving rooms. metrics may be shared with the
+// metrics listener (NewMetrics).
+func New(cfg *config.Config, rooms *room.Manager, metrics *Metrics, log *slog.Logger) (*Server, error) {
+	signer, err := auth.NewSigner([]byte(cfg.Auth.Secret))
+	if err != nil {
+		return nil, fmt.Errorf("signaling: auth.secret: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg: cfg, rooms: rooms, signer: signer, log: log.With("component", "signaling"),
+		metrics: metrics, joins: newJoinLimiter(cfg.Limits.JoinsPerIPPerMinute),
+		whip: newSessions(),
+	}
+	s.up = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     s.originAllowed,
+	}
+	return s, nil
+}
+
+// Signer returns the token signer (dev mode prints a token with it).
+func (s *Server) Signer() *auth.Signer { return s.signer }
+
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser
+	}
+	for _, o := range s.cfg.HTTP.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	// Same origin is always fine.
+	return strings.EqualFold(strings.TrimPrefix(strings.TrimPrefix(origin, "http://"), "https://"), r.Host)
+}
+
+// Handler returns the HTTP routes of the node.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.handleWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if s.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("draining\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	if s.cfg.Dev {
+		mux.HandleFunc("GET /dev/token", s.handleDevToken)
+	}
+	s.routeWHIP(mux)
+	s.routeWeb(mux)
+	return mux
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "server_shutting_down: this node is draining", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	s.conns.Add(1)
+	go func() {
+		defer s.conns.Done()
+		s.serveWS(conn, clientIP(r))
+	}()
+}
+
+// authorize checks a token for room (or the token's room when room is
+// empty) and returns the participant it describes.
+func (s *Server) authorize(token, roomName string, now time.Time) (room.ParticipantSpec, string, error) {
+	if token == "" {
+		return room.ParticipantSpec{}, "", newError(CodeUnauthorized, "token is missing")
+	}
+	claims, err := s.signer.Verify(token, now)
+	if err != nil {
+		return room.ParticipantSpec{}, "", newError(CodeUnauthorized, err.Error())
+	}
+	if roomName == "" {
+		roomName = claims.Room
+	}
+	if !auth.ValidRoomName(roomName) {
+		return room.ParticipantSpec{}, "", newError(CodeBadRequest, "room must be 1..64 characters of A-Z a-z 0-9 _ . -")
+	}
+	if !claims.RoomAllowed(roomName) {
+		return room.ParticipantSpec{}, "", newError(CodeRoomMismatch, fmt.Sprintf("the token is not valid for room %q", roomName))
+	}
+	return room.ParticipantSpec{
+		Identity: claims.Identity, Name: claims.Name,
+		Publish: claims.Grants.Publish || claims.Grants.Admin, Subscribe: claims.Grants.Subscribe || claims.Grants.Admin,
+	}, roomName, nil
+}
+
+// handleDevToken mints a token in dev mode only, for the web page and for
+// trying the server out: /dev/token?room=demo&identity=alice&publish=1
+func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	roomName := q.Get("room")
+	if !auth.ValidRoomName(roomName) {
+		http.Error(w, "bad_request: room must be 1..64 characters of A-Z a-z 0-9 _ . -", http.StatusBadRequest)
+		return
+	}
+	identity := q.Get("identity")
+	if identity == "" || len(identity) > 128 {
+		identity = fmt.Sprintf("guest-%d", time.Now().UnixNano()%100000)
+	}
+	tok, err := s.signer.Sign(auth.Claims{
+		Identity: identity, Name: identity, Room: roomName,
+		Grants:    auth.Grants{Publish: q.Get("publish") == "1", Subscribe: true},
+		ExpiresAt: time.Now().Add(s.cfg.Auth.TokenTTL), IssuedAt: time.Now(),
+	})
+	if err != nil {
+		http.Error(w, "internal: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]string{"token": tok, "room": roomName, "identity": identity})
+}
+
+// Drain stops accepting new sessions (readyz turns 503), removes every
+// participant with a server_shutting_down error, and waits for their
+// connections to end or ctx.
+func (s *Server) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	err := s.rooms.Drain(ctx)
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	s.whip.closeAll()
+	return err
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+

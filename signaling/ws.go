@@ -1,0 +1,403 @@
+package signaling
+
+import (
+	"context"
+
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/halobuzz/live/room"
+	"github.com/halobuzz/live/sfu"
+)
+
+// maxChatRunes is the longest chat message accepted.
+const maxChatRunes = 1000
+
+// wsClient is one WebSocket connection. One goroutine reads and handles
+// messages in order; one writes from a bounded queue, so a slow client never
+// blocks the room: when its queue is full it is disconnected.
+type wsClient struct {
+	s    *Server
+	conn *websocket.Conn
+	ip   string
+	log  *slog.Logger
+
+	queue     chan []byte
+	done      chan struct{}
+	closeOnce sync.Once
+	closeCode int
+	closeText string
+	closeMu   sync.Mutex
+
+	p       *room.Participant // set by join; used by the reader only
+	limiter *tokenBucket
+}
+
+func (s *Server) serveWS(conn *websocket.Conn, ip string) {
+	c := &wsClient{
+		s: s, conn: conn, ip: ip, log: s.log.With("remote", ip),
+		queue:   make(chan []byte, s.cfg.Signaling.SendQueue),
+		done:    make(chan struct{}),
+		limiter: newTokenBucket(s.cfg.Limits.MessagesPerSecond),
+	}
+	s.metrics.connections.Inc()
+	defer s.metrics.connections.Dec()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writeLoop()
+	}()
+	c.readLoop()
+	if c.p != nil {
+		c.p.Leave()
+	}
+	c.shutdown(websocket.CloseNormalClosure, "")
+	wg.Wait()
+	_ = conn.Close()
+}
+
+// Event implements room.EventSink.
+func (c *wsClient) Event(ev room.Event) {
+	typ, data := eventMessage(ev)
+	if typ == "" {
+		return
+	}
+	if cl, ok := ev.(room.Closed); ok {
+		w := toWire(cl.Reason)
+		c.fail(w)
+		return
+	}
+	c.enqueue(encode(typ, 0, data))
+}
+
+func (c *wsClient) enqueue(frame []byte) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	select {
+	case c.queue <- frame:
+	default:
+		c.s.metrics.slowClients.Inc()
+		c.log.Warn("client too slow, disconnecting", "queue", cap(c.queue))
+		c.shutdown(websocket.ClosePolicyViolation, "send queue full")
+	}
+}
+
+func (c *wsClient) reply(id int64, typ string, data any) { c.enqueue(encode(typ, id, data)) }
+
+// sendError answers a request with an error, and ends the session after a
+// fatal one.
+func (c *wsClient) sendError(id int64, e *Error) {
+	c.s.metrics.errors.WithLabelValues(e.Code).Inc()
+	c.enqueue(encode("error", id, errorData{Code: e.Code, Message: e.Message}))
+	if e.Fatal {
+		code := websocket.ClosePolicyViolation
+		if e.Code == CodeMessageTooLarge {
+			code = websocket.CloseMessageTooBig
+		} else if e.Code == CodeShuttingDown {
+			code = websocket.CloseGoingAway
+		}
+		c.shutdown(code, e.Code)
+	}
+}
+
+func (c *wsClient) fail(e *Error) { c.sendError(0, e) }
+
+// shutdown makes the writer flush what is queued, send a close frame and stop.
+func (c *wsClient) shutdown(code int, text string) {
+	c.closeOnce.Do(func() {
+		c.closeMu.Lock()
+		c.closeCode, c.closeText = code, text
+		c.closeMu.Unlock()
+		close(c.done)
+	})
+}
+
+func (c *wsClient) writeLoop() {
+	cfg := c.s.cfg.Signaling
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	write := func(typ int, b []byte) error {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+		return c.conn.WriteMessage(typ, b)
+	}
+	for {
+		select {
+		case b := <-c.queue:
+			if err := write(websocket.TextMessage, b); err != nil {
+				c.shutdown(websocket.CloseAbnormalClosure, "")
+				_ = c.conn.Close() // unblock the reader
+				return
+			}
+		case <-ping.C:
+			if err := write(websocket.PingMessage, nil); err != nil {
+				c.shutdown(websocket.CloseAbnormalClosure, "")
+				_ = c.conn.Close()
+				return
+			}
+		case <-c.done:
+			// Flush what is already queued (the error that ended the session).
+			for {
+				select {
+				case b := <-c.queue:
+					if write(websocket.TextMessage, b) != nil {
+						_ = c.conn.Close()
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			c.closeMu.Lock()
+			code, text := c.closeCode, c.closeText
+			c.closeMu.Unlock()
+			if code != websocket.CloseAbnormalClosure {
+				_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+			}
+			// Give the peer a moment to close, then make sure the reader ends.
+			time.AfterFunc(time.Second, func() { _ = c.conn.Close() })
+			return
+		}
+	}
+}
+
+func (c *wsClient) readLoop() {
+	cfg := c.s.cfg
+	max := int64(cfg.Limits.MaxMessageBytes)
+	_ = c.conn.SetReadDeadline(time.Now().Add(cfg.Signaling.ReadTimeout))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(cfg.Signaling.ReadTimeout))
+	})
+	for {
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		typ, r, err := c.conn.NextReader()
+		if err != nil {
+			return
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(cfg.Signaling.ReadTimeout))
+		frame, err := io.ReadAll(io.LimitReader(r, max+1))
+		if err != nil {
+			return
+		}
+		if int64(len(frame)) > max {
+			c.fail(newError(CodeMessageTooLarge, fmt.Sprintf("message is over %d bytes", max)))
+			return
+		}
+		if typ != websocket.TextMessage {
+			c.fail(newError(CodeBadJSON, "binary frames are not accepted"))
+			continue
+		}
+		if !c.limiter.allow(time.Now()) {
+			c.fail(newError(CodeRateLimited, "too many messages per second"))
+			return
+		}
+		env, werr := decodeEnvelope(frame)
+		if werr != nil {
+			c.sendError(env.ID, werr)
+			continue
+		}
+		if leave := c.handle(env); leave {
+			return
+		}
+	}
+}
+
+// handle runs one client message; it reports whether the session is over.
+func (c *wsClient) handle(env envelope) bool {
+	if env.Type != "join" && c.p == nil {
+		if _, known := clientTypes[env.Type]; known {
+			c.sendError(env.ID, newError(CodeNotJoined, "send join first"))
+			return false
+		}
+	}
+	var err error
+	switch env.Type {
+	case "join":
+		err = c.join(env)
+	case "publish":
+		err = c.publish(env)
+	case "subscribe", "unsubscribe":
+		err = c.subscribe(env)
+	case "answer":
+		var d sdpData
+		if e := decodeData(env, &d); e != nil {
+			err = e
+		} else if d.SDP == "" {
+			err = newError(CodeBadRequest, "sdp is missing")
+		} else {
+			err = c.p.Answer(d.SDP)
+		}
+	case "trickle":
+		err = c.trickle(env)
+	case "chat":
+		var d chatData
+		if e := decodeData(env, &d); e != nil {
+			err = e
+		} else if t := strings.TrimSpace(d.Text); t == "" || utf8.RuneCountInString(t) > maxChatRunes {
+			err = newError(CodeBadRequest, fmt.Sprintf("text must be 1..%d characters", maxChatRunes))
+		} else {
+			c.p.Chat(t)
+		}
+	case "leave":
+		c.p.Leave()
+		c.shutdown(websocket.CloseNormalClosure, "bye")
+		return true
+	default:
+		err = newError(CodeUnknownType, fmt.Sprintf("unknown message type %q", env.Type))
+	}
+	if err != nil {
+		w := toWire(err)
+		if w.Code == CodeInternal {
+			c.log.Error("request failed", "type", env.Type, "err", err)
+		}
+		c.sendError(env.ID, w)
+		return w.Fatal
+	}
+	return false
+}
+
+var clientTypes = map[string]struct{}{
+	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "leave": {},
+}
+
+func (c *wsClient) join(env envelope) error {
+	start := time.Now()
+	if c.p != nil {
+		return newError(CodeAlreadyJoined, "this connection has joined already")
+	}
+	var d joinData
+	if e := decodeData(env, &d); e != nil {
+		return e
+	}
+	if !c.s.joins.allow(c.ip, start) {
+		return newError(CodeRateLimited, "too many joins from this address; retry in a minute")
+	}
+	spec, roomName, err := c.s.authorize(d.Token, d.Room, start)
+	if err != nil {
+		return err
+	}
+	if len(d.Name) > 128 {
+		return newError(CodeBadRequest, "name is over 128 bytes")
+	}
+	if d.Name != "" {
+		spec.Name = d.Name
+	}
+	p, err := c.s.rooms.Join(roomName, spec, c)
+	if err != nil {
+		return err
+	}
+	c.p = p
+	c.log = c.log.With("room", roomName, "participant", p.ID())
+	ps, ts := p.Room().Snapshot()
+	out := joinedData{
+		ParticipantID: p.ID(), Room: roomName, Identity: spec.Identity,
+		Grants:       grantsJSON{Publish: spec.Publish, Subscribe: spec.Subscribe},
+		Participants: []participantJSON{}, Tracks: []trackJSON{},
+		ViewerCount:  p.Room().ViewerCount(),
+	}
+	for _, x := range ps {
+		if x.ID != p.ID() {
+			out.Participants = append(out.Participants, toParticipantJSON(x))
+		}
+	}
+	for _, t := range ts {
+		out.Tracks = append(out.Tracks, toTrackJSON(t))
+	}
+	c.reply(env.ID, "joined", out)
+	c.s.metrics.joinLatency.Observe(time.Since(start).Seconds())
+	c.log.Info("joined", "identity", spec.Identity, "publish", spec.Publish, "subscribe", spec.Subscribe)
+	if spec.Subscribe && (d.AutoSubscribe == nil || *d.AutoSubscribe) {
+		return p.Subscribe(nil)
+	}
+	return nil
+}
+
+func (c *wsClient) publish(env envelope) error {
+	var d publishData
+	if e := decodeData(env, &d); e != nil {
+		return e
+	}
+	if d.SDP == "" {
+		return newError(CodeBadRequest, "sdp is missing")
+	}
+	meta := make(map[string]sfu.TrackMeta, len(d.Tracks))
+	for _, t := range d.Tracks {
+		switch t.Source {
+		case "", "camera", "screen", "microphone":
+		default:
+			return newError(CodeBadRequest, fmt.Sprintf("source %q must be camera, screen or microphone", t.Source))
+		}
+		if t.TrackID == "" || len(t.TrackID) > 256 || len(t.Name) > 128 {
+			return newError(CodeBadRequest, "track_id must be 1..256 bytes and name at most 128")
+		}
+		meta[t.TrackID] = sfu.TrackMeta{Source: t.Source, Name: t.Name}
+	}
+	if len(d.Tracks) > c.s.cfg.Limits.TracksPerParticipant {
+		return newError(CodeTooManyTracks, "more track metadata than tracks allowed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	answer, err := c.p.Publish(ctx, d.SDP, meta, false)
+	if err != nil {
+		return err
+	}
+	c.reply(env.ID, "answer", sdpData{SDP: answer})
+	return nil
+}
+
+func (c *wsClient) subscribe(env envelope) error {
+	var d trackIDsData
+	if e := decodeData(env, &d); e != nil {
+		return e
+	}
+	if len(d.TrackIDs) > 256 {
+		return newError(CodeBadRequest, "at most 256 track ids")
+	}
+	var err error
+	if env.Type == "subscribe" {
+		err = c.p.Subscribe(d.TrackIDs)
+	} else {
+		err = c.p.Unsubscribe(d.TrackIDs)
+	}
+	if err != nil {
+		return err
+	}
+	ids := d.TrackIDs
+	if ids == nil {
+		ids = []string{}
+	}
+	c.reply(env.ID, env.Type+"d", trackIDsData{TrackIDs: ids})
+	return nil
+}
+
+func (c *wsClient) trickle(env envelope) error {
+	var d trickleData
+	if e := decodeData(env, &d); e != nil {
+		return e
+	}
+	if d.Target != "publisher" && d.Target != "subscriber" {
+		return newError(CodeBadRequest, "target must be publisher or subscriber")
+	}
+	if d.Candidate == nil {
+		return nil // end of candidates
+	}
+	if len(d.Candidate.Candidate) > 1024 {
+		return newError(CodeBadRequest, "candidate is too long")
+	}
+	return c.p.AddCandidate(d.Target, *d.Candidate)
+}
+
