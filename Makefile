@@ -1,0 +1,51 @@
+# HaloBuzz Live. `make run` starts one node in dev mode; `make test` runs
+# everything CI runs.
+GO      ?= go
+PKGS    := ./...
+FUZZTIME ?= 10s
+
+.PHONY: run build test check vet fmt unit race bench fuzz deps clean
+
+run:
+	$(GO) run ./cmd/halo-sfu --dev
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# deps installs what the tests use when it is missing: Chromium for the web
+# page tests, redis-server for the cluster tests. Needs root (CI is root).
+deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+fmt:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+# test: formatting, vet, every test with the race detector (the packet path,
+# signalling and rooms are all concurrent), fuzz seeds included.
+test: deps fmt vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./sfu/ ./signaling/...
+
+# fuzz runs each fuzz target for FUZZTIME.
+fuzz:
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -h '^func Fuzz' $$spec/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== $$spec $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$spec || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf bin build
