@@ -27,6 +27,3 @@ func (s *sessions) closeAll() {
 
 // routeWHIP registers WHIP and WHEP (issue 3).
 func (s *Server) routeWHIP(mux *http.ServeMux) {}
-
-// routeWeb registers the embedded web page (issue 3).
-func (s *Server) routeWeb(mux *http.ServeMux) {}

@@ -1,0 +1,22 @@
+// Package auth issues and checks the access tokens that admit clients to live
+// rooms.
+//
+// A token is a JSON Web Token (RFC 7519) in JWS compact form (RFC 7515),
+// signed with HMAC-SHA256 ("HS256") under a secret shared by the services that
+// mint tokens and the signalling server that checks them. Its payload carries
+// the participant's identity ("sub"), an optional display name ("name"), the
+// room it admits to ("room"), what it allows there ("grants"), and its
+// validity window ("exp", "nbf", "iat"). Any HS256 implementation can mint
+// tokens that [Signer.Verify] accepts.
+//
+// The package owns the token format and its checks: parsing, the signature,
+// the validity window (with a few seconds of clock skew) and the claim rules
+// in [Claims]. It does not know about rooms, participants or the wire
+// protocol; signalling maps the sentinel errors (ErrMalformed, ErrSignature,
+// ...) to wire codes in one place.
+//
+// Verify reads untrusted input: it never panics, bounds the token size, checks
+// the signature before interpreting the payload, and rejects every algorithm
+// but HS256 (including "none"). Registered claims other than sub, exp, nbf and
+// iat (iss, aud, jti) and unknown members are ignored.
+package auth
