@@ -313,3 +313,46 @@ func (p *Participant) Leave() {
 		_ = pub.Close()
 	}
 }
+
+// ICE of a WHIP/WHEP session: the connection the client offered.
+func (p *Participant) offeredConn() (interface {
+	RestartICE(context.Context, string, string) (sfu.ICEFragment, error)
+	AddCandidate(webrtc.ICECandidateInit) error
+	RemoteUfrag() string
+}, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.publisher != nil {
+		return p.publisher, "publisher"
+	}
+	if p.subscriber != nil {
+		return p.subscriber, "subscriber"
+	}
+	return nil, ""
+}
+
+// PatchICE applies a WHIP/WHEP trickle or ICE restart: with credentials that
+// differ from the current ones it restarts ICE and returns the server's new
+// fragment (restarted=true); otherwise it adds the candidates.
+func (p *Participant) PatchICE(ctx context.Context, frag sfu.ICEFragment, mid string) (sfu.ICEFragment, bool, error) {
+	conn, _ := p.offeredConn()
+	if conn == nil {
+		return sfu.ICEFragment{}, false, ErrNoSubscription
+	}
+	if frag.Ufrag != "" && frag.Ufrag != conn.RemoteUfrag() {
+		out, err := conn.RestartICE(ctx, frag.Ufrag, frag.Pwd)
+		if err != nil {
+			return sfu.ICEFragment{}, false, err
+		}
+		for _, c := range frag.Candidates {
+			_ = conn.AddCandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &mid})
+		}
+		return out, true, nil
+	}
+	for _, c := range frag.Candidates {
+		if err := conn.AddCandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &mid}); err != nil {
+			return sfu.ICEFragment{}, false, err
+		}
+	}
+	return sfu.ICEFragment{}, false, nil
+}

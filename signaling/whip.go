@@ -1,29 +1,368 @@
 package signaling
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/halobuzz/live/room"
+	"github.com/halobuzz/live/sfu"
 )
+
+// WHIP (RFC 9725) and WHEP: one HTTP exchange creates a session, whose
+// resource URL is then used to trickle candidates or restart ICE (PATCH) and
+// to end it (DELETE). The resource id is 128 random bits: knowing the URL is
+// what authorises PATCH and DELETE, as in the RFC.
+
+const (
+	mimeSDP     = "application/sdp"
+	mimeSDPFrag = "application/trickle-ice-sdpfrag"
+)
+
+type session struct {
+	id   string
+	kind string // whip or whep
+	room string
+	p    *room.Participant
+	etag string
+	mu   sync.Mutex // serialises PATCHes
+}
 
 // sessions are the WHIP and WHEP session resources of the node, by id.
 type sessions struct {
 	mu sync.Mutex
-	m  map[string]*room.Participant
+	m  map[string]*session
 }
 
-func newSessions() *sessions { return &sessions{m: map[string]*room.Participant{}} }
+func newSessions() *sessions { return &sessions{m: map[string]*session{}} }
+
+func (s *sessions) add(x *session) {
+	s.mu.Lock()
+	s.m[x.id] = x
+	s.mu.Unlock()
+}
+
+func (s *sessions) get(kind, roomName, id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.m[id]
+	if x == nil || x.kind != kind || x.room != roomName {
+		return nil
+	}
+	return x
+}
+
+func (s *sessions) remove(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.m[id]
+	delete(s.m, id)
+	return x
+}
 
 func (s *sessions) closeAll() {
 	s.mu.Lock()
 	all := s.m
-	s.m = map[string]*room.Participant{}
+	s.m = map[string]*session{}
 	s.mu.Unlock()
-	for _, p := range all {
-		p.Leave()
+	for _, x := range all {
+		x.p.Leave()
 	}
 }
 
-// routeWHIP registers WHIP and WHEP (issue 3).
-func (s *Server) routeWHIP(mux *http.ServeMux) {}
+// sessionSink receives a WHIP/WHEP participant's room events. There is no
+// channel to the client, so only the end of the session matters.
+type sessionSink struct {
+	s  *Server
+	id string
+}
+
+func (k sessionSink) Event(ev room.Event) {
+	if _, ok := ev.(room.Closed); ok {
+		k.s.whip.remove(k.id)
+	}
+}
+
+func (s *Server) routeWHIP(mux *http.ServeMux) {
+	for _, kind := range []string{"whip", "whep"} {
+		mux.HandleFunc("POST /"+kind+"/{room}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPPost(w, r, kind) })
+		mux.HandleFunc("OPTIONS /"+kind+"/{room}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPOptions(w, r, "POST, OPTIONS") })
+		mux.HandleFunc("PATCH /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPPatch(w, r, kind) })
+		mux.HandleFunc("DELETE /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPDelete(w, r, kind) })
+		mux.HandleFunc("OPTIONS /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPOptions(w, r, "PATCH, DELETE, OPTIONS") })
+	}
+}
+
+// cors sets the CORS headers of WHIP/WHEP responses: browsers publish and
+// play from pages on other origins.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	origin := r.Header.Get("Origin")
+	allow := ""
+	for _, o := range s.cfg.HTTP.AllowedOrigins {
+		if o == "*" {
+			allow = "*"
+			break
+		}
+		if strings.EqualFold(o, origin) {
+			allow = origin
+		}
+	}
+	if allow == "" {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", allow)
+	if allow != "*" {
+		h.Add("Vary", "Origin")
+	}
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, Accept-Post")
+	h.Set("Access-Control-Max-Age", "600")
+}
+
+// iceServerLinks are the Link headers announcing the configured STUN/TURN
+// servers (RFC 9725 section 4.4).
+func (s *Server) iceServerLinks(w http.ResponseWriter) {
+	for _, u := range s.cfg.SFU.ICEServers {
+		w.Header().Add("Link", fmt.Sprintf("<%s>; rel=\"ice-server\"", u))
+	}
+}
+
+func (s *Server) handleWHIPOptions(w http.ResponseWriter, r *http.Request, methods string) {
+	s.cors(w, r)
+	w.Header().Set("Access-Control-Allow-Methods", methods)
+	w.Header().Set("Allow", methods)
+	if strings.HasPrefix(methods, "POST") {
+		w.Header().Set("Accept-Post", mimeSDP)
+		s.iceServerLinks(w)
+	} else {
+		w.Header().Set("Accept-Patch", mimeSDPFrag)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// httpError writes a wire error as an HTTP status with a short text body.
+func (s *Server) httpError(w http.ResponseWriter, e *Error) {
+	s.metrics.errors.WithLabelValues(e.Code).Inc()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(httpStatus(e.Code))
+	_, _ = fmt.Fprintf(w, "%s: %s\n", e.Code, e.Message)
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// readBody reads at most max bytes of a request body of content type want.
+func readBody(w http.ResponseWriter, r *http.Request, want string, max int) ([]byte, *Error, int) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != want {
+		return nil, newError(CodeBadRequest, "Content-Type must be "+want), http.StatusUnsupportedMediaType
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, newError(CodeMessageTooLarge, fmt.Sprintf("body is over %d bytes", max)), http.StatusRequestEntityTooLarge
+		}
+		return nil, newError(CodeBadRequest, "reading body: "+err.Error()), http.StatusBadRequest
+	}
+	return body, nil, 0
+}
+
+func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind string) {
+	s.cors(w, r)
+	if s.draining.Load() {
+		s.httpError(w, newError(CodeShuttingDown, "this node is draining"))
+		return
+	}
+	start := time.Now()
+	body, e, status := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
+	if e != nil {
+		s.metrics.errors.WithLabelValues(e.Code).Inc()
+		http.Error(w, e.Code+": "+e.Message, status)
+		return
+	}
+	if !s.joins.allow(clientIP(r), start) {
+		s.httpError(w, newError(CodeRateLimited, "too many sessions from this address; retry in a minute"))
+		return
+	}
+	spec, roomName, err := s.authorize(bearer(r), r.PathValue("room"), start)
+	if err != nil {
+		s.httpError(w, toWire(err))
+		return
+	}
+	if kind == "whip" && !spec.Publish {
+		s.httpError(w, newError(CodeForbidden, "the token does not grant publish"))
+		return
+	}
+	if kind == "whep" && !spec.Subscribe {
+		s.httpError(w, newError(CodeForbidden, "the token does not grant subscribe"))
+		return
+	}
+	spec.LeaveOnFailure = true
+	if kind == "whip" {
+		spec.Subscribe = false
+	} else {
+		spec.Publish = false
+	}
+	id := randomID()
+	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: id})
+	if err != nil {
+		s.httpError(w, toWire(err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	var answer string
+	if kind == "whip" {
+		answer, err = p.Publish(ctx, string(body), nil, true)
+	} else {
+		answer, err = p.Watch(ctx, string(body), r.URL.Query().Get("track"))
+	}
+	if err != nil {
+		p.Leave()
+		s.httpError(w, toWire(err))
+		return
+	}
+	x := &session{id: id, kind: kind, room: roomName, p: p, etag: `"` + randomID()[:16] + `"`}
+	s.whip.add(x)
+	s.metrics.joinLatency.Observe(time.Since(start).Seconds())
+	s.log.Info(kind+" session", "room", roomName, "participant", p.ID(), "identity", spec.Identity)
+	h := w.Header()
+	h.Set("Content-Type", mimeSDP)
+	h.Set("Location", "/"+kind+"/"+roomName+"/"+id)
+	h.Set("ETag", x.etag)
+	h.Set("Accept-Patch", mimeSDPFrag)
+	s.iceServerLinks(w)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+func (s *Server) handleWHIPDelete(w http.ResponseWriter, r *http.Request, kind string) {
+	s.cors(w, r)
+	x := s.whip.get(kind, r.PathValue("room"), r.PathValue("id"))
+	if x == nil {
+		s.httpError(w, newError(CodeNotFound, "no such session"))
+		return
+	}
+	s.whip.remove(x.id)
+	x.p.Leave()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) handleWHIPPatch(w http.ResponseWriter, r *http.Request, kind string) {
+	s.cors(w, r)
+	x := s.whip.get(kind, r.PathValue("room"), r.PathValue("id"))
+	if x == nil {
+		s.httpError(w, newError(CodeNotFound, "no such session"))
+		return
+	}
+	body, e, status := readBody(w, r, mimeSDPFrag, 16<<10)
+	if e != nil {
+		s.metrics.errors.WithLabelValues(e.Code).Inc()
+		http.Error(w, e.Code+": "+e.Message, status)
+		return
+	}
+	frag, mid, err := parseSDPFrag(string(body))
+	if err != nil {
+		s.httpError(w, newError(CodeBadRequest, err.Error()))
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != x.etag {
+		http.Error(w, "precondition failed: the session has a newer ETag", http.StatusPreconditionFailed)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	out, restarted, err := x.p.PatchICE(ctx, frag, mid)
+	if err != nil {
+		s.httpError(w, toWire(err))
+		return
+	}
+	if !restarted {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	x.etag = `"` + randomID()[:16] + `"`
+	w.Header().Set("Content-Type", mimeSDPFrag)
+	w.Header().Set("ETag", x.etag)
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, formatSDPFrag(out, mid))
+}
+
+// parseSDPFrag parses a trickle-ice-sdpfrag (RFC 8840): ICE credentials,
+// candidates and the media section's mid. It never panics.
+func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
+	var f sfu.ICEFragment
+	mid := "0"
+	for _, raw := range strings.Split(body, "\n") {
+		l := strings.TrimRight(raw, "\r")
+		switch {
+		case l == "":
+		case strings.HasPrefix(l, "a=ice-ufrag:"):
+			f.Ufrag = strings.TrimPrefix(l, "a=ice-ufrag:")
+		case strings.HasPrefix(l, "a=ice-pwd:"):
+			f.Pwd = strings.TrimPrefix(l, "a=ice-pwd:")
+		case strings.HasPrefix(l, "a=mid:"):
+			mid = strings.TrimPrefix(l, "a=mid:")
+		case strings.HasPrefix(l, "a=candidate:"):
+			c := strings.TrimPrefix(l, "a=")
+			if len(strings.Fields(c)) < 8 {
+				return f, "", fmt.Errorf("candidate %q has too few fields", c)
+			}
+			f.Candidates = append(f.Candidates, c)
+		case strings.HasPrefix(l, "m="), strings.HasPrefix(l, "a="):
+			// m= lines, a=end-of-candidates, a=ice-options and the like.
+		default:
+			return f, "", fmt.Errorf("line %q is not part of an sdpfrag", truncate(l, 40))
+		}
+		if len(f.Candidates) > 64 {
+			return f, "", errors.New("more than 64 candidates")
+		}
+	}
+	if (f.Ufrag == "") != (f.Pwd == "") {
+		return f, "", errors.New("ice-ufrag and ice-pwd come together")
+	}
+	if len(f.Ufrag) > 256 || len(f.Pwd) > 256 || len(mid) > 32 {
+		return f, "", errors.New("ice credentials or mid too long")
+	}
+	return f, mid, nil
+}
+
+func formatSDPFrag(f sfu.ICEFragment, mid string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:%s\r\n", f.Ufrag, f.Pwd, mid)
+	for _, c := range f.Candidates {
+		fmt.Fprintf(&b, "a=%s\r\n", c)
+	}
+	b.WriteString("a=end-of-candidates\r\n")
+	return b.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
