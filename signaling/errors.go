@@ -41,7 +41,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-func newError(code, msg string) *Error { return &Error{Code: code, Message: msg, Fatal: fatalCodes[code]} }
+func newError(code, msg string) *Error {
+	return &Error{Code: code, Message: msg, Fatal: fatalCodes[code]}
+}
 
 var fatalCodes = map[string]bool{
 	CodeMessageTooLarge: true, CodeUnauthorized: true, CodeRoomMismatch: true,

@@ -196,4 +196,3 @@ func clientIP(r *http.Request) string {
 	}
 	return host
 }
-

@@ -307,7 +307,7 @@ func (c *wsClient) join(env envelope) error {
 		ParticipantID: p.ID(), Room: roomName, Identity: spec.Identity,
 		Grants:       grantsJSON{Publish: spec.Publish, Subscribe: spec.Subscribe},
 		Participants: []participantJSON{}, Tracks: []trackJSON{},
-		ViewerCount:  p.Room().ViewerCount(),
+		ViewerCount: p.Room().ViewerCount(),
 	}
 	for _, x := range ps {
 		if x.ID != p.ID() {
@@ -400,4 +400,3 @@ func (c *wsClient) trickle(env envelope) error {
 	}
 	return c.p.AddCandidate(d.Target, *d.Candidate)
 }
-
