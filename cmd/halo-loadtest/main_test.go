@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestRun_UsageErrorsExitTwo(t *testing.T) {
+	t.Setenv("HALO_LOADTEST_TOKEN", "")
+	t.Setenv("HALO_LOADTEST_SECRET", "")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no credentials", nil, "--token or --secret"},
+		{"both credentials", []string{"--token", "a", "--secret", "b"}, "not both"},
+		{"bad number", []string{"--token", "a", "--fps", "0"}, "--fps"},
+		{"nothing to publish", []string{"--token", "a", "--video-tracks", "0", "--no-audio"}, "nothing to publish"},
+		{"unknown flag", []string{"--nope"}, "flag provided but not defined"},
+		{"stray argument", []string{"--token", "a", "extra"}, "unexpected arguments"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tc.args, &stdout, &stderr); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr:\n%s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("stderr lacks %q:\n%s", tc.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestRun_CredentialsFromEnvironment(t *testing.T) {
+	t.Setenv("HALO_LOADTEST_SECRET", "from-env")
+	o, err := parseFlags(nil, &bytes.Buffer{})
+	if err != nil || o.secret != "from-env" || o.viewers != 50 || o.url != "ws://127.0.0.1:7880/ws" || o.room != "demo" {
+		t.Fatalf("options %+v, err %v", o, err)
+	}
+}
+
+func TestRun_UnreachableServerExitsOne(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--url", "ws://127.0.0.1:1/ws", "--secret", "s", "--viewers", "1"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "publisher") {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+}
+
+func TestRun_HelpExitsZero(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(stderr.String(), "-viewers") {
+		t.Fatalf("usage lacks flags:\n%s", stderr.String())
+	}
+}
+
+func TestRun_HelpDoesNotPrintSecrets(t *testing.T) {
+	t.Setenv("HALO_LOADTEST_SECRET", "do-not-show")
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{"-h"}, &stdout, &stderr)
+	if strings.Contains(stderr.String()+stdout.String(), "do-not-show") {
+		t.Fatal("usage shows the secret")
+	}
+}
+
+func TestRun_FlagCredentialsWinOverEnvironment(t *testing.T) {
+	t.Setenv("HALO_LOADTEST_SECRET", "env-secret")
+	o, err := parseFlags([]string{"--token", "flag-token"}, &bytes.Buffer{})
+	if err != nil || o.token != "flag-token" || o.secret != "" {
+		t.Fatalf("options %+v, err %v", o, err)
+	}
+}

@@ -1,0 +1,274 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The tests in this file run the real clients, with real Pion peers over
+// loopback, against fakeRoom (a stand-in for the server). They prove the
+// clients' own behaviour: the server's is proven by its integration tests.
+
+// eventually polls cond until it holds or ctx ends.
+func eventually(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func startPublisher(t *testing.T, ctx context.Context, cfg PublisherConfig) *Publisher {
+	t.Helper()
+	p := NewPublisher(cfg)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal("publisher start:", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func TestPublisher_PublishesTracksWithMetadataAndAnswersPLI(t *testing.T) {
+	room := newFakeRoom(t)
+	ctx := testCtx(t)
+	p := startPublisher(t, ctx, PublisherConfig{
+		URL: room.url(), Room: "demo", Token: "tok",
+		VideoTracks: 2, Sources: []string{"camera", "screen"},
+		VideoBitrate: 300_000, KeyframeInterval: time.Hour,
+	})
+	if p.ParticipantID() != "p_1" {
+		t.Fatalf("participant id %q", p.ParticipantID())
+	}
+
+	room.mu.Lock()
+	meta := room.publishs[0].Tracks
+	room.mu.Unlock()
+	want := []TrackInfo{
+		{TrackID: "video0", Source: "camera", Name: "camera 0"},
+		{TrackID: "video1", Source: "screen", Name: "screen 1"},
+		{TrackID: "audio0", Source: "microphone", Name: "microphone"},
+	}
+	if len(meta) != len(want) {
+		t.Fatalf("publish metadata %+v", meta)
+	}
+	for i := range want {
+		if meta[i] != want[i] {
+			t.Fatalf("publish metadata %+v, want %+v", meta, want)
+		}
+	}
+
+	eventually(ctx, t, "server receives frames of both tracks", func() bool { return room.serverKeyframes.Load() >= 2 })
+	first := room.firstFrame.Load()
+	if !first.Keyframe || first.Width != VP8Width || first.Height != VP8Height || first.SentAt == 0 {
+		t.Fatalf("first frame at the server: %+v", first)
+	}
+	if s := p.Stats(); s.Keyframes != 2 || s.PLIs != 0 {
+		t.Fatalf("before any PLI: %+v", s)
+	}
+
+	room.requestKeyframe()
+	eventually(ctx, t, "PLI turns into keyframes", func() bool {
+		s := p.Stats()
+		return s.PLIs >= 2 && s.Keyframes >= 4 && room.serverKeyframes.Load() >= 4
+	})
+	s := p.Stats()
+	if s.VideoPackets == 0 || s.AudioPackets == 0 || s.VideoFrames == 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestViewer_ReceivesMediaAndAnswersRenegotiation(t *testing.T) {
+	room := newFakeRoom(t)
+	ctx := testCtx(t)
+	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000})
+
+	v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok"})
+	if err := v.Start(ctx); err != nil {
+		t.Fatal("viewer start:", err)
+	}
+	defer v.Close()
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	eventually(ctx, t, "viewer sees frames", func() bool { s := v.Stats(); return s.Frames >= 3 && s.AudioPackets > 0 })
+	s := v.Stats()
+	if s.Tracks != 2 || !s.FirstVideoIsKeyframe || s.KeyframeFirstTracks != 1 || s.Keyframes == 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if s.LatencyMax <= 0 || s.LatencyP50 > s.LatencyP95 || s.LatencyP95 > s.LatencyMax {
+		t.Fatalf("latency p50 %s p95 %s max %s", s.LatencyP50, s.LatencyP95, s.LatencyMax)
+	}
+	if s.Bytes <= s.VideoPackets+s.AudioPackets {
+		t.Fatalf("bytes %d for %d packets", s.Bytes, s.VideoPackets+s.AudioPackets)
+	}
+
+	// A second broadcaster: the server renegotiates and the viewer answers.
+	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000, NoAudio: true})
+	if err := v.WaitTracks(ctx, 3); err != nil {
+		t.Fatal("after renegotiation:", err)
+	}
+	eventually(ctx, t, "second video track's first frame", func() bool { return v.Stats().KeyframeFirstTracks == 2 })
+	if err := v.SignalError(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The events stay visible to a test through Conn.
+	var sawOffer bool
+	for !sawOffer {
+		ev, err := v.Conn().Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sawOffer = ev.Type == TypeOffer
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.WaitTracks(ctx, 4); err == nil {
+		t.Fatal("WaitTracks on a closed viewer succeeded")
+	}
+}
+
+func TestClients_StartReturnsTheProtocolErrorAndReleasesEverything(t *testing.T) {
+	srv := newScriptServer(t, func(env Envelope, _ []byte, send func(any)) {
+		send(map[string]any{"v": 1, "type": "error", "id": env.ID,
+			"data": map[string]string{"code": "unauthorized", "message": "bad token"}})
+	})
+	ctx := testCtx(t)
+	p := NewPublisher(PublisherConfig{URL: srv.wsURL(), Token: "bad"})
+	if err := p.Start(ctx); ErrorCode(err) != "unauthorized" {
+		t.Fatalf("publisher Start err = %v", err)
+	}
+	v := NewViewer(ViewerConfig{URL: srv.wsURL(), Token: "bad"})
+	if err := v.Start(ctx); ErrorCode(err) != "unauthorized" {
+		t.Fatalf("viewer Start err = %v", err)
+	}
+	// Close after a failed Start is a no-op; goleak checks nothing is left.
+	if p.Close() != nil || v.Close() != nil {
+		t.Fatal("Close after failed Start")
+	}
+}
+
+func TestClients_StartHonoursContext(t *testing.T) {
+	// A server that never replies: Start must end with the context.
+	srv := newScriptServer(t, func(Envelope, []byte, func(any)) {})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := NewViewer(ViewerConfig{URL: srv.wsURL()}).Start(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("viewer Start err = %v", err)
+	}
+	if err := NewPublisher(PublisherConfig{URL: srv.wsURL()}).Start(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("publisher Start err = %v", err)
+	}
+}
+
+func TestClients_CloseWithoutStart(t *testing.T) {
+	if err := NewPublisher(PublisherConfig{}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	v := NewViewer(ViewerConfig{})
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(testCtx(t)); err == nil {
+		t.Fatal("Start after Close succeeded")
+	}
+}
+
+func TestRun_ReportsEveryViewer(t *testing.T) {
+	room := newFakeRoom(t)
+	var ticks int
+	rep, err := Run(testCtx(t), RunConfig{
+		URL:              room.url(),
+		Room:             "demo",
+		TokenFunc:        TokenMinter("secret", "demo", time.Minute),
+		Viewers:          3,
+		Duration:         time.Second,
+		RampRate:         20,
+		Publisher:        PublisherConfig{VideoBitrate: 300_000},
+		Progress:         func(Progress) { ticks++ },
+		ProgressInterval: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ViewersRequested != 3 || rep.ViewersStarted != 3 || rep.ViewersConnected != 3 || rep.ViewersFailed != 0 {
+		t.Fatalf("viewers: %+v", rep)
+	}
+	if rep.Packets == 0 || rep.Frames == 0 || rep.KeyframeFirst != 3 || rep.LatencyMax == 0 {
+		t.Fatalf("media: %+v", rep)
+	}
+	if rep.Publisher.VideoPackets == 0 || rep.Publisher.AudioPackets == 0 {
+		t.Fatalf("publisher: %+v", rep.Publisher)
+	}
+	if err := rep.Check(1); err != nil {
+		t.Fatal(err)
+	}
+	if ticks == 0 {
+		t.Fatal("no progress reported")
+	}
+	var out bytes.Buffer
+	if err := rep.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 connected, 0 failed", "latency", "first keyframe", "loss"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestRun_FailsWhenThePublisherCannotStart(t *testing.T) {
+	srv := newScriptServer(t, func(env Envelope, _ []byte, send func(any)) {
+		send(map[string]any{"v": 1, "type": "error", "id": env.ID,
+			"data": map[string]string{"code": "forbidden", "message": "no publish grant"}})
+	})
+	_, err := Run(testCtx(t), RunConfig{URL: srv.wsURL(), Viewers: 1, PublisherToken: "t"})
+	if ErrorCode(err) != "forbidden" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestReport_CheckNamesTheFailures(t *testing.T) {
+	if err := (Report{ViewersRequested: 2, ViewersConnected: 2, LossPercent: 0.5}).Check(1); err != nil {
+		t.Fatal(err)
+	}
+	err := Report{ViewersRequested: 2, ViewersFailed: 1, LossPercent: 1}.Check(1)
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 viewers") || !strings.Contains(err.Error(), "loss") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRun_CancelReturnsThePartialReport(t *testing.T) {
+	room := newFakeRoom(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	rep, err := Run(ctx, RunConfig{
+		URL:              room.url(),
+		PublisherToken:   "p",
+		ViewerToken:      "v",
+		Viewers:          1000,
+		RampRate:         10,
+		Publisher:        PublisherConfig{VideoBitrate: 100_000, NoAudio: true},
+		Progress:         func(Progress) { cancel() },
+		ProgressInterval: 50 * time.Millisecond,
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if rep.ViewersRequested != 1000 || rep.ViewersFailed < 990 || rep.Elapsed == 0 || rep.Publisher.VideoFrames == 0 {
+		t.Fatalf("partial report %+v", rep)
+	}
+}

@@ -1,0 +1,48 @@
+// Package loadtest is the synthetic client library of HaloBuzz Live: a
+// signalling connection that speaks the WebSocket JSON protocol of
+// docs/protocol.md, a Publisher that sends synthetic VP8 and Opus over WebRTC,
+// a Viewer that receives and measures what the server forwards, and Run, a
+// load-test runner (one publisher, many viewers) that produces a Report.
+//
+// The package is an honest network client: it imports none of the server's
+// packages and talks to a node only over the network, exactly as an app
+// would. The server's integration tests and cmd/halo-loadtest both use it, so
+// the tests and the load tester exercise the same code path.
+//
+// # Pieces
+//
+//   - Conn (Dial): one WebSocket, JSON envelopes, Request/reply matching by
+//     id, server events through Next; protocol errors as *ProtocolError.
+//   - Publisher: joins (auto_subscribe false), publishes VP8 tracks
+//     "video0".. and an Opus track "audio0" with their metadata, trickles
+//     ICE both ways, paces every track on one goroutine and answers RTCP
+//     PLI/FIR with a keyframe.
+//   - Viewer: joins with auto_subscribe, answers every server offer, reads
+//     each remote track on one goroutine and counts packets, gaps, frames,
+//     keyframes, time to first keyframe and one-way latency.
+//   - Run: one publisher, N viewers ramped at a rate, a Report.
+//   - MintToken, TokenMinter: HS256 access tokens for a server whose secret
+//     the tester holds.
+//
+// Every goroutine is owned by the object that started it and ends in its
+// Close. A context passed to Start bounds the start only, as with Dial.
+//
+// # Synthetic video
+//
+// Every video frame is real VP8 framing carried in real RTP: a VP8 payload
+// descriptor with a 15-bit picture id on every packet, the S bit on the first
+// packet of a frame and the RTP marker bit on its last. A frame starts with a
+// VP8 frame header (3-byte frame tag; for keyframes the start code 9d 01 2a
+// and a 1280x720 size), followed at byte offset [VP8MagicOffset] of the frame
+// by the 4-byte magic "halo" and at [VP8TimestampOffset] by the send time as 8
+// bytes big-endian Unix nanoseconds, then filler up to the frame size
+// (bitrate/8/fps; keyframes are four times larger). The header, magic and
+// timestamp always fit in the first packet of the frame, so a receiver reads
+// them from one packet. The Viewer computes one-way latency from that
+// timestamp; sender and receiver must share a clock (the same machine).
+//
+// # What it must not do
+//
+// It must not import sfu, room, signaling or config, and it must not assume
+// anything about the server that docs/protocol.md does not say.
+package loadtest

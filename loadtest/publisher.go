@@ -1,0 +1,443 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// PublisherConfig configures a Publisher. Zero values take the defaults
+// given per field.
+type PublisherConfig struct {
+	URL, Room, Token string
+	// Name is the display name sent in join; default "loadtest publisher".
+	Name string
+	// VideoTracks is the number of VP8 tracks (multi-camera); default 1,
+	// and 0 when NoVideo.
+	VideoTracks      int
+	NoVideo, NoAudio bool
+	// VideoBitrate is bits per second per video track; default 2_500_000.
+	VideoBitrate int
+	// FPS is video frames per second; default 30.
+	FPS int
+	// KeyframeInterval is the time between natural keyframes; default 2s.
+	// An RTCP PLI or FIR also makes the next frame a keyframe.
+	KeyframeInterval time.Duration
+	// Sources is the source metadata per video track ("camera", "screen");
+	// missing entries are "camera".
+	Sources []string
+}
+
+func (c PublisherConfig) withDefaults() PublisherConfig {
+	if c.NoVideo {
+		c.VideoTracks = 0
+	} else if c.VideoTracks <= 0 {
+		c.VideoTracks = 1
+	}
+	if c.VideoBitrate <= 0 {
+		c.VideoBitrate = 2_500_000
+	}
+	if c.FPS <= 0 {
+		c.FPS = 30
+	}
+	if c.KeyframeInterval <= 0 {
+		c.KeyframeInterval = 2 * time.Second
+	}
+	if c.Name == "" {
+		c.Name = "loadtest publisher"
+	}
+	return c
+}
+
+// PublisherStats are a publisher's counters since Start.
+type PublisherStats struct {
+	VideoPackets, AudioPackets uint64
+	VideoFrames, Keyframes     uint64
+	// PLIs counts keyframe requests received (RTCP PLI and FIR).
+	PLIs uint64
+}
+
+// Publisher is a synthetic broadcaster: it joins a room over the signalling
+// protocol and publishes VP8 video tracks and an Opus track. One goroutine
+// paces all its tracks; one goroutine per RTP sender reads RTCP.
+type Publisher struct {
+	cfg PublisherConfig
+
+	videoPackets, audioPackets atomic.Uint64
+	videoFrames, keyframes     atomic.Uint64
+	plis                       atomic.Uint64
+
+	mu            sync.Mutex
+	participantID string
+	conn          *Conn
+	pc            *webrtc.PeerConnection
+	cancel        context.CancelFunc // stops the pacing goroutine
+	closed        bool
+
+	video    []*videoTrack
+	audio    *webrtc.TrackLocalStaticRTP
+	audioSrc *opusSource
+
+	wg sync.WaitGroup
+}
+
+// videoTrack is one published VP8 track and its keyframe state.
+type videoTrack struct {
+	track    *webrtc.TrackLocalStaticRTP
+	src      *vp8Source
+	forceKey atomic.Bool // set by RTCP PLI/FIR, consumed by the next frame
+	lastKey  time.Time
+}
+
+// NewPublisher returns a publisher for cfg; Start connects it.
+func NewPublisher(cfg PublisherConfig) *Publisher {
+	return &Publisher{cfg: cfg.withDefaults()}
+}
+
+// ParticipantID returns the id the server gave in joined, or "" before.
+func (p *Publisher) ParticipantID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.participantID
+}
+
+// Conn returns the signalling connection, or nil before Start.
+func (p *Publisher) Conn() *Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conn
+}
+
+// Stats returns the publisher's counters.
+func (p *Publisher) Stats() PublisherStats {
+	return PublisherStats{
+		VideoPackets: p.videoPackets.Load(),
+		AudioPackets: p.audioPackets.Load(),
+		VideoFrames:  p.videoFrames.Load(),
+		Keyframes:    p.keyframes.Load(),
+		PLIs:         p.plis.Load(),
+	}
+}
+
+// Start dials, joins, publishes (an offer with track metadata), trickles ICE
+// candidates both ways, waits until the peer connection is connected, starts
+// sending and returns once the first frame is written. ctx bounds Start only:
+// media keeps flowing until Close. On error everything started is released.
+func (p *Publisher) Start(ctx context.Context) error {
+	if err := p.start(ctx); err != nil {
+		_ = p.Close()
+		return err
+	}
+	return nil
+}
+
+func (p *Publisher) start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed || p.conn != nil {
+		p.mu.Unlock()
+		return errors.New("loadtest: publisher already started or closed")
+	}
+	p.mu.Unlock()
+	cfg := p.cfg
+
+	api, err := newAPI()
+	if err != nil {
+		return err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return fmt.Errorf("loadtest: new peer connection: %w", err)
+	}
+	remote := &remoteCandidates{pc: pc}
+	local := &localCandidates{target: TargetPublisher}
+	connected := make(chan struct{})
+	failed := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			once.Do(func() { close(connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			once.Do(func() { close(failed) })
+		}
+	})
+	pc.OnICECandidate(local.onCandidate)
+
+	conn, err := dial(ctx, cfg.URL, func(env Envelope) {
+		if env.Type != TypeTrickle {
+			return
+		}
+		var t Trickle
+		if env.Decode(&t) == nil && t.Target == TargetPublisher {
+			_ = remote.add(t.Candidate)
+		}
+	})
+	if err != nil {
+		_ = pc.Close()
+		return err
+	}
+	local.conn = conn
+	p.mu.Lock()
+	p.pc, p.conn = pc, conn
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return errors.New("loadtest: publisher closed during start")
+	}
+
+	// A broadcaster does not watch: without auto_subscribe the server opens
+	// no subscriber connection for it (and does not count it as a viewer).
+	autoSubscribe := false
+	joined, err := join(ctx, conn, cfg.Token, cfg.Room, cfg.Name, &autoSubscribe)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.participantID = joined.ParticipantID
+	p.mu.Unlock()
+
+	meta, err := p.addTracks(pc)
+	if err != nil {
+		return err
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("loadtest: create offer: %w", err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("loadtest: set local description: %w", err)
+	}
+	reply, err := conn.Request(ctx, TypePublish, PublishRequest{SDP: offer.SDP, Tracks: meta})
+	if err != nil {
+		return fmt.Errorf("loadtest: publish: %w", err)
+	}
+	var answer SDPMessage
+	if err := reply.Decode(&answer); err != nil {
+		return err
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.SDP}); err != nil {
+		return fmt.Errorf("loadtest: set remote description: %w", err)
+	}
+	if err := remote.flush(); err != nil {
+		return err
+	}
+	local.release()
+
+	select {
+	case <-connected:
+	case <-failed:
+		return errors.New("loadtest: publisher peer connection failed")
+	case <-conn.Done():
+		return fmt.Errorf("loadtest: publisher: %w", conn.closedErr())
+	case <-ctx.Done():
+		return fmt.Errorf("loadtest: publisher waiting for ICE: %w", ctx.Err())
+	}
+
+	sendCtx, cancel := context.WithCancel(context.Background())
+	firstSent := make(chan struct{})
+	p.mu.Lock()
+	p.cancel = cancel
+	p.mu.Unlock()
+	if !p.goOwned(func() { p.pace(sendCtx, firstSent) }) {
+		cancel()
+		return errors.New("loadtest: publisher closed during start")
+	}
+	select {
+	case <-firstSent:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// join sends join and decodes the joined reply.
+func join(ctx context.Context, conn *Conn, token, room, name string, autoSubscribe *bool) (Joined, error) {
+	reply, err := conn.Request(ctx, TypeJoin, JoinRequest{Token: token, Room: room, Name: name, AutoSubscribe: autoSubscribe})
+	if err != nil {
+		return Joined{}, fmt.Errorf("loadtest: join: %w", err)
+	}
+	var j Joined
+	if err := reply.Decode(&j); err != nil {
+		return Joined{}, err
+	}
+	return j, nil
+}
+
+// addTracks adds the video and audio tracks, starts one RTCP reader per
+// sender, and returns the track metadata for publish.
+func (p *Publisher) addTracks(pc *webrtc.PeerConnection) ([]TrackInfo, error) {
+	cfg := p.cfg
+	var meta []TrackInfo
+	for i := range cfg.VideoTracks {
+		id := fmt.Sprintf("video%d", i)
+		t, err := webrtc.NewTrackLocalStaticRTP(vp8Codec, id, "halo-loadtest")
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: video track: %w", err)
+		}
+		vt := &videoTrack{track: t, src: newVP8Source(cfg.VideoBitrate, cfg.FPS)}
+		sender, err := pc.AddTrack(t)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: add %s: %w", id, err)
+		}
+		p.video = append(p.video, vt)
+		p.readRTCP(sender, vt)
+		source := "camera"
+		if i < len(cfg.Sources) && cfg.Sources[i] != "" {
+			source = cfg.Sources[i]
+		}
+		meta = append(meta, TrackInfo{TrackID: id, Source: source, Name: fmt.Sprintf("%s %d", source, i)})
+	}
+	if !cfg.NoAudio {
+		t, err := webrtc.NewTrackLocalStaticRTP(opusCodec, "audio0", "halo-loadtest")
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: audio track: %w", err)
+		}
+		sender, err := pc.AddTrack(t)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: add audio0: %w", err)
+		}
+		p.audio, p.audioSrc = t, newOpusSource()
+		p.readRTCP(sender, nil)
+		meta = append(meta, TrackInfo{TrackID: "audio0", Source: "microphone", Name: "microphone"})
+	}
+	return meta, nil
+}
+
+// readRTCP starts the goroutine that reads a sender's RTCP (which also drives
+// the interceptors: NACK responder, reports). PLI and FIR on a video sender
+// request a keyframe. It ends when the peer connection closes.
+func (p *Publisher) readRTCP(sender *webrtc.RTPSender, vt *videoTrack) {
+	p.goOwned(func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pkt := range pkts {
+				switch pkt.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					if vt != nil {
+						p.plis.Add(1)
+						vt.forceKey.Store(true)
+					}
+				}
+			}
+		}
+	})
+}
+
+// goOwned runs f on a goroutine that Close waits for, unless Close has
+// already begun; it reports whether f was started.
+func (p *Publisher) goOwned(f func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// pace is the one sending goroutine: video frames every 1/FPS, audio packets
+// every 20 ms, on deadlines kept against the clock (a late wake-up sends what
+// is due without drifting; after a long stall it restarts the schedule).
+func (p *Publisher) pace(ctx context.Context, firstSent chan<- struct{}) {
+	frameEvery := time.Second / time.Duration(p.cfg.FPS)
+	const audioEvery = 20 * time.Millisecond
+	now := time.Now()
+	nextVideo, nextAudio := now, now
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	first := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		now = time.Now()
+		if now.Sub(nextVideo) > time.Second || now.Sub(nextAudio) > time.Second {
+			nextVideo, nextAudio = now, now // stalled: do not burst
+		}
+		for len(p.video) > 0 && !now.Before(nextVideo) {
+			p.sendFrames(now)
+			nextVideo = nextVideo.Add(frameEvery)
+		}
+		for p.audio != nil && !now.Before(nextAudio) {
+			p.sendAudio()
+			nextAudio = nextAudio.Add(audioEvery)
+		}
+		if first {
+			first = false
+			close(firstSent)
+		}
+		next := nextAudio
+		if len(p.video) > 0 && (p.audio == nil || nextVideo.Before(next)) {
+			next = nextVideo
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+func (p *Publisher) sendFrames(now time.Time) {
+	sentAt := time.Now().UnixNano()
+	for _, vt := range p.video {
+		key := vt.forceKey.Swap(false) || vt.lastKey.IsZero() || now.Sub(vt.lastKey) >= p.cfg.KeyframeInterval
+		if key {
+			vt.lastKey = now
+			p.keyframes.Add(1)
+		}
+		n, _ := vt.src.writeFrame(vt.track, key, sentAt)
+		p.videoPackets.Add(uint64(n))
+		p.videoFrames.Add(1)
+	}
+}
+
+func (p *Publisher) sendAudio() {
+	// Write errors mean the connection is closing; Close ends the loop.
+	_ = p.audioSrc.writePacket(p.audio)
+	p.audioPackets.Add(1)
+}
+
+// Close sends leave, closes the peer connection and the socket, and waits
+// for every goroutine of the publisher. Safe to call more than once and
+// before or during Start.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.wg.Wait()
+		return nil
+	}
+	p.closed = true
+	conn, pc, cancel := p.conn, p.pc, p.cancel
+	p.mu.Unlock()
+
+	if cancel != nil {
+		cancel()
+	}
+	var errs []error
+	if conn != nil {
+		_, _ = conn.Send(TypeLeave, struct{}{})
+	}
+	if pc != nil {
+		if err := pc.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("loadtest: close publisher pc: %w", err))
+		}
+	}
+	if conn != nil {
+		_ = conn.Close()
+	}
+	p.wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,149 @@
+package loadtest
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// seqWindow is how far back (in sequence numbers) a late packet can still
+// fill a gap. A power of two that divides 65536, so the bitmap index of a
+// sequence number is the same before and after a wrap.
+const seqWindow = 1024
+
+// seqTracker counts missing RTP sequence numbers of one stream with 16-bit
+// wrap handling. A packet that arrives late and fills a gap counted earlier
+// takes it back; a duplicate changes nothing. Not safe for concurrent use
+// (one reader goroutine owns it).
+type seqTracker struct {
+	started bool
+	highest uint16
+	seen    [seqWindow / 64]uint64 // bit per sequence number in the window
+}
+
+// push records seq and returns the change to the lost count: the size of a
+// gap it opens (positive), -1 when it fills a gap, 0 otherwise.
+func (t *seqTracker) push(seq uint16) int {
+	if !t.started {
+		t.started = true
+		t.highest = seq
+		t.set(seq)
+		return 0
+	}
+	diff := int(int16(seq - t.highest))
+	switch {
+	case diff > 0:
+		if diff >= seqWindow {
+			clear(t.seen[:])
+		} else {
+			for s := t.highest + 1; s != seq; s++ {
+				t.unset(s)
+			}
+		}
+		t.highest = seq
+		t.set(seq)
+		return diff - 1
+	case diff == 0:
+		return 0
+	case -diff >= seqWindow:
+		return 0 // too old to tell a late packet from a duplicate
+	default:
+		if t.isSet(seq) {
+			return 0 // duplicate
+		}
+		t.set(seq)
+		return -1
+	}
+}
+
+func (t *seqTracker) set(s uint16)   { i := s % seqWindow; t.seen[i/64] |= 1 << (i % 64) }
+func (t *seqTracker) unset(s uint16) { i := s % seqWindow; t.seen[i/64] &^= 1 << (i % 64) }
+func (t *seqTracker) isSet(s uint16) bool {
+	i := s % seqWindow
+	return t.seen[i/64]&(1<<(i%64)) != 0
+}
+
+// histogram is a log-linear histogram of durations in microseconds: exact
+// below 16 us, then 16 buckets per power of two (about 6 % resolution).
+// Record is lock-free and allocation-free; histograms merge by adding.
+type histogram struct {
+	counts [histBuckets]atomic.Uint64
+	total  atomic.Uint64
+	max    atomic.Int64 // nanoseconds
+}
+
+const (
+	histSub     = 16
+	histBuckets = histSub + 44*histSub // up to 2^48 us
+)
+
+func histIndex(us uint64) int {
+	if us < histSub {
+		return int(us)
+	}
+	e := bits.Len64(us) - 1 // >= 4
+	sub := int(us>>(e-4)) & (histSub - 1)
+	i := histSub + (e-4)*histSub + sub
+	return min(i, histBuckets-1)
+}
+
+// histValue is the middle of bucket i, in microseconds.
+func histValue(i int) uint64 {
+	if i < histSub {
+		return uint64(i)
+	}
+	e := (i-histSub)/histSub + 4
+	sub := uint64((i - histSub) % histSub)
+	lo := (histSub + sub) << (e - 4)
+	width := uint64(1) << (e - 4)
+	return lo + width/2
+}
+
+// record adds one duration; negative durations count as zero.
+func (h *histogram) record(d time.Duration) {
+	d = max(d, 0)
+	h.counts[histIndex(uint64(d/time.Microsecond))].Add(1)
+	h.total.Add(1)
+	for {
+		m := h.max.Load()
+		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
+			break
+		}
+	}
+}
+
+// merge adds the counts of o into h.
+func (h *histogram) merge(o *histogram) {
+	for i := range o.counts {
+		if c := o.counts[i].Load(); c != 0 {
+			h.counts[i].Add(c)
+		}
+	}
+	h.total.Add(o.total.Load())
+	if m := o.max.Load(); m > h.max.Load() {
+		h.max.Store(m)
+	}
+}
+
+// quantile returns the q-quantile (0 < q <= 1), or 0 when empty.
+func (h *histogram) quantile(q float64) time.Duration {
+	total := h.total.Load()
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(total) + 0.5)
+	rank = max(rank, 1)
+	var seen uint64
+	for i := range h.counts {
+		seen += h.counts[i].Load()
+		if seen >= rank {
+			d := time.Duration(histValue(i)) * time.Microsecond
+			return min(d, h.maxDuration())
+		}
+	}
+	return h.maxDuration()
+}
+
+func (h *histogram) maxDuration() time.Duration { return time.Duration(h.max.Load()) }
+
+func (h *histogram) count() uint64 { return h.total.Load() }

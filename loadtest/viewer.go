@@ -1,0 +1,344 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// ViewerConfig configures a Viewer.
+type ViewerConfig struct {
+	URL, Room, Token string
+	// Name is the display name sent in join; default "loadtest viewer".
+	Name string
+}
+
+// ViewerStats are what a viewer has received since Start.
+type ViewerStats struct {
+	// Tracks is the number of remote tracks that delivered at least one
+	// packet.
+	Tracks int
+	// VideoPackets and AudioPackets count RTP packets; Bytes counts RTP
+	// packet bytes (header and payload) of both.
+	VideoPackets, AudioPackets, Bytes uint64
+	// Lost is the number of missing sequence numbers (gaps) across tracks,
+	// counted per track with 16-bit wrap handling; late reordered arrivals
+	// that fill a gap are subtracted.
+	Lost uint64
+	// Keyframes counts VP8 keyframes seen (frame starts).
+	Keyframes uint64
+	// FirstVideoIsKeyframe reports whether the very first VP8 frame start
+	// received on the first video track (in OnTrack order) was a keyframe.
+	FirstVideoIsKeyframe bool
+	// KeyframeFirstTracks is the number of video tracks whose first frame
+	// start was a keyframe.
+	KeyframeFirstTracks int
+	// FirstKeyframeAfter is the time from the subscriber connection's ICE
+	// connected state to the first keyframe, or 0 before one arrived.
+	FirstKeyframeAfter time.Duration
+	// One-way latency from the send time embedded in synthetic video frames
+	// (frame starts only; needs one clock for publisher and viewer).
+	LatencyP50, LatencyP95, LatencyMax time.Duration
+	// Frames counts video frame starts seen.
+	Frames uint64
+}
+
+// Viewer is a synthetic watcher: it joins a room with auto_subscribe,
+// answers every offer of the server on the subscriber connection
+// (renegotiation included), trickles candidates both ways, and reads every
+// remote track on one goroutine per track, measuring what arrives.
+type Viewer struct {
+	cfg   ViewerConfig
+	epoch time.Time // monotonic base for connectedAt and firstKeyAt
+
+	videoPackets, audioPackets, bytes atomic.Uint64
+	lost                              atomic.Int64
+	keyframes, frames                 atomic.Uint64
+	keyFirstTracks                    atomic.Int64
+	firstVideo                        atomic.Int32 // 0 unknown, 1 keyframe, 2 not
+	connectedAt                       atomic.Int64 // ns since epoch, 0 = not yet
+	firstKeyAt                        atomic.Int64 // ns since epoch, 0 = not yet
+	latency                           histogram
+
+	mu          sync.Mutex
+	conn        *Conn
+	pc          *webrtc.PeerConnection
+	closed      bool
+	videoOpened int           // video tracks seen by OnTrack, for ordering
+	active      int           // tracks that delivered a packet
+	activeCh    chan struct{} // closed and replaced when active grows
+	signalErr   error         // first error answering an offer
+
+	signals chan Envelope // offers and trickles, in arrival order
+	stop    chan struct{} // closed by Close
+	wg      sync.WaitGroup
+}
+
+// NewViewer returns a viewer for cfg; Start connects it.
+func NewViewer(cfg ViewerConfig) *Viewer {
+	if cfg.Name == "" {
+		cfg.Name = "loadtest viewer"
+	}
+	return &Viewer{
+		cfg:      cfg,
+		epoch:    time.Now(),
+		activeCh: make(chan struct{}),
+		signals:  make(chan Envelope, 64),
+		stop:     make(chan struct{}),
+	}
+}
+
+// Conn returns the signalling connection, or nil before Start. Every event
+// the server sends (offers and trickles included) is also queued for its
+// Next, so a test can watch events; nobody has to read them.
+func (v *Viewer) Conn() *Conn {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.conn
+}
+
+// Start creates the subscriber peer connection, dials and joins with
+// auto_subscribe, and returns once joined; answering offers goes on in the
+// background until Close. ctx bounds Start only. On error everything started
+// is released.
+func (v *Viewer) Start(ctx context.Context) error {
+	if err := v.start(ctx); err != nil {
+		_ = v.Close()
+		return err
+	}
+	return nil
+}
+
+func (v *Viewer) start(ctx context.Context) error {
+	v.mu.Lock()
+	if v.closed || v.pc != nil {
+		v.mu.Unlock()
+		return errors.New("loadtest: viewer already started or closed")
+	}
+	v.mu.Unlock()
+
+	api, err := newAPI()
+	if err != nil {
+		return err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return fmt.Errorf("loadtest: new peer connection: %w", err)
+	}
+	v.mu.Lock()
+	v.pc = pc
+	closed := v.closed
+	v.mu.Unlock()
+	if closed {
+		return errors.New("loadtest: viewer closed during start")
+	}
+	remote := &remoteCandidates{pc: pc}
+	local := &localCandidates{target: TargetSubscriber}
+	pc.OnICECandidate(local.onCandidate)
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateConnected {
+			v.connectedAt.CompareAndSwap(0, int64(max(time.Since(v.epoch), 1)))
+		}
+	})
+	pc.OnTrack(v.onTrack)
+
+	conn, err := dial(ctx, v.cfg.URL, v.onEvent)
+	if err != nil {
+		return err
+	}
+	local.conn = conn
+	v.mu.Lock()
+	v.conn = conn
+	v.mu.Unlock()
+	if !v.goOwned(func() { v.signalLoop(pc, conn, remote, local) }) {
+		return errors.New("loadtest: viewer closed during start")
+	}
+	autoSubscribe := true
+	if _, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe); err != nil {
+		return err
+	}
+	return nil
+}
+
+// onEvent runs on the Conn's read goroutine: it hands offers and trickles,
+// in order, to the signal loop.
+func (v *Viewer) onEvent(env Envelope) {
+	if env.Type != TypeOffer && env.Type != TypeTrickle {
+		return
+	}
+	select {
+	case v.signals <- env:
+	case <-v.stop:
+	}
+}
+
+// signalLoop applies the server's offers and candidates in arrival order.
+func (v *Viewer) signalLoop(pc *webrtc.PeerConnection, conn *Conn, remote *remoteCandidates, local *localCandidates) {
+	for {
+		var env Envelope
+		select {
+		case env = <-v.signals:
+		case <-v.stop:
+			return
+		}
+		var err error
+		switch env.Type {
+		case TypeOffer:
+			err = v.answer(pc, conn, env, remote, local)
+		case TypeTrickle:
+			var t Trickle
+			if err = env.Decode(&t); err == nil && t.Target == TargetSubscriber {
+				err = remote.add(t.Candidate)
+			}
+		}
+		if err != nil {
+			v.mu.Lock()
+			if v.signalErr == nil {
+				v.signalErr = err
+			}
+			v.mu.Unlock()
+		}
+	}
+}
+
+// answer applies one server offer and sends our answer.
+func (v *Viewer) answer(pc *webrtc.PeerConnection, conn *Conn, env Envelope, remote *remoteCandidates, local *localCandidates) error {
+	var offer SDPMessage
+	if err := env.Decode(&offer); err != nil {
+		return err
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+		return fmt.Errorf("loadtest: viewer set remote offer: %w", err)
+	}
+	if err := remote.flush(); err != nil {
+		return err
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("loadtest: viewer create answer: %w", err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return fmt.Errorf("loadtest: viewer set local answer: %w", err)
+	}
+	if _, err := conn.Send(TypeAnswer, SDPMessage{SDP: answer.SDP}); err != nil {
+		return err
+	}
+	local.release()
+	return nil
+}
+
+// SignalError returns the first error met while answering the server's
+// offers or adding its candidates, or nil.
+func (v *Viewer) SignalError() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.signalErr
+}
+
+// WaitTracks waits until n remote tracks have each delivered at least one
+// packet, ctx ends, or the viewer is closed.
+func (v *Viewer) WaitTracks(ctx context.Context, n int) error {
+	for {
+		v.mu.Lock()
+		active, ch := v.active, v.activeCh
+		v.mu.Unlock()
+		if active >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("loadtest: %d of %d tracks delivered media: %w", active, n, ctx.Err())
+		case <-v.stop:
+			return errors.New("loadtest: viewer closed")
+		}
+	}
+}
+
+// Stats returns what the viewer has received so far.
+func (v *Viewer) Stats() ViewerStats {
+	v.mu.Lock()
+	tracks := v.active
+	v.mu.Unlock()
+	s := ViewerStats{
+		Tracks:               tracks,
+		VideoPackets:         v.videoPackets.Load(),
+		AudioPackets:         v.audioPackets.Load(),
+		Bytes:                v.bytes.Load(),
+		Lost:                 uint64(max(v.lost.Load(), 0)),
+		Keyframes:            v.keyframes.Load(),
+		Frames:               v.frames.Load(),
+		FirstVideoIsKeyframe: v.firstVideo.Load() == 1,
+		KeyframeFirstTracks:  int(v.keyFirstTracks.Load()),
+		LatencyP50:           v.latency.quantile(0.50),
+		LatencyP95:           v.latency.quantile(0.95),
+		LatencyMax:           v.latency.maxDuration(),
+	}
+	s.FirstKeyframeAfter = v.firstKeyframeAfter()
+	return s
+}
+
+func (v *Viewer) firstKeyframeAfter() time.Duration {
+	key := v.firstKeyAt.Load()
+	if key == 0 {
+		return 0
+	}
+	// ICE may report connected after the first packet was read (callbacks
+	// are asynchronous): that counts as zero.
+	conn := v.connectedAt.Load()
+	if conn == 0 || key < conn {
+		return 0
+	}
+	return time.Duration(key - conn)
+}
+
+// goOwned runs f on a goroutine that Close waits for, unless Close has
+// begun; it reports whether f was started.
+func (v *Viewer) goOwned(f func()) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return false
+	}
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Close sends leave, closes the peer connection and the socket, and waits
+// for every goroutine of the viewer. Safe to call more than once.
+func (v *Viewer) Close() error {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		v.wg.Wait()
+		return nil
+	}
+	v.closed = true
+	conn, pc := v.conn, v.pc
+	close(v.stop)
+	v.mu.Unlock()
+
+	var err error
+	if conn != nil {
+		_, _ = conn.Send(TypeLeave, struct{}{})
+	}
+	if pc != nil {
+		if cerr := pc.Close(); cerr != nil {
+			err = fmt.Errorf("loadtest: close viewer pc: %w", cerr)
+		}
+	}
+	if conn != nil {
+		_ = conn.Close()
+	}
+	v.wg.Wait()
+	return err
+}

@@ -1,0 +1,144 @@
+package loadtest
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Codecs the clients negotiate. Payload types are the browser-usual ones; the
+// server's offer decides on the subscriber connection anyway.
+var (
+	vp8Codec = webrtc.RTPCodecCapability{
+		MimeType:  webrtc.MimeTypeVP8,
+		ClockRate: 90000,
+		RTCPFeedback: []webrtc.RTCPFeedback{
+			{Type: "goog-remb"},
+			{Type: "ccm", Parameter: "fir"},
+			{Type: "nack"},
+			{Type: "nack", Parameter: "pli"},
+		},
+	}
+	opusCodec = webrtc.RTPCodecCapability{
+		MimeType:    webrtc.MimeTypeOpus,
+		ClockRate:   48000,
+		Channels:    2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1",
+	}
+)
+
+// newAPI builds the Pion API of one client object: VP8 and Opus, the default
+// interceptors (NACK generator and responder, RTCP reports, TWCC), loopback
+// candidates included (the server may listen on lo only, as in tests run in
+// an empty network namespace) and mDNS off (no multicast needed or wanted).
+func newAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: vp8Codec, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("loadtest: register VP8: %w", err)
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: opusCodec, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("loadtest: register Opus: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("loadtest: interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return webrtc.NewAPI(
+		webrtc.WithMediaEngine(m),
+		webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(se),
+	), nil
+}
+
+// remoteCandidates adds the server's trickled candidates to a peer
+// connection, holding those that arrive before the remote description.
+type remoteCandidates struct {
+	pc      *webrtc.PeerConnection
+	mu      sync.Mutex
+	ready   bool
+	pending []webrtc.ICECandidateInit
+}
+
+// add adds c now, or queues it until flush when the remote description is not
+// set yet. A nil candidate (end of candidates) is ignored.
+func (r *remoteCandidates) add(c *webrtc.ICECandidateInit) error {
+	if c == nil || c.Candidate == "" {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.ready {
+		r.pending = append(r.pending, *c)
+		return nil
+	}
+	return r.pc.AddICECandidate(*c)
+}
+
+// flush marks the remote description as set and adds the queued candidates.
+// Call it after each successful SetRemoteDescription.
+func (r *remoteCandidates) flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ready = true
+	var first error
+	for _, c := range r.pending {
+		if err := r.pc.AddICECandidate(c); err != nil && first == nil {
+			first = fmt.Errorf("loadtest: add remote candidate: %w", err)
+		}
+	}
+	r.pending = nil
+	return first
+}
+
+// localCandidates sends the client's own candidates as trickle messages,
+// holding them until open: the server must have our SDP before it can use
+// them (after the publish request, or after our answer).
+type localCandidates struct {
+	conn   *Conn
+	target string
+	mu     sync.Mutex
+	open   bool
+	held   []*webrtc.ICECandidateInit
+}
+
+// onCandidate is the PeerConnection's OnICECandidate handler; nil means
+// gathering is complete and is sent as a null candidate.
+func (l *localCandidates) onCandidate(c *webrtc.ICECandidate) {
+	var init *webrtc.ICECandidateInit
+	if c != nil {
+		ci := c.ToJSON()
+		init = &ci
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.open {
+		l.held = append(l.held, init)
+		return
+	}
+	l.send(init)
+}
+
+// release sends the held candidates and every later one at once.
+func (l *localCandidates) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open {
+		return
+	}
+	l.open = true
+	for _, c := range l.held {
+		l.send(c)
+	}
+	l.held = nil
+}
+
+func (l *localCandidates) send(c *webrtc.ICECandidateInit) {
+	// Errors mean the socket is gone; the session fails in other ways.
+	_, _ = l.conn.Send(TypeTrickle, Trickle{Target: l.target, Candidate: c})
+}
