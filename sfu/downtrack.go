@@ -57,7 +57,7 @@ type DownTrack struct {
 }
 
 func newDownTrack(t *Track) *DownTrack {
-	return &DownTrack{track: t, codec: t.remote.Codec().RTPCodecCapability}
+	return &DownTrack{track: t, codec: t.codec}
 }
 
 // Bind implements webrtc.TrackLocal: the viewer accepted the track.

@@ -35,6 +35,8 @@ type Track struct {
 	info   TrackInfo
 	engine *Engine
 	remote *webrtc.TrackRemote
+	codec  webrtc.RTPCodecCapability
+	ssrc   uint32
 	cache  *packetCache
 	log    *slog.Logger
 
@@ -59,6 +61,14 @@ type Track struct {
 }
 
 func newTrack(e *Engine, remote *webrtc.TrackRemote, info TrackInfo, requestKeyframe func(uint32)) *Track {
+	t := newTrackFor(e, info, remote.Codec().RTPCodecCapability, uint32(remote.SSRC()), requestKeyframe)
+	t.remote = remote
+	return t
+}
+
+// newTrackFor builds a track without its Pion receiver (benchmarks feed it
+// packets directly).
+func newTrackFor(e *Engine, info TrackInfo, codec webrtc.RTPCodecCapability, ssrc uint32, requestKeyframe func(uint32)) *Track {
 	size := e.cacheSize
 	if info.Kind == webrtc.RTPCodecTypeAudio {
 		// Audio needs no keyframe history; a second of NACK history is plenty.
@@ -67,7 +77,8 @@ func newTrack(e *Engine, remote *webrtc.TrackRemote, info TrackInfo, requestKeyf
 	t := &Track{
 		info:            info,
 		engine:          e,
-		remote:          remote,
+		codec:           codec,
+		ssrc:            ssrc,
 		cache:           newPacketCache(size),
 		log:             e.log.With("track", info.ID),
 		requestKeyframe: requestKeyframe,
@@ -105,7 +116,7 @@ func (t *Track) RequestKeyframe() {
 		return
 	}
 	t.engine.stats.plisSent.Add(1)
-	t.requestKeyframe(uint32(t.remote.SSRC()))
+	t.requestKeyframe(t.ssrc)
 }
 
 func (t *Track) addDown(d *DownTrack) {
