@@ -1,0 +1,262 @@
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the effective configuration of one halo-sfu process. The
+// mapstructure tags are the keys used in the YAML file; the HALO_* variable of
+// a key is derived from it (sfu.udp_port -> HALO_SFU_UDP_PORT).
+type Config struct {
+	// Dev turns on dev mode: loopback ICE candidates, a generated secret when
+	// none is set, and a token printed at start-up. Never for production.
+	Dev bool `mapstructure:"dev"`
+	// PrintConfig is set by --print-config: print the effective configuration
+	// (secrets masked) and exit.
+	PrintConfig bool `mapstructure:"-"`
+	// ConfigFile is the YAML file that was read, from --config or HALO_CONFIG;
+	// empty when none was.
+	ConfigFile string `mapstructure:"-"`
+
+	// Node identifies this process in a cluster.
+	Node NodeConfig `mapstructure:"node"`
+	// HTTP is the signalling and web page listener.
+	HTTP HTTPConfig `mapstructure:"http"`
+	// Metrics is the Prometheus listener.
+	Metrics MetricsConfig `mapstructure:"metrics"`
+	// SFU configures the media plane.
+	SFU SFUConfig `mapstructure:"sfu"`
+	// Auth configures access tokens.
+	Auth AuthConfig `mapstructure:"auth"`
+	// Limits bounds what one client may ask of the server.
+	Limits LimitsConfig `mapstructure:"limits"`
+	// Signaling tunes WebSocket connections.
+	Signaling SignalingConfig `mapstructure:"signaling"`
+	// Room configures room lifetime.
+	Room RoomConfig `mapstructure:"room"`
+	// Redis names the Redis shared by a cluster; none means a single node.
+	Redis RedisConfig `mapstructure:"redis"`
+	// Shutdown configures draining on SIGTERM.
+	Shutdown ShutdownConfig `mapstructure:"shutdown"`
+	// Log configures log output.
+	Log LogConfig `mapstructure:"log"`
+}
+
+// NodeConfig identifies this process in a cluster.
+type NodeConfig struct {
+	// ID is unique per node across the cluster. Default: the host name, or
+	// "node-" and a short random suffix when the host name is unavailable.
+	// An empty value in the file or environment means that default.
+	ID string `mapstructure:"id"`
+	// Region groups nodes that are close to each other; viewers are steered to
+	// a node in their own region. Default "local".
+	Region string `mapstructure:"region"`
+}
+
+// HTTPConfig is the listener for signalling (WebSocket, WHIP, WHEP) and the
+// web page.
+type HTTPConfig struct {
+	// Listen is the host:port to listen on. Default ":7880".
+	Listen string `mapstructure:"listen"`
+	// PublicURL is the absolute http(s) URL clients and other nodes use to
+	// reach this node. Default "": the server derives one.
+	PublicURL string `mapstructure:"public_url"`
+	// AllowedOrigins lists the browser origins allowed by CORS and by the
+	// WebSocket origin check; "*" allows any. Default ["*"].
+	AllowedOrigins []string `mapstructure:"allowed_origins"`
+}
+
+// MetricsConfig is the Prometheus listener.
+type MetricsConfig struct {
+	// Listen is the host:port serving /metrics. Default ":9090"; "" disables
+	// the listener.
+	Listen string `mapstructure:"listen"`
+}
+
+// SFUConfig configures the media plane.
+type SFUConfig struct {
+	// UDPPort is the one UDP port all peers share (UDP mux). Default 7882;
+	// 0 picks any free port (tests).
+	UDPPort int `mapstructure:"udp_port"`
+	// UDPAddress is the IP to bind the UDP port to. Default "": all
+	// interfaces.
+	UDPAddress string `mapstructure:"udp_address"`
+	// TCPPort is the ICE-TCP port. Default 0: ICE-TCP disabled.
+	TCPPort int `mapstructure:"tcp_port"`
+	// NAT1To1IPs are public IPs announced as host candidates when the node
+	// sits behind a 1:1 NAT. Each must be an IP address.
+	NAT1To1IPs []string `mapstructure:"nat_1to1_ips"`
+	// IncludeLoopback gathers loopback candidates. Default false; Load turns
+	// it on in dev mode unless it was explicitly set to false.
+	IncludeLoopback bool `mapstructure:"include_loopback"`
+	// ICEServers are stun:, stuns:, turn: or turns: URLs handed to clients.
+	ICEServers []string `mapstructure:"ice_servers"`
+	// FanoutWorkers is the number of goroutines spreading packets over
+	// down-tracks. Default 0: GOMAXPROCS. At most 256.
+	FanoutWorkers int `mapstructure:"fanout_workers"`
+	// PacketCache is the number of packets kept per published track, shared
+	// by its viewers, to answer NACKs and to start late joiners at a keyframe.
+	// A power of two in 256..32768; default 2048.
+	PacketCache int `mapstructure:"packet_cache"`
+	// KeyframeInterval is the minimum gap between keyframe requests sent to a
+	// publisher per track, so joining viewers cannot cause a request storm.
+	// Default 500ms; 0..10s.
+	KeyframeInterval time.Duration `mapstructure:"keyframe_min_interval"`
+}
+
+// AuthConfig configures access tokens.
+type AuthConfig struct {
+	// Secret signs and verifies access tokens. Required outside dev mode: at
+	// least 32 characters, random. Default "".
+	Secret string `mapstructure:"secret"`
+	// TokenTTL is the lifetime of tokens the server issues. Default 24h.
+	TokenTTL time.Duration `mapstructure:"token_ttl"`
+	// SecretGenerated reports that Load generated Secret (dev mode without a
+	// configured secret).
+	SecretGenerated bool `mapstructure:"-"`
+}
+
+// LimitsConfig bounds what one client may ask of the server. Every limit is
+// answered with a clear error to the client.
+type LimitsConfig struct {
+	// MaxMessageBytes is the largest signalling message accepted.
+	// Default 65536; 1024..1<<20.
+	MaxMessageBytes int `mapstructure:"max_message_bytes"`
+	// JoinsPerIPPerMinute limits joins from one IP address. Default 120;
+	// 0 means unlimited.
+	JoinsPerIPPerMinute int `mapstructure:"joins_per_ip_per_minute"`
+	// MessagesPerSecond limits signalling messages per connection. Default 50.
+	MessagesPerSecond int `mapstructure:"messages_per_second"`
+	// TracksPerParticipant limits published tracks per participant. Default 8.
+	TracksPerParticipant int `mapstructure:"tracks_per_participant"`
+	// ParticipantsPerRoom limits participants in one room, viewers included.
+	// Default 10000.
+	ParticipantsPerRoom int `mapstructure:"participants_per_room"`
+	// MaxSDPBytes is the largest SDP accepted, over WebSocket or as a
+	// WHIP/WHEP body. Default 65536.
+	MaxSDPBytes int `mapstructure:"max_sdp_bytes"`
+	// MaxMediaSections is the most m-lines accepted in one SDP. Default 16.
+	MaxMediaSections int `mapstructure:"max_media_sections"`
+}
+
+// SignalingConfig tunes WebSocket connections.
+type SignalingConfig struct {
+	// PingInterval is how often the server pings a client. Default 10s.
+	PingInterval time.Duration `mapstructure:"ping_interval"`
+	// ReadTimeout closes a connection silent for this long; longer than
+	// PingInterval. Default 30s.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// SendQueue is the number of outgoing messages buffered per connection
+	// before the client is considered too slow. Default 256.
+	SendQueue int `mapstructure:"send_queue"`
+	// WriteTimeout bounds one write to a client. Default 10s.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+}
+
+// RoomConfig configures room lifetime.
+type RoomConfig struct {
+	// EmptyTimeout is how long a room without participants lives on.
+	// Default 10s; 0 closes it at once.
+	EmptyTimeout time.Duration `mapstructure:"empty_timeout"`
+}
+
+// RedisConfig names the Redis shared by a cluster.
+type RedisConfig struct {
+	// Addrs are host:port addresses. Empty: state in memory, single node.
+	// One address is a single Redis; several are a Redis Cluster.
+	Addrs []string `mapstructure:"addrs"`
+	// Username is the Redis ACL user; "" for the default user.
+	Username string `mapstructure:"username"`
+	// Password is the Redis password (a secret).
+	Password string `mapstructure:"password"`
+	// DB is the database number; a Redis Cluster only has 0.
+	DB int `mapstructure:"db"`
+	// KeyPrefix starts every key the server writes. Default "halo:".
+	KeyPrefix string `mapstructure:"key_prefix"`
+}
+
+// ShutdownConfig configures draining on SIGTERM.
+type ShutdownConfig struct {
+	// Timeout bounds draining before the process exits anyway. Default 10s.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// LogConfig configures log/slog output.
+type LogConfig struct {
+	// Level is one of debug, info, warn, error. Default "info".
+	Level string `mapstructure:"level"`
+	// Format is text or json. Default "text".
+	Format string `mapstructure:"format"`
+}
+
+// Default returns the built-in defaults. They are valid except for
+// Auth.Secret, which is empty: production needs a real one and dev mode gets
+// a generated one from Load.
+func Default() *Config {
+	return &Config{
+		Node: NodeConfig{ID: defaultNodeID(), Region: "local"},
+		HTTP: HTTPConfig{
+			Listen:         ":7880",
+			AllowedOrigins: []string{"*"},
+		},
+		Metrics: MetricsConfig{Listen: ":9090"},
+		SFU: SFUConfig{
+			UDPPort:          7882,
+			PacketCache:      2048,
+			KeyframeInterval: 500 * time.Millisecond,
+		},
+		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
+		Limits: LimitsConfig{
+			MaxMessageBytes:      65536,
+			JoinsPerIPPerMinute:  120,
+			MessagesPerSecond:    50,
+			TracksPerParticipant: 8,
+			ParticipantsPerRoom:  10000,
+			MaxSDPBytes:          65536,
+			MaxMediaSections:     16,
+		},
+		Signaling: SignalingConfig{
+			PingInterval: 10 * time.Second,
+			ReadTimeout:  30 * time.Second,
+			SendQueue:    256,
+			WriteTimeout: 10 * time.Second,
+		},
+		Room:     RoomConfig{EmptyTimeout: 10 * time.Second},
+		Redis:    RedisConfig{KeyPrefix: "halo:"},
+		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
+		Log:      LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// defaultNodeID is the host name made safe for node.id, or "node-" and a
+// random suffix when there is no usable host name.
+func defaultNodeID() string {
+	host, err := os.Hostname()
+	if err == nil {
+		host = strings.Map(func(r rune) rune {
+			if isIDChar(r) {
+				return r
+			}
+			return '-'
+		}, host)
+		host = strings.Trim(host, "-.")
+		if len(host) > maxIDLen {
+			host = host[:maxIDLen]
+		}
+		if host != "" {
+			return host
+		}
+	}
+	return "node-" + randomHex(4)
+}
+
+// randomHex returns n random bytes, hex encoded.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+).
+	return hex.EncodeToString(b)
+}

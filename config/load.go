@@ -1,0 +1,252 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// maxFileBytes bounds the config file; a real one is a few kilobytes.
+const maxFileBytes = 1 << 20
+
+// Load builds the effective configuration from args (os.Args[1:]) and
+// environ (os.Environ()): defaults, then the YAML file named by --config or
+// HALO_CONFIG, then HALO_* variables, then flags. It validates the result and
+// returns it only when it is valid.
+//
+// For -h or --help it prints usage to stderr and returns flag.ErrHelp.
+// Unknown flags, unknown keys in the file and HALO_* variables that match no
+// key are errors, so a typo is never silently ignored.
+//
+// In dev mode Load turns on sfu.include_loopback unless it was explicitly set
+// to false, and generates auth.secret when none is set (Auth.SecretGenerated
+// reports it; the placeholder of config.example.yaml counts as none). An
+// empty node.id means the host-name based default.
+func Load(args []string, environ []string) (*Config, error) {
+	return load(args, environ, os.Stderr)
+}
+
+// flagKeys are the configuration keys that also have a flag of the same name.
+var flagKeys = []struct{ key, usage string }{
+	{"http.listen", "signalling and web page listen address"},
+	{"metrics.listen", `Prometheus listen address; "" disables it`},
+	{"sfu.udp_port", "UDP port shared by all peers; 0 picks a free port"},
+	{"node.region", "region of this node"},
+	{"log.level", "log level: debug, info, warn or error"},
+}
+
+func load(args, environ []string, stderr io.Writer) (*Config, error) {
+	fs := newFlagSet()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			printUsage(stderr, fs)
+			return nil, flag.ErrHelp
+		}
+		return nil, fmt.Errorf("%w (run with --help for usage)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (run with --help for usage)", fs.Arg(0))
+	}
+
+	env, envFile, err := parseEnviron(environ)
+	if err != nil {
+		return nil, err
+	}
+	path := envFile
+	if f := fs.Lookup("config"); f.Changed {
+		path = f.Value.String()
+	}
+
+	v := viper.New()
+	def := Default()
+	for _, l := range keys().leaves {
+		v.SetDefault(l.key, l.value(def).Interface())
+	}
+	// Each layer is applied with Set, in order, so the last one wins:
+	// file < environment < flags. explicit records every key set by any.
+	explicit := map[string]bool{}
+	set := func(values map[string]any) {
+		for k, val := range values {
+			v.Set(k, val)
+			explicit[k] = true
+		}
+	}
+	if path != "" {
+		fileValues, err := readFile(path)
+		if err != nil {
+			return nil, err
+		}
+		set(fileValues)
+	}
+	set(env)
+	flagValues, err := changedFlags(fs)
+	if err != nil {
+		return nil, err
+	}
+	set(flagValues)
+
+	var cfg Config
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return nil, fmt.Errorf("decoding configuration: %w", err)
+	}
+	cfg.ConfigFile = path
+	cfg.PrintConfig, _ = fs.GetBool("print-config")
+	cfg.finish(explicit)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return &cfg, nil
+}
+
+// finish fills the values that depend on others once all layers are in.
+func (c *Config) finish(explicit map[string]bool) {
+	for _, l := range keys().leaves {
+		if f := l.value(c); l.typ == stringSliceType && f.Len() == 0 {
+			f.SetZero()
+		}
+	}
+	if c.Node.ID == "" {
+		c.Node.ID = defaultNodeID()
+	}
+	if c.Dev && !explicit["sfu.include_loopback"] {
+		c.SFU.IncludeLoopback = true
+	}
+	if c.Dev && (c.Auth.Secret == "" || c.Auth.Secret == placeholderSecret) {
+		// Dev mode from a copy of config.example.yaml gets a random secret
+		// rather than a well-known one.
+		c.Auth.Secret = randomHex(32)
+		c.Auth.SecretGenerated = true
+	}
+}
+
+func newFlagSet() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("halo-sfu", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; usage is printed by load
+	fs.SortFlags = false
+	def := Default()
+	fs.String("config", "", "YAML configuration file (also HALO_CONFIG)")
+	fs.Bool("print-config", false, "print the effective configuration, secrets masked, and exit")
+	fs.Bool("dev", false, "dev mode: loopback candidates, generated secret, printed token; never in production")
+	for _, f := range flagKeys {
+		l := keys().byKey[f.key]
+		switch l.typ.Kind() {
+		case reflect.Int:
+			fs.Int(f.key, int(l.value(def).Int()), f.usage)
+		default:
+			fs.String(f.key, l.value(def).String(), f.usage)
+		}
+	}
+	return fs
+}
+
+// changedFlags returns the values of the flags given on the command line, by
+// key.
+func changedFlags(fs *pflag.FlagSet) (map[string]any, error) {
+	out := map[string]any{}
+	if dev, _ := fs.GetBool("dev"); fs.Changed("dev") {
+		out["dev"] = dev
+	}
+	for _, f := range flagKeys {
+		if !fs.Changed(f.key) {
+			continue
+		}
+		l := keys().byKey[f.key]
+		val, err := l.coerce(fs.Lookup(f.key).Value.String())
+		if err != nil {
+			return nil, fmt.Errorf("flag --%s: %w", f.key, err)
+		}
+		out[l.key] = val
+	}
+	return out, nil
+}
+
+// parseEnviron reads the HALO_* entries of environ ("NAME=value"; the last of
+// duplicates wins) into typed values by key, and HALO_CONFIG.
+func parseEnviron(environ []string) (values map[string]any, configFile string, err error) {
+	raw := map[string]string{}
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(name, envPrefix) {
+			raw[name] = val
+		}
+	}
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+
+	values = map[string]any{}
+	var errs []error
+	for _, name := range names {
+		if name == envConfigFile {
+			configFile = raw[name]
+			continue
+		}
+		l, ok := keys().byEnv[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("environment variable %s matches no configuration key%s",
+				name, suggest(name, keys().envNames())))
+			continue
+		}
+		val, err := l.coerce(raw[name])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("environment variable %s (%s): %w", name, l.key, err))
+			continue
+		}
+		values[l.key] = val
+	}
+	return values, configFile, errors.Join(errs...)
+}
+
+func printUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, `Usage: halo-sfu [flags]
+
+halo-sfu is the HaloBuzz Live media server: a WebRTC SFU with WebSocket, WHIP
+and WHEP signalling.
+
+Flags:
+%s
+Every key of the YAML file (see config.example.yaml) can also be set with an
+environment variable: HALO_ and the key in upper case, dots as underscores;
+lists are comma separated. Precedence: defaults < file < environment < flags.
+
+Environment variables:
+`, fs.FlagUsages())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s\tYAML configuration file, as --config\n", envConfigFile)
+	def := Default()
+	for _, l := range keys().leaves {
+		switch v := formatValue(l, l.value(def)); {
+		case l.key == "node.id":
+			fmt.Fprintf(tw, "  %s\t(default: the host name)\n", l.env)
+		case v == "":
+			fmt.Fprintf(tw, "  %s\n", l.env)
+		default:
+			fmt.Fprintf(tw, "  %s\t(default %s)\n", l.env, v)
+		}
+	}
+	tw.Flush()
+}
+
+// formatValue renders a value the way a user would write it in the
+// environment.
+func formatValue(l leaf, v reflect.Value) string {
+	switch l.typ {
+	case durationType:
+		return formatDuration(v.Interface().(time.Duration))
+	case stringSliceType:
+		return strings.Join(v.Interface().([]string), ",")
+	}
+	return fmt.Sprint(v.Interface())
+}

@@ -1,0 +1,223 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// placeholderSecret is the auth.secret of config.example.yaml: refused
+// outside dev mode, replaced by a generated secret in it.
+const placeholderSecret = "change-me"
+
+// minSecretLen is the shortest auth.secret accepted outside dev mode.
+const minSecretLen = 32
+
+// maxIDLen bounds node.id and node.region; they end up in Redis keys.
+const maxIDLen = 63
+
+// errSecret is the auth.secret problem outside dev mode. It never shows the
+// secret.
+const errSecret = "auth.secret: must be set to a random value of at least 32 characters " +
+	"outside dev mode (generate one with: openssl rand -hex 32)"
+
+// Validate reports every problem of c at once, joined with errors.Join, each
+// as "key: value reason" (for example `sfu.udp_port: 70000 is not a port`).
+// It returns nil for a configuration the server can run with.
+func (c *Config) Validate() error {
+	var p problems
+
+	p.name("node.id", c.Node.ID)
+	p.name("node.region", c.Node.Region)
+
+	p.listen("http.listen", c.HTTP.Listen)
+	if u := c.HTTP.PublicURL; u != "" && !isHTTPURL(u, true) {
+		p.add("http.public_url", "%q is not an absolute http(s) URL such as https://live.example.com", u)
+	}
+	if len(c.HTTP.AllowedOrigins) == 0 {
+		p.add("http.allowed_origins", `must not be empty (use "*" to allow any origin)`)
+	}
+	for _, o := range c.HTTP.AllowedOrigins {
+		if o != "*" && !isHTTPURL(o, false) {
+			p.add("http.allowed_origins", `%q is not "*" or an origin such as https://example.com`, o)
+		}
+	}
+
+	if c.Metrics.Listen != "" {
+		p.listen("metrics.listen", c.Metrics.Listen)
+		if c.Metrics.Listen == c.HTTP.Listen {
+			p.add("metrics.listen", "%q is also http.listen; give metrics its own address", c.Metrics.Listen)
+		}
+	}
+
+	c.validateSFU(&p)
+	c.validateAuth(&p)
+
+	l := c.Limits
+	p.between("limits.max_message_bytes", l.MaxMessageBytes, 1024, 1<<20)
+	p.between("limits.joins_per_ip_per_minute", l.JoinsPerIPPerMinute, 0, 1<<20)
+	p.between("limits.messages_per_second", l.MessagesPerSecond, 1, 1<<20)
+	p.between("limits.tracks_per_participant", l.TracksPerParticipant, 1, 256)
+	p.between("limits.participants_per_room", l.ParticipantsPerRoom, 1, 10_000_000)
+	p.between("limits.max_sdp_bytes", l.MaxSDPBytes, 1024, 1<<22)
+	p.between("limits.max_media_sections", l.MaxMediaSections, 1, 1024)
+
+	s := c.Signaling
+	p.positive("signaling.ping_interval", s.PingInterval)
+	p.positive("signaling.read_timeout", s.ReadTimeout)
+	if s.PingInterval > 0 && s.ReadTimeout > 0 && s.ReadTimeout <= s.PingInterval {
+		p.add("signaling.read_timeout", "%s must be longer than signaling.ping_interval (%s)",
+			formatDuration(s.ReadTimeout), formatDuration(s.PingInterval))
+	}
+	p.between("signaling.send_queue", s.SendQueue, 1, 1<<16)
+	p.positive("signaling.write_timeout", s.WriteTimeout)
+
+	if c.Room.EmptyTimeout < 0 {
+		p.add("room.empty_timeout", "%s is negative", formatDuration(c.Room.EmptyTimeout))
+	}
+
+	c.validateRedis(&p)
+
+	p.positive("shutdown.timeout", c.Shutdown.Timeout)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		p.add("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	return errors.Join(p...)
+}
+
+func (c *Config) validateSFU(p *problems) {
+	s := c.SFU
+	p.port("sfu.udp_port", s.UDPPort)
+	if s.UDPAddress != "" && net.ParseIP(s.UDPAddress) == nil {
+		p.add("sfu.udp_address", "%q is not an IP address", s.UDPAddress)
+	}
+	p.port("sfu.tcp_port", s.TCPPort)
+	for _, ip := range s.NAT1To1IPs {
+		if net.ParseIP(ip) == nil {
+			p.add("sfu.nat_1to1_ips", "%q is not an IP address", ip)
+		}
+	}
+	for _, u := range s.ICEServers {
+		scheme, rest, _ := strings.Cut(u, ":")
+		switch scheme {
+		case "stun", "stuns", "turn", "turns":
+			if rest != "" {
+				continue
+			}
+		}
+		p.add("sfu.ice_servers", "%q is not a stun:, stuns:, turn: or turns: URL", u)
+	}
+	p.between("sfu.fanout_workers", s.FanoutWorkers, 0, 256)
+	if n := s.PacketCache; n < 256 || n > 32768 || n&(n-1) != 0 {
+		p.add("sfu.packet_cache", "%d is not a power of two between 256 and 32768", n)
+	}
+	if d := s.KeyframeInterval; d < 0 || d > 10*time.Second {
+		p.add("sfu.keyframe_min_interval", "%s is not between 0 and 10s", formatDuration(d))
+	}
+}
+
+func (c *Config) validateAuth(p *problems) {
+	secret := c.Auth.Secret
+	switch {
+	case c.Dev && secret == "":
+		p.add("auth.secret", "must not be empty (Load generates one in dev mode)")
+	case !c.Dev && (len(secret) < minSecretLen || strings.Contains(strings.ToLower(secret), placeholderSecret)):
+		*p = append(*p, errors.New(errSecret))
+	}
+	p.positive("auth.token_ttl", c.Auth.TokenTTL)
+}
+
+func (c *Config) validateRedis(p *problems) {
+	r := c.Redis
+	for _, addr := range r.Addrs {
+		host, port, err := net.SplitHostPort(addr)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || host == "" || n < 1 || n > 65535 {
+			p.add("redis.addrs", "%q is not a host:port address", addr)
+		}
+	}
+	if r.DB < 0 {
+		p.add("redis.db", "%d is negative", r.DB)
+	}
+	if r.DB != 0 && len(r.Addrs) > 1 {
+		p.add("redis.db", "%d is not 0, the only database of a Redis Cluster (several redis.addrs)", r.DB)
+	}
+	if strings.ContainsAny(r.KeyPrefix, "{} \t\r\n") || len(r.KeyPrefix) > 64 {
+		p.add("redis.key_prefix", "%q must be at most 64 characters without braces or spaces "+
+			"(braces would break the hash tags that keep a room in one cluster slot)", r.KeyPrefix)
+	}
+}
+
+// problems collects validation errors.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) port(key string, n int) {
+	if n < 0 || n > 65535 {
+		p.add(key, "%d is not a port", n)
+	}
+}
+
+func (p *problems) between(key string, n, lo, hi int) {
+	if n < lo || n > hi {
+		p.add(key, "%d is not between %d and %d", n, lo, hi)
+	}
+}
+
+func (p *problems) positive(key string, d time.Duration) {
+	if d <= 0 {
+		p.add(key, "%s is not a positive duration", formatDuration(d))
+	}
+}
+
+// listen checks a host:port listen address; port 0 picks a free port.
+func (p *problems) listen(key, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(key, "%q is not a host:port listen address such as :7880", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.add(key, "%q does not have a port between 0 and 65535", addr)
+	}
+}
+
+// name checks an identifier that ends up in Redis keys and URLs.
+func (p *problems) name(key, s string) {
+	ok := s != "" && len(s) <= maxIDLen
+	for _, r := range s {
+		ok = ok && isIDChar(r)
+	}
+	if !ok {
+		p.add(key, "%q must be 1 to %d letters, digits, '.', '_' or '-'", s, maxIDLen)
+	}
+}
+
+func isIDChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+		r == '.' || r == '_' || r == '-'
+}
+
+// isHTTPURL reports whether s is an absolute http(s) URL with a host and no
+// query, fragment or credentials; an origin (withPath false) has no path.
+func isHTTPURL(s string, withPath bool) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return false
+	}
+	return withPath || u.Path == "" || u.Path == "/"
+}
