@@ -43,7 +43,10 @@ type Manager struct {
 	mu       sync.Mutex
 	rooms    map[string]*Room
 	draining bool
-	wg       sync.WaitGroup // store writes in flight
+
+	storeMu     sync.Mutex
+	storeClosed bool
+	wg          sync.WaitGroup // store writes in flight; Add under storeMu
 }
 
 // NewManager returns a Manager forwarding media with engine and recording
@@ -98,6 +101,11 @@ func (m *Manager) removeIfEmpty(r *Room) {
 // storeWrite runs a Store write off the caller's path: media and signalling
 // must not wait on a networked store, and a failure is logged, not fatal.
 func (m *Manager) storeWrite(f func(context.Context) error) {
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	if m.storeClosed {
+		return // the node is stopping; its records expire with it
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -164,7 +172,6 @@ func (m *Manager) Drain(ctx context.Context) error {
 			}
 		}
 		wg.Wait()
-		m.wg.Wait()
 	}()
 	select {
 	case <-done:
@@ -174,7 +181,8 @@ func (m *Manager) Drain(ctx context.Context) error {
 	}
 }
 
-// Close stops the room timers. Call after Drain.
+// Close stops the room timers and waits for store writes in flight. Call
+// after Drain.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	for name, r := range m.rooms {
@@ -182,5 +190,8 @@ func (m *Manager) Close() {
 		delete(m.rooms, name)
 	}
 	m.mu.Unlock()
+	m.storeMu.Lock()
+	m.storeClosed = true
+	m.storeMu.Unlock()
 	m.wg.Wait()
 }

@@ -43,6 +43,8 @@ type options struct {
 	noAudio                  bool
 	duration, mediaTimeout   time.Duration
 	ramp, maxLoss            float64
+	serverPID                int
+	metricsURL               string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -63,6 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.noAudio, "no-audio", false, "publish no audio track")
 	fs.DurationVar(&o.mediaTimeout, "media-timeout", 10*time.Second, "time a viewer has to receive media on every track")
 	fs.Float64Var(&o.maxLoss, "max-loss", 1, "loss percentage at or above which the run fails")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the server on this machine: report its CPU and memory per viewer and per packet")
+	fs.StringVar(&o.metricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:9090/metrics), for packets forwarded")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -119,7 +123,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.PublisherToken, cfg.ViewerToken = o.token, o.token
 	}
 
+	var before serverSample
+	if o.serverPID > 0 {
+		if before, err = sampleServer(ctx, o.serverPID, o.metricsURL); err != nil {
+			fmt.Fprintln(stderr, "halo-loadtest: --server-pid:", err)
+			return 2
+		}
+	}
 	rep, err := loadtest.Run(ctx, cfg)
+	if o.serverPID > 0 {
+		if after, serr := sampleServer(context.Background(), o.serverPID, o.metricsURL); serr == nil {
+			defer writeServerCost(stdout, before, after, rep.ViewersConnected)
+		}
+	}
 	if err != nil && rep.Elapsed == 0 { // nothing ran: the publisher did not start
 		fmt.Fprintln(stderr, "halo-loadtest:", err)
 		return 1

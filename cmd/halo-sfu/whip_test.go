@@ -167,6 +167,9 @@ func TestWHEP_ViewerReceivesWebSocketPublisher(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n.publisher(ctx, "whep1", loadtest.PublisherConfig{VideoBitrate: 300_000})
+	// WHEP has no renegotiation: the viewer gets what is published when it
+	// POSTs, so wait until the server has seen both tracks.
+	eventually(t, "both tracks published", func() bool { return len(n.rooms.Room("whep1").Tracks()) == 2 })
 	pc := newTestPC(t)
 	defer pc.Close()
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// serverSample is what the load tester reads of the server it loads, when it
+// runs on the same machine: process CPU time and RSS from /proc, and the
+// forwarded-packet counter from its Prometheus endpoint. That gives the cost
+// figures that matter on a shared machine: CPU per forwarded packet and per
+// viewer, memory per viewer.
+type serverSample struct {
+	at        time.Time
+	cpu       time.Duration
+	rssKiB    int64
+	forwarded float64
+}
+
+// clockTick is USER_HZ, 100 on every Linux this runs on.
+const clockTick = 10 * time.Millisecond
+
+func sampleServer(ctx context.Context, pid int, metricsURL string) (serverSample, error) {
+	s := serverSample{at: time.Now()}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// Fields after the command name (which may hold spaces) start at field 3.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return s, errors.New("unreadable /proc stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return s, errors.New("short /proc stat")
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	s.cpu = time.Duration(utime+stime) * clockTick
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			s.rssKiB, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	if metricsURL != "" {
+		s.forwarded, err = scrapeCounter(ctx, metricsURL, "halo_packets_forwarded_total")
+		if err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+func scrapeCounter(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(l, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s not found at %s", name, url)
+}
+
+// writeServerCost prints the server's cost between two samples.
+func writeServerCost(w io.Writer, a, b serverSample, viewers int) {
+	wall := b.at.Sub(a.at)
+	cpu := b.cpu - a.cpu
+	fmt.Fprintf(w, "server: %.2f s CPU over %.1f s (%.0f %% of one core)\n", cpu.Seconds(), wall.Seconds(), 100*cpu.Seconds()/wall.Seconds())
+	if fwd := b.forwarded - a.forwarded; fwd > 0 {
+		fmt.Fprintf(w, "server: %.0f packets forwarded, %.2f us CPU per forwarded packet\n", fwd, float64(cpu.Microseconds())/fwd)
+	}
+	if viewers > 0 {
+		fmt.Fprintf(w, "server: %.2f ms CPU per viewer per second, RSS %d MiB (+%d KiB per viewer)\n",
+			float64(cpu.Milliseconds())/float64(viewers)/wall.Seconds(), b.rssKiB/1024, (b.rssKiB-a.rssKiB)/int64(viewers))
+	}
+}
