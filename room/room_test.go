@@ -1,0 +1,205 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/sfu"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recorder) Event(ev Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+}
+
+func (r *recorder) has(match func(Event) bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.events {
+		if match(ev) {
+			return true
+		}
+	}
+	return false
+}
+
+func newTestManager(t *testing.T, opt Options) (*Manager, *MemoryStore) {
+	t.Helper()
+	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemoryStore()
+	if opt.EmptyTimeout == 0 {
+		opt.EmptyTimeout = 20 * time.Millisecond
+	}
+	opt.NodeID = "n1"
+	m := NewManager(e, store, opt)
+	t.Cleanup(func() {
+		m.Close()
+		e.Close()
+	})
+	return m, store
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestJoinLeave_EventsStoreAndEmptyRoomRemoval(t *testing.T) {
+	m, store := newTestManager(t, Options{})
+	var a, b recorder
+	pa, err := m.Join("r", ParticipantSpec{Identity: "alice", Publish: true}, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := m.Join("r", ParticipantSpec{Identity: "bob", Subscribe: true}, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.has(func(ev Event) bool { j, ok := ev.(ParticipantJoined); return ok && j.Participant.Identity == "bob" }) {
+		t.Fatal("alice was not told bob joined")
+	}
+	eventually(t, "store holds both participants", func() bool {
+		st, err := store.Room(context.Background(), "r")
+		return err == nil && len(st.Participants) == 2 && st.Participants[0].Node == "n1"
+	})
+	if err := pb.Subscribe(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Room("r").ViewerCount(); got != 1 {
+		t.Fatalf("viewer count %d", got)
+	}
+	pb.Leave()
+	pb.Leave() // twice is harmless
+	if !a.has(func(ev Event) bool { l, ok := ev.(ParticipantLeft); return ok && l.ParticipantID == pb.ID() }) {
+		t.Fatal("alice was not told bob left")
+	}
+	eventually(t, "viewer count event 0", func() bool {
+		return a.has(func(ev Event) bool { v, ok := ev.(ViewerCount); return ok && v.Count == 0 })
+	})
+	pa.Leave()
+	eventually(t, "empty room removed", func() bool { return m.Room("r") == nil })
+	eventually(t, "store forgets the room", func() bool {
+		_, err := store.Room(context.Background(), "r")
+		return errors.Is(err, ErrNotFound)
+	})
+}
+
+func TestGrantsAndLimits(t *testing.T) {
+	m, _ := newTestManager(t, Options{ParticipantsPerRoom: 1, MaxSDPBytes: 1 << 16, MaxMediaSections: 4})
+	var r recorder
+	p, err := m.Join("g", ParticipantSpec{Identity: "viewer", Subscribe: true}, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Join("g", ParticipantSpec{Identity: "x"}, &r); !errors.Is(err, ErrRoomFull) {
+		t.Fatalf("second join: %v", err)
+	}
+	if _, err := p.Publish(context.Background(), "v=0", nil, false); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("publish without grant: %v", err)
+	}
+	if err := p.Subscribe([]string{"t_missing"}); !errors.Is(err, ErrUnknownTrack) {
+		t.Fatalf("unknown track: %v", err)
+	}
+	if err := p.Answer("v=0"); !errors.Is(err, ErrNoSubscription) {
+		t.Fatalf("answer without subscription: %v", err)
+	}
+	p.Leave()
+	if err := p.Subscribe(nil); !errors.Is(err, ErrLeft) {
+		t.Fatalf("subscribe after leave: %v", err)
+	}
+}
+
+func TestDrain_RefusesJoinsAndClosesEveryone(t *testing.T) {
+	m, _ := newTestManager(t, Options{})
+	var r recorder
+	if _, err := m.Join("d", ParticipantSpec{Identity: "a"}, &r); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !r.has(func(ev Event) bool { c, ok := ev.(Closed); return ok && errors.Is(c.Reason, ErrDraining) }) {
+		t.Fatal("participant not told of the drain")
+	}
+	if _, err := m.Join("d", ParticipantSpec{Identity: "b"}, &r); !errors.Is(err, ErrDraining) {
+		t.Fatalf("join while draining: %v", err)
+	}
+	if s := m.Stats(); s.Participants != 0 {
+		t.Fatalf("participants left: %+v", s)
+	}
+}
+
+func TestMemoryStore(t *testing.T) {
+	s := NewMemoryStore()
+	ctx := context.Background()
+	if _, err := s.Room(ctx, "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	_ = s.PutParticipant(ctx, "x", ParticipantRecord{ID: "p2"})
+	_ = s.PutParticipant(ctx, "x", ParticipantRecord{ID: "p1"})
+	_ = s.PutTrack(ctx, "x", TrackRecord{ID: "t1", ParticipantID: "p1"})
+	st, err := s.Room(ctx, "x")
+	if err != nil || len(st.Participants) != 2 || st.Participants[0].ID != "p1" || len(st.Tracks) != 1 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	_ = s.DeleteTrack(ctx, "x", "t1")
+	_ = s.DeleteParticipant(ctx, "x", "p1")
+	st, _ = s.Room(ctx, "x")
+	if len(st.Tracks) != 0 || len(st.Participants) != 1 {
+		t.Fatalf("%+v", st)
+	}
+	rooms, _ := s.Rooms(ctx)
+	if len(rooms) != 1 || rooms[0] != "x" {
+		t.Fatal(rooms)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.PutTrack(cctx, "x", TrackRecord{}); err == nil {
+		t.Fatal("cancelled context accepted")
+	}
+	_ = s.DeleteRoom(ctx, "x")
+	if rooms, _ := s.Rooms(ctx); len(rooms) != 0 {
+		t.Fatal(rooms)
+	}
+}
+
+func TestPickVideo(t *testing.T) {
+	ts := map[string]*published{
+		"t_b": {info: TrackInfo{ID: "t_b", Kind: "video", Source: "screen", Name: "Slides"}},
+		"t_c": {info: TrackInfo{ID: "t_c", Kind: "video", Source: "camera", Name: "Front"}},
+		"t_a": {info: TrackInfo{ID: "t_a", Kind: "audio", Source: "microphone"}},
+	}
+	if got := pickVideo(ts, ""); got.info.ID != "t_c" {
+		t.Fatalf("main camera: %s", got.info.ID)
+	}
+	if got := pickVideo(ts, "slides"); got.info.ID != "t_b" {
+		t.Fatalf("by name: %s", got.info.ID)
+	}
+	if got := pickVideo(ts, "t_b"); got.info.ID != "t_b" {
+		t.Fatalf("by id: %s", got.info.ID)
+	}
+}
