@@ -88,7 +88,10 @@ func (c *wsClient) enqueue(frame []byte) {
 	default:
 		c.s.metrics.slowClients.Inc()
 		c.log.Warn("client too slow, disconnecting", "queue", cap(c.queue))
-		c.shutdown(websocket.ClosePolicyViolation, "send queue full")
+		c.shutdown(websocket.CloseAbnormalClosure, "send queue full")
+		// The writer is stuck on the full socket: cut it now rather than at
+		// the write deadline, so the participant leaves at once.
+		_ = c.conn.NetConn().Close()
 	}
 }
 

@@ -116,3 +116,16 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// --print-config shows the effective configuration with the secret masked.
+func TestRun_PrintConfigMasksSecrets(t *testing.T) {
+	var out, errOut syncBuffer
+	secret := strings.Repeat("s3cr3t", 8)
+	code := run(context.Background(), []string{"--print-config"}, []string{"HALO_AUTH_SECRET=" + secret, "HALO_SFU_UDP_PORT=9999"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("code %d: %s", code, errOut.String())
+	}
+	if strings.Contains(out.String(), secret) || !strings.Contains(out.String(), "******") || !strings.Contains(out.String(), "9999") {
+		t.Fatalf("print-config output:\n%s", out.String())
+	}
+}
