@@ -49,7 +49,8 @@ func (c *Config) Validate() error {
 
 	if c.Metrics.Listen != "" {
 		p.listen("metrics.listen", c.Metrics.Listen)
-		if c.Metrics.Listen == c.HTTP.Listen {
+		// Port 0 means "any free port": two such listeners never collide.
+		if c.Metrics.Listen == c.HTTP.Listen && !strings.HasSuffix(c.HTTP.Listen, ":0") {
 			p.add("metrics.listen", "%q is also http.listen; give metrics its own address", c.Metrics.Listen)
 		}
 	}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/loadtest"
+)
+
+// The metrics listener reports what an operator needs to see of a broadcast.
+func TestMetrics_ReportTheBroadcast(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Metrics.Listen = "127.0.0.1:0" })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.publisher(ctx, "m", loadtest.PublisherConfig{VideoBitrate: 300_000})
+	v := n.viewer(ctx, "m", "v")
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadtest.Dial(ctx, n.wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Request(ctx, "join", loadtest.JoinRequest{Token: "forged"}) // one unauthorized error
+	_ = c.Close()
+	eventually(t, "packets forwarded", func() bool { return n.engine.Stats().PacketsForwarded > 100 })
+
+	url := "http://" + n.metricsLn.Addr().String() + "/metrics"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	value := func(series string) float64 {
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` ([0-9.e+]+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("metric %s missing", series)
+		}
+		f, _ := strconv.ParseFloat(string(m[1]), 64)
+		return f
+	}
+	checks := map[string]func(float64) bool{
+		"halo_rooms":                                       func(f float64) bool { return f == 1 },
+		`halo_participants{role="publisher"}`:              func(f float64) bool { return f == 1 },
+		`halo_participants{role="viewer"}`:                 func(f float64) bool { return f == 1 },
+		"halo_tracks":                                      func(f float64) bool { return f == 2 },
+		"halo_down_tracks":                                 func(f float64) bool { return f == 2 },
+		"halo_packets_forwarded_total":                     func(f float64) bool { return f > 100 },
+		"halo_bytes_forwarded_total":                       func(f float64) bool { return f > 10000 },
+		"halo_join_duration_seconds_count":                 func(f float64) bool { return f >= 2 },
+		`halo_signaling_errors_total{code="unauthorized"}`: func(f float64) bool { return f == 1 },
+	}
+	for series, ok := range checks {
+		if v := value(series); !ok(v) {
+			t.Errorf("%s = %v", series, v)
+		}
+	}
+	for _, name := range []string{"halo_nacks_received_total", "halo_nacks_answered_total", "halo_plis_sent_total", "halo_keyframe_replays_total", "process_cpu_seconds_total"} {
+		value(name)
+	}
+}
