@@ -22,6 +22,7 @@ import (
 type serverSample struct {
 	at        time.Time
 	cpu       time.Duration
+	sys       time.Duration // of cpu, time in the kernel
 	rssKiB    int64
 	forwarded float64
 }
@@ -47,6 +48,7 @@ func sampleServer(ctx context.Context, pid int, metricsURL string) (serverSample
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	s.cpu = time.Duration(utime+stime) * clockTick
+	s.sys = time.Duration(stime) * clockTick
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err
@@ -92,7 +94,8 @@ func scrapeCounter(ctx context.Context, url, name string) (float64, error) {
 func writeServerCost(w io.Writer, a, b serverSample, viewers int) {
 	wall := b.at.Sub(a.at)
 	cpu := b.cpu - a.cpu
-	fmt.Fprintf(w, "server: %.2f s CPU over %.1f s (%.0f %% of one core)\n", cpu.Seconds(), wall.Seconds(), 100*cpu.Seconds()/wall.Seconds())
+	fmt.Fprintf(w, "server: %.2f s CPU over %.1f s (%.0f %% of one core; %.0f %% of it in the kernel)\n",
+		cpu.Seconds(), wall.Seconds(), 100*cpu.Seconds()/wall.Seconds(), 100*(b.sys-a.sys).Seconds()/max(cpu.Seconds(), 1e-9))
 	if fwd := b.forwarded - a.forwarded; fwd > 0 {
 		fmt.Fprintf(w, "server: %.0f packets forwarded, %.2f us CPU per forwarded packet\n", fwd, float64(cpu.Microseconds())/fwd)
 	}
