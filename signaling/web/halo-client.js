@@ -1,0 +1,452 @@
+// halo-client.js: a small browser client for HaloBuzz Live.
+//
+// HaloClient speaks the WebSocket protocol of docs/protocol.md (version 1):
+// join, publish with trickle ICE, and automatic subscription (it answers
+// every `offer` of the server on the subscriber connection). whip() and
+// whep() publish and play over WHIP / WHEP instead.
+//
+// No dependencies, no build step: import it as an ES module.
+//
+//   import { HaloClient } from '/halo-client.js';
+//   const c = new HaloClient({ token });
+//   c.addEventListener('track', (e) => video.srcObject = e.detail.streams[0]);
+//   c.addEventListener('viewer_count', (e) => show(e.detail.count));
+//   await c.connect();
+//   await c.join();
+//   await c.publish(stream);          // broadcaster
+//   ...
+//   await c.leave();
+//
+// Events (CustomEvent, payload in `detail`): joined, participant_joined,
+// participant_left, track_published, track_unpublished, viewer_count, chat,
+// error ({code, message}, for errors that answer no request), track
+// ({track, streams, receiver, id, meta}: id is the server's track id and
+// meta its Track from joined/track_published), connectionstatechange
+// ({target, state}), close ({code, reason, wasClean}: wasClean is true after
+// leave()).
+
+export const PROTOCOL_VERSION = 1;
+
+// HaloError is a protocol error: `code` is the stable wire code.
+export class HaloError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.name = 'HaloError';
+    this.code = code;
+  }
+}
+
+// FATAL_CODES end the session on the server side; reconnecting with the same
+// token will not help (except server_shutting_down: try again).
+export const FATAL_CODES = new Set(['unauthorized', 'room_mismatch', 'room_full', 'rate_limited', 'message_too_large', 'server_shutting_down']);
+
+// defaultWebSocketURL is /ws on the page's own origin.
+export function defaultWebSocketURL(loc = window.location) {
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}
+
+export class HaloClient extends EventTarget {
+  // opts: {token, room?, name?, url? (default /ws of this origin),
+  //        autoSubscribe? (default true), rtcConfig?, requestTimeoutMs? (10000),
+  //        holdResolutionMs? (10000, see holdResolution)}
+  constructor(opts = {}) {
+    super();
+    this.opts = { url: defaultWebSocketURL(), autoSubscribe: true, requestTimeoutMs: 10000, rtcConfig: {}, ...opts };
+    this.ws = null;
+    this.nextId = 1;
+    this.pending = new Map(); // id -> {resolve, reject, timer}
+    this.participantId = '';
+    this.participants = new Map(); // id -> Participant
+    this.tracks = new Map(); // track id -> Track (metadata of the server)
+    this.publisher = null; // RTCPeerConnection we offer on
+    this.subscriber = null; // RTCPeerConnection the server offers on
+    this.pubCandidates = []; // remote candidates before the publisher has its answer
+    this.subCandidates = []; // remote candidates before the subscriber has an offer
+    this.pubLocal = null; // local publisher candidates held until publish is sent
+    this.offers = Promise.resolve(); // subscriber offers are handled one at a time
+    this.closed = false;
+  }
+
+  // connect opens the WebSocket; it resolves when it is open.
+  connect() {
+    return new Promise((resolve, reject) => {
+      let opened = false;
+      const ws = new WebSocket(this.opts.url);
+      this.ws = ws;
+      ws.onopen = () => { opened = true; resolve(); };
+      ws.onmessage = (e) => this._onMessage(e.data);
+      ws.onerror = () => { if (!opened) reject(new HaloError('network', `cannot open ${this.opts.url}`)); };
+      ws.onclose = (e) => {
+        if (!opened) reject(new HaloError('network', `cannot open ${this.opts.url} (${e.code})`));
+        this._failPending(new HaloError('closed', `connection closed (${e.code}${e.reason ? ' ' + e.reason : ''})`));
+        this._closePeers();
+        const wasClean = this.closed;
+        this.closed = true;
+        this._emit('close', { code: e.code, reason: e.reason, wasClean });
+      };
+    });
+  }
+
+  // join enters the room; it resolves with the `joined` data.
+  async join() {
+    const d = await this.request('join', {
+      token: this.opts.token,
+      room: this.opts.room || undefined,
+      name: this.opts.name || undefined,
+      auto_subscribe: this.opts.autoSubscribe,
+    }, 'joined');
+    this.participantId = d.participant_id;
+    for (const p of d.participants || []) this.participants.set(p.id, p);
+    for (const t of d.tracks || []) this.tracks.set(t.id, t);
+    this._emit('joined', d);
+    if (typeof d.viewer_count === 'number') this._emit('viewer_count', { count: d.viewer_count });
+    return d;
+  }
+
+  // publish sends the tracks of stream (all of them, or opts.tracks) on the
+  // publisher connection. trackMeta is an optional array of
+  // {track_id, source, name}; tracks without an entry get camera/microphone.
+  // Calling it again adds tracks (a renegotiation). Resolves once the server
+  // answered; media flows when connectionstatechange says "connected".
+  async publish(stream, trackMeta = []) {
+    const pc = this._publisherPC();
+    const tracks = stream.getTracks();
+    for (const track of tracks) {
+      const { sender } = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      if (track.kind === 'video') holdResolution(sender, this.opts.holdResolutionMs);
+    }
+    const meta = tracks.map((t) => {
+      const m = trackMeta.find((x) => x.track_id === t.id) || {};
+      return {
+        track_id: t.id,
+        source: m.source || (t.kind === 'video' ? 'camera' : 'microphone'),
+        name: m.name || t.label || '',
+      };
+    });
+    await this._negotiatePublisher(meta);
+    return pc;
+  }
+
+  // replaceTrack swaps what a sender sends (another camera) without
+  // renegotiation.
+  async replaceTrack(oldTrack, newTrack) {
+    const sender = this.publisher && this.publisher.getSenders().find((s) => s.track === oldTrack);
+    if (!sender) throw new Error('replaceTrack: track is not published');
+    await sender.replaceTrack(newTrack);
+  }
+
+  // subscribe / unsubscribe pick tracks explicitly (with autoSubscribe false).
+  subscribe(trackIds = []) { return this.request('subscribe', { track_ids: trackIds }, 'subscribed'); }
+  unsubscribe(trackIds) { return this.request('unsubscribe', { track_ids: trackIds }, 'unsubscribed'); }
+
+  // chat sends a room message to every participant.
+  chat(text) { this._send('chat', { text }); }
+
+  // leave releases everything on the server and closes the socket and peers.
+  async leave() {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this._send('leave', {});
+      // The server closes the socket after releasing the participant; do not
+      // wait for ever.
+      await new Promise((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        this.ws.addEventListener('close', () => { clearTimeout(t); resolve(); }, { once: true });
+      });
+    }
+    if (this.ws) this.ws.close();
+    this._closePeers();
+  }
+
+  // request sends a message with an id and resolves with the reply's data.
+  request(type, data, replyType) {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new HaloError('timeout', `no reply to ${type}`));
+      }, this.opts.requestTimeoutMs);
+      this.pending.set(id, { resolve, reject, timer, replyType });
+      if (!this._send(type, data, id)) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new HaloError('closed', 'not connected'));
+      }
+    });
+  }
+
+  _send(type, data, id) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    const env = { v: PROTOCOL_VERSION, type, data };
+    if (id) env.id = id;
+    this.ws.send(JSON.stringify(env));
+    return true;
+  }
+
+  _emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  _onMessage(raw) {
+    let env;
+    try {
+      env = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    const data = env.data || {};
+    if (env.id && this.pending.has(env.id)) {
+      const p = this.pending.get(env.id);
+      this.pending.delete(env.id);
+      clearTimeout(p.timer);
+      if (env.type === 'error') p.reject(new HaloError(data.code, data.message));
+      else p.resolve(data);
+      return;
+    }
+    switch (env.type) {
+      case 'offer':
+        this.offers = this.offers.then(() => this._onOffer(data.sdp)).catch((err) => {
+          this._emit('error', { code: 'client', message: `answering the server's offer: ${err.message || err}` });
+        });
+        return;
+      case 'trickle':
+        this._onRemoteCandidate(data.target, data.candidate);
+        return;
+      case 'participant_joined':
+        if (data.participant) this.participants.set(data.participant.id, data.participant);
+        break;
+      case 'participant_left':
+        this.participants.delete(data.participant_id);
+        break;
+      case 'track_published':
+        if (data.track) this.tracks.set(data.track.id, data.track);
+        break;
+      case 'track_unpublished':
+        this.tracks.delete(data.track_id);
+        break;
+      case 'error':
+      case 'viewer_count':
+      case 'chat':
+        break;
+      default:
+        return; // forward compatible: ignore unknown events
+    }
+    this._emit(env.type, data);
+  }
+
+  _newPC(target) {
+    const pc = new RTCPeerConnection(this.opts.rtcConfig);
+    pc.addEventListener('icecandidate', (e) => {
+      // Some browsers signal the end of gathering with an empty candidate.
+      const c = e.candidate && e.candidate.candidate ? e.candidate.toJSON() : null;
+      if (target === 'publisher' && this.pubLocal) {
+        this.pubLocal.push(c);
+        return;
+      }
+      this._send('trickle', { target, candidate: c });
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      this._emit('connectionstatechange', { target, state: pc.connectionState });
+    });
+    return pc;
+  }
+
+  _publisherPC() {
+    if (!this.publisher) this.publisher = this._newPC('publisher');
+    return this.publisher;
+  }
+
+  async _negotiatePublisher(meta) {
+    const pc = this.publisher;
+    this.pubLocal = []; // hold our candidates until the server has the offer
+    let sent = false;
+    try {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const reply = this.request('publish', { sdp: pc.localDescription.sdp, tracks: meta }, 'answer');
+      sent = true;
+      this._flushLocalPublisherCandidates();
+      const answer = await reply;
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      for (const c of this.pubCandidates.splice(0)) await pc.addIceCandidate(c).catch(() => {});
+    } finally {
+      if (!sent) this.pubLocal = null;
+    }
+  }
+
+  _flushLocalPublisherCandidates() {
+    const held = this.pubLocal || [];
+    this.pubLocal = null;
+    for (const c of held) this._send('trickle', { target: 'publisher', candidate: c });
+  }
+
+  async _onOffer(sdp) {
+    if (this.closed) return;
+    if (!this.subscriber) {
+      this.subscriber = this._newPC('subscriber');
+      this.subscriber.addEventListener('track', (e) => {
+        // Chromium takes MediaStreamTrack.id from the a=msid line, where the
+        // server puts its track id; the stream id is the publisher's
+        // participant id (one synchronised stream per publisher).
+        const stream = e.streams[0];
+        const id = this.tracks.has(e.track.id) || !stream ? e.track.id : stream.id;
+        this._emit('track', { track: e.track, streams: e.streams, receiver: e.receiver, meta: this.tracks.get(id) || null, id });
+      });
+    }
+    const pc = this.subscriber;
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    for (const c of this.subCandidates.splice(0)) await pc.addIceCandidate(c).catch(() => {});
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this._send('answer', { sdp: pc.localDescription.sdp });
+  }
+
+  _onRemoteCandidate(target, candidate) {
+    if (!candidate || !candidate.candidate) return; // end of candidates
+    const pc = target === 'publisher' ? this.publisher : this.subscriber;
+    if (!pc || !pc.remoteDescription) {
+      (target === 'publisher' ? this.pubCandidates : this.subCandidates).push(candidate);
+      return;
+    }
+    pc.addIceCandidate(candidate).catch((err) => {
+      this._emit('error', { code: 'client', message: `adding a ${target} candidate: ${err.message || err}` });
+    });
+  }
+
+  _failPending(err) {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.pending.delete(id);
+    }
+  }
+
+  _closePeers() {
+    if (this.publisher) this.publisher.close();
+    if (this.subscriber) this.subscriber.close();
+    this.publisher = this.subscriber = null;
+  }
+}
+
+// holdResolution keeps a video sender at its full capture size for the first
+// ms milliseconds, then lets the browser trade size for frame rate again
+// ("balanced"). Chrome starts every connection at a bandwidth estimate of
+// 300 kbps and, when the first frame is encoded before the estimate rises,
+// sends a quarter of the picture for many seconds; viewers of a new
+// broadcast would see that first. The call does nothing where the browser
+// does not support degradationPreference.
+export async function holdResolution(sender, ms = 10000) {
+  const set = async (pref) => {
+    try {
+      const p = sender.getParameters();
+      p.degradationPreference = pref;
+      await sender.setParameters(p);
+    } catch {
+      // not supported, or the sender is gone
+    }
+  };
+  await set('maintain-resolution');
+  if (ms > 0) setTimeout(() => { if (sender.track) set('balanced'); }, ms);
+}
+
+// waitForGathering resolves when pc has gathered all its candidates, or after
+// maxMs, whichever comes first.
+export function waitForGathering(pc, maxMs = 1000) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+    const timer = setTimeout(done, maxMs);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+// HTTPSession is a WHIP or WHEP session: pc, the resource URL (Location) and
+// stop(), which DELETEs the resource and closes pc.
+class HTTPSession {
+  constructor(pc, location, token) {
+    this.pc = pc;
+    this.location = location;
+    this.token = token;
+  }
+
+  async stop() {
+    const pc = this.pc;
+    this.pc = null;
+    if (pc) pc.close();
+    if (!this.location) return;
+    const url = this.location;
+    this.location = '';
+    try {
+      // keepalive lets the DELETE finish while the page unloads.
+      await fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${this.token}` }, keepalive: true });
+    } catch {
+      // The server ends the session on its own when ICE times out.
+    }
+  }
+}
+
+// exchangeSDP POSTs pc's offer (after ICE gathering, at most 1 s) to endpoint
+// and applies the answer: the non-trickle flavour of WHIP/WHEP.
+async function exchangeSDP(pc, endpoint, token, hooks = {}) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitForGathering(pc, 1000);
+  if (hooks.beforePost) hooks.beforePost();
+  let res;
+  try {
+    res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+      body: pc.localDescription.sdp,
+    });
+  } catch (err) {
+    throw new HaloError('network', `POST ${endpoint}: ${err.message || err}`);
+  }
+  const body = await res.text();
+  if (res.status !== 201) {
+    // Error bodies are "code: message" like every HTTP error of the node.
+    const m = /^([a-z_]+):\s*(.*)$/s.exec(body.trim());
+    throw new HaloError(m ? m[1] : `http_${res.status}`, m ? m[2] : `${res.status} ${res.statusText} ${body.trim()}`);
+  }
+  const loc = res.headers.get('Location');
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  return loc ? new URL(loc, new URL(endpoint, window.location.href)).href : '';
+}
+
+// whip publishes stream over WHIP (RFC 9725) to endpoint (e.g. /whip/room).
+// opts: {rtcConfig?, holdResolutionMs?, beforePost?}. Resolves with
+// {pc, location, stop()}.
+export async function whip(endpoint, token, stream, opts = {}) {
+  const pc = new RTCPeerConnection(opts.rtcConfig || {});
+  try {
+    for (const track of stream.getTracks()) {
+      const { sender } = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      if (track.kind === 'video') holdResolution(sender, opts.holdResolutionMs);
+    }
+    const location = await exchangeSDP(pc, endpoint, token, opts);
+    return new HTTPSession(pc, location, token);
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}
+
+// whep plays a room over WHEP from endpoint (e.g. /whep/room). opts.onTrack
+// receives each RTCTrackEvent; opts.beforePost runs just before the POST.
+// Resolves with {pc, location, stop()}.
+export async function whep(endpoint, token, opts = {}) {
+  const pc = new RTCPeerConnection(opts.rtcConfig || {});
+  try {
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    if (opts.onTrack) pc.addEventListener('track', opts.onTrack);
+    const location = await exchangeSDP(pc, endpoint, token, opts);
+    return new HTTPSession(pc, location, token);
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}

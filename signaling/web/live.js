@@ -1,0 +1,313 @@
+// live.js: the broadcast view, #/live/<room>. Camera and microphone from
+// the device lists, a preview, Start/Stop over the WebSocket protocol (or
+// WHIP with ?via=whip), the viewer count and a share link.
+
+import { HaloClient, whip } from './halo-client.js';
+import { $, setStatus, describe, PageError, getToken, afterLoad } from './page.js';
+
+// QUALITY are the capture sizes the live page offers. 480p is the default:
+// Chrome starts every connection at a low bandwidth estimate and sends HD at
+// a reduced size for its first many seconds, while VGA is sharp at once.
+const QUALITY = {
+  sd: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+  hd: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+};
+
+function videoConstraints(deviceId, quality = 'sd') {
+  const c = { ...(QUALITY[quality] || QUALITY.sd) };
+  if (deviceId) c.deviceId = { exact: deviceId };
+  return c;
+}
+
+function audioConstraints(deviceId) {
+  return deviceId ? { deviceId: { exact: deviceId } } : true;
+}
+
+// capture opens camera and microphone; with only one of them present it
+// returns what it could open.
+async function capture(videoId, audioId, quality) {
+  const gum = (c) => navigator.mediaDevices.getUserMedia(c);
+  try {
+    return await gum({ video: videoConstraints(videoId, quality), audio: audioConstraints(audioId) });
+  } catch (err) {
+    if (err.name !== 'NotFoundError' && err.name !== 'OverconstrainedError') throw err;
+  }
+  const tracks = [];
+  for (const c of [{ video: videoConstraints(videoId, quality) }, { audio: audioConstraints(audioId) }]) {
+    try {
+      tracks.push(...(await gum(c)).getTracks());
+    } catch {
+      // that kind of device is missing
+    }
+  }
+  if (!tracks.length) throw new PageError('no_device', 'No camera or microphone was found.');
+  return new MediaStream(tracks);
+}
+
+export function liveView(room, params) {
+  const via = params.get('via') === 'whip' ? 'whip' : 'ws';
+  const preview = $('preview');
+  const camSel = $('camera-select');
+  const micSel = $('mic-select');
+  const qualitySel = $('quality-select');
+  const startBtn = $('start');
+  const stopBtn = $('stop');
+  const status = $('live-status');
+  const ac = new AbortController();
+  const on = (el, type, fn) => el.addEventListener(type, fn, { signal: ac.signal });
+
+  let stream = null;
+  let client = null; // HaloClient publishing (WebSocket)
+  let session = null; // WHIP session
+  let monitor = null; // HaloClient that only listens for viewer counts (WHIP)
+  let attempt = 0; // bumped by every Start/Stop so stale callbacks do nothing
+  let gone = false;
+  let state = 'idle';
+
+  document.title = `Live: ${room} - HaloBuzz Live`;
+  $('live-room').textContent = room;
+  $('live-via').textContent = via === 'whip' ? 'WHIP' : 'WebSocket';
+  const share = new URL(location.href);
+  share.hash = `#/watch/${encodeURIComponent(room)}`;
+  $('share-link').value = share.href;
+  $('copy-result').textContent = '';
+
+  function setState(s, text, kind) {
+    state = s;
+    window.haloState = s;
+    $('live-badge').hidden = s !== 'live';
+    startBtn.disabled = !stream || s === 'connecting' || s === 'live';
+    stopBtn.disabled = s !== 'connecting' && s !== 'live';
+    if (text !== undefined) setStatus(status, text, kind);
+  }
+
+  function setViewers(n) {
+    window.haloViewerCount = n;
+    $('viewer-count').textContent = n === null ? '?' : String(n);
+  }
+
+  setViewers(0);
+  setState('idle', 'Asking for camera and microphone...');
+
+  async function listDevices() {
+    let devices = [];
+    try {
+      devices = await navigator.mediaDevices.enumerateDevices();
+    } catch {
+      return;
+    }
+    const fill = (sel, kind, current, fallback) => {
+      sel.replaceChildren();
+      let n = 0;
+      for (const d of devices.filter((x) => x.kind === kind)) {
+        n++;
+        const o = new Option(d.label || `${fallback} ${n}`, d.deviceId);
+        o.selected = d.deviceId === current;
+        sel.append(o);
+      }
+      if (!n) sel.append(new Option(`No ${fallback.toLowerCase()}`, ''));
+      sel.disabled = n === 0;
+    };
+    const v = stream && stream.getVideoTracks()[0];
+    const a = stream && stream.getAudioTracks()[0];
+    fill(camSel, 'videoinput', v && v.getSettings().deviceId, 'Camera');
+    fill(micSel, 'audioinput', a && a.getSettings().deviceId, 'Microphone');
+  }
+
+  async function openDevices() {
+    try {
+      const s = await capture('', '', qualitySel.value);
+      if (gone) {
+        s.getTracks().forEach((t) => t.stop());
+        return;
+      }
+      stream = s;
+      afterLoad(() => {
+        if (gone || stream !== s) return;
+        preview.srcObject = s;
+        preview.play().catch(() => {});
+      });
+    } catch (err) {
+      const why = err.name === 'NotAllowedError' ? 'permission was denied' : describe(err);
+      setState('error', `Camera and microphone are unavailable: ${why}.`, 'error');
+      return;
+    }
+    await listDevices();
+    if (!gone) setState('idle', 'Ready. Press Start to go live.');
+  }
+
+  // publishingPC is the connection whose senders carry the stream.
+  const publishingPC = () => (client && client.publisher) || (session && session.pc) || null;
+
+  async function switchDevice(kind, deviceId) {
+    if (!stream || !deviceId) return;
+    const old = kind === 'video' ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
+    const open = async () => (await navigator.mediaDevices.getUserMedia(
+      kind === 'video' ? { video: videoConstraints(deviceId, qualitySel.value) } : { audio: audioConstraints(deviceId) })).getTracks()[0];
+    let fresh;
+    try {
+      fresh = await open();
+    } catch {
+      // Some devices open one camera at a time: release the old one first.
+      if (old) old.stop();
+      try {
+        fresh = await open();
+      } catch (err) {
+        setStatus(status, `Cannot open that ${kind === 'video' ? 'camera' : 'microphone'}: ${describe(err)}`, 'error');
+        return;
+      }
+    }
+    if (gone) {
+      fresh.stop();
+      return;
+    }
+    const pc = publishingPC();
+    const sender = pc && old && pc.getSenders().find((s) => s.track === old);
+    if (sender) await sender.replaceTrack(fresh);
+    if (old) {
+      stream.removeTrack(old);
+      old.stop();
+    }
+    stream.addTrack(fresh);
+    preview.srcObject = stream;
+    if (pc && !sender) setStatus(status, 'The new device is used from the next Start.', 'warn');
+  }
+
+  // setQuality changes the capture size of the camera in place, live or not.
+  async function setQuality() {
+    const v = stream && stream.getVideoTracks()[0];
+    if (!v) return;
+    const c = videoConstraints('', qualitySel.value);
+    try {
+      await v.applyConstraints({ width: c.width, height: c.height, frameRate: c.frameRate });
+    } catch (err) {
+      setStatus(status, `The camera cannot do that: ${describe(err)}`, 'error');
+    }
+  }
+
+  function trackMeta() {
+    return stream.getTracks().map((t) => ({
+      track_id: t.id,
+      source: t.kind === 'video' ? 'camera' : 'microphone',
+      name: (t.label || '').slice(0, 128),
+    }));
+  }
+
+  function onMediaState(my, s) {
+    if (my !== attempt) return;
+    if (s === 'connected') setState('live', 'You are live.', 'ok');
+    else if (s === 'disconnected') setStatus(status, 'Network trouble, trying to recover...', 'warn');
+    else if (s === 'failed') {
+      teardown();
+      setState('error', 'The media connection failed. Press Start to try again.', 'error');
+    }
+  }
+
+  async function startWS(token, my) {
+    const c = new HaloClient({ token, room, autoSubscribe: false });
+    client = c;
+    c.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
+    c.addEventListener('connectionstatechange', (e) => {
+      if (e.detail.target === 'publisher') onMediaState(my, e.detail.state);
+    });
+    c.addEventListener('error', (e) => { if (my === attempt) setStatus(status, `Server error: ${e.detail.code}: ${e.detail.message}`, 'error'); });
+    c.addEventListener('close', (e) => {
+      if (my !== attempt || e.detail.wasClean) return;
+      teardown();
+      setState('error', `Lost the connection to the server (${e.detail.code}). Press Start to go live again.`, 'error');
+    });
+    await c.connect();
+    await c.join();
+    await c.publish(stream, trackMeta());
+  }
+
+  async function startWHIP(token, my) {
+    const s = await whip(`/whip/${encodeURIComponent(room)}`, token, stream);
+    if (my !== attempt) {
+      s.stop();
+      return;
+    }
+    session = s;
+    const conn = s.pc;
+    conn.addEventListener('connectionstatechange', () => onMediaState(my, conn.connectionState));
+    onMediaState(my, conn.connectionState);
+    // WHIP has no events: a signalling connection that neither publishes nor
+    // subscribes (so it is not counted) brings the viewer count.
+    const m = new HaloClient({ token, room, autoSubscribe: false });
+    monitor = m;
+    m.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
+    m.addEventListener('close', (e) => { if (my === attempt && !e.detail.wasClean) setViewers(null); });
+    m.connect().then(() => m.join()).catch(() => { if (my === attempt) setViewers(null); });
+  }
+
+  async function start() {
+    if (!stream || state === 'connecting' || state === 'live') return;
+    const my = ++attempt;
+    setState('connecting', 'Connecting...');
+    try {
+      const token = await getToken(room, params, true);
+      if (my !== attempt) return;
+      if (via === 'whip') await startWHIP(token, my);
+      else await startWS(token, my);
+      if (my === attempt && state === 'connecting') setStatus(status, 'Connecting media...');
+    } catch (err) {
+      if (my !== attempt) return;
+      teardown();
+      setState('error', `Could not go live: ${describe(err)}`, 'error');
+    }
+  }
+
+  function teardown() {
+    const c = client;
+    const s = session;
+    const m = monitor;
+    client = session = monitor = null;
+    const done = [];
+    if (c) done.push(c.leave());
+    if (s) done.push(s.stop());
+    if (m) done.push(m.leave());
+    setViewers(0);
+    return Promise.all(done);
+  }
+
+  async function stop() {
+    attempt++;
+    await teardown();
+    setState('idle', 'Stopped. Press Start to go live again.');
+  }
+
+  async function copyLink() {
+    const input = $('share-link');
+    const out = $('copy-result');
+    try {
+      await navigator.clipboard.writeText(input.value);
+      out.textContent = 'Link copied.';
+    } catch {
+      input.select();
+      // Clipboard API needs a secure context; the old way still works on http.
+      out.textContent = document.execCommand('copy') ? 'Link copied.' : 'Select the link and copy it.';
+    }
+  }
+
+  on(startBtn, 'click', start);
+  on(stopBtn, 'click', stop);
+  on($('copy-link'), 'click', copyLink);
+  on(camSel, 'change', () => switchDevice('video', camSel.value));
+  on(micSel, 'change', () => switchDevice('audio', micSel.value));
+  on(qualitySel, 'change', setQuality);
+  on(navigator.mediaDevices, 'devicechange', listDevices);
+  openDevices();
+
+  return {
+    async stop() {
+      gone = true;
+      ac.abort();
+      attempt++;
+      await teardown();
+      if (stream) stream.getTracks().forEach((t) => t.stop());
+      stream = null;
+      preview.srcObject = null;
+      window.haloState = 'idle';
+    },
+  };
+}

@@ -1,0 +1,340 @@
+// watch.js: the player view, #/watch/<room>. Plays the room over the
+// WebSocket protocol (or WHEP with ?via=whep), muted until the viewer
+// unmutes, with a stats overlay and window.haloStats() for tests.
+
+import { HaloClient, whep } from './halo-client.js';
+import { $, setStatus, describe, PageError, getToken, afterLoad, backoff, NO_RETRY } from './page.js';
+
+export function watchView(room, params) {
+  const via = params.get('via') === 'whep' ? 'whep' : 'ws';
+  const player = $('player');
+  const status = $('watch-status');
+  const picker = $('camera-pick');
+  const ac = new AbortController();
+  const on = (el, type, fn) => el.addEventListener(type, fn, { signal: ac.signal });
+
+  const media = new MediaStream(); // selected video + every audio track
+  let videos = []; // {track, id, label}
+  let selected = null;
+  let pc = null; // the receiving connection, for stats
+  let client = null;
+  let session = null;
+  let gone = false;
+  let fatal = false;
+  let retries = 0;
+  let retryTimer = 0;
+  let statsTimer = 0;
+  let state = 'connecting';
+  // Time to first frame: from the start of watching (WebSocket) or from just
+  // before the WHEP POST, to the first decoded frame.
+  let t0 = performance.now();
+  let firstFrameAt = 0;
+  let last = null; // previous stats sample, for the bitrate
+  let progress = { pc: null, packets: 0, at: 0, stalled: false }; // stall detection
+
+  document.title = `Watching ${room} - HaloBuzz Live`;
+  $('watch-room').textContent = room;
+  $('watch-via').textContent = via === 'whep' ? 'WHEP' : 'WebSocket';
+  for (const id of ['st-res', 'st-fps', 'st-bitrate', 'st-loss', 'st-first']) $(id).textContent = '-';
+  player.muted = true;
+  $('unmute').textContent = 'Unmute';
+  // The overlay starts folded on a phone, where it would hide the picture.
+  const folded = window.matchMedia('(max-width: 720px)').matches;
+  $('stats').hidden = folded;
+  $('stats-toggle').setAttribute('aria-expanded', String(!folded));
+  afterLoad(() => { if (!gone) player.srcObject = media; });
+
+  function setState(s, text, kind) {
+    if (s === 'live' && state !== 'live') progress.at = performance.now();
+    state = s;
+    $('st-state').textContent = s;
+    if (text !== undefined) setStatus(status, text, kind);
+  }
+  setState('connecting', 'Connecting...');
+
+  function markFirstFrame() {
+    if (firstFrameAt || gone) return;
+    firstFrameAt = performance.now();
+    $('st-first').textContent = `${Math.round(firstFrameAt - t0)} ms`;
+  }
+  if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
+    player.requestVideoFrameCallback(() => markFirstFrame());
+  }
+
+  function renderPicker() {
+    $('camera-switch').hidden = videos.length < 2;
+    picker.replaceChildren(...videos.map((v, i) => {
+      const o = new Option(v.label || `Camera ${i + 1}`, String(i));
+      o.selected = v === selected;
+      return o;
+    }));
+  }
+
+  function selectVideo(v) {
+    if (selected) media.removeTrack(selected.track);
+    selected = v;
+    if (v) media.addTrack(v.track);
+    renderPicker();
+    player.play().catch(() => {});
+  }
+
+  function addTrack(track, id, meta) {
+    if (track.kind === 'audio') {
+      media.addTrack(track);
+    } else {
+      const v = { track, id, label: (meta && meta.name) || '' };
+      videos.push(v);
+      if (!selected) selectVideo(v);
+      else renderPicker();
+    }
+    track.addEventListener('ended', () => removeTrack((x) => x === track));
+    player.play().catch(() => {});
+    // A broadcast that starts again arrives on a connection that is up.
+    if (pc && pc.connectionState === 'connected') setState('live', 'Live.', 'ok');
+    else if (state !== 'live') setStatus(status, 'Connecting media...');
+  }
+
+  function removeTrack(match) {
+    for (const t of media.getAudioTracks()) if (match(t, t.id)) media.removeTrack(t);
+    const gonev = videos.filter((v) => match(v.track, v.id));
+    if (!gonev.length) return;
+    videos = videos.filter((v) => !gonev.includes(v));
+    if (gonev.includes(selected)) {
+      media.removeTrack(selected.track);
+      selected = null;
+      selectVideo(videos[0] || null);
+    }
+    renderPicker();
+    if (!videos.length) setState('waiting', 'The broadcast has ended. Waiting for it to start again...');
+  }
+
+  function clearTracks() {
+    for (const t of media.getTracks()) media.removeTrack(t);
+    videos = [];
+    selected = null;
+    renderPicker();
+  }
+
+  function onMediaState(s) {
+    if (gone) return;
+    if (s === 'connected') {
+      retries = 0;
+      setState('live', 'Live.', 'ok');
+    } else if (s === 'disconnected') setStatus(status, 'Network trouble, trying to recover...', 'warn');
+    else if (s === 'failed') lost(new PageError('media_failed', 'The media connection failed.'));
+  }
+
+  // lost ends the current session and retries, unless retrying cannot help.
+  function lost(err) {
+    if (gone || retryTimer) return;
+    const c = client;
+    const s = session;
+    client = session = null;
+    pc = null;
+    if (c) c.leave();
+    if (s) s.stop();
+    clearTracks();
+    if (via === 'whep' && err.code === 'not_found') {
+      // WHEP answers 404 while nothing is published: look again now and then.
+      setState('waiting', 'Waiting for the broadcaster to go live...');
+      retryTimer = setTimeout(() => {
+        retryTimer = 0;
+        connect();
+      }, 5000);
+      return;
+    }
+    if (fatal || NO_RETRY.has(err.code) || retries >= 6) {
+      setState('error', describe(err), 'error');
+      return;
+    }
+    const wait = backoff(retries++);
+    setState('connecting', `${describe(err)} Retrying in ${Math.round(wait / 1000)} s...`, 'warn');
+    retryTimer = setTimeout(() => {
+      retryTimer = 0;
+      connect();
+    }, wait);
+  }
+
+  async function connectWS(token) {
+    const c = new HaloClient({ token, room });
+    client = c;
+    c.addEventListener('joined', (e) => {
+      if (!(e.detail.tracks || []).length) setState('waiting', 'Waiting for the broadcaster to go live...');
+    });
+    c.addEventListener('track', (e) => {
+      if (client !== c) return;
+      pc = c.subscriber;
+      addTrack(e.detail.track, e.detail.id, e.detail.meta);
+    });
+    c.addEventListener('track_published', () => { if (state === 'waiting') setStatus(status, 'The broadcast is starting...'); });
+    c.addEventListener('track_unpublished', (e) => removeTrack((_, id) => id === e.detail.track_id));
+    c.addEventListener('connectionstatechange', (e) => { if (client === c && e.detail.target === 'subscriber') onMediaState(e.detail.state); });
+    c.addEventListener('error', (e) => {
+      if (NO_RETRY.has(e.detail.code)) fatal = true;
+      setStatus(status, `Server error: ${e.detail.code}: ${e.detail.message}`, 'error');
+    });
+    c.addEventListener('close', (e) => {
+      if (client === c && !e.detail.wasClean) lost(new PageError('closed', `Lost the connection to the server (${e.detail.code}).`));
+    });
+    await c.connect();
+    await c.join();
+  }
+
+  async function connectWHEP(token) {
+    const s = await whep(`/whep/${encodeURIComponent(room)}`, token, {
+      onTrack: (e) => addTrack(e.track, (e.streams[0] && e.streams[0].id) || e.track.id, null),
+      beforePost: () => { if (!firstFrameAt) t0 = performance.now(); },
+    });
+    if (gone) {
+      s.stop();
+      return;
+    }
+    const conn = s.pc;
+    session = s;
+    pc = conn;
+    conn.addEventListener('connectionstatechange', () => {
+      if (session !== s) return;
+      // The server ends a WHEP session whose broadcast ended.
+      if (conn.connectionState === 'closed') lost(new PageError('closed', 'The broadcast has ended.'));
+      else onMediaState(conn.connectionState);
+    });
+    onMediaState(conn.connectionState);
+  }
+
+  async function connect() {
+    try {
+      const token = await getToken(room, params, false);
+      if (gone) return;
+      if (via === 'whep') await connectWHEP(token);
+      else await connectWS(token);
+    } catch (err) {
+      lost(err);
+    }
+  }
+
+  // sample reads the receiving connection's stats.
+  async function sample() {
+    const s = {
+      framesDecoded: 0, frameWidth: 0, frameHeight: 0, fps: 0,
+      videoPacketsReceived: 0, audioPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, bytes: 0, ts: 0,
+    };
+    const conn = pc;
+    if (!conn) return s;
+    let report;
+    try {
+      report = await conn.getStats();
+    } catch {
+      return s;
+    }
+    let video = null;
+    report.forEach((r) => {
+      if (r.type !== 'inbound-rtp') return;
+      const kind = r.kind || r.mediaType;
+      s.packetsReceived += r.packetsReceived || 0;
+      s.packetsLost += Math.max(0, r.packetsLost || 0);
+      s.bytes += r.bytesReceived || 0;
+      s.ts = Math.max(s.ts, r.timestamp || 0);
+      if (kind === 'audio') s.audioPacketsReceived += r.packetsReceived || 0;
+      if (kind !== 'video') return;
+      s.videoPacketsReceived += r.packetsReceived || 0;
+      const isSelected = selected && r.trackIdentifier === selected.track.id;
+      if (!video || isSelected || (r.framesDecoded || 0) > (video.framesDecoded || 0)) video = r;
+    });
+    if (video) {
+      s.framesDecoded = video.framesDecoded || 0;
+      s.frameWidth = video.frameWidth || 0;
+      s.frameHeight = video.frameHeight || 0;
+      s.fps = video.framesPerSecond || 0;
+    }
+    if (s.framesDecoded > 0) markFirstFrame();
+    return s;
+  }
+
+  function render(s) {
+    $('st-res').textContent = s.frameWidth ? `${s.frameWidth}x${s.frameHeight}` : '-';
+    $('st-fps').textContent = s.fps ? String(Math.round(s.fps)) : '-';
+    if (last && s.ts > last.ts && s.bytes >= last.bytes) {
+      const kbps = ((s.bytes - last.bytes) * 8) / (s.ts - last.ts);
+      $('st-bitrate').textContent = kbps >= 1000 ? `${(kbps / 1000).toFixed(2)} Mbps` : `${Math.round(kbps)} kbps`;
+    }
+    const total = s.packetsReceived + s.packetsLost;
+    $('st-loss').textContent = total ? `${((100 * s.packetsLost) / total).toFixed(2)} %` : '-';
+    last = s;
+  }
+
+  // Sample fast until the first frame (for an exact first-frame time), then
+  // once a second for the overlay.
+  async function statsLoop() {
+    if (gone) return;
+    const s = await sample();
+    if (gone) return;
+    render(s);
+    checkStall(s);
+    statsTimer = setTimeout(statsLoop, firstFrameAt ? 1000 : 50);
+  }
+
+  // checkStall notices a live connection on which nothing arrives any more.
+  // WHEP has no events: the end of the broadcast looks like this, so the
+  // page starts a new session (404 until the broadcaster is back). Over
+  // WebSocket the server says when tracks end, so a stall is only shown.
+  function checkStall(s) {
+    const now = performance.now();
+    const packets = s.videoPacketsReceived + s.audioPacketsReceived;
+    if (progress.pc !== pc || packets !== progress.packets) {
+      if (progress.stalled && state === 'live') setStatus(status, 'Live.', 'ok');
+      progress = { pc, packets, at: now, stalled: false };
+      return;
+    }
+    if (state !== 'live' || progress.stalled || now - progress.at < 5000) return;
+    progress.stalled = true;
+    if (via === 'whep') lost(new PageError('stalled', 'The broadcast stopped.'));
+    else setStatus(status, 'No media is arriving...', 'warn');
+  }
+
+  window.haloStats = async () => {
+    const s = await sample();
+    return {
+      framesDecoded: s.framesDecoded,
+      frameWidth: s.frameWidth,
+      frameHeight: s.frameHeight,
+      fps: s.fps,
+      videoPacketsReceived: s.videoPacketsReceived,
+      audioPacketsReceived: s.audioPacketsReceived,
+      packetsLost: s.packetsLost,
+      firstFrameMs: firstFrameAt ? Math.round(firstFrameAt - t0) : null,
+      state,
+    };
+  };
+
+  on($('unmute'), 'click', () => {
+    player.muted = !player.muted;
+    $('unmute').textContent = player.muted ? 'Unmute' : 'Mute';
+    player.play().catch(() => {});
+  });
+  on($('stats-toggle'), 'click', () => {
+    const box = $('stats');
+    box.hidden = !box.hidden;
+    $('stats-toggle').setAttribute('aria-expanded', String(!box.hidden));
+  });
+  on(picker, 'change', () => selectVideo(videos[Number(picker.value)] || null));
+
+  connect();
+  statsLoop();
+
+  return {
+    async stop() {
+      gone = true;
+      ac.abort();
+      clearTimeout(retryTimer);
+      clearTimeout(statsTimer);
+      const c = client;
+      const s = session;
+      client = session = null;
+      pc = null;
+      clearTracks();
+      player.srcObject = null;
+      window.haloStats = undefined;
+      await Promise.all([c && c.leave(), s && s.stop()]);
+    },
+  };
+}
