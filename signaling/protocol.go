@@ -123,6 +123,7 @@ type (
 		Participants  []participantJSON `json:"participants"`
 		Tracks        []trackJSON       `json:"tracks"`
 		ViewerCount   int               `json:"viewer_count"`
+		ICEServers    []string          `json:"ice_servers"`
 	}
 	errorData struct {
 		Code    string `json:"code"`

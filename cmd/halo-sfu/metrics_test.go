@@ -66,3 +66,25 @@ func TestMetrics_ReportTheBroadcast(t *testing.T) {
 		value(name)
 	}
 }
+
+// joined tells clients the node's STUN/TURN servers.
+func TestJoined_CarriesICEServers(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.SFU.ICEServers = []string{"stun:stun.example.net:3478"} })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := loadtest.Dial(ctx, n.wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("ice", "v", false, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		ICEServers []string `json:"ice_servers"`
+	}
+	if err := env.Decode(&d); err != nil || len(d.ICEServers) != 1 || d.ICEServers[0] != "stun:stun.example.net:3478" {
+		t.Fatalf("ice_servers = %v (%v)", d.ICEServers, err)
+	}
+}

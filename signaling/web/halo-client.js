@@ -96,6 +96,10 @@ export class HaloClient extends EventTarget {
       auto_subscribe: this.opts.autoSubscribe,
     }, 'joined');
     this.participantId = d.participant_id;
+    // The node's STUN/TURN servers, unless the app brought its own.
+    if (!this.opts.rtcConfig && Array.isArray(d.ice_servers) && d.ice_servers.length) {
+      this.opts.rtcConfig = { iceServers: [{ urls: d.ice_servers }] };
+    }
     for (const p of d.participants || []) this.participants.set(p.id, p);
     for (const t of d.tracks || []) this.tracks.set(t.id, t);
     this._emit('joined', d);
