@@ -311,6 +311,7 @@ func (c *wsClient) join(env envelope) error {
 		Grants:       grantsJSON{Publish: spec.Publish, Subscribe: spec.Subscribe},
 		Participants: []participantJSON{}, Tracks: []trackJSON{},
 		ViewerCount: p.Room().ViewerCount(),
+		ICEServers:  append([]string{}, c.s.cfg.SFU.ICEServers...),
 	}
 	for _, x := range ps {
 		if x.ID != p.ID() {
