@@ -17,6 +17,9 @@ type ParticipantSpec struct {
 	Name      string
 	Publish   bool // may publish tracks
 	Subscribe bool // may receive tracks
+	// Hidden participants are not announced to others nor listed in
+	// snapshots; they still receive room events (a broadcaster's dashboard).
+	Hidden bool
 	// LeaveOnFailure removes the participant when a media connection fails
 	// (WHIP/WHEP sessions, which have no other channel).
 	LeaveOnFailure bool

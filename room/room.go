@@ -66,8 +66,10 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink) (*Participant, error) 
 		r.emptyTimer.Stop()
 		r.emptyTimer = nil
 	}
-	for _, o := range r.participants {
-		o.sink.Event(ParticipantJoined{Participant: p.Info()})
+	if !spec.Hidden {
+		for _, o := range r.participants {
+			o.sink.Event(ParticipantJoined{Participant: p.Info()})
+		}
 	}
 	r.participants[p.id] = p
 	rec := ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID}
@@ -82,7 +84,9 @@ func (r *Room) Snapshot() ([]ParticipantInfo, []TrackInfo) {
 	defer r.mu.Unlock()
 	ps := make([]ParticipantInfo, 0, len(r.participants))
 	for _, p := range r.participants {
-		ps = append(ps, p.Info())
+		if !p.spec.Hidden {
+			ps = append(ps, p.Info())
+		}
 	}
 	ts := make([]TrackInfo, 0, len(r.tracks))
 	for _, t := range r.tracks {
@@ -177,8 +181,10 @@ func (r *Room) leave(p *Participant) {
 		return
 	}
 	delete(r.participants, p.id)
-	for _, o := range r.participants {
-		o.sink.Event(ParticipantLeft{ParticipantID: p.id})
+	if !p.spec.Hidden {
+		for _, o := range r.participants {
+			o.sink.Event(ParticipantLeft{ParticipantID: p.id})
+		}
 	}
 	if len(r.participants) == 0 && r.emptyTimer == nil {
 		r.emptyTimer = time.AfterFunc(r.m.opt.EmptyTimeout, func() { r.m.removeIfEmpty(r) })

@@ -203,3 +203,23 @@ func TestPickVideo(t *testing.T) {
 		t.Fatalf("by id: %s", got.info.ID)
 	}
 }
+
+func TestHiddenParticipant_IsNotAnnounced(t *testing.T) {
+	m, _ := newTestManager(t, Options{})
+	var host, dash recorder
+	if _, err := m.Join("h", ParticipantSpec{Identity: "host", Publish: true}, &host); err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.Join("h", ParticipantSpec{Identity: "host", Hidden: true}, &dash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := m.Room("h").Snapshot()
+	if len(ps) != 1 || ps[0].Identity != "host" {
+		t.Fatalf("snapshot lists %v", ps)
+	}
+	d.Leave()
+	if host.has(func(ev Event) bool { _, j := ev.(ParticipantJoined); _, l := ev.(ParticipantLeft); return j || l }) {
+		t.Fatal("hidden participant announced")
+	}
+}

@@ -69,6 +69,7 @@ type (
 		Room          string `json:"room"`
 		Name          string `json:"name"`
 		AutoSubscribe *bool  `json:"auto_subscribe"`
+		Hidden        bool   `json:"hidden"`
 	}
 	trackMeta struct {
 		TrackID string `json:"track_id"`

@@ -299,6 +299,10 @@ func (c *wsClient) join(env envelope) error {
 	if d.Name != "" {
 		spec.Name = d.Name
 	}
+	if d.Hidden {
+		// A hidden participant only listens to room events: it may not publish.
+		spec.Hidden, spec.Publish = true, false
+	}
 	p, err := c.s.rooms.Join(roomName, spec, c)
 	if err != nil {
 		return err

@@ -94,6 +94,7 @@ export class HaloClient extends EventTarget {
       room: this.opts.room || undefined,
       name: this.opts.name || undefined,
       auto_subscribe: this.opts.autoSubscribe,
+      hidden: this.opts.hidden || undefined,
     }, 'joined');
     this.participantId = d.participant_id;
     // The node's STUN/TURN servers, unless the app brought its own.

@@ -231,9 +231,9 @@ export function liveView(room, params) {
     const conn = s.pc;
     conn.addEventListener('connectionstatechange', () => onMediaState(my, conn.connectionState));
     onMediaState(my, conn.connectionState);
-    // WHIP has no events: a signalling connection that neither publishes nor
-    // subscribes (so it is not counted) brings the viewer count.
-    const m = new HaloClient({ token, room, autoSubscribe: false });
+    // WHIP has no events: a hidden signalling connection (not announced,
+    // not counted as a viewer) brings the viewer count.
+    const m = new HaloClient({ token, room, autoSubscribe: false, hidden: true });
     monitor = m;
     m.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
     m.addEventListener('close', (e) => { if (my === attempt && !e.detail.wasClean) setViewers(null); });
