@@ -110,6 +110,8 @@ func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
 		switch {
 		case !t.isVideo():
 			d.start(h)
+		case t.kfValid && int16(h.SequenceNumber-t.kfSeq) < 0:
+			return 0 // a late packet from before the picture: wait for a newer one
 		case t.kfValid && t.kfSeq != h.SequenceNumber:
 			d.replay(b, h.SequenceNumber, sc)
 			if d.state == dtWaiting {

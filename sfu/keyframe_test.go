@@ -1,6 +1,10 @@
 package sfu
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pion/rtp"
+)
 
 func TestIsKeyframeStart(t *testing.T) {
 	cases := []struct {
@@ -60,5 +64,35 @@ func TestPacketCache_ReturnsOnlyTheRequestedSequence(t *testing.T) {
 	c.put(12, make([]byte, maxCachedPacket+1))
 	if n := c.get(12, buf); n != 0 {
 		t.Fatal("oversize packet returned")
+	}
+}
+
+// A late joiner whose first packet is an old retransmission (older than the
+// cached keyframe) must not replay around the sequence space; it starts on
+// the next packet, with the cached picture first.
+func TestDownTrack_LateOldPacketDoesNotStartTheViewer(t *testing.T) {
+	rig := newTestRig(t)
+	tr := rig.track
+	var h rtp.Header
+	feed := func(seq uint16, key bool) {
+		pkt := vp8Packet(seq, uint32(seq)*3000, key)
+		hl, _ := h.Unmarshal(pkt)
+		tr.cache.put(seq, pkt)
+		if key {
+			tr.kfSeq, tr.kfValid = seq, true
+		}
+		tr.forward(&h, pkt[hl:])
+	}
+	feed(1000, true)
+	feed(1001, false)
+	d := rig.addViewer()
+	feed(990, false) // a retransmission from before the keyframe
+	if got := rig.sent(d); len(got) != 0 {
+		t.Fatalf("sent %v for an old packet", got)
+	}
+	feed(1002, false)
+	got := rig.sent(d)
+	if len(got) != 3 || got[0] != 1000 || got[2] != 1002 {
+		t.Fatalf("viewer got source packets %v, want the picture 1000..1002", got)
 	}
 }
