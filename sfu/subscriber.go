@@ -89,11 +89,12 @@ func (s *Subscriber) AddTrack(t *Track) error {
 
 func (s *Subscriber) addLocked(t *Track) error {
 	dt := newDownTrack(t)
-	tr, err := s.pc.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	// AddTrack reuses the media section of a removed track of the same kind,
+	// so a viewer who stays through many broadcasts keeps a short SDP.
+	sender, err := s.pc.AddTrack(dt)
 	if err != nil {
 		return fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
 	}
-	sender := tr.Sender()
 	s.subs[t.info.ID] = &subscription{dt: dt, sender: sender}
 	s.rtcpLoops.Add(1)
 	go func() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,5 +36,23 @@ func TestRenegotiation_ViewerWaitsThroughTwoBroadcasts(t *testing.T) {
 	})
 	if got := n.engine.Stats().DownTracks; got != 2 {
 		t.Fatalf("down-tracks = %d, want 2", got)
+	}
+	// The second broadcast reused the first one's media sections.
+	lastOffer := ""
+	for {
+		qctx, qcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		env, err := v.Conn().Next(qctx)
+		qcancel()
+		if err != nil {
+			break
+		}
+		if env.Type == "offer" {
+			var d struct{ SDP string }
+			_ = env.Decode(&d)
+			lastOffer = d.SDP
+		}
+	}
+	if m := strings.Count(lastOffer, "\r\nm="); m != 2 {
+		t.Fatalf("last offer has %d media sections, want 2 (reused):\n%s", m, lastOffer)
 	}
 }
