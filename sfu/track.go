@@ -184,7 +184,9 @@ func (t *Track) readLoop() {
 		t.bytes.Add(uint64(n))
 		t.cache.put(seq, buf[:n])
 		if video {
-			if isKeyframeStart(mime, payload) {
+			if isKeyframeStart(mime, payload) && (!t.kfValid || int16(seq-t.kfSeq) > 0) {
+				// A late retransmission of an older keyframe does not move the
+				// start of the current picture back.
 				t.kfSeq, t.kfValid = seq, true
 			} else if t.kfValid && seq-t.kfSeq >= cacheSize && int16(seq-t.kfSeq) > 0 {
 				// The picture since the keyframe no longer fits the cache:
