@@ -10,13 +10,7 @@ import (
 
 func (r *testRig) feed(seq uint16, key bool) {
 	var h rtp.Header
-	pkt := vp8Packet(seq, uint32(seq)*3000, key)
-	hl, _ := h.Unmarshal(pkt)
-	r.track.cache.put(seq, pkt)
-	if key {
-		r.track.kfSeq, r.track.kfValid = seq, true
-	}
-	r.track.forward(&h, pkt[hl:])
+	r.track.ingest(vp8Packet(seq, uint32(seq)*3000, key), &h)
 }
 
 func TestDownTrack_LateJoinerGetsThePictureSinceTheKeyframe(t *testing.T) {
@@ -102,5 +96,21 @@ func TestDownTrack_RemovedViewerCostsNothing(t *testing.T) {
 	}
 	if r.track.ViewerCount() != 1 {
 		t.Fatal("removed viewer still listed")
+	}
+}
+
+func TestTrack_KeyframeStartOnlyMovesForward(t *testing.T) {
+	r := newTestRig(t)
+	r.feed(10, true)
+	r.feed(20, true)
+	r.feed(12, true) // a late retransmission of an older keyframe packet
+	if r.track.kfSeq != 20 {
+		t.Fatalf("picture starts at %d, want 20", r.track.kfSeq)
+	}
+	for s := uint16(21); s < 21+300; s++ { // longer than the 256-packet cache
+		r.feed(s, false)
+	}
+	if r.track.kfValid {
+		t.Fatal("a picture longer than the cache is still offered to late joiners")
 	}
 }

@@ -1,10 +1,6 @@
 package sfu
 
-import (
-	"testing"
-
-	"github.com/pion/rtp"
-)
+import "testing"
 
 func TestIsKeyframeStart(t *testing.T) {
 	cases := []struct {
@@ -72,17 +68,7 @@ func TestPacketCache_ReturnsOnlyTheRequestedSequence(t *testing.T) {
 // the next packet, with the cached picture first.
 func TestDownTrack_LateOldPacketDoesNotStartTheViewer(t *testing.T) {
 	rig := newTestRig(t)
-	tr := rig.track
-	var h rtp.Header
-	feed := func(seq uint16, key bool) {
-		pkt := vp8Packet(seq, uint32(seq)*3000, key)
-		hl, _ := h.Unmarshal(pkt)
-		tr.cache.put(seq, pkt)
-		if key {
-			tr.kfSeq, tr.kfValid = seq, true
-		}
-		tr.forward(&h, pkt[hl:])
-	}
+	feed := rig.feed
 	feed(1000, true)
 	feed(1001, false)
 	d := rig.addViewer()

@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,51 +150,55 @@ func (t *Track) removeDown(d *DownTrack) {
 	t.downs.Store(&next)
 }
 
-// readLoop is the track's one reader: it reads each packet once, stores it
-// in the shared cache, notes where the latest keyframe begins, and hands it to
-// every down-track. It returns when the publisher's track ends.
+// readLoop is the track's one reader: it reads each packet once and hands
+// it to ingest. It returns when the publisher's track ends.
 func (t *Track) readLoop() {
 	defer t.finish()
 	buf := make([]byte, maxCachedPacket)
 	var h rtp.Header
-	mime := strings.ToLower(t.info.MimeType)
-	video := t.isVideo()
-	cacheSize := uint16(t.cache.size() - 1)
 	for {
 		n, _, err := t.remote.Read(buf)
 		if err != nil {
 			return
 		}
-		hl, err := h.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		end := n
-		if h.Padding && n > hl {
-			pad := int(buf[n-1])
-			if pad > n-hl {
-				continue
-			}
-			end = n - pad
-		}
-		payload := buf[hl:end]
-		seq := h.SequenceNumber
-		t.packets.Add(1)
-		t.bytes.Add(uint64(n))
-		t.cache.put(seq, buf[:n])
-		if video {
-			if isKeyframeStart(mime, payload) && (!t.kfValid || int16(seq-t.kfSeq) > 0) {
-				// A late retransmission of an older keyframe does not move the
-				// start of the current picture back.
-				t.kfSeq, t.kfValid = seq, true
-			} else if t.kfValid && seq-t.kfSeq >= cacheSize && int16(seq-t.kfSeq) > 0 {
-				// The picture since the keyframe no longer fits the cache:
-				// a late joiner must wait for a fresh keyframe instead.
-				t.kfValid = false
-			}
-		}
-		t.forward(&h, payload)
+		t.ingest(buf[:n], &h)
 	}
+}
+
+// ingest stores a packet from the publisher in the shared cache, notes where
+// the latest keyframe begins, and forwards it to every down-track. h is the
+// reader's scratch header; pkt may be reused once ingest returns.
+func (t *Track) ingest(pkt []byte, h *rtp.Header) {
+	hl, err := h.Unmarshal(pkt)
+	if err != nil {
+		return
+	}
+	n := len(pkt)
+	end := n
+	if h.Padding && n > hl {
+		pad := int(pkt[n-1])
+		if pad > n-hl {
+			return
+		}
+		end = n - pad
+	}
+	payload := pkt[hl:end]
+	seq := h.SequenceNumber
+	t.packets.Add(1)
+	t.bytes.Add(uint64(n))
+	t.cache.put(seq, pkt)
+	if t.isVideo() {
+		if isKeyframeStart(t.codec.MimeType, payload) && (!t.kfValid || int16(seq-t.kfSeq) > 0) {
+			// A late retransmission of an older keyframe does not move the
+			// start of the current picture back.
+			t.kfSeq, t.kfValid = seq, true
+		} else if t.kfValid && int(seq-t.kfSeq) >= t.cache.size()-1 && int16(seq-t.kfSeq) > 0 {
+			// The picture since the keyframe no longer fits the cache:
+			// a late joiner must wait for a fresh keyframe instead.
+			t.kfValid = false
+		}
+	}
+	t.forward(h, payload)
 }
 
 // forward writes one packet to every down-track, spreading a long list over
