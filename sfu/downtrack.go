@@ -122,7 +122,7 @@ func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
 				t.RequestKeyframe()
 				return 0
 			}
-		case isKeyframeStart(d.codec.MimeType, payload):
+		case isKeyframeStart(d.track.mime, payload):
 			d.start(h)
 		default:
 			t.RequestKeyframe()

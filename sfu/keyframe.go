@@ -1,14 +1,13 @@
 package sfu
 
-import "strings"
-
 // isKeyframeStart reports whether payload is the first RTP packet of a
-// keyframe for the codec with the given MIME type. Only the start matters: the
+// keyframe for the codec with the given MIME type (lower case, as
+// Track.mime keeps it: the per-packet path must not allocate). Only the start matters: the
 // forwarder records where the picture begins so a late joiner can be given
 // everything from there on. Unknown codecs report false (viewers then wait for
 // a keyframe requested from the publisher instead).
 func isKeyframeStart(mime string, payload []byte) bool {
-	switch strings.ToLower(mime) {
+	switch mime {
 	case "video/vp8":
 		return vp8KeyframeStart(payload)
 	case "video/h264":

@@ -1,6 +1,9 @@
 package sfu
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestIsKeyframeStart(t *testing.T) {
 	cases := []struct {
@@ -27,7 +30,7 @@ func TestIsKeyframeStart(t *testing.T) {
 		{"opus", "audio/opus", []byte{0x10}, false},
 	}
 	for _, c := range cases {
-		if got := isKeyframeStart(c.mime, c.payload); got != c.want {
+		if got := isKeyframeStart(strings.ToLower(c.mime), c.payload); got != c.want {
 			t.Errorf("%s: got %v want %v", c.name, got, c.want)
 		}
 	}

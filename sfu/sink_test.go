@@ -1,0 +1,73 @@
+package sfu
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestMain doubles as a UDP sink process for the benchmarks: the receiving
+// side of loopback traffic must be another process, so that the benchmark's
+// CPU time is the sender's (including the kernel's delivery to a reading
+// socket, as a real viewer on this machine costs) and not the reader's.
+func TestMain(m *testing.M) {
+	if os.Getenv("HALO_UDP_SINK") != "" {
+		runSink()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func runSink() {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	_ = c.SetReadBuffer(8 << 20)
+	fmt.Println(c.LocalAddr().String())
+	go func() { // stop when the parent closes our stdin
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+		os.Exit(0)
+	}()
+	buf := make([]byte, 2048)
+	for {
+		if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+			os.Exit(0)
+		}
+	}
+}
+
+// startSink runs the sink process and returns its address.
+func startSink(b *testing.B) netip.AddrPort {
+	b.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run", "^$")
+	cmd.Env = append(os.Environ(), "HALO_UDP_SINK=1")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr, err := netip.ParseAddrPort(strings.TrimSpace(line))
+	if err != nil {
+		b.Fatalf("sink: %q", line)
+	}
+	return addr
+}
