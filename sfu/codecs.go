@@ -17,6 +17,8 @@ var codecList = []webrtc.RTPCodecParameters{
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFeedback}, PayloadType: 102},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: videoFeedback}, PayloadType: 104},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f", RTCPFeedback: videoFeedback}, PayloadType: 106},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032", RTCPFeedback: videoFeedback}, PayloadType: 108},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFeedback}, PayloadType: 98},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 45},
 }
@@ -42,4 +44,47 @@ func supportedMime(encoding string) bool {
 		return true
 	}
 	return false
+}
+
+// fmtpParam returns the value of key in an SDP fmtp line, lower-cased.
+func fmtpParam(fmtp, key string) string {
+	for _, kv := range strings.Split(fmtp, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if ok && strings.EqualFold(k, key) {
+			return strings.ToLower(strings.TrimSpace(v))
+		}
+	}
+	return ""
+}
+
+// pickCodec chooses, among the codecs a viewer accepted, the one to send a
+// track of codec c as: same MIME type, and for H.264 the same profile and
+// packetization mode (a viewer may accept several H.264 profiles under
+// different payload types; sending High under a Baseline payload type
+// breaks decoders). It returns false when none fits.
+func pickCodec(c webrtc.RTPCodecCapability, offered []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var fallback *webrtc.RTPCodecParameters
+	for i := range offered {
+		o := &offered[i]
+		if !strings.EqualFold(o.MimeType, c.MimeType) {
+			continue
+		}
+		if !strings.EqualFold(c.MimeType, webrtc.MimeTypeH264) {
+			return *o, true
+		}
+		if fmtpParam(o.SDPFmtpLine, "packetization-mode") != fmtpParam(c.SDPFmtpLine, "packetization-mode") {
+			continue
+		}
+		want, got := fmtpParam(c.SDPFmtpLine, "profile-level-id"), fmtpParam(o.SDPFmtpLine, "profile-level-id")
+		if len(want) >= 2 && len(got) >= 2 && want[:2] == got[:2] {
+			return *o, true // same profile_idc; the level may differ
+		}
+		if fallback == nil {
+			fallback = o
+		}
+	}
+	if fallback != nil && !strings.EqualFold(c.MimeType, webrtc.MimeTypeH264) {
+		return *fallback, true
+	}
+	return webrtc.RTPCodecParameters{}, false
 }

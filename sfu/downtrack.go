@@ -3,7 +3,6 @@ package sfu
 import (
 	"errors"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -62,14 +61,13 @@ func newDownTrack(t *Track) *DownTrack {
 
 // Bind implements webrtc.TrackLocal: the viewer accepted the track.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	for _, c := range ctx.CodecParameters() {
-		if strings.EqualFold(c.MimeType, d.codec.MimeType) {
-			d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
-			d.track.addDown(d)
-			return c, nil
-		}
+	c, ok := pickCodec(d.codec, ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, errNoCodec
 	}
-	return webrtc.RTPCodecParameters{}, errNoCodec
+	d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
+	d.track.addDown(d)
+	return c, nil
 }
 
 // Unbind implements webrtc.TrackLocal: the viewer stopped the track, so the

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+)
+
+// OBS-style WHIP ingest of H.264 (High profile) reaches a WHEP player as
+// H.264 High under the payload type the player gave that profile.
+func TestWHIP_H264HighProfileReachesWHEPViewer(t *testing.T) {
+	n := startNode(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// An encoder configured for High profile offers only that.
+	high := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032"}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: high, PayloadType: 112}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pub, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	video, _ := webrtc.NewTrackLocalStaticSample(high, "cam", "obs")
+	if _, err := pub.AddTransceiverFromTrack(video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	c := &whipClient{pc: pub}
+	if resp := c.post(t, n.base+"/whip/h264", n.token("h264", "obs", true, false)); resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, b)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		// Annex B: SPS, PPS, then an IDR slice (every frame a keyframe).
+		frame := append([]byte{0, 0, 0, 1, 0x67, 0x64, 0x00, 0x32, 0xac, 0, 0, 0, 1, 0x68, 0xee, 0x3c, 0x80, 0, 0, 0, 1, 0x65}, make([]byte, 3000)...)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = video.WriteSample(media.Sample{Data: frame, Duration: 33 * time.Millisecond})
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	eventually(t, "H.264 track published", func() bool { r := n.rooms.Room("h264"); return r != nil && len(r.Tracks()) == 1 })
+
+	view := newTestPC(t)
+	defer view.Close()
+	if _, err := view.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan webrtc.RTPCodecParameters, 1)
+	view.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		got <- tr.Codec()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := tr.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	w := &whipClient{pc: view}
+	if resp := w.post(t, n.base+"/whep/h264", n.token("h264", "player", false, true)); resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("WHEP POST: %d %s", resp.StatusCode, b)
+	}
+	select {
+	case codec := <-got:
+		if !strings.EqualFold(codec.MimeType, webrtc.MimeTypeH264) || !strings.Contains(codec.SDPFmtpLine, "profile-level-id=64") {
+			t.Fatalf("viewer got %s %q, want H.264 High", codec.MimeType, codec.SDPFmtpLine)
+		}
+	case <-ctx.Done():
+		t.Fatal("WHEP viewer received no H.264")
+	}
+}
