@@ -63,29 +63,10 @@ func TestWHIP_H264HighProfileReachesWHEPViewer(t *testing.T) {
 	defer func() { close(stop); <-done }()
 	eventually(t, "H.264 track published", func() bool { r := n.rooms.Room("h264"); return r != nil && len(r.Tracks()) == 1 })
 
-	view := newTestPC(t)
-	defer view.Close()
-	if _, err := view.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan webrtc.RTPCodecParameters, 1)
-	view.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		got <- tr.Codec()
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := tr.Read(buf); err != nil {
-				return
-			}
-		}
-	})
-	w := &whipClient{pc: view}
-	if resp := w.post(t, n.base+"/whep/h264", n.token("h264", "player", false, true)); resp.StatusCode != http.StatusCreated {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("WHEP POST: %d %s", resp.StatusCode, b)
-	}
+	_, tracks := whepWatch(t, n, "h264", webrtc.RTPCodecTypeVideo)
 	select {
-	case codec := <-got:
-		if !strings.EqualFold(codec.MimeType, webrtc.MimeTypeH264) || !strings.Contains(codec.SDPFmtpLine, "profile-level-id=64") {
+	case tr := <-tracks:
+		if codec := tr.Codec(); !strings.EqualFold(codec.MimeType, webrtc.MimeTypeH264) || !strings.Contains(codec.SDPFmtpLine, "profile-level-id=64") {
 			t.Fatalf("viewer got %s %q, want H.264 High", codec.MimeType, codec.SDPFmtpLine)
 		}
 	case <-ctx.Done():

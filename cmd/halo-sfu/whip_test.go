@@ -170,33 +170,12 @@ func TestWHEP_ViewerReceivesWebSocketPublisher(t *testing.T) {
 	// WHEP has no renegotiation: the viewer gets what is published when it
 	// POSTs, so wait until the server has seen both tracks.
 	eventually(t, "both tracks published", func() bool { return len(n.rooms.Room("whep1").Tracks()) == 2 })
-	pc := newTestPC(t)
-	defer pc.Close()
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make(chan string, 2)
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		got <- tr.Kind().String()
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := tr.Read(buf); err != nil {
-				return
-			}
-		}
-	})
-	c := &whipClient{pc: pc}
-	if resp := c.post(t, n.base+"/whep/whep1", n.token("whep1", "whep", false, true)); resp.StatusCode != http.StatusCreated {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("WHEP POST: %d %s", resp.StatusCode, b)
-	}
+	c, tracks := whepWatch(t, n, "whep1", webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	kinds := map[string]bool{}
 	for len(kinds) < 2 {
 		select {
-		case k := <-got:
-			kinds[k] = true
+		case tr := <-tracks:
+			kinds[tr.Kind().String()] = true
 		case <-ctx.Done():
 			t.Fatalf("WHEP viewer got tracks %v", kinds)
 		}
@@ -291,4 +270,33 @@ func TestWHIP_Errors(t *testing.T) {
 		!strings.Contains(resp.Header.Get("Link"), `rel="ice-server"`) || resp.Header.Get("Accept-Post") != "application/sdp" {
 		t.Fatalf("OPTIONS: %d %v", resp.StatusCode, resp.Header)
 	}
+}
+
+// whepWatch opens a WHEP session receiving the given kinds and returns it
+// with the remote tracks as they start (each is read until it ends).
+func whepWatch(t *testing.T, n *testNode, room string, kinds ...webrtc.RTPCodecType) (*whipClient, <-chan *webrtc.TrackRemote) {
+	t.Helper()
+	pc := newTestPC(t)
+	t.Cleanup(func() { _ = pc.Close() })
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tracks := make(chan *webrtc.TrackRemote, len(kinds))
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		tracks <- tr
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := tr.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	c := &whipClient{pc: pc}
+	if resp := c.post(t, n.base+"/whep/"+room, n.token(room, "whep", false, true)); resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("WHEP POST: %d %s", resp.StatusCode, b)
+	}
+	return c, tracks
 }
