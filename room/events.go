@@ -53,6 +53,9 @@ type (
 	Chat struct{ ParticipantID, Name, Text string }
 	// Closed: the participant was removed (connection failed, node draining).
 	Closed struct{ Reason error }
+	// MediaFailed: the participant's publisher or subscriber connection
+	// failed and was released; the participant is still in the room.
+	MediaFailed struct{ Target string }
 )
 
 func (ParticipantJoined) event() {}
@@ -64,3 +67,4 @@ func (Offer) event()             {}
 func (Candidate) event()         {}
 func (Chat) event()              {}
 func (Closed) event()            {}
+func (MediaFailed) event()       {}

@@ -83,12 +83,14 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 	}
 	pub := p.publisher
 	if pub == nil {
-		pub, err = p.room.m.engine.NewPublisher(p.id, sfu.PublisherEvents{
+		var created *sfu.Publisher
+		created, err = p.room.m.engine.NewPublisher(p.id, sfu.PublisherEvents{
 			OnCandidate:  func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "publisher", Candidate: c}) },
 			OnTrack:      func(t *sfu.Track) { p.room.addTrack(p, t) },
 			OnTrackEnded: func(t *sfu.Track) { p.room.removeTrack(p, t) },
-			OnFailed:     p.mediaFailed,
+			OnFailed:     func() { p.publisherFailed(created) },
 		})
+		pub = created
 		if err != nil {
 			p.mu.Unlock()
 			return "", err
@@ -176,10 +178,11 @@ func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
 	if p.subscriber != nil {
 		return p.subscriber, false, nil
 	}
+	var sub *sfu.Subscriber
 	sub, err := p.room.m.engine.NewSubscriber(sfu.SubscriberEvents{
 		OnOffer:     func(sdp string) { p.sink.Event(Offer{SDP: sdp}) },
 		OnCandidate: func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "subscriber", Candidate: c}) },
-		OnFailed:    p.mediaFailed,
+		OnFailed:    func() { p.subscriberFailed(sub) },
 	})
 	if err != nil {
 		return nil, false, err
@@ -292,9 +295,59 @@ func (p *Participant) PublishedTracks() []string {
 	return ids
 }
 
-func (p *Participant) mediaFailed() {
-	if p.spec.LeaveOnFailure {
-		p.sink.Event(Closed{Reason: errors.New("media connection failed")})
+// ErrMediaFailed is the reason of a MediaFailed event.
+var ErrMediaFailed = errors.New("room: media connection failed")
+
+// publisherFailed releases a publisher connection that failed (ICE or DTLS):
+// its tracks end and viewers are told. A WHIP session ends; a WebSocket
+// client is told and may publish again on a new connection.
+func (p *Participant) publisherFailed(pub *sfu.Publisher) {
+	if p.left.Load() || p.spec.LeaveOnFailure {
+		p.failedSession()
+		return
+	}
+	p.mu.Lock()
+	current := p.publisher == pub && pub != nil
+	if current {
+		p.publisher = nil
+	}
+	p.mu.Unlock()
+	if !current {
+		return // closed on purpose, or already replaced
+	}
+	_ = pub.Close()
+	p.sink.Event(MediaFailed{Target: "publisher"})
+}
+
+// subscriberFailed releases a subscriber connection that failed: its
+// down-tracks stop costing anything at once, and the client is told so it
+// can subscribe again (on a new connection).
+func (p *Participant) subscriberFailed(sub *sfu.Subscriber) {
+	if p.left.Load() || p.spec.LeaveOnFailure {
+		p.failedSession()
+		return
+	}
+	p.mu.Lock()
+	current := p.subscriber == sub && sub != nil
+	if current {
+		p.room.mu.Lock()
+		p.subscriber = nil
+		p.room.mu.Unlock()
+		p.all.Store(false)
+	}
+	p.mu.Unlock()
+	if !current {
+		return
+	}
+	_ = sub.Close()
+	p.room.viewersChanged()
+	p.sink.Event(MediaFailed{Target: "subscriber"})
+}
+
+// failedSession ends a WHIP/WHEP participant whose only connection failed.
+func (p *Participant) failedSession() {
+	if p.spec.LeaveOnFailure && !p.left.Load() {
+		p.sink.Event(Closed{Reason: ErrMediaFailed})
 		p.Leave()
 	}
 }

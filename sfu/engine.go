@@ -125,6 +125,9 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
 	}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	// Notice a vanished peer within ~15 s (Pion's default is 30 s): until
+	// then its down-tracks are still encrypted and sent into the void.
+	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// AES-GCM first: in Pion it is several times cheaper per packet than
 	// AES-CM with HMAC-SHA1, and every browser supports it.

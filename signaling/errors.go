@@ -29,6 +29,7 @@ const (
 	CodeRateLimited        = "rate_limited"
 	CodeShuttingDown       = "server_shutting_down"
 	CodeNotFound           = "not_found"
+	CodeMediaFailed        = "media_failed"
 	CodeInternal           = "internal"
 )
 
@@ -78,6 +79,8 @@ func toWire(err error) *Error {
 		code = CodeShuttingDown
 	case errors.Is(err, room.ErrNoTracks):
 		code = CodeNotFound
+	case errors.Is(err, room.ErrMediaFailed):
+		code = CodeMediaFailed
 	case errors.Is(err, sfu.ErrInvalidCandidate), errors.Is(err, sfu.ErrNoOffer), errors.Is(err, room.ErrNoSubscription):
 		code = CodeBadRequest
 	}

@@ -129,6 +129,7 @@ type (
 	errorData struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		Target  string `json:"target,omitempty"` // media_failed: publisher or subscriber
 	}
 )
 
@@ -162,6 +163,12 @@ func eventMessage(ev room.Event) (string, any) {
 	case room.Closed:
 		w := toWire(ev.Reason)
 		return "error", errorData{Code: w.Code, Message: w.Message}
+	case room.MediaFailed:
+		next := "subscribe"
+		if ev.Target == "publisher" {
+			next = "publish"
+		}
+		return "error", errorData{Code: CodeMediaFailed, Message: fmt.Sprintf("%s connection failed and was released; %s again on a new connection", ev.Target, next), Target: ev.Target}
 	}
 	return "", nil
 }

@@ -229,6 +229,8 @@ export class HaloClient extends EventTarget {
         this.tracks.delete(data.track_id);
         break;
       case 'error':
+        if (data.code === 'media_failed') this._mediaFailed(data.target);
+        break;
       case 'viewer_count':
       case 'chat':
         break;
@@ -236,6 +238,23 @@ export class HaloClient extends EventTarget {
         return; // forward compatible: ignore unknown events
     }
     this._emit(env.type, data);
+  }
+
+  // _mediaFailed drops a connection the server released. A lost subscriber
+  // connection is replaced at once when the client watches everything; a
+  // lost publisher connection is the app's to restart (it owns the media).
+  _mediaFailed(target) {
+    if (target === 'subscriber' && this.subscriber) {
+      this.subscriber.close();
+      this.subscriber = null;
+      this.subCandidates = [];
+      if (this.opts.autoSubscribe !== false) {
+        this.request('subscribe', {}, 'subscribed').catch(() => {});
+      }
+    } else if (target === 'publisher' && this.publisher) {
+      this.publisher.close();
+      this.publisher = null;
+    }
   }
 
   _newPC(target) {
