@@ -195,7 +195,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		http.Error(w, e.Code+": "+e.Message, status)
 		return
 	}
-	if !s.joins.allow(clientIP(r), start) {
+	if !s.joinAllowed(clientIP(r), start) {
 		s.httpError(w, newError(CodeRateLimited, "too many sessions from this address; retry in a minute"))
 		return
 	}

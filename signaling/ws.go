@@ -286,7 +286,7 @@ func (c *wsClient) join(env envelope) error {
 	if e := decodeData(env, &d); e != nil {
 		return e
 	}
-	if !c.s.joins.allow(c.ip, start) {
+	if !c.s.joinAllowed(c.ip, start) {
 		return newError(CodeRateLimited, "too many joins from this address; retry in a minute")
 	}
 	spec, roomName, err := c.s.authorize(d.Token, d.Room, start)
