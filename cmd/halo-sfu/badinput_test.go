@@ -207,3 +207,21 @@ func TestJoinRateLimit(t *testing.T) {
 		t.Fatalf("fourth join: %v, want rate_limited", last)
 	}
 }
+
+// In dev mode the join limit spares loopback clients (local load tests).
+func TestJoinRateLimit_DevModeSparesLoopback(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Dev = true; c.Limits.JoinsPerIPPerMinute = 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 6 {
+		c, err := loadtest.Dial(ctx, n.wsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("rl", "v", false, true)})
+		_ = c.Close()
+		if err != nil {
+			t.Fatalf("join %d from loopback in dev mode: %v", i, err)
+		}
+	}
+}
