@@ -72,7 +72,8 @@ type HTTPConfig struct {
 
 // MetricsConfig is the Prometheus listener.
 type MetricsConfig struct {
-	// Listen is the host:port serving /metrics. Default ":9090"; "" disables
+	// Listen is the host:port serving /metrics. Default "127.0.0.1:7881" (this
+	// machine only: it also serves /debug/pprof); "" disables
 	// the listener.
 	Listen string `mapstructure:"listen"`
 }
@@ -203,7 +204,7 @@ func Default() *Config {
 			Listen:         ":7880",
 			AllowedOrigins: []string{"*"},
 		},
-		Metrics: MetricsConfig{Listen: ":9090"},
+		Metrics: MetricsConfig{Listen: "127.0.0.1:7881"},
 		SFU: SFUConfig{
 			UDPPort:          7882,
 			PacketCache:      2048,

@@ -65,7 +65,7 @@ func TestLoad_PrecedenceIsDefaultThenFileThenEnvThenFlag(t *testing.T) {
 		{"http.listen", func(c *Config) string { return c.HTTP.Listen },
 			[4]string{":7880", ":8001", ":8002", "127.0.0.1:8003"}},
 		{"metrics.listen", func(c *Config) string { return c.Metrics.Listen },
-			[4]string{":9090", ":9101", ":9102", ""}},
+			[4]string{"127.0.0.1:7881", ":9101", ":9102", ""}},
 		{"node.region", func(c *Config) string { return c.Node.Region },
 			[4]string{"local", "eu-west", "ap-south", "np-1"}},
 		{"log.level", func(c *Config) string { return c.Log.Level },

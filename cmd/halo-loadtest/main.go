@@ -66,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.mediaTimeout, "media-timeout", 10*time.Second, "time a viewer has to receive media on every track")
 	fs.Float64Var(&o.maxLoss, "max-loss", 1, "loss percentage at or above which the run fails")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the server on this machine: report its CPU and memory per viewer and per packet")
-	fs.StringVar(&o.metricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:9090/metrics), for packets forwarded")
+	fs.StringVar(&o.metricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:7881/metrics), for packets forwarded")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -210,6 +210,9 @@ func (n *node) printDevInfo(w io.Writer) {
 	fmt.Fprintf(&b, "  WebSocket:   ws://%s/ws\n", host)
 	fmt.Fprintf(&b, "  WHIP:        http://%s/whip/demo\n", host)
 	fmt.Fprintf(&b, "  WHEP:        http://%s/whep/demo\n", host)
+	if n.metricsLn != nil {
+		fmt.Fprintf(&b, "  metrics:     http://%s/metrics\n", n.metricsLn.Addr())
+	}
 	fmt.Fprintf(&b, "  token (room demo, publish+subscribe):\n    %s\n", tok)
 	fmt.Fprintf(&b, "  load test:   go run ./cmd/halo-loadtest --url ws://%s/ws --room demo --token %s --viewers 50 --duration 30s\n\n", host, tok)
 	_, _ = io.WriteString(w, b.String())
