@@ -40,6 +40,7 @@ type Error struct {
 	Fatal   bool
 }
 
+// Error formats the error as "code: message".
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 func newError(code, msg string) *Error {

@@ -72,8 +72,10 @@ type participantsCollector struct {
 	desc  *prometheus.Desc
 }
 
+// Describe implements prometheus.Collector.
 func (c *participantsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
+// Collect implements prometheus.Collector.
 func (c *participantsCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.rooms.Stats()
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.Publishers), "publisher")

@@ -85,6 +85,7 @@ type sessionSink struct {
 	id string
 }
 
+// Event implements room.EventSink.
 func (k sessionSink) Event(ev room.Event) {
 	if _, ok := ev.(room.Closed); ok {
 		k.s.whip.remove(k.id)
