@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/halobuzz/live/sfu"
 	"github.com/pion/webrtc/v4"
@@ -35,11 +37,12 @@ type Participant struct {
 	spec ParticipantSpec
 	sink EventSink
 
-	mu         sync.Mutex // serialises connection set-up and teardown
-	publisher  *sfu.Publisher
-	subscriber *sfu.Subscriber
-	all        atomic.Bool // subscribed to every track, present and future
-	left       atomic.Bool
+	mu           sync.Mutex // serialises connection set-up and teardown
+	publisher    *sfu.Publisher
+	subscriber   *sfu.Subscriber
+	offeredVideo atomic.Int32 // video sections of the last publish offer
+	all          atomic.Bool  // subscribed to every track, present and future
+	left         atomic.Bool
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
@@ -76,6 +79,7 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 	if info.SendTracks == 0 {
 		return "", fmt.Errorf("%w: the offer sends no audio or video", sfu.ErrInvalidSDP)
 	}
+	p.offeredVideo.Store(int32(info.VideoTracks))
 	p.mu.Lock()
 	if p.left.Load() {
 		p.mu.Unlock()
@@ -243,29 +247,20 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 		return "", fmt.Errorf("%w: the offer receives no audio or video", sfu.ErrInvalidSDP)
 	}
 	r := p.room
-	r.mu.Lock()
-	video := pickVideo(r.tracks, want)
-	if want != "" && (video == nil || (video.info.ID != want && video.info.Name != want)) {
-		r.mu.Unlock()
-		return "", fmt.Errorf("%w: %q", ErrUnknownTrack, want)
-	}
-	var tracks []*sfu.Track
-	var owner *Participant
-	if video != nil {
-		tracks = append(tracks, video.track)
-		owner = video.owner
-	}
-	for _, t := range r.tracks {
-		if t.info.Kind == "audio" && (owner == nil || t.owner == owner) {
-			tracks = append(tracks, t.track)
-			if owner == nil {
-				owner = t.owner
-			}
+	tracks, err := r.watchTracks(want)
+	// A broadcaster whose offer had video but whose video has not arrived yet
+	// (it is starting this very moment): wait a little rather than answer
+	// with audio alone, since WHEP cannot add the video later.
+	for deadline := time.Now().Add(watchWait); err == nil && !hasVideo(tracks) && r.videoPending() && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
+		tracks, err = r.watchTracks(want)
 	}
-	r.mu.Unlock()
-	if len(tracks) == 0 {
-		return "", ErrNoTracks
+	if err != nil {
+		return "", err
 	}
 	sub, created, err := p.ensureSubscriber()
 	if err != nil {
@@ -411,4 +406,64 @@ func (p *Participant) PatchICE(ctx context.Context, frag sfu.ICEFragment, mid st
 		}
 	}
 	return sfu.ICEFragment{}, false, nil
+}
+
+// watchWait is how long a WHEP viewer waits for a starting broadcaster's video.
+const watchWait = 3 * time.Second
+
+// watchTracks picks a WHEP viewer's tracks: the main video (or the one named
+// by want, by id or name) and the audio of its publisher.
+func (r *Room) watchTracks(want string) ([]*sfu.Track, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	video := pickVideo(r.tracks, want)
+	if want != "" && (video == nil || (video.info.ID != want && !strings.EqualFold(video.info.Name, want))) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTrack, want)
+	}
+	var tracks []*sfu.Track
+	var owner *Participant
+	if video != nil {
+		tracks = append(tracks, video.track)
+		owner = video.owner
+	}
+	for _, t := range r.tracks {
+		if t.info.Kind == "audio" && (owner == nil || t.owner == owner) {
+			tracks = append(tracks, t.track)
+			if owner == nil {
+				owner = t.owner
+			}
+		}
+	}
+	if len(tracks) == 0 {
+		return nil, ErrNoTracks
+	}
+	return tracks, nil
+}
+
+// videoPending reports whether a publisher offered video that has not
+// started yet.
+func (r *Room) videoPending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	videos := map[*Participant]int32{}
+	for _, t := range r.tracks {
+		if t.info.Kind == "video" {
+			videos[t.owner]++
+		}
+	}
+	for _, p := range r.participants {
+		if n := p.offeredVideo.Load(); n > 0 && videos[p] < n {
+			return true
+		}
+	}
+	return false
+}
+
+func hasVideo(tracks []*sfu.Track) bool {
+	for _, t := range tracks {
+		if t.Info().Kind == webrtc.RTPCodecTypeVideo {
+			return true
+		}
+	}
+	return false
 }
