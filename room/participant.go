@@ -37,12 +37,12 @@ type Participant struct {
 	spec ParticipantSpec
 	sink EventSink
 
-	mu           sync.Mutex // serialises connection set-up and teardown
-	publisher    *sfu.Publisher
-	subscriber   *sfu.Subscriber
-	offeredVideo atomic.Int32 // video sections of the last publish offer
-	all          atomic.Bool  // subscribed to every track, present and future
-	left         atomic.Bool
+	mu         sync.Mutex // serialises connection set-up and teardown
+	publisher  *sfu.Publisher
+	subscriber *sfu.Subscriber
+	offered    atomic.Int32 // media sections the last publish offer sends
+	all        atomic.Bool  // subscribed to every track, present and future
+	left       atomic.Bool
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
@@ -79,7 +79,7 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 	if info.SendTracks == 0 {
 		return "", fmt.Errorf("%w: the offer sends no audio or video", sfu.ErrInvalidSDP)
 	}
-	p.offeredVideo.Store(int32(info.VideoTracks))
+	p.offered.Store(int32(info.SendTracks))
 	p.mu.Lock()
 	if p.left.Load() {
 		p.mu.Unlock()
@@ -248,10 +248,10 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 	}
 	r := p.room
 	tracks, err := r.watchTracks(want)
-	// A broadcaster whose offer had video but whose video has not arrived yet
-	// (it is starting this very moment): wait a little rather than answer
-	// with audio alone, since WHEP cannot add the video later.
-	for deadline := time.Now().Add(watchWait); err == nil && !hasVideo(tracks) && r.videoPending() && time.Now().Before(deadline); {
+	// A broadcaster starting this very moment: its offer announced tracks
+	// that have not arrived yet. WHEP cannot add them later, so wait a
+	// little for them rather than answer with part of the broadcast.
+	for deadline := time.Now().Add(watchWait); (err == nil || errors.Is(err, ErrNoTracks)) && r.tracksPending() && time.Now().Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
@@ -440,28 +440,17 @@ func (r *Room) watchTracks(want string) ([]*sfu.Track, error) {
 	return tracks, nil
 }
 
-// videoPending reports whether a publisher offered video that has not
+// tracksPending reports whether a publisher offered tracks that have not
 // started yet.
-func (r *Room) videoPending() bool {
+func (r *Room) tracksPending() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	videos := map[*Participant]int32{}
+	started := map[*Participant]int32{}
 	for _, t := range r.tracks {
-		if t.info.Kind == "video" {
-			videos[t.owner]++
-		}
+		started[t.owner]++
 	}
 	for _, p := range r.participants {
-		if n := p.offeredVideo.Load(); n > 0 && videos[p] < n {
-			return true
-		}
-	}
-	return false
-}
-
-func hasVideo(tracks []*sfu.Track) bool {
-	for _, t := range tracks {
-		if t.Info().Kind == webrtc.RTPCodecTypeVideo {
+		if n := p.offered.Load(); n > 0 && started[p] < n {
 			return true
 		}
 	}
