@@ -300,3 +300,27 @@ func whepWatch(t *testing.T, n *testNode, room string, kinds ...webrtc.RTPCodecT
 	}
 	return c, tracks
 }
+
+// A WHIP client that POSTs and never connects (crashed, blocked UDP) does not
+// leak: its session is released once ICE gives up.
+func TestWHIP_SessionThatNeverConnectsIsReleased(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the ICE failure timeout")
+	}
+	n := startNode(t, nil)
+	resp := doHTTP(t, "POST", n.base+"/whip/ghost", n.token("ghost", "p", true, false), "application/sdp", validOffer, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d", resp.StatusCode)
+	}
+	location := resp.Header.Get("Location")
+	deadline := time.Now().Add(60 * time.Second)
+	for n.rooms.Stats().Participants != 0 || n.engine.Stats().Publishers != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("session never released: %+v", n.engine.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp := doHTTP(t, "DELETE", n.base+location, "", "", "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("DELETE of the released session: %d, want 404", resp.StatusCode)
+	}
+}
