@@ -156,6 +156,9 @@ type SignalingConfig struct {
 	SendQueue int `mapstructure:"send_queue"`
 	// WriteTimeout bounds one write to a client. Default 10s.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// JoinTimeout closes a socket that has not joined this long after it
+	// opened. Default 10s.
+	JoinTimeout time.Duration `mapstructure:"join_timeout"`
 }
 
 // RoomConfig configures room lifetime.
@@ -225,6 +228,7 @@ func Default() *Config {
 			ReadTimeout:  30 * time.Second,
 			SendQueue:    256,
 			WriteTimeout: 10 * time.Second,
+			JoinTimeout:  10 * time.Second,
 		},
 		Room:     RoomConfig{EmptyTimeout: 10 * time.Second},
 		Redis:    RedisConfig{KeyPrefix: "halo:"},

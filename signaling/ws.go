@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -36,6 +37,7 @@ type wsClient struct {
 	closeMu   sync.Mutex
 
 	p       *room.Participant // set by join; used by the reader only
+	joined  atomic.Bool
 	limiter *tokenBucket
 }
 
@@ -54,7 +56,17 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string) {
 		defer wg.Done()
 		c.writeLoop()
 	}()
+	// A socket that does not join soon is dropped: open sockets cost memory,
+	// and only a joined participant has a reason to hold one.
+	joinTimeout := s.cfg.Signaling.JoinTimeout
+	joinTimer := time.AfterFunc(joinTimeout, func() {
+		if !c.joined.Load() {
+			c.sendError(0, &Error{Code: CodeNotJoined, Message: fmt.Sprintf("no join within %s", joinTimeout), Fatal: true})
+			_ = c.conn.NetConn().SetReadDeadline(time.Now())
+		}
+	})
 	c.readLoop()
+	joinTimer.Stop()
 	if c.p != nil {
 		c.p.Leave()
 	}
@@ -308,6 +320,7 @@ func (c *wsClient) join(env envelope) error {
 		return err
 	}
 	c.p = p
+	c.joined.Store(true)
 	c.log = c.log.With("room", roomName, "participant", p.ID())
 	ps, ts := p.Room().Snapshot()
 	out := joinedData{

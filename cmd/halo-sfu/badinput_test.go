@@ -225,3 +225,28 @@ func TestJoinRateLimit_DevModeSparesLoopback(t *testing.T) {
 		}
 	}
 }
+
+// A socket that never joins is closed with not_joined.
+func TestSilentSocket_IsClosedWithoutJoin(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Signaling.JoinTimeout = 200 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := loadtest.Dial(ctx, n.wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env, err := c.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Code string }
+	if env.Type != "error" || env.Decode(&d) != nil || d.Code != "not_joined" {
+		t.Fatalf("got %s %s", env.Type, env.Data)
+	}
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Fatal("socket left open")
+	}
+}
