@@ -310,6 +310,11 @@ func TestBrowser_PublishAndWatchOverWebSocket(t *testing.T) {
 	if st.FirstFrameMs != nil {
 		t.Logf("websocket first-frame-ms=%.0f (from opening the watch page)", *st.FirstFrameMs)
 	}
+	// The token given in the link does not stay in the address bar.
+	var hash string
+	if err := evalJSON(viewer, "location.hash", &hash); err != nil || strings.Contains(hash, "token=") {
+		t.Fatalf("address bar still holds the token: %q (%v)", hash, err)
+	}
 
 	shot, err := chromedp.Run(viewer, chromedp.CaptureScreenshot())
 	if err != nil {

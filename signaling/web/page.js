@@ -56,9 +56,25 @@ export class PageError extends Error {
 }
 
 // getToken returns ?token= from the hash, or asks /dev/token (dev mode only).
+// A token from the link is moved out of the address bar (and so out of the
+// history and of links copied from it) into this tab's session storage.
 export async function getToken(room, params, publish) {
+  const key = `halo-token:${publish ? 'live' : 'watch'}:${room}`;
   const given = params.get('token');
-  if (given) return given;
+  if (given) {
+    try { sessionStorage.setItem(key, given); } catch { /* storage disabled */ }
+    if (location.hash.includes('token=')) {
+      const [path, query = ''] = location.hash.split('?');
+      const rest = new URLSearchParams(query);
+      rest.delete('token');
+      const q = rest.toString();
+      history.replaceState(history.state, '', `${location.pathname}${location.search}${path}${q ? `?${q}` : ''}`);
+    }
+    return given;
+  }
+  let kept = null;
+  try { kept = sessionStorage.getItem(key); } catch { /* storage disabled */ }
+  if (kept) return kept;
   const q = new URLSearchParams({ room, identity: `${publish ? 'host' : 'viewer'}-${randomId()}` });
   if (publish) q.set('publish', '1');
   let res;
