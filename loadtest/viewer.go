@@ -46,6 +46,9 @@ type ViewerStats struct {
 	LatencyP50, LatencyP95, LatencyMax time.Duration
 	// Frames counts video frame starts seen.
 	Frames uint64
+	// Recoveries counts new subscriber connections made after the server
+	// reported media_failed.
+	Recoveries uint64
 }
 
 // Viewer is a synthetic watcher: it joins a room with auto_subscribe,
@@ -64,6 +67,7 @@ type Viewer struct {
 	connectedAt                       atomic.Int64 // ns since epoch, 0 = not yet
 	firstKeyAt                        atomic.Int64 // ns since epoch, 0 = not yet
 	latency                           histogram
+	recoveries                        atomic.Uint64 // new connections after media_failed
 
 	mu          sync.Mutex
 	conn        *Conn
@@ -122,39 +126,25 @@ func (v *Viewer) start(ctx context.Context) error {
 	}
 	v.mu.Unlock()
 
-	api, err := newAPI()
+	conn, err := dial(ctx, v.cfg.URL, v.onEvent)
 	if err != nil {
 		return err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	v.mu.Lock()
+	v.conn = conn
+	v.mu.Unlock()
+	pc, remote, local, err := v.newPeer(conn)
 	if err != nil {
-		return fmt.Errorf("loadtest: new peer connection: %w", err)
+		return err
 	}
 	v.mu.Lock()
 	v.pc = pc
 	closed := v.closed
 	v.mu.Unlock()
 	if closed {
+		_ = pc.Close()
 		return errors.New("loadtest: viewer closed during start")
 	}
-	remote := &remoteCandidates{pc: pc}
-	local := &localCandidates{target: TargetSubscriber}
-	pc.OnICECandidate(local.onCandidate)
-	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
-		if s == webrtc.ICEConnectionStateConnected {
-			v.connectedAt.CompareAndSwap(0, int64(max(time.Since(v.epoch), 1)))
-		}
-	})
-	pc.OnTrack(v.onTrack)
-
-	conn, err := dial(ctx, v.cfg.URL, v.onEvent)
-	if err != nil {
-		return err
-	}
-	local.conn = conn
-	v.mu.Lock()
-	v.conn = conn
-	v.mu.Unlock()
 	if !v.goOwned(func() { v.signalLoop(pc, conn, remote, local) }) {
 		return errors.New("loadtest: viewer closed during start")
 	}
@@ -165,10 +155,42 @@ func (v *Viewer) start(ctx context.Context) error {
 	return nil
 }
 
-// onEvent runs on the Conn's read goroutine: it hands offers and trickles,
-// in order, to the signal loop.
+// newPeer builds a subscriber peer connection that signals through conn.
+func (v *Viewer) newPeer(conn *Conn) (*webrtc.PeerConnection, *remoteCandidates, *localCandidates, error) {
+	api, err := newAPI()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("loadtest: new peer connection: %w", err)
+	}
+	remote := &remoteCandidates{pc: pc}
+	local := &localCandidates{target: TargetSubscriber, conn: conn}
+	pc.OnICECandidate(local.onCandidate)
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateConnected {
+			v.connectedAt.CompareAndSwap(0, int64(max(time.Since(v.epoch), 1)))
+		}
+	})
+	pc.OnTrack(v.onTrack)
+	return pc, remote, local, nil
+}
+
+// mediaFailed reports whether env tells that the server released our
+// subscriber connection.
+func mediaFailed(env Envelope) bool {
+	if env.Type != TypeError {
+		return false
+	}
+	var e struct{ Code, Target string }
+	return env.Decode(&e) == nil && e.Code == "media_failed" && e.Target == TargetSubscriber
+}
+
+// onEvent runs on the Conn's read goroutine: it hands offers, trickles and
+// media failures, in order, to the signal loop.
 func (v *Viewer) onEvent(env Envelope) {
-	if env.Type != TypeOffer && env.Type != TypeTrickle {
+	if env.Type != TypeOffer && env.Type != TypeTrickle && !mediaFailed(env) {
 		return
 	}
 	select {
@@ -188,6 +210,21 @@ func (v *Viewer) signalLoop(pc *webrtc.PeerConnection, conn *Conn, remote *remot
 		}
 		var err error
 		switch env.Type {
+		case TypeError: // media_failed: a new connection, and subscribe again
+			v.recoveries.Add(1)
+			_ = pc.Close()
+			var next *webrtc.PeerConnection
+			if next, remote, local, err = v.newPeer(conn); err == nil {
+				v.mu.Lock()
+				pc, v.pc = next, next
+				closed := v.closed
+				v.mu.Unlock()
+				if closed {
+					_ = next.Close()
+					return
+				}
+				_, err = conn.Send(TypeSubscribe, TrackIDs{})
+			}
 		case TypeOffer:
 			err = v.answer(pc, conn, env, remote, local)
 		case TypeTrickle:
@@ -273,6 +310,7 @@ func (v *Viewer) Stats() ViewerStats {
 		Lost:                 uint64(max(v.lost.Load(), 0)),
 		Keyframes:            v.keyframes.Load(),
 		Frames:               v.frames.Load(),
+		Recoveries:           v.recoveries.Load(),
 		FirstVideoIsKeyframe: v.firstVideo.Load() == 1,
 		KeyframeFirstTracks:  int(v.keyFirstTracks.Load()),
 		LatencyP50:           v.latency.quantile(0.50),
@@ -341,4 +379,17 @@ func (v *Viewer) Close() error {
 	}
 	v.wg.Wait()
 	return err
+}
+
+// DropConnection closes the viewer's media connection without a word to the
+// server, as a network loss or a crashed app would (for failure tests). The
+// server notices, reports media_failed, and the viewer subscribes again on a
+// new connection (counted in ViewerStats.Recoveries).
+func (v *Viewer) DropConnection() {
+	v.mu.Lock()
+	pc := v.pc
+	v.mu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
 }

@@ -91,3 +91,24 @@ func TestSubscriberFailure_IsReleasedAndRecoverable(t *testing.T) {
 	answerOffers(second, connected(second))
 	eventually(t, "media back on a new connection", func() bool { return n.engine.Stats().DownTracks == 2 })
 }
+
+// The load tester's viewer recovers the same way: after its connection drops
+// it subscribes again and media flows on the new connection.
+func TestLoadtestViewer_RecoversFromADroppedConnection(t *testing.T) {
+	n := startNode(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n.publisher(ctx, "drop", loadtest.PublisherConfig{VideoBitrate: 300_000})
+	v := n.viewer(ctx, "drop", "v")
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	v.DropConnection()
+	eventually(t, "viewer reconnected", func() bool { return v.Stats().Recoveries == 1 })
+	eventually(t, "down-tracks bound again", func() bool { return n.engine.Stats().DownTracks == 2 })
+	before := v.Stats().VideoPackets
+	eventually(t, "media flows again", func() bool { return v.Stats().VideoPackets > before+50 })
+	if err := v.SignalError(); err != nil {
+		t.Fatalf("viewer signalling error: %v", err)
+	}
+}
