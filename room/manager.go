@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/halobuzz/live/sfu"
@@ -46,8 +47,14 @@ type Manager struct {
 
 	storeMu     sync.Mutex
 	storeClosed bool
-	wg          sync.WaitGroup // store writes in flight; Add under storeMu
+	writes      chan func(context.Context) error // FIFO: one writer keeps Put before Delete
+	writerDone  chan struct{}
+	dropped     atomic.Uint64
 }
+
+// storeQueue is how many Store writes may wait; beyond it (a store that is
+// down or slow) writes are dropped and logged, never waited for.
+const storeQueue = 4096
 
 // NewManager returns a Manager forwarding media with engine and recording
 // shared state in store.
@@ -58,7 +65,12 @@ func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 	if opt.EmptyTimeout <= 0 {
 		opt.EmptyTimeout = 10 * time.Second
 	}
-	return &Manager{engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{}}
+	m := &Manager{
+		engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{},
+		writes: make(chan func(context.Context) error, storeQueue), writerDone: make(chan struct{}),
+	}
+	go m.writer()
+	return m
 }
 
 // Join adds a participant to the room name, creating the room if needed.
@@ -98,23 +110,34 @@ func (m *Manager) removeIfEmpty(r *Room) {
 	m.storeWrite(func(ctx context.Context) error { return m.store.DeleteRoom(ctx, r.name) })
 }
 
-// storeWrite runs a Store write off the caller's path: media and signalling
-// must not wait on a networked store, and a failure is logged, not fatal.
+// storeWrite queues a Store write off the caller's path: media and
+// signalling must not wait on a networked store. Writes are applied in the
+// order they were queued, by one goroutine, so a participant's record is
+// never deleted before it was put. A failure is logged, not fatal.
 func (m *Manager) storeWrite(f func(context.Context) error) {
 	m.storeMu.Lock()
 	defer m.storeMu.Unlock()
 	if m.storeClosed {
 		return // the node is stopping; its records expire with it
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
+	select {
+	case m.writes <- f:
+	default:
+		if m.dropped.Add(1)%100 == 1 {
+			m.log.Warn("room store queue full, dropping writes", "dropped", m.dropped.Load())
+		}
+	}
+}
+
+func (m *Manager) writer() {
+	defer close(m.writerDone)
+	for f := range m.writes {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		if err := f(ctx); err != nil {
 			m.log.Warn("room store write failed", "err", err)
 		}
-	}()
+		cancel()
+	}
 }
 
 // Stats counts what the node serves now.
@@ -191,7 +214,10 @@ func (m *Manager) Close() {
 	}
 	m.mu.Unlock()
 	m.storeMu.Lock()
-	m.storeClosed = true
+	if !m.storeClosed {
+		m.storeClosed = true
+		close(m.writes)
+	}
 	m.storeMu.Unlock()
-	m.wg.Wait()
+	<-m.writerDone
 }

@@ -223,3 +223,29 @@ func TestHiddenParticipant_IsNotAnnounced(t *testing.T) {
 		t.Fatal("hidden participant announced")
 	}
 }
+
+// Store writes are applied in order: a participant who joins and leaves at
+// once leaves no record behind.
+func TestStoreWrites_KeepTheirOrder(t *testing.T) {
+	m, store := newTestManager(t, Options{EmptyTimeout: time.Hour})
+	var keep recorder
+	if _, err := m.Join("order", ParticipantSpec{Identity: "stays"}, &keep); err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		var r recorder
+		p, err := m.Join("order", ParticipantSpec{Identity: "flash"}, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Leave()
+	}
+	m.Close() // waits for the queued writes
+	st, err := store.Room(context.Background(), "order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Participants) != 1 || st.Participants[0].Identity != "stays" {
+		t.Fatalf("store holds %d participants after 300 join/leave pairs: %+v", len(st.Participants), st.Participants[:min(3, len(st.Participants))])
+	}
+}
