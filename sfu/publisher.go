@@ -108,6 +108,11 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	p.readers.Add(2)
 	p.mu.Unlock()
 
+	// Announce the track before its reader starts, so that its end (which the
+	// reader reports) can never come before its start.
+	if p.events.OnTrack != nil {
+		p.events.OnTrack(t)
+	}
 	go func() {
 		defer p.readers.Done()
 		drainRTCP(recv)
@@ -122,9 +127,6 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 			p.events.OnTrackEnded(t)
 		}
 	}()
-	if p.events.OnTrack != nil {
-		p.events.OnTrack(t)
-	}
 	// Ask for a keyframe at once so late joiners have a cached picture soon.
 	t.RequestKeyframe()
 }
