@@ -88,3 +88,64 @@ func TestJoined_CarriesICEServers(t *testing.T) {
 		t.Fatalf("ice_servers = %v (%v)", d.ICEServers, err)
 	}
 }
+
+// Chat reaches everyone in the room, with the sender's id and name, and
+// nobody in another room.
+func TestChat_ReachesTheRoomOnly(t *testing.T) {
+	n := startNode(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	join := func(room, name string) (*loadtest.Conn, string) {
+		c, err := loadtest.Dial(ctx, n.wsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		f := false
+		env, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token(room, name, false, true), Name: name, AutoSubscribe: &f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j struct {
+			ParticipantID string `json:"participant_id"`
+		}
+		_ = env.Decode(&j)
+		return c, j.ParticipantID
+	}
+	alice, aliceID := join("chat", "Alice")
+	bob, _ := join("chat", "Bob")
+	other, _ := join("elsewhere", "Eve")
+	if _, err := alice.Send("chat", map[string]string{"text": "  hello  "}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*loadtest.Conn{alice, bob} {
+		for {
+			env, err := c.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env.Type != "chat" {
+				continue
+			}
+			var m struct {
+				ParticipantID string `json:"participant_id"`
+				Name, Text    string
+			}
+			if err := env.Decode(&m); err != nil || m.ParticipantID != aliceID || m.Name != "Alice" || m.Text != "hello" {
+				t.Fatalf("chat = %+v (%v)", m, err)
+			}
+			break
+		}
+	}
+	qctx, qcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer qcancel()
+	for {
+		env, err := other.Next(qctx)
+		if err != nil {
+			break
+		}
+		if env.Type == "chat" {
+			t.Fatal("chat leaked into another room")
+		}
+	}
+}
