@@ -353,16 +353,19 @@ func (p *Participant) Leave() {
 	if p.left.Swap(true) {
 		return
 	}
-	p.room.leave(p)
 	p.mu.Lock()
 	pub, sub := p.publisher, p.subscriber
 	p.mu.Unlock()
-	if sub != nil {
-		_ = sub.Close()
-	}
+	// Tracks end first (others get track_unpublished), then the participant
+	// leaves (participant_left): clients never hold a track whose
+	// participant they were told is gone.
 	if pub != nil {
 		_ = pub.Close()
 	}
+	if sub != nil {
+		_ = sub.Close()
+	}
+	p.room.leave(p)
 }
 
 // ICE of a WHIP/WHEP session: the connection the client offered.
