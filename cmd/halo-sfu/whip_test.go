@@ -36,6 +36,7 @@ func newTestPC(t *testing.T) *webrtc.PeerConnection {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = pc.Close() })
 	return pc
 }
 
