@@ -19,7 +19,6 @@ import (
 // other goroutines (interceptor loops, DTLS, SRTP, mux readers).
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		goleak.IgnoreTopFunction("github.com/pion/ice/v4/internal/taskloop.(*Loop).runLoop"),
 	)
 }
