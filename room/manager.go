@@ -25,7 +25,7 @@ var (
 // Options are the limits and timings of a Manager.
 type Options struct {
 	NodeID               string
-	EmptyTimeout         time.Duration // how long an empty room lingers before it is removed
+	EmptyTimeout         time.Duration // how long an empty room lingers before it is removed; 0: at once
 	ParticipantsPerRoom  int
 	TracksPerParticipant int
 	MaxSDPBytes          int
@@ -61,9 +61,6 @@ const storeQueue = 4096
 func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
-	}
-	if opt.EmptyTimeout <= 0 {
-		opt.EmptyTimeout = 10 * time.Second
 	}
 	m := &Manager{
 		engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{},

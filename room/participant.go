@@ -275,21 +275,6 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 // Chat sends a chat message to everyone in the room.
 func (p *Participant) Chat(text string) { p.room.chat(p, text) }
 
-// PublishedTracks returns the ids of the tracks this participant publishes.
-func (p *Participant) PublishedTracks() []string {
-	p.mu.Lock()
-	pub := p.publisher
-	p.mu.Unlock()
-	if pub == nil {
-		return nil
-	}
-	var ids []string
-	for _, t := range pub.Tracks() {
-		ids = append(ids, t.Info().ID)
-	}
-	return ids
-}
-
 // ErrMediaFailed is the reason of a MediaFailed event.
 var ErrMediaFailed = errors.New("room: media connection failed")
 

@@ -112,7 +112,7 @@ func (r *Room) viewersLocked() int {
 	return n
 }
 
-// Tracks returns the published tracks, optionally only those of one kind.
+// Tracks returns the published tracks.
 func (r *Room) Tracks() []TrackInfo {
 	_, ts := r.Snapshot()
 	return ts

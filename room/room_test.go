@@ -43,9 +43,6 @@ func newTestManager(t *testing.T, opt Options) (*Manager, *MemoryStore) {
 		t.Fatal(err)
 	}
 	store := NewMemoryStore()
-	if opt.EmptyTimeout == 0 {
-		opt.EmptyTimeout = 20 * time.Millisecond
-	}
 	opt.NodeID = "n1"
 	m := NewManager(e, store, opt)
 	t.Cleanup(func() {

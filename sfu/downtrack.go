@@ -21,12 +21,6 @@ type binding struct {
 	writer webrtc.TrackLocalWriter
 }
 
-// down-track states, owned by the writer of the track's packets.
-const (
-	dtWaiting = iota // nothing sent yet: must start on a keyframe
-	dtLive
-)
-
 // DownTrack is one viewer's copy of a published track: our own
 // webrtc.TrackLocal. It keeps its binding's SSRC and payload type, maps the
 // source's sequence numbers and timestamps into its own space, starts a viewer
@@ -37,22 +31,21 @@ type DownTrack struct {
 	codec webrtc.RTPCodecCapability
 	bind  atomic.Pointer[binding]
 
-	// Sequence and timestamp mapping: out = src + offset. Written once by the
+	// Sequence and timestamp mapping: out = src + offset. Written by the
 	// packet writer before started is set; read by the NACK handler after.
+	// Until started, the viewer has been sent nothing and must start on a
+	// keyframe.
 	started   atomic.Bool
 	seqOffset uint16
 	tsOffset  uint32
 	startSeq  uint16 // first source sequence number sent
 
 	// Writer-owned (the track's reader or one fan-out worker per packet).
-	state    int
-	fresh    int  // packets forwarded since start, up to freshWindow
-	notReady bool // the last replay could not send: the transport is not up
-	hdr      rtp.Header
+	fresh int // packets forwarded since start, up to freshWindow
+	hdr   rtp.Header
 
-	rtxMu  sync.Mutex // guards the retransmission scratch below
-	rtxBuf [maxCachedPacket]byte
-	rtxHdr rtp.Header
+	rtxMu sync.Mutex // guards the retransmission scratch
+	rtx   scratch
 }
 
 func newDownTrack(t *Track) *DownTrack {
@@ -103,7 +96,7 @@ func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
 	if b == nil {
 		return 0
 	}
-	if d.state == dtWaiting {
+	if !d.started.Load() {
 		t := d.track
 		switch {
 		case !t.isVideo():
@@ -111,16 +104,14 @@ func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
 		case t.kfValid && int16(h.SequenceNumber-t.kfSeq) < 0:
 			return 0 // a late packet from before the picture: wait for a newer one
 		case t.kfValid && t.kfSeq != h.SequenceNumber:
-			d.replay(b, h.SequenceNumber, sc)
-			if d.state == dtWaiting {
-				// Not ready yet, or the cached keyframe was incomplete.
-				if !d.ready() {
-					return 0
-				}
+			switch d.replay(b, h.SequenceNumber, sc) {
+			case replayNotReady:
+				return 0
+			case replayNoKeyframe:
 				t.RequestKeyframe()
 				return 0
 			}
-		case isKeyframeStart(d.track.mime, payload):
+		case isKeyframeStart(t.mime, payload):
 			d.start(h)
 		default:
 			t.RequestKeyframe()
@@ -128,7 +119,7 @@ func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
 		}
 		n := d.write(b, h, payload, &d.hdr)
 		if n == 0 {
-			d.unstart() // SRTP is not up yet: start again with the next packet
+			d.started.Store(false) // SRTP is not up yet: start again with the next packet
 		}
 		return n
 	}
@@ -147,53 +138,61 @@ func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
 // packets older than its first one (beyond it sequence numbers wrap).
 const freshWindow = 4096
 
+// Outcomes of replay.
+const (
+	replayStarted    = iota // the viewer has the picture since the keyframe
+	replayNotReady          // Pion dropped the keyframe: DTLS is not up yet
+	replayNoKeyframe        // the keyframe's first packet is gone from the cache
+)
+
 // replay sends the cached packets from the latest keyframe up to (not
-// including) seq. It starts the down-track at the keyframe.
-func (d *DownTrack) replay(b *binding, seq uint16, sc *scratch) {
+// including) seq, starting the down-track at the keyframe.
+func (d *DownTrack) replay(b *binding, seq uint16, sc *scratch) int {
 	t := d.track
+	var sent, bytes uint64
 	for s := t.kfSeq; s != seq; s++ {
-		n := t.cache.get(s, sc.buf[:])
-		if n == 0 {
-			continue
-		}
-		hl, err := sc.hdr.Unmarshal(sc.buf[:n])
-		if err != nil {
-			continue
-		}
-		payload := trimPadding(&sc.hdr, sc.buf[:n], hl)
-		first := d.state == dtWaiting
-		if first {
-			if s != t.kfSeq {
-				return // the keyframe's first packet is gone; wait for a new one
+		first := s == t.kfSeq
+		payload, ok := cachedPacket(t.cache, s, sc)
+		if !ok {
+			if first {
+				return replayNoKeyframe
 			}
+			continue // lost upstream; the viewer's NACK may fetch it later
+		}
+		if first {
 			d.start(&sc.hdr)
 		}
 		w := d.write(b, &sc.hdr, payload, &sc.hdr)
-		if first {
-			if w == 0 {
-				// Pion drops packets (without an error) until the viewer's
-				// DTLS handshake is done: replay once it is.
-				d.unstart()
-				d.notReady = true
-				return
-			}
-			d.notReady = false
-			t.engine.stats.replays.Add(1)
+		if first && w == 0 {
+			// Pion drops packets (without an error) until the viewer's DTLS
+			// handshake is done: replay once it is.
+			d.started.Store(false)
+			return replayNotReady
 		}
 		if w > 0 {
-			t.engine.stats.packetsForwarded.Add(1)
-			t.engine.stats.bytesForwarded.Add(uint64(w))
+			sent++
+			bytes += uint64(w)
 		}
 	}
+	stats := &t.engine.stats
+	stats.replays.Add(1)
+	stats.packetsForwarded.Add(sent)
+	stats.bytesForwarded.Add(bytes)
+	return replayStarted
 }
 
-// ready reports whether the last attempt to start found the transport up.
-func (d *DownTrack) ready() bool { return !d.notReady }
-
-// unstart undoes start after a packet could not be sent.
-func (d *DownTrack) unstart() {
-	d.state = dtWaiting
-	d.started.Store(false)
+// cachedPacket loads packet seq from the cache into sc, parsing its header
+// into sc.hdr, and returns its payload.
+func cachedPacket(c *packetCache, seq uint16, sc *scratch) ([]byte, bool) {
+	n := c.get(seq, sc.buf[:])
+	if n == 0 {
+		return nil, false
+	}
+	hl, err := sc.hdr.Unmarshal(sc.buf[:n])
+	if err != nil {
+		return nil, false
+	}
+	return trimPadding(&sc.hdr, sc.buf[:n], hl)
 }
 
 // start fixes the mapping so that the first packet sent is h, under a random
@@ -202,7 +201,7 @@ func (d *DownTrack) start(h *rtp.Header) {
 	d.seqOffset = uint16(rand.Uint32()) - h.SequenceNumber
 	d.tsOffset = rand.Uint32() - h.Timestamp
 	d.startSeq = h.SequenceNumber
-	d.state = dtLive
+	d.fresh = 0
 	d.started.Store(true)
 }
 
@@ -238,33 +237,34 @@ func (d *DownTrack) handleNACK(nack *rtcp.TransportLayerNack) {
 	stats := &d.track.engine.stats
 	d.rtxMu.Lock()
 	defer d.rtxMu.Unlock()
+	resend := func(out uint16) {
+		stats.nacksReceived.Add(1)
+		payload, ok := cachedPacket(d.track.cache, out-d.seqOffset, &d.rtx)
+		if ok && d.write(b, &d.rtx.hdr, payload, &d.rtx.hdr) > 0 {
+			stats.nacksAnswered.Add(1)
+		}
+	}
 	for _, pair := range nack.Nacks {
-		for _, out := range pair.PacketList() {
-			stats.nacksReceived.Add(1)
-			src := out - d.seqOffset
-			n := d.track.cache.get(src, d.rtxBuf[:])
-			if n == 0 {
-				continue
-			}
-			hl, err := d.rtxHdr.Unmarshal(d.rtxBuf[:n])
-			if err != nil {
-				continue
-			}
-			payload := trimPadding(&d.rtxHdr, d.rtxBuf[:n], hl)
-			if d.write(b, &d.rtxHdr, payload, &d.rtxHdr) > 0 {
-				stats.nacksAnswered.Add(1)
+		// The pair names PacketID and, by bitmask, the 16 that follow it.
+		resend(pair.PacketID)
+		for i := range uint16(16) {
+			if pair.LostPackets&(1<<i) != 0 {
+				resend(pair.PacketID + i + 1)
 			}
 		}
 	}
 }
 
-// trimPadding returns the payload of pkt without RTP padding.
-func trimPadding(h *rtp.Header, pkt []byte, hl int) []byte {
+// trimPadding returns the payload of pkt (header length hl) without RTP
+// padding; ok is false when the padding length is impossible.
+func trimPadding(h *rtp.Header, pkt []byte, hl int) (payload []byte, ok bool) {
 	end := len(pkt)
 	if h.Padding && end > hl {
-		if pad := int(pkt[end-1]); pad <= end-hl {
-			end -= pad
+		pad := int(pkt[end-1])
+		if pad > end-hl {
+			return nil, false
 		}
+		end -= pad
 	}
-	return pkt[hl:end]
+	return pkt[hl:end], true
 }

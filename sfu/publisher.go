@@ -45,7 +45,6 @@ type Publisher struct {
 	mu      sync.Mutex
 	meta    map[string]TrackMeta
 	pending []webrtc.ICECandidateInit // candidates that came before the offer
-	tracks  map[string]*Track
 	closed  bool
 	failed  sync.Once
 	readers sync.WaitGroup
@@ -57,7 +56,7 @@ func (e *Engine) NewPublisher(streamID string, ev PublisherEvents) (*Publisher, 
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new publisher connection: %w", err)
 	}
-	p := &Publisher{e: e, pc: pc, streamID: streamID, events: ev, meta: map[string]TrackMeta{}, tracks: map[string]*Track{}}
+	p := &Publisher{e: e, pc: pc, streamID: streamID, events: ev, meta: map[string]TrackMeta{}}
 	e.stats.publishers.Add(1)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil && ev.OnCandidate != nil {
@@ -103,7 +102,6 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		}
 	}
 	t := newTrack(p.e, remote, info, p.sendPLI)
-	p.tracks[info.ID] = t
 	p.e.stats.tracks.Add(1)
 	p.readers.Add(2)
 	p.mu.Unlock()
@@ -120,9 +118,6 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	go func() {
 		defer p.readers.Done()
 		t.readLoop()
-		p.mu.Lock()
-		delete(p.tracks, info.ID)
-		p.mu.Unlock()
 		if p.events.OnTrackEnded != nil {
 			p.events.OnTrackEnded(t)
 		}
@@ -232,17 +227,6 @@ func addCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateInit) error {
 		return fmt.Errorf("%w: %v", ErrInvalidCandidate, err)
 	}
 	return nil
-}
-
-// Tracks returns the tracks being published now.
-func (p *Publisher) Tracks() []*Track {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]*Track, 0, len(p.tracks))
-	for _, t := range p.tracks {
-		out = append(out, t)
-	}
-	return out
 }
 
 // Close ends the connection and waits for its track readers to stop; every

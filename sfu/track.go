@@ -58,8 +58,6 @@ type Track struct {
 	scratch scratch
 	fanWG   sync.WaitGroup
 
-	packets, bytes atomic.Uint64 // received from the publisher
-
 	done     chan struct{}
 	onceDone sync.Once
 }
@@ -102,9 +100,6 @@ func (t *Track) Done() <-chan struct{} { return t.done }
 
 // ViewerCount returns how many down-tracks are bound to the track.
 func (t *Track) ViewerCount() int { return len(*t.downs.Load()) }
-
-// PacketsReceived returns how many RTP packets the publisher has sent on it.
-func (t *Track) PacketsReceived() uint64 { return t.packets.Load() }
 
 func (t *Track) isVideo() bool { return t.info.Kind == webrtc.RTPCodecTypeVideo }
 
@@ -179,19 +174,11 @@ func (t *Track) ingest(pkt []byte, h *rtp.Header) {
 	if err != nil {
 		return
 	}
-	n := len(pkt)
-	end := n
-	if h.Padding && n > hl {
-		pad := int(pkt[n-1])
-		if pad > n-hl {
-			return
-		}
-		end = n - pad
+	payload, ok := trimPadding(h, pkt, hl)
+	if !ok {
+		return
 	}
-	payload := pkt[hl:end]
 	seq := h.SequenceNumber
-	t.packets.Add(1)
-	t.bytes.Add(uint64(n))
 	t.cache.put(seq, pkt)
 	if t.isVideo() {
 		if isKeyframeStart(t.mime, payload) && (!t.kfValid || int16(seq-t.kfSeq) > 0) {

@@ -52,40 +52,44 @@ var fatalCodes = map[string]bool{
 	CodeRoomFull: true, CodeRateLimited: true, CodeShuttingDown: true,
 }
 
-// toWire maps any error from the layers below to its wire error. This is the
-// one place where internal errors meet protocol codes.
+// wireCodes maps the errors of the layers below to wire codes: the one place
+// where internal errors meet protocol codes. The first match wins.
+var wireCodes = []struct {
+	err  error
+	code string
+}{
+	{auth.ErrMalformed, CodeUnauthorized},
+	{auth.ErrAlgorithm, CodeUnauthorized},
+	{auth.ErrSignature, CodeUnauthorized},
+	{auth.ErrExpired, CodeUnauthorized},
+	{auth.ErrNotYetValid, CodeUnauthorized},
+	{auth.ErrClaims, CodeUnauthorized},
+	{room.ErrForbidden, CodeForbidden},
+	{sfu.ErrInvalidSDP, CodeInvalidSDP},
+	{sfu.ErrUnsupportedCodec, CodeUnsupportedCodec},
+	{room.ErrUnknownTrack, CodeUnknownTrack},
+	{room.ErrTooManyTracks, CodeTooManyTracks},
+	{room.ErrRoomFull, CodeRoomFull},
+	{room.ErrDraining, CodeShuttingDown},
+	{room.ErrNoTracks, CodeNotFound},
+	{room.ErrMediaFailed, CodeMediaFailed},
+	{sfu.ErrInvalidCandidate, CodeBadRequest},
+	{sfu.ErrNoOffer, CodeBadRequest},
+	{room.ErrNoSubscription, CodeBadRequest},
+}
+
+// toWire maps any error to its wire error; unknown errors are internal.
 func toWire(err error) *Error {
 	var we *Error
 	if errors.As(err, &we) {
 		return we
 	}
-	code := CodeInternal
-	switch {
-	case errors.Is(err, auth.ErrMalformed), errors.Is(err, auth.ErrAlgorithm), errors.Is(err, auth.ErrSignature),
-		errors.Is(err, auth.ErrExpired), errors.Is(err, auth.ErrNotYetValid), errors.Is(err, auth.ErrClaims):
-		code = CodeUnauthorized
-	case errors.Is(err, room.ErrForbidden):
-		code = CodeForbidden
-	case errors.Is(err, sfu.ErrInvalidSDP):
-		code = CodeInvalidSDP
-	case errors.Is(err, sfu.ErrUnsupportedCodec):
-		code = CodeUnsupportedCodec
-	case errors.Is(err, room.ErrUnknownTrack):
-		code = CodeUnknownTrack
-	case errors.Is(err, room.ErrTooManyTracks):
-		code = CodeTooManyTracks
-	case errors.Is(err, room.ErrRoomFull):
-		code = CodeRoomFull
-	case errors.Is(err, room.ErrDraining):
-		code = CodeShuttingDown
-	case errors.Is(err, room.ErrNoTracks):
-		code = CodeNotFound
-	case errors.Is(err, room.ErrMediaFailed):
-		code = CodeMediaFailed
-	case errors.Is(err, sfu.ErrInvalidCandidate), errors.Is(err, sfu.ErrNoOffer), errors.Is(err, room.ErrNoSubscription):
-		code = CodeBadRequest
+	for _, w := range wireCodes {
+		if errors.Is(err, w.err) {
+			return newError(w.code, err.Error())
+		}
 	}
-	return newError(code, err.Error())
+	return newError(CodeInternal, err.Error())
 }
 
 // httpStatus is the HTTP status of a wire code (WHIP/WHEP, RFC 9725 section 4).

@@ -141,7 +141,8 @@ func toTrackJSON(t room.TrackInfo) trackJSON {
 	return trackJSON{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
 }
 
-// eventMessage turns a room event into its wire type and body.
+// eventMessage turns a room event into its wire type and body ("" for
+// events that are not messages, such as room.Closed).
 func eventMessage(ev room.Event) (string, any) {
 	switch ev := ev.(type) {
 	case room.ParticipantJoined:
@@ -160,9 +161,6 @@ func eventMessage(ev room.Event) (string, any) {
 		return "trickle", trickleData{Target: ev.Target, Candidate: &ev.Candidate}
 	case room.Chat:
 		return "chat", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "text": ev.Text}
-	case room.Closed:
-		w := toWire(ev.Reason)
-		return "error", errorData{Code: w.Code, Message: w.Message}
 	case room.MediaFailed:
 		next := "subscribe"
 		if ev.Target == "publisher" {

@@ -77,16 +77,13 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string) {
 
 // Event implements room.EventSink.
 func (c *wsClient) Event(ev room.Event) {
-	typ, data := eventMessage(ev)
-	if typ == "" {
-		return
-	}
 	if cl, ok := ev.(room.Closed); ok {
-		w := toWire(cl.Reason)
-		c.fail(w)
+		c.fail(toWire(cl.Reason)) // fatal codes end the session
 		return
 	}
-	c.enqueue(encode(typ, 0, data))
+	if typ, data := eventMessage(ev); typ != "" {
+		c.enqueue(encode(typ, 0, data))
+	}
 }
 
 func (c *wsClient) enqueue(frame []byte) {

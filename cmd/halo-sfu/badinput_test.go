@@ -26,8 +26,7 @@ func TestBadInput_EachGetsItsErrorCode(t *testing.T) {
 	n := startNode(t, func(c *config.Config) { c.Limits.MaxMessageBytes = 4096 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pub := n.publisher(ctx, "ok", loadtest.PublisherConfig{VideoBitrate: 300_000})
-	_ = pub
+	n.publisher(ctx, "ok", loadtest.PublisherConfig{VideoBitrate: 300_000})
 
 	viewTok := n.token("room-a", "viewer", false, true)
 	pubTok := n.token("room-a", "pub", true, false)
@@ -128,12 +127,7 @@ func TestBadInput_EachGetsItsErrorCode(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := loadtest.Dial(ctx, n.wsURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			err = tc.do(c)
+			err := tc.do(n.dial(t, ctx))
 			if got := loadtest.ErrorCode(err); got != tc.code {
 				t.Fatalf("error code %q (err %v), want %q", got, err, tc.code)
 			}
@@ -152,12 +146,8 @@ func TestUnauthorized_ClosesTheConnection(t *testing.T) {
 	n := startNode(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := loadtest.Dial(ctx, n.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.Request(ctx, "join", loadtest.JoinRequest{Token: "bad", Room: "x"})
+	c := n.dial(t, ctx)
+	_, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: "bad", Room: "x"})
 	if loadtest.ErrorCode(err) != "unauthorized" {
 		t.Fatalf("err = %v", err)
 	}
@@ -174,12 +164,8 @@ func TestRoomFull_RefusesTheNextParticipant(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i := range 3 {
-		c, err := loadtest.Dial(ctx, n.wsURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_, err = c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("full", "v", false, true)})
+		c := n.dial(t, ctx)
+		_, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("full", "v", false, true)})
 		if i < 2 && err != nil {
 			t.Fatalf("join %d: %v", i, err)
 		}
@@ -196,10 +182,7 @@ func TestJoinRateLimit(t *testing.T) {
 	defer cancel()
 	var last error
 	for range 4 {
-		c, err := loadtest.Dial(ctx, n.wsURL)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := n.dial(t, ctx)
 		_, last = c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("rl", "v", false, true)})
 		_ = c.Close()
 	}
@@ -214,11 +197,8 @@ func TestJoinRateLimit_DevModeSparesLoopback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i := range 6 {
-		c, err := loadtest.Dial(ctx, n.wsURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("rl", "v", false, true)})
+		c := n.dial(t, ctx)
+		_, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("rl", "v", false, true)})
 		_ = c.Close()
 		if err != nil {
 			t.Fatalf("join %d from loopback in dev mode: %v", i, err)
@@ -231,11 +211,7 @@ func TestSilentSocket_IsClosedWithoutJoin(t *testing.T) {
 	n := startNode(t, func(c *config.Config) { c.Signaling.JoinTimeout = 200 * time.Millisecond })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := loadtest.Dial(ctx, n.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := n.dial(t, ctx)
 	env, err := c.Next(ctx)
 	if err != nil {
 		t.Fatal(err)

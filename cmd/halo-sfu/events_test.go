@@ -13,11 +13,7 @@ func TestEvents_AnAppSeesTheRoomChange(t *testing.T) {
 	n := startNode(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	obs, err := loadtest.Dial(ctx, n.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer obs.Close()
+	obs := n.dial(t, ctx)
 	f := false
 	if _, err := obs.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("ev", "observer", false, true), AutoSubscribe: &f}); err != nil {
 		t.Fatal(err)

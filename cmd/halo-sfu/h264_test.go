@@ -26,14 +26,7 @@ func TestWHIP_H264HighProfileReachesWHEPViewer(t *testing.T) {
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: high, PayloadType: 112}, webrtc.RTPCodecTypeVideo); err != nil {
 		t.Fatal(err)
 	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	pub, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newTestPCWith(t, me)
 	video, _ := webrtc.NewTrackLocalStaticSample(high, "cam", "obs")
 	if _, err := pub.AddTransceiverFromTrack(video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)

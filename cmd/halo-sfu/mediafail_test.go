@@ -20,11 +20,7 @@ func TestSubscriberFailure_IsReleasedAndRecoverable(t *testing.T) {
 	n.publisher(ctx, "fail", loadtest.PublisherConfig{VideoBitrate: 300_000})
 	eventually(t, "tracks published", func() bool { return len(n.rooms.Room("fail").Tracks()) == 2 })
 
-	c, err := loadtest.Dial(ctx, n.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := n.dial(t, ctx)
 	if _, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("fail", "app", false, true)}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,10 +23,7 @@ func TestMetrics_ReportTheBroadcast(t *testing.T) {
 	if err := v.WaitTracks(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadtest.Dial(ctx, n.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := n.dial(t, ctx)
 	_, _ = c.Request(ctx, "join", loadtest.JoinRequest{Token: "forged"}) // one unauthorized error
 	_ = c.Close()
 	eventually(t, "packets forwarded", func() bool { return n.engine.Stats().PacketsForwarded > 100 })
@@ -72,11 +69,7 @@ func TestJoined_CarriesICEServers(t *testing.T) {
 	n := startNode(t, func(c *config.Config) { c.SFU.ICEServers = []string{"stun:stun.example.net:3478"} })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := loadtest.Dial(ctx, n.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := n.dial(t, ctx)
 	env, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("ice", "v", false, true)})
 	if err != nil {
 		t.Fatal(err)
@@ -96,11 +89,7 @@ func TestChat_ReachesTheRoomOnly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	join := func(room, name string) (*loadtest.Conn, string) {
-		c, err := loadtest.Dial(ctx, n.wsURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
+		c := n.dial(t, ctx)
 		f := false
 		env, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token(room, name, false, true), Name: name, AutoSubscribe: &f})
 		if err != nil {

@@ -105,6 +105,17 @@ func (n *testNode) viewer(ctx context.Context, room, identity string) *loadtest.
 	return v
 }
 
+// dial opens a signalling connection, closed when t ends.
+func (n *testNode) dial(t *testing.T, ctx context.Context) *loadtest.Conn {
+	t.Helper()
+	c, err := loadtest.Dial(ctx, n.wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // eventually polls cond until it holds or the deadline passes. It checks
 // liveness (something happens at all), never speed.
 func eventually(t *testing.T, what string, cond func() bool) {

@@ -17,11 +17,7 @@ func TestPublisherRenegotiation_ScreenShareComesAndGoes(t *testing.T) {
 	n := startNode(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := loadtest.Dial(ctx, n.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := n.dial(t, ctx)
 	f := false
 	if _, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("share", "host", true, false), AutoSubscribe: &f}); err != nil {
 		t.Fatal(err)

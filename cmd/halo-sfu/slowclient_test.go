@@ -37,11 +37,7 @@ func TestSlowClient_IsDroppedNotWaitedFor(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fast, err := loadtest.Dial(ctx, n.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fast.Close()
+	fast := n.dial(t, ctx)
 	if _, err := fast.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("slow", "fast", false, true)}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,20 @@ type whipClient struct {
 	done     chan struct{}
 }
 
+// newTestPC is a Pion client with Pion's default codecs and loopback ICE,
+// closed when the test ends.
 func newTestPC(t *testing.T) *webrtc.PeerConnection {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
+	return newTestPCWith(t, me)
+}
+
+// newTestPCWith is newTestPC with the codecs of me only.
+func newTestPCWith(t *testing.T, me *webrtc.MediaEngine) *webrtc.PeerConnection {
+	t.Helper()
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
