@@ -163,11 +163,14 @@ func (d *DownTrack) replay(b *binding, seq uint16, sc *scratch) int {
 			d.start(&sc.hdr)
 		}
 		w := d.write(b, &sc.hdr, payload, &sc.hdr)
-		if first && w == 0 {
-			// Pion drops packets (without an error) until the viewer's DTLS
-			// handshake is done: replay once it is.
-			d.started.Store(false)
-			return replayNotReady
+		if first {
+			if w == 0 {
+				// Pion drops packets (without an error) until the viewer's
+				// DTLS handshake is done: replay once it is.
+				d.started.Store(false)
+				return replayNotReady
+			}
+			t.engine.stats.replays.Add(1) // counted as soon as the viewer can see it
 		}
 		if w > 0 {
 			sent++
@@ -175,7 +178,6 @@ func (d *DownTrack) replay(b *binding, seq uint16, sc *scratch) int {
 		}
 	}
 	stats := &t.engine.stats
-	stats.replays.Add(1)
 	stats.packetsForwarded.Add(sent)
 	stats.bytesForwarded.Add(bytes)
 	return replayStarted
