@@ -40,6 +40,8 @@ type Config struct {
 	Room RoomConfig `mapstructure:"room"`
 	// Redis names the Redis shared by a cluster; none means a single node.
 	Redis RedisConfig `mapstructure:"redis"`
+	// Cluster configures how this node takes part in a cluster (with Redis).
+	Cluster ClusterConfig `mapstructure:"cluster"`
 	// Shutdown configures draining on SIGTERM.
 	Shutdown ShutdownConfig `mapstructure:"shutdown"`
 	// Log configures log output.
@@ -181,6 +183,34 @@ type RedisConfig struct {
 	DB int `mapstructure:"db"`
 	// KeyPrefix starts every key the server writes. Default "halo:".
 	KeyPrefix string `mapstructure:"key_prefix"`
+	// SentinelMaster is the name of the primary that Redis Sentinel watches;
+	// set, Addrs are the sentinels. Default "": no Sentinel.
+	SentinelMaster string `mapstructure:"sentinel_master"`
+	// TLS connects to Redis over TLS (system roots). Default false.
+	TLS bool `mapstructure:"tls"`
+	// Timeout bounds dialling and each Redis call, so a Redis that does not
+	// answer fails joins fast instead of stalling them. Default 500ms;
+	// 10ms..10s.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// ClusterConfig configures how a node takes part in a cluster. Its id,
+// region and public URL are node.id, node.region and http.public_url.
+type ClusterConfig struct {
+	// Secret authenticates node-to-node requests (relays). Required when
+	// redis.addrs is set outside dev mode: at least 32 random characters.
+	// Default "".
+	Secret string `mapstructure:"secret"`
+	// RelayAddress is the host:port other nodes use to reach this node's
+	// relay endpoint. Default "": the node's public URL host.
+	RelayAddress string `mapstructure:"relay_address"`
+	// HeartbeatInterval is how often the node renews its registry entry and
+	// the leases on what it wrote. Default 2s.
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
+	// NodeTTL is the lease of everything the node writes to Redis: a node
+	// that stops heartbeating vanishes this long after its last beat. At
+	// least twice heartbeat_interval. Default 6s.
+	NodeTTL time.Duration `mapstructure:"node_ttl"`
 }
 
 // ShutdownConfig configures draining on SIGTERM.
@@ -231,7 +261,8 @@ func Default() *Config {
 			JoinTimeout:  10 * time.Second,
 		},
 		Room:     RoomConfig{EmptyTimeout: 10 * time.Second},
-		Redis:    RedisConfig{KeyPrefix: "halo:"},
+		Redis:    RedisConfig{KeyPrefix: "halo:", Timeout: 500 * time.Millisecond},
+		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second},
 		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
