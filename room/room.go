@@ -55,10 +55,12 @@ func (r *Room) list() []*Participant {
 	return out
 }
 
-func (r *Room) join(spec ParticipantSpec, sink EventSink) (*Participant, error) {
+// join adds a participant; remote is the room's participant count on other
+// nodes, which counts against the limit too.
+func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Participant, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if max := r.m.opt.ParticipantsPerRoom; max > 0 && len(r.participants) >= max {
+	if max := r.m.opt.ParticipantsPerRoom; max > 0 && len(r.participants)+remote >= max {
 		return nil, ErrRoomFull
 	}
 	p := newParticipant(r, spec, sink)
@@ -146,6 +148,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	r.mu.Unlock()
 	rec := TrackRecord{ID: info.ID, ParticipantID: owner.id, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID}
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutTrack(ctx, r.name, rec) })
+	r.claimOrigin(info.ID)
 	for _, p := range subscribers {
 		p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
 	}
@@ -168,6 +171,7 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 	}
 	r.mu.Unlock()
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteTrack(ctx, r.name, id) })
+	r.releaseOrigin(id)
 	for _, p := range others {
 		p.sink.Event(TrackUnpublished{TrackID: id, ParticipantID: owner.id})
 		p.unsubscribeTrack(id)
@@ -196,6 +200,7 @@ func (r *Room) leave(p *Participant) {
 
 // viewersChanged sends the viewer count to everyone, at most twice a second.
 func (r *Room) viewersChanged() {
+	r.viewersChangedCluster()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.vcTimer != nil {
