@@ -74,11 +74,19 @@ func (m *Manager) heartbeatInterval() time.Duration {
 }
 
 // remoteParticipants returns the participants of room on other nodes, for
-// the join limit. Alone, or without a limit, there are none to count. When
-// the store cannot be read: a room this node serves already (served) uses
-// the last count it read, a new one fails with ErrClusterUnavailable.
+// the join limit. Alone there are none to count. When the store cannot be
+// read (or, without a limit, the last heartbeat failed): a room this node
+// serves already (served) uses the last count it read, a new one fails with
+// ErrClusterUnavailable: it may live on other nodes, which this node cannot
+// see now.
 func (m *Manager) remoteParticipants(room string, served bool) (int, error) {
-	if !m.opt.Cluster || m.opt.ParticipantsPerRoom <= 0 {
+	if !m.opt.Cluster {
+		return 0, nil
+	}
+	if m.opt.ParticipantsPerRoom <= 0 {
+		if !served && !m.cluster.up.Load() {
+			return 0, fmt.Errorf("%w: the last heartbeat did not reach the store", ErrClusterUnavailable)
+		}
 		return 0, nil
 	}
 	c := &m.cluster
@@ -111,25 +119,38 @@ func (m *Manager) startCluster() {
 	c.started = time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})
-	go m.heartbeat(ctx)
+	// The first beat runs before NewManager returns, so the node knows
+	// whether it reaches the store before its first join.
+	cpu := &cpuMeter{}
+	cpu.sample()
+	m.beat(ctx, cpu)
+	go m.heartbeat(ctx, cpu)
 }
 
 // stopCluster stops the heartbeat and takes the node out of the registry.
 // Its room entries are left to expire (or were deleted as participants
 // left).
 func (m *Manager) stopCluster() {
-	c := &m.cluster
-	if c.cancel == nil {
+	if !m.haltHeartbeat() {
 		return
 	}
-	c.cancel()
-	<-c.done
-	c.cancel = nil
 	ctx, cancel := context.WithTimeout(context.Background(), m.storeTimeout())
 	defer cancel()
 	if err := m.store.DeleteNode(ctx); err != nil {
 		m.log.Warn("cluster: leaving the registry failed; the entry expires", "err", err)
 	}
+}
+
+// haltHeartbeat stops the heartbeat; it reports whether one was running.
+func (m *Manager) haltHeartbeat() bool {
+	c := &m.cluster
+	if c.cancel == nil {
+		return false
+	}
+	c.cancel()
+	<-c.done
+	c.cancel = nil
+	return true
 }
 
 // viewersChangedCluster marks r's viewer count for the next flush.

@@ -65,6 +65,7 @@ type RedisOptions struct {
 // write timeouts are c.Timeout, so a Redis that does not answer fails calls
 // fast instead of stalling joins.
 func NewRedisClient(c config.RedisConfig) redis.UniversalClient {
+	quietRedisLog.Do(func() { redis.SetLogger(redisLog{}) })
 	opt := &redis.UniversalOptions{
 		Addrs:                 c.Addrs,
 		MasterName:            c.SentinelMaster,
@@ -85,6 +86,16 @@ func NewRedisClient(c config.RedisConfig) redis.UniversalClient {
 		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return redis.NewUniversalClient(opt)
+}
+
+// quietRedisLog routes go-redis's own log (one line per failed dial while
+// Redis is down) to slog at debug level: the node logs outages itself, once.
+var quietRedisLog sync.Once
+
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
 // NewRedisStore returns node opt.NodeID's handle on rdb, writing keys under

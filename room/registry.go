@@ -16,17 +16,13 @@ import (
 // is the reconnect loop); the first beat that gets through rewrites the
 // node's whole state, so a Redis that restarted empty is repaired within one
 // heartbeat.
-func (m *Manager) heartbeat(ctx context.Context) {
+func (m *Manager) heartbeat(ctx context.Context, cpu *cpuMeter) {
 	c := &m.cluster
 	defer close(c.done)
 	beat := time.NewTicker(m.heartbeatInterval())
 	defer beat.Stop()
 	flush := time.NewTicker(viewerFlush)
 	defer flush.Stop()
-	var cpu cpuMeter
-	cpu.sample()
-	c.resync.Store(true) // the first beat writes everything
-	m.beat(ctx, &cpu)
 	for {
 		select {
 		case <-ctx.Done():
@@ -34,7 +30,7 @@ func (m *Manager) heartbeat(ctx context.Context) {
 		case <-flush.C:
 			m.flushViewers()
 		case <-beat.C:
-			m.beat(ctx, &cpu)
+			m.beat(ctx, cpu)
 		}
 	}
 }
@@ -61,6 +57,9 @@ func (m *Manager) beat(ctx context.Context, cpu *cpuMeter) {
 	}
 	if err != nil {
 		c.resync.Store(true)
+		if ctx.Err() != nil {
+			return // stopping
+		}
 		if c.up.Swap(false) || c.beats.Load() == 1 {
 			m.log.Warn("cluster: store unreachable; serving what this node has, retrying every heartbeat", "err", err)
 		}
