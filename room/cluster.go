@@ -17,11 +17,12 @@ type clusterState struct {
 
 	// resync asks the next heartbeat to rewrite every room of the node: a
 	// write was dropped or failed, or the store was unreachable.
-	resync      atomic.Bool
-	up          atomic.Bool // the last heartbeat reached the store
-	writeErrors atomic.Uint64
-	resyncs     atomic.Uint64
-	beats       atomic.Uint64
+	resync       atomic.Bool
+	up           atomic.Bool // the last heartbeat reached the store
+	writeErrors  atomic.Uint64
+	resyncs      atomic.Uint64
+	beats        atomic.Uint64
+	beatFailures atomic.Uint64
 
 	mu     sync.Mutex
 	remote map[string]remoteCount // room -> participants on other nodes
@@ -277,6 +278,8 @@ type StoreStats struct {
 	WriteErrors uint64
 	// Resyncs counts rewrites of the node's state (re-registration).
 	Resyncs uint64
+	// HeartbeatFailures counts heartbeats that did not reach the store.
+	HeartbeatFailures uint64
 	// Up reports that the last heartbeat reached the store (always true
 	// for a node that serves alone).
 	Up bool
@@ -287,7 +290,8 @@ func (m *Manager) StoreStats() StoreStats {
 	c := &m.cluster
 	return StoreStats{
 		QueueDropped: m.dropped.Load(), WriteErrors: c.writeErrors.Load(), Resyncs: c.resyncs.Load(),
-		Up: !m.opt.Cluster || c.up.Load(),
+		HeartbeatFailures: c.beatFailures.Load(),
+		Up:                !m.opt.Cluster || c.up.Load(),
 	}
 }
 

@@ -88,6 +88,25 @@ func NewRedisClient(c config.RedisConfig) redis.UniversalClient {
 	return redis.NewUniversalClient(opt)
 }
 
+// OpenStore returns the Store cfg names: the memory store when redis.addrs
+// is empty (the node serves alone), else a Redis store for node.id whose
+// leases last cluster.node_ttl. close releases it (and its client).
+func OpenStore(cfg *config.Config, log *slog.Logger) (store Store, close func(), err error) {
+	if len(cfg.Redis.Addrs) == 0 {
+		return NewMemoryStore(), func() {}, nil
+	}
+	rdb := NewRedisClient(cfg.Redis)
+	rs, err := NewRedisStore(rdb, cfg.Redis.KeyPrefix, RedisOptions{NodeID: cfg.Node.ID, TTL: cfg.Cluster.NodeTTL, Log: log})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, err
+	}
+	return rs, func() {
+		_ = rs.Close()
+		_ = rdb.Close()
+	}, nil
+}
+
 // quietRedisLog routes go-redis's own log (one line per failed dial while
 // Redis is down) to slog at debug level: the node logs outages itself, once.
 var quietRedisLog sync.Once

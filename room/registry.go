@@ -60,6 +60,7 @@ func (m *Manager) beat(ctx context.Context, cpu *cpuMeter) {
 		if ctx.Err() != nil {
 			return // stopping
 		}
+		c.beatFailures.Add(1)
 		if c.up.Swap(false) || c.beats.Load() == 1 {
 			m.log.Warn("cluster: store unreachable; serving what this node has, retrying every heartbeat", "err", err)
 		}
@@ -111,7 +112,9 @@ func (r *Room) trackIDs() []string {
 // nodeInfo is the node's registry entry now.
 func (m *Manager) nodeInfo(cpu float64) NodeInfo {
 	s := m.Stats()
+	m.cluster.mu.Lock()
 	n := m.opt.Node
+	m.cluster.mu.Unlock()
 	n.ID = m.opt.NodeID
 	n.Rooms, n.Participants, n.Viewers, n.Tracks = s.Rooms, s.Participants, s.Viewers, s.Tracks
 	n.CPU = cpu
@@ -134,6 +137,21 @@ func (m *Manager) Nodes(ctx context.Context) ([]NodeInfo, error) {
 		return nil, err
 	}
 	return nodes, nil
+}
+
+// Region returns the region of this node.
+func (m *Manager) Region() string {
+	m.cluster.mu.Lock()
+	defer m.cluster.mu.Unlock()
+	return m.opt.Node.Region
+}
+
+// SetPublicURL sets the URL the registry announces for this node, once its
+// listener is bound (a configured http.public_url needs no call).
+func (m *Manager) SetPublicURL(u string) {
+	m.cluster.mu.Lock()
+	defer m.cluster.mu.Unlock()
+	m.opt.Node.PublicURL = u
 }
 
 // NodeID returns the id of this node.

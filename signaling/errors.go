@@ -30,6 +30,7 @@ const (
 	CodeShuttingDown       = "server_shutting_down"
 	CodeNotFound           = "not_found"
 	CodeMediaFailed        = "media_failed"
+	CodeClusterUnavailable = "cluster_unavailable"
 	CodeInternal           = "internal"
 )
 
@@ -73,6 +74,7 @@ var wireCodes = []struct {
 	{room.ErrDraining, CodeShuttingDown},
 	{room.ErrNoTracks, CodeNotFound},
 	{room.ErrMediaFailed, CodeMediaFailed},
+	{room.ErrClusterUnavailable, CodeClusterUnavailable},
 	{sfu.ErrInvalidCandidate, CodeBadRequest},
 	{sfu.ErrNoOffer, CodeBadRequest},
 	{room.ErrNoSubscription, CodeBadRequest},
@@ -111,7 +113,7 @@ func httpStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeRateLimited:
 		return http.StatusTooManyRequests
-	case CodeShuttingDown:
+	case CodeShuttingDown, CodeClusterUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -95,6 +95,7 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET /dev/token", s.handleDevToken)
 	}
 	s.routeWHIP(mux)
+	s.routeAdmin(mux)
 	s.routeWeb(mux)
 	return mux
 }

@@ -99,6 +99,7 @@ type node struct {
 	rooms     *room.Manager
 	server    *signaling.Server
 	metrics   *signaling.Metrics
+	closeSt   func() // releases the room store (the Redis client)
 	httpLn    net.Listener
 	httpSrv   *http.Server
 	metricsLn net.Listener
@@ -110,7 +111,22 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	rooms := room.NewManager(engine, room.NewMemoryStore(), room.Options{
+	store, closeStore, err := room.OpenStore(cfg, log)
+	if err != nil {
+		engine.Close()
+		return nil, err
+	}
+	clustered := len(cfg.Redis.Addrs) > 0
+	if clustered {
+		log.Info("cluster: using Redis for shared room state", "redis", cfg.Redis.Addrs,
+			"sentinel_master", cfg.Redis.SentinelMaster, "node", cfg.Node.ID, "region", cfg.Node.Region)
+	}
+	rooms := room.NewManager(engine, store, room.Options{
+		Cluster:      clustered,
+		Node:         room.NodeInfo{Region: cfg.Node.Region, PublicURL: cfg.HTTP.PublicURL, RelayAddress: cfg.Cluster.RelayAddress},
+		Heartbeat:    cfg.Cluster.HeartbeatInterval,
+		StoreTimeout: cfg.Redis.Timeout,
+
 		NodeID:               cfg.Node.ID,
 		EmptyTimeout:         cfg.Room.EmptyTimeout,
 		ParticipantsPerRoom:  cfg.Limits.ParticipantsPerRoom,
@@ -122,10 +138,12 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 	metrics := signaling.NewMetrics(engine, rooms)
 	srv, err := signaling.New(cfg, rooms, metrics, log)
 	if err != nil {
+		rooms.Close()
+		closeStore()
 		engine.Close()
 		return nil, err
 	}
-	return &node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, metrics: metrics}, nil
+	return &node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, metrics: metrics, closeSt: closeStore}, nil
 }
 
 func (n *node) start() error {
@@ -134,6 +152,9 @@ func (n *node) start() error {
 		return fmt.Errorf("http.listen %s: %w", n.cfg.HTTP.Listen, err)
 	}
 	n.httpLn = ln
+	if n.cfg.HTTP.PublicURL == "" {
+		n.rooms.SetPublicURL(derivedURL(ln.Addr().String()))
+	}
 	n.httpSrv = &http.Server{Handler: n.server.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = n.httpSrv.Serve(ln) }()
 	if n.cfg.Metrics.Listen != "" {
@@ -156,6 +177,18 @@ func (n *node) start() error {
 	return nil
 }
 
+// derivedURL is the URL the registry announces when http.public_url is not
+// set: the listener's address, with the host name for a wildcard host.
+func derivedURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil && (host == "::" || host == "0.0.0.0" || host == "") {
+		if h, herr := os.Hostname(); herr == nil && h != "" {
+			addr = net.JoinHostPort(h, port)
+		}
+	}
+	return "http://" + addr
+}
+
 // httpAddr is the address the HTTP listener is bound to.
 func (n *node) httpAddr() string { return n.httpLn.Addr().String() }
 
@@ -172,6 +205,7 @@ func (n *node) shutdown(ctx context.Context) error {
 		_ = n.metricsSv.Shutdown(ctx)
 	}
 	n.rooms.Close()
+	n.closeSt()
 	n.engine.Close()
 	return err
 }
@@ -184,6 +218,7 @@ func (n *node) close() {
 		_ = n.metricsSv.Close()
 	}
 	n.rooms.Close()
+	n.closeSt()
 	n.engine.Close()
 }
 
