@@ -24,7 +24,11 @@ type clusterState struct {
 	beats        atomic.Uint64
 	beatFailures atomic.Uint64
 
+	boot string // this process's incarnation, on every event it publishes
+	seq  uint64 // last event sequence number; the store writer's alone
+
 	mu     sync.Mutex
+	links  map[*Room]*roomLink    // pubsub.go
 	remote map[string]remoteCount // room -> participants on other nodes
 	// viewersDirty are rooms whose viewer count changed since it was last
 	// written.
@@ -116,6 +120,8 @@ func (m *Manager) remoteParticipants(room string, served bool) (int, error) {
 func (m *Manager) startCluster() {
 	c := &m.cluster
 	c.remote = map[string]remoteCount{}
+	c.links = map[*Room]*roomLink{}
+	c.boot = newID("b_")
 	c.viewersDirty = map[*Room]bool{}
 	c.started = time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -174,6 +180,11 @@ func (m *Manager) flushViewers() {
 	c.viewersDirty = map[*Room]bool{}
 	c.mu.Unlock()
 	for r := range dirty {
+		if m.publishViewers(r) {
+			c.mu.Lock()
+			c.viewersDirty[r] = true // not yet: the last count left under a second ago
+			c.mu.Unlock()
+		}
 		m.storeWrite(func(ctx context.Context) error {
 			if m.Room(r.name) != r {
 				return nil // removed: writing would bring its entry back

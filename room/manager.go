@@ -113,9 +113,15 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 		r = newRoom(m, name)
 		m.rooms[name] = r
 		m.log.Info("room created", "room", name)
+		m.linkRoom(r)
 	}
 	m.mu.Unlock()
-	return r.join(spec, sink, remote)
+	p, err := r.join(spec, sink, remote)
+	if err != nil {
+		return nil, err
+	}
+	r.joinedCluster(p)
+	return p, nil
 }
 
 // Room returns the room called name, or nil.
@@ -134,6 +140,7 @@ func (m *Manager) removeIfEmpty(r *Room) {
 	}
 	delete(m.rooms, r.name)
 	m.mu.Unlock()
+	m.unlinkRoom(r)
 	m.log.Info("room removed", "room", r.name)
 	m.storeWrite(func(ctx context.Context) error { return m.store.DeleteRoom(ctx, r.name) })
 }

@@ -48,23 +48,30 @@ func (m *Manager) beat(ctx context.Context, cpu *cpuMeter) {
 			leases.Origins = append(leases.Origins, OriginKey{Room: r.name, Track: id})
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.heartbeatInterval())
+	bctx, cancel := context.WithTimeout(ctx, m.heartbeatInterval())
 	defer cancel()
-	err := m.store.PutNode(ctx, m.nodeInfo(cpu.sample()))
+	err := m.store.PutNode(bctx, m.nodeInfo(cpu.sample()))
 	var ren Renewal
 	if err == nil {
-		ren, err = m.store.Renew(ctx, leases)
+		ren, err = m.store.Renew(bctx, leases)
 	}
 	if err != nil {
 		c.resync.Store(true)
 		if ctx.Err() != nil {
-			return // stopping
+			return // stopping, not a store failure
 		}
 		c.beatFailures.Add(1)
 		if c.up.Swap(false) || c.beats.Load() == 1 {
 			m.log.Warn("cluster: store unreachable; serving what this node has, retrying every heartbeat", "err", err)
 		}
 		return
+	}
+	if nodes, err := m.store.Nodes(bctx); err == nil {
+		live := make(map[string]bool, len(nodes))
+		for _, n := range nodes {
+			live[n.ID] = true
+		}
+		m.forgetNodes(live)
 	}
 	if !c.up.Swap(true) && c.beats.Load() > 1 {
 		m.log.Info("cluster: store reachable again; re-registering this node's state", "rooms", len(rooms))

@@ -94,14 +94,14 @@ func (r *Room) Snapshot() ([]ParticipantInfo, []TrackInfo) {
 	for _, t := range r.tracks {
 		ts = append(ts, t.info)
 	}
-	return ps, ts
+	return r.withRemote(ps, ts)
 }
 
-// ViewerCount returns the number of viewers now.
+// ViewerCount returns the number of viewers now, on every node.
 func (r *Room) ViewerCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.viewersLocked()
+	return r.viewersLocked() + r.remoteViewers()
 }
 
 func (r *Room) viewersLocked() int {
@@ -148,7 +148,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	r.mu.Unlock()
 	rec := TrackRecord{ID: info.ID, ParticipantID: owner.id, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID}
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutTrack(ctx, r.name, rec) })
-	r.claimOrigin(info.ID)
+	r.trackStartedCluster(info)
 	for _, p := range subscribers {
 		p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
 	}
@@ -171,7 +171,7 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 	}
 	r.mu.Unlock()
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteTrack(ctx, r.name, id) })
-	r.releaseOrigin(id)
+	r.trackEndedCluster(id, owner.id)
 	for _, p := range others {
 		p.sink.Event(TrackUnpublished{TrackID: id, ParticipantID: owner.id})
 		p.unsubscribeTrack(id)
@@ -195,6 +195,7 @@ func (r *Room) leave(p *Participant) {
 	}
 	r.mu.Unlock()
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteParticipant(ctx, r.name, p.id) })
+	r.leftCluster(p)
 	r.viewersChanged()
 }
 
@@ -220,7 +221,7 @@ func (r *Room) viewersChanged() {
 }
 
 func (r *Room) sendViewerCountLocked() {
-	n := r.viewersLocked()
+	n := r.viewersLocked() + r.remoteViewers()
 	r.lastVC = time.Now()
 	if n == r.sentVC {
 		return
@@ -237,6 +238,7 @@ func (r *Room) chat(from *Participant, text string) {
 	for _, p := range r.participants {
 		p.sink.Event(Chat{ParticipantID: from.id, Name: from.spec.Name, Text: text})
 	}
+	r.chatCluster(from, text)
 }
 
 func (r *Room) stopTimers() {

@@ -1,0 +1,506 @@
+package room
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Cross-node room events. Each node of a room subscribes to the room's
+// channel and publishes there what happens on it that other nodes' clients
+// must see: publishers joining and leaving, tracks published and
+// unpublished, its viewer count (at most once a second), and chat. A node
+// delivers its own events to its clients directly and ignores their echo.
+//
+// Order and exactly-once: a node publishes from its one ordered store
+// queue, so its events leave in order; each carries the node's boot id
+// (one per process) and a sequence number, and a receiver drops any event
+// whose sequence is not above the last it took from that boot. Events
+// published while Redis is unreachable are lost (pub/sub keeps nothing); a
+// node that subscribes reads the room's state from the store once, and
+// dead nodes' entries are dropped when the registry loses them.
+
+// wireEvent is one cross-node event as it travels on the room's channel.
+type wireEvent struct {
+	V    int    `json:"v"`
+	Node string `json:"node"`
+	Boot string `json:"boot"`
+	Seq  uint64 `json:"seq"`
+	Type string `json:"type"`
+
+	Participant *wireParticipant `json:"participant,omitempty"`
+	Track       *wireTrack       `json:"track,omitempty"`
+	// ID is the participant that left or the track that ended; Owner the
+	// participant whose track ended.
+	ID      string `json:"id,omitempty"`
+	Owner   string `json:"owner,omitempty"`
+	Viewers int    `json:"viewers,omitempty"`
+	Name    string `json:"name,omitempty"` // chat sender's name
+	Text    string `json:"text,omitempty"` // chat text
+}
+
+type wireParticipant struct {
+	ID        string `json:"id"`
+	Identity  string `json:"identity"`
+	Name      string `json:"name"`
+	Publisher bool   `json:"publisher"`
+}
+
+type wireTrack struct {
+	ID            string `json:"id"`
+	ParticipantID string `json:"participant_id"`
+	Kind          string `json:"kind"`
+	Source        string `json:"source"`
+	Name          string `json:"name"`
+	MID           string `json:"mid"`
+	Codec         string `json:"codec"`
+}
+
+// Event types on the wire.
+const (
+	evJoined      = "participant_joined"
+	evLeft        = "participant_left"
+	evPublished   = "track_published"
+	evUnpublished = "track_unpublished"
+	evViewers     = "viewers"
+	evChat        = "chat"
+)
+
+// Bounds of a cross-node event: what a node accepts from the channel.
+const (
+	maxWireEvent = 16 << 10
+	maxWireField = 256
+	maxWireText  = 4096
+)
+
+// errBadEvent is returned by parseWireEvent for anything it refuses.
+var errBadEvent = errors.New("room: bad cross-node event")
+
+// parseWireEvent decodes and checks an event read from a room channel. Any
+// other node (or anyone with access to Redis) may have written it, so it
+// is outside input: bounded, validated, never trusted to be well-formed.
+func parseWireEvent(b []byte) (wireEvent, error) {
+	var ev wireEvent
+	if len(b) > maxWireEvent {
+		return ev, fmt.Errorf("%w: %d bytes", errBadEvent, len(b))
+	}
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return ev, fmt.Errorf("%w: %w", errBadEvent, err)
+	}
+	if ev.V != 1 {
+		return ev, fmt.Errorf("%w: version %d", errBadEvent, ev.V)
+	}
+	fields := []string{ev.Node, ev.Boot, ev.ID, ev.Owner, ev.Name}
+	if p := ev.Participant; p != nil {
+		fields = append(fields, p.ID, p.Identity, p.Name)
+	}
+	if t := ev.Track; t != nil {
+		fields = append(fields, t.ID, t.ParticipantID, t.Kind, t.Source, t.Name, t.MID, t.Codec)
+	}
+	for _, f := range fields {
+		if len(f) > maxWireField || !utf8.ValidString(f) {
+			return ev, fmt.Errorf("%w: a field is over %d bytes or not UTF-8", errBadEvent, maxWireField)
+		}
+	}
+	if len(ev.Text) > maxWireText || !utf8.ValidString(ev.Text) {
+		return ev, fmt.Errorf("%w: chat text over %d bytes or not UTF-8", errBadEvent, maxWireText)
+	}
+	if ev.Node == "" || ev.Boot == "" || ev.Seq == 0 {
+		return ev, fmt.Errorf("%w: missing node, boot or seq", errBadEvent)
+	}
+	ok := false
+	switch ev.Type {
+	case evJoined:
+		ok = ev.Participant != nil && ev.Participant.ID != ""
+	case evLeft:
+		ok = ev.ID != ""
+	case evPublished:
+		ok = ev.Track != nil && ev.Track.ID != "" && ev.Track.ParticipantID != ""
+	case evUnpublished:
+		ok = ev.ID != "" && ev.Owner != ""
+	case evViewers:
+		ok = ev.Viewers >= 0
+	case evChat:
+		ok = ev.ID != ""
+	}
+	if !ok {
+		return ev, fmt.Errorf("%w: type %q incomplete or unknown", errBadEvent, ev.Type)
+	}
+	return ev, nil
+}
+
+// RemoteTrack is a track published on another node of the cluster.
+type RemoteTrack struct {
+	Info TrackInfo
+	Node string // the origin
+}
+
+// roomLink is a room's view of the other nodes: their publishers, tracks
+// and viewer counts, kept from the room's channel.
+type roomLink struct {
+	mu           sync.Mutex
+	cancel       func()
+	closed       bool
+	participants map[string]remoteParticipant
+	tracks       map[string]RemoteTrack
+	viewers      map[string]int    // node -> its viewer count
+	lastSeq      map[string]uint64 // boot -> last sequence taken
+	sentViewers  int               // this node's count last published
+	sentAt       time.Time
+}
+
+type remoteParticipant struct {
+	info ParticipantInfo
+	node string
+}
+
+// link returns r's roomLink, or nil outside a cluster.
+func (m *Manager) link(r *Room) *roomLink {
+	if !m.opt.Cluster {
+		return nil
+	}
+	c := &m.cluster
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.links[r]
+}
+
+// linkRoom subscribes a new room to its channel and reads what other nodes
+// hold of it; both through the ordered queue, off the join path.
+func (m *Manager) linkRoom(r *Room) {
+	if !m.opt.Cluster {
+		return
+	}
+	l := &roomLink{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{},
+		viewers: map[string]int{}, lastSeq: map[string]uint64{}, sentViewers: -1}
+	c := &m.cluster
+	c.mu.Lock()
+	c.links[r] = l
+	c.mu.Unlock()
+	m.storeWrite(func(ctx context.Context) error {
+		cancel, err := m.store.Subscribe(r.name, func(b []byte) { m.receive(r, l, b) })
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			cancel()
+			return nil
+		}
+		l.cancel = cancel
+		l.mu.Unlock()
+		st, err := m.store.Room(ctx, r.name)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		m.seed(r, l, st)
+		return nil
+	})
+}
+
+// unlinkRoom ends r's subscription (the room was removed).
+func (m *Manager) unlinkRoom(r *Room) {
+	if !m.opt.Cluster {
+		return
+	}
+	c := &m.cluster
+	c.mu.Lock()
+	l := c.links[r]
+	delete(c.links, r)
+	c.mu.Unlock()
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.closed = true
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel != nil {
+		m.storeWrite(func(context.Context) error { cancel(); return nil })
+	}
+}
+
+// seed takes the other nodes' publishers, tracks and viewers from st and
+// tells the room's clients about those they did not know.
+func (m *Manager) seed(r *Room, l *roomLink, st RoomState) {
+	self := m.opt.NodeID
+	var events []Event
+	l.mu.Lock()
+	for _, p := range st.Participants {
+		if p.Node == self || !p.Publisher {
+			continue
+		}
+		if _, ok := l.participants[p.ID]; !ok {
+			info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: true}
+			l.participants[p.ID] = remoteParticipant{info: info, node: p.Node}
+			events = append(events, ParticipantJoined{Participant: info})
+		}
+	}
+	for _, t := range st.Tracks {
+		if t.Node == self {
+			continue
+		}
+		if _, ok := l.tracks[t.ID]; !ok {
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node}
+			events = append(events, TrackPublished{Track: info})
+		}
+	}
+	for node, v := range st.Viewers {
+		if node != self {
+			l.viewers[node] = v
+		}
+	}
+	l.mu.Unlock()
+	r.tell(events)
+	r.viewersChanged()
+}
+
+// receive applies one event from the room's channel.
+func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
+	ev, err := parseWireEvent(b)
+	if err != nil {
+		m.log.Warn("cluster: dropped a bad room event", "room", r.name, "err", err)
+		return
+	}
+	if ev.Node == m.opt.NodeID {
+		return // our own echo: delivered locally already
+	}
+	l.mu.Lock()
+	if l.closed || ev.Seq <= l.lastSeq[ev.Boot] {
+		l.mu.Unlock()
+		return // a duplicate or late event
+	}
+	l.lastSeq[ev.Boot] = ev.Seq
+	var events []Event
+	viewers := false
+	switch ev.Type {
+	case evJoined:
+		p := ev.Participant
+		info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
+		if _, known := l.participants[p.ID]; !known {
+			events = append(events, ParticipantJoined{Participant: info})
+		}
+		l.participants[p.ID] = remoteParticipant{info: info, node: ev.Node}
+	case evLeft:
+		if _, ok := l.participants[ev.ID]; ok {
+			delete(l.participants, ev.ID)
+			events = append(events, ParticipantLeft{ParticipantID: ev.ID})
+		}
+	case evPublished:
+		t := ev.Track
+		info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+		if _, known := l.tracks[t.ID]; !known {
+			events = append(events, TrackPublished{Track: info})
+		}
+		l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node}
+	case evUnpublished:
+		if _, ok := l.tracks[ev.ID]; ok {
+			delete(l.tracks, ev.ID)
+			events = append(events, TrackUnpublished{TrackID: ev.ID, ParticipantID: ev.Owner})
+		}
+	case evViewers:
+		l.viewers[ev.Node] = ev.Viewers
+		viewers = true
+	case evChat:
+		events = append(events, Chat{ParticipantID: ev.ID, Name: ev.Name, Text: ev.Text})
+	}
+	l.mu.Unlock()
+	r.tell(events)
+	if viewers {
+		r.viewersChanged()
+	}
+}
+
+// tell sends events to every participant of r.
+func (r *Room) tell(events []Event) {
+	if len(events) == 0 {
+		return
+	}
+	for _, p := range r.list() {
+		for _, ev := range events {
+			p.sink.Event(ev)
+		}
+	}
+}
+
+// forgetNodes drops what the rooms hold of nodes that left the registry
+// (dead: their leases ended), telling the rooms' clients.
+func (m *Manager) forgetNodes(live map[string]bool) {
+	c := &m.cluster
+	c.mu.Lock()
+	links := make(map[*Room]*roomLink, len(c.links))
+	for r, l := range c.links {
+		links[r] = l
+	}
+	c.mu.Unlock()
+	for r, l := range links {
+		var events []Event
+		viewers := false
+		l.mu.Lock()
+		for id, t := range l.tracks {
+			if !live[t.Node] {
+				delete(l.tracks, id)
+				events = append(events, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+			}
+		}
+		for id, p := range l.participants {
+			if !live[p.node] {
+				delete(l.participants, id)
+				events = append(events, ParticipantLeft{ParticipantID: id})
+			}
+		}
+		for node := range l.viewers {
+			if !live[node] {
+				delete(l.viewers, node)
+				viewers = true
+			}
+		}
+		l.mu.Unlock()
+		r.tell(events)
+		if viewers {
+			r.viewersChanged()
+		}
+	}
+}
+
+// publish queues ev for the room's channel. Its sequence number is taken
+// when the queue runs it, so sequence order is publication order.
+func (m *Manager) publish(r *Room, ev wireEvent) {
+	if !m.opt.Cluster {
+		return
+	}
+	ev.V, ev.Node, ev.Boot = 1, m.opt.NodeID, m.cluster.boot
+	m.storeWrite(func(ctx context.Context) error {
+		m.cluster.seq++ // only the writer goroutine touches seq
+		ev.Seq = m.cluster.seq
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		return m.store.Publish(ctx, r.name, b)
+	})
+}
+
+// remoteViewers is the room's viewer count on other nodes.
+func (r *Room) remoteViewers() int {
+	l := r.m.link(r)
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, v := range l.viewers {
+		n += v
+	}
+	return n
+}
+
+// RemoteTracks lists the tracks of the room published on other nodes, with
+// their origin.
+func (r *Room) RemoteTracks() []RemoteTrack {
+	l := r.m.link(r)
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]RemoteTrack, 0, len(l.tracks))
+	for _, t := range l.tracks {
+		out = append(out, t)
+	}
+	return out
+}
+
+// withRemote adds the other nodes' publishers and tracks to a snapshot.
+func (r *Room) withRemote(ps []ParticipantInfo, ts []TrackInfo) ([]ParticipantInfo, []TrackInfo) {
+	l := r.m.link(r)
+	if l == nil {
+		return ps, ts
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.participants {
+		ps = append(ps, p.info)
+	}
+	for _, t := range l.tracks {
+		ts = append(ts, t.Info)
+	}
+	return ps, ts
+}
+
+// Hooks called by the room when something other nodes must see happens.
+
+func (r *Room) joinedCluster(p *Participant) {
+	if p.spec.Hidden || !p.spec.Publish {
+		return // the audience travels as a count
+	}
+	i := p.Info()
+	r.m.publish(r, wireEvent{Type: evJoined, Participant: &wireParticipant{ID: i.ID, Identity: i.Identity, Name: i.Name, Publisher: i.Publisher}})
+}
+
+func (r *Room) leftCluster(p *Participant) {
+	if p.spec.Hidden || !p.spec.Publish {
+		return
+	}
+	r.m.publish(r, wireEvent{Type: evLeft, ID: p.id})
+}
+
+func (r *Room) trackStartedCluster(i TrackInfo) {
+	r.claimOrigin(i.ID)
+	r.m.publish(r, wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
+		Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec}})
+}
+
+func (r *Room) trackEndedCluster(id, owner string) {
+	r.releaseOrigin(id)
+	r.m.publish(r, wireEvent{Type: evUnpublished, ID: id, Owner: owner})
+}
+
+func (r *Room) chatCluster(from *Participant, text string) {
+	r.m.publish(r, wireEvent{Type: evChat, ID: from.id, Name: from.spec.Name, Text: text})
+}
+
+// viewerPublish is the shortest gap between two viewer count events of one
+// node for one room.
+const viewerPublish = time.Second
+
+// publishViewers sends this node's viewer count of r if it changed and the
+// last one went out at least viewerPublish ago; it reports whether the
+// count still waits (to be retried at the next flush).
+func (m *Manager) publishViewers(r *Room) bool {
+	l := m.link(r)
+	if l == nil {
+		return false
+	}
+	n := r.ViewerCountLocal()
+	l.mu.Lock()
+	if n == l.sentViewers {
+		l.mu.Unlock()
+		return false
+	}
+	if time.Since(l.sentAt) < viewerPublish {
+		l.mu.Unlock()
+		return true
+	}
+	l.sentViewers, l.sentAt = n, time.Now()
+	l.mu.Unlock()
+	m.publish(r, wireEvent{Type: evViewers, Viewers: n})
+	return false
+}
+
+// ViewerCountLocal returns the number of viewers on this node.
+func (r *Room) ViewerCountLocal() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.viewersLocked()
+}
