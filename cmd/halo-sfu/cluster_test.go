@@ -218,3 +218,86 @@ func TestRun_RedisWithoutClusterSecretIsRefused(t *testing.T) {
 		t.Fatalf("code %d, stderr %q", code, errOut.String())
 	}
 }
+
+// Clients on two nodes of one room see the same room: a's broadcaster's
+// tracks reach b's client as track_published, b's viewer counts on a, and
+// chat crosses both ways.
+func TestCluster_RoomEventsReachClientsOnTheOtherNode(t *testing.T) {
+	r := startRedis(t)
+	secret := strings.Repeat("d4", 20)
+	a := startClusterNode(t, r, "node-a", "eu", secret)
+	b := startClusterNode(t, r, "node-b", "in", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := false
+	join := func(n *testNode, identity string, publish bool) (*loadtest.Conn, string) {
+		c := n.dial(t, ctx)
+		env, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("mix", identity, publish, true), Name: identity, AutoSubscribe: &f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j struct {
+			ParticipantID string `json:"participant_id"`
+		}
+		_ = env.Decode(&j)
+		return c, j.ParticipantID
+	}
+	onB, _ := join(b, "fan", false)
+	if _, err := onB.Request(ctx, "subscribe", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	onA, hostID := join(a, "host", true)
+	a.publisher(ctx, "mix", loadtest.PublisherConfig{VideoBitrate: 200_000})
+
+	// b's client: two track_published from a's broadcaster, then host's chat.
+	tracks := map[string]bool{}
+	for len(tracks) < 2 {
+		env, err := onB.Next(ctx)
+		if err != nil {
+			t.Fatalf("b's client waiting for a's tracks: %v", err)
+		}
+		if env.Type == "track_published" {
+			var d struct {
+				Track struct {
+					ID   string `json:"id"`
+					Kind string `json:"kind"`
+				} `json:"track"`
+			}
+			_ = env.Decode(&d)
+			tracks[d.Track.Kind] = true
+		}
+	}
+	if !tracks["audio"] || !tracks["video"] {
+		t.Fatalf("b's client saw tracks %v, want audio and video", tracks)
+	}
+	// a's client: the room's viewer count includes b's viewer.
+	for {
+		env, err := onA.Next(ctx)
+		if err != nil {
+			t.Fatalf("a's client waiting for the cluster viewer count: %v", err)
+		}
+		var d struct{ Count int }
+		if env.Type == "viewer_count" && env.Decode(&d) == nil && d.Count == 1 {
+			break
+		}
+	}
+	if _, err := onA.Send("chat", map[string]string{"text": "namaste"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		env, err := onB.Next(ctx)
+		if err != nil {
+			t.Fatalf("b's client waiting for a's chat: %v", err)
+		}
+		var m struct {
+			ParticipantID string `json:"participant_id"`
+			Name, Text    string
+		}
+		if env.Type == "chat" && env.Decode(&m) == nil {
+			if m.ParticipantID != hostID || m.Name != "host" || m.Text != "namaste" {
+				t.Fatalf("chat on b: %+v", m)
+			}
+			break
+		}
+	}
+}
