@@ -1,0 +1,60 @@
+package room
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/sfu"
+)
+
+// gatedStore is a store whose participant writes wait until the gate
+// opens: a Redis that has stalled.
+type gatedStore struct {
+	*MemoryStore
+	gate chan struct{}
+}
+
+func (g gatedStore) PutParticipant(ctx context.Context, room string, p ParticipantRecord) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.MemoryStore.PutParticipant(ctx, room, p)
+}
+
+// Writes that do not fit the queue while the store stalls are counted, and
+// the state is whole again once it answers: nothing is silently lost.
+func TestStoreQueue_FullQueueIsCountedAndRepaired(t *testing.T) {
+	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	shared := NewMemoryStore()
+	store := gatedStore{MemoryStore: shared.Node("a", 10*time.Second), gate: make(chan struct{})}
+	m := NewManager(e, store, Options{NodeID: "a", Cluster: true, Heartbeat: 200 * time.Millisecond,
+		StoreTimeout: time.Hour, EmptyTimeout: time.Hour})
+	defer m.Close()
+	const n = storeQueue + 500
+	var rec recorder
+	for range n {
+		if _, err := m.Join("big", ParticipantSpec{Identity: "v", Hidden: true}, &rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := m.StoreStats(); s.QueueDropped == 0 {
+		t.Fatalf("%d writes behind a stalled store, none counted as dropped: %+v", n, s)
+	}
+	close(store.gate) // the store answers again
+	observer := shared.Node("observer", 0)
+	pollFor(t, "the store holds every participant again", func() bool {
+		st, err := observer.Room(context.Background(), "big")
+		return err == nil && len(st.Participants) == n
+	})
+	if s := m.StoreStats(); s.Resyncs == 0 {
+		t.Fatalf("state repaired without a resync? %+v", s)
+	}
+}
