@@ -46,7 +46,18 @@ type RedisStore struct {
 	ps     *redis.PubSub
 	subs   map[string][]*redisSub // channel -> handlers
 	done   chan struct{}
+	shards map[string]*shardSub // Redis Cluster: one sharded subscription per channel
 	closed bool
+}
+
+// shardSub is a Redis Cluster subscription to one room's channel: sharded
+// pub/sub (SSUBSCRIBE, Redis 7) on the shard owning the room's slot, which
+// keeps the order of each publisher's messages (plain PUBLISH in a cluster
+// reaches subscribers through the cluster bus from whichever node took it,
+// and two messages can overtake each other).
+type shardSub struct {
+	ps   *redis.PubSub
+	done chan struct{}
 }
 
 type redisSub struct{ h func([]byte) }
@@ -130,7 +141,7 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, opt RedisOptions) (
 		opt.Log = slog.Default()
 	}
 	return &RedisStore{rdb: rdb, prefix: prefix, node: opt.NodeID, ttl: opt.TTL, log: opt.Log,
-		subs: map[string][]*redisSub{}}, nil
+		subs: map[string][]*redisSub{}, shards: map[string]*shardSub{}}, nil
 }
 
 func (s *RedisStore) roomKey(room, rest string) string { return s.prefix + "{" + room + "}:" + rest }
@@ -514,9 +525,15 @@ func (s *RedisStore) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	return out, nil
 }
 
-// Publish implements Store.
+// Publish implements Store. On a Redis Cluster it is SPUBLISH (see shardSub).
 func (s *RedisStore) Publish(ctx context.Context, room string, payload []byte) error {
-	if err := s.rdb.Publish(ctx, s.channel(room), payload).Err(); err != nil {
+	var err error
+	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
+		err = s.rdb.SPublish(ctx, s.channel(room), payload).Err()
+	} else {
+		err = s.rdb.Publish(ctx, s.channel(room), payload).Err()
+	}
+	if err != nil {
 		return fmt.Errorf("redis store: publish %s: %w", room, err)
 	}
 	return nil
@@ -533,13 +550,26 @@ func (s *RedisStore) Subscribe(room string, h func([]byte)) (func(), error) {
 		s.mu.Unlock()
 		return nil, errors.New("room: redis store closed")
 	}
+	first := len(s.subs[ch]) == 0
+	s.subs[ch] = append(s.subs[ch], sub)
+	if cc, cluster := s.rdb.(*redis.ClusterClient); cluster {
+		if first {
+			ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
+			ps := cc.SSubscribe(ctx, ch)
+			cancel()
+			sh := &shardSub{ps: ps, done: make(chan struct{})}
+			s.shards[ch] = sh
+			go s.dispatch(ps.Channel(redis.WithChannelSize(4096)), sh.done)
+		}
+		s.mu.Unlock()
+		var once sync.Once
+		return func() { once.Do(func() { s.unsubscribe(ch, sub) }) }, nil
+	}
 	if s.ps == nil {
 		s.ps = s.rdb.Subscribe(context.Background())
 		s.done = make(chan struct{})
 		go s.dispatch(s.ps.Channel(redis.WithChannelSize(4096)), s.done)
 	}
-	first := len(s.subs[ch]) == 0
-	s.subs[ch] = append(s.subs[ch], sub)
 	ps := s.ps
 	s.mu.Unlock()
 	if first {
@@ -571,7 +601,16 @@ func (s *RedisStore) unsubscribe(ch string, sub *redisSub) {
 		s.subs[ch] = list
 	}
 	ps := s.ps
+	sh := s.shards[ch]
+	if last {
+		delete(s.shards, ch)
+	}
 	s.mu.Unlock()
+	if last && sh != nil {
+		_ = sh.ps.Close()
+		<-sh.done
+		return
+	}
 	if last && ps != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
 		_ = ps.Unsubscribe(ctx, ch)
@@ -595,10 +634,15 @@ func (s *RedisStore) dispatch(msgs <-chan *redis.Message, done chan struct{}) {
 func (s *RedisStore) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	ps, done := s.ps, s.done
+	ps, done, shards := s.ps, s.done, s.shards
 	s.ps = nil
 	s.subs = map[string][]*redisSub{}
+	s.shards = map[string]*shardSub{}
 	s.mu.Unlock()
+	for _, sh := range shards {
+		_ = sh.ps.Close()
+		<-sh.done
+	}
 	if ps != nil {
 		err := ps.Close()
 		<-done
