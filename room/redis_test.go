@@ -102,3 +102,5 @@ func redisNodes(t *testing.T, srv *redisServer, ttl time.Duration) func(id strin
 		return s
 	}
 }
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }

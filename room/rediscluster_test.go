@@ -84,3 +84,53 @@ func TestStoreContract_RedisCluster(t *testing.T) {
 		}
 	})
 }
+
+// startSentinel starts a Redis primary and one Sentinel watching it as
+// "halo-primary"; it returns the Sentinel's address.
+func startSentinel(t *testing.T) string {
+	t.Helper()
+	primary := startRedis(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	dir := t.TempDir()
+	conf := dir + "/sentinel.conf"
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor halo-primary 127.0.0.1 %d 1\n", port, dir, primary.port)
+	if err := writeFile(conf, text); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("redis-server", conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	sc := redis.NewSentinelClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	defer sc.Close()
+	pollFor(t, "the Sentinel knows the primary", func() bool {
+		a, err := sc.GetMasterAddrByName(context.Background(), "halo-primary").Result()
+		return err == nil && len(a) == 2 && a[1] == strconv.Itoa(primary.port)
+	})
+	return addr
+}
+
+// The Store contract holds through Redis Sentinel (redis.sentinel_master).
+func TestStoreContract_RedisSentinel(t *testing.T) {
+	sentinel := startSentinel(t)
+	runStoreContract(t, func(t *testing.T, ttl time.Duration) func(string) Store {
+		prefix := "s" + newID("")[:6] + ":"
+		return func(id string) Store {
+			c := NewRedisClient(config.RedisConfig{Addrs: []string{sentinel}, SentinelMaster: "halo-primary", Timeout: time.Second})
+			t.Cleanup(func() { _ = c.Close() })
+			s, err := NewRedisStore(c, prefix, RedisOptions{NodeID: id, TTL: ttl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+	})
+}
