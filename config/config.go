@@ -107,6 +107,10 @@ type SFUConfig struct {
 	// publisher per track, so joining viewers cannot cause a request storm.
 	// Default 500ms; 0..10s.
 	KeyframeInterval time.Duration `mapstructure:"keyframe_min_interval"`
+	// NACKBudget is the most each viewer may have retransmitted, in bytes
+	// per second; NACKs beyond it are dropped and counted. 0 is unlimited.
+	// Default 262144 (2 Mbit/s); 0..100000000.
+	NACKBudget int `mapstructure:"nack_budget"`
 }
 
 // AuthConfig configures access tokens.
@@ -212,6 +216,7 @@ func Default() *Config {
 			UDPPort:          7882,
 			PacketCache:      2048,
 			KeyframeInterval: 500 * time.Millisecond,
+			NACKBudget:       262144,
 		},
 		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
 		Limits: LimitsConfig{

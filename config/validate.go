@@ -127,6 +127,7 @@ func (c *Config) validateSFU(p *problems) {
 	if d := s.KeyframeInterval; d < 0 || d > 10*time.Second {
 		p.add("sfu.keyframe_min_interval", "%s is not between 0 and 10s", formatDuration(d))
 	}
+	p.between("sfu.nack_budget", s.NACKBudget, 0, 100_000_000)
 }
 
 func (c *Config) validateAuth(p *problems) {
