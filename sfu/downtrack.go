@@ -339,12 +339,28 @@ func (d *DownTrack) abandonReplay(t *Track) {
 func (d *DownTrack) send(b *binding, t *Track, h *rtp.Header, payload []byte) int {
 	out := &d.hdr
 	rewrite(out, h, b, h.SequenceNumber+d.anc.seqOffset, d.anc.mapTS(h.Timestamp))
-	n, err := b.writer.WriteRTP(out, payload)
-	if err != nil || n == 0 {
+	n := d.write(b, out, payload)
+	if n == 0 {
 		return 0
 	}
 	if !d.sent || int16(out.SequenceNumber-d.lastSeq) > 0 {
 		d.lastSeq, d.lastTS, d.lastAt, d.sent = out.SequenceNumber, out.Timestamp, t.fwdAt, true
+	}
+	return n
+}
+
+// write sends one rewritten packet and returns its size (0 when it was not
+// sent). It never waits for the viewer: over UDP the kernel drops what a
+// viewer's full socket cannot take; over ICE-TCP each connection has a
+// bounded write buffer (see Engine) beyond which Pion drops packets for that
+// viewer alone (silently: its ICE layer logs the error and reports success).
+func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte) int {
+	n, err := b.writer.WriteRTP(h, payload)
+	if err != nil {
+		if t := d.src.Load(); t != nil {
+			t.engine.stats.writeErrors.Add(1)
+		}
+		return 0
 	}
 	return n
 }

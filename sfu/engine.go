@@ -44,6 +44,7 @@ type counters struct {
 	plisSent, replays                atomic.Uint64
 	plisReceived, plisFromCache      atomic.Uint64
 	plisIgnored, forwarderSkipped    atomic.Uint64
+	writeErrors                      atomic.Uint64
 	tracks, downTracks               atomic.Int64
 	publishers, subscribers          atomic.Int64
 }
@@ -60,6 +61,7 @@ type Stats struct {
 	PLIsFromCache    uint64 // of those, answered by replaying the cached picture
 	PLIsIgnored      uint64 // of those, ignored (the viewer had a replay within 500 ms)
 	ForwarderSkipped uint64 // packets a forwarder that fell too far behind skipped
+	WriteErrors      uint64 // writes to viewers that failed (a closed connection)
 	PLIsSent         uint64 // keyframe requests sent to publishers
 	Replays          uint64 // late joiners started from the cached keyframe
 	Tracks           int64  // published tracks being read
@@ -125,7 +127,16 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 			return nil, fmt.Errorf("sfu: listen on TCP port %d: %w", cfg.TCPPort, err)
 		}
 		e.tcp = l
-		e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), l, 64)
+		// Each ICE-TCP connection gets a bounded write buffer: a viewer that
+		// stops reading fills it, and then writes to it fail instead of
+		// blocking the track's forwarder (Pion's default is 4 MB each, a
+		// memory cost an attacker could multiply).
+		e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener:        l,
+			Logger:          lf.NewLogger("tcpmux"),
+			ReadBufferSize:  64,
+			WriteBufferSize: tcpWriteBuffer,
+		})
 		se.SetICETCPMux(e.tcpMux)
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
 	} else {
@@ -162,6 +173,10 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// tcpWriteBuffer bounds what is queued for one ICE-TCP connection: about
+// 1.5 s of a 2.5 Mbit/s broadcast.
+const tcpWriteBuffer = 512 << 10
 
 // newPublisherAPI builds the API for connections on which clients send media.
 // Interceptors: NACK generator (ask the publisher to resend what the SFU
@@ -225,6 +240,7 @@ func (e *Engine) Stats() Stats {
 		PLIsFromCache:    s.plisFromCache.Load(),
 		PLIsIgnored:      s.plisIgnored.Load(),
 		ForwarderSkipped: s.forwarderSkipped.Load(),
+		WriteErrors:      s.writeErrors.Load(),
 		PLIsSent:         s.plisSent.Load(),
 		Replays:          s.replays.Load(),
 		Tracks:           s.tracks.Load(),

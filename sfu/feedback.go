@@ -125,7 +125,7 @@ func (d *DownTrack) handleNACK(nack *rtcp.TransportLayerNack) {
 			return false
 		}
 		rewrite(&g.out, &g.rtx.hdr, b, out, anc.mapTS(g.rtx.hdr.Timestamp))
-		if n, err := b.writer.WriteRTP(&g.out, payload); err == nil && n > 0 {
+		if d.write(b, &g.out, payload) > 0 {
 			answered++
 			r.seq, r.at = out, now
 		}
