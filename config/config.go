@@ -170,6 +170,12 @@ type RoomConfig struct {
 	// EmptyTimeout is how long a room without participants lives on.
 	// Default 10s; 0 closes it at once.
 	EmptyTimeout time.Duration `mapstructure:"empty_timeout"`
+	// RepublishGrace is how long a track whose publisher's connection was
+	// lost (not a leave, an unpublish or a WHIP DELETE) is kept for the
+	// publisher to return: its viewers, WebSocket and WHEP, are moved to
+	// the republished track without renegotiating. 0 ends it at once.
+	// Default 10s; 0..5m.
+	RepublishGrace time.Duration `mapstructure:"republish_grace"`
 }
 
 // RedisConfig names the Redis shared by a cluster.
@@ -235,7 +241,7 @@ func Default() *Config {
 			WriteTimeout: 10 * time.Second,
 			JoinTimeout:  10 * time.Second,
 		},
-		Room:     RoomConfig{EmptyTimeout: 10 * time.Second},
+		Room:     RoomConfig{EmptyTimeout: 10 * time.Second, RepublishGrace: 10 * time.Second},
 		Redis:    RedisConfig{KeyPrefix: "halo:"},
 		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
 		Log:      LogConfig{Level: "info", Format: "text"},

@@ -81,6 +81,9 @@ func (c *Config) Validate() error {
 	if c.Room.EmptyTimeout < 0 {
 		p.add("room.empty_timeout", "%s is negative", formatDuration(c.Room.EmptyTimeout))
 	}
+	if d := c.Room.RepublishGrace; d < 0 || d > 5*time.Minute {
+		p.add("room.republish_grace", "%s is not between 0 and 5m", formatDuration(d))
+	}
 
 	c.validateRedis(&p)
 

@@ -409,6 +409,21 @@ func (p *Publisher) sendAudio() {
 	p.audioPackets.Add(1)
 }
 
+// DropConnection simulates the publisher's network going away: its peer
+// connection and socket close without a leave, as when a phone changes
+// networks. The publisher is not usable afterwards; Close still releases it.
+func (p *Publisher) DropConnection() {
+	p.mu.Lock()
+	conn, pc := p.conn, p.pc
+	p.mu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
+	if conn != nil {
+		_ = conn.Close()
+	}
+}
+
 // Close sends leave, closes the peer connection and the socket, and waits
 // for every goroutine of the publisher. Safe to call more than once and
 // before or during Start.

@@ -30,7 +30,10 @@ type Options struct {
 	TracksPerParticipant int
 	MaxSDPBytes          int
 	MaxMediaSections     int
-	Log                  *slog.Logger
+	// RepublishGrace is how long a track whose publisher's connection was
+	// lost waits for the publisher to return (republish.go); 0: it ends at once.
+	RepublishGrace time.Duration
+	Log            *slog.Logger
 }
 
 // Manager holds the node's rooms. Rooms are created on first join and removed
@@ -68,6 +71,12 @@ func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 	}
 	go m.writer()
 	return m
+}
+
+func (m *Manager) isDraining() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.draining
 }
 
 // Join adds a participant to the room name, creating the room if needed.

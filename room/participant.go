@@ -43,6 +43,7 @@ type Participant struct {
 	offered    atomic.Int32 // media sections the last publish offer sends
 	all        atomic.Bool  // subscribed to every track, present and future
 	left       atomic.Bool
+	deliberate atomic.Bool // left on purpose (End): its tracks end at once
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
@@ -90,8 +91,9 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 		var created *sfu.Publisher
 		created, err = p.room.m.engine.NewPublisher(p.id, sfu.PublisherEvents{
 			OnCandidate:  func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "publisher", Candidate: c}) },
+			TrackID:      func(info sfu.TrackInfo) string { return p.room.claimRepublish(p, info) },
 			OnTrack:      func(t *sfu.Track) { p.room.addTrack(p, t) },
-			OnTrackEnded: func(t *sfu.Track) { p.room.removeTrack(p, t) },
+			OnTrackEnded: func(t *sfu.Track) { p.room.trackEnded(p, t) },
 			OnFailed:     func() { p.publisherFailed(created) },
 		})
 		pub = created
@@ -332,8 +334,25 @@ func (p *Participant) failedSession() {
 	}
 }
 
-// Leave removes the participant: its tracks end, its viewers are told, its
-// connections close. It is safe to call more than once.
+// lostTrack reports whether t is ending because p's connection was lost
+// rather than by choice (a leave, a WHIP DELETE, a renegotiation that
+// stopped it).
+func (p *Participant) lostTrack(t *sfu.Track) bool {
+	return !t.Removed() && !p.deliberate.Load()
+}
+
+// End removes the participant on purpose (a leave message, a WHIP DELETE,
+// the broadcast ending for a WHEP viewer): its tracks end at once instead of
+// waiting for a republish.
+func (p *Participant) End() {
+	p.deliberate.Store(true)
+	p.Leave()
+}
+
+// Leave removes the participant because its client went away (a closed
+// socket, a failed session): its tracks end, its viewers are told, its
+// connections close; tracks are kept for a republish first (republish.go).
+// It is safe to call more than once.
 func (p *Participant) Leave() {
 	if p.left.Swap(true) {
 		return

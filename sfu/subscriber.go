@@ -123,6 +123,20 @@ func (s *Subscriber) RemoveTrack(trackID string) error {
 	return err
 }
 
+// Reanchor moves the viewer's copy of track id to another source track
+// (the broadcaster republished): the viewer keeps its track, whose sequence
+// numbers and timestamps continue, and the new source starts on a keyframe.
+// It returns false when the viewer has no such track.
+func (s *Subscriber) Reanchor(id string, to *Track) (bool, error) {
+	s.mu.Lock()
+	sub, ok := s.subs[id]
+	s.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	return true, sub.dt.Switch(to)
+}
+
 // TrackIDs returns the ids of the tracks the viewer is subscribed to.
 func (s *Subscriber) TrackIDs() []string {
 	s.mu.Lock()

@@ -89,6 +89,7 @@ type Track struct {
 	replaying []*DownTrack // down-tracks being given the cached picture
 	rrNext    int          // round-robin start of the next replay round
 
+	removed  atomic.Bool // stopped by its publisher on purpose (unpublish.go)
 	done     chan struct{}
 	onceDone sync.Once
 }

@@ -234,7 +234,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		answer, err = p.Watch(ctx, string(body), r.URL.Query().Get("track"))
 	}
 	if err != nil {
-		p.Leave()
+		p.End()
 		s.httpError(w, toWire(err))
 		return
 	}
@@ -260,7 +260,7 @@ func (s *Server) handleWHIPDelete(w http.ResponseWriter, r *http.Request, kind s
 		return
 	}
 	s.whip.remove(x.id)
-	x.p.Leave()
+	x.p.End()
 	w.WriteHeader(http.StatusOK)
 }
 

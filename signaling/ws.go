@@ -265,7 +265,7 @@ func (c *wsClient) handle(env envelope) bool {
 			c.p.Chat(t)
 		}
 	case "leave":
-		c.p.Leave()
+		c.p.End()
 		c.shutdown(websocket.CloseNormalClosure, "bye")
 		return true
 	default:

@@ -117,6 +117,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		TracksPerParticipant: cfg.Limits.TracksPerParticipant,
 		MaxSDPBytes:          cfg.Limits.MaxSDPBytes,
 		MaxMediaSections:     cfg.Limits.MaxMediaSections,
+		RepublishGrace:       cfg.Room.RepublishGrace,
 		Log:                  log,
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
