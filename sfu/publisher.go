@@ -49,7 +49,7 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	meta    map[string]TrackMeta
-	tracks  []*Track // started, for markStopped
+	tracks  []*Track                  // started, for markStopped
 	pending []webrtc.ICECandidateInit // candidates that came before the offer
 	closed  bool
 	failed  sync.Once
