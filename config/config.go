@@ -12,9 +12,12 @@ import (
 // mapstructure tags are the keys used in the YAML file; the HALO_* variable of
 // a key is derived from it (sfu.udp_port -> HALO_SFU_UDP_PORT).
 type Config struct {
-	// Dev turns on dev mode: loopback ICE candidates, a generated secret when
-	// none is set, and a token printed at start-up. Never for production.
-	Dev bool `mapstructure:"dev"`
+	// Dev turns on dev mode: loopback ICE candidates, a generated secret,
+	// /dev/token and a token printed at start-up. Never for production. Only
+	// the --dev flag sets it: it is not a key of the file nor a HALO_*
+	// variable, so a stray setting cannot open /dev/token on a production
+	// node.
+	Dev bool `mapstructure:"-"`
 	// PrintConfig is set by --print-config: print the effective configuration
 	// (secrets masked) and exit.
 	PrintConfig bool `mapstructure:"-"`
@@ -116,8 +119,8 @@ type AuthConfig struct {
 	Secret string `mapstructure:"secret"`
 	// TokenTTL is the lifetime of tokens the server issues. Default 24h.
 	TokenTTL time.Duration `mapstructure:"token_ttl"`
-	// SecretGenerated reports that Load generated Secret (dev mode without a
-	// configured secret).
+	// SecretGenerated reports that Load generated Secret (always in dev
+	// mode, which refuses a configured secret).
 	SecretGenerated bool `mapstructure:"-"`
 }
 

@@ -25,6 +25,17 @@ const maxIDLen = 63
 const errSecret = "auth.secret: must be set to a random value of at least 32 characters " +
 	"outside dev mode (generate one with: openssl rand -hex 32)"
 
+// errDevKey is the problem of a "dev" key in the file or HALO_DEV.
+const errDevKey = "only the --dev flag enables dev mode (remove this setting)"
+
+// envDev is the variable that would be dev mode's, refused with errDevKey.
+const envDev = envPrefix + "DEV"
+
+// errDevSecret refuses a configured auth.secret in dev mode. It never shows
+// the secret.
+const errDevSecret = "auth.secret: is set, but dev mode (--dev) always generates its own secret " +
+	"(its /dev/token signs tokens for anyone who asks); unset auth.secret / HALO_AUTH_SECRET, or run without --dev"
+
 // Validate reports every problem of c at once, joined with errors.Join, each
 // as "key: value reason" (for example `sfu.udp_port: 70000 is not a port`).
 // It returns nil for a configuration the server can run with.
