@@ -75,10 +75,12 @@ type HTTPConfig struct {
 
 // MetricsConfig is the Prometheus listener.
 type MetricsConfig struct {
-	// Listen is the host:port serving /metrics. Default "127.0.0.1:7881" (this
-	// machine only: it also serves /debug/pprof); "" disables
-	// the listener.
+	// Listen is the host:port serving /metrics. Default "127.0.0.1:7881"
+	// (this machine only); "" disables the listener.
 	Listen string `mapstructure:"listen"`
+	// Pprof serves Go's profiles under /debug/pprof/ on the metrics listener.
+	// Default false: profiles reveal internals and cost CPU while taken.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // SFUConfig configures the media plane.

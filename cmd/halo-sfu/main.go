@@ -144,10 +144,13 @@ func (n *node) start() error {
 		n.metricsLn = ml
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry(), promhttp.HandlerOpts{}))
-		// Profiles on the internal metrics listener only, never on http.listen.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if n.cfg.Metrics.Pprof {
+			// Profiles on the internal metrics listener only, never on
+			// http.listen, and only when asked for (metrics.pprof).
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		n.metricsSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = n.metricsSv.Serve(ml) }()
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halobuzz/live/config"
 )
 
 // Dev mode opens /dev/token, which hands a signed token to anyone. HALO_DEV
@@ -46,5 +48,33 @@ func TestDevMode_HALODEVDoesNotEnableIt(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("production /dev/token: %d, want 404", resp.StatusCode)
+	}
+}
+
+// Profiles are served only when metrics.pprof is on (default off), and never
+// on the public listener.
+func TestPprof_OnlyWhenEnabled(t *testing.T) {
+	get := func(url string) int {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	off := startNode(t, func(c *config.Config) { c.Metrics.Listen = "127.0.0.1:0" })
+	if got := get("http://" + off.metricsLn.Addr().String() + "/debug/pprof/"); got != http.StatusNotFound {
+		t.Errorf("pprof with metrics.pprof false: %d, want 404", got)
+	}
+	if got := get("http://" + off.metricsLn.Addr().String() + "/metrics"); got != http.StatusOK {
+		t.Errorf("/metrics: %d, want 200", got)
+	}
+	on := startNode(t, func(c *config.Config) { c.Metrics.Listen = "127.0.0.1:0"; c.Metrics.Pprof = true })
+	if got := get("http://" + on.metricsLn.Addr().String() + "/debug/pprof/"); got != http.StatusOK {
+		t.Errorf("pprof with metrics.pprof true: %d, want 200", got)
+	}
+	if got := get(on.base + "/debug/pprof/"); got == http.StatusOK {
+		t.Errorf("pprof on http.listen: %d", got)
 	}
 }
