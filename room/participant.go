@@ -86,7 +86,8 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 		return "", ErrLeft
 	}
 	pub := p.publisher
-	if pub == nil {
+	fresh := pub == nil
+	if fresh {
 		var created *sfu.Publisher
 		created, err = p.room.m.engine.NewPublisher(p.id, sfu.PublisherEvents{
 			OnCandidate:  func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "publisher", Candidate: c}) },
@@ -102,7 +103,19 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 		p.publisher = pub
 	}
 	p.mu.Unlock()
-	return pub.HandleOffer(ctx, offer, meta, complete)
+	answer, err := pub.HandleOffer(ctx, offer, meta, complete)
+	if err != nil && fresh {
+		// A first offer that Pion refused half-way leaves the connection
+		// where no later offer applies: discard it, so the next publish
+		// starts on a fresh one.
+		p.mu.Lock()
+		if p.publisher == pub {
+			p.publisher = nil
+		}
+		p.mu.Unlock()
+		_ = pub.Close()
+	}
+	return answer, err
 }
 
 // AddCandidate adds a client ICE candidate to the publisher or subscriber connection.

@@ -306,8 +306,9 @@ func (s *Server) handleWHIPPatch(w http.ResponseWriter, r *http.Request, kind st
 	_, _ = io.WriteString(w, formatSDPFrag(out, mid))
 }
 
-// parseSDPFrag parses a trickle-ice-sdpfrag (RFC 8840): ICE credentials,
-// candidates and the media section's mid. It never panics.
+// parseSDPFrag parses a trickle-ice-sdpfrag (RFC 8840): ICE credentials
+// (checked as RFC 8839 says: ufrag 4-256, pwd 22-256 ice-chars), candidates
+// and the media section's mid. It never panics.
 func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
 	var f sfu.ICEFragment
 	mid := "0"
@@ -339,8 +340,13 @@ func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
 	if (f.Ufrag == "") != (f.Pwd == "") {
 		return f, "", errors.New("ice-ufrag and ice-pwd come together")
 	}
-	if len(f.Ufrag) > 256 || len(f.Pwd) > 256 || len(mid) > 32 {
-		return f, "", errors.New("ice credentials or mid too long")
+	if f.Ufrag != "" {
+		if err := sfu.CheckICECredentials(f.Ufrag, f.Pwd); err != nil {
+			return f, "", err
+		}
+	}
+	if len(mid) > 32 {
+		return f, "", errors.New("mid is over 32 bytes")
 	}
 	return f, mid, nil
 }

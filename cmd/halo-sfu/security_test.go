@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,5 +77,44 @@ func TestPprof_OnlyWhenEnabled(t *testing.T) {
 	}
 	if got := get(on.base + "/debug/pprof/"); got == http.StatusOK {
 		t.Errorf("pprof on http.listen: %d", got)
+	}
+}
+
+// ICE credentials follow RFC 8839 (ufrag 4-256, pwd 22-256 ice-chars), in a
+// WHIP/WHEP offer and in a PATCH fragment alike: anything else is 400.
+func TestWHIP_InvalidICECredentialsGet400(t *testing.T) {
+	n := startNode(t, nil)
+	pubTok := n.token("ice", "p", true, false)
+	for name, offer := range map[string]string{
+		"ufrag a":        strings.Replace(validOffer, "a=ice-ufrag:abcd", "a=ice-ufrag:a", 1),
+		"short pwd":      strings.Replace(validOffer, "a=ice-pwd:abcdefghijklmnopqrstuvwx", "a=ice-pwd:abc", 1),
+		"no fingerprint": strings.Replace(validOffer, "a=fingerprint:", "a=x-fingerprint:", 1),
+	} {
+		resp := doHTTP(t, "POST", n.base+"/whip/ice", pubTok, "application/sdp", offer, nil)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(string(body), "invalid_sdp:") {
+			t.Errorf("POST with %s: %d %q, want 400 invalid_sdp", name, resp.StatusCode, body)
+		}
+	}
+	c := whipPublish(t, n, "ice")
+	for name, frag := range map[string]string{
+		"ufrag a":        "a=ice-ufrag:a\r\na=ice-pwd:newpasswordnewpassword12\r\na=mid:0\r\n",
+		"short pwd":      "a=ice-ufrag:abcd\r\na=ice-pwd:short\r\na=mid:0\r\n",
+		"non-ice-char":   "a=ice-ufrag:ab;d\r\na=ice-pwd:newpasswordnewpassword12\r\na=mid:0\r\n",
+		"ufrag, no pwd":  "a=ice-ufrag:abcd\r\na=mid:0\r\n",
+		"257-char ufrag": "a=ice-ufrag:" + strings.Repeat("u", 257) + "\r\na=ice-pwd:newpasswordnewpassword12\r\na=mid:0\r\n",
+	} {
+		resp := doHTTP(t, "PATCH", n.base+c.location, "", "application/trickle-ice-sdpfrag", frag, map[string]string{"If-Match": c.etag})
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("PATCH with %s: %d %q, want 400", name, resp.StatusCode, body)
+		}
+	}
+	// The session is unharmed: a valid ICE restart still works.
+	resp := doHTTP(t, "PATCH", n.base+c.location, "", "application/trickle-ice-sdpfrag",
+		"a=ice-ufrag:newfrag1\r\na=ice-pwd:newpasswordnewpassword12\r\na=mid:0\r\n", map[string]string{"If-Match": c.etag})
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("valid ICE restart after bad ones: %d %s", resp.StatusCode, b)
 	}
 }
