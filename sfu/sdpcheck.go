@@ -107,6 +107,19 @@ func direction(m *sdp.MediaDescription) string {
 	return "sendrecv"
 }
 
+// MaxPendingCandidates bounds the client ICE candidates a connection keeps
+// while it has no remote description yet. A real client gathers a handful;
+// beyond this AddCandidate returns ErrTooManyCandidates, so a client cannot
+// grow the server's memory by trickling before it offers or answers.
+const MaxPendingCandidates = 64
+
+// ErrTooManyCandidates is returned by AddCandidate when MaxPendingCandidates
+// are already waiting for the remote description.
+var ErrTooManyCandidates = errors.New("sfu: too many ICE candidates before the remote description")
+
+// errPendingFull is ErrTooManyCandidates with the limit.
+var errPendingFull = fmt.Errorf("%w: at most %d are kept", ErrTooManyCandidates, MaxPendingCandidates)
+
 // ICE credential lengths of RFC 8839 section 5.4.
 const (
 	minUfrag, maxUfrag = 4, 256

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/halobuzz/live/config"
+	"github.com/pion/webrtc/v4"
 )
 
 const browserOffer = `v=0
@@ -133,4 +136,51 @@ func FuzzCheckOffer(f *testing.F) {
 			t.Fatalf("unexpected error kind: %v", err)
 		}
 	})
+}
+
+// Candidates trickled before the remote description are kept up to
+// MaxPendingCandidates per connection; the rest are refused, not stored.
+func TestAddCandidate_PendingIsBounded(t *testing.T) {
+	e, err := NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", PacketCache: 256}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	pub, err := e.NewPublisher("p", PublisherEvents{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := e.NewSubscriber(SubscriberEvents{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	mid := "0"
+	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", SDPMid: &mid}
+	for name, conn := range map[string]interface {
+		AddCandidate(webrtc.ICECandidateInit) error
+	}{"publisher": pub, "subscriber": sub} {
+		refused := 0
+		for range 1000 {
+			if err := conn.AddCandidate(cand); err != nil {
+				if !errors.Is(err, ErrTooManyCandidates) {
+					t.Fatalf("%s: %v, want ErrTooManyCandidates", name, err)
+				}
+				refused++
+			}
+		}
+		if refused != 1000-MaxPendingCandidates {
+			t.Errorf("%s: %d of 1000 refused, want %d", name, refused, 1000-MaxPendingCandidates)
+		}
+	}
+	pub.mu.Lock()
+	np := len(pub.pending)
+	pub.mu.Unlock()
+	sub.mu.Lock()
+	ns := len(sub.pending)
+	sub.mu.Unlock()
+	if np != MaxPendingCandidates || ns != MaxPendingCandidates {
+		t.Errorf("pending publisher %d subscriber %d, want %d each", np, ns, MaxPendingCandidates)
+	}
 }

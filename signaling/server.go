@@ -123,7 +123,10 @@ func (s *Server) authorize(token, roomName string, now time.Time) (room.Particip
 	}
 	claims, err := s.signer.Verify(token, now)
 	if err != nil {
-		return room.ParticipantSpec{}, "", newError(CodeUnauthorized, err.Error())
+		if toWire(err).Code != CodeUnauthorized {
+			err = fmt.Errorf("%w: %w", auth.ErrMalformed, err) // any token failure is unauthorized
+		}
+		return room.ParticipantSpec{}, "", err
 	}
 	if roomName == "" {
 		roomName = claims.Room
@@ -159,7 +162,8 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt: time.Now().Add(s.cfg.Auth.TokenTTL), IssuedAt: time.Now(),
 	})
 	if err != nil {
-		http.Error(w, "internal: "+err.Error(), http.StatusInternalServerError)
+		s.log.Error("dev token", "err", err)
+		http.Error(w, CodeInternal+": "+internalMessage, http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

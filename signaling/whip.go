@@ -150,6 +150,14 @@ func (s *Server) handleWHIPOptions(w http.ResponseWriter, r *http.Request, metho
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// fail answers a request that failed in the layers below with its wire
+// error, and logs the detail the client does not see.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := toWire(err)
+	logWire(s.log, r.Method+" "+r.URL.Path+" failed", err, e, "remote", clientIP(r))
+	s.httpError(w, e)
+}
+
 // httpError writes a wire error as an HTTP status with a short text body.
 func (s *Server) httpError(w http.ResponseWriter, e *Error) {
 	s.metrics.errors.WithLabelValues(e.Code).Inc()
@@ -178,7 +186,7 @@ func readBody(w http.ResponseWriter, r *http.Request, want string, max int) ([]b
 		if errors.As(err, &tooBig) {
 			return nil, newError(CodeMessageTooLarge, fmt.Sprintf("body is over %d bytes", max)), http.StatusRequestEntityTooLarge
 		}
-		return nil, newError(CodeBadRequest, "reading body: "+err.Error()), http.StatusBadRequest
+		return nil, newError(CodeBadRequest, "the body could not be read"), http.StatusBadRequest
 	}
 	return body, nil, 0
 }
@@ -202,7 +210,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	}
 	spec, roomName, err := s.authorize(bearer(r), r.PathValue("room"), start)
 	if err != nil {
-		s.httpError(w, toWire(err))
+		s.fail(w, r, err)
 		return
 	}
 	if kind == "whip" && !spec.Publish {
@@ -222,7 +230,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	id := randomID()
 	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: id})
 	if err != nil {
-		s.httpError(w, toWire(err))
+		s.fail(w, r, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
@@ -235,7 +243,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	}
 	if err != nil {
 		p.Leave()
-		s.httpError(w, toWire(err))
+		s.fail(w, r, err)
 		return
 	}
 	x := &session{id: id, kind: kind, room: roomName, p: p, etag: `"` + randomID()[:16] + `"`}
@@ -292,7 +300,7 @@ func (s *Server) handleWHIPPatch(w http.ResponseWriter, r *http.Request, kind st
 	defer cancel()
 	out, restarted, err := x.p.PatchICE(ctx, frag, mid)
 	if err != nil {
-		s.httpError(w, toWire(err))
+		s.fail(w, r, err)
 		return
 	}
 	if !restarted {
@@ -340,10 +348,8 @@ func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
 	if (f.Ufrag == "") != (f.Pwd == "") {
 		return f, "", errors.New("ice-ufrag and ice-pwd come together")
 	}
-	if f.Ufrag != "" {
-		if err := sfu.CheckICECredentials(f.Ufrag, f.Pwd); err != nil {
-			return f, "", err
-		}
+	if f.Ufrag != "" && sfu.CheckICECredentials(f.Ufrag, f.Pwd) != nil {
+		return f, "", errors.New("ice-ufrag must be 4-256 and ice-pwd 22-256 characters of A-Z a-z 0-9 + / (RFC 8839)")
 	}
 	if len(mid) > 32 {
 		return f, "", errors.New("mid is over 32 bytes")

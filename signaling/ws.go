@@ -78,7 +78,9 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string) {
 // Event implements room.EventSink.
 func (c *wsClient) Event(ev room.Event) {
 	if cl, ok := ev.(room.Closed); ok {
-		c.fail(toWire(cl.Reason)) // fatal codes end the session
+		w := toWire(cl.Reason)
+		logWire(c.log, "session closed by the room", cl.Reason, w)
+		c.fail(w) // fatal codes end the session
 		return
 	}
 	if typ, data := eventMessage(ev); typ != "" {
@@ -273,9 +275,7 @@ func (c *wsClient) handle(env envelope) bool {
 	}
 	if err != nil {
 		w := toWire(err)
-		if w.Code == CodeInternal {
-			c.log.Error("request failed", "type", env.Type, "err", err)
-		}
+		logWire(c.log, "request failed", err, w, "type", env.Type)
 		c.sendError(env.ID, w)
 		return w.Fatal
 	}
@@ -415,6 +415,9 @@ func (c *wsClient) trickle(env envelope) error {
 	}
 	if len(d.Candidate.Candidate) > 1024 {
 		return newError(CodeBadRequest, "candidate is too long")
+	}
+	if m, u := d.Candidate.SDPMid, d.Candidate.UsernameFragment; (m != nil && len(*m) > 32) || (u != nil && len(*u) > 256) {
+		return newError(CodeBadRequest, "sdpMid is over 32 or usernameFragment over 256 bytes")
 	}
 	return c.p.AddCandidate(d.Target, *d.Candidate)
 }
