@@ -93,6 +93,10 @@ func (s *Server) Handler() http.Handler {
 	})
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /dev/token", s.handleDevToken)
+		mux.HandleFunc("/dev/token", methodNotAllowed("GET, HEAD"))
+	}
+	for _, p := range []string{"/ws", "/healthz", "/readyz"} {
+		mux.HandleFunc(p, methodNotAllowed("GET, HEAD"))
 	}
 	s.routeWHIP(mux)
 	s.routeWeb(mux)

@@ -99,6 +99,18 @@ func (s *Server) routeWHIP(mux *http.ServeMux) {
 		mux.HandleFunc("PATCH /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPPatch(w, r, kind) })
 		mux.HandleFunc("DELETE /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPDelete(w, r, kind) })
 		mux.HandleFunc("OPTIONS /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPOptions(w, r, "PATCH, DELETE, OPTIONS") })
+		mux.HandleFunc("/"+kind+"/{room}", methodNotAllowed("POST, OPTIONS"))
+		mux.HandleFunc("/"+kind+"/{room}/{id}", methodNotAllowed("PATCH, DELETE, OPTIONS"))
+	}
+}
+
+// methodNotAllowed answers 405 with the Allow header. The web page's
+// catch-all "/" would otherwise answer a known path's wrong method with 404;
+// a pattern without a method sits between the two.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		http.Error(w, "method not allowed: use "+allow, http.StatusMethodNotAllowed)
 	}
 }
 
@@ -198,27 +210,37 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		return
 	}
 	start := time.Now()
-	body, e, status := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
-	if e != nil {
-		s.metrics.errors.WithLabelValues(e.Code).Inc()
-		http.Error(w, e.Code+": "+e.Message, status)
-		return
+	// Everything that needs no body is checked before reading it: a client
+	// without a valid token cannot make the node wait for (or buffer) one.
+	// Such an answer closes the connection rather than drain the body.
+	refuse := func(e *Error) {
+		w.Header().Set("Connection", "close")
+		s.httpError(w, e)
 	}
 	if !s.joinAllowed(clientIP(r), start) {
-		s.httpError(w, newError(CodeRateLimited, "too many sessions from this address; retry in a minute"))
+		refuse(newError(CodeRateLimited, "too many sessions from this address; retry in a minute"))
 		return
 	}
 	spec, roomName, err := s.authorize(bearer(r), r.PathValue("room"), start)
 	if err != nil {
-		s.fail(w, r, err)
+		e := toWire(err)
+		logWire(s.log, r.Method+" "+r.URL.Path+" refused", err, e, "remote", clientIP(r))
+		refuse(e)
 		return
 	}
 	if kind == "whip" && !spec.Publish {
-		s.httpError(w, newError(CodeForbidden, "the token does not grant publish"))
+		refuse(newError(CodeForbidden, "the token does not grant publish"))
 		return
 	}
 	if kind == "whep" && !spec.Subscribe {
-		s.httpError(w, newError(CodeForbidden, "the token does not grant subscribe"))
+		refuse(newError(CodeForbidden, "the token does not grant subscribe"))
+		return
+	}
+	body, e, status := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
+	if e != nil {
+		s.metrics.errors.WithLabelValues(e.Code).Inc()
+		w.Header().Set("Connection", "close")
+		http.Error(w, e.Code+": "+e.Message, status)
 		return
 	}
 	spec.LeaveOnFailure = true

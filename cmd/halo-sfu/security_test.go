@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -116,5 +119,76 @@ func TestWHIP_InvalidICECredentialsGet400(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("valid ICE restart after bad ones: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A wrong method on a known path is 405 with an Allow header, not 404.
+func TestMethods_WrongMethodGets405WithAllow(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Dev = true })
+	for _, tc := range []struct{ method, path, allow string }{
+		{"GET", "/whip/room", "POST, OPTIONS"},
+		{"PUT", "/whep/room", "POST, OPTIONS"},
+		{"DELETE", "/whip/room", "POST, OPTIONS"},
+		{"GET", "/whip/room/0123", "PATCH, DELETE, OPTIONS"},
+		{"POST", "/whep/room/0123", "PATCH, DELETE, OPTIONS"},
+		{"POST", "/ws", "GET, HEAD"},
+		{"DELETE", "/ws", "GET, HEAD"},
+		{"POST", "/dev/token", "GET, HEAD"},
+		{"POST", "/healthz", "GET, HEAD"},
+	} {
+		resp := doHTTP(t, tc.method, n.base+tc.path, "", "", "", nil)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+		}
+	}
+	// The right methods still reach their handlers.
+	if resp := doHTTP(t, "GET", n.base+"/dev/token?room=demo", "", "", "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /dev/token: %d", resp.StatusCode)
+	}
+	if resp := doHTTP(t, "OPTIONS", n.base+"/whip/room", "", "", "", nil); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("OPTIONS /whip/room: %d", resp.StatusCode)
+	}
+	if resp := doHTTP(t, "GET", n.base+"/nowhere", "", "", "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /nowhere: %d, want 404", resp.StatusCode)
+	}
+}
+
+// WHIP and WHEP check the token before reading the body: a bad token with a
+// body that never ends is answered 401 at once and the connection closed,
+// instead of the node waiting for (and holding) the body.
+func TestWHIP_TokenCheckedBeforeTheBody(t *testing.T) {
+	n := startNode(t, nil)
+	for _, tc := range []struct{ path, token string }{
+		{"/whip/room", "not-a-token"},
+		{"/whep/room", ""},
+		{"/whip/room", n.token("room", "viewer", false, true)}, // no publish grant: 403
+	} {
+		conn, err := net.Dial("tcp", n.httpAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		auth := ""
+		if tc.token != "" {
+			auth = "Authorization: Bearer " + tc.token + "\r\n"
+		}
+		// 100 MB announced, 1 KiB sent, the rest never comes.
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/sdp\r\nContent-Length: 100000000\r\n\r\n%s",
+			tc.path, auth, strings.Repeat("v", 1024))
+		// A guard against a hang, not a timing: the answer must come while
+		// the body is still incomplete.
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer while the body is pending: %v", tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		want := http.StatusUnauthorized
+		if strings.HasPrefix(tc.path, "/whip") && tc.token != "not-a-token" {
+			want = http.StatusForbidden
+		}
+		if resp.StatusCode != want || !resp.Close {
+			t.Errorf("%s: %d close %v %q, want %d and the connection closed", tc.path, resp.StatusCode, resp.Close, body, want)
+		}
 	}
 }
