@@ -71,6 +71,25 @@ type HTTPConfig struct {
 	// AllowedOrigins lists the browser origins allowed by CORS and by the
 	// WebSocket origin check; "*" allows any. Default ["*"].
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
+	// TrustedProxies are the IPs or CIDR blocks of reverse proxies in front
+	// of the node. From them, the rightmost X-Forwarded-For address that is
+	// not itself a trusted proxy names the client (per-IP limits, logs);
+	// from anyone else X-Forwarded-For is ignored. Connections from trusted
+	// proxies are not counted by MaxConnsPerIP. Default [].
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included (a WHIP
+	// offer); WebSockets are exempt once upgraded. Default 30s.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection idle between requests for
+	// this long. Default 60s.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxConnsPerIP caps the open TCP connections (WebSockets included) from
+	// one client address (an IPv6 /64); further ones are answered 429 and
+	// closed. Trusted proxies are exempt, and loopback in dev mode. Default
+	// 256; 0 means unlimited.
+	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
 }
 
 // MetricsConfig is the Prometheus listener.
@@ -132,9 +151,13 @@ type LimitsConfig struct {
 	// MaxMessageBytes is the largest signalling message accepted.
 	// Default 65536; 1024..1<<20.
 	MaxMessageBytes int `mapstructure:"max_message_bytes"`
-	// JoinsPerIPPerMinute limits joins from one IP address. Default 120;
-	// 0 means unlimited.
+	// JoinsPerIPPerMinute limits joins (and WHIP/WHEP sessions) from one
+	// client address (an IPv6 /64). Default 120; 0 means unlimited.
 	JoinsPerIPPerMinute int `mapstructure:"joins_per_ip_per_minute"`
+	// UnjoinedSocketsPerIP caps the WebSockets from one client address (an
+	// IPv6 /64) that are open but have not joined yet; a further upgrade is
+	// answered 429. Default 16; 0 means unlimited.
+	UnjoinedSocketsPerIP int `mapstructure:"unjoined_sockets_per_ip"`
 	// MessagesPerSecond limits signalling messages per connection. Default 50.
 	MessagesPerSecond int `mapstructure:"messages_per_second"`
 	// TracksPerParticipant limits published tracks per participant. Default 8.
@@ -209,8 +232,12 @@ func Default() *Config {
 	return &Config{
 		Node: NodeConfig{ID: defaultNodeID(), Region: "local"},
 		HTTP: HTTPConfig{
-			Listen:         ":7880",
-			AllowedOrigins: []string{"*"},
+			Listen:            ":7880",
+			AllowedOrigins:    []string{"*"},
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxConnsPerIP:     256,
 		},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:7881"},
 		SFU: SFUConfig{
@@ -222,6 +249,7 @@ func Default() *Config {
 		Limits: LimitsConfig{
 			MaxMessageBytes:      65536,
 			JoinsPerIPPerMinute:  120,
+			UnjoinedSocketsPerIP: 16,
 			MessagesPerSecond:    50,
 			TracksPerParticipant: 8,
 			ParticipantsPerRoom:  10000,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -58,6 +59,18 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	for _, tp := range c.HTTP.TrustedProxies {
+		if _, err := netip.ParsePrefix(tp); err != nil {
+			if _, err := netip.ParseAddr(tp); err != nil {
+				p.add("http.trusted_proxies", "%q is not an IP address or CIDR block such as 10.0.0.0/8", tp)
+			}
+		}
+	}
+	p.positive("http.read_header_timeout", c.HTTP.ReadHeaderTimeout)
+	p.positive("http.read_timeout", c.HTTP.ReadTimeout)
+	p.positive("http.idle_timeout", c.HTTP.IdleTimeout)
+	p.between("http.max_conns_per_ip", c.HTTP.MaxConnsPerIP, 0, 1<<20)
+
 	if c.Metrics.Listen != "" {
 		p.listen("metrics.listen", c.Metrics.Listen)
 		// Port 0 means "any free port": two such listeners never collide.
@@ -72,6 +85,7 @@ func (c *Config) Validate() error {
 	l := c.Limits
 	p.between("limits.max_message_bytes", l.MaxMessageBytes, 1024, 1<<20)
 	p.between("limits.joins_per_ip_per_minute", l.JoinsPerIPPerMinute, 0, 1<<20)
+	p.between("limits.unjoined_sockets_per_ip", l.UnjoinedSocketsPerIP, 0, 1<<20)
 	p.between("limits.messages_per_second", l.MessagesPerSecond, 1, 1<<20)
 	p.between("limits.tracks_per_participant", l.TracksPerParticipant, 1, 256)
 	p.between("limits.participants_per_room", l.ParticipantsPerRoom, 1, 10_000_000)

@@ -6,8 +6,8 @@ import (
 
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +26,12 @@ type Server struct {
 	signer  *auth.Signer
 	log     *slog.Logger
 	metrics *Metrics
-	joins   *joinLimiter
-	up      websocket.Upgrader
+	joins   *keyedLimiter
+	addrs   clientAddrs
+	// unjoined counts, per client address, WebSockets not joined yet
+	// (limits.unjoined_sockets_per_ip).
+	unjoined *counter
+	up       websocket.Upgrader
 
 	draining atomic.Bool
 	conns    sync.WaitGroup
@@ -47,6 +51,7 @@ func New(cfg *config.Config, rooms *room.Manager, metrics *Metrics, log *slog.Lo
 	s := &Server{
 		cfg: cfg, rooms: rooms, signer: signer, log: log.With("component", "signaling"),
 		metrics: metrics, joins: newJoinLimiter(cfg.Limits.JoinsPerIPPerMinute),
+		addrs: newClientAddrs(cfg.HTTP.TrustedProxies), unjoined: newCounter(cfg.Limits.UnjoinedSocketsPerIP),
 		whip: newSessions(),
 	}
 	s.up = websocket.Upgrader{
@@ -108,14 +113,28 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server_shutting_down: this node is draining", http.StatusServiceUnavailable)
 		return
 	}
+	ip := s.clientIP(r)
+	release := func() {}
+	if !s.devLoopback(ip) {
+		a, _ := netip.ParseAddr(ip)
+		var ok bool
+		if release, ok = s.unjoined.acquire(limitKey(a, ip)); !ok {
+			s.httpError(w, newError(CodeRateLimited, "too many sockets from this address waiting to join"))
+			return
+		}
+	}
 	conn, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered
 	}
+	// The HTTP server's read deadline (http.read_timeout) is for requests;
+	// from now on the WebSocket's own deadlines apply.
+	_ = conn.NetConn().SetDeadline(time.Time{})
 	s.conns.Add(1)
 	go func() {
 		defer s.conns.Done()
-		s.serveWS(conn, clientIP(r))
+		s.serveWS(conn, ip, release)
 	}()
 }
 
@@ -195,12 +214,4 @@ func (s *Server) Drain(ctx context.Context) error {
 	}
 	s.whip.closeAll()
 	return err
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -166,7 +166,7 @@ func (s *Server) handleWHIPOptions(w http.ResponseWriter, r *http.Request, metho
 // error, and logs the detail the client does not see.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := toWire(err)
-	logWire(s.log, r.Method+" "+r.URL.Path+" failed", err, e, "remote", clientIP(r))
+	logWire(s.log, r.Method+" "+r.URL.Path+" failed", err, e, "remote", s.clientIP(r))
 	s.httpError(w, e)
 }
 
@@ -217,14 +217,14 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		w.Header().Set("Connection", "close")
 		s.httpError(w, e)
 	}
-	if !s.joinAllowed(clientIP(r), start) {
+	if !s.joinAllowed(s.clientIP(r), start) {
 		refuse(newError(CodeRateLimited, "too many sessions from this address; retry in a minute"))
 		return
 	}
 	spec, roomName, err := s.authorize(bearer(r), r.PathValue("room"), start)
 	if err != nil {
 		e := toWire(err)
-		logWire(s.log, r.Method+" "+r.URL.Path+" refused", err, e, "remote", clientIP(r))
+		logWire(s.log, r.Method+" "+r.URL.Path+" refused", err, e, "remote", s.clientIP(r))
 		refuse(e)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
+	"golang.org/x/time/rate"
 )
 
 // maxChatRunes is the longest chat message accepted.
@@ -36,18 +37,21 @@ type wsClient struct {
 	closeText string
 	closeMu   sync.Mutex
 
-	p       *room.Participant // set by join; used by the reader only
-	joined  atomic.Bool
-	limiter *tokenBucket
+	p        *room.Participant // set by join; used by the reader only
+	joined   atomic.Bool
+	unjoined func() // gives back this socket's place among the address's unjoined sockets
+	limiter  *rate.Limiter
 }
 
-func (s *Server) serveWS(conn *websocket.Conn, ip string) {
+func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
 	c := &wsClient{
 		s: s, conn: conn, ip: ip, log: s.log.With("remote", ip),
-		queue:   make(chan []byte, s.cfg.Signaling.SendQueue),
-		done:    make(chan struct{}),
-		limiter: newTokenBucket(s.cfg.Limits.MessagesPerSecond),
+		queue:    make(chan []byte, s.cfg.Signaling.SendQueue),
+		done:     make(chan struct{}),
+		unjoined: unjoined,
+		limiter:  newMessageLimiter(s.cfg.Limits.MessagesPerSecond),
 	}
+	defer unjoined()
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 	var wg sync.WaitGroup
@@ -215,7 +219,7 @@ func (c *wsClient) readLoop() {
 			c.fail(newError(CodeBadJSON, "binary frames are not accepted"))
 			continue
 		}
-		if !c.limiter.allow(time.Now()) {
+		if !c.limiter.Allow() {
 			c.fail(newError(CodeRateLimited, "too many messages per second"))
 			return
 		}
@@ -318,6 +322,7 @@ func (c *wsClient) join(env envelope) error {
 	}
 	c.p = p
 	c.joined.Store(true)
+	c.unjoined()
 	c.log = c.log.With("room", roomName, "participant", p.ID())
 	ps, ts := p.Room().Snapshot()
 	out := joinedData{

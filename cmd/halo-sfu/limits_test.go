@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +145,191 @@ func TestTrickle_CandidateFloodBeforeAnswerIsBounded(t *testing.T) {
 	}
 	if want := sent - 64; refused != want {
 		t.Fatalf("%d candidates refused, want %d (64 kept)", refused, want)
+	}
+}
+
+// readToEOF reads conn until the server closes it and returns what came. A
+// connection the server keeps open fails the test when the guard deadline
+// (a hang guard, not a timing) passes.
+func readToEOF(t *testing.T, conn net.Conn) string {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("connection not closed by the server: %v (read %q)", err, b)
+	}
+	return string(b)
+}
+
+// The HTTP server's timeouts free what slow or idle clients hold: 300 WHIP
+// offers whose body never completes and 300 idle keep-alive connections are
+// closed by http.read_timeout and http.idle_timeout, and their goroutines
+// end, while a WebSocket viewer (whose connection is exempt from the read
+// timeout once upgraded) keeps receiving the broadcast.
+func TestHTTPTimeouts_StalledBodiesAndIdleConnectionsAreClosed(t *testing.T) {
+	n := startNode(t, func(c *config.Config) {
+		c.HTTP.ReadHeaderTimeout = 300 * time.Millisecond
+		c.HTTP.ReadTimeout = 300 * time.Millisecond
+		c.HTTP.IdleTimeout = 300 * time.Millisecond
+		c.HTTP.MaxConnsPerIP = 0         // 600 connections from 127.0.0.1
+		c.Limits.JoinsPerIPPerMinute = 0 // every offer gets as far as its body
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	n.publisher(ctx, "live", loadtest.PublisherConfig{VideoBitrate: 300_000})
+	v := n.viewer(ctx, "live", "watcher")
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	baseline := runtime.NumGoroutine()
+
+	tok := n.token("stall", "stall", true, false)
+	const each = 300
+	var stalled, idle []net.Conn
+	for range each {
+		c, err := net.Dial("tcp", n.httpAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /whip/stall HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/sdp\r\n"+
+			"Content-Length: 5000\r\n\r\nv=0\r\n", tok)
+		stalled = append(stalled, c)
+	}
+	for range each {
+		c, err := net.Dial("tcp", n.httpAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") // keep-alive: HTTP/1.1's default
+		idle = append(idle, c)
+	}
+	for _, c := range stalled {
+		if got := readToEOF(t, c); !strings.HasPrefix(got, "HTTP/1.1 400") {
+			t.Fatalf("stalled offer answered %q, want 400", got)
+		}
+	}
+	for _, c := range idle {
+		if got := readToEOF(t, c); !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.HasSuffix(got, "ok\n") {
+			t.Fatalf("idle connection: %q, want its 200 and then the close", got)
+		}
+	}
+	// Their goroutines are gone: back to what the broadcast alone uses.
+	eventually(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseline+10 })
+
+	// The viewer's WebSocket outlived the short read timeout, and media
+	// still flows to it.
+	select {
+	case <-v.Conn().Done():
+		t.Fatal("the viewer's WebSocket was closed")
+	default:
+	}
+	before := v.Stats().VideoPackets
+	eventually(t, "viewer keeps receiving video", func() bool { return v.Stats().VideoPackets > before+20 })
+	if _, err := v.Conn().Request(ctx, "unsubscribe", loadtest.TrackIDs{TrackIDs: []string{}}); err != nil {
+		t.Fatalf("the viewer's signalling stopped: %v", err)
+	}
+}
+
+// http.max_conns_per_ip: one address holding the cap has its next
+// connection answered 429 and closed; closing one frees a place.
+func TestConnsPerIP_OverTheCapIsAnswered429(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.HTTP.MaxConnsPerIP = 4 })
+	var held []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", n.httpAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		held = append(held, c)
+	}
+	// The held connections are accepted and served.
+	fmt.Fprintf(held[0], "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(held[0]), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a connection within the cap: %v %v", resp, err)
+	}
+	over, err := net.Dial("tcp", n.httpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	if got := readToEOF(t, over); !strings.HasPrefix(got, "HTTP/1.1 429") || !strings.Contains(got, "rate_limited: too many connections") {
+		t.Fatalf("fifth connection: %q, want 429 rate_limited and the close", got)
+	}
+	held[1].Close()
+	eventually(t, "a freed place is usable", func() bool {
+		resp, err := http.Get(n.base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// limits.unjoined_sockets_per_ip: WebSockets open without a join are capped
+// per address (429 at the upgrade); a join frees the socket's place.
+func TestUnjoinedSockets_CappedPerIP(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Limits.UnjoinedSocketsPerIP = 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var socks []*loadtest.Conn
+	for range 3 {
+		socks = append(socks, n.dial(t, ctx))
+	}
+	if _, err := loadtest.Dial(ctx, n.wsURL); err == nil || !strings.Contains(err.Error(), "429") {
+		t.Fatalf("fourth unjoined socket: %v, want HTTP 429", err)
+	}
+	if _, err := socks[0].Request(ctx, "join", loadtest.JoinRequest{Token: n.token("u", "v", false, true)}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadtest.Dial(ctx, n.wsURL)
+	if err != nil {
+		t.Fatalf("a socket after one of the three joined: %v", err)
+	}
+	c.Close()
+	socks[1].Close()
+	eventually(t, "a closed socket frees its place", func() bool {
+		c, err := loadtest.Dial(ctx, n.wsURL)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// Behind a trusted proxy each client has its own per-IP budget, named by
+// X-Forwarded-For, an IPv6 client counting as its /64; from an untrusted
+// peer the header is ignored.
+func TestTrustedProxies_XForwardedForNamesTheClient(t *testing.T) {
+	post := func(t *testing.T, n *testNode, xff string) int {
+		t.Helper()
+		resp := doHTTP(t, "POST", n.base+"/whip/x", "bad-token", "application/sdp", validOffer, map[string]string{"X-Forwarded-For": xff})
+		return resp.StatusCode
+	}
+	proxied := startNode(t, func(c *config.Config) {
+		c.Limits.JoinsPerIPPerMinute = 2
+		c.HTTP.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	for i, tc := range []struct {
+		xff  string
+		want int
+	}{
+		{"198.51.100.1", 401}, {"198.51.100.1", 401}, {"198.51.100.1", 429},
+		{"6.6.6.6, 198.51.100.2", 401},                                                       // a forged left part does not matter
+		{"2001:db8:1:2::1", 401}, {"2001:db8:1:2::ffff", 401}, {"2001:db8:1:2:abcd::1", 429}, // one /64
+		{"2001:db8:1:3::1", 401}, // the next /64
+	} {
+		if got := post(t, proxied, tc.xff); got != tc.want {
+			t.Errorf("behind the proxy, request %d from %s: %d, want %d", i, tc.xff, got, tc.want)
+		}
+	}
+	direct := startNode(t, func(c *config.Config) { c.Limits.JoinsPerIPPerMinute = 2 })
+	got := []int{post(t, direct, "198.51.100.1"), post(t, direct, "198.51.100.2"), post(t, direct, "198.51.100.3")}
+	if got[0] != 401 || got[1] != 401 || got[2] != 429 {
+		t.Errorf("untrusted peer with X-Forwarded-For: %v, want 401 401 429 (the header ignored)", got)
 	}
 }

@@ -134,8 +134,8 @@ func (n *node) start() error {
 		return fmt.Errorf("http.listen %s: %w", n.cfg.HTTP.Listen, err)
 	}
 	n.httpLn = ln
-	n.httpSrv = &http.Server{Handler: n.server.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = n.httpSrv.Serve(ln) }()
+	n.httpSrv = n.server.HTTPServer()
+	go func() { _ = n.httpSrv.Serve(n.server.Listener(ln)) }()
 	if n.cfg.Metrics.Listen != "" {
 		ml, err := net.Listen("tcp", n.cfg.Metrics.Listen)
 		if err != nil {
