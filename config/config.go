@@ -187,6 +187,10 @@ type SignalingConfig struct {
 	// JoinTimeout closes a socket that has not joined this long after it
 	// opened. Default 10s.
 	JoinTimeout time.Duration `mapstructure:"join_timeout"`
+	// TokenRefreshLead is how long before a joined socket's token expires
+	// the server sends token_expiring (at most half the token's remaining
+	// life, for short tokens). Default 60s.
+	TokenRefreshLead time.Duration `mapstructure:"token_refresh_lead"`
 }
 
 // RoomConfig configures room lifetime.
@@ -257,11 +261,12 @@ func Default() *Config {
 			MaxMediaSections:     16,
 		},
 		Signaling: SignalingConfig{
-			PingInterval: 10 * time.Second,
-			ReadTimeout:  30 * time.Second,
-			SendQueue:    256,
-			WriteTimeout: 10 * time.Second,
-			JoinTimeout:  10 * time.Second,
+			PingInterval:     10 * time.Second,
+			ReadTimeout:      30 * time.Second,
+			SendQueue:        256,
+			WriteTimeout:     10 * time.Second,
+			JoinTimeout:      10 * time.Second,
+			TokenRefreshLead: time.Minute,
 		},
 		Room:     RoomConfig{EmptyTimeout: 10 * time.Second},
 		Redis:    RedisConfig{KeyPrefix: "halo:"},

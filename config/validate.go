@@ -102,6 +102,7 @@ func (c *Config) Validate() error {
 	p.between("signaling.send_queue", s.SendQueue, 1, 1<<16)
 	p.positive("signaling.write_timeout", s.WriteTimeout)
 	p.positive("signaling.join_timeout", s.JoinTimeout)
+	p.positive("signaling.token_refresh_lead", s.TokenRefreshLead)
 
 	if c.Room.EmptyTimeout < 0 {
 		p.add("room.empty_timeout", "%s is negative", formatDuration(c.Room.EmptyTimeout))

@@ -41,12 +41,17 @@ type Participant struct {
 	publisher  *sfu.Publisher
 	subscriber *sfu.Subscriber
 	offered    atomic.Int32 // media sections the last publish offer sends
-	all        atomic.Bool  // subscribed to every track, present and future
+	mayPublish atomic.Bool  // the token's grants, changed by SetGrants
+	maySub     atomic.Bool
+	all        atomic.Bool // subscribed to every track, present and future
 	left       atomic.Bool
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
-	return &Participant{id: newID("p_"), room: r, spec: spec, sink: sink}
+	p := &Participant{id: newID("p_"), room: r, spec: spec, sink: sink}
+	p.mayPublish.Store(spec.Publish)
+	p.maySub.Store(spec.Subscribe)
+	return p
 }
 
 // ID returns the participant's id.
@@ -65,7 +70,7 @@ func (p *Participant) wantsAll() bool { return p.all.Load() && !p.left.Load() }
 // Publish applies a publisher offer (first or renegotiation) and returns the
 // answer. With complete, the answer carries every ICE candidate (WHIP).
 func (p *Participant) Publish(ctx context.Context, offer string, meta map[string]sfu.TrackMeta, complete bool) (string, error) {
-	if !p.spec.Publish {
+	if !p.mayPublish.Load() {
 		return "", fmt.Errorf("%w: publish", ErrForbidden)
 	}
 	opt := p.room.m.opt
@@ -141,7 +146,7 @@ func (p *Participant) AddCandidate(target string, c webrtc.ICECandidateInit) err
 // Subscribe subscribes to the tracks named by ids, or to every track of the
 // room, now and later, when ids is empty. Unknown ids fail the whole call.
 func (p *Participant) Subscribe(ids []string) error {
-	if !p.spec.Subscribe {
+	if !p.maySub.Load() {
 		return fmt.Errorf("%w: subscribe", ErrForbidden)
 	}
 	r := p.room
@@ -248,7 +253,7 @@ func (p *Participant) Answer(sdp string) error {
 // video track (or the one named by want, by id or name) and its publisher's
 // audio.
 func (p *Participant) Watch(ctx context.Context, offer string, want string) (string, error) {
-	if !p.spec.Subscribe {
+	if !p.maySub.Load() {
 		return "", fmt.Errorf("%w: subscribe", ErrForbidden)
 	}
 	opt := p.room.m.opt

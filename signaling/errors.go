@@ -33,6 +33,7 @@ const (
 	CodeNotFound           = "not_found"
 	CodeMediaFailed        = "media_failed"
 	CodeTooManyCandidates  = "too_many_candidates"
+	CodeTokenExpired       = "token_expired"
 	CodeInternal           = "internal"
 )
 
@@ -52,7 +53,7 @@ func newError(code, msg string) *Error {
 
 var fatalCodes = map[string]bool{
 	CodeMessageTooLarge: true, CodeUnauthorized: true, CodeRoomMismatch: true,
-	CodeRoomFull: true, CodeRateLimited: true, CodeShuttingDown: true,
+	CodeRoomFull: true, CodeRateLimited: true, CodeShuttingDown: true, CodeTokenExpired: true,
 }
 
 // wireCodes maps the errors of the layers below to wire codes and short
@@ -124,7 +125,7 @@ func httpStatus(code string) int {
 	switch code {
 	case CodeBadJSON, CodeBadRequest, CodeInvalidSDP, CodeUnknownType, CodeTooManyCandidates:
 		return http.StatusBadRequest
-	case CodeUnauthorized:
+	case CodeUnauthorized, CodeTokenExpired:
 		return http.StatusUnauthorized
 	case CodeForbidden, CodeRoomMismatch:
 		return http.StatusForbidden

@@ -129,6 +129,9 @@ type (
 	chatData struct {
 		Text string `json:"text"`
 	}
+	refreshData struct {
+		Token string `json:"token"`
+	}
 )
 
 // Server message bodies.
@@ -161,6 +164,14 @@ type (
 		Tracks        []trackJSON       `json:"tracks"`
 		ViewerCount   int               `json:"viewer_count"`
 		ICEServers    []string          `json:"ice_servers"`
+	}
+	tokenExpiringData struct {
+		Exp         int64 `json:"exp"`          // the token's expiry, Unix seconds
+		SecondsLeft int64 `json:"seconds_left"` // until the session ends without a refresh
+	}
+	refreshedData struct {
+		Exp    int64      `json:"exp"`
+		Grants grantsJSON `json:"grants"`
 	}
 	errorData struct {
 		Code    string `json:"code"`

@@ -127,7 +127,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			}
 			return
 		}
-		for _, v := range []any{&joinData{}, &publishData{}, &trickleData{}, &trackIDsData{}, &chatData{}, &sdpData{}} {
+		for _, v := range []any{&joinData{}, &publishData{}, &trickleData{}, &trackIDsData{}, &chatData{}, &sdpData{}, &refreshData{}} {
 			if e := decodeData(env, v); e != nil && e.Code != CodeBadRequest {
 				t.Fatalf("decodeData code %s", e.Code)
 			}

@@ -139,31 +139,37 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorize checks a token for room (or the token's room when room is
-// empty) and returns the participant it describes.
-func (s *Server) authorize(token, roomName string, now time.Time) (room.ParticipantSpec, string, error) {
+// empty) and returns the participant it describes, the room and the token's
+// expiry.
+func (s *Server) authorize(token, roomName string, now time.Time) (room.ParticipantSpec, string, time.Time, error) {
+	spec, roomName, claims, err := s.verify(token, roomName, now)
+	return spec, roomName, claims.ExpiresAt, err
+}
+
+func (s *Server) verify(token, roomName string, now time.Time) (room.ParticipantSpec, string, auth.Claims, error) {
 	if token == "" {
-		return room.ParticipantSpec{}, "", newError(CodeUnauthorized, "token is missing")
+		return room.ParticipantSpec{}, "", auth.Claims{}, newError(CodeUnauthorized, "token is missing")
 	}
 	claims, err := s.signer.Verify(token, now)
 	if err != nil {
 		if toWire(err).Code != CodeUnauthorized {
 			err = fmt.Errorf("%w: %w", auth.ErrMalformed, err) // any token failure is unauthorized
 		}
-		return room.ParticipantSpec{}, "", err
+		return room.ParticipantSpec{}, "", auth.Claims{}, err
 	}
 	if roomName == "" {
 		roomName = claims.Room
 	}
 	if !auth.ValidRoomName(roomName) {
-		return room.ParticipantSpec{}, "", newError(CodeBadRequest, "room must be 1..64 characters of A-Z a-z 0-9 _ . -")
+		return room.ParticipantSpec{}, "", auth.Claims{}, newError(CodeBadRequest, "room must be 1..64 characters of A-Z a-z 0-9 _ . -")
 	}
 	if !claims.RoomAllowed(roomName) {
-		return room.ParticipantSpec{}, "", newError(CodeRoomMismatch, fmt.Sprintf("the token is not valid for room %q", roomName))
+		return room.ParticipantSpec{}, "", auth.Claims{}, newError(CodeRoomMismatch, fmt.Sprintf("the token is not valid for room %q", roomName))
 	}
 	return room.ParticipantSpec{
 		Identity: claims.Identity, Name: claims.Name,
 		Publish: claims.Grants.Publish || claims.Grants.Admin, Subscribe: claims.Grants.Subscribe || claims.Grants.Admin,
-	}, roomName, nil
+	}, roomName, claims, nil
 }
 
 // handleDevToken mints a token in dev mode only, for the web page and for

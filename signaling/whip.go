@@ -221,7 +221,9 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		refuse(newError(CodeRateLimited, "too many sessions from this address; retry in a minute"))
 		return
 	}
-	spec, roomName, err := s.authorize(bearer(r), r.PathValue("room"), start)
+	// A WHIP/WHEP session cannot refresh its token: it keeps the grants it
+	// started with until it ends (docs/protocol.md).
+	spec, roomName, _, err := s.authorize(bearer(r), r.PathValue("room"), start)
 	if err != nil {
 		e := toWire(err)
 		logWire(s.log, r.Method+" "+r.URL.Path+" refused", err, e, "remote", s.clientIP(r))

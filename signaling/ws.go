@@ -41,6 +41,7 @@ type wsClient struct {
 	joined   atomic.Bool
 	unjoined func() // gives back this socket's place among the address's unjoined sockets
 	limiter  *rate.Limiter
+	token    tokenClock // expiry of the token the session runs on
 }
 
 func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
@@ -71,6 +72,7 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
 	})
 	c.readLoop()
 	joinTimer.Stop()
+	c.token.stop()
 	if c.p != nil {
 		c.p.Leave()
 	}
@@ -270,6 +272,8 @@ func (c *wsClient) handle(env envelope) bool {
 		} else {
 			c.p.Chat(t)
 		}
+	case "refresh":
+		err = c.refresh(env)
 	case "leave":
 		c.p.Leave()
 		c.shutdown(websocket.CloseNormalClosure, "bye")
@@ -287,7 +291,7 @@ func (c *wsClient) handle(env envelope) bool {
 }
 
 var clientTypes = map[string]struct{}{
-	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "leave": {},
+	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "refresh": {}, "leave": {},
 }
 
 func (c *wsClient) join(env envelope) error {
@@ -302,7 +306,7 @@ func (c *wsClient) join(env envelope) error {
 	if !c.s.joinAllowed(c.ip, start) {
 		return newError(CodeRateLimited, "too many joins from this address; retry in a minute")
 	}
-	spec, roomName, err := c.s.authorize(d.Token, d.Room, start)
+	spec, roomName, exp, err := c.s.authorize(d.Token, d.Room, start)
 	if err != nil {
 		return err
 	}
@@ -323,6 +327,8 @@ func (c *wsClient) join(env envelope) error {
 	c.p = p
 	c.joined.Store(true)
 	c.unjoined()
+	c.token.identity, c.token.room = spec.Identity, roomName
+	c.token.arm(c, exp)
 	c.log = c.log.With("room", roomName, "participant", p.ID())
 	ps, ts := p.Room().Snapshot()
 	out := joinedData{
