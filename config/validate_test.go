@@ -35,6 +35,7 @@ func TestValidate_EachProblemNamesItsKey(t *testing.T) {
 		{"idle timeout negative", func(c *Config) { c.HTTP.IdleTimeout = -time.Second }, `http.idle_timeout: -1s is not a positive duration`},
 		{"header timeout zero", func(c *Config) { c.HTTP.ReadHeaderTimeout = 0 }, `http.read_header_timeout: 0s is not a positive duration`},
 		{"conns per ip negative", func(c *Config) { c.HTTP.MaxConnsPerIP = -1 }, `http.max_conns_per_ip: -1 is not between 0 and 1048576`},
+		{"token refresh lead zero", func(c *Config) { c.Signaling.TokenRefreshLead = 0 }, `signaling.token_refresh_lead: 0s is not a positive duration`},
 		{"unjoined sockets negative", func(c *Config) { c.Limits.UnjoinedSocketsPerIP = -1 }, `limits.unjoined_sockets_per_ip: -1 is not between 0 and 1048576`},
 		{"metrics listen bad", func(c *Config) { c.Metrics.Listen = "9090" }, `metrics.listen: "9090" is not a host:port listen address such as :7880`},
 		{"metrics on http address", func(c *Config) { c.Metrics.Listen = ":7880" }, `metrics.listen: ":7880" is also http.listen; give metrics its own address`},

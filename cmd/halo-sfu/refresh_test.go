@@ -180,3 +180,34 @@ func TestToken_RefreshWithoutPublishUnpublishes(t *testing.T) {
 	default:
 	}
 }
+
+// A refreshed token without subscribe closes the viewer's subscriber
+// connection: its down-tracks stop at once.
+func TestToken_RefreshWithoutSubscribeStopsTheMedia(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Signaling.TokenRefreshLead = time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n.publisher(ctx, "rs", loadtest.PublisherConfig{VideoBitrate: 300_000})
+	tok, _ := n.shortToken("rs", "viewer", false, true, 3*time.Second)
+	v := loadtest.NewViewer(loadtest.ViewerConfig{URL: n.wsURL, Room: "rs", Token: tok,
+		TokenSource: func() (string, error) { return n.token("rs", "viewer", false, false), nil }})
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.engine.Stats().Subscribers; got != 1 {
+		t.Fatalf("%d subscriber connections, want 1", got)
+	}
+	eventually(t, "the subscriber connection closed after the refresh", func() bool {
+		s := n.engine.Stats()
+		return s.Subscribers == 0 && s.DownTracks == 0
+	})
+	select {
+	case <-v.Conn().Done():
+		t.Fatal("the session ended; only its subscription should")
+	default:
+	}
+}
