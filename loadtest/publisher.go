@@ -32,6 +32,10 @@ type PublisherConfig struct {
 	// Sources is the source metadata per video track ("camera", "screen");
 	// missing entries are "camera".
 	Sources []string
+	// TokenSource, when set, gives a fresh token whenever the server says
+	// the current one is expiring (token_expiring), so a session outlives
+	// its first token. Without it the session ends at the token's exp.
+	TokenSource func() (string, error)
 }
 
 func (c PublisherConfig) withDefaults() PublisherConfig {
@@ -181,6 +185,9 @@ func (p *Publisher) start(ctx context.Context) error {
 	if err != nil {
 		_ = pc.Close()
 		return err
+	}
+	if cfg.TokenSource != nil {
+		conn.SetTokenSource(cfg.TokenSource)
 	}
 	local.conn = conn
 	p.mu.Lock()

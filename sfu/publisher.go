@@ -214,6 +214,10 @@ func localAnswer(ctx context.Context, pc *webrtc.PeerConnection, complete bool) 
 func (p *Publisher) AddCandidate(c webrtc.ICECandidateInit) error {
 	p.mu.Lock()
 	if p.pc.RemoteDescription() == nil {
+		if len(p.pending) >= MaxPendingCandidates {
+			p.mu.Unlock()
+			return errPendingFull
+		}
 		p.pending = append(p.pending, c)
 		p.mu.Unlock()
 		return nil

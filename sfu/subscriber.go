@@ -235,6 +235,10 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 func (s *Subscriber) AddCandidate(c webrtc.ICECandidateInit) error {
 	s.mu.Lock()
 	if s.pc.RemoteDescription() == nil {
+		if len(s.pending) >= MaxPendingCandidates {
+			s.mu.Unlock()
+			return errPendingFull
+		}
 		s.pending = append(s.pending, c)
 		s.mu.Unlock()
 		return nil
