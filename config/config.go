@@ -12,9 +12,12 @@ import (
 // mapstructure tags are the keys used in the YAML file; the HALO_* variable of
 // a key is derived from it (sfu.udp_port -> HALO_SFU_UDP_PORT).
 type Config struct {
-	// Dev turns on dev mode: loopback ICE candidates, a generated secret when
-	// none is set, and a token printed at start-up. Never for production.
-	Dev bool `mapstructure:"dev"`
+	// Dev turns on dev mode: loopback ICE candidates, a generated secret,
+	// /dev/token and a token printed at start-up. Never for production. Only
+	// the --dev flag sets it: it is not a key of the file nor a HALO_*
+	// variable, so a stray setting cannot open /dev/token on a production
+	// node.
+	Dev bool `mapstructure:"-"`
 	// PrintConfig is set by --print-config: print the effective configuration
 	// (secrets masked) and exit.
 	PrintConfig bool `mapstructure:"-"`
@@ -70,14 +73,35 @@ type HTTPConfig struct {
 	// AllowedOrigins lists the browser origins allowed by CORS and by the
 	// WebSocket origin check; "*" allows any. Default ["*"].
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
+	// TrustedProxies are the IPs or CIDR blocks of reverse proxies in front
+	// of the node. From them, the rightmost X-Forwarded-For address that is
+	// not itself a trusted proxy names the client (per-IP limits, logs);
+	// from anyone else X-Forwarded-For is ignored. Connections from trusted
+	// proxies are not counted by MaxConnsPerIP. Default [].
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included (a WHIP
+	// offer); WebSockets are exempt once upgraded. Default 30s.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection idle between requests for
+	// this long. Default 60s.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxConnsPerIP caps the open TCP connections (WebSockets included) from
+	// one client address (an IPv6 /64); further ones are answered 429 and
+	// closed. Trusted proxies are exempt, and loopback in dev mode. Default
+	// 256; 0 means unlimited.
+	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
 }
 
 // MetricsConfig is the Prometheus listener.
 type MetricsConfig struct {
-	// Listen is the host:port serving /metrics. Default "127.0.0.1:7881" (this
-	// machine only: it also serves /debug/pprof); "" disables
-	// the listener.
+	// Listen is the host:port serving /metrics. Default "127.0.0.1:7881"
+	// (this machine only); "" disables the listener.
 	Listen string `mapstructure:"listen"`
+	// Pprof serves Go's profiles under /debug/pprof/ on the metrics listener.
+	// Default false: profiles reveal internals and cost CPU while taken.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // SFUConfig configures the media plane.
@@ -109,6 +133,10 @@ type SFUConfig struct {
 	// publisher per track, so joining viewers cannot cause a request storm.
 	// Default 500ms; 0..10s.
 	KeyframeInterval time.Duration `mapstructure:"keyframe_min_interval"`
+	// NACKBudget is the most each viewer may have retransmitted, in bytes
+	// per second; NACKs beyond it are dropped and counted. 0 is unlimited.
+	// Default 262144 (2 Mbit/s); 0..100000000.
+	NACKBudget int `mapstructure:"nack_budget"`
 }
 
 // AuthConfig configures access tokens.
@@ -118,8 +146,8 @@ type AuthConfig struct {
 	Secret string `mapstructure:"secret"`
 	// TokenTTL is the lifetime of tokens the server issues. Default 24h.
 	TokenTTL time.Duration `mapstructure:"token_ttl"`
-	// SecretGenerated reports that Load generated Secret (dev mode without a
-	// configured secret).
+	// SecretGenerated reports that Load generated Secret (always in dev
+	// mode, which refuses a configured secret).
 	SecretGenerated bool `mapstructure:"-"`
 }
 
@@ -129,9 +157,13 @@ type LimitsConfig struct {
 	// MaxMessageBytes is the largest signalling message accepted.
 	// Default 65536; 1024..1<<20.
 	MaxMessageBytes int `mapstructure:"max_message_bytes"`
-	// JoinsPerIPPerMinute limits joins from one IP address. Default 120;
-	// 0 means unlimited.
+	// JoinsPerIPPerMinute limits joins (and WHIP/WHEP sessions) from one
+	// client address (an IPv6 /64). Default 120; 0 means unlimited.
 	JoinsPerIPPerMinute int `mapstructure:"joins_per_ip_per_minute"`
+	// UnjoinedSocketsPerIP caps the WebSockets from one client address (an
+	// IPv6 /64) that are open but have not joined yet; a further upgrade is
+	// answered 429. Default 16; 0 means unlimited.
+	UnjoinedSocketsPerIP int `mapstructure:"unjoined_sockets_per_ip"`
 	// MessagesPerSecond limits signalling messages per connection. Default 50.
 	MessagesPerSecond int `mapstructure:"messages_per_second"`
 	// TracksPerParticipant limits published tracks per participant. Default 8.
@@ -161,6 +193,10 @@ type SignalingConfig struct {
 	// JoinTimeout closes a socket that has not joined this long after it
 	// opened. Default 10s.
 	JoinTimeout time.Duration `mapstructure:"join_timeout"`
+	// TokenRefreshLead is how long before a joined socket's token expires
+	// the server sends token_expiring (at most half the token's remaining
+	// life, for short tokens). Default 60s.
+	TokenRefreshLead time.Duration `mapstructure:"token_refresh_lead"`
 }
 
 // RoomConfig configures room lifetime.
@@ -168,6 +204,12 @@ type RoomConfig struct {
 	// EmptyTimeout is how long a room without participants lives on.
 	// Default 10s; 0 closes it at once.
 	EmptyTimeout time.Duration `mapstructure:"empty_timeout"`
+	// RepublishGrace is how long a track whose publisher's connection was
+	// lost (not a leave, an unpublish or a WHIP DELETE) is kept for the
+	// publisher to return: its viewers, WebSocket and WHEP, are moved to
+	// the republished track without renegotiating. 0 ends it at once.
+	// Default 10s; 0..5m.
+	RepublishGrace time.Duration `mapstructure:"republish_grace"`
 }
 
 // RedisConfig names the Redis shared by a cluster.
@@ -234,19 +276,25 @@ func Default() *Config {
 	return &Config{
 		Node: NodeConfig{ID: defaultNodeID(), Region: "local"},
 		HTTP: HTTPConfig{
-			Listen:         ":7880",
-			AllowedOrigins: []string{"*"},
+			Listen:            ":7880",
+			AllowedOrigins:    []string{"*"},
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxConnsPerIP:     256,
 		},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:7881"},
 		SFU: SFUConfig{
 			UDPPort:          7882,
 			PacketCache:      2048,
 			KeyframeInterval: 500 * time.Millisecond,
+			NACKBudget:       262144,
 		},
 		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
 		Limits: LimitsConfig{
 			MaxMessageBytes:      65536,
 			JoinsPerIPPerMinute:  120,
+			UnjoinedSocketsPerIP: 16,
 			MessagesPerSecond:    50,
 			TracksPerParticipant: 8,
 			ParticipantsPerRoom:  10000,
@@ -254,13 +302,14 @@ func Default() *Config {
 			MaxMediaSections:     16,
 		},
 		Signaling: SignalingConfig{
-			PingInterval: 10 * time.Second,
-			ReadTimeout:  30 * time.Second,
-			SendQueue:    256,
-			WriteTimeout: 10 * time.Second,
-			JoinTimeout:  10 * time.Second,
+			PingInterval:     10 * time.Second,
+			ReadTimeout:      30 * time.Second,
+			SendQueue:        256,
+			WriteTimeout:     10 * time.Second,
+			JoinTimeout:      10 * time.Second,
+			TokenRefreshLead: time.Minute,
 		},
-		Room:     RoomConfig{EmptyTimeout: 10 * time.Second},
+		Room:     RoomConfig{EmptyTimeout: 10 * time.Second, RepublishGrace: 10 * time.Second},
 		Redis:    RedisConfig{KeyPrefix: "halo:", Timeout: 500 * time.Millisecond},
 		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second},
 		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},

@@ -157,7 +157,7 @@ func TestLoad_RejectsBadEnvironment(t *testing.T) {
 		{"HALO_SFU_UDP_PROT=7000", "environment variable HALO_SFU_UDP_PROT matches no configuration key (did you mean HALO_SFU_UDP_PORT?)"},
 		{"HALO_SOMETHING_ELSE=1", "environment variable HALO_SOMETHING_ELSE matches no configuration key"},
 		{"HALO_SFU_UDP_PORT=abc", `environment variable HALO_SFU_UDP_PORT (sfu.udp_port): "abc" is not an integer`},
-		{"HALO_DEV=maybe", `environment variable HALO_DEV (dev): "maybe" is not a boolean`},
+		{"HALO_DEV=maybe", `environment variable HALO_DEV: only the --dev flag enables dev mode`},
 		{"HALO_AUTH_TOKEN_TTL=24", `environment variable HALO_AUTH_TOKEN_TTL (auth.token_ttl): "24" is not a duration`},
 	}
 	for _, tt := range tests {
@@ -287,16 +287,13 @@ func TestLoad_DevModeGeneratesSecretAndLoopback(t *testing.T) {
 	if b, err := hex.DecodeString(cfg.Auth.Secret); err != nil || len(b) != 32 {
 		t.Errorf("generated secret %q is not 32 bytes of hex", cfg.Auth.Secret)
 	}
-	again := mustLoad(t, nil, []string{"HALO_DEV=true"})
+	again := mustLoad(t, []string{"--dev"}, nil)
 	if again.Auth.Secret == cfg.Auth.Secret {
 		t.Error("two dev-mode loads generated the same secret")
 	}
 
-	kept := mustLoad(t, []string{"--dev"}, []string{"HALO_AUTH_SECRET=dev", "HALO_SFU_INCLUDE_LOOPBACK=false"})
-	if kept.Auth.Secret != "dev" || kept.Auth.SecretGenerated {
-		t.Errorf("dev mode replaced a configured secret: %q generated %v", kept.Auth.Secret, kept.Auth.SecretGenerated)
-	}
-	if kept.SFU.IncludeLoopback {
+	noLoopback := mustLoad(t, []string{"--dev"}, []string{"HALO_SFU_INCLUDE_LOOPBACK=false"})
+	if noLoopback.SFU.IncludeLoopback {
 		t.Error("dev mode overrode sfu.include_loopback explicitly set to false")
 	}
 
@@ -308,6 +305,35 @@ func TestLoad_DevModeGeneratesSecretAndLoopback(t *testing.T) {
 	prod := mustLoad(t, nil, withSecret())
 	if prod.Auth.SecretGenerated || prod.SFU.IncludeLoopback {
 		t.Error("outside dev mode a secret was generated or loopback turned on")
+	}
+}
+
+// Dev mode opens /dev/token, which signs tokens for anyone: only the --dev
+// flag turns it on, never a setting that could linger in a production
+// environment or file, and it never signs with a configured secret.
+func TestLoad_DevModeOnlyFromTheFlag(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		args, environ []string
+		want          string
+	}{
+		{"HALO_DEV=true", nil, withSecret("HALO_DEV=true"), "environment variable HALO_DEV: only the --dev flag enables dev mode"},
+		{"HALO_DEV=true without a secret", nil, []string{"HALO_DEV=true"}, "environment variable HALO_DEV: only the --dev flag enables dev mode"},
+		{"dev: true in the file", []string{"--config", writeConfig(t, "dev: true\n")}, withSecret(), "dev: only the --dev flag enables dev mode"},
+		{"DEV: yes in the file", []string{"--config", writeConfig(t, "DEV: yes\n")}, withSecret(), "dev: only the --dev flag enables dev mode"},
+		{"--dev with HALO_AUTH_SECRET", []string{"--dev"}, withSecret(), "auth.secret: is set, but dev mode (--dev) always generates its own secret"},
+		{"--dev with auth.secret in the file", []string{"--dev", "--config", writeConfig(t, "auth:\n  secret: "+testSecret+"\n")}, nil,
+			"auth.secret: is set, but dev mode (--dev) always generates its own secret"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := loadErr(t, tt.args, tt.environ)
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("got %q, want it to contain %q", msg, tt.want)
+			}
+			if strings.Contains(msg, testSecret) {
+				t.Errorf("the error shows the secret: %q", msg)
+			}
+		})
 	}
 }
 
@@ -332,7 +358,7 @@ func TestMaskedYAML_HidesSecretsAndShowsTheRest(t *testing.T) {
 	}
 	for _, want := range []string{"secret: '******'", "password: '******'", "udp_port: 7882",
 		"token_ttl: 24h\n", "keyframe_min_interval: 500ms", "addrs: ['redis:6379']",
-		"allowed_origins: ['*']", "nat_1to1_ips: []", "level: info", "dev: false"} {
+		"allowed_origins: ['*']", "nat_1to1_ips: []", "level: info"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("masked output lacks %q:\n%s", want, text)
 		}

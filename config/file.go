@@ -110,6 +110,10 @@ func flatten(prefix string, m map[string]any, values map[string]any, errs *[]err
 			flatten(key+".", sub, values, errs)
 			continue
 		}
+		if key == "dev" {
+			*errs = append(*errs, errors.New("dev: "+errDevKey))
+			continue
+		}
 		*errs = append(*errs, fmt.Errorf("%s: unknown key%s", quoteKey(key), suggest(key, t.keyNames())))
 	}
 }

@@ -28,10 +28,13 @@ const maxFileBytes = 1 << 20
 // Unknown flags, unknown keys in the file and HALO_* variables that match no
 // key are errors, so a typo is never silently ignored.
 //
-// In dev mode Load turns on sfu.include_loopback unless it was explicitly set
-// to false, and generates auth.secret when none is set (Auth.SecretGenerated
-// reports it; the placeholder of config.example.yaml counts as none). An
-// empty node.id means the host-name based default.
+// Dev mode comes from the --dev flag only: a "dev" key in the file or
+// HALO_DEV in the environment is an error naming it. In dev mode Load turns on
+// sfu.include_loopback unless it was explicitly set to false, and always
+// generates auth.secret (Auth.SecretGenerated reports it): a configured
+// secret is refused, because /dev/token would sign tokens with it (the
+// placeholder of config.example.yaml counts as none). An empty node.id means
+// the host-name based default.
 func Load(args []string, environ []string) (*Config, error) {
 	return load(args, environ, os.Stderr)
 }
@@ -101,6 +104,10 @@ func load(args, environ []string, stderr io.Writer) (*Config, error) {
 	}
 	cfg.ConfigFile = path
 	cfg.PrintConfig, _ = fs.GetBool("print-config")
+	cfg.Dev, _ = fs.GetBool("dev")
+	if cfg.Dev && cfg.Auth.Secret != "" && cfg.Auth.Secret != placeholderSecret {
+		return nil, fmt.Errorf("invalid configuration:\n%s", errDevSecret)
+	}
 	cfg.finish(explicit)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
@@ -121,9 +128,9 @@ func (c *Config) finish(explicit map[string]bool) {
 	if c.Dev && !explicit["sfu.include_loopback"] {
 		c.SFU.IncludeLoopback = true
 	}
-	if c.Dev && (c.Auth.Secret == "" || c.Auth.Secret == placeholderSecret) {
-		// Dev mode from a copy of config.example.yaml gets a random secret
-		// rather than a well-known one.
+	if c.Dev {
+		// Dev mode signs with a secret nobody else knows, so a token minted
+		// by /dev/token is worthless on any other node.
 		c.Auth.Secret = randomHex(32)
 		c.Auth.SecretGenerated = true
 	}
@@ -153,9 +160,6 @@ func newFlagSet() *pflag.FlagSet {
 // key.
 func changedFlags(fs *pflag.FlagSet) (map[string]any, error) {
 	out := map[string]any{}
-	if dev, _ := fs.GetBool("dev"); fs.Changed("dev") {
-		out["dev"] = dev
-	}
 	for _, f := range flagKeys {
 		if !fs.Changed(f.key) {
 			continue
@@ -191,6 +195,10 @@ func parseEnviron(environ []string) (values map[string]any, configFile string, e
 	for _, name := range names {
 		if name == envConfigFile {
 			configFile = raw[name]
+			continue
+		}
+		if name == envDev {
+			errs = append(errs, fmt.Errorf("environment variable %s: %s", name, errDevKey))
 			continue
 		}
 		l, ok := keys().byEnv[name]

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,6 +25,17 @@ const maxIDLen = 63
 // secret.
 const errSecret = "auth.secret: must be set to a random value of at least 32 characters " +
 	"outside dev mode (generate one with: openssl rand -hex 32)"
+
+// errDevKey is the problem of a "dev" key in the file or HALO_DEV.
+const errDevKey = "only the --dev flag enables dev mode (remove this setting)"
+
+// envDev is the variable that would be dev mode's, refused with errDevKey.
+const envDev = envPrefix + "DEV"
+
+// errDevSecret refuses a configured auth.secret in dev mode. It never shows
+// the secret.
+const errDevSecret = "auth.secret: is set, but dev mode (--dev) always generates its own secret " +
+	"(its /dev/token signs tokens for anyone who asks); unset auth.secret / HALO_AUTH_SECRET, or run without --dev"
 
 // Validate reports every problem of c at once, joined with errors.Join, each
 // as "key: value reason" (for example `sfu.udp_port: 70000 is not a port`).
@@ -47,6 +59,18 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	for _, tp := range c.HTTP.TrustedProxies {
+		if _, err := netip.ParsePrefix(tp); err != nil {
+			if _, err := netip.ParseAddr(tp); err != nil {
+				p.add("http.trusted_proxies", "%q is not an IP address or CIDR block such as 10.0.0.0/8", tp)
+			}
+		}
+	}
+	p.positive("http.read_header_timeout", c.HTTP.ReadHeaderTimeout)
+	p.positive("http.read_timeout", c.HTTP.ReadTimeout)
+	p.positive("http.idle_timeout", c.HTTP.IdleTimeout)
+	p.between("http.max_conns_per_ip", c.HTTP.MaxConnsPerIP, 0, 1<<20)
+
 	if c.Metrics.Listen != "" {
 		p.listen("metrics.listen", c.Metrics.Listen)
 		// Port 0 means "any free port": two such listeners never collide.
@@ -61,6 +85,7 @@ func (c *Config) Validate() error {
 	l := c.Limits
 	p.between("limits.max_message_bytes", l.MaxMessageBytes, 1024, 1<<20)
 	p.between("limits.joins_per_ip_per_minute", l.JoinsPerIPPerMinute, 0, 1<<20)
+	p.between("limits.unjoined_sockets_per_ip", l.UnjoinedSocketsPerIP, 0, 1<<20)
 	p.between("limits.messages_per_second", l.MessagesPerSecond, 1, 1<<20)
 	p.between("limits.tracks_per_participant", l.TracksPerParticipant, 1, 256)
 	p.between("limits.participants_per_room", l.ParticipantsPerRoom, 1, 10_000_000)
@@ -77,9 +102,13 @@ func (c *Config) Validate() error {
 	p.between("signaling.send_queue", s.SendQueue, 1, 1<<16)
 	p.positive("signaling.write_timeout", s.WriteTimeout)
 	p.positive("signaling.join_timeout", s.JoinTimeout)
+	p.positive("signaling.token_refresh_lead", s.TokenRefreshLead)
 
 	if c.Room.EmptyTimeout < 0 {
 		p.add("room.empty_timeout", "%s is negative", formatDuration(c.Room.EmptyTimeout))
+	}
+	if d := c.Room.RepublishGrace; d < 0 || d > 5*time.Minute {
+		p.add("room.republish_grace", "%s is not between 0 and 5m", formatDuration(d))
 	}
 
 	c.validateRedis(&p)
@@ -128,6 +157,7 @@ func (c *Config) validateSFU(p *problems) {
 	if d := s.KeyframeInterval; d < 0 || d > 10*time.Second {
 		p.add("sfu.keyframe_min_interval", "%s is not between 0 and 10s", formatDuration(d))
 	}
+	p.between("sfu.nack_budget", s.NACKBudget, 0, 100_000_000)
 }
 
 func (c *Config) validateAuth(p *problems) {

@@ -93,8 +93,42 @@ type Conn struct {
 	// Request, in order, on the read goroutine, before it is queued.
 	onEvent func(Envelope)
 
+	// tokenSource, when set, answers token_expiring with a refresh
+	// (SetTokenSource); refreshing tracks those in flight.
+	tokenSource func() (string, error)
+	refreshing  sync.WaitGroup
+
 	closeOnce sync.Once
 	done      chan struct{} // closed when the read loop has returned
+}
+
+// SetTokenSource makes the connection answer every token_expiring event
+// with a refresh carrying a token from f, so the session outlives its first
+// token. f runs on a goroutine of the Conn (Close waits for it) and should
+// return promptly; the refreshed reply (or an error) is delivered by Next.
+func (c *Conn) SetTokenSource(f func() (string, error)) {
+	c.mu.Lock()
+	c.tokenSource = f
+	c.mu.Unlock()
+}
+
+// refreshToken sends a refresh with a token from the token source, if any.
+func (c *Conn) refreshToken() {
+	c.mu.Lock()
+	f := c.tokenSource
+	c.mu.Unlock()
+	if f == nil {
+		return
+	}
+	c.refreshing.Add(1)
+	go func() {
+		defer c.refreshing.Done()
+		tok, err := f()
+		if err != nil {
+			return // the session ends at exp with token_expired, which the owner sees
+		}
+		_, _ = c.Send(TypeRefresh, RefreshRequest{Token: tok})
+	}()
 }
 
 // Dial opens a signalling connection to wsURL (for example
@@ -277,6 +311,7 @@ func (c *Conn) Close() error {
 		_ = c.ws.Close()
 	})
 	<-c.done
+	c.refreshing.Wait()
 	return nil
 }
 
@@ -332,6 +367,9 @@ func (c *Conn) dispatch(env Envelope) {
 			ch <- env // buffered 1, and the id is removed: never blocks
 			return
 		}
+	}
+	if env.Type == TypeTokenExpiring {
+		c.refreshToken()
 	}
 	if c.onEvent != nil {
 		c.onEvent(env)

@@ -25,7 +25,29 @@ const (
 	TypeTrackPublished    = "track_published"
 	TypeTrackUnpublished  = "track_unpublished"
 	TypeViewerCount       = "viewer_count"
+	TypeTokenExpiring     = "token_expiring"
+	TypeRefresh           = "refresh"
+	TypeRefreshed         = "refreshed"
 )
+
+// TokenExpiring is the data of a token_expiring event: the session ends at
+// Exp (Unix seconds) unless the client sends refresh with a fresh token.
+type TokenExpiring struct {
+	Exp         int64 `json:"exp"`
+	SecondsLeft int64 `json:"seconds_left"`
+}
+
+// RefreshRequest is the data of a refresh message.
+type RefreshRequest struct {
+	Token string `json:"token"`
+}
+
+// Refreshed is the reply to refresh: the new expiry and the grants that
+// apply from now on.
+type Refreshed struct {
+	Exp    int64  `json:"exp"`
+	Grants Grants `json:"grants"`
+}
 
 // Trickle targets: which of the participant's two peer connections a
 // candidate belongs to.

@@ -32,6 +32,10 @@ type PublisherConfig struct {
 	// Sources is the source metadata per video track ("camera", "screen");
 	// missing entries are "camera".
 	Sources []string
+	// TokenSource, when set, gives a fresh token whenever the server says
+	// the current one is expiring (token_expiring), so a session outlives
+	// its first token. Without it the session ends at the token's exp.
+	TokenSource func() (string, error)
 }
 
 func (c PublisherConfig) withDefaults() PublisherConfig {
@@ -181,6 +185,9 @@ func (p *Publisher) start(ctx context.Context) error {
 	if err != nil {
 		_ = pc.Close()
 		return err
+	}
+	if cfg.TokenSource != nil {
+		conn.SetTokenSource(cfg.TokenSource)
 	}
 	local.conn = conn
 	p.mu.Lock()
@@ -407,6 +414,21 @@ func (p *Publisher) sendAudio() {
 	// Write errors mean the connection is closing; Close ends the loop.
 	_ = p.audioSrc.writePacket(p.audio)
 	p.audioPackets.Add(1)
+}
+
+// DropConnection simulates the publisher's network going away: its peer
+// connection and socket close without a leave, as when a phone changes
+// networks. The publisher is not usable afterwards; Close still releases it.
+func (p *Publisher) DropConnection() {
+	p.mu.Lock()
+	conn, pc := p.conn, p.pc
+	p.mu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
+	if conn != nil {
+		_ = conn.Close()
+	}
 }
 
 // Close sends leave, closes the peer connection and the socket, and waits

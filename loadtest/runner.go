@@ -164,6 +164,9 @@ func Run(ctx context.Context, cfg RunConfig) (Report, error) {
 			return Report{}, fmt.Errorf("loadtest: publisher token: %w", err)
 		}
 		pcfg.Token = tok
+		if cfg.TokenFunc != nil && pcfg.TokenSource == nil {
+			pcfg.TokenSource = func() (string, error) { return cfg.TokenFunc("loadtest-publisher", true) }
+		}
 	}
 	eff := pcfg.withDefaults()
 	r := &run{cfg: cfg, expected: eff.VideoTracks}
@@ -245,7 +248,12 @@ func (r *run) launch(ctx context.Context, i int) {
 			rv.fail(fmt.Errorf("token: %w", err))
 			return
 		}
-		v := NewViewer(ViewerConfig{URL: r.cfg.URL, Room: r.cfg.Room, Token: tok, Name: identity})
+		vcfg := ViewerConfig{URL: r.cfg.URL, Room: r.cfg.Room, Token: tok, Name: identity}
+		if r.cfg.TokenFunc != nil {
+			// Minted tokens are minted again when the server asks.
+			vcfg.TokenSource = func() (string, error) { return r.cfg.TokenFunc(identity, false) }
+		}
+		v := NewViewer(vcfg)
 		r.mu.Lock()
 		rv.v = v
 		r.mu.Unlock()

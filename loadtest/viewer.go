@@ -16,6 +16,10 @@ type ViewerConfig struct {
 	URL, Room, Token string
 	// Name is the display name sent in join; default "loadtest viewer".
 	Name string
+	// TokenSource, when set, gives a fresh token whenever the server says
+	// the current one is expiring (token_expiring), so a session outlives
+	// its first token. Without it the session ends at the token's exp.
+	TokenSource func() (string, error)
 }
 
 // ViewerStats are what a viewer has received since Start.
@@ -129,6 +133,9 @@ func (v *Viewer) start(ctx context.Context) error {
 	conn, err := dial(ctx, v.cfg.URL, v.onEvent)
 	if err != nil {
 		return err
+	}
+	if v.cfg.TokenSource != nil {
+		conn.SetTokenSource(v.cfg.TokenSource)
 	}
 	v.mu.Lock()
 	v.conn = conn

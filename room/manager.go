@@ -30,7 +30,10 @@ type Options struct {
 	TracksPerParticipant int
 	MaxSDPBytes          int
 	MaxMediaSections     int
-	Log                  *slog.Logger
+	// RepublishGrace is how long a track whose publisher's connection was
+	// lost waits for the publisher to return (republish.go); 0: it ends at once.
+	RepublishGrace time.Duration
+	Log            *slog.Logger
 
 	// Cluster says the Store is shared with other nodes (Redis): joins count
 	// the participants of every node, the node registers itself and renews
@@ -85,6 +88,12 @@ func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 		m.startCluster()
 	}
 	return m
+}
+
+func (m *Manager) isDraining() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.draining
 }
 
 // Join adds a participant to the room name, creating the room if needed. In

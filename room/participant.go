@@ -41,12 +41,18 @@ type Participant struct {
 	publisher  *sfu.Publisher
 	subscriber *sfu.Subscriber
 	offered    atomic.Int32 // media sections the last publish offer sends
-	all        atomic.Bool  // subscribed to every track, present and future
+	mayPublish atomic.Bool  // the token's grants, changed by SetGrants
+	maySub     atomic.Bool
+	all        atomic.Bool // subscribed to every track, present and future
 	left       atomic.Bool
+	deliberate atomic.Bool // left on purpose (End): its tracks end at once
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
-	return &Participant{id: newID("p_"), room: r, spec: spec, sink: sink}
+	p := &Participant{id: newID("p_"), room: r, spec: spec, sink: sink}
+	p.mayPublish.Store(spec.Publish)
+	p.maySub.Store(spec.Subscribe)
+	return p
 }
 
 // ID returns the participant's id.
@@ -65,7 +71,7 @@ func (p *Participant) wantsAll() bool { return p.all.Load() && !p.left.Load() }
 // Publish applies a publisher offer (first or renegotiation) and returns the
 // answer. With complete, the answer carries every ICE candidate (WHIP).
 func (p *Participant) Publish(ctx context.Context, offer string, meta map[string]sfu.TrackMeta, complete bool) (string, error) {
-	if !p.spec.Publish {
+	if !p.mayPublish.Load() {
 		return "", fmt.Errorf("%w: publish", ErrForbidden)
 	}
 	opt := p.room.m.opt
@@ -86,12 +92,14 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 		return "", ErrLeft
 	}
 	pub := p.publisher
-	if pub == nil {
+	fresh := pub == nil
+	if fresh {
 		var created *sfu.Publisher
 		created, err = p.room.m.engine.NewPublisher(p.id, sfu.PublisherEvents{
 			OnCandidate:  func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "publisher", Candidate: c}) },
+			TrackID:      func(info sfu.TrackInfo) string { return p.room.claimRepublish(p, info) },
 			OnTrack:      func(t *sfu.Track) { p.room.addTrack(p, t) },
-			OnTrackEnded: func(t *sfu.Track) { p.room.removeTrack(p, t) },
+			OnTrackEnded: func(t *sfu.Track) { p.room.trackEnded(p, t) },
 			OnFailed:     func() { p.publisherFailed(created) },
 		})
 		pub = created
@@ -102,7 +110,19 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 		p.publisher = pub
 	}
 	p.mu.Unlock()
-	return pub.HandleOffer(ctx, offer, meta, complete)
+	answer, err := pub.HandleOffer(ctx, offer, meta, complete)
+	if err != nil && fresh {
+		// A first offer that Pion refused half-way leaves the connection
+		// where no later offer applies: discard it, so the next publish
+		// starts on a fresh one.
+		p.mu.Lock()
+		if p.publisher == pub {
+			p.publisher = nil
+		}
+		p.mu.Unlock()
+		_ = pub.Close()
+	}
+	return answer, err
 }
 
 // AddCandidate adds a client ICE candidate to the publisher or subscriber connection.
@@ -128,7 +148,7 @@ func (p *Participant) AddCandidate(target string, c webrtc.ICECandidateInit) err
 // Subscribe subscribes to the tracks named by ids, or to every track of the
 // room, now and later, when ids is empty. Unknown ids fail the whole call.
 func (p *Participant) Subscribe(ids []string) error {
-	if !p.spec.Subscribe {
+	if !p.maySub.Load() {
 		return fmt.Errorf("%w: subscribe", ErrForbidden)
 	}
 	r := p.room
@@ -235,7 +255,7 @@ func (p *Participant) Answer(sdp string) error {
 // video track (or the one named by want, by id or name) and its publisher's
 // audio.
 func (p *Participant) Watch(ctx context.Context, offer string, want string) (string, error) {
-	if !p.spec.Subscribe {
+	if !p.maySub.Load() {
 		return "", fmt.Errorf("%w: subscribe", ErrForbidden)
 	}
 	opt := p.room.m.opt
@@ -332,8 +352,25 @@ func (p *Participant) failedSession() {
 	}
 }
 
-// Leave removes the participant: its tracks end, its viewers are told, its
-// connections close. It is safe to call more than once.
+// lostTrack reports whether t is ending because p's connection was lost
+// rather than by choice (a leave, a WHIP DELETE, a renegotiation that
+// stopped it).
+func (p *Participant) lostTrack(t *sfu.Track) bool {
+	return !t.Removed() && !p.deliberate.Load()
+}
+
+// End removes the participant on purpose (a leave message, a WHIP DELETE,
+// the broadcast ending for a WHEP viewer): its tracks end at once instead of
+// waiting for a republish.
+func (p *Participant) End() {
+	p.deliberate.Store(true)
+	p.Leave()
+}
+
+// Leave removes the participant because its client went away (a closed
+// socket, a failed session): its tracks end, its viewers are told, its
+// connections close; tracks are kept for a republish first (republish.go).
+// It is safe to call more than once.
 func (p *Participant) Leave() {
 	if p.left.Swap(true) {
 		return

@@ -298,8 +298,8 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 	case evPublished:
 		t := ev.Track
 		info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
-		if _, known := l.tracks[t.ID]; !known {
-			events = append(events, TrackPublished{Track: info})
+		if old, known := l.tracks[t.ID]; !known || old.Info.ParticipantID != info.ParticipantID {
+			events = append(events, TrackPublished{Track: info}) // new, or republished by another participant
 		}
 		l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node}
 	case evUnpublished:
@@ -457,6 +457,13 @@ func (r *Room) leftCluster(p *Participant) {
 
 func (r *Room) trackStartedCluster(i TrackInfo) {
 	r.claimOrigin(i.ID)
+	r.m.publish(r, wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
+		Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec}})
+}
+
+// trackRepublishedCluster announces a track that a returning broadcaster's
+// new participant took over (same track id, same origin).
+func (r *Room) trackRepublishedCluster(i TrackInfo) {
 	r.m.publish(r, wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
 		Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec}})
 }

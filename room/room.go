@@ -30,6 +30,11 @@ type published struct {
 	track *sfu.Track
 	info  TrackInfo
 	owner *Participant
+
+	// Republishing (republish.go).
+	key     string      // identity, kind, source and name
+	orphan  *time.Timer // set while the track waits for its publisher to return
+	claimed bool        // a new track is taking this one's place
 }
 
 func newRoom(m *Manager, name string) *Room {
@@ -134,8 +139,11 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 		ID: si.ID, ParticipantID: owner.id, Kind: si.Kind.String(), Source: si.Source,
 		Name: si.Name, MID: si.MID, Codec: si.MimeType,
 	}
+	if r.republished(owner, t) {
+		return
+	}
 	r.mu.Lock()
-	r.tracks[info.ID] = &published{track: t, info: info, owner: owner}
+	r.tracks[info.ID] = &published{track: t, info: info, owner: owner, key: republishKey(owner.spec.Identity, si)}
 	var subscribers []*Participant
 	for _, p := range r.participants {
 		if p != owner {
@@ -146,21 +154,28 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 		}
 	}
 	r.mu.Unlock()
-	rec := TrackRecord{ID: info.ID, ParticipantID: owner.id, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID}
-	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutTrack(ctx, r.name, rec) })
+	r.putTrack(info)
 	r.trackStartedCluster(info)
 	for _, p := range subscribers {
 		p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
 	}
 }
 
+func (r *Room) putTrack(info TrackInfo) {
+	rec := TrackRecord{ID: info.ID, ParticipantID: info.ParticipantID, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID}
+	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutTrack(ctx, r.name, rec) })
+}
+
 // removeTrack forgets an ended track and unsubscribes everyone from it.
 func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 	id := t.Info().ID
 	r.mu.Lock()
-	if _, ok := r.tracks[id]; !ok {
+	if e, ok := r.tracks[id]; !ok || e.track != t {
 		r.mu.Unlock()
-		return
+		return // unknown, or already replaced by a republished track
+	}
+	if e := r.tracks[id]; e.orphan != nil {
+		e.orphan.Stop()
 	}
 	delete(r.tracks, id)
 	others := make([]*Participant, 0, len(r.participants))
@@ -176,6 +191,7 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 		p.sink.Event(TrackUnpublished{TrackID: id, ParticipantID: owner.id})
 		p.unsubscribeTrack(id)
 	}
+	endEmptyWatchers(others)
 }
 
 func (r *Room) leave(p *Participant) {

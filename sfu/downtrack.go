@@ -3,16 +3,20 @@ package sfu
 import (
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
 // errNoCodec is returned by Bind when the viewer did not accept the track's codec.
 var errNoCodec = errors.New("sfu: viewer does not support the track's codec")
+
+// ErrCodecMismatch is returned by Switch when the new source's codec is not
+// the one the viewer negotiated: the viewer must renegotiate instead.
+var ErrCodecMismatch = errors.New("sfu: new source has another codec")
 
 // binding is what Pion gives a down-track when the viewer's answer is applied.
 type binding struct {
@@ -21,35 +25,85 @@ type binding struct {
 	writer webrtc.TrackLocalWriter
 }
 
+// States of a down-track.
+const (
+	dtWaiting   = iota // nothing sent under the current source: start on a picture
+	dtReplaying        // being given the cached picture by replay rounds
+	dtLive             // every packet of the source is written as it comes
+)
+
 // DownTrack is one viewer's copy of a published track: our own
-// webrtc.TrackLocal. It keeps its binding's SSRC and payload type, maps the
-// source's sequence numbers and timestamps into its own space, starts a viewer
-// on a keyframe (replayed from the shared cache when the current picture is
-// still there), and answers the viewer's NACKs from the shared cache.
+// webrtc.TrackLocal. It keeps its binding's SSRC and payload type and maps
+// its source's sequence numbers and timestamps into its own space.
+//
+// It starts a viewer on a decodable picture: the packets since the latest
+// keyframe, replayed from the shared cache by the source's forwarder within
+// a budget, then every live packet. It can be re-anchored to another source
+// (Switch: the broadcaster republishing, a relay, a simulcast layer) or to
+// the same one (a viewer's picture loss answered from the cache): sequence
+// numbers and timestamps then continue from what the viewer last got, and the
+// new source's picture starts on its keyframe, so the decoder sees one stream.
+//
+// Replayed timestamps: the cached picture can be seconds old. Sent with its
+// own timestamps, it would leave the viewer seconds behind live (a jitter
+// buffer plays frames at their timestamp spacing). So the span from the
+// keyframe to the newest packet is compressed into at most 50 ms: the
+// viewer decodes the catch-up frames in a burst and plays on at live pace,
+// about 50 ms behind the newest packet. Packets after the span keep their
+// true spacing.
 type DownTrack struct {
-	track *Track
-	codec webrtc.RTPCodecCapability
-	bind  atomic.Pointer[binding]
+	id, streamID string
+	kind         webrtc.RTPCodecType
+	codec        webrtc.RTPCodecCapability
+	src          atomic.Pointer[Track]
+	bind         atomic.Pointer[binding]
+	pliPending   atomic.Bool
 
-	// Sequence and timestamp mapping: out = src + offset. Written by the
-	// packet writer before started is set; read by the NACK handler after.
-	// Until started, the viewer has been sent nothing and must start on a
-	// keyframe.
-	started   atomic.Bool
-	seqOffset uint16
-	tsOffset  uint32
-	startSeq  uint16 // first source sequence number sent
+	mu      sync.Mutex // guards what follows; held by the writer of each packet
+	state   int
+	anc     anchor
+	cursor  uint16 // next source sequence number to replay
+	fresh   int    // packets sent live since the anchor, up to freshWindow
+	sent    bool   // something was sent: a new anchor continues from last*
+	lastSeq uint16 // highest sequence number sent, and its timestamp
+	lastTS  uint32
+	lastAt  int64 // monoNow of the forwarder round that sent lastSeq
+	pliAt   int64 // when a picture loss was last answered from the cache
+	hdr     rtp.Header
 
-	// Writer-owned (the track's reader or one fan-out worker per packet).
-	fresh int // packets forwarded since start, up to freshWindow
-	hdr   rtp.Header
+	nack nackGuard // the viewer's retransmission budget and history
+}
 
-	rtxMu sync.Mutex // guards the retransmission scratch
-	rtx   scratch
+// anchor maps one source's packets into the viewer's space.
+type anchor struct {
+	srcStart  uint16 // first source sequence number under this anchor
+	outStart  uint16
+	seqOffset uint16 // out = src + seqOffset
+	kfTS      uint32 // source timestamps of the replayed span [kfTS, kfTS+span]
+	span      uint32
+	cspan     uint32 // the span once compressed
+	tsBase    uint32 // out timestamp of the keyframe
+	tsOffset  uint32 // out = src + tsOffset after the span
+}
+
+// maxReplaySpan is the longest a replayed picture may take in the viewer's
+// timestamps, in seconds' fraction (1/20 s).
+const maxReplaySpanDiv = 20
+
+func (a *anchor) mapTS(src uint32) uint32 {
+	if a.span > a.cspan {
+		if d := src - a.kfTS; int32(d) >= 0 && d <= a.span {
+			return a.tsBase + uint32(uint64(d)*uint64(a.cspan)/uint64(a.span))
+		}
+	}
+	return src + a.tsOffset
 }
 
 func newDownTrack(t *Track) *DownTrack {
-	return &DownTrack{track: t, codec: t.codec}
+	d := &DownTrack{id: t.info.ID, streamID: t.info.StreamID, kind: t.info.Kind, codec: t.codec}
+	d.src.Store(t)
+	d.nack.init(t.engine.nackBudget)
+	return d
 }
 
 // Bind implements webrtc.TrackLocal: the viewer accepted the track.
@@ -59,128 +113,270 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		return webrtc.RTPCodecParameters{}, errNoCodec
 	}
 	d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
-	d.track.addDown(d)
+	d.src.Load().addDown(d)
 	return c, nil
 }
 
-// Unbind implements webrtc.TrackLocal: the viewer stopped the track, so the
-// track stops writing to it.
+// Unbind implements webrtc.TrackLocal: the viewer stopped the track, so its
+// source stops writing to it.
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
-	d.track.removeDown(d)
+	d.src.Load().removeDown(d)
 	return nil
 }
 
-// ID is the published track's id.
-func (d *DownTrack) ID() string { return d.track.info.ID }
+// ID is the id of the track the down-track was created for. It stays the
+// same when the down-track is re-anchored: it is the viewer's track id.
+func (d *DownTrack) ID() string { return d.id }
 
 // RID is empty: a down-track is one layer.
 func (d *DownTrack) RID() string { return "" }
 
 // StreamID is the publisher's participant id, so a viewer keeps the
 // publisher's audio and video in one synchronised stream.
-func (d *DownTrack) StreamID() string { return d.track.info.StreamID }
+func (d *DownTrack) StreamID() string { return d.streamID }
 
 // Kind is audio or video.
-func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.track.info.Kind }
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.kind }
 
-// Track returns the published track this down-track copies.
-func (d *DownTrack) Track() *Track { return d.track }
+// Track returns the track the down-track copies now.
+func (d *DownTrack) Track() *Track { return d.src.Load() }
 
-// forward writes one source packet to the viewer and returns the bytes
-// written (0 when the packet was not sent). A viewer that has received
-// nothing yet starts on a keyframe: the packets since the latest keyframe are
-// replayed from the cache first, so it gets a picture at once instead of at the
-// broadcaster's next natural keyframe.
-func (d *DownTrack) forward(h *rtp.Header, payload []byte, sc *scratch) int {
+// Switch re-anchors the down-track to another source track of the same
+// codec. The viewer's sequence numbers and timestamps continue; the new
+// source's packets start at its next decodable picture (the cached one when
+// there is one). It returns ErrCodecMismatch when the codecs differ.
+func (d *DownTrack) Switch(to *Track) error {
+	if !strings.EqualFold(to.codec.MimeType, d.codec.MimeType) || to.codec.ClockRate != d.codec.ClockRate {
+		return ErrCodecMismatch
+	}
+	old := d.src.Load()
+	if old == to {
+		return nil
+	}
+	old.removeDown(d)
+	d.mu.Lock()
+	d.src.Store(to)
+	d.state = dtWaiting
+	d.mu.Unlock()
+	if d.bind.Load() != nil {
+		to.addDown(d)
+	}
+	return nil
+}
+
+// onPacket writes one live source packet to the viewer and returns the
+// bytes written (0 when the packet was not sent). It runs on t's forwarder
+// (or one fan-out worker), which is the only writer of live packets.
+func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bool) int {
 	b := d.bind.Load()
 	if b == nil {
 		return 0
 	}
-	if !d.started.Load() {
-		t := d.track
-		switch {
-		case !t.isVideo():
-			d.start(h)
-		case t.kfValid && int16(h.SequenceNumber-t.kfSeq) < 0:
-			return 0 // a late packet from before the picture: wait for a newer one
-		case t.kfValid && t.kfSeq != h.SequenceNumber:
-			switch d.replay(b, h.SequenceNumber, sc) {
-			case replayNotReady:
-				return 0
-			case replayNoKeyframe:
-				t.RequestKeyframe()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.src.Load() != t {
+		return 0 // re-anchored while this round was under way
+	}
+	if d.pliPending.Load() {
+		d.pliPending.Store(false)
+		d.servePLI(t)
+	}
+	switch d.state {
+	case dtLive:
+		if d.fresh < freshWindow {
+			// Early on, a late retransmission from the publisher can be
+			// older than the anchor's first packet; it would only confuse
+			// the viewer.
+			if int16(h.SequenceNumber-d.anc.srcStart) < 0 {
 				return 0
 			}
-		case isKeyframeStart(t.mime, payload):
-			d.start(h)
-		default:
-			t.RequestKeyframe()
+			d.fresh++
+		}
+		return d.send(b, t, h, payload)
+	case dtReplaying:
+		return 0 // the replay reaches this packet through the cache
+	}
+	switch {
+	case !t.isVideo():
+		return d.startLive(b, t, h, payload)
+	case t.pic.kfValid:
+		if int16(h.SequenceNumber-t.pic.kfSeq) < 0 {
+			return 0 // a late packet from before the picture
+		}
+		d.setAnchor(t, t.pic.kfSeq, t.pic.kfTS, t.pic.headTS)
+		d.cursor = t.pic.kfSeq
+		d.state = dtReplaying
+		t.addReplaying(d)
+		return 0
+	case keyframeCodec(t.mime):
+		t.RequestKeyframe()
+		return 0
+	default:
+		// A codec whose keyframes the SFU cannot see: ask for one and start
+		// at the next picture boundary.
+		t.RequestKeyframe()
+		if !auStart {
 			return 0
 		}
-		n := d.write(b, h, payload, &d.hdr)
-		if n == 0 {
-			d.started.Store(false) // SRTP is not up yet: start again with the next packet
-		}
-		return n
+		return d.startLive(b, t, h, payload)
 	}
-	if d.fresh < freshWindow {
-		// Early on, a late retransmission from the publisher can be older than
-		// the viewer's first packet; it would only confuse the viewer.
-		if int16(h.SequenceNumber-d.startSeq) < 0 {
-			return 0
-		}
-		d.fresh++
+}
+
+// startLive anchors the down-track at h and sends it.
+func (d *DownTrack) startLive(b *binding, t *Track, h *rtp.Header, payload []byte) int {
+	d.setAnchor(t, h.SequenceNumber, h.Timestamp, h.Timestamp)
+	n := d.send(b, t, h, payload)
+	if n > 0 {
+		d.state = dtLive
+		d.fresh = 0
 	}
-	return d.write(b, h, payload, &d.hdr)
+	return n
 }
 
 // freshWindow is how many packets after its start a down-track checks for
 // packets older than its first one (beyond it sequence numbers wrap).
 const freshWindow = 4096
 
-// Outcomes of replay.
-const (
-	replayStarted    = iota // the viewer has the picture since the keyframe
-	replayNotReady          // Pion dropped the keyframe: DTLS is not up yet
-	replayNoKeyframe        // the keyframe's first packet is gone from the cache
-)
+// setAnchor starts mapping t's packets from srcSeq (timestamp kfTS) on, with
+// headTS the newest timestamp of the replayed span. The first packet gets the
+// sequence number after the last one sent (or a random one, RFC 3550 section
+// 5.1, for the first anchor) and a timestamp advanced by the wall-clock time
+// since then.
+func (d *DownTrack) setAnchor(t *Track, srcSeq uint16, kfTS, headTS uint32) {
+	var outSeq uint16
+	var outTS uint32
+	if d.sent {
+		outSeq = d.lastSeq + 1
+		ticks := uint64(max(t.fwdAt-d.lastAt, 0)) * uint64(d.codec.ClockRate) / 1e9
+		outTS = d.lastTS + uint32(max(ticks, 1))
+	} else {
+		outSeq, outTS = uint16(rand.Uint32()), rand.Uint32()
+	}
+	span := headTS - kfTS
+	if int32(span) < 0 {
+		span = 0
+	}
+	cspan := min(span, d.codec.ClockRate/maxReplaySpanDiv)
+	d.anc = anchor{
+		srcStart: srcSeq, outStart: outSeq, seqOffset: outSeq - srcSeq,
+		kfTS: kfTS, span: span, cspan: cspan, tsBase: outTS,
+		tsOffset: outTS + cspan - headTS,
+	}
+}
 
-// replay sends the cached packets from the latest keyframe up to (not
-// including) seq, starting the down-track at the keyframe.
-func (d *DownTrack) replay(b *binding, seq uint16, sc *scratch) int {
-	t := d.track
-	var sent, bytes uint64
-	for s := t.kfSeq; s != seq; s++ {
-		first := s == t.kfSeq
-		payload, ok := cachedPacket(t.cache, s, sc)
+// replayMore sends up to max packets of the cached picture to a replaying
+// down-track. done reports that the down-track left the replay (it is live,
+// or must start again).
+func (d *DownTrack) replayMore(t *Track, max int, sc *scratch) (sent, bytes int, done bool) {
+	b := d.bind.Load()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.src.Load() != t || d.state != dtReplaying {
+		return 0, 0, true
+	}
+	if b == nil {
+		d.state = dtWaiting
+		return 0, 0, true
+	}
+	end := t.pic.headSeq + 1
+	if int(end-d.cursor) > t.cache.size() {
+		d.state = dtWaiting // fell out of the cache: start on a newer picture
+		return 0, 0, true
+	}
+	for sent < max {
+		if d.cursor == end {
+			d.state = dtLive
+			d.fresh = 0
+			return sent, bytes, true
+		}
+		first := d.cursor == d.anc.srcStart
+		payload, ok := cachedPacket(t.cache, d.cursor, sc)
 		if !ok {
 			if first {
-				return replayNoKeyframe
+				d.state = dtWaiting // the keyframe left the cache
+				t.RequestKeyframe()
+				return sent, bytes, true
 			}
-			continue // lost upstream; the viewer's NACK may fetch it later
+			d.cursor++ // lost upstream; the viewer's NACK may fetch it later
+			continue
 		}
+		n := d.send(b, t, &sc.hdr, payload)
 		if first {
-			d.start(&sc.hdr)
-		}
-		w := d.write(b, &sc.hdr, payload, &sc.hdr)
-		if first {
-			if w == 0 {
+			if n == 0 {
 				// Pion drops packets (without an error) until the viewer's
-				// DTLS handshake is done: replay once it is.
-				d.started.Store(false)
-				return replayNotReady
+				// DTLS handshake is done: start again with the next packet.
+				d.state = dtWaiting
+				return 0, 0, true
 			}
 			t.engine.stats.replays.Add(1) // counted as soon as the viewer can see it
 		}
-		if w > 0 {
+		d.cursor++
+		if n > 0 {
 			sent++
-			bytes += uint64(w)
+			bytes += n
 		}
 	}
-	stats := &t.engine.stats
-	stats.packetsForwarded.Add(sent)
-	stats.bytesForwarded.Add(bytes)
-	return replayStarted
+	return sent, bytes, false
+}
+
+func (d *DownTrack) isReplaying(t *Track) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.src.Load() == t && d.state == dtReplaying
+}
+
+func (d *DownTrack) abandonReplay(t *Track) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.src.Load() == t && d.state == dtReplaying {
+		d.state = dtWaiting
+	}
+}
+
+// send rewrites h (SSRC, payload type, sequence number, timestamp; the
+// publisher's header extensions are dropped since their ids belong to the
+// publisher's session) and writes it. d.mu is held.
+func (d *DownTrack) send(b *binding, t *Track, h *rtp.Header, payload []byte) int {
+	out := &d.hdr
+	rewrite(out, h, b, h.SequenceNumber+d.anc.seqOffset, d.anc.mapTS(h.Timestamp))
+	n := d.write(b, out, payload)
+	if n == 0 {
+		return 0
+	}
+	if !d.sent || int16(out.SequenceNumber-d.lastSeq) > 0 {
+		d.lastSeq, d.lastTS, d.lastAt, d.sent = out.SequenceNumber, out.Timestamp, t.fwdAt, true
+	}
+	return n
+}
+
+// write sends one rewritten packet and returns its size (0 when it was not
+// sent). It never waits for the viewer: over UDP the kernel drops what a
+// viewer's full socket cannot take; over ICE-TCP each connection has a
+// bounded write buffer (see Engine) beyond which Pion drops packets for that
+// viewer alone (silently: its ICE layer logs the error and reports success).
+func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte) int {
+	n, err := b.writer.WriteRTP(h, payload)
+	if err != nil {
+		if t := d.src.Load(); t != nil {
+			t.engine.stats.writeErrors.Add(1)
+		}
+		return 0
+	}
+	return n
+}
+
+func rewrite(out, h *rtp.Header, b *binding, seq uint16, ts uint32) {
+	if out != h {
+		*out = *h
+	}
+	out.SSRC = b.ssrc
+	out.PayloadType = b.pt
+	out.SequenceNumber = seq
+	out.Timestamp = ts
+	out.Extension = false
+	out.Extensions = out.Extensions[:0]
+	out.Padding = false
+	out.PaddingSize = 0
 }
 
 // cachedPacket loads packet seq from the cache into sc, parsing its header
@@ -195,66 +391,6 @@ func cachedPacket(c *packetCache, seq uint16, sc *scratch) ([]byte, bool) {
 		return nil, false
 	}
 	return trimPadding(&sc.hdr, sc.buf[:n], hl)
-}
-
-// start fixes the mapping so that the first packet sent is h, under a random
-// sequence number and timestamp (RFC 3550 section 5.1).
-func (d *DownTrack) start(h *rtp.Header) {
-	d.seqOffset = uint16(rand.Uint32()) - h.SequenceNumber
-	d.tsOffset = rand.Uint32() - h.Timestamp
-	d.startSeq = h.SequenceNumber
-	d.fresh = 0
-	d.started.Store(true)
-}
-
-// write rewrites h into out (SSRC, payload type, sequence number, timestamp;
-// the publisher's header extensions are dropped since their ids belong to the
-// publisher's session) and sends it.
-func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte, out *rtp.Header) int {
-	if out != h {
-		*out = *h
-	}
-	out.SSRC = b.ssrc
-	out.PayloadType = b.pt
-	out.SequenceNumber = h.SequenceNumber + d.seqOffset
-	out.Timestamp = h.Timestamp + d.tsOffset
-	out.Extension = false
-	out.Extensions = out.Extensions[:0]
-	out.Padding = false
-	out.PaddingSize = 0
-	n, err := b.writer.WriteRTP(out, payload)
-	if err != nil {
-		return 0
-	}
-	return n
-}
-
-// handleNACK resends the packets a viewer reports lost, from the track's
-// shared cache, mapping the viewer's sequence numbers back to the source's.
-func (d *DownTrack) handleNACK(nack *rtcp.TransportLayerNack) {
-	b := d.bind.Load()
-	if b == nil || !d.started.Load() {
-		return
-	}
-	stats := &d.track.engine.stats
-	d.rtxMu.Lock()
-	defer d.rtxMu.Unlock()
-	resend := func(out uint16) {
-		stats.nacksReceived.Add(1)
-		payload, ok := cachedPacket(d.track.cache, out-d.seqOffset, &d.rtx)
-		if ok && d.write(b, &d.rtx.hdr, payload, &d.rtx.hdr) > 0 {
-			stats.nacksAnswered.Add(1)
-		}
-	}
-	for _, pair := range nack.Nacks {
-		// The pair names PacketID and, by bitmask, the 16 that follow it.
-		resend(pair.PacketID)
-		for i := range uint16(16) {
-			if pair.LostPackets&(1<<i) != 0 {
-				resend(pair.PacketID + i + 1)
-			}
-		}
-	}
 }
 
 // trimPadding returns the payload of pkt (header length hl) without RTP

@@ -11,6 +11,7 @@ import (
 func (r *testRig) feed(seq uint16, key bool) {
 	var h rtp.Header
 	r.track.ingest(vp8Packet(seq, uint32(seq)*3000, key), &h)
+	r.track.pump()
 }
 
 func TestDownTrack_LateJoinerGetsThePictureSinceTheKeyframe(t *testing.T) {
@@ -62,7 +63,7 @@ func TestDownTrack_NACKsAreAnsweredFromTheSharedCache(t *testing.T) {
 	before := len(r.sent(a))
 	// Viewer a lost source packets 103 and 104: it names them in its own
 	// sequence space.
-	out := 103 + a.seqOffset
+	out := 103 + a.anc.seqOffset
 	a.handleNACK(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: out, LostPackets: 0b1}}})
 	got := r.sent(a)[before:]
 	if len(got) != 2 || got[0] != 103 || got[1] != 104 {
@@ -79,7 +80,7 @@ func TestDownTrack_NACKsAreAnsweredFromTheSharedCache(t *testing.T) {
 	for s := uint16(110); s < 110+300; s++ {
 		r.feed(s, false)
 	}
-	a.handleNACK(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: 101 + a.seqOffset}}})
+	a.handleNACK(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: 101 + a.anc.seqOffset}}})
 	if st.nacksAnswered.Load() != 2 {
 		t.Fatal("answered a NACK for a packet no longer cached")
 	}
@@ -104,13 +105,13 @@ func TestTrack_KeyframeStartOnlyMovesForward(t *testing.T) {
 	r.feed(10, true)
 	r.feed(20, true)
 	r.feed(12, true) // a late retransmission of an older keyframe packet
-	if r.track.kfSeq != 20 {
-		t.Fatalf("picture starts at %d, want 20", r.track.kfSeq)
+	if r.track.pic.kfSeq != 20 {
+		t.Fatalf("picture starts at %d, want 20", r.track.pic.kfSeq)
 	}
 	for s := uint16(21); s < 21+300; s++ { // longer than the 256-packet cache
 		r.feed(s, false)
 	}
-	if r.track.kfValid {
+	if r.track.pic.kfValid {
 		t.Fatal("a picture longer than the cache is still offered to late joiners")
 	}
 }

@@ -33,13 +33,18 @@ type Engine struct {
 
 	cacheSize   int
 	keyframeGap time.Duration
+	nackBudget  int // bytes per second per viewer; 0 is unlimited
 	stats       counters
 }
 
 type counters struct {
 	packetsForwarded, bytesForwarded atomic.Uint64
 	nacksReceived, nacksAnswered     atomic.Uint64
+	nacksIgnored, nacksDropped       atomic.Uint64
 	plisSent, replays                atomic.Uint64
+	plisReceived, plisFromCache      atomic.Uint64
+	plisIgnored, forwarderSkipped    atomic.Uint64
+	writeErrors                      atomic.Uint64
 	tracks, downTracks               atomic.Int64
 	publishers, subscribers          atomic.Int64
 }
@@ -50,6 +55,13 @@ type Stats struct {
 	BytesForwarded   uint64
 	NACKsReceived    uint64 // sequence numbers viewers reported lost
 	NACKsAnswered    uint64 // of those, resent from the shared cache
+	NACKsIgnored     uint64 // not resent: duplicate, too early, gone from the cache
+	NACKsDropped     uint64 // not resent: over the viewer's retransmission budget
+	PLIsReceived     uint64 // picture losses viewers reported
+	PLIsFromCache    uint64 // of those, answered by replaying the cached picture
+	PLIsIgnored      uint64 // of those, ignored (the viewer had a replay within 500 ms)
+	ForwarderSkipped uint64 // packets a forwarder that fell too far behind skipped
+	WriteErrors      uint64 // writes to viewers that failed (a closed connection)
 	PLIsSent         uint64 // keyframe requests sent to publishers
 	Replays          uint64 // late joiners started from the cached keyframe
 	Tracks           int64  // published tracks being read
@@ -71,7 +83,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	if cacheSize < 256 || cacheSize > 1<<15 || cacheSize&(cacheSize-1) != 0 {
 		return nil, fmt.Errorf("sfu: packet_cache %d is not a power of two in 256..32768", cacheSize)
 	}
-	e := &Engine{log: log.With("component", "sfu"), cacheSize: cacheSize, keyframeGap: cfg.KeyframeInterval}
+	e := &Engine{log: log.With("component", "sfu"), cacheSize: cacheSize, keyframeGap: cfg.KeyframeInterval, nackBudget: cfg.NACKBudget}
 	if e.keyframeGap <= 0 {
 		e.keyframeGap = 500 * time.Millisecond
 	}
@@ -115,7 +127,16 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 			return nil, fmt.Errorf("sfu: listen on TCP port %d: %w", cfg.TCPPort, err)
 		}
 		e.tcp = l
-		e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), l, 64)
+		// Each ICE-TCP connection gets a bounded write buffer: a viewer that
+		// stops reading fills it, and then writes to it fail instead of
+		// blocking the track's forwarder (Pion's default is 4 MB each, a
+		// memory cost an attacker could multiply).
+		e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener:        l,
+			Logger:          lf.NewLogger("tcpmux"),
+			ReadBufferSize:  64,
+			WriteBufferSize: tcpWriteBuffer,
+		})
 		se.SetICETCPMux(e.tcpMux)
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
 	} else {
@@ -152,6 +173,10 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// tcpWriteBuffer bounds what is queued for one ICE-TCP connection: about
+// 1.5 s of a 2.5 Mbit/s broadcast.
+const tcpWriteBuffer = 512 << 10
 
 // newPublisherAPI builds the API for connections on which clients send media.
 // Interceptors: NACK generator (ask the publisher to resend what the SFU
@@ -209,6 +234,13 @@ func (e *Engine) Stats() Stats {
 		BytesForwarded:   s.bytesForwarded.Load(),
 		NACKsReceived:    s.nacksReceived.Load(),
 		NACKsAnswered:    s.nacksAnswered.Load(),
+		NACKsIgnored:     s.nacksIgnored.Load(),
+		NACKsDropped:     s.nacksDropped.Load(),
+		PLIsReceived:     s.plisReceived.Load(),
+		PLIsFromCache:    s.plisFromCache.Load(),
+		PLIsIgnored:      s.plisIgnored.Load(),
+		ForwarderSkipped: s.forwarderSkipped.Load(),
+		WriteErrors:      s.writeErrors.Load(),
 		PLIsSent:         s.plisSent.Load(),
 		Replays:          s.replays.Load(),
 		Tracks:           s.tracks.Load(),

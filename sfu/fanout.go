@@ -21,6 +21,7 @@ type fanJob struct {
 	list    []*DownTrack
 	h       *rtp.Header
 	payload []byte
+	auStart bool
 	wg      *sync.WaitGroup
 }
 
@@ -44,7 +45,7 @@ func (f *fanout) run() {
 	defer f.wg.Done()
 	var sc scratch
 	for j := range f.jobs {
-		j.track.writeRange(j.list, j.h, j.payload, &sc)
+		j.track.writeRange(j.list, j.h, j.payload, j.auStart, &sc)
 		j.wg.Done()
 	}
 }

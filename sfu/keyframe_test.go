@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestIsKeyframeStart(t *testing.T) {
+func TestIsKeyframe(t *testing.T) {
 	cases := []struct {
 		name, mime string
 		payload    []byte
@@ -27,21 +27,37 @@ func TestIsKeyframeStart(t *testing.T) {
 		{"h264 stap-a truncated", "video/H264", []byte{0x78, 0xff}, false},
 		{"vp9 key start", "video/VP9", []byte{0x08}, true},
 		{"vp9 inter", "video/VP9", []byte{0x48}, false},
+		{"vp9 key with layer indices, base layer", "video/VP9", []byte{0xA8, 0x05, 0x00}, true},
+		{"vp9 key with layer indices, spatial layer 1", "video/VP9", []byte{0xA8, 0x05, 0x02}, false},
+		{"vp9 truncated layer indices", "video/VP9", []byte{0xA8, 0x05}, false},
+		{"av1 new coded video sequence (N)", "video/AV1", []byte{0x18, 0x0a}, true},
+		{"av1 one OBU, sequence header", "video/AV1", []byte{0x10, 0x0a, 0x00}, true},
+		{"av1 two OBUs, sequence header first", "video/AV1", []byte{0x20, 0x03, 0x08, 0x00, 0x00, 0x32}, true},
+		{"av1 one OBU, frame", "video/AV1", []byte{0x10, 0x32, 0x00}, false},
+		{"av1 continuation", "video/AV1", []byte{0x90, 0x0a}, false},
+		{"av1 truncated length", "video/AV1", []byte{0x20, 0x80}, false},
+		{"h265 idr", "video/H265", []byte{0x26, 0x01}, true},
+		{"h265 cra", "video/H265", []byte{0x2a, 0x01}, true},
+		{"h265 trail", "video/H265", []byte{0x02, 0x01}, false},
+		{"h265 vps in aggregation packet", "video/H265", []byte{0x60, 0x01, 0x00, 0x02, 0x40, 0x01}, true},
+		{"h265 fu start of idr", "video/H265", []byte{0x62, 0x01, 0x93}, true},
+		{"h265 fu middle of idr", "video/H265", []byte{0x62, 0x01, 0x13}, false},
 		{"opus", "audio/opus", []byte{0x10}, false},
+		{"unknown codec", "video/x-mystery", []byte{0x10}, false},
 	}
 	for _, c := range cases {
-		if got := isKeyframeStart(strings.ToLower(c.mime), c.payload); got != c.want {
+		if got := isKeyframe(strings.ToLower(c.mime), c.payload); got != c.want {
 			t.Errorf("%s: got %v want %v", c.name, got, c.want)
 		}
 	}
 }
 
-func FuzzIsKeyframeStart(f *testing.F) {
+func FuzzIsKeyframe(f *testing.F) {
 	f.Add([]byte{0x90, 0x80, 0x81, 0x02, 0x00})
 	f.Add([]byte{0x78, 0x00, 0x02, 0x67, 0x42})
 	f.Fuzz(func(t *testing.T, p []byte) {
-		for _, m := range []string{"video/vp8", "video/h264", "video/vp9", "video/av1"} {
-			_ = isKeyframeStart(m, p)
+		for _, m := range []string{"video/vp8", "video/h264", "video/vp9", "video/av1", "video/h265"} {
+			_ = isKeyframe(m, p)
 		}
 	})
 }
@@ -49,18 +65,18 @@ func FuzzIsKeyframeStart(f *testing.F) {
 func TestPacketCache_ReturnsOnlyTheRequestedSequence(t *testing.T) {
 	c := newPacketCache(256)
 	buf := make([]byte, maxCachedPacket)
-	c.put(10, []byte{1, 2, 3})
+	c.put(10, []byte{1, 2, 3}, 0)
 	if n := c.get(10, buf); n != 3 || buf[2] != 3 {
 		t.Fatalf("get(10) = %d", n)
 	}
-	c.put(10+256, []byte{9})
+	c.put(10+256, []byte{9}, 0)
 	if n := c.get(10, buf); n != 0 {
 		t.Fatal("overwritten packet still returned")
 	}
 	if n := c.get(11, buf); n != 0 {
 		t.Fatal("never stored packet returned")
 	}
-	c.put(12, make([]byte, maxCachedPacket+1))
+	c.put(12, make([]byte, maxCachedPacket+1), 0)
 	if n := c.get(12, buf); n != 0 {
 		t.Fatal("oversize packet returned")
 	}

@@ -1,6 +1,9 @@
 package sfu
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // maxCachedPacket is the largest RTP packet the cache keeps. Publishers send
 // packets below the path MTU (browsers about 1200 bytes), so anything larger is
@@ -22,6 +25,7 @@ type packetCache struct {
 }
 
 type cacheSlot struct {
+	at    int64 // arrival, monoNow nanoseconds
 	seq   uint16
 	size  uint16
 	valid bool
@@ -43,9 +47,10 @@ func newPacketCache(size int) *packetCache {
 // size is the number of packets the cache holds.
 func (c *packetCache) size() int { return len(c.slots) }
 
-// put stores a copy of pkt under seq. Packets larger than maxCachedPacket are
-// not stored (the slot is invalidated so an older packet is not returned).
-func (c *packetCache) put(seq uint16, pkt []byte) {
+// put stores a copy of pkt under seq, noting its arrival time at. Packets
+// larger than maxCachedPacket are not stored (the slot is invalidated so an
+// older packet is not returned).
+func (c *packetCache) put(seq uint16, pkt []byte, at int64) {
 	i := int(seq & c.mask)
 	c.mu.Lock()
 	s := &c.slots[i]
@@ -53,7 +58,7 @@ func (c *packetCache) put(seq uint16, pkt []byte) {
 		s.valid = false
 	} else {
 		copy(c.buf[i*maxCachedPacket:], pkt)
-		*s = cacheSlot{seq: seq, size: uint16(len(pkt)), valid: true}
+		*s = cacheSlot{at: at, seq: seq, size: uint16(len(pkt)), valid: true}
 	}
 	c.mu.Unlock()
 }
@@ -71,3 +76,19 @@ func (c *packetCache) get(seq uint16, dst []byte) int {
 	}
 	return copy(dst, c.buf[i*maxCachedPacket:i*maxCachedPacket+int(s.size)])
 }
+
+// arrival returns when packet seq arrived (monoNow nanoseconds), or false
+// when it is not in the cache.
+func (c *packetCache) arrival(seq uint16) (int64, bool) {
+	i := int(seq & c.mask)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s := c.slots[i]
+	return s.at, s.valid && s.seq == seq
+}
+
+// monoEpoch anchors monoNow.
+var monoEpoch = time.Now()
+
+// monoNow is a monotonic clock in nanoseconds, cheap enough for every packet.
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }

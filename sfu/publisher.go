@@ -26,6 +26,11 @@ type TrackMeta struct {
 type PublisherEvents struct {
 	// OnCandidate passes a local ICE candidate to the client (trickle).
 	OnCandidate func(webrtc.ICECandidateInit)
+	// TrackID, when set, names a new track (its TrackInfo has no ID yet):
+	// the room gives a republished track the id of the one it replaces, so
+	// viewers keep one track id across a broadcaster's reconnect. An empty
+	// answer means a fresh id.
+	TrackID func(TrackInfo) string
 	// OnTrack is called when a published track starts; its reader is running.
 	OnTrack func(*Track)
 	// OnTrackEnded is called when a published track has ended.
@@ -44,6 +49,7 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	meta    map[string]TrackMeta
+	tracks  []*Track                  // started, for markStopped
 	pending []webrtc.ICECandidateInit // candidates that came before the offer
 	closed  bool
 	failed  sync.Once
@@ -84,7 +90,6 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	}
 	meta := p.meta[remote.ID()]
 	info := TrackInfo{
-		ID:       newID("t_"),
 		StreamID: p.streamID,
 		Kind:     remote.Kind(),
 		MimeType: remote.Codec().MimeType,
@@ -101,7 +106,14 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 			info.Source = "microphone"
 		}
 	}
+	if p.events.TrackID != nil {
+		info.ID = p.events.TrackID(info)
+	}
+	if info.ID == "" {
+		info.ID = newID("t_")
+	}
 	t := newTrack(p.e, remote, info, p.sendPLI)
+	p.tracks = append(p.tracks, t)
 	p.e.stats.tracks.Add(1)
 	p.readers.Add(2)
 	p.mu.Unlock()
@@ -163,6 +175,7 @@ func (p *Publisher) HandleOffer(ctx context.Context, offer string, meta map[stri
 		p.meta[k] = v
 	}
 	p.mu.Unlock()
+	p.markStopped(offer)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
@@ -201,6 +214,10 @@ func localAnswer(ctx context.Context, pc *webrtc.PeerConnection, complete bool) 
 func (p *Publisher) AddCandidate(c webrtc.ICECandidateInit) error {
 	p.mu.Lock()
 	if p.pc.RemoteDescription() == nil {
+		if len(p.pending) >= MaxPendingCandidates {
+			p.mu.Unlock()
+			return errPendingFull
+		}
 		p.pending = append(p.pending, c)
 		p.mu.Unlock()
 		return nil

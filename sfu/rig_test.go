@@ -10,30 +10,51 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// recordingWriter is a TrackLocalWriter that remembers the source sequence
-// numbers of what a down-track sent (it maps them back with the offset).
+// sentPacket is what a down-track wrote: the viewer's header fields and the
+// payload's first bytes.
+type sentPacket struct {
+	seq  uint16
+	ts   uint32
+	head []byte
+}
+
+// recordingWriter is a TrackLocalWriter that remembers what a down-track sent.
 type recordingWriter struct {
-	mu   sync.Mutex
-	seqs []uint16
+	mu  sync.Mutex
+	out []sentPacket
 }
 
 func (w *recordingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.seqs = append(w.seqs, h.SequenceNumber)
+	w.out = append(w.out, sentPacket{seq: h.SequenceNumber, ts: h.Timestamp, head: append([]byte(nil), payload[:min(len(payload), 4)]...)})
 	return 12 + len(payload), nil
 }
 
 func (w *recordingWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func (w *recordingWriter) packets() []sentPacket {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]sentPacket(nil), w.out...)
+}
 
 type testRig struct {
 	track   *Track
 	writers map[*DownTrack]*recordingWriter
 }
 
+func newTestEngine() *Engine {
+	return &Engine{log: slog.Default(), cacheSize: 256, keyframeGap: time.Second, nackBudget: 262144}
+}
+
 func newTestRig(t *testing.T) *testRig {
-	e := &Engine{log: slog.Default(), cacheSize: 256, keyframeGap: time.Second}
-	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	return newTestRigCodec(t, webrtc.MimeTypeVP8)
+}
+
+func newTestRigCodec(t *testing.T, mime string) *testRig {
+	e := newTestEngine()
+	codec := webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}
 	tr := newTrackFor(e, TrackInfo{ID: "t", Kind: webrtc.RTPCodecTypeVideo, MimeType: codec.MimeType}, codec, 1, func(uint32) {})
 	return &testRig{track: tr, writers: map[*DownTrack]*recordingWriter{}}
 }
@@ -47,14 +68,13 @@ func (r *testRig) addViewer() *DownTrack {
 	return d
 }
 
-// sent returns the source sequence numbers the viewer received.
+// sent returns the source sequence numbers the viewer received (mapped back
+// with the down-track's current anchor).
 func (r *testRig) sent(d *DownTrack) []uint16 {
-	w := r.writers[d]
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := make([]uint16, len(w.seqs))
-	for i, s := range w.seqs {
-		out[i] = s - d.seqOffset
+	pkts := r.writers[d].packets()
+	out := make([]uint16, len(pkts))
+	for i, p := range pkts {
+		out[i] = p.seq - d.anc.seqOffset
 	}
 	return out
 }

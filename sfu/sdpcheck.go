@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -24,9 +25,13 @@ type OfferLimits struct {
 }
 
 // CheckOffer parses an SDP offer from outside and checks it against limits:
-// it must parse, hold at most MaxSections m-lines, and offer at least one
-// codec the SFU forwards in some audio or video section. It never panics and
-// wraps ErrInvalidSDP or ErrUnsupportedCodec.
+// it must parse, hold at most MaxSections m-lines, give every active audio or
+// video section valid ICE credentials (RFC 8839) and a DTLS fingerprint, and
+// offer at least one codec the SFU forwards in some audio or video section.
+// Checking here, before the offer reaches a peer connection, keeps an offer
+// Pion would reject half-way from leaving the connection in a state where no
+// later offer applies. It never panics and wraps ErrInvalidSDP or
+// ErrUnsupportedCodec.
 func CheckOffer(offer string, lim OfferLimits) (OfferInfo, error) {
 	var info OfferInfo
 	if lim.MaxBytes > 0 && len(offer) > lim.MaxBytes {
@@ -47,13 +52,16 @@ func CheckOffer(offer string, lim OfferLimits) (OfferInfo, error) {
 		return info, fmt.Errorf("%w: %d media sections is over the limit of %d", ErrInvalidSDP, info.Sections, lim.MaxSections)
 	}
 	supported := false
-	for _, m := range sd.MediaDescriptions {
+	for i, m := range sd.MediaDescriptions {
 		kind := m.MediaName.Media
 		if kind != "audio" && kind != "video" {
 			continue
 		}
 		if m.MediaName.Port.Value == 0 {
 			continue // rejected or stopped section
+		}
+		if err := checkTransport(&sd, m); err != nil {
+			return info, fmt.Errorf("%w: media section %d (%s): %w", ErrInvalidSDP, i, kind, err)
 		}
 		dir := direction(m)
 		if dir == "sendrecv" || dir == "sendonly" {
@@ -97,4 +105,78 @@ func direction(m *sdp.MediaDescription) string {
 		}
 	}
 	return "sendrecv"
+}
+
+// MaxPendingCandidates bounds the client ICE candidates a connection keeps
+// while it has no remote description yet. A real client gathers a handful;
+// beyond this AddCandidate returns ErrTooManyCandidates, so a client cannot
+// grow the server's memory by trickling before it offers or answers.
+const MaxPendingCandidates = 64
+
+// ErrTooManyCandidates is returned by AddCandidate when MaxPendingCandidates
+// are already waiting for the remote description.
+var ErrTooManyCandidates = errors.New("sfu: too many ICE candidates before the remote description")
+
+// errPendingFull is ErrTooManyCandidates with the limit.
+var errPendingFull = fmt.Errorf("%w: at most %d are kept", ErrTooManyCandidates, MaxPendingCandidates)
+
+// ICE credential lengths of RFC 8839 section 5.4.
+const (
+	minUfrag, maxUfrag = 4, 256
+	minPwd, maxPwd     = 22, 256
+)
+
+// CheckICECredentials checks an ICE username fragment and password against
+// RFC 8839 section 5.4: ufrag 4 to 256 and pwd 22 to 256 ice-chars (ALPHA,
+// DIGIT, "+", "/"). It wraps ErrInvalidSDP.
+func CheckICECredentials(ufrag, pwd string) error {
+	if err := checkICEChars("ice-ufrag", ufrag, minUfrag, maxUfrag); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSDP, err)
+	}
+	if err := checkICEChars("ice-pwd", pwd, minPwd, maxPwd); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSDP, err)
+	}
+	return nil
+}
+
+func checkICEChars(name, v string, lo, hi int) error {
+	if len(v) < lo || len(v) > hi {
+		return fmt.Errorf("%s must be %d to %d characters, not %d", name, lo, hi, len(v))
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/') {
+			return fmt.Errorf("%s may hold only letters, digits, '+' and '/'", name)
+		}
+	}
+	return nil
+}
+
+// checkTransport checks what a section needs before it can be applied: ICE
+// credentials and a DTLS fingerprint, in the section or at session level.
+func checkTransport(sd *sdp.SessionDescription, m *sdp.MediaDescription) error {
+	attr := func(key string) (string, bool) {
+		if v, ok := m.Attribute(key); ok {
+			return v, true
+		}
+		return sd.Attribute(key)
+	}
+	ufrag, ok := attr("ice-ufrag")
+	if !ok {
+		return errors.New("a=ice-ufrag is missing")
+	}
+	pwd, ok := attr("ice-pwd")
+	if !ok {
+		return errors.New("a=ice-pwd is missing")
+	}
+	if err := checkICEChars("ice-ufrag", ufrag, minUfrag, maxUfrag); err != nil {
+		return err
+	}
+	if err := checkICEChars("ice-pwd", pwd, minPwd, maxPwd); err != nil {
+		return err
+	}
+	if fp, ok := attr("fingerprint"); !ok || len(strings.Fields(fp)) != 2 {
+		return errors.New("a=fingerprint (hash function and value) is missing")
+	}
+	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/halobuzz/live/config"
+	"github.com/pion/webrtc/v4"
 )
 
 const browserOffer = `v=0
@@ -68,6 +71,13 @@ func TestCheckOffer_RejectsBadOffers(t *testing.T) {
 		{"no media", crlf("v=0\no=- 1 2 IN IP4 127.0.0.1\ns=-\nt=0 0\n"), ErrInvalidSDP},
 		{"too large", crlf(browserOffer) + strings.Repeat("a=x:y\r\n", 20000), ErrInvalidSDP},
 		{"too many m-lines", many, ErrInvalidSDP},
+		{"no ufrag", strings.ReplaceAll(crlf(browserOffer), "a=ice-ufrag:abcd\r\n", ""), ErrInvalidSDP},
+		{"no pwd", strings.ReplaceAll(crlf(browserOffer), "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", ""), ErrInvalidSDP},
+		{"no fingerprint", strings.ReplaceAll(crlf(browserOffer), "a=fingerprint:", "a=x-fingerprint:"), ErrInvalidSDP},
+		{"ufrag of one character", strings.ReplaceAll(crlf(browserOffer), "a=ice-ufrag:abcd", "a=ice-ufrag:a"), ErrInvalidSDP},
+		{"pwd of 21 characters", strings.ReplaceAll(crlf(browserOffer), "abcdefghijklmnopqrstuvwx", "abcdefghijklmnopqrstu"), ErrInvalidSDP},
+		{"ufrag with a non-ice-char", strings.ReplaceAll(crlf(browserOffer), "a=ice-ufrag:abcd", "a=ice-ufrag:ab-cd"), ErrInvalidSDP},
+		{"ufrag of 257 characters", strings.ReplaceAll(crlf(browserOffer), "a=ice-ufrag:abcd", "a=ice-ufrag:"+strings.Repeat("u", 257)), ErrInvalidSDP},
 		{"unsupported codec", strings.NewReplacer("opus/48000/2", "PCMU/8000", "VP8/90000", "theora/90000").Replace(crlf(browserOffer)), ErrUnsupportedCodec},
 	}
 	for _, c := range cases {
@@ -77,6 +87,39 @@ func TestCheckOffer_RejectsBadOffers(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+func TestCheckOffer_ICECredentialsAtSessionLevel(t *testing.T) {
+	offer := strings.ReplaceAll(crlf(browserOffer), "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", "")
+	offer = strings.Replace(offer, "t=0 0\r\n", "t=0 0\r\na=ice-ufrag:ab+/\r\na=ice-pwd:"+strings.Repeat("Z9", 128)+"\r\n", 1)
+	if _, err := CheckOffer(offer, OfferLimits{MaxBytes: 65536, MaxSections: 16}); err != nil {
+		t.Fatalf("session-level credentials (4 and 256 ice-chars): %v", err)
+	}
+}
+
+func TestCheckICECredentials(t *testing.T) {
+	for _, c := range []struct {
+		ufrag, pwd string
+		ok         bool
+	}{
+		{"abcd", "abcdefghijklmnopqrstuv", true},
+		{"a+/9", strings.Repeat("p", 256), true},
+		{"abc", "abcdefghijklmnopqrstuv", false},
+		{"abcd", "abcdefghijklmnopqrstu", false},
+		{strings.Repeat("u", 257), "abcdefghijklmnopqrstuv", false},
+		{"abcd", strings.Repeat("p", 257), false},
+		{"ab=d", "abcdefghijklmnopqrstuv", false},
+		{"abcd", "abcdefghijklmnopqrstu\x00", false},
+		{"abcé", "abcdefghijklmnopqrstuv", false},
+	} {
+		err := CheckICECredentials(c.ufrag, c.pwd)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckICECredentials(%q, %q) = %v, want ok %v", c.ufrag, c.pwd, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidSDP) {
+			t.Errorf("error %v does not wrap ErrInvalidSDP", err)
+		}
 	}
 }
 
@@ -93,4 +136,51 @@ func FuzzCheckOffer(f *testing.F) {
 			t.Fatalf("unexpected error kind: %v", err)
 		}
 	})
+}
+
+// Candidates trickled before the remote description are kept up to
+// MaxPendingCandidates per connection; the rest are refused, not stored.
+func TestAddCandidate_PendingIsBounded(t *testing.T) {
+	e, err := NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", PacketCache: 256}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	pub, err := e.NewPublisher("p", PublisherEvents{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := e.NewSubscriber(SubscriberEvents{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	mid := "0"
+	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", SDPMid: &mid}
+	for name, conn := range map[string]interface {
+		AddCandidate(webrtc.ICECandidateInit) error
+	}{"publisher": pub, "subscriber": sub} {
+		refused := 0
+		for range 1000 {
+			if err := conn.AddCandidate(cand); err != nil {
+				if !errors.Is(err, ErrTooManyCandidates) {
+					t.Fatalf("%s: %v, want ErrTooManyCandidates", name, err)
+				}
+				refused++
+			}
+		}
+		if refused != 1000-MaxPendingCandidates {
+			t.Errorf("%s: %d of 1000 refused, want %d", name, refused, 1000-MaxPendingCandidates)
+		}
+	}
+	pub.mu.Lock()
+	np := len(pub.pending)
+	pub.mu.Unlock()
+	sub.mu.Lock()
+	ns := len(sub.pending)
+	sub.mu.Unlock()
+	if np != MaxPendingCandidates || ns != MaxPendingCandidates {
+		t.Errorf("pending publisher %d subscriber %d, want %d each", np, ns, MaxPendingCandidates)
+	}
 }

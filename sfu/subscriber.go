@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -115,11 +116,25 @@ func (s *Subscriber) RemoveTrack(trackID string) error {
 	delete(s.subs, trackID)
 	err := s.pc.RemoveTrack(sub.sender)
 	// Unbind may not run when the track was never bound; removing twice is harmless.
-	sub.dt.track.removeDown(sub.dt)
+	sub.dt.Track().removeDown(sub.dt)
 	if !s.answerer {
 		s.negotiateLocked()
 	}
 	return err
+}
+
+// Reanchor moves the viewer's copy of track id to another source track
+// (the broadcaster republished): the viewer keeps its track, whose sequence
+// numbers and timestamps continue, and the new source starts on a keyframe.
+// It returns false when the viewer has no such track.
+func (s *Subscriber) Reanchor(id string, to *Track) (bool, error) {
+	s.mu.Lock()
+	sub, ok := s.subs[id]
+	s.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	return true, sub.dt.Switch(to)
 }
 
 // TrackIDs returns the ids of the tracks the viewer is subscribed to.
@@ -220,6 +235,10 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 func (s *Subscriber) AddCandidate(c webrtc.ICECandidateInit) error {
 	s.mu.Lock()
 	if s.pc.RemoteDescription() == nil {
+		if len(s.pending) >= MaxPendingCandidates {
+			s.mu.Unlock()
+			return errPendingFull
+		}
 		s.pending = append(s.pending, c)
 		s.mu.Unlock()
 		return nil
@@ -241,7 +260,7 @@ func (s *Subscriber) Close() error {
 	s.mu.Unlock()
 	err := s.pc.Close()
 	for _, sub := range subs {
-		sub.dt.track.removeDown(sub.dt)
+		sub.dt.Track().removeDown(sub.dt)
 	}
 	s.rtcpLoops.Wait()
 	s.e.stats.subscribers.Add(-1)
@@ -249,8 +268,10 @@ func (s *Subscriber) Close() error {
 }
 
 // readViewerRTCP handles one down-track's feedback until the sender stops:
-// NACKs are answered from the shared cache, picture loss becomes a merged,
-// rate-limited keyframe request to the publisher.
+// NACKs are answered from the shared cache within the viewer's budget,
+// picture loss is answered from the cached picture (or becomes a merged,
+// rate-limited keyframe request to the publisher), receiver reports give the
+// viewer's RTT.
 func readViewerRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
 	for {
@@ -267,7 +288,11 @@ func readViewerRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
 			case *rtcp.TransportLayerNack:
 				dt.handleNACK(p)
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				dt.track.RequestKeyframe()
+				dt.handlePLI()
+			case *rtcp.ReceiverReport:
+				for _, r := range p.Reports {
+					dt.handleReceiverReport(r, time.Now())
+				}
 			}
 		}
 	}

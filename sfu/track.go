@@ -32,8 +32,23 @@ type TrackInfo struct {
 // viewers take ~1.2 ms per packet on one core here.
 const inlineFanout = 256
 
-// Track is one published track: the single reader of the publisher's RTP,
-// the packet cache shared by all its viewers, and the list of down-tracks.
+// arrivalRing is how many packets the forwarder may fall behind the reader
+// before it skips ahead (and viewers see loss). At 2.5 Mbit/s that is about
+// four seconds: a forwarder that far behind has lost its viewers anyway.
+const arrivalRing = 1024
+
+// Track is one published track (or a relayed one): the single reader of the
+// publisher's RTP, the packet cache shared by all its viewers, the forwarder
+// that writes to them, and the list of down-tracks.
+//
+// The reader only stores each packet in the cache and notes its arrival; it
+// never waits for viewers, so the arrival times the publisher's congestion
+// control sees (TWCC) are true whatever the audience does. The forwarder, a
+// goroutine of its own, takes packets in arrival order from the cache,
+// follows where the current picture begins, writes every packet to every
+// live down-track (spread over the fan-out workers for a big audience) and
+// then, within a budget, replays the cached picture to viewers that are
+// starting, so that a crowd of late joiners cannot delay anyone else.
 type Track struct {
 	info   TrackInfo
 	engine *Engine
@@ -49,15 +64,32 @@ type Track struct {
 	lastKeyframeReq atomic.Int64 // unix nanoseconds of the last PLI sent upstream
 
 	mu    sync.Mutex                   // serialises changes of downs
-	downs atomic.Pointer[[]*DownTrack] // copy-on-write: the reader loads without locking
+	downs atomic.Pointer[[]*DownTrack] // copy-on-write: the forwarder loads without locking
 
-	// Reader-owned state. Fan-out workers read it too, but only while the
-	// reader waits for them, which orders their reads after its writes.
-	kfSeq   uint16
-	kfValid bool
+	// Arrival order, written by the reader: the sequence number of the
+	// n-th packet is arrivals[n%arrivalRing], and written counts them.
+	arrivals [arrivalRing]atomic.Uint32
+	written  atomic.Uint64
+	wake     chan struct{} // cap 1: the reader's "there is more"
+	stop     chan struct{} // closed when the reader ends
+	fwdDone  chan struct{} // closed when the forwarder has stopped
+
+	// Forwarder-owned. Fan-out workers read pic too, but only while the
+	// forwarder waits for them, which orders their reads after its writes.
+	read    uint64 // arrivals consumed
+	fwdAt   int64  // monoNow of the packet being forwarded
+	pic     picture
+	prevTS  uint32 // timestamp of the previous packet forwarded
 	scratch scratch
+	pkt     [maxCachedPacket]byte
+	hdr     rtp.Header
 	fanWG   sync.WaitGroup
 
+	repMu     sync.Mutex   // guards replaying (down-tracks add themselves from fan-out workers)
+	replaying []*DownTrack // down-tracks being given the cached picture
+	rrNext    int          // round-robin start of the next replay round
+
+	removed  atomic.Bool // stopped by its publisher on purpose (unpublish.go)
 	done     chan struct{}
 	onceDone sync.Once
 }
@@ -68,8 +100,8 @@ func newTrack(e *Engine, remote *webrtc.TrackRemote, info TrackInfo, requestKeyf
 	return t
 }
 
-// newTrackFor builds a track without its Pion receiver (benchmarks feed it
-// packets directly).
+// newTrackFor builds a track without its Pion receiver (tests and benchmarks
+// feed it packets directly; a relay feeds it from another node).
 func newTrackFor(e *Engine, info TrackInfo, codec webrtc.RTPCodecCapability, ssrc uint32, requestKeyframe func(uint32)) *Track {
 	size := e.cacheSize
 	if info.Kind == webrtc.RTPCodecTypeAudio {
@@ -85,6 +117,9 @@ func newTrackFor(e *Engine, info TrackInfo, codec webrtc.RTPCodecCapability, ssr
 		cache:           newPacketCache(size),
 		log:             e.log.With("track", info.ID),
 		requestKeyframe: requestKeyframe,
+		wake:            make(chan struct{}, 1),
+		stop:            make(chan struct{}),
+		fwdDone:         make(chan struct{}),
 		done:            make(chan struct{}),
 	}
 	empty := []*DownTrack{}
@@ -151,10 +186,18 @@ func (t *Track) removeDown(d *DownTrack) {
 	t.downs.Store(&next)
 }
 
-// readLoop is the track's one reader: it reads each packet once and hands
-// it to ingest. It returns when the publisher's track ends.
+// start runs the forwarder. The reader (readLoop, or a caller feeding
+// ingest) must call end when it stops.
+func (t *Track) start() {
+	go t.forwardLoop()
+}
+
+// readLoop is the track's one reader: it reads each packet once and hands it
+// to ingest. It returns, once the forwarder has stopped too, when the
+// publisher's track ends.
 func (t *Track) readLoop() {
-	defer t.finish()
+	t.start()
+	defer t.end()
 	buf := make([]byte, maxCachedPacket)
 	var h rtp.Header
 	for {
@@ -166,38 +209,104 @@ func (t *Track) readLoop() {
 	}
 }
 
-// ingest stores a packet from the publisher in the shared cache, notes where
-// the latest keyframe begins, and forwards it to every down-track. h is the
-// reader's scratch header; pkt may be reused once ingest returns.
+// end stops the forwarder after it has written what was read, and marks the
+// track done.
+func (t *Track) end() {
+	close(t.stop)
+	<-t.fwdDone
+	t.finish()
+}
+
+// ingest stores a packet from the publisher in the shared cache and queues
+// it for the forwarder. h is the reader's scratch header; pkt may be reused
+// once ingest returns. It never blocks.
 func (t *Track) ingest(pkt []byte, h *rtp.Header) {
-	hl, err := h.Unmarshal(pkt)
-	if err != nil {
+	if _, err := h.Unmarshal(pkt); err != nil {
 		return
 	}
-	payload, ok := trimPadding(h, pkt, hl)
-	if !ok {
-		return
+	if len(pkt) > maxCachedPacket {
+		return // larger than any path MTU: not forwardable either
 	}
 	seq := h.SequenceNumber
-	t.cache.put(seq, pkt)
-	if t.isVideo() {
-		if isKeyframeStart(t.mime, payload) && (!t.kfValid || int16(seq-t.kfSeq) > 0) {
-			// A late retransmission of an older keyframe does not move the
-			// start of the current picture back.
-			t.kfSeq, t.kfValid = seq, true
-		} else if t.kfValid && int(seq-t.kfSeq) >= t.cache.size()-1 && int16(seq-t.kfSeq) > 0 {
-			// The picture since the keyframe no longer fits the cache:
-			// a late joiner must wait for a fresh keyframe instead.
-			t.kfValid = false
+	t.cache.put(seq, pkt, monoNow())
+	n := t.written.Load()
+	t.arrivals[n%arrivalRing].Store(uint32(seq))
+	t.written.Store(n + 1)
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// replayTick is how soon the forwarder comes back to unfinished replays
+// when no packet wakes it first.
+const replayTick = 2 * time.Millisecond
+
+func (t *Track) forwardLoop() {
+	defer close(t.fwdDone)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-t.wake:
+		case <-timer.C:
+		case <-t.stop:
+			t.forwardPending()
+			t.endReplays()
+			return
+		}
+		t.forwardPending()
+		if t.replayRound() {
+			timer.Reset(replayTick)
 		}
 	}
-	t.forward(h, payload)
+}
+
+// pump runs the forwarder's work synchronously until nothing is left
+// (tests and benchmarks, which call ingest themselves).
+func (t *Track) pump() {
+	t.forwardPending()
+	for t.replayRound() {
+	}
+}
+
+// forwardPending forwards every packet the reader has queued, in arrival order.
+func (t *Track) forwardPending() {
+	w := t.written.Load()
+	if w-t.read > arrivalRing {
+		// Lapped by the reader: the oldest entries were overwritten.
+		lost := w - t.read - arrivalRing
+		t.engine.stats.forwarderSkipped.Add(lost)
+		t.read = w - arrivalRing
+		t.pic.reset()
+	}
+	for ; t.read < w; t.read++ {
+		t.fwdAt = monoNow()
+		seq := uint16(t.arrivals[t.read%arrivalRing].Load())
+		n := t.cache.get(seq, t.pkt[:])
+		if n == 0 {
+			continue // overwritten in the cache already: far too late
+		}
+		hl, err := t.hdr.Unmarshal(t.pkt[:n])
+		if err != nil {
+			continue
+		}
+		payload, ok := trimPadding(&t.hdr, t.pkt[:n], hl)
+		if !ok {
+			continue
+		}
+		auStart := t.hdr.Timestamp != t.prevTS
+		t.prevTS = t.hdr.Timestamp
+		if t.isVideo() {
+			t.pic.observe(seq, t.hdr.Timestamp, isKeyframe(t.mime, payload), t.cache.size(), time.Now())
+		}
+		t.forward(&t.hdr, payload, auStart)
+	}
 }
 
 // forward writes one packet to every down-track, spreading a long list over
-// the engine's workers. It returns when every down-track has been written, so
-// buf may be reused for the next read.
-func (t *Track) forward(h *rtp.Header, payload []byte) {
+// the engine's workers. It returns when every down-track has been written.
+func (t *Track) forward(h *rtp.Header, payload []byte, auStart bool) {
 	list := *t.downs.Load()
 	n := len(list)
 	if n == 0 {
@@ -208,29 +317,106 @@ func (t *Track) forward(h *rtp.Header, payload []byte) {
 		chunks = min(w.workers+1, (n+inlineFanout-1)/inlineFanout)
 	}
 	if chunks == 1 {
-		t.writeRange(list, h, payload, &t.scratch)
+		t.writeRange(list, h, payload, auStart, &t.scratch)
 		return
 	}
 	per := (n + chunks - 1) / chunks
 	t.fanWG.Add(chunks - 1)
 	for i := 1; i < chunks; i++ {
 		lo, hi := i*per, min((i+1)*per, n)
-		t.engine.fan.jobs <- fanJob{track: t, list: list[lo:hi], h: h, payload: payload, wg: &t.fanWG}
+		t.engine.fan.jobs <- fanJob{track: t, list: list[lo:hi], h: h, payload: payload, auStart: auStart, wg: &t.fanWG}
 	}
-	t.writeRange(list[:per], h, payload, &t.scratch)
+	t.writeRange(list[:per], h, payload, auStart, &t.scratch)
 	t.fanWG.Wait()
 }
 
-func (t *Track) writeRange(list []*DownTrack, h *rtp.Header, payload []byte, sc *scratch) {
+func (t *Track) writeRange(list []*DownTrack, h *rtp.Header, payload []byte, auStart bool, sc *scratch) {
 	var pkts, bytes uint64
 	for _, d := range list {
-		if b := d.forward(h, payload, sc); b > 0 {
+		if b := d.onPacket(t, h, payload, auStart); b > 0 {
 			pkts++
 			bytes += uint64(b)
 		}
 	}
 	t.engine.stats.packetsForwarded.Add(pkts)
 	t.engine.stats.bytesForwarded.Add(bytes)
+}
+
+// Replay budgets: per forwarder round, at most replayRoundBudget cached
+// packets are replayed in all, and at most replayViewerBudget to one viewer,
+// round-robin. A round follows each batch of live packets (or replayTick),
+// so live viewers wait at most one budget's worth of writes (~0.5 ms here)
+// however many join, and a joiner still gets a 100-packet keyframe in a few
+// milliseconds when it is alone.
+const (
+	replayRoundBudget  = 64
+	replayViewerBudget = 16
+)
+
+// addReplaying registers d for replay rounds.
+func (t *Track) addReplaying(d *DownTrack) {
+	t.repMu.Lock()
+	t.replaying = append(t.replaying, d)
+	t.repMu.Unlock()
+}
+
+// replayRound gives starting viewers the next packets of the cached picture
+// and reports whether any replay is still unfinished.
+func (t *Track) replayRound() bool {
+	t.repMu.Lock()
+	list := t.replaying
+	t.repMu.Unlock()
+	if len(list) == 0 {
+		return false
+	}
+	t.fwdAt = monoNow()
+	budget := replayRoundBudget
+	finished := 0
+	n := len(list)
+	start := t.rrNext % n
+	var pkts, bytes uint64
+	i := 0
+	for ; i < n && budget > 0; i++ {
+		d := list[(start+i)%n]
+		sent, b, done := d.replayMore(t, min(budget, replayViewerBudget), &t.scratch)
+		budget -= max(sent, 1)
+		pkts += uint64(sent)
+		bytes += uint64(b)
+		if done {
+			finished++
+		}
+	}
+	t.rrNext = start + i
+	t.engine.stats.packetsForwarded.Add(pkts)
+	t.engine.stats.bytesForwarded.Add(bytes)
+	if finished > 0 {
+		t.repMu.Lock()
+		keep := t.replaying[:0]
+		for _, d := range t.replaying {
+			if d.isReplaying(t) {
+				keep = append(keep, d)
+			}
+		}
+		clear(t.replaying[len(keep):])
+		t.replaying = keep
+		t.repMu.Unlock()
+	}
+	t.repMu.Lock()
+	more := len(t.replaying) > 0
+	t.repMu.Unlock()
+	return more
+}
+
+// endReplays forgets unfinished replays when the track ends; their viewers
+// wait for a new source.
+func (t *Track) endReplays() {
+	t.repMu.Lock()
+	list := t.replaying
+	t.replaying = nil
+	t.repMu.Unlock()
+	for _, d := range list {
+		d.abandonReplay(t)
+	}
 }
 
 func (t *Track) finish() {

@@ -2,6 +2,8 @@ package signaling
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/halobuzz/live/room"
@@ -30,6 +32,8 @@ const (
 	CodeShuttingDown       = "server_shutting_down"
 	CodeNotFound           = "not_found"
 	CodeMediaFailed        = "media_failed"
+	CodeTooManyCandidates  = "too_many_candidates"
+	CodeTokenExpired       = "token_expired"
 	CodeClusterUnavailable = "cluster_unavailable"
 	CodeInternal           = "internal"
 )
@@ -50,37 +54,50 @@ func newError(code, msg string) *Error {
 
 var fatalCodes = map[string]bool{
 	CodeMessageTooLarge: true, CodeUnauthorized: true, CodeRoomMismatch: true,
-	CodeRoomFull: true, CodeRateLimited: true, CodeShuttingDown: true,
+	CodeRoomFull: true, CodeRateLimited: true, CodeShuttingDown: true, CodeTokenExpired: true,
 }
 
-// wireCodes maps the errors of the layers below to wire codes: the one place
-// where internal errors meet protocol codes. The first match wins.
+// wireCodes maps the errors of the layers below to wire codes and short
+// fixed messages: the one place where internal errors meet protocol codes.
+// The text of the error itself (which may quote Pion, the JSON decoder or a
+// file path) never reaches the client; the caller logs it. The first match
+// wins.
 var wireCodes = []struct {
 	err  error
 	code string
+	msg  string
 }{
-	{auth.ErrMalformed, CodeUnauthorized},
-	{auth.ErrAlgorithm, CodeUnauthorized},
-	{auth.ErrSignature, CodeUnauthorized},
-	{auth.ErrExpired, CodeUnauthorized},
-	{auth.ErrNotYetValid, CodeUnauthorized},
-	{auth.ErrClaims, CodeUnauthorized},
-	{room.ErrForbidden, CodeForbidden},
-	{sfu.ErrInvalidSDP, CodeInvalidSDP},
-	{sfu.ErrUnsupportedCodec, CodeUnsupportedCodec},
-	{room.ErrUnknownTrack, CodeUnknownTrack},
-	{room.ErrTooManyTracks, CodeTooManyTracks},
-	{room.ErrRoomFull, CodeRoomFull},
-	{room.ErrDraining, CodeShuttingDown},
-	{room.ErrNoTracks, CodeNotFound},
-	{room.ErrMediaFailed, CodeMediaFailed},
-	{room.ErrClusterUnavailable, CodeClusterUnavailable},
-	{sfu.ErrInvalidCandidate, CodeBadRequest},
-	{sfu.ErrNoOffer, CodeBadRequest},
-	{room.ErrNoSubscription, CodeBadRequest},
+	{auth.ErrExpired, CodeUnauthorized, "the token has expired"},
+	{auth.ErrNotYetValid, CodeUnauthorized, "the token is not valid yet"},
+	{auth.ErrMalformed, CodeUnauthorized, "the token is not valid"},
+	{auth.ErrAlgorithm, CodeUnauthorized, "the token is not valid"},
+	{auth.ErrSignature, CodeUnauthorized, "the token is not valid"},
+	{auth.ErrClaims, CodeUnauthorized, "the token is not valid"},
+	{room.ErrForbidden, CodeForbidden, "the token does not grant this"},
+	{sfu.ErrInvalidSDP, CodeInvalidSDP, "the SDP was refused (it must parse, stay within the m-line and size limits, " +
+		"and carry RFC 8839 ICE credentials and a DTLS fingerprint)"},
+	{sfu.ErrUnsupportedCodec, CodeUnsupportedCodec, "offer VP8, VP9, H264, AV1 or Opus"},
+	{room.ErrUnknownTrack, CodeUnknownTrack, "no such track in the room"},
+	{room.ErrTooManyTracks, CodeTooManyTracks, "more tracks than a participant may publish"},
+	{room.ErrRoomFull, CodeRoomFull, "the room is full"},
+	{room.ErrDraining, CodeShuttingDown, "this node is shutting down"},
+	{room.ErrNoTracks, CodeNotFound, "nothing is published in the room"},
+	{room.ErrMediaFailed, CodeMediaFailed, "the media connection failed"},
+	{room.ErrClusterUnavailable, CodeClusterUnavailable, "the cluster's shared state is unreachable; retry in a few seconds"},
+	{sfu.ErrTooManyCandidates, CodeTooManyCandidates, fmt.Sprintf("at most %d candidates are kept before the offer or answer", sfu.MaxPendingCandidates)},
+	{sfu.ErrInvalidCandidate, CodeBadRequest, "the ICE candidate was refused"},
+	{sfu.ErrNoOffer, CodeBadRequest, "no offer is waiting for an answer"},
+	{room.ErrNoSubscription, CodeBadRequest, "there is no subscriber connection"},
+	{room.ErrLeft, CodeNotJoined, "the participant has left"},
+	{sfu.ErrClosed, CodeMediaFailed, "the media connection is closed"},
 }
 
-// toWire maps any error to its wire error; unknown errors are internal.
+// internalMessage is all a client learns of an unexpected error.
+const internalMessage = "internal error"
+
+// toWire maps any error to its wire error: our own *Error as it is, a known
+// error of the layers below to its code and fixed message, anything else to
+// internal. Callers log err itself (logWire).
 func toWire(err error) *Error {
 	var we *Error
 	if errors.As(err, &we) {
@@ -88,18 +105,29 @@ func toWire(err error) *Error {
 	}
 	for _, w := range wireCodes {
 		if errors.Is(err, w.err) {
-			return newError(w.code, err.Error())
+			return newError(w.code, w.msg)
 		}
 	}
-	return newError(CodeInternal, err.Error())
+	return newError(CodeInternal, internalMessage)
+}
+
+// logWire logs the detail behind a wire error sent to a client: an internal
+// error at error level (a bug or an outage), a client's mistake at debug.
+func logWire(log *slog.Logger, msg string, err error, w *Error, attrs ...any) {
+	attrs = append(attrs, "code", w.Code, "err", err)
+	if w.Code == CodeInternal {
+		log.Error(msg, attrs...)
+		return
+	}
+	log.Debug(msg, attrs...)
 }
 
 // httpStatus is the HTTP status of a wire code (WHIP/WHEP, RFC 9725 section 4).
 func httpStatus(code string) int {
 	switch code {
-	case CodeBadJSON, CodeBadRequest, CodeInvalidSDP, CodeUnknownType:
+	case CodeBadJSON, CodeBadRequest, CodeInvalidSDP, CodeUnknownType, CodeTooManyCandidates:
 		return http.StatusBadRequest
-	case CodeUnauthorized:
+	case CodeUnauthorized, CodeTokenExpired:
 		return http.StatusUnauthorized
 	case CodeForbidden, CodeRoomMismatch:
 		return http.StatusForbidden

@@ -3,7 +3,9 @@ package signaling
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"unicode/utf8"
 
 	"github.com/halobuzz/live/room"
@@ -33,7 +35,11 @@ func decodeEnvelope(frame []byte) (envelope, *Error) {
 		return env, newError(CodeBadJSON, "frame is not a JSON object")
 	}
 	if err := json.Unmarshal(trimmed, &env); err != nil {
-		return env, newError(CodeBadJSON, err.Error())
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return env, newError(CodeBadJSON, fmt.Sprintf("field %q must be %s", te.Field, jsonKind(te.Type)))
+		}
+		return env, newError(CodeBadJSON, "frame is not valid JSON")
 	}
 	if env.V != 0 && env.V != ProtocolVersion {
 		return env, newError(CodeUnsupportedVersion, fmt.Sprintf("version %d is not supported; this server speaks %d", env.V, ProtocolVersion))
@@ -57,9 +63,39 @@ func decodeData(env envelope, v any) *Error {
 		return newError(CodeBadRequest, "data must be an object")
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return newError(CodeBadRequest, "data: "+err.Error())
+		// The decoder's own text names Go types and struct fields: say
+		// which field is wrong in the protocol's terms instead.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return newError(CodeBadRequest, fmt.Sprintf("data: field %q must be %s", te.Field, jsonKind(te.Type)))
+		}
+		return newError(CodeBadRequest, "data is not valid JSON of this message type")
 	}
 	return nil
+}
+
+// jsonKind names the JSON type a Go type is decoded from.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "of another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "of another type"
 }
 
 // Client message bodies.
@@ -93,6 +129,9 @@ type (
 	chatData struct {
 		Text string `json:"text"`
 	}
+	refreshData struct {
+		Token string `json:"token"`
+	}
 )
 
 // Server message bodies.
@@ -125,6 +164,14 @@ type (
 		Tracks        []trackJSON       `json:"tracks"`
 		ViewerCount   int               `json:"viewer_count"`
 		ICEServers    []string          `json:"ice_servers"`
+	}
+	tokenExpiringData struct {
+		Exp         int64 `json:"exp"`          // the token's expiry, Unix seconds
+		SecondsLeft int64 `json:"seconds_left"` // until the session ends without a refresh
+	}
+	refreshedData struct {
+		Exp    int64      `json:"exp"`
+		Grants grantsJSON `json:"grants"`
 	}
 	errorData struct {
 		Code    string `json:"code"`

@@ -83,11 +83,18 @@ func TestToWire_MapsEveryError(t *testing.T) {
 }
 
 func TestParseSDPFrag(t *testing.T) {
-	f, mid, err := parseSDPFrag("a=ice-ufrag:u1\r\na=ice-pwd:p1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:1\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n")
-	if err != nil || f.Ufrag != "u1" || f.Pwd != "p1" || mid != "1" || len(f.Candidates) != 1 {
+	f, mid, err := parseSDPFrag("a=ice-ufrag:u1u1\r\na=ice-pwd:p1p1p1p1p1p1p1p1p1p1p1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:1\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n")
+	if err != nil || f.Ufrag != "u1u1" || f.Pwd != "p1p1p1p1p1p1p1p1p1p1p1" || mid != "1" || len(f.Candidates) != 1 {
 		t.Fatalf("%+v %q %v", f, mid, err)
 	}
-	for _, bad := range []string{"hello", "a=ice-ufrag:only\r\n", "a=candidate:1 2\r\n", strings.Repeat("a=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n", 70)} {
+	for _, bad := range []string{"hello", "a=ice-ufrag:only\r\n", "a=candidate:1 2\r\n", strings.Repeat("a=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n", 70),
+		// RFC 8839: ufrag 4-256 and pwd 22-256 ice-chars.
+		"a=ice-ufrag:a\r\na=ice-pwd:p1p1p1p1p1p1p1p1p1p1p1\r\n",
+		"a=ice-ufrag:abcd\r\na=ice-pwd:short\r\n",
+		"a=ice-ufrag:ab cd\r\na=ice-pwd:p1p1p1p1p1p1p1p1p1p1p1\r\n",
+		"a=ice-ufrag:abc;\r\na=ice-pwd:p1p1p1p1p1p1p1p1p1p1p1\r\n",
+		"a=ice-ufrag:" + strings.Repeat("u", 257) + "\r\na=ice-pwd:p1p1p1p1p1p1p1p1p1p1p1\r\n",
+	} {
 		if _, _, err := parseSDPFrag(bad); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
@@ -120,7 +127,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			}
 			return
 		}
-		for _, v := range []any{&joinData{}, &publishData{}, &trickleData{}, &trackIDsData{}, &chatData{}, &sdpData{}} {
+		for _, v := range []any{&joinData{}, &publishData{}, &trickleData{}, &trackIDsData{}, &chatData{}, &sdpData{}, &refreshData{}} {
 			if e := decodeData(env, v); e != nil && e.Code != CodeBadRequest {
 				t.Fatalf("decodeData code %s", e.Code)
 			}
@@ -130,11 +137,21 @@ func FuzzDecodeEnvelope(f *testing.F) {
 
 func FuzzParseSDPFrag(f *testing.F) {
 	f.Add("a=ice-ufrag:u\r\na=ice-pwd:p\r\na=mid:0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n")
+	f.Add("a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=end-of-candidates\r\n")
 	f.Add("m=audio 9 RTP/AVP 0\r\na=end-of-candidates\r\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		frag, _, err := parseSDPFrag(s)
-		if err == nil && len(frag.Candidates) > 64 {
-			t.Fatal("too many candidates accepted")
+		frag, mid, err := parseSDPFrag(s)
+		if err != nil {
+			return
+		}
+		if len(frag.Candidates) > 64 || len(mid) > 32 {
+			t.Fatalf("accepted %d candidates, mid of %d bytes", len(frag.Candidates), len(mid))
+		}
+		if frag.Ufrag != "" && sfu.CheckICECredentials(frag.Ufrag, frag.Pwd) != nil {
+			t.Fatalf("accepted credentials %q %q outside RFC 8839", frag.Ufrag, frag.Pwd)
+		}
+		if (frag.Ufrag == "") != (frag.Pwd == "") {
+			t.Fatal("accepted a ufrag without a pwd or the reverse")
 		}
 	})
 }

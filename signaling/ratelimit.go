@@ -4,84 +4,119 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// joinLimiter allows at most limit joins per IP in any sliding minute
-// (approximated by two fixed one-minute windows).
-type joinLimiter struct {
-	limit int
-	mu    sync.Mutex
-	win   time.Time
-	cur   map[string]int
-	prev  map[string]int
+// The limits below are token buckets from golang.org/x/time/rate rather
+// than our own arithmetic: it is the maintained, race-tested implementation
+// the Go project uses, it handles bursts and refill exactly, and it takes the
+// current time as an argument, so tests stay deterministic.
+
+// keyedLimiter allows each key (a client address) burst events at once and
+// then perMinute per minute: limits.joins_per_ip_per_minute. Idle keys are
+// forgotten, so hostile addresses cannot grow it without bound.
+type keyedLimiter struct {
+	limit     rate.Limit
+	burst     int
+	mu        sync.Mutex
+	m         map[string]*rate.Limiter
+	lastSweep time.Time
 }
 
-func newJoinLimiter(perMinute int) *joinLimiter {
-	return &joinLimiter{limit: perMinute, cur: map[string]int{}, prev: map[string]int{}}
+func newJoinLimiter(perMinute int) *keyedLimiter {
+	return &keyedLimiter{
+		limit: rate.Limit(float64(perMinute) / 60), burst: perMinute,
+		m: map[string]*rate.Limiter{},
+	}
 }
 
-// allow records a join from ip and reports whether it is within the limit.
-func (l *joinLimiter) allow(ip string, now time.Time) bool {
-	if l.limit <= 0 {
+// allow records an event of key at now and reports whether it is within the
+// limit.
+func (l *keyedLimiter) allow(key string, now time.Time) bool {
+	if l.burst <= 0 {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := now.Truncate(time.Minute)
-	if !w.Equal(l.win) {
-		if w.Sub(l.win) == time.Minute {
-			l.prev = l.cur
-		} else {
-			l.prev = map[string]int{}
+	if now.Sub(l.lastSweep) > time.Minute {
+		// A full bucket is a key with nothing to remember.
+		for k, lim := range l.m {
+			if lim.TokensAt(now) >= float64(l.burst) {
+				delete(l.m, k)
+			}
 		}
-		l.cur = map[string]int{}
-		l.win = w
+		l.lastSweep = now
 	}
-	// Weight the previous window by how much of it still overlaps the last minute.
-	frac := 1 - float64(now.Sub(w))/float64(time.Minute)
-	est := float64(l.prev[ip])*frac + float64(l.cur[ip])
-	if est >= float64(l.limit) {
+	lim := l.m[key]
+	if lim == nil {
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.m[key] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+// newMessageLimiter is limits.messages_per_second for one connection, with
+// a burst of two seconds' worth.
+func newMessageLimiter(perSecond int) *rate.Limiter {
+	if perSecond <= 0 {
+		return rate.NewLimiter(rate.Inf, 0)
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), 2*perSecond)
+}
+
+// devLoopback reports whether ip is a loopback client in dev mode: exempt
+// from per-IP limits, so a local load test of hundreds of viewers is not
+// mistaken for abuse.
+func (s *Server) devLoopback(ip string) bool {
+	if !s.cfg.Dev {
 		return false
 	}
-	l.cur[ip]++
-	return true
+	a, err := netip.ParseAddr(ip)
+	return err == nil && a.IsLoopback()
 }
 
-// tokenBucket limits the messages of one connection. Not safe for
-// concurrent use: one reader goroutine owns it.
-type tokenBucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func newTokenBucket(perSecond int) *tokenBucket {
-	r := float64(perSecond)
-	return &tokenBucket{rate: r, burst: 2 * r, tokens: 2 * r}
-}
-
-func (b *tokenBucket) allow(now time.Time) bool {
-	if b.rate <= 0 {
+// joinAllowed applies limits.joins_per_ip_per_minute to ip, by its limit
+// key (an IPv6 address counts as its /64).
+func (s *Server) joinAllowed(ip string, now time.Time) bool {
+	if s.devLoopback(ip) {
 		return true
 	}
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	a, _ := netip.ParseAddr(ip)
+	return s.joins.allow(limitKey(a, ip), now)
 }
 
-// joinAllowed applies limits.joins_per_ip_per_minute. In dev mode, clients on
-// this machine (loopback) are exempt, so a local load test of hundreds of
-// viewers is not mistaken for abuse.
-func (s *Server) joinAllowed(ip string, now time.Time) bool {
-	if s.cfg.Dev {
-		if a, err := netip.ParseAddr(ip); err == nil && a.IsLoopback() {
-			return true
-		}
+// counter counts open things per key (connections, sockets not yet joined)
+// against a cap.
+type counter struct {
+	max int
+	mu  sync.Mutex
+	m   map[string]int
+}
+
+func newCounter(max int) *counter { return &counter{max: max, m: map[string]int{}} }
+
+// acquire counts one more for key and returns its release (safe to call more
+// than once), or false when key is at the cap. A cap of 0 is no cap.
+func (c *counter) acquire(key string) (release func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.max > 0 && c.m[key] >= c.max {
+		return nil, false
 	}
-	return s.joins.allow(ip, now)
+	c.m[key]++
+	return sync.OnceFunc(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.m[key]--; c.m[key] <= 0 {
+			delete(c.m, key)
+		}
+	}), true
+}
+
+// open reports the count of key.
+func (c *counter) open(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[key]
 }

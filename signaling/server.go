@@ -6,8 +6,8 @@ import (
 
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +26,12 @@ type Server struct {
 	signer  *auth.Signer
 	log     *slog.Logger
 	metrics *Metrics
-	joins   *joinLimiter
-	up      websocket.Upgrader
+	joins   *keyedLimiter
+	addrs   clientAddrs
+	// unjoined counts, per client address, WebSockets not joined yet
+	// (limits.unjoined_sockets_per_ip).
+	unjoined *counter
+	up       websocket.Upgrader
 
 	draining atomic.Bool
 	conns    sync.WaitGroup
@@ -47,6 +51,7 @@ func New(cfg *config.Config, rooms *room.Manager, metrics *Metrics, log *slog.Lo
 	s := &Server{
 		cfg: cfg, rooms: rooms, signer: signer, log: log.With("component", "signaling"),
 		metrics: metrics, joins: newJoinLimiter(cfg.Limits.JoinsPerIPPerMinute),
+		addrs: newClientAddrs(cfg.HTTP.TrustedProxies), unjoined: newCounter(cfg.Limits.UnjoinedSocketsPerIP),
 		whip: newSessions(),
 	}
 	s.up = websocket.Upgrader{
@@ -93,6 +98,10 @@ func (s *Server) Handler() http.Handler {
 	})
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /dev/token", s.handleDevToken)
+		mux.HandleFunc("/dev/token", methodNotAllowed("GET, HEAD"))
+	}
+	for _, p := range []string{"/ws", "/healthz", "/readyz"} {
+		mux.HandleFunc(p, methodNotAllowed("GET, HEAD"))
 	}
 	s.routeWHIP(mux)
 	s.routeAdmin(mux)
@@ -105,40 +114,63 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server_shutting_down: this node is draining", http.StatusServiceUnavailable)
 		return
 	}
+	ip := s.clientIP(r)
+	release := func() {}
+	if !s.devLoopback(ip) {
+		a, _ := netip.ParseAddr(ip)
+		var ok bool
+		if release, ok = s.unjoined.acquire(limitKey(a, ip)); !ok {
+			s.httpError(w, newError(CodeRateLimited, "too many sockets from this address waiting to join"))
+			return
+		}
+	}
 	conn, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered
 	}
+	// The HTTP server's read deadline (http.read_timeout) is for requests;
+	// from now on the WebSocket's own deadlines apply.
+	_ = conn.NetConn().SetDeadline(time.Time{})
 	s.conns.Add(1)
 	go func() {
 		defer s.conns.Done()
-		s.serveWS(conn, clientIP(r))
+		s.serveWS(conn, ip, release)
 	}()
 }
 
 // authorize checks a token for room (or the token's room when room is
-// empty) and returns the participant it describes.
-func (s *Server) authorize(token, roomName string, now time.Time) (room.ParticipantSpec, string, error) {
+// empty) and returns the participant it describes, the room and the token's
+// expiry.
+func (s *Server) authorize(token, roomName string, now time.Time) (room.ParticipantSpec, string, time.Time, error) {
+	spec, roomName, claims, err := s.verify(token, roomName, now)
+	return spec, roomName, claims.ExpiresAt, err
+}
+
+func (s *Server) verify(token, roomName string, now time.Time) (room.ParticipantSpec, string, auth.Claims, error) {
 	if token == "" {
-		return room.ParticipantSpec{}, "", newError(CodeUnauthorized, "token is missing")
+		return room.ParticipantSpec{}, "", auth.Claims{}, newError(CodeUnauthorized, "token is missing")
 	}
 	claims, err := s.signer.Verify(token, now)
 	if err != nil {
-		return room.ParticipantSpec{}, "", newError(CodeUnauthorized, err.Error())
+		if toWire(err).Code != CodeUnauthorized {
+			err = fmt.Errorf("%w: %w", auth.ErrMalformed, err) // any token failure is unauthorized
+		}
+		return room.ParticipantSpec{}, "", auth.Claims{}, err
 	}
 	if roomName == "" {
 		roomName = claims.Room
 	}
 	if !auth.ValidRoomName(roomName) {
-		return room.ParticipantSpec{}, "", newError(CodeBadRequest, "room must be 1..64 characters of A-Z a-z 0-9 _ . -")
+		return room.ParticipantSpec{}, "", auth.Claims{}, newError(CodeBadRequest, "room must be 1..64 characters of A-Z a-z 0-9 _ . -")
 	}
 	if !claims.RoomAllowed(roomName) {
-		return room.ParticipantSpec{}, "", newError(CodeRoomMismatch, fmt.Sprintf("the token is not valid for room %q", roomName))
+		return room.ParticipantSpec{}, "", auth.Claims{}, newError(CodeRoomMismatch, fmt.Sprintf("the token is not valid for room %q", roomName))
 	}
 	return room.ParticipantSpec{
 		Identity: claims.Identity, Name: claims.Name,
 		Publish: claims.Grants.Publish || claims.Grants.Admin, Subscribe: claims.Grants.Subscribe || claims.Grants.Admin,
-	}, roomName, nil
+	}, roomName, claims, nil
 }
 
 // handleDevToken mints a token in dev mode only, for the web page and for
@@ -160,7 +192,8 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt: time.Now().Add(s.cfg.Auth.TokenTTL), IssuedAt: time.Now(),
 	})
 	if err != nil {
-		http.Error(w, "internal: "+err.Error(), http.StatusInternalServerError)
+		s.log.Error("dev token", "err", err)
+		http.Error(w, CodeInternal+": "+internalMessage, http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -188,12 +221,4 @@ func (s *Server) Drain(ctx context.Context) error {
 	}
 	s.whip.closeAll()
 	return err
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

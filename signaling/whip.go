@@ -99,6 +99,18 @@ func (s *Server) routeWHIP(mux *http.ServeMux) {
 		mux.HandleFunc("PATCH /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPPatch(w, r, kind) })
 		mux.HandleFunc("DELETE /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPDelete(w, r, kind) })
 		mux.HandleFunc("OPTIONS /"+kind+"/{room}/{id}", func(w http.ResponseWriter, r *http.Request) { s.handleWHIPOptions(w, r, "PATCH, DELETE, OPTIONS") })
+		mux.HandleFunc("/"+kind+"/{room}", methodNotAllowed("POST, OPTIONS"))
+		mux.HandleFunc("/"+kind+"/{room}/{id}", methodNotAllowed("PATCH, DELETE, OPTIONS"))
+	}
+}
+
+// methodNotAllowed answers 405 with the Allow header. The web page's
+// catch-all "/" would otherwise answer a known path's wrong method with 404;
+// a pattern without a method sits between the two.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		http.Error(w, "method not allowed: use "+allow, http.StatusMethodNotAllowed)
 	}
 }
 
@@ -150,6 +162,14 @@ func (s *Server) handleWHIPOptions(w http.ResponseWriter, r *http.Request, metho
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// fail answers a request that failed in the layers below with its wire
+// error, and logs the detail the client does not see.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := toWire(err)
+	logWire(s.log, r.Method+" "+r.URL.Path+" failed", err, e, "remote", s.clientIP(r))
+	s.httpError(w, e)
+}
+
 // httpError writes a wire error as an HTTP status with a short text body.
 func (s *Server) httpError(w http.ResponseWriter, e *Error) {
 	s.metrics.errors.WithLabelValues(e.Code).Inc()
@@ -178,7 +198,7 @@ func readBody(w http.ResponseWriter, r *http.Request, want string, max int) ([]b
 		if errors.As(err, &tooBig) {
 			return nil, newError(CodeMessageTooLarge, fmt.Sprintf("body is over %d bytes", max)), http.StatusRequestEntityTooLarge
 		}
-		return nil, newError(CodeBadRequest, "reading body: "+err.Error()), http.StatusBadRequest
+		return nil, newError(CodeBadRequest, "the body could not be read"), http.StatusBadRequest
 	}
 	return body, nil, 0
 }
@@ -190,27 +210,39 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		return
 	}
 	start := time.Now()
-	body, e, status := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
-	if e != nil {
-		s.metrics.errors.WithLabelValues(e.Code).Inc()
-		http.Error(w, e.Code+": "+e.Message, status)
+	// Everything that needs no body is checked before reading it: a client
+	// without a valid token cannot make the node wait for (or buffer) one.
+	// Such an answer closes the connection rather than drain the body.
+	refuse := func(e *Error) {
+		w.Header().Set("Connection", "close")
+		s.httpError(w, e)
+	}
+	if !s.joinAllowed(s.clientIP(r), start) {
+		refuse(newError(CodeRateLimited, "too many sessions from this address; retry in a minute"))
 		return
 	}
-	if !s.joinAllowed(clientIP(r), start) {
-		s.httpError(w, newError(CodeRateLimited, "too many sessions from this address; retry in a minute"))
-		return
-	}
-	spec, roomName, err := s.authorize(bearer(r), r.PathValue("room"), start)
+	// A WHIP/WHEP session cannot refresh its token: it keeps the grants it
+	// started with until it ends (docs/protocol.md).
+	spec, roomName, _, err := s.authorize(bearer(r), r.PathValue("room"), start)
 	if err != nil {
-		s.httpError(w, toWire(err))
+		e := toWire(err)
+		logWire(s.log, r.Method+" "+r.URL.Path+" refused", err, e, "remote", s.clientIP(r))
+		refuse(e)
 		return
 	}
 	if kind == "whip" && !spec.Publish {
-		s.httpError(w, newError(CodeForbidden, "the token does not grant publish"))
+		refuse(newError(CodeForbidden, "the token does not grant publish"))
 		return
 	}
 	if kind == "whep" && !spec.Subscribe {
-		s.httpError(w, newError(CodeForbidden, "the token does not grant subscribe"))
+		refuse(newError(CodeForbidden, "the token does not grant subscribe"))
+		return
+	}
+	body, e, status := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
+	if e != nil {
+		s.metrics.errors.WithLabelValues(e.Code).Inc()
+		w.Header().Set("Connection", "close")
+		http.Error(w, e.Code+": "+e.Message, status)
 		return
 	}
 	spec.LeaveOnFailure = true
@@ -222,7 +254,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	id := randomID()
 	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: id})
 	if err != nil {
-		s.httpError(w, toWire(err))
+		s.fail(w, r, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
@@ -234,8 +266,8 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		answer, err = p.Watch(ctx, string(body), r.URL.Query().Get("track"))
 	}
 	if err != nil {
-		p.Leave()
-		s.httpError(w, toWire(err))
+		p.End()
+		s.fail(w, r, err)
 		return
 	}
 	x := &session{id: id, kind: kind, room: roomName, p: p, etag: `"` + randomID()[:16] + `"`}
@@ -260,7 +292,7 @@ func (s *Server) handleWHIPDelete(w http.ResponseWriter, r *http.Request, kind s
 		return
 	}
 	s.whip.remove(x.id)
-	x.p.Leave()
+	x.p.End()
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -292,7 +324,7 @@ func (s *Server) handleWHIPPatch(w http.ResponseWriter, r *http.Request, kind st
 	defer cancel()
 	out, restarted, err := x.p.PatchICE(ctx, frag, mid)
 	if err != nil {
-		s.httpError(w, toWire(err))
+		s.fail(w, r, err)
 		return
 	}
 	if !restarted {
@@ -306,8 +338,9 @@ func (s *Server) handleWHIPPatch(w http.ResponseWriter, r *http.Request, kind st
 	_, _ = io.WriteString(w, formatSDPFrag(out, mid))
 }
 
-// parseSDPFrag parses a trickle-ice-sdpfrag (RFC 8840): ICE credentials,
-// candidates and the media section's mid. It never panics.
+// parseSDPFrag parses a trickle-ice-sdpfrag (RFC 8840): ICE credentials
+// (checked as RFC 8839 says: ufrag 4-256, pwd 22-256 ice-chars), candidates
+// and the media section's mid. It never panics.
 func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
 	var f sfu.ICEFragment
 	mid := "0"
@@ -339,8 +372,11 @@ func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
 	if (f.Ufrag == "") != (f.Pwd == "") {
 		return f, "", errors.New("ice-ufrag and ice-pwd come together")
 	}
-	if len(f.Ufrag) > 256 || len(f.Pwd) > 256 || len(mid) > 32 {
-		return f, "", errors.New("ice credentials or mid too long")
+	if f.Ufrag != "" && sfu.CheckICECredentials(f.Ufrag, f.Pwd) != nil {
+		return f, "", errors.New("ice-ufrag must be 4-256 and ice-pwd 22-256 characters of A-Z a-z 0-9 + / (RFC 8839)")
+	}
+	if len(mid) > 32 {
+		return f, "", errors.New("mid is over 32 bytes")
 	}
 	return f, mid, nil
 }

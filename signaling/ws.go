@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
+	"golang.org/x/time/rate"
 )
 
 // maxChatRunes is the longest chat message accepted.
@@ -36,18 +37,22 @@ type wsClient struct {
 	closeText string
 	closeMu   sync.Mutex
 
-	p       *room.Participant // set by join; used by the reader only
-	joined  atomic.Bool
-	limiter *tokenBucket
+	p        *room.Participant // set by join; used by the reader only
+	joined   atomic.Bool
+	unjoined func() // gives back this socket's place among the address's unjoined sockets
+	limiter  *rate.Limiter
+	token    tokenClock // expiry of the token the session runs on
 }
 
-func (s *Server) serveWS(conn *websocket.Conn, ip string) {
+func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
 	c := &wsClient{
 		s: s, conn: conn, ip: ip, log: s.log.With("remote", ip),
-		queue:   make(chan []byte, s.cfg.Signaling.SendQueue),
-		done:    make(chan struct{}),
-		limiter: newTokenBucket(s.cfg.Limits.MessagesPerSecond),
+		queue:    make(chan []byte, s.cfg.Signaling.SendQueue),
+		done:     make(chan struct{}),
+		unjoined: unjoined,
+		limiter:  newMessageLimiter(s.cfg.Limits.MessagesPerSecond),
 	}
+	defer unjoined()
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 	var wg sync.WaitGroup
@@ -67,6 +72,7 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string) {
 	})
 	c.readLoop()
 	joinTimer.Stop()
+	c.token.stop()
 	if c.p != nil {
 		c.p.Leave()
 	}
@@ -78,7 +84,9 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string) {
 // Event implements room.EventSink.
 func (c *wsClient) Event(ev room.Event) {
 	if cl, ok := ev.(room.Closed); ok {
-		c.fail(toWire(cl.Reason)) // fatal codes end the session
+		w := toWire(cl.Reason)
+		logWire(c.log, "session closed by the room", cl.Reason, w)
+		c.fail(w) // fatal codes end the session
 		return
 	}
 	if typ, data := eventMessage(ev); typ != "" {
@@ -213,7 +221,7 @@ func (c *wsClient) readLoop() {
 			c.fail(newError(CodeBadJSON, "binary frames are not accepted"))
 			continue
 		}
-		if !c.limiter.allow(time.Now()) {
+		if !c.limiter.Allow() {
 			c.fail(newError(CodeRateLimited, "too many messages per second"))
 			return
 		}
@@ -264,8 +272,10 @@ func (c *wsClient) handle(env envelope) bool {
 		} else {
 			c.p.Chat(t)
 		}
+	case "refresh":
+		err = c.refresh(env)
 	case "leave":
-		c.p.Leave()
+		c.p.End()
 		c.shutdown(websocket.CloseNormalClosure, "bye")
 		return true
 	default:
@@ -273,9 +283,7 @@ func (c *wsClient) handle(env envelope) bool {
 	}
 	if err != nil {
 		w := toWire(err)
-		if w.Code == CodeInternal {
-			c.log.Error("request failed", "type", env.Type, "err", err)
-		}
+		logWire(c.log, "request failed", err, w, "type", env.Type)
 		c.sendError(env.ID, w)
 		return w.Fatal
 	}
@@ -283,7 +291,7 @@ func (c *wsClient) handle(env envelope) bool {
 }
 
 var clientTypes = map[string]struct{}{
-	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "leave": {},
+	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "refresh": {}, "leave": {},
 }
 
 func (c *wsClient) join(env envelope) error {
@@ -298,7 +306,7 @@ func (c *wsClient) join(env envelope) error {
 	if !c.s.joinAllowed(c.ip, start) {
 		return newError(CodeRateLimited, "too many joins from this address; retry in a minute")
 	}
-	spec, roomName, err := c.s.authorize(d.Token, d.Room, start)
+	spec, roomName, exp, err := c.s.authorize(d.Token, d.Room, start)
 	if err != nil {
 		return err
 	}
@@ -318,6 +326,9 @@ func (c *wsClient) join(env envelope) error {
 	}
 	c.p = p
 	c.joined.Store(true)
+	c.unjoined()
+	c.token.identity, c.token.room = spec.Identity, roomName
+	c.token.arm(c, exp)
 	c.log = c.log.With("room", roomName, "participant", p.ID())
 	ps, ts := p.Room().Snapshot()
 	out := joinedData{
@@ -415,6 +426,9 @@ func (c *wsClient) trickle(env envelope) error {
 	}
 	if len(d.Candidate.Candidate) > 1024 {
 		return newError(CodeBadRequest, "candidate is too long")
+	}
+	if m, u := d.Candidate.SDPMid, d.Candidate.UsernameFragment; (m != nil && len(*m) > 32) || (u != nil && len(*u) > 256) {
+		return newError(CodeBadRequest, "sdpMid is over 32 or usernameFragment over 256 bytes")
 	}
 	return c.p.AddCandidate(d.Target, *d.Candidate)
 }

@@ -133,6 +133,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		TracksPerParticipant: cfg.Limits.TracksPerParticipant,
 		MaxSDPBytes:          cfg.Limits.MaxSDPBytes,
 		MaxMediaSections:     cfg.Limits.MaxMediaSections,
+		RepublishGrace:       cfg.Room.RepublishGrace,
 		Log:                  log,
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
@@ -155,8 +156,8 @@ func (n *node) start() error {
 	if n.cfg.HTTP.PublicURL == "" {
 		n.rooms.SetPublicURL(derivedURL(ln.Addr().String()))
 	}
-	n.httpSrv = &http.Server{Handler: n.server.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = n.httpSrv.Serve(ln) }()
+	n.httpSrv = n.server.HTTPServer()
+	go func() { _ = n.httpSrv.Serve(n.server.Listener(ln)) }()
 	if n.cfg.Metrics.Listen != "" {
 		ml, err := net.Listen("tcp", n.cfg.Metrics.Listen)
 		if err != nil {
@@ -165,10 +166,13 @@ func (n *node) start() error {
 		n.metricsLn = ml
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry(), promhttp.HandlerOpts{}))
-		// Profiles on the internal metrics listener only, never on http.listen.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if n.cfg.Metrics.Pprof {
+			// Profiles on the internal metrics listener only, never on
+			// http.listen, and only when asked for (metrics.pprof).
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		n.metricsSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = n.metricsSv.Serve(ml) }()
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type whipClient struct {
 	etag     string
 	stop     chan struct{}
 	done     chan struct{}
+	ticks    atomic.Int64 // video frames (each with an audio packet) whipPublish sent
 }
 
 // newTestPC is a Pion client with Pion's default codecs and loopback ICE,
@@ -99,6 +101,12 @@ func doHTTP(t *testing.T, method, url, token, ctype, body string, hdr map[string
 // audio over WHIP until Close.
 func whipPublish(t *testing.T, n *testNode, room string) *whipClient {
 	t.Helper()
+	return whipPublishFrames(t, n, room, 2000)
+}
+
+// whipPublishFrames is whipPublish with video frames of frameBytes.
+func whipPublishFrames(t *testing.T, n *testNode, room string, frameBytes int) *whipClient {
+	t.Helper()
 	pc := newTestPC(t)
 	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "cam", "whip")
 	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "mic", "whip")
@@ -118,7 +126,7 @@ func whipPublish(t *testing.T, n *testNode, room string) *whipClient {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		// A VP8 keyframe header (RFC 6386 9.1): frame tag, start code, 320x240.
-		frame := append([]byte{0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}, make([]byte, 2000)...)
+		frame := append([]byte{0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}, make([]byte, frameBytes)...)
 		for {
 			select {
 			case <-c.stop:
@@ -126,6 +134,7 @@ func whipPublish(t *testing.T, n *testNode, room string) *whipClient {
 			case <-tick.C:
 				_ = video.WriteSample(media.Sample{Data: frame, Duration: 20 * time.Millisecond})
 				_ = audio.WriteSample(media.Sample{Data: make([]byte, 160), Duration: 20 * time.Millisecond})
+				c.ticks.Add(1)
 			}
 		}
 	}()

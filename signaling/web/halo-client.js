@@ -23,7 +23,13 @@
 // ({track, streams, receiver, id, meta}: id is the server's track id and
 // meta its Track from joined/track_published), connectionstatechange
 // ({target, state}), close ({code, reason, wasClean}: wasClean is true after
-// leave()).
+// leave()), token_expiring ({exp, seconds_left}), refreshed ({exp, grants}).
+//
+// Tokens expire: before `exp` the server sends token_expiring. With
+// opts.refreshToken (an async function returning a fresh token for the same
+// identity and room) the client answers with `refresh` by itself; without
+// it, or when the refresh fails, the server ends the session at exp with
+// token_expired.
 
 export const PROTOCOL_VERSION = 1;
 
@@ -38,7 +44,7 @@ export class HaloError extends Error {
 
 // FATAL_CODES end the session on the server side; reconnecting with the same
 // token will not help (except server_shutting_down: try again).
-export const FATAL_CODES = new Set(['unauthorized', 'room_mismatch', 'room_full', 'rate_limited', 'message_too_large', 'server_shutting_down']);
+export const FATAL_CODES = new Set(['unauthorized', 'room_mismatch', 'room_full', 'rate_limited', 'message_too_large', 'server_shutting_down', 'token_expired']);
 
 // defaultWebSocketURL is /ws on the page's own origin.
 export function defaultWebSocketURL(loc = window.location) {
@@ -48,7 +54,8 @@ export function defaultWebSocketURL(loc = window.location) {
 export class HaloClient extends EventTarget {
   // opts: {token, room?, name?, url? (default /ws of this origin),
   //        autoSubscribe? (default true), rtcConfig?, requestTimeoutMs? (10000),
-  //        holdResolutionMs? (10000, see holdResolution)}
+  //        holdResolutionMs? (10000, see holdResolution),
+  //        refreshToken? (async (client) => fresh token, on token_expiring)}
   constructor(opts = {}) {
     super();
     this.opts = { url: defaultWebSocketURL(), autoSubscribe: true, requestTimeoutMs: 10000, rtcConfig: {}, ...opts };
@@ -97,6 +104,7 @@ export class HaloClient extends EventTarget {
       hidden: this.opts.hidden || undefined,
     }, 'joined');
     this.participantId = d.participant_id;
+    this.identity = d.identity;
     // The node's STUN/TURN servers, unless the app brought its own.
     if (!this.opts.rtcConfig && Array.isArray(d.ice_servers) && d.ice_servers.length) {
       this.opts.rtcConfig = { iceServers: [{ urls: d.ice_servers }] };
@@ -231,6 +239,9 @@ export class HaloClient extends EventTarget {
       case 'error':
         if (data.code === 'media_failed') this._mediaFailed(data.target);
         break;
+      case 'token_expiring':
+        this._refreshToken();
+        break;
       case 'viewer_count':
       case 'chat':
         break;
@@ -238,6 +249,21 @@ export class HaloClient extends EventTarget {
         return; // forward compatible: ignore unknown events
     }
     this._emit(env.type, data);
+  }
+
+  // _refreshToken answers token_expiring with a fresh token from
+  // opts.refreshToken. A failure is reported as an error event; the server
+  // then ends the session at the old token's exp.
+  async _refreshToken() {
+    if (!this.opts.refreshToken || this.closed) return;
+    try {
+      const token = await this.opts.refreshToken(this);
+      const d = await this.request('refresh', { token }, 'refreshed');
+      this.opts.token = token;
+      this._emit('refreshed', d);
+    } catch (err) {
+      this._emit('error', { code: err.code || 'client', message: `refreshing the token: ${err.message || err}` });
+    }
   }
 
   // _mediaFailed drops a connection the server released. A lost subscriber

@@ -3,7 +3,7 @@
 // WHIP with ?via=whip), the viewer count and a share link.
 
 import { HaloClient, whip } from './halo-client.js';
-import { $, setStatus, describe, PageError, getToken, afterLoad } from './page.js';
+import { $, setStatus, describe, PageError, getToken, afterLoad, refreshDevToken } from './page.js';
 
 // QUALITY are the capture sizes the live page offers. 480p is the default:
 // Chrome starts every connection at a low bandwidth estimate and sends HD at
@@ -204,7 +204,7 @@ export function liveView(room, params) {
   }
 
   async function startWS(token, my) {
-    const c = new HaloClient({ token, room, autoSubscribe: false });
+    const c = new HaloClient({ token, room, autoSubscribe: false, refreshToken: (cl) => refreshDevToken(cl, room, true) });
     client = c;
     c.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
     c.addEventListener('connectionstatechange', (e) => {
@@ -233,7 +233,7 @@ export function liveView(room, params) {
     onMediaState(my, conn.connectionState);
     // WHIP has no events: a hidden signalling connection (not announced,
     // not counted as a viewer) brings the viewer count.
-    const m = new HaloClient({ token, room, autoSubscribe: false, hidden: true });
+    const m = new HaloClient({ token, room, autoSubscribe: false, hidden: true, refreshToken: (cl) => refreshDevToken(cl, room, true) });
     monitor = m;
     m.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
     m.addEventListener('close', (e) => { if (my === attempt && !e.detail.wasClean) setViewers(null); });

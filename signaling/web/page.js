@@ -93,6 +93,19 @@ export async function getToken(room, params, publish) {
   return body.token;
 }
 
+// refreshDevToken returns a fresh /dev/token for the identity a client
+// joined as: HaloClient's refreshToken in dev mode. Outside dev mode there is
+// no /dev/token; the session then ends when its token expires.
+export async function refreshDevToken(client, room, publish) {
+  const q = new URLSearchParams({ room, identity: client.identity });
+  if (publish) q.set('publish', '1');
+  const res = await fetch(`/dev/token?${q}`, { cache: 'no-store' });
+  if (!res.ok) throw new PageError('no_token', `no fresh token (${res.status})`);
+  const body = await res.json();
+  if (!body.token) throw new PageError('no_token', 'the server returned no token');
+  return body.token;
+}
+
 // afterLoad runs f once the page has loaded. A media element that waits for
 // its first frame delays the load event (the tab would show a spinner until
 // the broadcast starts), so streams are attached only after it.

@@ -3,7 +3,7 @@
 // unmutes, with a stats overlay and window.haloStats() for tests.
 
 import { HaloClient, whep } from './halo-client.js';
-import { $, setStatus, describe, PageError, getToken, afterLoad, backoff, NO_RETRY } from './page.js';
+import { $, setStatus, describe, PageError, getToken, afterLoad, backoff, NO_RETRY, refreshDevToken } from './page.js';
 
 export function watchView(room, params) {
   const via = params.get('via') === 'whep' ? 'whep' : 'ws';
@@ -156,7 +156,7 @@ export function watchView(room, params) {
   }
 
   async function connectWS(token) {
-    const c = new HaloClient({ token, room });
+    const c = new HaloClient({ token, room, refreshToken: (cl) => refreshDevToken(cl, room, false) });
     client = c;
     c.addEventListener('joined', (e) => {
       if (!(e.detail.tracks || []).length) setState('waiting', 'Waiting for the broadcaster to go live...');
