@@ -27,9 +27,13 @@ type clusterState struct {
 	boot string // this process's incarnation, on every event it publishes
 	seq  uint64 // last event sequence number; the store writer's alone
 
-	mu     sync.Mutex
-	links  map[*Room]*roomLink    // pubsub.go
-	remote map[string]remoteCount // room -> participants on other nodes
+	mu      sync.Mutex
+	links   map[*Room]*roomLink // pubsub.go
+	missing map[string]int      // node -> heartbeats in a row it was not registered
+	// reconcile counts the heartbeats that still re-read every room after
+	// an outage, in case other nodes re-register later than this one.
+	reconcile int
+	remote    map[string]remoteCount // room -> participants on other nodes
 	// viewersDirty are rooms whose viewer count changed since it was last
 	// written.
 	viewersDirty map[*Room]bool
@@ -121,6 +125,7 @@ func (m *Manager) startCluster() {
 	c := &m.cluster
 	c.remote = map[string]remoteCount{}
 	c.links = map[*Room]*roomLink{}
+	c.missing = map[string]int{}
 	c.boot = newID("b_")
 	c.viewersDirty = map[*Room]bool{}
 	c.started = time.Now()

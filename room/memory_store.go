@@ -15,7 +15,6 @@ type MemoryStore struct {
 	b      *memBackend
 	node   string
 	timing storeTimings
-	closed bool
 	subsMu sync.Mutex
 	subs   []*memSub
 }
@@ -399,7 +398,6 @@ func (s *MemoryStore) Close() error {
 	s.subsMu.Lock()
 	subs := s.subs
 	s.subs = nil
-	s.closed = true
 	s.subsMu.Unlock()
 	for _, sub := range subs {
 		s.unsubscribe(sub)

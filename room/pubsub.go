@@ -201,7 +201,7 @@ func (m *Manager) linkRoom(r *Room) {
 		if err != nil {
 			return err
 		}
-		m.seed(r, l, st)
+		m.reconcile(r, l, st)
 		return nil
 	})
 }
@@ -215,6 +215,7 @@ func (m *Manager) unlinkRoom(r *Room) {
 	c.mu.Lock()
 	l := c.links[r]
 	delete(c.links, r)
+	delete(c.remote, r.name)
 	c.mu.Unlock()
 	if l == nil {
 		return
@@ -228,30 +229,57 @@ func (m *Manager) unlinkRoom(r *Room) {
 	}
 }
 
-// seed takes the other nodes' publishers, tracks and viewers from st and
-// tells the room's clients about those they did not know.
-func (m *Manager) seed(r *Room, l *roomLink, st RoomState) {
+// reconcile brings l in line with st, the room as the store holds it, and
+// tells the room's clients what changed: publishers and tracks of other
+// nodes that are new, and those gone from a node that still has a part in
+// the room. (A node with no part at all is left to forgetNodes: right
+// after a Redis restart a live node may not have re-registered yet.) It
+// runs when the room is linked and again after a store outage, when
+// events may have been lost.
+func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 	self := m.opt.NodeID
+	present := map[string]bool{}
+	for node := range st.Viewers {
+		present[node] = node != self
+	}
 	var events []Event
 	l.mu.Lock()
+	seenP := map[string]bool{}
 	for _, p := range st.Participants {
 		if p.Node == self || !p.Publisher {
 			continue
 		}
+		seenP[p.ID] = true
 		if _, ok := l.participants[p.ID]; !ok {
 			info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: true}
 			l.participants[p.ID] = remoteParticipant{info: info, node: p.Node}
 			events = append(events, ParticipantJoined{Participant: info})
 		}
 	}
+	seenT := map[string]bool{}
 	for _, t := range st.Tracks {
 		if t.Node == self {
 			continue
 		}
-		if _, ok := l.tracks[t.ID]; !ok {
-			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
-			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node}
+		seenT[t.ID] = true
+		info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+		if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
 			events = append(events, TrackPublished{Track: info})
+		}
+		l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node}
+	}
+	// Gone ones: tracks first, then their publishers, as on one node.
+	var left []Event
+	for id, t := range l.tracks {
+		if present[t.Node] && !seenT[id] {
+			delete(l.tracks, id)
+			events = append(events, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+		}
+	}
+	for id, p := range l.participants {
+		if present[p.node] && !seenP[id] {
+			delete(l.participants, id)
+			left = append(left, ParticipantLeft{ParticipantID: id})
 		}
 	}
 	for node, v := range st.Viewers {
@@ -260,8 +288,32 @@ func (m *Manager) seed(r *Room, l *roomLink, st RoomState) {
 		}
 	}
 	l.mu.Unlock()
-	r.tell(events)
+	r.tell(append(events, left...))
 	r.viewersChanged()
+}
+
+// reconcileRooms queues a reconcile of every linked room (after an outage).
+func (m *Manager) reconcileRooms() {
+	c := &m.cluster
+	c.mu.Lock()
+	links := make(map[*Room]*roomLink, len(c.links))
+	for r, l := range c.links {
+		links[r] = l
+	}
+	c.mu.Unlock()
+	for r, l := range links {
+		m.storeWrite(func(ctx context.Context) error {
+			st, err := m.store.Room(ctx, r.name)
+			if errors.Is(err, ErrNotFound) {
+				st, err = RoomState{Name: r.name}, nil
+			}
+			if err != nil {
+				return err
+			}
+			m.reconcile(r, l, st)
+			return nil
+		})
+	}
 }
 
 // receive applies one event from the room's channel.
@@ -332,14 +384,52 @@ func (r *Room) tell(events []Event) {
 	}
 }
 
+// forgetAfter is how many heartbeats in a row a node must be missing from
+// the registry before its publishers, tracks and viewers are dropped: one
+// miss can be a Redis that restarted and a node that did not beat since.
+const forgetAfter = 2
+
 // forgetNodes drops what the rooms hold of nodes that left the registry
-// (dead: their leases ended), telling the rooms' clients.
-func (m *Manager) forgetNodes(live map[string]bool) {
+// (dead: their leases ended) for forgetAfter heartbeats, telling the rooms'
+// clients.
+func (m *Manager) forgetNodes(registered map[string]bool) {
 	c := &m.cluster
 	c.mu.Lock()
 	links := make(map[*Room]*roomLink, len(c.links))
 	for r, l := range c.links {
 		links[r] = l
+	}
+	for node := range c.missing {
+		if registered[node] {
+			delete(c.missing, node)
+		}
+	}
+	c.mu.Unlock()
+	known := map[string]bool{}
+	for _, l := range links {
+		l.mu.Lock()
+		for _, t := range l.tracks {
+			known[t.Node] = true
+		}
+		for _, p := range l.participants {
+			known[p.node] = true
+		}
+		for node := range l.viewers {
+			known[node] = true
+		}
+		l.mu.Unlock()
+	}
+	live := map[string]bool{}
+	c.mu.Lock()
+	for node := range known {
+		if registered[node] {
+			live[node] = true
+			continue
+		}
+		c.missing[node]++
+		if c.missing[node] < forgetAfter {
+			live[node] = true
+		}
 	}
 	c.mu.Unlock()
 	for r, l := range links {

@@ -194,3 +194,56 @@ func FuzzParseWireEvent(f *testing.F) {
 		}
 	})
 }
+
+// After Redis restarts (empty), the nodes of a room still know each other's
+// publishers and their events flow again.
+func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
+	srv := startRedis(t)
+	prefix := clusterPrefix()
+	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
+	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	var onA, onB recorder
+	if _, err := b.Join("on", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
+		t.Fatal(err)
+	}
+	host, err := a.Join("on", ParticipantSpec{Identity: "host", Publish: true}, &onA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	knowsHost := func() bool {
+		ps, _ := b.Room("on").Snapshot()
+		for _, p := range ps {
+			if p.ID == host.ID() {
+				return true
+			}
+		}
+		return false
+	}
+	pollFor(t, "b knows a's publisher", knowsHost)
+
+	srv.restart()
+	pollFor(t, "both nodes re-registered", func() bool {
+		list, err := b.Nodes(context.Background())
+		return err == nil && len(list) == 2 && a.ClusterReady() && b.ClusterReady()
+	})
+	// Past the reconcile beats, b must still list a's publisher.
+	for range forgetAfter + 2 {
+		time.Sleep(clusterHeartbeat)
+	}
+	if !knowsHost() {
+		t.Fatal("after the restart b forgot a's publisher")
+	}
+	if onB.has(func(ev Event) bool { l, ok := ev.(ParticipantLeft); return ok && l.ParticipantID == host.ID() }) {
+		t.Error("b's watcher was told a's publisher left when only Redis restarted")
+	}
+	pollFor(t, "a's chat reaches b again", func() bool {
+		host.Chat("still here")
+		time.Sleep(50 * time.Millisecond)
+		for _, text := range onB.chats(host.ID()) {
+			if text == "still here" {
+				return true
+			}
+		}
+		return false
+	})
+}

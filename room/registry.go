@@ -75,6 +75,11 @@ func (m *Manager) beat(ctx context.Context, cpu *cpuMeter) {
 	}
 	if !c.up.Swap(true) && c.beats.Load() > 1 {
 		m.log.Info("cluster: store reachable again; re-registering this node's state", "rooms", len(rooms))
+		c.reconcile = forgetAfter + 1 // events sent meanwhile were lost: re-read the rooms
+	}
+	if c.reconcile > 0 {
+		c.reconcile--
+		m.reconcileRooms()
 	}
 	if c.resync.Swap(false) {
 		if !m.syncRooms(rooms) {
