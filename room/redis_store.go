@@ -42,6 +42,8 @@ type RedisStore struct {
 	ttl    time.Duration
 	log    *slog.Logger
 
+	indexed sync.Map // rooms this handle added to the rooms index
+
 	mu     sync.Mutex
 	ps     *redis.PubSub
 	subs   map[string][]*redisSub // channel -> handlers
@@ -170,7 +172,8 @@ func (s *RedisStore) touch(ctx context.Context, p redis.Pipeliner, room string) 
 }
 
 // roomWrite applies f and the lease on room in one MULTI/EXEC (one slot),
-// then indexes the room.
+// then indexes the room the first time (the index key lives in another
+// slot; Renew indexes again on every heartbeat, so a lost index heals).
 func (s *RedisStore) roomWrite(ctx context.Context, room string, f func(p redis.Pipeliner)) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		f(p)
@@ -180,9 +183,13 @@ func (s *RedisStore) roomWrite(ctx context.Context, room string, f func(p redis.
 	if err != nil {
 		return fmt.Errorf("redis store: room %s: %w", room, err)
 	}
+	if _, done := s.indexed.Load(room); done {
+		return nil
+	}
 	if err := s.rdb.SAdd(ctx, s.roomsKey(), room).Err(); err != nil {
 		return fmt.Errorf("redis store: rooms index: %w", err)
 	}
+	s.indexed.Store(room, true)
 	return nil
 }
 
@@ -337,6 +344,7 @@ func (s *RedisStore) Counts(ctx context.Context, room string) (RoomCounts, error
 
 // DeleteRoom implements Store.
 func (s *RedisStore) DeleteRoom(ctx context.Context, room string) error {
+	s.indexed.Delete(room)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, s.partKey(room, s.node, "p"), s.partKey(room, s.node, "t"), s.partKey(room, s.node, "v"))
 		p.SRem(ctx, s.roomKey(room, "nodes"), s.node)

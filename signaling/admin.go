@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -34,8 +35,10 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
 	}
 	claims, err := s.signer.Verify(tok, time.Now())
 	if err != nil {
+		we := toWire(err)
+		logWire(s.log, "admin: token refused", err, we, "path", r.URL.Path)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="halo-admin", error="invalid_token"`)
-		s.httpError(w, newError(CodeUnauthorized, err.Error()))
+		s.httpError(w, we)
 		return false
 	}
 	if !claims.Grants.Admin {
@@ -51,7 +54,9 @@ func (s *Server) handleAdminNodes(w http.ResponseWriter, r *http.Request) {
 	}
 	nodes, err := s.rooms.Nodes(r.Context())
 	if err != nil {
-		s.httpError(w, newError(CodeClusterUnavailable, err.Error()))
+		we := toWire(fmt.Errorf("%w: %w", room.ErrClusterUnavailable, err))
+		s.log.Warn("admin: listing the nodes failed", "err", err)
+		s.httpError(w, we)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
