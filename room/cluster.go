@@ -128,7 +128,6 @@ func (m *Manager) startCluster() {
 	c.missing = map[string]int{}
 	c.boot = newID("b_")
 	c.viewersDirty = map[*Room]bool{}
-	c.started = time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})
 	// The first beat runs before NewManager returns, so the node knows

@@ -83,6 +83,7 @@ func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 		engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{},
 		writes: make(chan func(context.Context) error, storeQueue), writerDone: make(chan struct{}),
 	}
+	m.cluster.started = time.Now()
 	go m.writer()
 	if opt.Cluster {
 		m.startCluster()

@@ -17,7 +17,7 @@ import (
 // redisServer is a real redis-server started by a test on a free loopback
 // port, in its own directory, without persistence.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	dir  string
 	cmd  *exec.Cmd
@@ -25,7 +25,7 @@ type redisServer struct {
 
 // startRedis starts redis-server, stopped when t ends. Without the binary
 // the test is skipped (CI installs it: make deps).
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server is not installed (make deps installs it); skipping the Redis test")
@@ -82,7 +82,7 @@ func (s *redisServer) restart() {
 }
 
 // client returns a go-redis client as the server builds it, closed when t ends.
-func (s *redisServer) client(t *testing.T) redis.UniversalClient {
+func (s *redisServer) client(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	c := NewRedisClient(config.RedisConfig{Addrs: []string{s.addr()}, Timeout: 300 * time.Millisecond})
 	t.Cleanup(func() { _ = c.Close() })

@@ -301,3 +301,16 @@ func TestCluster_RoomEventsReachClientsOnTheOtherNode(t *testing.T) {
 		}
 	}
 }
+
+// A node without Redis lists itself.
+func TestAdminNodes_NodeAloneListsItself(t *testing.T) {
+	n := startNode(t, nil)
+	if code, _ := getNodes(t, n, n.adminToken(auth.Grants{Subscribe: true})); code != http.StatusForbidden {
+		t.Errorf("without the admin grant: %d, want 403", code)
+	}
+	code, nodes := getNodes(t, n, n.adminToken(auth.Grants{Admin: true}))
+	if code != http.StatusOK || len(nodes) != 1 || nodes[0].ID != n.cfg.Node.ID || nodes[0].PublicURL != "http://"+n.httpAddr() ||
+		nodes[0].StartedAt.IsZero() {
+		t.Fatalf("admin/nodes of a node alone: %d %+v", code, nodes)
+	}
+}
