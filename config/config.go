@@ -228,6 +228,9 @@ type RedisConfig struct {
 	// SentinelMaster is the name of the primary that Redis Sentinel watches;
 	// set, Addrs are the sentinels. Default "": no Sentinel.
 	SentinelMaster string `mapstructure:"sentinel_master"`
+	// SentinelPassword authenticates to the Sentinels themselves (a
+	// secret); "" when they need none. Default "".
+	SentinelPassword string `mapstructure:"sentinel_password"`
 	// TLS connects to Redis over TLS (system roots). Default false.
 	TLS bool `mapstructure:"tls"`
 	// Timeout bounds dialling and each Redis call, so a Redis that does not

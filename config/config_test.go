@@ -343,12 +343,13 @@ func TestMaskedYAML_HidesSecretsAndShowsTheRest(t *testing.T) {
 	cfg.Redis.Password = "hunter2-redis-password"
 	cfg.Redis.Addrs = []string{"redis:6379"}
 	cfg.Cluster.Secret = testClusterSecret
+	cfg.Redis.SentinelPassword = "sentinel-pass-xyz"
 	out, err := cfg.MaskedYAML()
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(out)
-	for _, secret := range []string{testSecret, "hunter2", testClusterSecret} {
+	for _, secret := range []string{testSecret, "hunter2", testClusterSecret, "sentinel-pass"} {
 		if strings.Contains(text, secret) {
 			t.Errorf("masked output shows a secret:\n%s", text)
 		}
@@ -356,7 +357,7 @@ func TestMaskedYAML_HidesSecretsAndShowsTheRest(t *testing.T) {
 	if strings.Count(text, "secret: '******'") != 2 {
 		t.Errorf("auth.secret and cluster.secret should both show masked:\n%s", text)
 	}
-	for _, want := range []string{"secret: '******'", "password: '******'", "udp_port: 7882",
+	for _, want := range []string{"secret: '******'", "password: '******'", "sentinel_password: '******'", "udp_port: 7882",
 		"token_ttl: 24h\n", "keyframe_min_interval: 500ms", "addrs: ['redis:6379']",
 		"allowed_origins: ['*']", "nat_1to1_ips: []", "level: info"} {
 		if !strings.Contains(text, want) {

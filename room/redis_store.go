@@ -2,7 +2,6 @@ package room
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/halobuzz/live/config"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -52,82 +50,12 @@ type RedisStore struct {
 	closed bool
 }
 
-// shardSub is a Redis Cluster subscription to one room's channel: sharded
-// pub/sub (SSUBSCRIBE, Redis 7) on the shard owning the room's slot, which
-// keeps the order of each publisher's messages (plain PUBLISH in a cluster
-// reaches subscribers through the cluster bus from whichever node took it,
-// and two messages can overtake each other).
-type shardSub struct {
-	ps   *redis.PubSub
-	done chan struct{}
-}
-
-type redisSub struct{ h func([]byte) }
-
 // RedisOptions configure a RedisStore.
 type RedisOptions struct {
 	NodeID string
 	// TTL is the lease of everything the node writes. Must be positive.
 	TTL time.Duration
 	Log *slog.Logger
-}
-
-// NewRedisClient returns the go-redis client for c: a Sentinel failover
-// client when SentinelMaster is set (Addrs are the sentinels), a Cluster
-// client for several Addrs, a single-server client otherwise. Dial, read and
-// write timeouts are c.Timeout, so a Redis that does not answer fails calls
-// fast instead of stalling joins.
-func NewRedisClient(c config.RedisConfig) redis.UniversalClient {
-	quietRedisLog.Do(func() { redis.SetLogger(redisLog{}) })
-	opt := &redis.UniversalOptions{
-		Addrs:                 c.Addrs,
-		MasterName:            c.SentinelMaster,
-		Username:              c.Username,
-		Password:              c.Password,
-		DB:                    c.DB,
-		DialTimeout:           c.Timeout,
-		ReadTimeout:           c.Timeout,
-		WriteTimeout:          c.Timeout,
-		MaxRetries:            1,
-		DisableIdentity:       true,
-		ContextTimeoutEnabled: true,
-	}
-	if c.SentinelMaster != "" {
-		opt.SentinelUsername, opt.SentinelPassword = c.Username, c.Password
-	}
-	if c.TLS {
-		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	return redis.NewUniversalClient(opt)
-}
-
-// OpenStore returns the Store cfg names: the memory store when redis.addrs
-// is empty (the node serves alone), else a Redis store for node.id whose
-// leases last cluster.node_ttl. close releases it (and its client).
-func OpenStore(cfg *config.Config, log *slog.Logger) (store Store, close func(), err error) {
-	if len(cfg.Redis.Addrs) == 0 {
-		return NewMemoryStore(), func() {}, nil
-	}
-	rdb := NewRedisClient(cfg.Redis)
-	rs, err := NewRedisStore(rdb, cfg.Redis.KeyPrefix, RedisOptions{NodeID: cfg.Node.ID, TTL: cfg.Cluster.NodeTTL, Log: log})
-	if err != nil {
-		_ = rdb.Close()
-		return nil, nil, err
-	}
-	return rs, func() {
-		_ = rs.Close()
-		_ = rdb.Close()
-	}, nil
-}
-
-// quietRedisLog routes go-redis's own log (one line per failed dial while
-// Redis is down) to slog at debug level: the node logs outages itself, once.
-var quietRedisLog sync.Once
-
-type redisLog struct{}
-
-func (redisLog) Printf(ctx context.Context, format string, v ...any) {
-	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
 // NewRedisStore returns node opt.NodeID's handle on rdb, writing keys under
@@ -531,130 +459,4 @@ func (s *RedisStore) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	}
 	sortNodes(out)
 	return out, nil
-}
-
-// Publish implements Store. On a Redis Cluster it is SPUBLISH (see shardSub).
-func (s *RedisStore) Publish(ctx context.Context, room string, payload []byte) error {
-	var err error
-	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
-		err = s.rdb.SPublish(ctx, s.channel(room), payload).Err()
-	} else {
-		err = s.rdb.Publish(ctx, s.channel(room), payload).Err()
-	}
-	if err != nil {
-		return fmt.Errorf("redis store: publish %s: %w", room, err)
-	}
-	return nil
-}
-
-// Subscribe implements Store. One Redis connection carries every
-// subscription of the handle; go-redis re-subscribes it after a reconnect
-// (messages published while it was down are lost).
-func (s *RedisStore) Subscribe(room string, h func([]byte)) (func(), error) {
-	ch := s.channel(room)
-	sub := &redisSub{h: h}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, errors.New("room: redis store closed")
-	}
-	first := len(s.subs[ch]) == 0
-	s.subs[ch] = append(s.subs[ch], sub)
-	if cc, cluster := s.rdb.(*redis.ClusterClient); cluster {
-		if first {
-			ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
-			ps := cc.SSubscribe(ctx, ch)
-			cancel()
-			sh := &shardSub{ps: ps, done: make(chan struct{})}
-			s.shards[ch] = sh
-			go s.dispatch(ps.Channel(redis.WithChannelSize(4096)), sh.done)
-		}
-		s.mu.Unlock()
-		var once sync.Once
-		return func() { once.Do(func() { s.unsubscribe(ch, sub) }) }, nil
-	}
-	if s.ps == nil {
-		s.ps = s.rdb.Subscribe(context.Background())
-		s.done = make(chan struct{})
-		go s.dispatch(s.ps.Channel(redis.WithChannelSize(4096)), s.done)
-	}
-	ps := s.ps
-	s.mu.Unlock()
-	if first {
-		ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
-		err := ps.Subscribe(ctx, ch)
-		cancel()
-		if err != nil {
-			// Kept: go-redis subscribes again when it reconnects.
-			s.log.Warn("redis subscribe failed; retried on reconnect", "room", room, "err", err)
-		}
-	}
-	var once sync.Once
-	return func() { once.Do(func() { s.unsubscribe(ch, sub) }) }, nil
-}
-
-func (s *RedisStore) unsubscribe(ch string, sub *redisSub) {
-	s.mu.Lock()
-	list := s.subs[ch]
-	for i, x := range list {
-		if x == sub {
-			list = append(list[:i:i], list[i+1:]...)
-			break
-		}
-	}
-	last := len(list) == 0
-	if last {
-		delete(s.subs, ch)
-	} else {
-		s.subs[ch] = list
-	}
-	ps := s.ps
-	sh := s.shards[ch]
-	if last {
-		delete(s.shards, ch)
-	}
-	s.mu.Unlock()
-	if last && sh != nil {
-		_ = sh.ps.Close()
-		<-sh.done
-		return
-	}
-	if last && ps != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
-		_ = ps.Unsubscribe(ctx, ch)
-		cancel()
-	}
-}
-
-func (s *RedisStore) dispatch(msgs <-chan *redis.Message, done chan struct{}) {
-	defer close(done)
-	for m := range msgs {
-		s.mu.Lock()
-		list := s.subs[m.Channel]
-		s.mu.Unlock()
-		for _, sub := range list {
-			sub.h([]byte(m.Payload))
-		}
-	}
-}
-
-// Close implements Store: subscriptions end; the client stays open.
-func (s *RedisStore) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	ps, done, shards := s.ps, s.done, s.shards
-	s.ps = nil
-	s.subs = map[string][]*redisSub{}
-	s.shards = map[string]*shardSub{}
-	s.mu.Unlock()
-	for _, sh := range shards {
-		_ = sh.ps.Close()
-		<-sh.done
-	}
-	if ps != nil {
-		err := ps.Close()
-		<-done
-		return err
-	}
-	return nil
 }
