@@ -23,6 +23,7 @@ type clusterState struct {
 	resyncs      atomic.Uint64
 	beats        atomic.Uint64
 	beatFailures atomic.Uint64
+	nodes        atomic.Int64 // live nodes at the last heartbeat
 
 	boot string // this process's incarnation, on every event it publishes
 	seq  uint64 // last event sequence number; the store writer's alone
@@ -295,6 +296,9 @@ type StoreStats struct {
 	Resyncs uint64
 	// HeartbeatFailures counts heartbeats that did not reach the store.
 	HeartbeatFailures uint64
+	// Nodes is the number of live nodes in the registry at the last
+	// heartbeat that read it (1 for a node alone).
+	Nodes int
 	// Up reports that the last heartbeat reached the store (always true
 	// for a node that serves alone).
 	Up bool
@@ -303,10 +307,14 @@ type StoreStats struct {
 // StoreStats returns the counters.
 func (m *Manager) StoreStats() StoreStats {
 	c := &m.cluster
+	nodes := 1
+	if m.opt.Cluster {
+		nodes = int(c.nodes.Load())
+	}
 	return StoreStats{
 		QueueDropped: m.dropped.Load(), WriteErrors: c.writeErrors.Load(), Resyncs: c.resyncs.Load(),
-		HeartbeatFailures: c.beatFailures.Load(),
-		Up:                !m.opt.Cluster || c.up.Load(),
+		HeartbeatFailures: c.beatFailures.Load(), Nodes: nodes,
+		Up: !m.opt.Cluster || c.up.Load(),
 	}
 }
 

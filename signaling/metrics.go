@@ -94,6 +94,9 @@ func registerStoreMetrics(reg prometheus.Registerer, rooms *room.Manager) {
 		func(s room.StoreStats) uint64 { return s.HeartbeatFailures })
 	counter("halo_store_resyncs_total", "Rewrites of this node's state into the store (re-registration after an outage or a lost write).",
 		func(s room.StoreStats) uint64 { return s.Resyncs })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_cluster_nodes",
+		Help: "Live nodes in the cluster's registry at the last heartbeat (1 for a node alone)."},
+		func() float64 { return float64(rooms.StoreStats().Nodes) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_store_up",
 		Help: "1 when the last heartbeat reached the store (always 1 for a node that serves alone)."},
 		func() float64 {

@@ -185,6 +185,9 @@ func TestCluster_TwoNodesShareTheRoomAndTheRegistry(t *testing.T) {
 		return na.ID == "node-a" && na.Region == "eu" && na.PublicURL == "http://"+a.httpAddr() && na.Tracks == 2 &&
 			nb.ID == "node-b" && nb.Region == "in" && nb.Viewers == 1 && nb.RelayAddress != ""
 	})
+	eventually(t, "each node counts two nodes in the cluster", func() bool {
+		return a.rooms.StoreStats().Nodes == 2 && b.rooms.StoreStats().Nodes == 2
+	})
 }
 
 // With Redis gone, a join that needs the cluster fails fast with a
