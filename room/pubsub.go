@@ -151,6 +151,8 @@ type roomLink struct {
 	lastSeq      map[string]uint64 // boot -> last sequence taken
 	sentViewers  int               // this node's count last published
 	sentAt       time.Time
+	pending      bool // a link job is queued
+	unseeded     bool // the room has not been read from the store yet
 }
 
 type remoteParticipant struct {
@@ -176,34 +178,81 @@ func (m *Manager) linkRoom(r *Room) {
 		return
 	}
 	l := &roomLink{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{},
-		viewers: map[string]int{}, lastSeq: map[string]uint64{}, sentViewers: -1}
+		viewers: map[string]int{}, lastSeq: map[string]uint64{}, sentViewers: -1, unseeded: true}
 	c := &m.cluster
 	c.mu.Lock()
 	c.links[r] = l
 	c.mu.Unlock()
-	m.storeWrite(func(ctx context.Context) error {
-		cancel, err := m.store.Subscribe(r.name, func(b []byte) { m.receive(r, l, b) })
-		if err != nil {
-			return err
-		}
+	m.queueLink(r, l)
+}
+
+// queueLink queues the job that subscribes l (if it is not yet) and reads
+// the room from the store. When it cannot be queued or fails, the next
+// heartbeat queues it again (relinkRooms).
+func (m *Manager) queueLink(r *Room, l *roomLink) {
+	l.mu.Lock()
+	l.pending = true
+	l.mu.Unlock()
+	queued := m.storeWrite(func(ctx context.Context) error {
 		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			cancel()
+		l.pending = false
+		subscribed, closed := l.cancel != nil, l.closed
+		l.mu.Unlock()
+		if closed {
 			return nil
 		}
-		l.cancel = cancel
-		l.mu.Unlock()
+		if !subscribed {
+			cancel, err := m.store.Subscribe(r.name, func(b []byte) { m.receive(r, l, b) })
+			if err != nil {
+				return err
+			}
+			l.mu.Lock()
+			if l.closed {
+				l.mu.Unlock()
+				cancel()
+				return nil
+			}
+			l.cancel = cancel
+			l.mu.Unlock()
+		}
 		st, err := m.store.Room(ctx, r.name)
 		if errors.Is(err, ErrNotFound) {
-			return nil
+			st, err = RoomState{Name: r.name}, nil
 		}
 		if err != nil {
 			return err
 		}
 		m.reconcile(r, l, st)
+		l.mu.Lock()
+		l.unseeded = false
+		l.mu.Unlock()
 		return nil
 	})
+	if !queued {
+		l.mu.Lock()
+		l.pending = false
+		l.mu.Unlock()
+	}
+}
+
+// relinkRooms queues the link job again for every room whose subscription
+// or first read has not succeeded yet.
+func (m *Manager) relinkRooms() {
+	c := &m.cluster
+	c.mu.Lock()
+	links := make(map[*Room]*roomLink, len(c.links))
+	for r, l := range c.links {
+		links[r] = l
+	}
+	c.mu.Unlock()
+	for r, l := range links {
+		l.mu.Lock()
+		need := (l.cancel == nil || l.unseeded) && !l.closed && !l.pending
+		l.mu.Unlock()
+		if need {
+			m.queueLink(r, l)
+		}
+	}
 }
 
 // unlinkRoom ends r's subscription (the room was removed).

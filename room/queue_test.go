@@ -2,6 +2,8 @@ package room
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,4 +59,59 @@ func TestStoreQueue_FullQueueIsCountedAndRepaired(t *testing.T) {
 	if s := m.StoreStats(); s.Resyncs == 0 {
 		t.Fatalf("state repaired without a resync? %+v", s)
 	}
+}
+
+// failingRooms is a store whose first room reads fail: a Redis that
+// answered the subscription and then timed out.
+type failingRooms struct {
+	*MemoryStore
+	fails atomic.Int32
+}
+
+func (f *failingRooms) Room(ctx context.Context, room string) (RoomState, error) {
+	if f.fails.Add(-1) >= 0 {
+		return RoomState{}, errors.New("i/o timeout")
+	}
+	return f.MemoryStore.Room(ctx, room)
+}
+
+// A room whose first read of the other nodes failed is read again at the
+// next heartbeat: the publisher already live on another node shows up.
+func TestLinkRoom_FailedFirstReadIsRetried(t *testing.T) {
+	shared := NewMemoryStore()
+	newNode := func(id string, store Store) *Manager {
+		e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := NewManager(e, store, Options{NodeID: id, Cluster: true, Heartbeat: 100 * time.Millisecond, EmptyTimeout: time.Hour})
+		t.Cleanup(func() { m.Close(); e.Close() })
+		return m
+	}
+	a := newNode("a", shared.Node("a", 10*time.Second))
+	flaky := &failingRooms{MemoryStore: shared.Node("b", 10*time.Second)}
+	flaky.fails.Store(2)
+	b := newNode("b", flaky)
+	var rec recorder
+	host, err := a.Join("late", ParticipantSpec{Identity: "host", Publish: true}, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollFor(t, "a's publisher is in the store", func() bool {
+		st, err := shared.Node("x", 0).Room(context.Background(), "late")
+		return err == nil && len(st.Participants) == 1
+	})
+	if _, err := b.Join("late", ParticipantSpec{Identity: "watcher"}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	pollFor(t, "b learns of a's publisher despite the failed reads", func() bool {
+		ps, _ := b.Room("late").Snapshot()
+		for _, p := range ps {
+			if p.ID == host.ID() {
+				return true
+			}
+		}
+		return false
+	})
+	host.Leave()
 }

@@ -82,6 +82,7 @@ func (m *Manager) beat(ctx context.Context, cpu *cpuMeter) {
 		c.reconcile--
 		m.reconcileRooms()
 	}
+	m.relinkRooms()
 	if c.resync.Swap(false) {
 		if !m.syncRooms(rooms) {
 			c.resync.Store(true)
