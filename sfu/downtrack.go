@@ -58,6 +58,7 @@ type DownTrack struct {
 	src          atomic.Pointer[Track]
 	bind         atomic.Pointer[binding]
 	pliPending   atomic.Bool
+	relay        bool // the copy a relay carries to another node
 
 	mu      sync.Mutex // guards what follows; held by the writer of each packet
 	state   int
