@@ -363,6 +363,11 @@ func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte) int {
 		}
 		return 0
 	}
+	if d.relay && n > 0 {
+		st := &d.src.Load().engine.stats
+		st.relayPacketsOut.Add(1)
+		st.relayBytesOut.Add(uint64(n))
+	}
 	return n
 }
 

@@ -347,10 +347,6 @@ func (t *Track) writeRange(list []*DownTrack, h *rtp.Header, payload []byte, auS
 		if b := d.onPacket(t, h, payload, auStart); b > 0 {
 			pkts++
 			bytes += uint64(b)
-			if d.relay {
-				t.engine.stats.relayPacketsOut.Add(1)
-				t.engine.stats.relayBytesOut.Add(uint64(b))
-			}
 		}
 	}
 	t.engine.stats.packetsForwarded.Add(pkts)
