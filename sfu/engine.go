@@ -45,6 +45,10 @@ type counters struct {
 	plisReceived, plisFromCache      atomic.Uint64
 	plisIgnored, forwarderSkipped    atomic.Uint64
 	writeErrors                      atomic.Uint64
+	relaysIn, relaysOut              atomic.Int64 // relay connections
+	relayTracksIn, relayTracksOut    atomic.Int64
+	relayPacketsIn, relayBytesIn     atomic.Uint64
+	relayPacketsOut, relayBytesOut   atomic.Uint64
 	tracks, downTracks               atomic.Int64
 	publishers, subscribers          atomic.Int64
 }
@@ -68,6 +72,14 @@ type Stats struct {
 	DownTracks       int64  // bound viewer copies of tracks
 	Publishers       int64
 	Subscribers      int64
+	RelaysIn         int64  // relay connections pulling tracks from origins
+	RelaysOut        int64  // relay connections feeding edge nodes
+	RelayTracksIn    int64  // tracks received from origin nodes
+	RelayTracksOut   int64  // track copies sent to edge nodes
+	RelayPacketsIn   uint64 // RTP packets received over relays
+	RelayBytesIn     uint64
+	RelayPacketsOut  uint64 // RTP packets sent over relays (also in PacketsForwarded)
+	RelayBytesOut    uint64
 }
 
 // NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
@@ -241,6 +253,14 @@ func (e *Engine) Stats() Stats {
 		PLIsIgnored:      s.plisIgnored.Load(),
 		ForwarderSkipped: s.forwarderSkipped.Load(),
 		WriteErrors:      s.writeErrors.Load(),
+		RelaysIn:         s.relaysIn.Load(),
+		RelaysOut:        s.relaysOut.Load(),
+		RelayTracksIn:    s.relayTracksIn.Load(),
+		RelayTracksOut:   s.relayTracksOut.Load(),
+		RelayPacketsIn:   s.relayPacketsIn.Load(),
+		RelayBytesIn:     s.relayBytesIn.Load(),
+		RelayPacketsOut:  s.relayPacketsOut.Load(),
+		RelayBytesOut:    s.relayBytesOut.Load(),
 		PLIsSent:         s.plisSent.Load(),
 		Replays:          s.replays.Load(),
 		Tracks:           s.tracks.Load(),

@@ -54,6 +54,7 @@ type Publisher struct {
 	closed  bool
 	failed  sync.Once
 	readers sync.WaitGroup
+	relay   bool // the edge side of a relay (relay.go)
 }
 
 // NewPublisher creates a sending connection for the participant streamID.
@@ -113,8 +114,12 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		info.ID = newID("t_")
 	}
 	t := newTrack(p.e, remote, info, p.sendPLI)
+	t.relay = p.relay
 	p.tracks = append(p.tracks, t)
 	p.e.stats.tracks.Add(1)
+	if t.relay {
+		p.e.stats.relayTracksIn.Add(1)
+	}
 	p.readers.Add(2)
 	p.mu.Unlock()
 
@@ -259,6 +264,9 @@ func (p *Publisher) Close() error {
 	err := p.pc.Close()
 	p.readers.Wait()
 	p.e.stats.publishers.Add(-1)
+	if p.relay {
+		p.e.stats.relaysIn.Add(-1)
+	}
 	return err
 }
 

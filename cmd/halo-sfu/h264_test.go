@@ -66,3 +66,57 @@ func TestWHIP_H264HighProfileReachesWHEPViewer(t *testing.T) {
 		t.Fatal("WHEP viewer received no H.264")
 	}
 }
+
+// A WHIP publisher of H.265 (a hardware encoder offering only that) reaches
+// a WHEP viewer that accepts H.265, starting on its keyframe.
+func TestWHIP_H265ReachesWHEPViewer(t *testing.T) {
+	n := startNode(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h265 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h265, PayloadType: 116}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	pub := newTestPCWith(t, me)
+	video, _ := webrtc.NewTrackLocalStaticSample(h265, "cam", "hevc")
+	if _, err := pub.AddTransceiverFromTrack(video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	c := &whipClient{pc: pub}
+	if resp := c.post(t, n.base+"/whip/h265", n.token("h265", "hw", true, false)); resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, b)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		// Annex B: VPS, SPS, PPS, then an IDR_W_RADL slice.
+		frame := []byte{0, 0, 0, 1, 0x40, 0x01, 0x0c, 0, 0, 0, 1, 0x42, 0x01, 0x01, 0, 0, 0, 1, 0x44, 0x01, 0xc1, 0, 0, 0, 1, 0x26, 0x01}
+		frame = append(frame, make([]byte, 3000)...)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = video.WriteSample(media.Sample{Data: frame, Duration: 33 * time.Millisecond})
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	eventually(t, "H.265 track published", func() bool { r := n.rooms.Room("h265"); return r != nil && len(r.Tracks()) == 1 })
+	_, tracks := whepWatch(t, n, "h265", webrtc.RTPCodecTypeVideo)
+	select {
+	case tr := <-tracks:
+		if !strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeH265) {
+			t.Fatalf("viewer got %s, want H.265", tr.Codec().MimeType)
+		}
+	case <-ctx.Done():
+		t.Fatal("WHEP viewer received no H.265")
+	}
+	if n.engine.Stats().Replays == 0 {
+		t.Error("the viewer was not started on the cached H.265 keyframe")
+	}
+}
