@@ -173,6 +173,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // httpError writes a wire error as an HTTP status with a short text body.
 func (s *Server) httpError(w http.ResponseWriter, e *Error) {
 	s.metrics.errors.WithLabelValues(e.Code).Inc()
+	if e.Code == CodeClusterUnavailable {
+		w.Header().Set("Retry-After", "2") // retryable: Redis is expected back
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(httpStatus(e.Code))
 	_, _ = fmt.Fprintf(w, "%s: %s\n", e.Code, e.Message)

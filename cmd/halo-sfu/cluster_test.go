@@ -204,6 +204,20 @@ func TestCluster_RedisDown_JoinGetsClusterUnavailable(t *testing.T) {
 	if code := loadtest.ErrorCode(err); code != "cluster_unavailable" {
 		t.Fatalf("join with Redis down: %v, want cluster_unavailable", err)
 	}
+	req, _ := http.NewRequest("POST", n.base+"/whip/fresh-whip", strings.NewReader("v=0\r\n"))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+n.token("fresh-whip", "caster", true, false))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 64)
+	k, _ := resp.Body.Read(body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.HasPrefix(string(body[:k]), "cluster_unavailable") {
+		t.Fatalf("WHIP with Redis down: %d, Retry-After %q, %q", resp.StatusCode, resp.Header.Get("Retry-After"), body[:k])
+	}
 	r.start()
 	eventually(t, "the node sees Redis back", func() bool { return n.rooms.ClusterReady() })
 	if _, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("fresh", "v", false, true)}); err != nil {
