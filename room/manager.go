@@ -20,6 +20,9 @@ var (
 	ErrTooManyTracks  = errors.New("room: too many tracks")
 	ErrLeft           = errors.New("room: participant has left")
 	ErrNoSubscription = errors.New("room: no subscriber connection")
+	// ErrRoomRateLimited: the room is over its rate of chat messages and
+	// reactions (Options.RoomMessagesPerSecond); the message was not sent.
+	ErrRoomRateLimited = errors.New("room: too many messages in the room")
 )
 
 // Options are the limits and timings of a Manager.
@@ -30,7 +33,12 @@ type Options struct {
 	TracksPerParticipant int
 	MaxSDPBytes          int
 	MaxMediaSections     int
-	Log                  *slog.Logger
+	// RoomMessagesPerSecond is the rate of chat messages and reactions one
+	// room accepts from all its participants together, with bursts of
+	// RoomMessagesBurst; 0 means unlimited.
+	RoomMessagesPerSecond float64
+	RoomMessagesBurst     int
+	Log                   *slog.Logger
 }
 
 // Manager holds the node's rooms. Rooms are created on first join and removed
@@ -160,7 +168,7 @@ func (m *Manager) Stats() Stats {
 				s.Publishers++
 			}
 		}
-		s.Viewers += r.viewersLocked()
+		s.Viewers += r.viewers
 		r.mu.Unlock()
 	}
 	return s
