@@ -27,6 +27,7 @@ const (
 	CodeTooManyTracks      = "too_many_tracks"
 	CodeRoomFull           = "room_full"
 	CodeRateLimited        = "rate_limited"
+	CodeRoomRateLimited    = "room_rate_limited"
 	CodeShuttingDown       = "server_shutting_down"
 	CodeNotFound           = "not_found"
 	CodeMediaFailed        = "media_failed"
@@ -76,6 +77,7 @@ var wireCodes = []struct {
 	{sfu.ErrInvalidCandidate, CodeBadRequest},
 	{sfu.ErrNoOffer, CodeBadRequest},
 	{room.ErrNoSubscription, CodeBadRequest},
+	{room.ErrRoomRateLimited, CodeRoomRateLimited},
 }
 
 // toWire maps any error to its wire error; unknown errors are internal.

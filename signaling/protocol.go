@@ -93,6 +93,9 @@ type (
 	chatData struct {
 		Text string `json:"text"`
 	}
+	reactionData struct {
+		Emoji string `json:"emoji"`
+	}
 )
 
 // Server message bodies.
@@ -120,6 +123,7 @@ type (
 		ParticipantID string            `json:"participant_id"`
 		Room          string            `json:"room"`
 		Identity      string            `json:"identity"`
+		Name          string            `json:"name"`
 		Grants        grantsJSON        `json:"grants"`
 		Participants  []participantJSON `json:"participants"`
 		Tracks        []trackJSON       `json:"tracks"`
@@ -161,6 +165,8 @@ func eventMessage(ev room.Event) (string, any) {
 		return "trickle", trickleData{Target: ev.Target, Candidate: &ev.Candidate}
 	case room.Chat:
 		return "chat", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "text": ev.Text}
+	case room.Reaction:
+		return "reaction", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "emoji": ev.Emoji}
 	case room.MediaFailed:
 		next := "subscribe"
 		if ev.Target == "publisher" {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -19,6 +20,10 @@ import (
 
 // maxChatRunes is the longest chat message accepted.
 const maxChatRunes = 1000
+
+// maxEmojiBytes bounds a reaction: one emoji, which may be a sequence of
+// several code points (a flag, a family, a skin tone).
+const maxEmojiBytes = 32
 
 // wsClient is one WebSocket connection. One goroutine reads and handles
 // messages in order; one writes from a bounded queue, so a slow client never
@@ -262,7 +267,16 @@ func (c *wsClient) handle(env envelope) bool {
 		} else if t := strings.TrimSpace(d.Text); t == "" || utf8.RuneCountInString(t) > maxChatRunes {
 			err = newError(CodeBadRequest, fmt.Sprintf("text must be 1..%d characters", maxChatRunes))
 		} else {
-			c.p.Chat(t)
+			err = c.p.Chat(t)
+		}
+	case "reaction":
+		var d reactionData
+		if e := decodeData(env, &d); e != nil {
+			err = e
+		} else if !validEmoji(d.Emoji) {
+			err = newError(CodeBadRequest, fmt.Sprintf("emoji must be 1..%d bytes of printable text without spaces", maxEmojiBytes))
+		} else {
+			err = c.p.React(d.Emoji)
 		}
 	case "leave":
 		c.p.Leave()
@@ -283,7 +297,7 @@ func (c *wsClient) handle(env envelope) bool {
 }
 
 var clientTypes = map[string]struct{}{
-	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "leave": {},
+	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "reaction": {}, "leave": {},
 }
 
 func (c *wsClient) join(env envelope) error {
@@ -305,8 +319,14 @@ func (c *wsClient) join(env envelope) error {
 	if len(d.Name) > 128 {
 		return newError(CodeBadRequest, "name is over 128 bytes")
 	}
-	if d.Name != "" {
-		spec.Name = d.Name
+	// A token's name claim is who the participant is to others: the join's
+	// name cannot replace it (it is ignored; joined says which name is
+	// used). A token without one lets the client choose, else the identity.
+	if spec.Name == "" {
+		spec.Name = strings.TrimSpace(d.Name)
+	}
+	if spec.Name == "" {
+		spec.Name = spec.Identity
 	}
 	if d.Hidden {
 		// A hidden participant only listens to room events: it may not publish.
@@ -321,7 +341,7 @@ func (c *wsClient) join(env envelope) error {
 	c.log = c.log.With("room", roomName, "participant", p.ID())
 	ps, ts := p.Room().Snapshot()
 	out := joinedData{
-		ParticipantID: p.ID(), Room: roomName, Identity: spec.Identity,
+		ParticipantID: p.ID(), Room: roomName, Identity: spec.Identity, Name: spec.Name,
 		Grants:       grantsJSON{Publish: spec.Publish, Subscribe: spec.Subscribe},
 		Participants: []participantJSON{}, Tracks: []trackJSON{},
 		ViewerCount: p.Room().ViewerCount(),
@@ -342,6 +362,20 @@ func (c *wsClient) join(env envelope) error {
 		return p.Subscribe(nil)
 	}
 	return nil
+}
+
+// validEmoji reports whether s can be a reaction: short, printable, no
+// spaces or control characters.
+func validEmoji(s string) bool {
+	if s == "" || len(s) > maxEmojiBytes {
+		return false
+	}
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsSpace(r) || (unicode.IsControl(r)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *wsClient) publish(env envelope) error {
