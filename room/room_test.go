@@ -366,7 +366,10 @@ func TestRoomMessageRate(t *testing.T) {
 			t.Fatalf("a participant received %d messages, want 3", n)
 		}
 	}
-	if !a.has(func(ev Event) bool { x, ok := ev.(Reaction); return ok && x.Emoji == "🎉" && x.Name == "Bo" && x.ParticipantID == pb.ID() }) {
+	if !a.has(func(ev Event) bool {
+		x, ok := ev.(Reaction)
+		return ok && x.Emoji == "🎉" && x.Name == "Bo" && x.ParticipantID == pb.ID()
+	}) {
 		t.Fatal("the reaction did not reach the room with its sender")
 	}
 	// Another room has its own budget.
