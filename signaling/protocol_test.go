@@ -151,7 +151,7 @@ func TestValidEmoji(t *testing.T) {
 		ok bool
 	}{
 		{"👍", true}, {"👨‍👩‍👧‍👦", true}, {"🇳🇵", true}, {"👏🏽", true}, {"+1", true},
-		{"", false}, {" ", false}, {"a b", false}, {"\x00", false}, {"\u200b\n", false},
+		{"", false}, {" ", false}, {"a b", false}, {"\x00", false}, {"\u200b\n", false}, {"\u200b", false}, {"\u200d\ufe0f", false},
 		{strings.Repeat("👍", 9), false},
 	} {
 		if got := validEmoji(c.in); got != c.ok {

@@ -364,18 +364,23 @@ func (c *wsClient) join(env envelope) error {
 	return nil
 }
 
-// validEmoji reports whether s can be a reaction: short, printable, no
-// spaces or control characters.
+// validEmoji reports whether s can be a reaction: short, no spaces or
+// control characters, and something visible (not only joiners, variation
+// selectors or other invisible marks).
 func validEmoji(s string) bool {
 	if s == "" || len(s) > maxEmojiBytes {
 		return false
 	}
+	visible := false
 	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsSpace(r) || (unicode.IsControl(r)) {
+		if r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsControl(r) {
 			return false
 		}
+		if unicode.IsGraphic(r) && !unicode.In(r, unicode.Cf, unicode.Mn, unicode.Me, unicode.Variation_Selector) {
+			visible = true
+		}
 	}
-	return true
+	return visible
 }
 
 func (c *wsClient) publish(env envelope) error {
