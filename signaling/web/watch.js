@@ -131,7 +131,7 @@ export function watchView(room, params) {
       else renderPicker();
     }
     track.addEventListener('ended', () => removeTrack((x) => x === track));
-    player.play().catch(() => {});
+    showPicture(); // attaches the stream (audio may come before video)
     // A broadcast that starts again arrives on a connection that is up.
     if (pc && pc.connectionState === 'connected') setState('live', 'Live.', 'ok');
     else if (state !== 'live') setStatus(status, 'Connecting media...');
@@ -140,7 +140,10 @@ export function watchView(room, params) {
   function removeTrack(match) {
     for (const t of media.getAudioTracks()) if (match(t, t.id)) media.removeTrack(t);
     const gonev = videos.filter((v) => match(v.track, v.id));
-    if (!gonev.length) return;
+    if (!gonev.length) {
+      showPicture();
+      return;
+    }
     videos = videos.filter((v) => !gonev.includes(v));
     if (gonev.includes(selected)) {
       media.removeTrack(selected.track);
