@@ -75,7 +75,7 @@ func benchmarkViewer(b *testing.B, timeJoin bool) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				p.Room().Snapshot()
+				_ = p.JoinedState() // taken by the join
 				simulateViewer(p)
 				if timeJoin {
 					b.StopTimer()

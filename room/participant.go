@@ -44,6 +44,10 @@ type Participant struct {
 	all        atomic.Bool  // subscribed to every track, present and future
 	left       atomic.Bool
 
+	// joinedState is the room as it was when the participant joined: every
+	// event its sink gets is a change after it.
+	joinedState State
+
 	// Guarded by room.mu.
 	slot    int  // index in room.everyone
 	onStage bool // announced to the room: it published
@@ -59,6 +63,11 @@ func (p *Participant) ID() string { return p.id }
 
 // Room returns the participant's room.
 func (p *Participant) Room() *Room { return p.room }
+
+// JoinedState returns the room as it was at the moment the participant
+// joined (taken under the same lock as the join): the events its sink
+// receives are exactly the changes since.
+func (p *Participant) JoinedState() State { return p.joinedState }
 
 // Info describes the participant to clients.
 func (p *Participant) Info() ParticipantInfo {

@@ -116,6 +116,7 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink) (*Participant, error) 
 	r.participants[p.id] = p
 	p.slot = len(r.everyone)
 	r.everyone = append(r.everyone, p)
+	p.joinedState = r.snapshotLocked()
 	rec := ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID}
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutParticipant(ctx, r.name, rec) })
 	return p, nil
@@ -127,15 +128,26 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink) (*Participant, error) 
 func (r *Room) Snapshot() ([]ParticipantInfo, []TrackInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ps := make([]ParticipantInfo, 0, len(r.stage))
+	s := r.snapshotLocked()
+	return s.Participants, s.Tracks
+}
+
+// State is what a participant is told of its room when it joins.
+type State struct {
+	Participants []ParticipantInfo // the announced participants (publishers)
+	Tracks       []TrackInfo
+	Viewers      int
+}
+
+func (r *Room) snapshotLocked() State {
+	s := State{Participants: make([]ParticipantInfo, 0, len(r.stage)), Tracks: make([]TrackInfo, 0, len(r.tracks)), Viewers: r.viewers}
 	for _, p := range r.stage {
-		ps = append(ps, p.Info())
+		s.Participants = append(s.Participants, p.Info())
 	}
-	ts := make([]TrackInfo, 0, len(r.tracks))
 	for _, t := range r.tracks {
-		ts = append(ts, t.info)
+		s.Tracks = append(s.Tracks, t.info)
 	}
-	return ps, ts
+	return s
 }
 
 // ViewerCount returns the number of viewers now: participants holding a

@@ -299,8 +299,8 @@ func TestViewers_AreCountedNotAnnounced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap, _ := m.Room("aud").Snapshot(); len(snap) != 0 {
-		t.Fatalf("snapshot lists %d participants; nobody has published", len(snap))
+	if st := lp.JoinedState(); len(st.Participants) != 0 || st.Viewers != viewers {
+		t.Fatalf("the late joiner's state lists %d participants (nobody has published) and %d viewers (want %d)", len(st.Participants), st.Viewers, viewers)
 	}
 	lp.Leave()
 	for _, p := range ps {

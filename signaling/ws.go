@@ -44,6 +44,11 @@ type wsClient struct {
 	p       *room.Participant // set by join; used by the reader only
 	joined  atomic.Bool
 	limiter *tokenBucket
+
+	// Events before the joined reply is queued wait in held.
+	holdMu   sync.Mutex
+	held     []room.Event
+	released atomic.Bool
 }
 
 func (s *Server) serveWS(conn *websocket.Conn, ip string) {
@@ -80,8 +85,36 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string) {
 	_ = conn.Close()
 }
 
-// Event implements room.EventSink.
+// Event implements room.EventSink. Events that arrive between the join and
+// the joined reply are held, so the client never gets a change before the
+// state it changes.
 func (c *wsClient) Event(ev room.Event) {
+	if !c.released.Load() {
+		c.holdMu.Lock()
+		if !c.released.Load() {
+			c.held = append(c.held, ev)
+			c.holdMu.Unlock()
+			return
+		}
+		c.holdMu.Unlock()
+	}
+	c.event(ev)
+}
+
+// releaseEvents queues joined, then the events held since the join, then
+// lets events through.
+func (c *wsClient) releaseEvents(joined []byte) {
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	c.enqueue(joined)
+	for _, ev := range c.held {
+		c.event(ev)
+	}
+	c.held = nil
+	c.released.Store(true)
+}
+
+func (c *wsClient) event(ev room.Event) {
 	if cl, ok := ev.(room.Closed); ok {
 		c.fail(toWire(cl.Reason)) // fatal codes end the session
 		return
@@ -339,23 +372,25 @@ func (c *wsClient) join(env envelope) error {
 	c.p = p
 	c.joined.Store(true)
 	c.log = c.log.With("room", roomName, "participant", p.ID())
-	ps, ts := p.Room().Snapshot()
+	st := p.JoinedState()
 	out := joinedData{
 		ParticipantID: p.ID(), Room: roomName, Identity: spec.Identity, Name: spec.Name,
 		Grants:       grantsJSON{Publish: spec.Publish, Subscribe: spec.Subscribe},
 		Participants: []participantJSON{}, Tracks: []trackJSON{},
-		ViewerCount: p.Room().ViewerCount(),
+		ViewerCount: st.Viewers,
 		ICEServers:  append([]string{}, c.s.cfg.SFU.ICEServers...),
 	}
-	for _, x := range ps {
+	for _, x := range st.Participants {
 		if x.ID != p.ID() {
 			out.Participants = append(out.Participants, toParticipantJSON(x))
 		}
 	}
-	for _, t := range ts {
+	for _, t := range st.Tracks {
 		out.Tracks = append(out.Tracks, toTrackJSON(t))
 	}
-	c.reply(env.ID, "joined", out)
+	// joined describes the room at the moment of the join; the events held
+	// since are the changes after it, and follow it in order.
+	c.releaseEvents(encode("joined", env.ID, out))
 	c.s.metrics.joinLatency.Observe(time.Since(start).Seconds())
 	c.log.Info("joined", "identity", spec.Identity, "publish", spec.Publish, "subscribe", spec.Subscribe)
 	if spec.Subscribe && (d.AutoSubscribe == nil || *d.AutoSubscribe) {
