@@ -310,14 +310,10 @@ func (r *Room) viewersChanged() {
 		r.mu.Unlock()
 		return // an update is already scheduled
 	}
-	wait := viewerCountInterval - time.Since(r.lastVC)
-	if wait > 0 {
-		r.vcTimer = time.AfterFunc(wait, r.sendViewerCount)
-		r.mu.Unlock()
-		return
-	}
-	// Sent now: later changes within the interval wait for the timer.
-	r.vcTimer = time.AfterFunc(0, r.sendViewerCount)
+	// Off the caller's path (a join must not pay for telling 10,000 others),
+	// and at once when the last count is older than the interval.
+	wait := max(0, viewerCountInterval-time.Since(r.lastVC))
+	r.vcTimer = time.AfterFunc(wait, r.sendViewerCount)
 	r.mu.Unlock()
 }
 
