@@ -20,6 +20,9 @@ var (
 	ErrTooManyTracks  = errors.New("room: too many tracks")
 	ErrLeft           = errors.New("room: participant has left")
 	ErrNoSubscription = errors.New("room: no subscriber connection")
+	// ErrRoomRateLimited: the room is over its rate of chat messages and
+	// reactions (Options.RoomMessagesPerSecond); the message was not sent.
+	ErrRoomRateLimited = errors.New("room: too many messages in the room")
 )
 
 // Options are the limits and timings of a Manager.
@@ -33,7 +36,12 @@ type Options struct {
 	// RepublishGrace is how long a track whose publisher's connection was
 	// lost waits for the publisher to return (republish.go); 0: it ends at once.
 	RepublishGrace time.Duration
-	Log            *slog.Logger
+	// RoomMessagesPerSecond is the rate of chat messages and reactions one
+	// room accepts from all its participants together, with bursts of
+	// RoomMessagesBurst; 0 means unlimited.
+	RoomMessagesPerSecond float64
+	RoomMessagesBurst     int
+	Log                   *slog.Logger
 }
 
 // Manager holds the node's rooms. Rooms are created on first join and removed
@@ -169,7 +177,7 @@ func (m *Manager) Stats() Stats {
 				s.Publishers++
 			}
 		}
-		s.Viewers += r.viewersLocked()
+		s.Viewers += r.viewers
 		r.mu.Unlock()
 	}
 	return s

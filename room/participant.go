@@ -46,6 +46,15 @@ type Participant struct {
 	all        atomic.Bool // subscribed to every track, present and future
 	left       atomic.Bool
 	deliberate atomic.Bool // left on purpose (End): its tracks end at once
+
+	// joinedState is the room as it was when the participant joined: every
+	// event its sink gets is a change after it.
+	joinedState State
+
+	// Guarded by room.mu.
+	slot    int  // index in room.everyone
+	onStage bool // announced to the room: it published
+	viewer  bool // counted in the room's viewers
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
@@ -60,6 +69,11 @@ func (p *Participant) ID() string { return p.id }
 
 // Room returns the participant's room.
 func (p *Participant) Room() *Room { return p.room }
+
+// JoinedState returns the room as it was at the moment the participant
+// joined (taken under the same lock as the join): the events its sink
+// receives are exactly the changes since.
+func (p *Participant) JoinedState() State { return p.joinedState }
 
 // Info describes the participant to clients.
 func (p *Participant) Info() ParticipantInfo {
@@ -213,6 +227,7 @@ func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
 	}
 	p.room.mu.Lock()
 	p.subscriber = sub
+	p.room.setViewerLocked(p, true)
 	p.room.mu.Unlock()
 	return sub, true, nil
 }
@@ -292,8 +307,18 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 	return sub.AnswerOffer(ctx, offer, tracks)
 }
 
-// Chat sends a chat message to everyone in the room.
-func (p *Participant) Chat(text string) { p.room.chat(p, text) }
+// Chat sends a chat message to everyone in the room, the sender included,
+// under the sender's name (from its token). It fails with
+// ErrRoomRateLimited when the room is over its message rate.
+func (p *Participant) Chat(text string) error {
+	return p.room.message(Chat{ParticipantID: p.id, Name: p.spec.Name, Text: text})
+}
+
+// React sends a reaction (an emoji) to everyone in the room. Reactions share
+// the room's message rate with chat.
+func (p *Participant) React(emoji string) error {
+	return p.room.message(Reaction{ParticipantID: p.id, Name: p.spec.Name, Emoji: emoji})
+}
 
 // ErrMediaFailed is the reason of a MediaFailed event.
 var ErrMediaFailed = errors.New("room: media connection failed")
@@ -332,6 +357,7 @@ func (p *Participant) subscriberFailed(sub *sfu.Subscriber) {
 	if current {
 		p.room.mu.Lock()
 		p.subscriber = nil
+		p.room.setViewerLocked(p, false)
 		p.room.mu.Unlock()
 		p.all.Store(false)
 	}
