@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/halobuzz/live/internal/id"
 	"github.com/halobuzz/live/sfu"
 	"github.com/pion/webrtc/v4"
 )
@@ -46,7 +47,7 @@ type Participant struct {
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
-	return &Participant{id: newID("p_"), room: r, spec: spec, sink: sink}
+	return &Participant{id: id.New("p_"), room: r, spec: spec, sink: sink}
 }
 
 // ID returns the participant's id.

@@ -2,14 +2,13 @@ package sfu
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 
+	"github.com/halobuzz/live/internal/id"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -84,7 +83,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	}
 	meta := p.meta[remote.ID()]
 	info := TrackInfo{
-		ID:       newID("t_"),
+		ID:       id.New("t_"),
 		StreamID: p.streamID,
 		Kind:     remote.Kind(),
 		MimeType: remote.Codec().MimeType,
@@ -255,9 +254,3 @@ var (
 )
 
 var _ io.Closer = (*Publisher)(nil)
-
-func newID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
