@@ -38,7 +38,9 @@ type Participant struct {
 	spec ParticipantSpec
 	sink EventSink
 
-	mu         sync.Mutex // serialises connection set-up and teardown
+	mu sync.Mutex // serialises connection set-up and teardown
+	// publisher and subscriber are written holding mu and the room's mu,
+	// so either lock is enough to read them.
 	publisher  *sfu.Publisher
 	subscriber *sfu.Subscriber
 	offered    atomic.Int32 // media sections the last publish offer sends
@@ -52,6 +54,16 @@ func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant 
 
 // ID returns the participant's id.
 func (p *Participant) ID() string { return p.id }
+
+// role names what the participant's token lets it do, for logs: a
+// "publisher" may publish (and usually watches too), a "viewer" only
+// watches.
+func (p *Participant) role() string {
+	if p.spec.Publish {
+		return "publisher"
+	}
+	return "viewer"
+}
 
 // Room returns the participant's room.
 func (p *Participant) Room() *Room { return p.room }
@@ -100,7 +112,9 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 			p.mu.Unlock()
 			return "", err
 		}
+		p.room.mu.Lock() // Manager.Stats reads it under the room's lock
 		p.publisher = pub
+		p.room.mu.Unlock()
 	}
 	p.mu.Unlock()
 	return pub.HandleOffer(ctx, offer, meta, complete)
@@ -290,7 +304,9 @@ func (p *Participant) publisherFailed(pub *sfu.Publisher) {
 	p.mu.Lock()
 	current := p.publisher == pub && pub != nil
 	if current {
+		p.room.mu.Lock()
 		p.publisher = nil
+		p.room.mu.Unlock()
 	}
 	p.mu.Unlock()
 	if !current {
