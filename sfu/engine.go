@@ -15,7 +15,6 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -76,8 +75,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.keyframeGap = 500 * time.Millisecond
 	}
 
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
+	lf := newPionLoggerFactory(e.log)
 	if cfg.UDPAddress == "" {
 		// One socket per local address on the same port: a socket on the
 		// unspecified address cannot tell which address a peer reached.
