@@ -312,6 +312,7 @@ func (p *Participant) publisherFailed(pub *sfu.Publisher) {
 	if !current {
 		return // closed on purpose, or already replaced
 	}
+	p.logFailure("publisher")
 	_ = pub.Close()
 	p.sink.Event(MediaFailed{Target: "publisher"})
 }
@@ -336,14 +337,23 @@ func (p *Participant) subscriberFailed(sub *sfu.Subscriber) {
 	if !current {
 		return
 	}
+	p.logFailure("subscriber")
 	_ = sub.Close()
 	p.room.viewersChanged()
 	p.sink.Event(MediaFailed{Target: "subscriber"})
 }
 
+// logFailure logs, at info, that a media connection failed (ICE or DTLS
+// gave up: the client's network, mostly), which Pion itself reports only
+// at debug.
+func (p *Participant) logFailure(connection string) {
+	p.room.m.log.Info("media connection failed", "room", p.room.name, "participant", p.id, "role", p.role(), "connection", connection)
+}
+
 // failedSession ends a WHIP/WHEP participant whose only connection failed.
 func (p *Participant) failedSession() {
 	if p.spec.LeaveOnFailure && !p.left.Load() {
+		p.logFailure("session")
 		p.sink.Event(Closed{Reason: ErrMediaFailed})
 		p.Leave()
 	}

@@ -240,7 +240,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	x := &session{id: sid, kind: kind, room: roomName, p: p, etag: `"` + id.New("e_") + `"`}
 	s.whip.add(x)
 	s.metrics.joinLatency.Observe(time.Since(start).Seconds())
-	s.log.Info(kind+" session", "room", roomName, "participant", p.ID(), "identity", spec.Identity)
+	s.log.Debug(kind+" session", "room", roomName, "participant", p.ID(), "identity", spec.Identity)
 	h := w.Header()
 	h.Set("Content-Type", mimeSDP)
 	h.Set("Location", "/"+kind+"/"+roomName+"/"+sid)
