@@ -25,7 +25,8 @@ const levelTrace = slog.LevelDebug - 4
 // of warnings and readable at info:
 //   - routine: the state changes every connection goes through (signaling,
 //     ICE and peer connection state, a DTLS close_notify closing it, an
-//     ICE check before the first candidate) go to Debug; the participant's
+//     ICE check before the first candidate) go to Debug, and so does
+//     srtp's info, which is a line per dropped packet; the participant's
 //     join and leave are logged at info with the room and participant,
 //     which Pion's records lack.
 //   - teardown: warnings and errors that only say a connection closed under
@@ -41,12 +42,13 @@ func newPionLoggerFactory(log *slog.Logger) *pionLoggerFactory {
 
 // NewLogger implements logging.LoggerFactory.
 func (f *pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return &pionLogger{log: f.log.With("pion", scope)}
+	return &pionLogger{log: f.log.With("pion", scope), perPacketInfo: perPacketInfo[scope]}
 }
 
 // pionLogger is one Pion scope's logger.
 type pionLogger struct {
-	log *slog.Logger
+	log           *slog.Logger
+	perPacketInfo bool // info records of this scope go to Debug
 }
 
 var _ logging.LeveledLogger = (*pionLogger)(nil)
@@ -62,11 +64,12 @@ func (l *pionLogger) Warnf(format string, args ...any)  { l.emit(slog.LevelWarn,
 func (l *pionLogger) Error(msg string)                  { l.emit(slog.LevelError, msg, nil) }
 func (l *pionLogger) Errorf(format string, args ...any) { l.emit(slog.LevelError, format, args) }
 
-// emit formats and logs one record. Below Info, nothing is formatted unless
-// the handler wants the level: Pion traces on its packet paths.
+// emit formats and logs one record. Nothing is formatted unless the
+// handler wants the level Pion gave (reclassifying only ever lowers it):
+// Pion traces on its packet paths.
 func (l *pionLogger) emit(level slog.Level, format string, args []any) {
 	ctx := context.Background()
-	if level < slog.LevelInfo && !l.log.Enabled(ctx, level) {
+	if !l.log.Enabled(ctx, level) {
 		return
 	}
 	msg := format
@@ -74,6 +77,8 @@ func (l *pionLogger) emit(level slog.Level, format string, args []any) {
 		msg = fmt.Sprintf(format, args...)
 	}
 	switch {
+	case level == slog.LevelInfo && l.perPacketInfo:
+		level = slog.LevelDebug
 	case level >= slog.LevelInfo && isRoutine(format):
 		level = slog.LevelDebug
 	case level >= slog.LevelWarn && isTeardown(msg):
@@ -109,6 +114,13 @@ func isRoutine(format string) bool {
 	}
 	return false
 }
+
+// perPacketInfo names the Pion scopes whose info records are each about
+// one packet: srtp notes every packet it drops on decryption (a duplicate,
+// which replay protection drops, is common when a retransmission crosses
+// the original; a forged one comes from a hostile client). At info they
+// would be a line per packet, which anyone could flood; they go to Debug.
+var perPacketInfo = map[string]bool{"srtp": true}
 
 // teardown lists what Pion's warnings and errors say when a reader or
 // writer meets a connection that was closed on purpose (a viewer leaving, a

@@ -99,8 +99,30 @@ func TestPionLogger_DoesNotFormatWhatIsNotLogged(t *testing.T) {
 	arg := counted{n: new(atomic.Int32)}
 	l.Tracef("%v", arg)
 	l.Debugf("%v", arg)
-	if n := arg.n.Load(); n != 0 || len(records()) != 0 {
+	f2, records2 := pionRecords(t, slog.LevelError)
+	l2 := f2.NewLogger("srtp")
+	l2.Infof("%v", arg)
+	l2.Warnf("%v", arg)
+	if n := arg.n.Load(); n != 0 || len(records()) != 0 || len(records2()) != 0 {
 		t.Fatalf("formatted %d times, %d records", n, len(records()))
+	}
+}
+
+// srtp's info records are each about one dropped packet (a duplicate, a
+// forgery): never a line per packet at info. Its warnings stay warnings.
+func TestPionLogger_SRTPPerPacketInfoGoesToDebug(t *testing.T) {
+	f, records := pionRecords(t, slog.LevelDebug)
+	srtp := f.NewLogger("srtp")
+	srtp.Info("srtp ssrc=1234 index=99: duplicated packet")
+	srtp.Info("srtp ssrc=1234: failed to verify auth tag")
+	srtp.Warn("srtp: something else")
+	f.NewLogger("ice").Info("New IP address detected: 10.0.0.2")
+	var got []string
+	for _, r := range records() {
+		got = append(got, r["pion"].(string)+":"+r["level"].(string))
+	}
+	if want := "srtp:DEBUG,srtp:DEBUG,srtp:WARN,ice:INFO"; strings.Join(got, ",") != want {
+		t.Fatalf("records %v, want %s", got, want)
 	}
 }
 

@@ -76,7 +76,7 @@ func startLoggedNode(t *testing.T, check func(t *testing.T, recs []logRecord)) *
 // assertCalmSession fails on any WARN or ERROR record, and checks that each
 // of the session's participants was logged joining and leaving at info with
 // room, participant and role, and that Pion's records came through the same
-// handler (every line parsed as JSON).
+// handler (every line parsed as JSON), none of them at info.
 func assertCalmSession(room string, roles map[string]int) func(t *testing.T, recs []logRecord) {
 	return func(t *testing.T, recs []logRecord) {
 		joined, left := map[string]string{}, map[string]string{}
@@ -84,6 +84,9 @@ func assertCalmSession(room string, roles map[string]int) func(t *testing.T, rec
 		for _, r := range recs {
 			if r.str("pion") != "" {
 				pion++ // Pion's own records, through the server's slog handler
+				if lvl := r.str("level"); lvl == "INFO" {
+					t.Errorf("Pion logged at info in a normal session (routine goes to debug): %v", r)
+				}
 			}
 			switch lvl := r.str("level"); lvl {
 			case "WARN", "ERROR":
