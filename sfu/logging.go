@@ -53,6 +53,7 @@ type pionLogger struct {
 
 var _ logging.LeveledLogger = (*pionLogger)(nil)
 
+// The methods of logging.LeveledLogger, each at its slog level.
 func (l *pionLogger) Trace(msg string)                  { l.emit(levelTrace, msg, nil) }
 func (l *pionLogger) Tracef(format string, args ...any) { l.emit(levelTrace, format, args) }
 func (l *pionLogger) Debug(msg string)                  { l.emit(slog.LevelDebug, msg, nil) }
@@ -100,6 +101,9 @@ var routine = []string{
 	// trickled candidates have arrived; a connection that never gets any
 	// fails, and that is logged by its state.
 	"Failed to ping without candidate pairs",
+	// info: browsers offer tcptype active candidates (port 9), which a
+	// server that does not dial out ignores.
+	"Ignoring remote candidate with tcpType active",
 	// warn: a packet that matches no endpoint of the connection yet (DTLS
 	// before its endpoint is set up) or any more (the client's DTLS
 	// close_notify after ours) is queued; a full queue still warns.

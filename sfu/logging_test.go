@@ -145,6 +145,9 @@ func TestPionLogger_RoutineAndTeardownGoToDebug(t *testing.T) {
 		{"mux queues an early packet", func(l *pionLogger) {
 			l.Warnf("Warning: mux: no endpoint for packet starting with %d, adding to queue size(%d)", 21, 0)
 		}, "DEBUG"},
+		{"browser's active TCP candidate", func(l *pionLogger) {
+			l.Infof("Ignoring remote candidate with tcpType active: %s", "tcp4 host 192.0.2.2:9")
+		}, "DEBUG"},
 		// What is not routine stays where Pion put it.
 		{"mux queue full", func(l *pionLogger) {
 			l.Warnf("Warning: mux: no endpoint for packet starting with %d, not adding to queue size(%d)", 21, 64)
