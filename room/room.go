@@ -124,6 +124,7 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink) (*Participant, error) 
 	p.joinedState = r.snapshotLocked()
 	rec := ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID}
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutParticipant(ctx, r.name, rec) })
+	r.m.log.Info("participant joined", "room", r.name, "participant", p.id, "role", p.role(), "identity", spec.Identity)
 	return p, nil
 }
 
@@ -311,6 +312,7 @@ func (r *Room) leave(p *Participant) {
 		r.sendMu.Unlock()
 	}
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteParticipant(ctx, r.name, p.id) })
+	r.m.log.Info("participant left", "room", r.name, "participant", p.id, "role", p.role(), "identity", p.spec.Identity)
 	if wasViewer {
 		r.viewersChanged()
 	}

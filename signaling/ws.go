@@ -403,7 +403,7 @@ func (c *wsClient) join(env envelope) error {
 	// since are the changes after it, and follow it in order.
 	c.releaseEvents(encode("joined", env.ID, out))
 	c.s.metrics.joinLatency.Observe(time.Since(start).Seconds())
-	c.log.Info("joined", "identity", spec.Identity, "publish", spec.Publish, "subscribe", spec.Subscribe)
+	c.log.Debug("joined", "identity", spec.Identity, "publish", spec.Publish, "subscribe", spec.Subscribe)
 	if spec.Subscribe && (d.AutoSubscribe == nil || *d.AutoSubscribe) {
 		return p.Subscribe(nil)
 	}
