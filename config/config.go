@@ -166,6 +166,13 @@ type LimitsConfig struct {
 	UnjoinedSocketsPerIP int `mapstructure:"unjoined_sockets_per_ip"`
 	// MessagesPerSecond limits signalling messages per connection. Default 50.
 	MessagesPerSecond int `mapstructure:"messages_per_second"`
+	// RoomMessagesPerSecond limits chat messages and reactions per room, from
+	// all its participants together (each socket is also under
+	// MessagesPerSecond). Default 20; 0 means unlimited.
+	RoomMessagesPerSecond int `mapstructure:"room_messages_per_second"`
+	// RoomMessagesBurst is how many chat messages and reactions a room
+	// accepts at once above its rate. Default 40.
+	RoomMessagesBurst int `mapstructure:"room_messages_burst"`
 	// TracksPerParticipant limits published tracks per participant. Default 8.
 	TracksPerParticipant int `mapstructure:"tracks_per_participant"`
 	// ParticipantsPerRoom limits participants in one room, viewers included.
@@ -295,14 +302,16 @@ func Default() *Config {
 		},
 		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
 		Limits: LimitsConfig{
-			MaxMessageBytes:      65536,
-			JoinsPerIPPerMinute:  120,
-			UnjoinedSocketsPerIP: 16,
-			MessagesPerSecond:    50,
-			TracksPerParticipant: 8,
-			ParticipantsPerRoom:  10000,
-			MaxSDPBytes:          65536,
-			MaxMediaSections:     16,
+			MaxMessageBytes:       65536,
+			JoinsPerIPPerMinute:   120,
+			UnjoinedSocketsPerIP:  16,
+			MessagesPerSecond:     50,
+			RoomMessagesPerSecond: 20,
+			RoomMessagesBurst:     40,
+			TracksPerParticipant:  8,
+			ParticipantsPerRoom:   10000,
+			MaxSDPBytes:           65536,
+			MaxMediaSections:      16,
 		},
 		Signaling: SignalingConfig{
 			PingInterval:     10 * time.Second,

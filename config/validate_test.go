@@ -65,6 +65,8 @@ func TestValidate_EachProblemNamesItsKey(t *testing.T) {
 		{"message bytes small", func(c *Config) { c.Limits.MaxMessageBytes = 100 }, `limits.max_message_bytes: 100 is not between 1024 and 1048576`},
 		{"joins negative", func(c *Config) { c.Limits.JoinsPerIPPerMinute = -1 }, `limits.joins_per_ip_per_minute: -1 is not between 0 and 1048576`},
 		{"messages zero", func(c *Config) { c.Limits.MessagesPerSecond = 0 }, `limits.messages_per_second: 0 is not between 1 and 1048576`},
+		{"room messages negative", func(c *Config) { c.Limits.RoomMessagesPerSecond = -1 }, `limits.room_messages_per_second: -1 is not between 0 and 1048576`},
+		{"room burst zero", func(c *Config) { c.Limits.RoomMessagesBurst = 0 }, `limits.room_messages_burst: 0 is not between 1 and 1048576`},
 		{"tracks zero", func(c *Config) { c.Limits.TracksPerParticipant = 0 }, `limits.tracks_per_participant: 0 is not between 1 and 256`},
 		{"participants zero", func(c *Config) { c.Limits.ParticipantsPerRoom = 0 }, `limits.participants_per_room: 0 is not between 1 and 10000000`},
 		{"sdp bytes small", func(c *Config) { c.Limits.MaxSDPBytes = 10 }, `limits.max_sdp_bytes: 10 is not between 1024 and 4194304`},

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/halobuzz/live/internal/id"
 )
 
 // clusterState is the Manager's side of a shared Store: the heartbeat that
@@ -127,7 +129,7 @@ func (m *Manager) startCluster() {
 	c.remote = map[string]remoteCount{}
 	c.links = map[*Room]*roomLink{}
 	c.missing = map[string]int{}
-	c.boot = newID("b_")
+	c.boot = id.New("b_")
 	c.viewersDirty = map[*Room]bool{}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})
@@ -215,7 +217,7 @@ func (r *Room) nodeRoom() (NodeRoom, []string) {
 	node := r.m.opt.NodeID
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := NodeRoom{Viewers: r.viewersLocked()}
+	st := NodeRoom{Viewers: r.viewers}
 	for _, p := range r.participants {
 		st.Participants = append(st.Participants, ParticipantRecord{
 			ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: p.spec.Publish, Node: node,

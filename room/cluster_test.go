@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/id"
 	"github.com/halobuzz/live/sfu"
 )
 
@@ -43,7 +44,7 @@ func newClusterNode(t *testing.T, srv *redisServer, prefix, id string, opt Optio
 	return m, store
 }
 
-func clusterPrefix() string { return "c" + newID("")[:8] + ":" }
+func clusterPrefix() string { return "c" + id.New("")[:8] + ":" }
 
 func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) {
 	srv := startRedis(t)

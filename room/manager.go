@@ -20,6 +20,9 @@ var (
 	ErrTooManyTracks  = errors.New("room: too many tracks")
 	ErrLeft           = errors.New("room: participant has left")
 	ErrNoSubscription = errors.New("room: no subscriber connection")
+	// ErrRoomRateLimited: the room is over its rate of chat messages and
+	// reactions (Options.RoomMessagesPerSecond); the message was not sent.
+	ErrRoomRateLimited = errors.New("room: too many messages in the room")
 )
 
 // Options are the limits and timings of a Manager.
@@ -33,7 +36,12 @@ type Options struct {
 	// RepublishGrace is how long a track whose publisher's connection was
 	// lost waits for the publisher to return (republish.go); 0: it ends at once.
 	RepublishGrace time.Duration
-	Log            *slog.Logger
+	// RoomMessagesPerSecond is the rate of chat messages and reactions one
+	// room accepts from all its participants together, with bursts of
+	// RoomMessagesBurst; 0 means unlimited.
+	RoomMessagesPerSecond float64
+	RoomMessagesBurst     int
+	Log                   *slog.Logger
 
 	// Cluster says the Store is shared with other nodes (Redis): joins count
 	// the participants of every node, the node registers itself and renews
@@ -126,12 +134,7 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 		m.linkRoom(r)
 	}
 	m.mu.Unlock()
-	p, err := r.join(spec, sink, remote)
-	if err != nil {
-		return nil, err
-	}
-	r.joinedCluster(p)
-	return p, nil
+	return r.join(spec, sink, remote)
 }
 
 // Room returns the room called name, or nil.
@@ -220,7 +223,7 @@ func (m *Manager) Stats() Stats {
 				s.Publishers++
 			}
 		}
-		s.Viewers += r.viewersLocked()
+		s.Viewers += r.viewers
 		r.mu.Unlock()
 	}
 	return s

@@ -39,8 +39,9 @@ type wireEvent struct {
 	ID      string `json:"id,omitempty"`
 	Owner   string `json:"owner,omitempty"`
 	Viewers int    `json:"viewers,omitempty"`
-	Name    string `json:"name,omitempty"` // chat sender's name
-	Text    string `json:"text,omitempty"` // chat text
+	Name    string `json:"name,omitempty"`  // chat or reaction sender's name
+	Text    string `json:"text,omitempty"`  // chat text
+	Emoji   string `json:"emoji,omitempty"` // reaction
 }
 
 type wireParticipant struct {
@@ -68,6 +69,7 @@ const (
 	evUnpublished = "track_unpublished"
 	evViewers     = "viewers"
 	evChat        = "chat"
+	evReaction    = "reaction"
 )
 
 // Bounds of a cross-node event: what a node accepts from the channel.
@@ -94,7 +96,7 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 	if ev.V != 1 {
 		return ev, fmt.Errorf("%w: version %d", errBadEvent, ev.V)
 	}
-	fields := []string{ev.Node, ev.Boot, ev.ID, ev.Owner, ev.Name}
+	fields := []string{ev.Node, ev.Boot, ev.ID, ev.Owner, ev.Name, ev.Emoji}
 	if p := ev.Participant; p != nil {
 		fields = append(fields, p.ID, p.Identity, p.Name)
 	}
@@ -126,6 +128,8 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 		ok = ev.Viewers >= 0
 	case evChat:
 		ok = ev.ID != ""
+	case evReaction:
+		ok = ev.ID != "" && ev.Emoji != ""
 	}
 	if !ok {
 		return ev, fmt.Errorf("%w: type %q incomplete or unknown", errBadEvent, ev.Type)
@@ -279,8 +283,9 @@ func (m *Manager) unlinkRoom(r *Room) {
 }
 
 // reconcile brings l in line with st, the room as the store holds it, and
-// tells the room's clients what changed: publishers and tracks of other
-// nodes that are new, and those gone from a node that still has a part in
+// tells the room's clients what changed on other nodes: publishers (those
+// with a track: a participant is announced with its first track) and
+// tracks that are new, and those gone from a node that still has a part in
 // the room. (A node with no part at all is left to forgetNodes: right
 // after a Redis restart a live node may not have re-registered yet.) It
 // runs when the room is linked and again after a store outage, when
@@ -291,54 +296,53 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 	for node := range st.Viewers {
 		present[node] = node != self
 	}
-	var events []Event
-	l.mu.Lock()
-	seenP := map[string]bool{}
+	records := map[string]ParticipantRecord{}
 	for _, p := range st.Participants {
-		if p.Node == self || !p.Publisher {
-			continue
-		}
-		seenP[p.ID] = true
-		if _, ok := l.participants[p.ID]; !ok {
-			info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: true}
-			l.participants[p.ID] = remoteParticipant{info: info, node: p.Node}
-			events = append(events, ParticipantJoined{Participant: info})
+		if p.Node != self {
+			records[p.ID] = p
 		}
 	}
-	seenT := map[string]bool{}
-	for _, t := range st.Tracks {
-		if t.Node == self {
-			continue
+	r.applyRemote(l, func() ([]Event, bool) {
+		var joined, published, unpublished, left []Event
+		seenT := map[string]bool{}
+		for _, t := range st.Tracks {
+			if t.Node == self {
+				continue
+			}
+			seenT[t.ID] = true
+			if p, ok := records[t.ParticipantID]; ok {
+				if _, known := l.participants[p.ID]; !known {
+					info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
+					l.participants[p.ID] = remoteParticipant{info: info, node: p.Node}
+					joined = append(joined, ParticipantJoined{Participant: info})
+				}
+			}
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+			if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
+				published = append(published, TrackPublished{Track: info})
+			}
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node}
 		}
-		seenT[t.ID] = true
-		info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
-		if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
-			events = append(events, TrackPublished{Track: info})
+		for id, t := range l.tracks {
+			if present[t.Node] && !seenT[id] {
+				delete(l.tracks, id)
+				unpublished = append(unpublished, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+			}
 		}
-		l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node}
-	}
-	// Gone ones: tracks first, then their publishers, as on one node.
-	var left []Event
-	for id, t := range l.tracks {
-		if present[t.Node] && !seenT[id] {
-			delete(l.tracks, id)
-			events = append(events, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+		for id, p := range l.participants {
+			if _, ok := records[id]; present[p.node] && !ok {
+				delete(l.participants, id)
+				left = append(left, ParticipantLeft{ParticipantID: id})
+			}
 		}
-	}
-	for id, p := range l.participants {
-		if present[p.node] && !seenP[id] {
-			delete(l.participants, id)
-			left = append(left, ParticipantLeft{ParticipantID: id})
+		for node, v := range st.Viewers {
+			if node != self {
+				l.viewers[node] = v
+			}
 		}
-	}
-	for node, v := range st.Viewers {
-		if node != self {
-			l.viewers[node] = v
-		}
-	}
-	l.mu.Unlock()
-	r.tell(append(events, left...))
-	r.viewersChanged()
+		// In the order one node would send them.
+		return append(append(append(joined, published...), unpublished...), left...), true
+	})
 }
 
 // reconcileRooms queues a reconcile of every linked room (after an outage).
@@ -375,61 +379,77 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 	if ev.Node == m.opt.NodeID {
 		return // our own echo: delivered locally already
 	}
-	l.mu.Lock()
-	if l.closed || ev.Seq <= l.lastSeq[ev.Boot] {
-		l.mu.Unlock()
-		return // a duplicate or late event
-	}
-	l.lastSeq[ev.Boot] = ev.Seq
-	var events []Event
-	viewers := false
-	switch ev.Type {
-	case evJoined:
-		p := ev.Participant
-		info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
-		if _, known := l.participants[p.ID]; !known {
-			events = append(events, ParticipantJoined{Participant: info})
+	r.applyRemote(l, func() ([]Event, bool) {
+		if ev.Seq <= l.lastSeq[ev.Boot] {
+			return nil, false // a duplicate or late event
 		}
-		l.participants[p.ID] = remoteParticipant{info: info, node: ev.Node}
-	case evLeft:
-		if _, ok := l.participants[ev.ID]; ok {
-			delete(l.participants, ev.ID)
-			events = append(events, ParticipantLeft{ParticipantID: ev.ID})
+		l.lastSeq[ev.Boot] = ev.Seq
+		switch ev.Type {
+		case evJoined:
+			p := ev.Participant
+			info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
+			_, known := l.participants[p.ID]
+			l.participants[p.ID] = remoteParticipant{info: info, node: ev.Node}
+			if !known {
+				return []Event{ParticipantJoined{Participant: info}}, false
+			}
+		case evLeft:
+			if _, ok := l.participants[ev.ID]; ok {
+				delete(l.participants, ev.ID)
+				return []Event{ParticipantLeft{ParticipantID: ev.ID}}, false
+			}
+		case evPublished:
+			t := ev.Track
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+			old, known := l.tracks[t.ID]
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node}
+			if !known || old.Info.ParticipantID != info.ParticipantID {
+				return []Event{TrackPublished{Track: info}}, false // new, or republished by another participant
+			}
+		case evUnpublished:
+			if _, ok := l.tracks[ev.ID]; ok {
+				delete(l.tracks, ev.ID)
+				return []Event{TrackUnpublished{TrackID: ev.ID, ParticipantID: ev.Owner}}, false
+			}
+		case evViewers:
+			l.viewers[ev.Node] = ev.Viewers
+			return nil, true
+		case evChat:
+			return []Event{Chat{ParticipantID: ev.ID, Name: ev.Name, Text: ev.Text}}, false
+		case evReaction:
+			return []Event{Reaction{ParticipantID: ev.ID, Name: ev.Name, Emoji: ev.Emoji}}, false
 		}
-	case evPublished:
-		t := ev.Track
-		info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
-		if old, known := l.tracks[t.ID]; !known || old.Info.ParticipantID != info.ParticipantID {
-			events = append(events, TrackPublished{Track: info}) // new, or republished by another participant
-		}
-		l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node}
-	case evUnpublished:
-		if _, ok := l.tracks[ev.ID]; ok {
-			delete(l.tracks, ev.ID)
-			events = append(events, TrackUnpublished{TrackID: ev.ID, ParticipantID: ev.Owner})
-		}
-	case evViewers:
-		l.viewers[ev.Node] = ev.Viewers
-		viewers = true
-	case evChat:
-		events = append(events, Chat{ParticipantID: ev.ID, Name: ev.Name, Text: ev.Text})
-	}
-	l.mu.Unlock()
-	r.tell(events)
-	if viewers {
-		r.viewersChanged()
-	}
+		return nil, false
+	})
 }
 
-// tell sends events to every participant of r.
-func (r *Room) tell(events []Event) {
-	if len(events) == 0 {
+// applyRemote changes l with f and delivers the events f returns to the
+// room's participants, as one broadcast of the room: under sendMu, so they
+// are ordered with the room's own, and with the change made under mu, so a
+// participant joining meanwhile either finds it in its joined state or
+// gets its events, never both nor neither. When f reports that the viewer
+// counts changed, a new count is scheduled.
+func (r *Room) applyRemote(l *roomLink, f func() ([]Event, bool)) {
+	r.sendMu.Lock()
+	r.mu.Lock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		r.mu.Unlock()
+		r.sendMu.Unlock()
 		return
 	}
-	for _, p := range r.list() {
-		for _, ev := range events {
-			p.sink.Event(ev)
-		}
+	events, viewers := f()
+	l.mu.Unlock()
+	var sinks []EventSink
+	if len(events) > 0 {
+		sinks = r.sinksLocked(nil)
+	}
+	r.mu.Unlock()
+	deliver(sinks, events...)
+	r.sendMu.Unlock()
+	if viewers {
+		r.viewersChanged()
 	}
 }
 
@@ -482,32 +502,29 @@ func (m *Manager) forgetNodes(registered map[string]bool) {
 	}
 	c.mu.Unlock()
 	for r, l := range links {
-		var events []Event
-		viewers := false
-		l.mu.Lock()
-		for id, t := range l.tracks {
-			if !live[t.Node] {
-				delete(l.tracks, id)
-				events = append(events, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+		r.applyRemote(l, func() ([]Event, bool) {
+			var events, left []Event
+			viewers := false
+			for id, t := range l.tracks {
+				if !live[t.Node] {
+					delete(l.tracks, id)
+					events = append(events, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+				}
 			}
-		}
-		for id, p := range l.participants {
-			if !live[p.node] {
-				delete(l.participants, id)
-				events = append(events, ParticipantLeft{ParticipantID: id})
+			for id, p := range l.participants {
+				if !live[p.node] {
+					delete(l.participants, id)
+					left = append(left, ParticipantLeft{ParticipantID: id})
+				}
 			}
-		}
-		for node := range l.viewers {
-			if !live[node] {
-				delete(l.viewers, node)
-				viewers = true
+			for node := range l.viewers {
+				if !live[node] {
+					delete(l.viewers, node)
+					viewers = true
+				}
 			}
-		}
-		l.mu.Unlock()
-		r.tell(events)
-		if viewers {
-			r.viewersChanged()
-		}
+			return append(events, left...), viewers
+		})
 	}
 }
 
@@ -560,60 +577,57 @@ func (r *Room) RemoteTracks() []RemoteTrack {
 	return out
 }
 
-// withRemote adds the other nodes' publishers and tracks to a snapshot.
-func (r *Room) withRemote(ps []ParticipantInfo, ts []TrackInfo) ([]ParticipantInfo, []TrackInfo) {
+// withRemoteLocked adds the other nodes' publishers, tracks and viewers to
+// a joining participant's state; r.mu is held.
+func (r *Room) withRemoteLocked(s State) State {
 	l := r.m.link(r)
 	if l == nil {
-		return ps, ts
+		return s
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range l.participants {
-		ps = append(ps, p.info)
+		s.Participants = append(s.Participants, p.info)
 	}
 	for _, t := range l.tracks {
-		ts = append(ts, t.Info)
+		s.Tracks = append(s.Tracks, t.Info)
 	}
-	return ps, ts
+	for _, v := range l.viewers {
+		s.Viewers += v
+	}
+	return s
 }
 
-// Hooks called by the room when something other nodes must see happens.
-
-func (r *Room) joinedCluster(p *Participant) {
-	if p.spec.Hidden || !p.spec.Publish {
-		return // the audience travels as a count
-	}
-	i := p.Info()
-	r.m.publish(r, wireEvent{Type: evJoined, Participant: &wireParticipant{ID: i.ID, Identity: i.Identity, Name: i.Name, Publisher: i.Publisher}})
-}
-
-func (r *Room) leftCluster(p *Participant) {
-	if p.spec.Hidden || !p.spec.Publish {
+// shareCluster publishes, for the other nodes' clients, the room events
+// this node just delivered to its own (called under the room's sendMu, so
+// the order on the channel is the order of the room).
+func (r *Room) shareCluster(evs ...Event) {
+	if !r.m.opt.Cluster {
 		return
 	}
-	r.m.publish(r, wireEvent{Type: evLeft, ID: p.id})
-}
-
-func (r *Room) trackStartedCluster(i TrackInfo) {
-	r.claimOrigin(i.ID)
-	r.m.publish(r, wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
-		Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec}})
-}
-
-// trackRepublishedCluster announces a track that a returning broadcaster's
-// new participant took over (same track id, same origin).
-func (r *Room) trackRepublishedCluster(i TrackInfo) {
-	r.m.publish(r, wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
-		Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec}})
-}
-
-func (r *Room) trackEndedCluster(id, owner string) {
-	r.releaseOrigin(id)
-	r.m.publish(r, wireEvent{Type: evUnpublished, ID: id, Owner: owner})
-}
-
-func (r *Room) chatCluster(from *Participant, text string) {
-	r.m.publish(r, wireEvent{Type: evChat, ID: from.id, Name: from.spec.Name, Text: text})
+	for _, ev := range evs {
+		var w wireEvent
+		switch e := ev.(type) {
+		case ParticipantJoined:
+			i := e.Participant
+			w = wireEvent{Type: evJoined, Participant: &wireParticipant{ID: i.ID, Identity: i.Identity, Name: i.Name, Publisher: i.Publisher}}
+		case ParticipantLeft:
+			w = wireEvent{Type: evLeft, ID: e.ParticipantID}
+		case TrackPublished:
+			i := e.Track
+			w = wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
+				Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec}}
+		case TrackUnpublished:
+			w = wireEvent{Type: evUnpublished, ID: e.TrackID, Owner: e.ParticipantID}
+		case Chat:
+			w = wireEvent{Type: evChat, ID: e.ParticipantID, Name: e.Name, Text: e.Text}
+		case Reaction:
+			w = wireEvent{Type: evReaction, ID: e.ParticipantID, Name: e.Name, Emoji: e.Emoji}
+		default:
+			continue // the rest is this node's business (offers, candidates, counts)
+		}
+		r.m.publish(r, w)
+	}
 }
 
 // viewerPublish is the shortest gap between two viewer count events of one
@@ -648,5 +662,5 @@ func (m *Manager) publishViewers(r *Room) bool {
 func (r *Room) ViewerCountLocal() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.viewersLocked()
+	return r.viewers
 }

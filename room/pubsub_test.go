@@ -33,8 +33,101 @@ func (r *recorder) lastViewerCount() int {
 	return -1
 }
 
-// Two nodes of one room: publishers, chat and the room's viewer count
-// cross over, in order, exactly once.
+// fakeNode is a node of the cluster played by the test: it registers,
+// writes its part of a room and publishes room events on the channel, as a
+// node with a broadcaster does, without a media engine.
+type fakeNode struct {
+	t     *testing.T
+	store Store
+	seq   uint64
+	part  NodeRoom
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newFakeNode(t *testing.T, store Store) *fakeNode {
+	f := &fakeNode{t: t, store: store}
+	f.beat()
+	return f
+}
+
+// beat registers the node and writes its part of room "on".
+func (f *fakeNode) beat() {
+	ctx := context.Background()
+	must(f.t, f.store.PutNode(ctx, NodeInfo{Region: "fake"}))
+	must(f.t, f.store.SyncRoom(ctx, "on", f.part))
+}
+
+// heartbeat keeps beating until the test ends or die is called.
+func (f *fakeNode) heartbeat() {
+	f.stop, f.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(f.done)
+		tick := time.NewTicker(clusterHeartbeat)
+		defer tick.Stop()
+		for {
+			select {
+			case <-f.stop:
+				return
+			case <-tick.C:
+				f.beat()
+			}
+		}
+	}()
+	f.t.Cleanup(f.die)
+}
+
+// die stops the heartbeat, as a killed node stops.
+func (f *fakeNode) die() {
+	if f.stop != nil {
+		close(f.stop)
+		<-f.done
+		f.stop = nil
+	}
+}
+
+func (f *fakeNode) send(ev wireEvent) {
+	f.seq++
+	ev.V, ev.Node, ev.Boot, ev.Seq = 1, f.store.NodeID(), "b_fake", f.seq
+	b, _ := json.Marshal(ev)
+	must(f.t, f.store.Publish(context.Background(), "on", b))
+}
+
+// goLive announces a broadcaster with one track, in the store and on the
+// channel, and returns its participant id.
+func (f *fakeNode) goLive() string {
+	p := ParticipantRecord{ID: "p_far", Identity: "far", Name: "Far", Publisher: true, Node: f.store.NodeID()}
+	tr := TrackRecord{ID: "t_far", ParticipantID: p.ID, Kind: "video", Source: "camera", Node: p.Node}
+	f.part = NodeRoom{Participants: []ParticipantRecord{p}, Tracks: []TrackRecord{tr}}
+	f.beat()
+	f.send(wireEvent{Type: evJoined, Participant: &wireParticipant{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: true}})
+	f.send(wireEvent{Type: evPublished, Track: &wireTrack{ID: tr.ID, ParticipantID: p.ID, Kind: tr.Kind, Source: tr.Source}})
+	return p.ID
+}
+
+func waitLinked(t *testing.T, m *Manager, room string) {
+	t.Helper()
+	pollFor(t, "the room is subscribed and read", func() bool {
+		l := m.link(m.Room(room))
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.cancel != nil && !l.unseeded
+	})
+}
+
+func (r *recorder) index(match func(Event) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, ev := range r.events {
+		if match(ev) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Two nodes of one room: chat, reactions and the room's viewer count cross
+// over, in order, exactly once.
 func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 	srv := startRedis(t)
 	prefix := clusterPrefix()
@@ -48,59 +141,102 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 	if err := watcher.Subscribe(nil); err != nil {
 		t.Fatal(err)
 	}
-	// b's subscription is set up off the join path; wait until the room
-	// is linked before a publishes.
-	pollFor(t, "b is subscribed to the room", func() bool {
-		l := b.link(b.Room("live"))
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.cancel != nil
-	})
+	waitLinked(t, b, "live")
 	host, err := a.Join("live", ParticipantSpec{Identity: "host", Name: "Host", Publish: true, Subscribe: true}, &onA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pollFor(t, "b's watcher hears that a's publisher joined", func() bool {
-		return onB.has(func(ev Event) bool {
-			j, ok := ev.(ParticipantJoined)
-			return ok && j.Participant.ID == host.ID() && j.Participant.Identity == "host" && j.Participant.Publisher
-		})
-	})
-	ps, _ := b.Room("live").Snapshot()
-	if len(ps) != 2 {
-		t.Errorf("b's snapshot lists %d participants, want the watcher and a's publisher: %+v", len(ps), ps)
-	}
-	pollFor(t, "a's publisher sees the room's viewer on b in the count", func() bool { return onA.lastViewerCount() == 1 })
+	waitLinked(t, a, "live")
+	pollFor(t, "a's host sees the room's viewer on b in the count", func() bool { return onA.lastViewerCount() == 1 })
 	if got := a.Room("live").ViewerCount(); got != 1 {
 		t.Errorf("a's room counts %d viewers, want 1 (on b)", got)
 	}
+	var late recorder
+	if p, err := a.Join("live", ParticipantSpec{Identity: "late"}, &late); err != nil || p.JoinedState().Viewers != 1 {
+		t.Errorf("a joiner on a is told of %d viewers (%v), want 1 (on b)", p.JoinedState().Viewers, err)
+	}
 
-	want := make([]string, 50)
+	want := make([]string, 15)
 	for i := range want {
 		want[i] = fmt.Sprintf("hello %02d", i)
-		host.Chat(want[i])
-		watcher.Chat("re " + want[i])
+		if err := host.Chat(want[i]); err != nil {
+			t.Fatal(err)
+		}
+		if err := watcher.Chat("re " + want[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	pollFor(t, "every chat reaches the other node", func() bool {
-		return len(onB.chats(host.ID())) >= len(want) && len(onA.chats(watcher.ID())) >= len(want)
+	if err := host.React("👏"); err != nil {
+		t.Fatal(err)
+	}
+	pollFor(t, "every chat and the reaction reach the other node", func() bool {
+		return len(onB.chats(host.ID())) >= len(want) && len(onA.chats(watcher.ID())) >= len(want) &&
+			onB.has(func(ev Event) bool {
+				r, ok := ev.(Reaction)
+				return ok && r.ParticipantID == host.ID() && r.Emoji == "👏" && r.Name == "Host"
+			})
 	})
 	time.Sleep(200 * time.Millisecond) // a duplicate would arrive now
 	if got := onB.chats(host.ID()); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("b received a's chat out of order or twice: %d messages, first %v", len(got), got[:min(3, len(got))])
 	}
-	if got := onA.chats(watcher.ID()); len(got) != len(want) || got[0] != "re hello 00" || got[49] != "re hello 49" {
+	if got := onA.chats(watcher.ID()); len(got) != len(want) || got[0] != "re hello 00" || got[len(want)-1] != "re hello 14" {
 		t.Errorf("a received b's chat: %d messages", len(got))
 	}
 	if got := onA.chats(host.ID()); len(got) != len(want) {
 		t.Errorf("a's own chat delivered %d times locally, want %d (the echo must be dropped)", len(got), len(want))
 	}
+	if n := onB.count(func(ev Event) bool { _, ok := ev.(Reaction); return ok }); n != 1 {
+		t.Errorf("b received the reaction %d times", n)
+	}
+}
 
-	host.Leave()
-	pollFor(t, "b's watcher hears that a's publisher left", func() bool {
-		return onB.has(func(ev Event) bool { l, ok := ev.(ParticipantLeft); return ok && l.ParticipantID == host.ID() })
+// A broadcaster on another node is announced (participant_joined before its
+// track_published), listed for joiners, and when its node dies its track
+// ends and it leaves.
+func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
+	srv := startRedis(t)
+	prefix := clusterPrefix()
+	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	zs, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := newFakeNode(t, zs)
+	z.heartbeat()
+	var onB recorder
+	if _, err := b.Join("on", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
+		t.Fatal(err)
+	}
+	waitLinked(t, b, "on")
+	far := z.goLive()
+	pollFor(t, "b's watcher is told of z's broadcaster and its track", func() bool {
+		return onB.has(func(ev Event) bool { e, ok := ev.(TrackPublished); return ok && e.Track.ID == "t_far" })
 	})
-	if ps, _ := b.Room("live").Snapshot(); len(ps) != 1 {
-		t.Errorf("b's snapshot after the publisher left: %+v", ps)
+	joined := onB.index(func(ev Event) bool { e, ok := ev.(ParticipantJoined); return ok && e.Participant.ID == far })
+	published := onB.index(func(ev Event) bool { e, ok := ev.(TrackPublished); return ok && e.Track.ID == "t_far" })
+	if joined < 0 || joined > published {
+		t.Errorf("participant_joined at %d, track_published at %d: the broadcaster must come first", joined, published)
+	}
+	var late recorder
+	p, err := b.Join("on", ParticipantSpec{Identity: "late"}, &late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := p.JoinedState(); len(st.Participants) != 1 || st.Participants[0].ID != far || len(st.Tracks) != 1 {
+		t.Errorf("a late joiner on b is told %+v, want z's broadcaster and its track", st)
+	}
+	if rt := b.Room("on").RemoteTracks(); len(rt) != 1 || rt[0].Node != "z" {
+		t.Errorf("remote tracks %+v, want t_far from z", rt)
+	}
+
+	z.die()
+	pollFor(t, "b's clients are told z's track ended and its broadcaster left", func() bool {
+		return onB.has(func(ev Event) bool { e, ok := ev.(TrackUnpublished); return ok && e.TrackID == "t_far" }) &&
+			onB.has(func(ev Event) bool { e, ok := ev.(ParticipantLeft); return ok && e.ParticipantID == far })
+	})
+	if ps, ts := b.Room("on").Snapshot(); len(ps) != 0 || len(ts) != 0 {
+		t.Errorf("after z died b still lists %v %v", ps, ts)
 	}
 }
 
@@ -113,12 +249,7 @@ func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
 	if _, err := b.Join("dup", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
 		t.Fatal(err)
 	}
-	pollFor(t, "b is subscribed", func() bool {
-		l := b.link(b.Room("dup"))
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.cancel != nil
-	})
+	waitLinked(t, b, "dup")
 	send := func(seq uint64, text string) {
 		ev, _ := json.Marshal(wireEvent{V: 1, Node: "z", Boot: "b_1", Seq: seq, Type: evChat, ID: "p_z", Name: "Z", Text: text})
 		must(t, storeB.Publish(context.Background(), "dup", ev))
@@ -136,28 +267,53 @@ func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
 	}
 }
 
-// When a node leaves the registry (dead), the other nodes' clients are told
-// its publishers left and its viewers no longer count.
-func TestCluster_DeadNodesPublishersLeave(t *testing.T) {
+// After Redis restarts (empty), a node still knows the other nodes'
+// broadcasters (nobody is told they left) and their events flow again.
+func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 	srv := startRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
 	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
-	var onA, onB recorder
-	if _, err := b.Join("gone", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
-		t.Fatal(err)
-	}
-	host, err := a.Join("gone", ParticipantSpec{Identity: "host", Publish: true}, &onA)
+	zs, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pollFor(t, "b knows a's publisher", func() bool {
-		ps, _ := b.Room("gone").Snapshot()
-		return len(ps) == 2
+	z := newFakeNode(t, zs)
+	var onB recorder
+	if _, err := b.Join("on", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
+		t.Fatal(err)
+	}
+	waitLinked(t, b, "on")
+	far := z.goLive()
+	knowsFar := func() bool {
+		ps, _ := b.Room("on").Snapshot()
+		return len(ps) == 1 && ps[0].ID == far
+	}
+	pollFor(t, "b knows z's broadcaster", knowsFar)
+	z.heartbeat()
+
+	srv.restart()
+	pollFor(t, "b and z re-registered", func() bool {
+		list, err := b.Nodes(context.Background())
+		return err == nil && len(list) == 2 && b.ClusterReady()
 	})
-	a.haltHeartbeat()
-	pollFor(t, "b's watcher is told a's publisher left", func() bool {
-		return onB.has(func(ev Event) bool { l, ok := ev.(ParticipantLeft); return ok && l.ParticipantID == host.ID() })
+	for range forgetAfter + 2 { // past the reconcile beats
+		time.Sleep(clusterHeartbeat)
+	}
+	if !knowsFar() {
+		t.Fatal("after the restart b forgot z's broadcaster")
+	}
+	if onB.has(func(ev Event) bool { l, ok := ev.(ParticipantLeft); return ok && l.ParticipantID == far }) {
+		t.Error("b's watcher was told z's broadcaster left when only Redis restarted")
+	}
+	pollFor(t, "z's chat reaches b again", func() bool {
+		z.send(wireEvent{Type: evChat, ID: far, Name: "Far", Text: "still here"})
+		time.Sleep(50 * time.Millisecond)
+		for _, text := range onB.chats(far) {
+			if text == "still here" {
+				return true
+			}
+		}
+		return false
 	})
 }
 
@@ -192,58 +348,5 @@ func FuzzParseWireEvent(f *testing.F) {
 		if ev.Seq == 0 || ev.Node == "" || len(ev.Text) > maxWireText {
 			t.Fatalf("accepted %+v", ev)
 		}
-	})
-}
-
-// After Redis restarts (empty), the nodes of a room still know each other's
-// publishers and their events flow again.
-func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
-	srv := startRedis(t)
-	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
-	var onA, onB recorder
-	if _, err := b.Join("on", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
-		t.Fatal(err)
-	}
-	host, err := a.Join("on", ParticipantSpec{Identity: "host", Publish: true}, &onA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	knowsHost := func() bool {
-		ps, _ := b.Room("on").Snapshot()
-		for _, p := range ps {
-			if p.ID == host.ID() {
-				return true
-			}
-		}
-		return false
-	}
-	pollFor(t, "b knows a's publisher", knowsHost)
-
-	srv.restart()
-	pollFor(t, "both nodes re-registered", func() bool {
-		list, err := b.Nodes(context.Background())
-		return err == nil && len(list) == 2 && a.ClusterReady() && b.ClusterReady()
-	})
-	// Past the reconcile beats, b must still list a's publisher.
-	for range forgetAfter + 2 {
-		time.Sleep(clusterHeartbeat)
-	}
-	if !knowsHost() {
-		t.Fatal("after the restart b forgot a's publisher")
-	}
-	if onB.has(func(ev Event) bool { l, ok := ev.(ParticipantLeft); return ok && l.ParticipantID == host.ID() }) {
-		t.Error("b's watcher was told a's publisher left when only Redis restarted")
-	}
-	pollFor(t, "a's chat reaches b again", func() bool {
-		host.Chat("still here")
-		time.Sleep(50 * time.Millisecond)
-		for _, text := range onB.chats(host.ID()) {
-			if text == "still here" {
-				return true
-			}
-		}
-		return false
 	})
 }

@@ -76,42 +76,34 @@ func (f *failingRooms) Room(ctx context.Context, room string) (RoomState, error)
 }
 
 // A room whose first read of the other nodes failed is read again at the
-// next heartbeat: the publisher already live on another node shows up.
+// next heartbeat: a broadcaster already live on another node shows up.
 func TestLinkRoom_FailedFirstReadIsRetried(t *testing.T) {
 	shared := NewMemoryStore()
-	newNode := func(id string, store Store) *Manager {
-		e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := NewManager(e, store, Options{NodeID: id, Cluster: true, Heartbeat: 100 * time.Millisecond, EmptyTimeout: time.Hour})
-		t.Cleanup(func() { m.Close(); e.Close() })
-		return m
-	}
-	a := newNode("a", shared.Node("a", 10*time.Second))
-	flaky := &failingRooms{MemoryStore: shared.Node("b", 10*time.Second)}
-	flaky.fails.Store(2)
-	b := newNode("b", flaky)
-	var rec recorder
-	host, err := a.Join("late", ParticipantSpec{Identity: "host", Publish: true}, &rec)
+	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pollFor(t, "a's publisher is in the store", func() bool {
-		st, err := shared.Node("x", 0).Room(context.Background(), "late")
-		return err == nil && len(st.Participants) == 1
-	})
-	if _, err := b.Join("late", ParticipantSpec{Identity: "watcher"}, &rec); err != nil {
+	defer e.Close()
+	// Node z is live with a broadcaster in room "late".
+	z := shared.Node("z", 10*time.Second)
+	ctx := context.Background()
+	must(t, z.PutNode(ctx, NodeInfo{Region: "far"}))
+	must(t, z.SyncRoom(ctx, "late", NodeRoom{
+		Participants: []ParticipantRecord{{ID: "p_far", Identity: "far", Publisher: true, Node: "z"}},
+		Tracks:       []TrackRecord{{ID: "t_far", ParticipantID: "p_far", Kind: "video", Node: "z"}},
+	}))
+	flaky := &failingRooms{MemoryStore: shared.Node("b", 10*time.Second)}
+	flaky.fails.Store(2)
+	b := NewManager(e, flaky, Options{NodeID: "b", Cluster: true, Heartbeat: 100 * time.Millisecond, EmptyTimeout: time.Hour})
+	defer b.Close()
+	var rec recorder
+	p, err := b.Join("late", ParticipantSpec{Identity: "watcher"}, &rec)
+	if err != nil {
 		t.Fatal(err)
 	}
-	pollFor(t, "b learns of a's publisher despite the failed reads", func() bool {
-		ps, _ := b.Room("late").Snapshot()
-		for _, p := range ps {
-			if p.ID == host.ID() {
-				return true
-			}
-		}
-		return false
+	defer p.Leave()
+	pollFor(t, "b learns of z's broadcaster despite the failed reads", func() bool {
+		ps, ts := b.Room("late").Snapshot()
+		return len(ps) == 1 && ps[0].ID == "p_far" && len(ts) == 1
 	})
-	host.Leave()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/id"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -68,7 +69,7 @@ func startRedisCluster(t *testing.T) []string {
 func TestStoreContract_RedisCluster(t *testing.T) {
 	addrs := startRedisCluster(t)
 	runStoreContract(t, func(t *testing.T, ttl time.Duration) func(string) Store {
-		prefix := "c" + newID("")[:6] + ":"
+		prefix := "c" + id.New("")[:6] + ":"
 		return func(id string) Store {
 			c := NewRedisClient(config.RedisConfig{Addrs: addrs, Timeout: time.Second})
 			if _, ok := c.(*redis.ClusterClient); !ok {
@@ -121,7 +122,7 @@ func startSentinel(t *testing.T) string {
 func TestStoreContract_RedisSentinel(t *testing.T) {
 	sentinel := startSentinel(t)
 	runStoreContract(t, func(t *testing.T, ttl time.Duration) func(string) Store {
-		prefix := "s" + newID("")[:6] + ":"
+		prefix := "s" + id.New("")[:6] + ":"
 		return func(id string) Store {
 			c := NewRedisClient(config.RedisConfig{Addrs: []string{sentinel}, SentinelMaster: "halo-primary", Timeout: time.Second})
 			t.Cleanup(func() { _ = c.Close() })

@@ -2,14 +2,13 @@ package sfu
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 
+	"github.com/halobuzz/live/internal/id"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -111,7 +110,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		info.ID = p.events.TrackID(info)
 	}
 	if info.ID == "" {
-		info.ID = newID("t_")
+		info.ID = id.New("t_")
 	}
 	t := newTrack(p.e, remote, info, p.sendPLI)
 	t.relay = p.relay
@@ -280,9 +279,3 @@ var (
 )
 
 var _ io.Closer = (*Publisher)(nil)
-
-func newID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}

@@ -29,6 +29,7 @@ const (
 	CodeTooManyTracks      = "too_many_tracks"
 	CodeRoomFull           = "room_full"
 	CodeRateLimited        = "rate_limited"
+	CodeRoomRateLimited    = "room_rate_limited"
 	CodeShuttingDown       = "server_shutting_down"
 	CodeNotFound           = "not_found"
 	CodeMediaFailed        = "media_failed"
@@ -90,6 +91,7 @@ var wireCodes = []struct {
 	{room.ErrNoSubscription, CodeBadRequest, "there is no subscriber connection"},
 	{room.ErrLeft, CodeNotJoined, "the participant has left"},
 	{sfu.ErrClosed, CodeMediaFailed, "the media connection is closed"},
+	{room.ErrRoomRateLimited, CodeRoomRateLimited, "the room's chat and reaction rate is exceeded: retry later"},
 }
 
 // internalMessage is all a client learns of an unexpected error.

@@ -127,14 +127,16 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		Heartbeat:    cfg.Cluster.HeartbeatInterval,
 		StoreTimeout: cfg.Redis.Timeout,
 
-		NodeID:               cfg.Node.ID,
-		EmptyTimeout:         cfg.Room.EmptyTimeout,
-		ParticipantsPerRoom:  cfg.Limits.ParticipantsPerRoom,
-		TracksPerParticipant: cfg.Limits.TracksPerParticipant,
-		MaxSDPBytes:          cfg.Limits.MaxSDPBytes,
-		MaxMediaSections:     cfg.Limits.MaxMediaSections,
-		RepublishGrace:       cfg.Room.RepublishGrace,
-		Log:                  log,
+		NodeID:                cfg.Node.ID,
+		EmptyTimeout:          cfg.Room.EmptyTimeout,
+		ParticipantsPerRoom:   cfg.Limits.ParticipantsPerRoom,
+		TracksPerParticipant:  cfg.Limits.TracksPerParticipant,
+		MaxSDPBytes:           cfg.Limits.MaxSDPBytes,
+		MaxMediaSections:      cfg.Limits.MaxMediaSections,
+		RoomMessagesPerSecond: float64(cfg.Limits.RoomMessagesPerSecond),
+		RoomMessagesBurst:     cfg.Limits.RoomMessagesBurst,
+		RepublishGrace:        cfg.Room.RepublishGrace,
+		Log:                   log,
 	})
 	metrics := signaling.NewMetrics(engine, rooms)
 	srv, err := signaling.New(cfg, rooms, metrics, log)
