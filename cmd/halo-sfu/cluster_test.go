@@ -266,14 +266,21 @@ func TestCluster_RoomEventsReachClientsOnTheOtherNode(t *testing.T) {
 	onA, hostID := join(a, "host", true)
 	a.publisher(ctx, "mix", loadtest.PublisherConfig{VideoBitrate: 200_000})
 
-	// b's client: two track_published from a's broadcaster, then host's chat.
+	// b's client: a's broadcaster announced, then its two tracks.
 	tracks := map[string]bool{}
+	announced := false
 	for len(tracks) < 2 {
 		env, err := onB.Next(ctx)
 		if err != nil {
 			t.Fatalf("b's client waiting for a's tracks: %v", err)
 		}
+		if env.Type == "participant_joined" {
+			announced = true
+		}
 		if env.Type == "track_published" {
+			if !announced {
+				t.Fatal("b's client got a track_published before the broadcaster's participant_joined")
+			}
 			var d struct {
 				Track struct {
 					ID   string `json:"id"`
