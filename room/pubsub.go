@@ -11,18 +11,21 @@ import (
 )
 
 // Cross-node room events. Each node of a room subscribes to the room's
-// channel and publishes there what happens on it that other nodes' clients
-// must see: publishers joining and leaving, tracks published and
-// unpublished, its viewer count (at most once a second), and chat. A node
-// delivers its own events to its clients directly and ignores their echo.
+// channel and publishes there what it announces to its own clients
+// (shareCluster): publishers announced and leaving, tracks published and
+// unpublished, chat and reactions; plus its viewer count (at most once a
+// second). A node delivers its own events to its clients directly and
+// ignores their echo; other nodes' events reach its clients as broadcasts
+// of the room (applyRemote), ordered with the room's own.
 //
 // Order and exactly-once: a node publishes from its one ordered store
 // queue, so its events leave in order; each carries the node's boot id
 // (one per process) and a sequence number, and a receiver drops any event
 // whose sequence is not above the last it took from that boot. Events
 // published while Redis is unreachable are lost (pub/sub keeps nothing); a
-// node that subscribes reads the room's state from the store once, and
-// dead nodes' entries are dropped when the registry loses them.
+// node that subscribes reads the room's state from the store (reconcile),
+// again after an outage, and dead nodes' entries are dropped when the
+// registry loses them (forgetNodes).
 
 // wireEvent is one cross-node event as it travels on the room's channel.
 type wireEvent struct {
