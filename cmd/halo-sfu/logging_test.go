@@ -145,7 +145,7 @@ func TestNormalSession_WebSocketLogsNoWarnings(t *testing.T) {
 }
 
 // The same over WHIP and WHEP: a broadcaster publishes, a WHEP player
-// watches, the broadcaster ends (DELETE), then the player.
+// watches, the broadcaster ends (DELETE), and with it the player's session.
 func TestNormalSession_WHIPAndWHEPLogNoWarnings(t *testing.T) {
 	n := startLoggedNode(t, assertCalmSession("calmwhip", map[string]int{"publisher": 1, "viewer": 1}))
 	pub := whipPublish(t, n, "calmwhip")
@@ -159,16 +159,17 @@ func TestNormalSession_WHIPAndWHEPLogNoWarnings(t *testing.T) {
 		}
 	}
 	eventually(t, "media forwarded to the WHEP viewer", func() bool { return n.engine.Stats().PacketsForwarded > 50 })
-	for _, c := range []*whipClient{pub, viewer} {
-		if resp := doHTTP(t, "DELETE", n.base+c.location, "", "", "", nil); resp.StatusCode != http.StatusOK {
-			t.Fatalf("DELETE %s: %d", c.location, resp.StatusCode)
-		}
-		if c == pub {
-			pub.close() // stops its sender, then its connection
-		} else {
-			_ = c.pc.Close()
-		}
+	if resp := doHTTP(t, "DELETE", n.base+pub.location, "", "", "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE %s: %d", pub.location, resp.StatusCode)
 	}
+	pub.close() // stops its sender, then its connection
+	// The broadcast ended for good: the server ends the player's session
+	// (a WHEP player cannot be offered anything else), and the player's own
+	// DELETE then finds nothing.
+	eventually(t, "the WHEP session ended by the server", func() bool {
+		return doHTTP(t, "DELETE", n.base+viewer.location, "", "", "", nil).StatusCode == http.StatusNotFound
+	})
+	_ = viewer.pc.Close()
 	eventually(t, "room empty", func() bool { return n.rooms.Stats().Participants == 0 && n.engine.Stats().Publishers == 0 })
 }
 
