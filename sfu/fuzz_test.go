@@ -109,9 +109,10 @@ func seedStream(pt uint8, key, delta [][]byte, dup bool) []byte {
 // track with a viewer watching from the start and one joining late. It
 // must never panic, and what viewers are sent must be what the publisher
 // sent: the bytes of a packet that was ingested under that sequence number,
-// with the viewer's SSRC and payload type; each start (anchor) on the first
-// packet of an access unit holding a keyframe (video codecs the forwarder
-// understands); and, when the publisher never repeated a sequence number, no
+// with the viewer's SSRC and payload type; each start (anchor) of a video
+// viewer on a packet of an access unit that holds a keyframe (that it is the
+// unit's first packet is TestDownTrack_H264LateJoinerStartsAtTheAccessUnitsFirstPacket's
+// job); and, when the publisher never repeated a sequence number, no
 // sequence number sent twice.
 func FuzzTrackIngest(f *testing.F) {
 	vp8Key := [][]byte{{0x10, 0x00, 0x9d, 0x01, 0x2a}, {0x00, 0xaa}, {0x00, 0xbb}}
@@ -136,7 +137,7 @@ func FuzzTrackIngest(f *testing.F) {
 		f.Add(uint8(i), uint8(5), seedStream(pts[i], st[0], st[1], false))
 		f.Add(uint8(i), uint8(9), seedStream(pts[i], st[0], st[1], true))
 	}
-	// Padding, a header extension and an oversized packet.
+	// A padded packet and an oversized one.
 	padded := rtpBytes(96, 7, 90, true, []byte{0x10, 0x00, 0x01, 0x00, 0x00, 0x03})
 	padded[0] |= 0x20
 	f.Add(uint8(0), uint8(1), ingestRecords(padded, append(rtpBytes(96, 8, 90, false, nil), make([]byte, 1600)...)))
