@@ -143,8 +143,25 @@ func TestFlood_NACKAndPLIFloodFromOneViewerChangesNothingForTheOthers(t *testing
 	time.Sleep(window)
 	rounds := stop()
 	floodCPU := processCPU() - cpu0
-	p1, s1 := pub.Stats(), n.engine.Stats()
-	time.Sleep(500 * time.Millisecond) // let the last packets arrive
+	s1 := n.engine.Stats()
+	// Every packet sent must arrive, however long the last ones take on a
+	// busy machine: stop the publisher, then wait until the viewers have
+	// stopped receiving.
+	_ = pub.Close()
+	p1 := pub.Stats()
+	total := func() (sum uint64) {
+		for _, v := range viewers {
+			s := v.Stats()
+			sum += s.VideoPackets + s.AudioPackets
+		}
+		return sum
+	}
+	for last := total(); ; last = total() {
+		time.Sleep(500 * time.Millisecond)
+		if total() == last {
+			break
+		}
+	}
 
 	t.Logf("process CPU (server and all clients): %v per %v quiet, %v flooded (%.2fx); %d flood rounds",
 		quietCPU, window, floodCPU, float64(floodCPU)/float64(quietCPU), rounds)
