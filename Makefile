@@ -43,7 +43,7 @@ test-netns:
 	@if command -v ip >/dev/null && unshare --net true 2>/dev/null; then \
 		$(GO) test -c -o build/halo-sfu.test ./cmd/halo-sfu && \
 		cd cmd/halo-sfu && unshare --net sh -c 'ip link set lo up && ../../build/halo-sfu.test -test.count=1 \
-			-test.run "TestBroadcast|TestLateJoiner|TestMultiCamera|TestWHIP_PublisherSeen|TestWHEP_Viewer"' && \
+			-test.run "TestBroadcast|TestLateJoiner|TestMultiCamera|TestWHIP_PublisherSeen|TestWHEP_Viewer|TestLoss|TestUpstreamLoss"' && \
 		echo "netns: media tests pass with only lo"; \
 	else echo "netns: unshare not permitted here, skipped"; fi
 

@@ -166,6 +166,13 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	// AES-CM with HMAC-SHA1, and every browser supports it.
 	var err error
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	// A publisher's retransmission arrives an RTT (and a NACK interval)
+	// after the original, on the media SSRC (there is no RTX): with Pion's
+	// default SRTP replay window of 64 packets it is discarded as too old
+	// whenever more than 64 newer packets came first (2.5 Mbit/s and a
+	// 250 ms RTT), and the loss reaches every viewer. libwebrtc keeps
+	// 1,024 packets for the same reason.
+	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 
 	if e.pubAPI, err = newPublisherAPI(se, lf); err != nil {
 		e.Close()
@@ -185,6 +192,10 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// srtpReplayWindow is how many packets older than the newest an incoming
+// SRTP packet may be and still be accepted.
+const srtpReplayWindow = 1024
 
 // tcpWriteBuffer bounds what is queued for one ICE-TCP connection: about
 // 1.5 s of a 2.5 Mbit/s broadcast.

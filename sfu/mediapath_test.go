@@ -243,6 +243,10 @@ func TestTrack_ReaderNeverWaitsForAStuckViewer(t *testing.T) {
 	d.bind.Store(&binding{ssrc: 9, pt: 96, writer: blockingWriter{block}})
 	r.track.addDown(d)
 	r.track.start()
+	t.Cleanup(func() { // even when the test fails: the forwarder is stopped
+		close(block)
+		r.track.end()
+	})
 	var h rtp.Header
 	for s := range uint16(5000) { // more than the arrival ring and the cache
 		r.track.ingest(vp8Packet(s, uint32(s)*3000, s%100 == 0), &h)
@@ -250,8 +254,6 @@ func TestTrack_ReaderNeverWaitsForAStuckViewer(t *testing.T) {
 	if n := r.track.written.Load(); n != 5000 {
 		t.Fatalf("reader took %d packets", n)
 	}
-	close(block)
-	r.track.end()
 }
 
 type blockingWriter struct{ block chan struct{} }

@@ -9,18 +9,24 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
-// TestMain doubles as a UDP sink process for the benchmarks: the receiving
-// side of loopback traffic must be another process, so that the benchmark's
-// CPU time is the sender's (including the kernel's delivery to a reading
+// TestMain fails the package when any goroutine outlives the tests and
+// benchmarks: every forwarder (Track.start/end), fan-out worker, engine and
+// peer connection a test starts must be stopped by it.
+//
+// It doubles as a UDP sink process for the benchmarks: the receiving side
+// of loopback traffic must be another process, so that the benchmark's CPU
+// time is the sender's (including the kernel's delivery to a reading
 // socket, as a real viewer on this machine costs) and not the reader's.
 func TestMain(m *testing.M) {
 	if os.Getenv("HALO_UDP_SINK") != "" {
 		runSink()
 		return
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func runSink() {
