@@ -49,6 +49,11 @@ func newAPI() (*webrtc.API, error) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// A browser's SRTP replay window (libwebrtc keeps 1,024 packets): with
+	// Pion's 64, a retransmission that comes a round trip late at a few
+	// Mbit/s is rejected, and the load test would report loss a browser
+	// would not see.
+	se.SetSRTPReplayProtectionWindow(1024)
 	return webrtc.NewAPI(
 		webrtc.WithMediaEngine(m),
 		webrtc.WithInterceptorRegistry(ir),
