@@ -125,6 +125,12 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sfu: listen on UDP %s port %d: %w", cfg.UDPAddress, cfg.UDPPort, err)
 		}
+		if c, ok := udp.(*net.UDPConn); ok {
+			// As the every-address path asks: the kernel default (~208 KiB)
+			// drops a publisher's burst while the node is busy.
+			_ = c.SetReadBuffer(4 << 20)
+			_ = c.SetWriteBuffer(4 << 20)
+		}
 		e.udp = udp
 		e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
 		e.udpAddrs = []net.Addr{udp.LocalAddr()}
