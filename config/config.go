@@ -263,6 +263,10 @@ type ClusterConfig struct {
 	// that stops heartbeating vanishes this long after its last beat. At
 	// least twice heartbeat_interval. Default 6s.
 	NodeTTL time.Duration `mapstructure:"node_ttl"`
+	// RelayGrace is how long a relay from another node stays up after the
+	// room's last viewer on this node left, so a viewer who comes back at
+	// once does not wait for a new one. Default 10s; 0..10m.
+	RelayGrace time.Duration `mapstructure:"relay_grace"`
 }
 
 // ShutdownConfig configures draining on SIGTERM.
@@ -323,7 +327,7 @@ func Default() *Config {
 		},
 		Room:     RoomConfig{EmptyTimeout: 10 * time.Second, RepublishGrace: 10 * time.Second},
 		Redis:    RedisConfig{KeyPrefix: "halo:", Timeout: 500 * time.Millisecond},
-		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second},
+		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second, RelayGrace: 10 * time.Second},
 		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}

@@ -227,6 +227,9 @@ func (c *Config) validateCluster(p *problems) {
 		}
 	}
 	p.positive("cluster.heartbeat_interval", cl.HeartbeatInterval)
+	if d := cl.RelayGrace; d < 0 || d > 10*time.Minute {
+		p.add("cluster.relay_grace", "%s is not between 0 and 10m", formatDuration(d))
+	}
 	if cl.HeartbeatInterval > 0 && cl.NodeTTL < 2*cl.HeartbeatInterval {
 		p.add("cluster.node_ttl", "%s must be at least twice cluster.heartbeat_interval (%s), "+
 			"or one late heartbeat drops the node", formatDuration(cl.NodeTTL), formatDuration(cl.HeartbeatInterval))

@@ -219,12 +219,18 @@ func (r *Room) nodeRoom() (NodeRoom, []string) {
 	defer r.mu.Unlock()
 	st := NodeRoom{Viewers: r.viewers}
 	for _, p := range r.participants {
+		if p.spec.Relay {
+			continue // another node's relay, not a participant of the room
+		}
 		st.Participants = append(st.Participants, ParticipantRecord{
 			ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: p.spec.Publish, Node: node,
 		})
 	}
 	var origins []string
 	for _, t := range r.tracks {
+		if t.relay != nil {
+			continue // another node's track
+		}
 		i := t.info
 		st.Tracks = append(st.Tracks, TrackRecord{ID: i.ID, ParticipantID: i.ParticipantID, Kind: i.Kind,
 			Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Node: node})

@@ -54,6 +54,12 @@ type Options struct {
 	Heartbeat time.Duration
 	// StoreTimeout bounds the Store reads on the join path. Default 500ms.
 	StoreTimeout time.Duration
+	// RelayDial asks another node for tracks of a room (Cluster only; see
+	// relay.go). Without it, other nodes' tracks are listed but not relayed.
+	RelayDial RelayDialer
+	// RelayGrace is how long a relay stays after the room's last local
+	// viewer left. Default 10s.
+	RelayGrace time.Duration
 }
 
 // Manager holds the node's rooms. Rooms are created on first join and removed
@@ -75,6 +81,10 @@ type Manager struct {
 	dropped     atomic.Uint64
 
 	cluster clusterState // cluster.go
+
+	relayWG       sync.WaitGroup // relay set-ups under way (relay.go)
+	relayFailures atomic.Uint64
+	relayGen      atomic.Uint64
 }
 
 // storeQueue is how many Store writes may wait; beyond it (a store that is
@@ -86,6 +96,9 @@ const storeQueue = 4096
 func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
+	}
+	if opt.RelayGrace <= 0 {
+		opt.RelayGrace = 10 * time.Second
 	}
 	m := &Manager{
 		engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{},
@@ -153,6 +166,7 @@ func (m *Manager) removeIfEmpty(r *Room) {
 	}
 	delete(m.rooms, r.name)
 	m.mu.Unlock()
+	r.closeRelays()
 	m.unlinkRoom(r)
 	m.log.Info("room removed", "room", r.name)
 	m.storeWrite(func(ctx context.Context) error { return m.store.DeleteRoom(ctx, r.name) })
@@ -203,6 +217,9 @@ func (m *Manager) writer() {
 // Stats counts what the node serves now.
 type Stats struct {
 	Rooms, Publishers, Viewers, Participants, Tracks int
+	// Relays are other nodes' relay connections pulling tracks from here
+	// (not counted as participants).
+	Relays int
 }
 
 // Stats returns the current counts.
@@ -216,9 +233,17 @@ func (m *Manager) Stats() Stats {
 	s := Stats{Rooms: len(rooms)}
 	for _, r := range rooms {
 		r.mu.Lock()
-		s.Participants += len(r.participants)
-		s.Tracks += len(r.tracks)
+		for _, t := range r.tracks {
+			if t.relay == nil { // a relayed copy is counted on its origin
+				s.Tracks++
+			}
+		}
 		for _, p := range r.participants {
+			if p.spec.Relay {
+				s.Relays++
+				continue
+			}
+			s.Participants++
 			if p.publisher != nil {
 				s.Publishers++
 			}
@@ -268,11 +293,18 @@ func (m *Manager) Drain(ctx context.Context) error {
 // after Drain.
 func (m *Manager) Close() {
 	m.mu.Lock()
+	var closing []*Room
 	for name, r := range m.rooms {
 		r.stopTimers()
 		delete(m.rooms, name)
+		closing = append(closing, r)
 	}
+	m.draining = true // no relay is started any more
 	m.mu.Unlock()
+	m.relayWG.Wait()
+	for _, r := range closing {
+		r.closeRelays()
+	}
 	m.stopCluster()
 	m.storeMu.Lock()
 	if !m.storeClosed {

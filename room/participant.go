@@ -26,6 +26,9 @@ type ParticipantSpec struct {
 	// LeaveOnFailure removes the participant when a media connection fails
 	// (WHIP/WHEP sessions, which have no other channel).
 	LeaveOnFailure bool
+	// Relay is another node pulling the room's tracks (ServeRelay): hidden,
+	// not a viewer, not written to the store as a participant.
+	Relay bool
 }
 
 // ErrNoTracks is returned to a WHEP viewer of a room with nothing published.
@@ -55,9 +58,10 @@ type Participant struct {
 	joinedState State
 
 	// Guarded by room.mu.
-	slot    int  // index in room.everyone
-	onStage bool // announced to the room: it published
-	viewer  bool // counted in the room's viewers
+	wantRemote map[string]bool // tracks of other nodes subscribed to by id (relay.go)
+	slot       int             // index in room.everyone
+	onStage    bool            // announced to the room: it published
+	viewer     bool            // counted in the room's viewers
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
@@ -191,8 +195,20 @@ func (p *Participant) Subscribe(ids []string) error {
 			}
 		}
 	} else {
+		remote := map[string]bool{}
+		for _, t := range r.RemoteTracks() {
+			remote[t.Info.ID] = true
+		}
 		for _, id := range ids {
 			t, ok := r.tracks[id]
+			if !ok && remote[id] {
+				// Another node's track: it comes through a relay.
+				if p.wantRemote == nil {
+					p.wantRemote = map[string]bool{}
+				}
+				p.wantRemote[id] = true
+				continue
+			}
 			if !ok {
 				r.mu.Unlock()
 				return fmt.Errorf("%w: %q", ErrUnknownTrack, id)
@@ -203,7 +219,11 @@ func (p *Participant) Subscribe(ids []string) error {
 		}
 	}
 	r.mu.Unlock()
-	return p.subscribeTracks(list)
+	if err := p.subscribeTracks(list); err != nil {
+		return err
+	}
+	r.demandRelays(false)
+	return nil
 }
 
 func (p *Participant) subscribeTracks(list []*published) error {
@@ -297,11 +317,13 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 		return "", fmt.Errorf("%w: the offer receives no audio or video", sfu.ErrInvalidSDP)
 	}
 	r := p.room
+	r.waitLinked(ctx, watchWait)
+	r.demandRelays(true) // a WHEP player watches the room's broadcast, wherever it is published
 	tracks, err := r.watchTracks(want)
 	// A broadcaster starting this very moment: its offer announced tracks
 	// that have not arrived yet. WHEP cannot add them later, so wait a
 	// little for them rather than answer with part of the broadcast.
-	for deadline := time.Now().Add(watchWait); (err == nil || errors.Is(err, ErrNoTracks)) && r.tracksPending() && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(watchWait); (err == nil || errors.Is(err, ErrNoTracks)) && (r.tracksPending() || r.relaysPending()) && time.Now().Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()

@@ -346,6 +346,13 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 		// In the order one node would send them.
 		return append(append(append(joined, published...), unpublished...), left...), true
 	})
+	// Relays follow the origin's tracks (relay.go).
+	for _, t := range r.relayedIDs() {
+		if !r.isRemoteTrack(t) {
+			r.dropRemoteTrack(t)
+		}
+	}
+	r.demandRelays(false)
 }
 
 // reconcileRooms queues a reconcile of every linked room (after an outage).
@@ -382,6 +389,15 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 	if ev.Node == m.opt.NodeID {
 		return // our own echo: delivered locally already
 	}
+	defer func() {
+		// Relays follow the origin's tracks (relay.go).
+		switch ev.Type {
+		case evPublished:
+			r.demandRelays(false)
+		case evUnpublished:
+			r.dropRemoteTrack(ev.ID)
+		}
+	}()
 	r.applyRemote(l, func() ([]Event, bool) {
 		if ev.Seq <= l.lastSeq[ev.Boot] {
 			return nil, false // a duplicate or late event

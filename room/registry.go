@@ -117,8 +117,10 @@ func (r *Room) trackIDs() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]string, 0, len(r.tracks))
-	for id := range r.tracks {
-		out = append(out, id)
+	for id, t := range r.tracks {
+		if t.relay == nil {
+			out = append(out, id)
+		}
 	}
 	return out
 }

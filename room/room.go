@@ -46,6 +46,7 @@ type Room struct {
 	vcTimer      *time.Timer
 	lastVC       time.Time
 	sentVC       int
+	relay        relayState // relays from other nodes (relay.go)
 }
 
 type published struct {
@@ -57,6 +58,8 @@ type published struct {
 	key     string      // identity, kind, source and name
 	orphan  *time.Timer // set while the track waits for its publisher to return
 	claimed bool        // a new track is taking this one's place
+
+	relay *edgeRelay // set for a copy of another node's track (relay.go)
 }
 
 func newRoom(m *Manager, name string) *Room {
@@ -123,8 +126,10 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Particip
 	p.slot = len(r.everyone)
 	r.everyone = append(r.everyone, p)
 	p.joinedState = r.snapshotLocked()
-	rec := ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID}
-	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutParticipant(ctx, r.name, rec) })
+	if !spec.Relay { // another node's relay is not a participant of the room
+		rec := ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID}
+		r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutParticipant(ctx, r.name, rec) })
+	}
 	r.m.log.Info("participant joined", "room", r.name, "participant", p.id, "role", p.role(), "identity", spec.Identity)
 	return p, nil
 }
@@ -152,7 +157,9 @@ func (r *Room) snapshotLocked() State {
 		s.Participants = append(s.Participants, p.Info())
 	}
 	for _, t := range r.tracks {
-		s.Tracks = append(s.Tracks, t.info)
+		if t.relay == nil { // relayed copies are listed with their origin's tracks
+			s.Tracks = append(s.Tracks, t.info)
+		}
 	}
 	return r.withRemoteLocked(s)
 }
@@ -330,6 +337,7 @@ func (r *Room) leave(p *Participant) {
 // count differs from the last one sent.
 func (r *Room) viewersChanged() {
 	r.viewersChangedCluster()
+	r.relayViewersChanged()
 	r.mu.Lock()
 	if r.vcTimer != nil {
 		r.mu.Unlock()

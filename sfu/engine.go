@@ -24,6 +24,7 @@ import (
 // port every peer shares, the fan-out workers, and the counters.
 type Engine struct {
 	pubAPI, subAPI *webrtc.API
+	relayInAPI     *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
 	udp            net.PacketConn
 	udpMux         ice.UDPMux
 	udpAddrs       []net.Addr
@@ -181,6 +182,28 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 
 	if e.pubAPI, err = newPublisherAPI(se, lf); err != nil {
+		e.Close()
+		return nil, err
+	}
+	// An edge's relay connections get UDP sockets of their own: between two
+	// nodes that each have one muxed port, a second connection would share
+	// the first's address pair, and the origin's mux, which tells
+	// connections apart by the peer's address once ICE is up, would hand
+	// its packets to the first. Each relay therefore has its own local port
+	// (outgoing: the edge sends the first checks, so a stateful firewall in
+	// front of it lets the answers in).
+	rse := webrtc.SettingEngine{LoggerFactory: lf}
+	rse.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	rse.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if cfg.UDPAddress != "" {
+		only := net.ParseIP(cfg.UDPAddress)
+		rse.SetIPFilter(func(ip net.IP) bool { return only == nil || only.IsUnspecified() || ip.Equal(only) })
+	}
+	rse.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	rse.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	rse.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	rse.SetSRTPReplayProtectionWindow(srtpReplayWindow)
+	if e.relayInAPI, err = newPublisherAPI(rse, lf); err != nil {
 		e.Close()
 		return nil, err
 	}

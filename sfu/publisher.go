@@ -58,7 +58,11 @@ type Publisher struct {
 
 // NewPublisher creates a sending connection for the participant streamID.
 func (e *Engine) NewPublisher(streamID string, ev PublisherEvents) (*Publisher, error) {
-	pc, err := e.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	return e.newPublisher(e.pubAPI, streamID, ev)
+}
+
+func (e *Engine) newPublisher(api *webrtc.API, streamID string, ev PublisherEvents) (*Publisher, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new publisher connection: %w", err)
 	}
@@ -89,8 +93,12 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		return
 	}
 	meta := p.meta[remote.ID()]
+	stream := p.streamID
+	if p.relay {
+		stream = remote.StreamID() // the origin's publisher, for lip sync
+	}
 	info := TrackInfo{
-		StreamID: p.streamID,
+		StreamID: stream,
 		Kind:     remote.Kind(),
 		MimeType: remote.Codec().MimeType,
 		Source:   meta.Source,

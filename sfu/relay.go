@@ -54,7 +54,7 @@ func (e *Engine) NewRelayIn(streamID string, ev PublisherEvents) (*Publisher, er
 		}
 		return info.ClientID // the origin's track id (its msid)
 	}
-	p, err := e.NewPublisher(streamID, ev)
+	p, err := e.newPublisher(e.relayInAPI, streamID, ev)
 	if err != nil {
 		return nil, err
 	}

@@ -85,6 +85,7 @@ var wireCodes = []struct {
 	{room.ErrNoTracks, CodeNotFound, "nothing is published in the room"},
 	{room.ErrMediaFailed, CodeMediaFailed, "the media connection failed"},
 	{room.ErrClusterUnavailable, CodeClusterUnavailable, "the cluster's shared state is unreachable; retry in a few seconds"},
+	{room.ErrRelayUnavailable, CodeClusterUnavailable, "the node that has this track cannot be reached now; retry in a few seconds"},
 	{sfu.ErrTooManyCandidates, CodeTooManyCandidates, fmt.Sprintf("at most %d candidates are kept before the offer or answer", sfu.MaxPendingCandidates)},
 	{sfu.ErrInvalidCandidate, CodeBadRequest, "the ICE candidate was refused"},
 	{sfu.ErrNoOffer, CodeBadRequest, "no offer is waiting for an answer"},

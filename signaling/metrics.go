@@ -68,6 +68,11 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 		counter("halo_keyframe_replays_total", "Late joiners started from the cached keyframe.", func(s sfu.Stats) uint64 { return s.Replays })
 		gauge("halo_tracks", "Published tracks being forwarded.", func(s sfu.Stats) int64 { return s.Tracks })
 		gauge("halo_down_tracks", "Viewer copies of tracks.", func(s sfu.Stats) int64 { return s.DownTracks })
+		reg.MustRegister(&relayCollector{engine: engine,
+			tracks:  prometheus.NewDesc("halo_relay_tracks", "Tracks relayed between nodes: in = received from their origin node, out = sent to edge nodes (one per track and edge).", []string{"direction"}, nil),
+			packets: prometheus.NewDesc("halo_relay_packets_total", "RTP packets relayed between nodes.", []string{"direction"}, nil),
+			bytes:   prometheus.NewDesc("halo_relay_bytes_total", "RTP bytes relayed between nodes.", []string{"direction"}, nil),
+		})
 	}
 	if rooms != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_rooms", Help: "Rooms on this node."},
@@ -123,4 +128,28 @@ func (c *participantsCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.rooms.Stats()
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.Publishers), "publisher")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.Viewers), "viewer")
+}
+
+// relayCollector reports the relay gauges and counters by direction.
+type relayCollector struct {
+	engine                 *sfu.Engine
+	tracks, packets, bytes *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.tracks
+	ch <- c.packets
+	ch <- c.bytes
+}
+
+// Collect implements prometheus.Collector.
+func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.engine.Stats()
+	ch <- prometheus.MustNewConstMetric(c.tracks, prometheus.GaugeValue, float64(s.RelayTracksIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.tracks, prometheus.GaugeValue, float64(s.RelayTracksOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(s.RelayPacketsIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(s.RelayPacketsOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.RelayBytesIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.RelayBytesOut), "out")
 }

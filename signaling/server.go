@@ -21,13 +21,16 @@ import (
 
 // Server is a node's HTTP edge: /ws, /whip, /whep, the web page, health.
 type Server struct {
-	cfg     *config.Config
-	rooms   *room.Manager
-	signer  *auth.Signer
-	log     *slog.Logger
-	metrics *Metrics
-	joins   *keyedLimiter
-	addrs   clientAddrs
+	cfg    *config.Config
+	rooms  *room.Manager
+	signer *auth.Signer
+	// clusterSigner verifies node-to-node relay tokens (cluster.secret);
+	// nil alone.
+	clusterSigner *auth.Signer
+	log           *slog.Logger
+	metrics       *Metrics
+	joins         *keyedLimiter
+	addrs         clientAddrs
 	// unjoined counts, per client address, WebSockets not joined yet
 	// (limits.unjoined_sockets_per_ip).
 	unjoined *counter
@@ -54,6 +57,11 @@ func New(cfg *config.Config, rooms *room.Manager, metrics *Metrics, log *slog.Lo
 		metrics: metrics, joins: newJoinLimiter(cfg.Limits.JoinsPerIPPerMinute),
 		addrs: newClientAddrs(cfg.HTTP.TrustedProxies), unjoined: newCounter(cfg.Limits.UnjoinedSocketsPerIP),
 		whip: newSessions(),
+	}
+	if cfg.Cluster.Secret != "" {
+		if s.clusterSigner, err = auth.NewSigner([]byte(cfg.Cluster.Secret)); err != nil {
+			return nil, fmt.Errorf("signaling: cluster.secret: %w", err)
+		}
 	}
 	s.up = websocket.Upgrader{
 		ReadBufferSize:  4096,

@@ -84,7 +84,7 @@ func startClusterNode(t *testing.T, r *testRedis, id, region, authSecret string)
 		c.Node.ID, c.Node.Region = id, region
 		c.Redis.Addrs = []string{r.addr}
 		c.Cluster.Secret = testClusterSecret
-		c.Cluster.RelayAddress = "127.0.0.1:1" + strconv.Itoa(len(id))
+		c.Cluster.RelayAddress = "127.0.0.1:" + strconv.Itoa(freePort(t))
 		c.Cluster.HeartbeatInterval = 300 * time.Millisecond
 		c.Cluster.NodeTTL = 1500 * time.Millisecond
 	})

@@ -104,6 +104,7 @@ type node struct {
 	httpSrv   *http.Server
 	metricsLn net.Listener
 	metricsSv *http.Server
+	relaySv   *http.Server // cluster.relay_address
 }
 
 func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
@@ -121,8 +122,18 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		log.Info("cluster: using Redis for shared room state", "redis", cfg.Redis.Addrs,
 			"sentinel_master", cfg.Redis.SentinelMaster, "node", cfg.Node.ID, "region", cfg.Node.Region)
 	}
+	var dial room.RelayDialer
+	if clustered {
+		if dial, err = signaling.NewRelayDialer(cfg); err != nil {
+			closeStore()
+			engine.Close()
+			return nil, err
+		}
+	}
 	rooms := room.NewManager(engine, store, room.Options{
 		Cluster:      clustered,
+		RelayDial:    dial,
+		RelayGrace:   cfg.Cluster.RelayGrace,
 		Node:         room.NodeInfo{Region: cfg.Node.Region, PublicURL: cfg.HTTP.PublicURL, RelayAddress: cfg.Cluster.RelayAddress},
 		Heartbeat:    cfg.Cluster.HeartbeatInterval,
 		StoreTimeout: cfg.Redis.Timeout,
@@ -160,6 +171,14 @@ func (n *node) start() error {
 	}
 	n.httpSrv = n.server.HTTPServer()
 	go func() { _ = n.httpSrv.Serve(n.server.Listener(ln)) }()
+	if a := n.cfg.Cluster.RelayAddress; a != "" && len(n.cfg.Redis.Addrs) > 0 {
+		rl, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("cluster.relay_address %s: %w", a, err)
+		}
+		n.relaySv = &http.Server{Handler: n.server.RelayHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+		go func() { _ = n.relaySv.Serve(rl) }()
+	}
 	if n.cfg.Metrics.Listen != "" {
 		ml, err := net.Listen("tcp", n.cfg.Metrics.Listen)
 		if err != nil {
@@ -209,6 +228,9 @@ func (n *node) shutdown(ctx context.Context) error {
 	}
 	if n.metricsSv != nil {
 		_ = n.metricsSv.Shutdown(ctx)
+	}
+	if n.relaySv != nil {
+		_ = n.relaySv.Shutdown(ctx)
 	}
 	n.rooms.Close()
 	n.closeSt()
