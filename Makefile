@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-netns vet fmt bench fuzz deps clean
+.PHONY: run build test test-netns vet fmt bench bench-media fuzz deps clean
 
 run:
 	$(GO) run ./cmd/halo-sfu --dev
@@ -49,6 +49,17 @@ test-netns:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./sfu/ ./signaling/...
+
+# bench-media measures the join storm and the NACK flood of
+# docs/benchmarks.md against halo-sfu processes (about 1 min per server per
+# run). BENCH_SERVERS="before=/abs/path after=/abs/path" compares binaries,
+# run by run in turn; BENCH_RUNS runs each (the summary gives the median and
+# the spread).
+BENCH_SERVERS ?= this=$(CURDIR)/bin/halo-sfu
+BENCH_RUNS    ?= 3
+bench-media: build
+	HALO_BENCH=1 HALO_BENCH_SERVERS="$(BENCH_SERVERS)" HALO_BENCH_RUNS=$(BENCH_RUNS) \
+		$(GO) test -count=1 -v -timeout 60m -run '^TestMediaBench_(JoinStorm|NACKFlood)$$' ./cmd/halo-sfu
 
 # fuzz runs each fuzz target for FUZZTIME.
 fuzz:
