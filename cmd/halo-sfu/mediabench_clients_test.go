@@ -27,7 +27,13 @@ import (
 type clientProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   *bufio.Scanner
+	lines chan clientLine // the child's lines meant for us; closed at its end
+}
+
+// clientLine is a line of the child's and when it arrived.
+type clientLine struct {
+	text string
+	at   time.Time
 }
 
 // startClients starts a child with n clients of the given mode ("joiners"
@@ -52,7 +58,16 @@ func startClients(t *testing.T, srv *serverProc, room, mode string, n int) *clie
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &clientProc{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	c := &clientProc{cmd: cmd, stdin: stdin, lines: make(chan clientLine, 16)}
+	go func() { // ends with the child's stdout
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "clients ") {
+				c.lines <- clientLine{text: l, at: time.Now()}
+			}
+		}
+	}()
 	t.Cleanup(func() {
 		_ = stdin.Close()
 		done := make(chan struct{})
@@ -64,22 +79,25 @@ func startClients(t *testing.T, srv *serverProc, room, mode string, n int) *clie
 			<-done
 		}
 	})
-	if line := c.line(t); line != "clients ready" {
-		t.Fatalf("client process: %q", line)
+	if line := c.line(t); line.text != "clients ready" {
+		t.Fatalf("client process: %q", line.text)
 	}
 	return c
 }
 
 // line returns the child's next line meant for us (go test prints its own).
-func (c *clientProc) line(t *testing.T) string {
+func (c *clientProc) line(t *testing.T) clientLine {
 	t.Helper()
-	for c.out.Scan() {
-		if l := c.out.Text(); strings.HasPrefix(l, "clients ") {
-			return l
+	select {
+	case l, ok := <-c.lines:
+		if !ok {
+			t.Fatal("client process ended")
 		}
+		return l
+	case <-time.After(60 * time.Second):
+		t.Fatal("client process: no answer in 60 s")
 	}
-	t.Fatalf("client process ended: %v", c.out.Err())
-	return ""
+	return clientLine{}
 }
 
 func (c *clientProc) command(t *testing.T, cmd string) {
@@ -93,6 +111,7 @@ func (c *clientProc) command(t *testing.T, cmd string) {
 type joinerReport struct {
 	connected, failed        int
 	firstKeyP50, firstKeyP95 time.Duration
+	at                       time.Time // when the report arrived: all were in
 }
 
 // joined waits for the joiners' report.
@@ -101,10 +120,11 @@ func (c *clientProc) joined(t *testing.T) joinerReport {
 	var r joinerReport
 	var p50, p95 float64
 	line := c.line(t)
-	if _, err := fmt.Sscanf(line, "clients connected %d failed %d firstkey %f %f", &r.connected, &r.failed, &p50, &p95); err != nil {
-		t.Fatalf("client process: %q: %v", line, err)
+	if _, err := fmt.Sscanf(line.text, "clients connected %d failed %d firstkey %f %f", &r.connected, &r.failed, &p50, &p95); err != nil {
+		t.Fatalf("client process: %q: %v", line.text, err)
 	}
 	r.firstKeyP50, r.firstKeyP95 = time.Duration(p50*1e6), time.Duration(p95*1e6)
+	r.at = line.at
 	return r
 }
 
@@ -114,8 +134,8 @@ func (c *clientProc) stopFlood(t *testing.T) uint64 {
 	c.command(t, "stop")
 	var n uint64
 	line := c.line(t)
-	if _, err := fmt.Sscanf(line, "clients sent %d", &n); err != nil {
-		t.Fatalf("client process: %q: %v", line, err)
+	if _, err := fmt.Sscanf(line.text, "clients sent %d", &n); err != nil {
+		t.Fatalf("client process: %q: %v", line.text, err)
 	}
 	return n
 }
