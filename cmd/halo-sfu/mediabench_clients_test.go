@@ -175,16 +175,18 @@ func TestMediaBench_ClientProcess(t *testing.T) {
 		wg.Wait()
 	}()
 	in := bufio.NewScanner(os.Stdin)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	switch mode {
 	case "joiners":
 		fmt.Println("clients ready")
 		if !in.Scan() {
 			return
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		fmt.Println(startJoiners(ctx, viewers, benchJoinRate))
 	case "hostile":
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		v := viewers[0]
 		if err := v.Start(ctx); err != nil {
 			t.Fatal(err)
