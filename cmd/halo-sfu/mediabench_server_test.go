@@ -171,6 +171,29 @@ type serverSample struct {
 	// Datagrams dropped by the kernel at full receive buffers: at the
 	// server's sockets, and at this process's (the viewers').
 	serverDrops, clientDrops uint64
+	// The whole machine's busy and total CPU time (all cores, /proc/stat).
+	machineBusy, machineTotal uint64
+}
+
+// machineCPU returns the busy and total CPU ticks of all cores since boot.
+func machineCPU() (busy, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseUint(f, 10, 64)
+		if i == 3 || i == 4 { // idle, iowait
+			total += n
+			continue
+		}
+		if i < 8 { // user nice system _ _ irq softirq steal; guest is inside user
+			busy += n
+			total += n
+		}
+	}
+	return busy, total
 }
 
 // clockTick is USER_HZ, 100 on every Linux this runs on.
@@ -192,6 +215,7 @@ func (s *serverProc) sample(t *testing.T) serverSample {
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	out.cpu = time.Duration(utime+stime) * clockTick
 	out.serverDrops, out.clientDrops = udpDrops(s.cmd.Process.Pid), udpDrops(os.Getpid())
+	out.machineBusy, out.machineTotal = machineCPU()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.metricsURL, nil)
@@ -221,11 +245,15 @@ type serverCost struct {
 	nacks     map[string]float64
 	// kernel drops at full receive buffers, by side
 	serverDrops, clientDrops uint64
+	machineBusy              float64 // share of all cores busy (anyone's work), 0..1
 }
 
 func costBetween(a, b serverSample) serverCost {
 	c := serverCost{wall: b.at.Sub(a.at), cpu: b.cpu - a.cpu, nacks: map[string]float64{},
 		serverDrops: b.serverDrops - a.serverDrops, clientDrops: b.clientDrops - a.clientDrops}
+	if t := b.machineTotal - a.machineTotal; t > 0 {
+		c.machineBusy = float64(b.machineBusy-a.machineBusy) / float64(t)
+	}
 	c.forwarded = b.counters["halo_packets_forwarded_total"] - a.counters["halo_packets_forwarded_total"]
 	for _, k := range []string{"received", "answered", "ignored", "dropped"} {
 		name := "halo_nacks_" + k + "_total"

@@ -262,12 +262,13 @@ func TestMediaBench_JoinStorm(t *testing.T) {
 				t.FailNow()
 			}
 			results[i] = append(results[i], r)
-			fmt.Printf("  %-10s run %d: quiet p50 %s p95 %s p99 %s max %s loss %.3f%% | storm %.1f s p50 %s p95 %s p99 %s max %s loss %.3f%% | joiners %d/%d first keyframe p50 %s p95 %s | kernel drops quiet/storm: viewers %d/%d server %d/%d | GOP %.0f packets | PLIs %d | server %.1f us/pkt quiet | load %s\n",
+			fmt.Printf("  %-10s run %d: quiet p50 %s p95 %s p99 %s max %s loss %.3f%% | storm %.1f s p50 %s p95 %s p99 %s max %s loss %.3f%% | joiners %d/%d first keyframe p50 %s p95 %s | kernel drops quiet/storm: viewers %d/%d server %d/%d | GOP %.0f packets | PLIs %d | server %.1f us/pkt quiet, %.0f/%.0f %% of a core quiet/storm | machine busy %.0f/%.0f %% | load %s\n",
 				s.label, run+1, ms(r.quiet.p50), ms(r.quiet.p95), ms(r.quiet.p99), ms(r.quiet.max), r.quiet.lossPercent(),
 				r.stormCost.wall.Seconds(), ms(r.storm.p50), ms(r.storm.p95), ms(r.storm.p99), ms(r.storm.max), r.storm.lossPercent(),
 				r.joined.connected, benchJoiners, ms(r.joined.firstKeyP50), ms(r.joined.firstKeyP95),
 				r.quietCost.clientDrops, r.stormCost.clientDrops, r.quietCost.serverDrops, r.stormCost.serverDrops,
-				r.gopPackets, r.keyframeRequests, r.quietCost.perPacket(), loadAverage())
+				r.gopPackets, r.keyframeRequests, r.quietCost.perPacket(), r.quietCost.corePercent(), r.stormCost.corePercent(),
+				100*r.quietCost.machineBusy, 100*r.stormCost.machineBusy, loadAverage())
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
@@ -349,10 +350,10 @@ func TestMediaBench_NACKFlood(t *testing.T) {
 				t.FailNow()
 			}
 			results[i] = append(results[i], r)
-			fmt.Printf("  %-10s run %d: quiet %.1f %% core %.1f us/pkt loss %.3f%% p99 %s | flood %.1f %% core %.1f us/pkt loss %.3f%% p99 %s | CPU x%.2f | kernel drops quiet/flood: viewers %d/%d server %d/%d | NACKs sent %d, server: received %.0f answered %.0f ignored %.0f dropped %.0f | load %s\n",
+			fmt.Printf("  %-10s run %d: quiet %.1f %% core %.1f us/pkt loss %.3f%% p99 %s | flood %.1f %% core %.1f us/pkt loss %.3f%% p99 %s | CPU x%.2f | machine busy %.0f/%.0f %% | kernel drops quiet/flood: viewers %d/%d server %d/%d | NACKs sent %d, server: received %.0f answered %.0f ignored %.0f dropped %.0f | load %s\n",
 				s.label, run+1, r.quietCost.corePercent(), r.quietCost.perPacket(), r.quiet.lossPercent(), ms(r.quiet.p99),
 				r.floodCost.corePercent(), r.floodCost.perPacket(), r.flood.lossPercent(), ms(r.flood.p99),
-				r.floodCost.corePercent()/r.quietCost.corePercent(),
+				r.floodCost.corePercent()/r.quietCost.corePercent(), 100*r.quietCost.machineBusy, 100*r.floodCost.machineBusy,
 				r.quietCost.clientDrops, r.floodCost.clientDrops, r.quietCost.serverDrops, r.floodCost.serverDrops, r.nacksSent,
 				r.floodCost.nacks["received"], r.floodCost.nacks["answered"], r.floodCost.nacks["ignored"], r.floodCost.nacks["dropped"], loadAverage())
 		}
