@@ -204,16 +204,7 @@ const clockTick = 10 * time.Millisecond
 func (s *serverProc) sample(t *testing.T) serverSample {
 	t.Helper()
 	out := serverSample{at: time.Now(), counters: map[string]float64{}}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Fields after the command name (which may hold spaces) start at field 3.
-	i := bytes.LastIndexByte(stat, ')')
-	f := strings.Fields(string(stat[i+1:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	out.cpu = time.Duration(utime+stime) * clockTick
+	out.cpu = procCPU(s.cmd.Process.Pid)
 	out.serverDrops, out.clientDrops = udpDrops(s.cmd.Process.Pid), udpDrops(os.Getpid())
 	out.machineBusy, out.machineTotal = machineCPU()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -236,6 +227,24 @@ func (s *serverProc) sample(t *testing.T) serverSample {
 		}
 	}
 	return out
+}
+
+// procCPU returns the CPU time (user + system, all threads) a process has
+// used, from /proc/<pid>/stat; 0 when it cannot be read.
+func procCPU(pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at field 3.
+	i := bytes.LastIndexByte(stat, ')')
+	f := strings.Fields(string(stat[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * clockTick
 }
 
 // serverCost is the server's work between two samples.

@@ -240,6 +240,9 @@ type stormResult struct {
 	gopPackets           float64 // video packets per GOP at the publisher
 	joined               joinerReport
 	keyframeRequests     uint64 // PLIs the publisher got during the storm window
+	// CPU used during the storm window by the joiners' process and by
+	// this one (the publisher and the 20 measured viewers).
+	joinersCPU, clientsCPU time.Duration
 }
 
 // TestMediaBench_JoinStorm measures the latency and loss of 20 viewers of a
@@ -262,13 +265,14 @@ func TestMediaBench_JoinStorm(t *testing.T) {
 				t.FailNow()
 			}
 			results[i] = append(results[i], r)
-			fmt.Printf("  %-10s run %d: quiet p50 %s p95 %s p99 %s max %s loss %.3f%% | storm %.1f s p50 %s p95 %s p99 %s max %s loss %.3f%% | joiners %d/%d first keyframe p50 %s p95 %s | kernel drops quiet/storm: viewers %d/%d server %d/%d | GOP %.0f packets | PLIs %d | server %.1f us/pkt quiet, %.0f/%.0f %% of a core quiet/storm | machine busy %.0f/%.0f %% | load %s\n",
+			fmt.Printf("  %-10s run %d: quiet p50 %s p95 %s p99 %s max %s loss %.3f%% | storm %.1f s p50 %s p95 %s p99 %s max %s loss %.3f%% | joiners %d/%d first keyframe p50 %s p95 %s | kernel drops quiet/storm: viewers %d/%d server %d/%d | GOP %.0f packets | PLIs %d | server %.1f us/pkt quiet, %.0f/%.0f %% of a core quiet/storm | machine busy %.0f/%.0f %%, in the storm: joiners %.0f %% viewers %.0f %% of a core | load %s\n",
 				s.label, run+1, ms(r.quiet.p50), ms(r.quiet.p95), ms(r.quiet.p99), ms(r.quiet.max), r.quiet.lossPercent(),
 				r.stormCost.wall.Seconds(), ms(r.storm.p50), ms(r.storm.p95), ms(r.storm.p99), ms(r.storm.max), r.storm.lossPercent(),
 				r.joined.connected, benchJoiners, ms(r.joined.firstKeyP50), ms(r.joined.firstKeyP95),
 				r.quietCost.clientDrops, r.stormCost.clientDrops, r.quietCost.serverDrops, r.stormCost.serverDrops,
 				r.gopPackets, r.keyframeRequests, r.quietCost.perPacket(), r.quietCost.corePercent(), r.stormCost.corePercent(),
-				100*r.quietCost.machineBusy, 100*r.stormCost.machineBusy, loadAverage())
+				100*r.quietCost.machineBusy, 100*r.stormCost.machineBusy,
+				100*r.joinersCPU.Seconds()/r.stormCost.wall.Seconds(), 100*r.clientsCPU.Seconds()/r.stormCost.wall.Seconds(), loadAverage())
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
@@ -311,6 +315,7 @@ func joinStormOnce(t *testing.T, s benchServer, p benchParams) stormResult {
 	waitKeyframe(t, room.pub)
 	time.Sleep(4500 * time.Millisecond)
 	ps2, m2, c2 := room.pub.Stats(), markViewers(viewers), srv.sample(t)
+	j2, self2 := procCPU(joiners.cmd.Process.Pid), procCPU(os.Getpid())
 	joiners.command(t, "go")
 	time.Sleep(p.window)
 	// The storm lasts until every joiner receives media (or gave up),
@@ -318,6 +323,7 @@ func joinStormOnce(t *testing.T, s benchServer, p benchParams) stormResult {
 	r.joined = joiners.joined(t)
 	time.Sleep(time.Until(r.joined.at.Add(time.Second)))
 	ps3, m3, c3 := room.pub.Stats(), markViewers(viewers), srv.sample(t)
+	r.joinersCPU, r.clientsCPU = procCPU(joiners.cmd.Process.Pid)-j2, procCPU(os.Getpid())-self2
 	r.storm, r.stormCost = between(m2, m3), costBetween(c2, c3)
 	r.keyframeRequests = ps3.PLIs - ps2.PLIs
 	return r
