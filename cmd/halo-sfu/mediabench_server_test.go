@@ -74,7 +74,7 @@ type serverProc struct {
 }
 
 // startServerProc starts bin with a random secret, HTTP and metrics on free
-// loopback ports, media on 127.0.0.1, no per-IP limits (every client is on
+// loopback ports, media on a free UDP port, no per-IP limits (every client is on
 // 127.0.0.1) and warnings-only logs, and waits until it answers /healthz. It
 // is stopped (SIGTERM, then killed) when t ends.
 func startServerProc(t *testing.T, bin string, extraEnv ...string) *serverProc {
@@ -88,7 +88,10 @@ func startServerProc(t *testing.T, bin string, extraEnv ...string) *serverProc {
 		"HALO_HTTP_LISTEN=" + httpAddr,
 		"HALO_METRICS_LISTEN=" + metricsAddr,
 		"HALO_SFU_UDP_PORT=0",
-		"HALO_SFU_UDP_ADDRESS=127.0.0.1",
+		// sfu.udp_address stays at its default (every address): with an
+		// address set, the media socket keeps the kernel's default 208 KiB
+		// receive buffer instead of 4 MiB, and a busy machine then drops
+		// the publisher's packets there (seen in join storms).
 		"HALO_SFU_INCLUDE_LOOPBACK=true",
 		"HALO_LIMITS_JOINS_PER_IP_PER_MINUTE=0",
 		"HALO_LOG_LEVEL=warn",
