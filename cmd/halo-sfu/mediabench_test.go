@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -26,6 +28,9 @@ import (
 //	HALO_BENCH_RUNS             runs per server (default 3); the summary gives the median and the spread
 //	HALO_BENCH_WINDOW           length of each measured window (default 10s)
 //	HALO_BENCH_MAX_LOAD         before each run, wait (up to 3 min) for the 1-minute load average to drop below this
+//	HALO_BENCH_TRACE            a file: the join storm takes a Go execution trace of the server over the
+//	                            storm's first 8 s into it (needs a binary with metrics.pprof; for
+//	                            `go tool trace -pprof=sched`)
 
 const (
 	benchViewers  = 20
@@ -299,7 +304,12 @@ func TestMediaBench_JoinStorm(t *testing.T) {
 }
 
 func joinStormOnce(t *testing.T, s benchServer, p benchParams) stormResult {
-	srv := startServerProc(t, s.bin)
+	trace := os.Getenv("HALO_BENCH_TRACE")
+	var env []string
+	if trace != "" {
+		env = append(env, "HALO_METRICS_PPROF=true")
+	}
+	srv := startServerProc(t, s.bin, env...)
 	room := newBenchRoom(t, srv)
 	viewers := room.viewers(t, "viewer", benchViewers)
 	joiners := startClients(t, srv, room.room, "joiners", benchJoiners)
@@ -317,7 +327,10 @@ func joinStormOnce(t *testing.T, s benchServer, p benchParams) stormResult {
 	ps2, m2, c2 := room.pub.Stats(), markViewers(viewers), srv.sample(t)
 	j2, self2 := procCPU(joiners.cmd.Process.Pid), procCPU(os.Getpid())
 	joiners.command(t, "go")
-	time.Sleep(p.window)
+	if trace != "" {
+		traceServer(t, srv, trace, 8*time.Second)
+	}
+	time.Sleep(time.Until(c2.at.Add(p.window)))
 	// The storm lasts until every joiner receives media (or gave up),
 	// and a second more, if that is longer than the window.
 	r.joined = joiners.joined(t)
@@ -327,6 +340,28 @@ func joinStormOnce(t *testing.T, s benchServer, p benchParams) stormResult {
 	r.storm, r.stormCost = between(m2, m3), costBetween(c2, c3)
 	r.keyframeRequests = ps3.PLIs - ps2.PLIs
 	return r
+}
+
+// traceServer writes a Go execution trace of the server over d to file.
+func traceServer(t *testing.T, srv *serverProc, file string, d time.Duration) {
+	t.Helper()
+	url := strings.TrimSuffix(srv.metricsURL, "/metrics") + fmt.Sprintf("/debug/pprof/trace?seconds=%d", int(d.Seconds()))
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("trace: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("trace: %s (is metrics.pprof known to this binary?)", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		t.Fatalf("trace: %v", err)
+	}
 }
 
 // --- NACK flood ----------------------------------------------------------
