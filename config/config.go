@@ -43,6 +43,8 @@ type Config struct {
 	Room RoomConfig `mapstructure:"room"`
 	// Redis names the Redis shared by a cluster; none means a single node.
 	Redis RedisConfig `mapstructure:"redis"`
+	// Cluster configures how this node takes part in a cluster (with Redis).
+	Cluster ClusterConfig `mapstructure:"cluster"`
 	// Shutdown configures draining on SIGTERM.
 	Shutdown ShutdownConfig `mapstructure:"shutdown"`
 	// Log configures log output.
@@ -164,6 +166,13 @@ type LimitsConfig struct {
 	UnjoinedSocketsPerIP int `mapstructure:"unjoined_sockets_per_ip"`
 	// MessagesPerSecond limits signalling messages per connection. Default 50.
 	MessagesPerSecond int `mapstructure:"messages_per_second"`
+	// RoomMessagesPerSecond limits chat messages and reactions per room, from
+	// all its participants together (each socket is also under
+	// MessagesPerSecond). Default 20; 0 means unlimited.
+	RoomMessagesPerSecond int `mapstructure:"room_messages_per_second"`
+	// RoomMessagesBurst is how many chat messages and reactions a room
+	// accepts at once above its rate. Default 40.
+	RoomMessagesBurst int `mapstructure:"room_messages_burst"`
 	// TracksPerParticipant limits published tracks per participant. Default 8.
 	TracksPerParticipant int `mapstructure:"tracks_per_participant"`
 	// ParticipantsPerRoom limits participants in one room, viewers included.
@@ -223,6 +232,37 @@ type RedisConfig struct {
 	DB int `mapstructure:"db"`
 	// KeyPrefix starts every key the server writes. Default "halo:".
 	KeyPrefix string `mapstructure:"key_prefix"`
+	// SentinelMaster is the name of the primary that Redis Sentinel watches;
+	// set, Addrs are the sentinels. Default "": no Sentinel.
+	SentinelMaster string `mapstructure:"sentinel_master"`
+	// SentinelPassword authenticates to the Sentinels themselves (a
+	// secret); "" when they need none. Default "".
+	SentinelPassword string `mapstructure:"sentinel_password"`
+	// TLS connects to Redis over TLS (system roots). Default false.
+	TLS bool `mapstructure:"tls"`
+	// Timeout bounds dialling and each Redis call, so a Redis that does not
+	// answer fails joins fast instead of stalling them. Default 500ms;
+	// 10ms..10s.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// ClusterConfig configures how a node takes part in a cluster. Its id,
+// region and public URL are node.id, node.region and http.public_url.
+type ClusterConfig struct {
+	// Secret authenticates node-to-node requests (relays). Required when
+	// redis.addrs is set outside dev mode: at least 32 random characters.
+	// Default "".
+	Secret string `mapstructure:"secret"`
+	// RelayAddress is the host:port other nodes use to reach this node's
+	// relay endpoint. Default "": the node's public URL host.
+	RelayAddress string `mapstructure:"relay_address"`
+	// HeartbeatInterval is how often the node renews its registry entry and
+	// the leases on what it wrote. Default 2s.
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
+	// NodeTTL is the lease of everything the node writes to Redis: a node
+	// that stops heartbeating vanishes this long after its last beat. At
+	// least twice heartbeat_interval. Default 6s.
+	NodeTTL time.Duration `mapstructure:"node_ttl"`
 }
 
 // ShutdownConfig configures draining on SIGTERM.
@@ -262,14 +302,16 @@ func Default() *Config {
 		},
 		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
 		Limits: LimitsConfig{
-			MaxMessageBytes:      65536,
-			JoinsPerIPPerMinute:  120,
-			UnjoinedSocketsPerIP: 16,
-			MessagesPerSecond:    50,
-			TracksPerParticipant: 8,
-			ParticipantsPerRoom:  10000,
-			MaxSDPBytes:          65536,
-			MaxMediaSections:     16,
+			MaxMessageBytes:       65536,
+			JoinsPerIPPerMinute:   120,
+			UnjoinedSocketsPerIP:  16,
+			MessagesPerSecond:     50,
+			RoomMessagesPerSecond: 20,
+			RoomMessagesBurst:     40,
+			TracksPerParticipant:  8,
+			ParticipantsPerRoom:   10000,
+			MaxSDPBytes:           65536,
+			MaxMediaSections:      16,
 		},
 		Signaling: SignalingConfig{
 			PingInterval:     10 * time.Second,
@@ -280,7 +322,8 @@ func Default() *Config {
 			TokenRefreshLead: time.Minute,
 		},
 		Room:     RoomConfig{EmptyTimeout: 10 * time.Second, RepublishGrace: 10 * time.Second},
-		Redis:    RedisConfig{KeyPrefix: "halo:"},
+		Redis:    RedisConfig{KeyPrefix: "halo:", Timeout: 500 * time.Millisecond},
+		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second},
 		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}

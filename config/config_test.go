@@ -114,6 +114,7 @@ func TestLoad_PrecedenceIsDefaultThenFileThenEnvThenFlag(t *testing.T) {
 func TestLoad_EnvironmentReachesEveryKind(t *testing.T) {
 	cfg := mustLoad(t, nil, withSecret(
 		"HALO_REDIS_ADDRS=redis-a:6379, redis-b:6379",
+		"HALO_CLUSTER_SECRET="+testClusterSecret,
 		"HALO_HTTP_ALLOWED_ORIGINS=https://a.example.com,https://b.example.com",
 		"HALO_AUTH_TOKEN_TTL=90m",
 		"HALO_SFU_INCLUDE_LOOPBACK=true",
@@ -131,6 +132,7 @@ func TestLoad_EnvironmentReachesEveryKind(t *testing.T) {
 	want.Node.ID = "edge-7"
 	want.Auth.Secret = testSecret
 	want.Redis.Addrs = []string{"redis-a:6379", "redis-b:6379"}
+	want.Cluster.Secret = testClusterSecret
 	want.HTTP.AllowedOrigins = []string{"https://a.example.com", "https://b.example.com"}
 	want.Auth.TokenTTL = 90 * time.Minute
 	want.SFU.IncludeLoopback = true
@@ -340,17 +342,22 @@ func TestMaskedYAML_HidesSecretsAndShowsTheRest(t *testing.T) {
 	cfg.Auth.Secret = testSecret
 	cfg.Redis.Password = "hunter2-redis-password"
 	cfg.Redis.Addrs = []string{"redis:6379"}
+	cfg.Cluster.Secret = testClusterSecret
+	cfg.Redis.SentinelPassword = "sentinel-pass-xyz"
 	out, err := cfg.MaskedYAML()
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(out)
-	for _, secret := range []string{testSecret, "hunter2"} {
+	for _, secret := range []string{testSecret, "hunter2", testClusterSecret, "sentinel-pass"} {
 		if strings.Contains(text, secret) {
 			t.Errorf("masked output shows a secret:\n%s", text)
 		}
 	}
-	for _, want := range []string{"secret: '******'", "password: '******'", "udp_port: 7882",
+	if strings.Count(text, "secret: '******'") != 2 {
+		t.Errorf("auth.secret and cluster.secret should both show masked:\n%s", text)
+	}
+	for _, want := range []string{"secret: '******'", "password: '******'", "sentinel_password: '******'", "udp_port: 7882",
 		"token_ttl: 24h\n", "keyframe_min_interval: 500ms", "addrs: ['redis:6379']",
 		"allowed_origins: ['*']", "nat_1to1_ips: []", "level: info"} {
 		if !strings.Contains(text, want) {

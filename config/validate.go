@@ -87,6 +87,8 @@ func (c *Config) Validate() error {
 	p.between("limits.joins_per_ip_per_minute", l.JoinsPerIPPerMinute, 0, 1<<20)
 	p.between("limits.unjoined_sockets_per_ip", l.UnjoinedSocketsPerIP, 0, 1<<20)
 	p.between("limits.messages_per_second", l.MessagesPerSecond, 1, 1<<20)
+	p.between("limits.room_messages_per_second", l.RoomMessagesPerSecond, 0, 1<<20)
+	p.between("limits.room_messages_burst", l.RoomMessagesBurst, 1, 1<<20)
 	p.between("limits.tracks_per_participant", l.TracksPerParticipant, 1, 256)
 	p.between("limits.participants_per_room", l.ParticipantsPerRoom, 1, 10_000_000)
 	p.between("limits.max_sdp_bytes", l.MaxSDPBytes, 1024, 1<<22)
@@ -112,6 +114,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateRedis(&p)
+	c.validateCluster(&p)
 
 	p.positive("shutdown.timeout", c.Shutdown.Timeout)
 	switch c.Log.Level {
@@ -184,9 +187,49 @@ func (c *Config) validateRedis(p *problems) {
 	if r.DB != 0 && len(r.Addrs) > 1 {
 		p.add("redis.db", "%d is not 0, the only database of a Redis Cluster (several redis.addrs)", r.DB)
 	}
+	if r.SentinelMaster != "" && len(r.Addrs) == 0 {
+		p.add("redis.sentinel_master", "%q needs the sentinels' addresses in redis.addrs", r.SentinelMaster)
+	}
+	if r.SentinelMaster != "" && strings.ContainsAny(r.SentinelMaster, " \t\r\n") {
+		p.add("redis.sentinel_master", "%q must not contain spaces", r.SentinelMaster)
+	}
+	if d := r.Timeout; d < 10*time.Millisecond || d > 10*time.Second {
+		p.add("redis.timeout", "%s is not between 10ms and 10s", formatDuration(d))
+	}
 	if strings.ContainsAny(r.KeyPrefix, "{} \t\r\n") || len(r.KeyPrefix) > 64 {
 		p.add("redis.key_prefix", "%q must be at most 64 characters without braces or spaces "+
 			"(braces would break the hash tags that keep a room in one cluster slot)", r.KeyPrefix)
+	}
+}
+
+// errClusterSecret is the cluster.secret problem outside dev mode. It never
+// shows the secret.
+const errClusterSecret = "cluster.secret: must be set to a random value of at least 32 characters " +
+	"when redis.addrs is set outside dev mode; every node of the cluster shares it " +
+	"(generate one with: openssl rand -hex 32)"
+
+func (c *Config) validateCluster(p *problems) {
+	cl := c.Cluster
+	secret := cl.Secret
+	weak := len(secret) < minSecretLen || strings.Contains(strings.ToLower(secret), placeholderSecret)
+	switch {
+	case !c.Dev && len(c.Redis.Addrs) > 0 && weak:
+		*p = append(*p, errors.New(errClusterSecret))
+	case !c.Dev && secret != "" && weak:
+		// Set without Redis: still refuse a weak one, it would be used as soon
+		// as Redis is named.
+		*p = append(*p, errors.New(errClusterSecret))
+	}
+	if a := cl.RelayAddress; a != "" {
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || host == "" || n < 1 || n > 65535 {
+			p.add("cluster.relay_address", "%q is not a host:port address", a)
+		}
+	}
+	p.positive("cluster.heartbeat_interval", cl.HeartbeatInterval)
+	if cl.HeartbeatInterval > 0 && cl.NodeTTL < 2*cl.HeartbeatInterval {
+		p.add("cluster.node_ttl", "%s must be at least twice cluster.heartbeat_interval (%s), "+
+			"or one late heartbeat drops the node", formatDuration(cl.NodeTTL), formatDuration(cl.HeartbeatInterval))
 	}
 }
 

@@ -11,8 +11,12 @@ import (
 func validConfig() *Config {
 	c := Default()
 	c.Auth.Secret = testSecret
+	c.Cluster.Secret = testClusterSecret
 	return c
 }
+
+// testClusterSecret is a valid cluster.secret, distinct from testSecret.
+const testClusterSecret = "cluster-0123456789abcdef0123456789abcdef"
 
 func TestValidate_EachProblemNamesItsKey(t *testing.T) {
 	tests := []struct {
@@ -61,6 +65,8 @@ func TestValidate_EachProblemNamesItsKey(t *testing.T) {
 		{"message bytes small", func(c *Config) { c.Limits.MaxMessageBytes = 100 }, `limits.max_message_bytes: 100 is not between 1024 and 1048576`},
 		{"joins negative", func(c *Config) { c.Limits.JoinsPerIPPerMinute = -1 }, `limits.joins_per_ip_per_minute: -1 is not between 0 and 1048576`},
 		{"messages zero", func(c *Config) { c.Limits.MessagesPerSecond = 0 }, `limits.messages_per_second: 0 is not between 1 and 1048576`},
+		{"room messages negative", func(c *Config) { c.Limits.RoomMessagesPerSecond = -1 }, `limits.room_messages_per_second: -1 is not between 0 and 1048576`},
+		{"room burst zero", func(c *Config) { c.Limits.RoomMessagesBurst = 0 }, `limits.room_messages_burst: 0 is not between 1 and 1048576`},
 		{"tracks zero", func(c *Config) { c.Limits.TracksPerParticipant = 0 }, `limits.tracks_per_participant: 0 is not between 1 and 256`},
 		{"participants zero", func(c *Config) { c.Limits.ParticipantsPerRoom = 0 }, `limits.participants_per_room: 0 is not between 1 and 10000000`},
 		{"sdp bytes small", func(c *Config) { c.Limits.MaxSDPBytes = 10 }, `limits.max_sdp_bytes: 10 is not between 1024 and 4194304`},
@@ -75,6 +81,19 @@ func TestValidate_EachProblemNamesItsKey(t *testing.T) {
 		{"redis db negative", func(c *Config) { c.Redis.DB = -1 }, `redis.db: -1 is negative`},
 		{"redis cluster db", func(c *Config) { c.Redis.Addrs = []string{"a:1", "b:2"}; c.Redis.DB = 3 }, `redis.db: 3 is not 0, the only database of a Redis Cluster (several redis.addrs)`},
 		{"redis prefix with braces", func(c *Config) { c.Redis.KeyPrefix = "{halo}" }, `redis.key_prefix: "{halo}" must be at most 64 characters without braces or spaces`},
+		{"redis sentinel without addrs", func(c *Config) { c.Redis.SentinelMaster = "mymaster" }, `redis.sentinel_master: "mymaster" needs the sentinels' addresses in redis.addrs`},
+		{"redis timeout zero", func(c *Config) { c.Redis.Timeout = 0 }, `redis.timeout: 0s is not between 10ms and 10s`},
+		{"redis timeout long", func(c *Config) { c.Redis.Timeout = time.Minute }, `redis.timeout: 1m is not between 10ms and 10s`},
+		{"cluster secret missing with redis", func(c *Config) { c.Redis.Addrs = []string{"redis:6379"}; c.Cluster.Secret = "" }, errClusterSecret},
+		{"cluster secret short with redis", func(c *Config) { c.Redis.Addrs = []string{"redis:6379"}; c.Cluster.Secret = "short" }, errClusterSecret},
+		{"cluster secret placeholder with redis", func(c *Config) {
+			c.Redis.Addrs = []string{"redis:6379"}
+			c.Cluster.Secret = "change-me-change-me-change-me-change-me"
+		}, errClusterSecret},
+		{"cluster secret weak without redis", func(c *Config) { c.Cluster.Secret = "short" }, errClusterSecret},
+		{"relay address without port", func(c *Config) { c.Cluster.RelayAddress = "10.0.0.1" }, `cluster.relay_address: "10.0.0.1" is not a host:port address`},
+		{"heartbeat zero", func(c *Config) { c.Cluster.HeartbeatInterval = 0 }, `cluster.heartbeat_interval: 0s is not a positive duration`},
+		{"node ttl too short", func(c *Config) { c.Cluster.NodeTTL = 3 * time.Second }, `cluster.node_ttl: 3s must be at least twice cluster.heartbeat_interval (2s)`},
 		{"shutdown zero", func(c *Config) { c.Shutdown.Timeout = 0 }, `shutdown.timeout: 0s is not a positive duration`},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose" is not one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not one of text, json`},
@@ -111,6 +130,11 @@ func TestValidate_AcceptsTheEdgesOfEachRange(t *testing.T) {
 	c.Room.EmptyTimeout = 0
 	c.Redis.Addrs = []string{"[::1]:6379", "redis.example.com:6380"}
 	c.Redis.KeyPrefix = ""
+	c.Redis.SentinelMaster = "mymaster"
+	c.Redis.Timeout = 10 * time.Millisecond
+	c.Cluster.Secret = "" // dev mode: not required
+	c.Cluster.RelayAddress = "[2001:db8::1]:7883"
+	c.Cluster.NodeTTL = 2 * c.Cluster.HeartbeatInterval
 	c.Log.Level, c.Log.Format = "debug", "json"
 	if err := c.Validate(); err != nil {
 		t.Errorf("valid edge values refused: %v", err)

@@ -18,6 +18,7 @@ const (
 	TypeUnsubscribed      = "unsubscribed"
 	TypeTrickle           = "trickle"
 	TypeChat              = "chat"
+	TypeReaction          = "reaction"
 	TypeLeave             = "leave"
 	TypeError             = "error"
 	TypeParticipantJoined = "participant_joined"
@@ -91,11 +92,14 @@ type Track struct {
 	Codec         string `json:"codec"`
 }
 
-// Joined is the data of the joined reply.
+// Joined is the data of the joined reply. Participants lists the room's
+// publishers only (participants that published a track); the audience is
+// ViewerCount, and later viewer_count events.
 type Joined struct {
 	ParticipantID string        `json:"participant_id"`
 	Room          string        `json:"room"`
 	Identity      string        `json:"identity"`
+	Name          string        `json:"name"` // the display name others see: the token's name claim when it has one
 	Grants        Grants        `json:"grants"`
 	Participants  []Participant `json:"participants"`
 	Tracks        []Track       `json:"tracks"`
@@ -141,7 +145,15 @@ type ChatMessage struct {
 	Text          string `json:"text"`
 }
 
-// ViewerCount is the data of a viewer_count event.
+// Reaction is the data of a reaction message or event.
+type Reaction struct {
+	ParticipantID string `json:"participant_id,omitempty"`
+	Name          string `json:"name,omitempty"`
+	Emoji         string `json:"emoji"`
+}
+
+// ViewerCount is the data of a viewer_count event: participants holding a
+// subscriber connection, sent when it changed, at most once a second.
 type ViewerCount struct {
 	Count int `json:"count"`
 }

@@ -1,13 +1,11 @@
 package loadtest
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // TokenClaims are the claims of an access token (docs/protocol.md): who the
@@ -25,21 +23,18 @@ type TokenClaims struct {
 	TTL      time.Duration
 }
 
-// jwtClaims is the JSON payload of the token.
+// jwtClaims is the JSON payload of the token: the registered claims
+// (sub, exp, iat) and HaloBuzz's own.
 type jwtClaims struct {
-	Sub    string `json:"sub"`
+	jwt.RegisteredClaims
 	Name   string `json:"name,omitempty"`
 	Room   string `json:"room,omitempty"`
 	Grants Grants `json:"grants"`
-	Exp    int64  `json:"exp"`
-	Iat    int64  `json:"iat"`
 }
-
-// jwtHeader is the fixed header of the tokens minted here.
-const jwtHeader = `{"alg":"HS256","typ":"JWT"}`
 
 // MintToken returns an HS256-signed JWT for c, signed with secret. It is
 // for load tests against a server whose signing secret the tester knows.
+// It mints with github.com/golang-jwt/jwt/v5, as a backend would.
 func MintToken(secret string, c TokenClaims) (string, error) {
 	if secret == "" {
 		return "", errors.New("loadtest: token secret is empty")
@@ -55,22 +50,21 @@ func MintToken(secret string, c TokenClaims) (string, error) {
 	if ttl <= 0 {
 		ttl = 24 * time.Hour
 	}
-	payload, err := json.Marshal(jwtClaims{
-		Sub:    c.Identity,
+	claims := jwtClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   c.Identity,
+			IssuedAt:  jwt.NewNumericDate(iat),
+			ExpiresAt: jwt.NewNumericDate(iat.Add(ttl)),
+		},
 		Name:   c.Name,
 		Room:   c.Room,
 		Grants: c.Grants,
-		Iat:    iat.Unix(),
-		Exp:    iat.Add(ttl).Unix(),
-	})
-	if err != nil {
-		return "", fmt.Errorf("loadtest: encode token claims: %w", err)
 	}
-	enc := base64.RawURLEncoding
-	signing := enc.EncodeToString([]byte(jwtHeader)) + "." + enc.EncodeToString(payload)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(signing))
-	return signing + "." + enc.EncodeToString(mac.Sum(nil)), nil
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		return "", fmt.Errorf("loadtest: sign token: %w", err)
+	}
+	return tok, nil
 }
 
 // TokenMinter returns a RunConfig.TokenFunc that mints a token per

@@ -3,8 +3,13 @@
 // of the room is subscribed to it; when it ends, they are unsubscribed.
 //
 // State that other nodes must see (which rooms exist, who is in them, which
-// tracks are published) is written through the Store interface: an in-memory
-// Store serves a single node, a Redis Store (later) a cluster.
+// tracks are published and where, how many watch on each node) is written
+// through the Store interface: MemoryStore serves a single node, RedisStore
+// a cluster. Both implement the same contract (leases, atomic origin
+// claims, counters, the node registry, pub/sub), tested by one table.
+// In a cluster the Manager's heartbeat (registry.go) registers the node and
+// renews its leases, re-registering whatever the store lost (cluster.go),
+// and room events cross nodes on the room's channel (pubsub.go).
 //
 // What it must not do: speak any wire protocol (that is package signaling) or
 // touch packets (package sfu). Events for clients leave through EventSink,

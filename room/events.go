@@ -3,7 +3,9 @@ package room
 import "github.com/pion/webrtc/v4"
 
 // EventSink receives a participant's events. Implementations must not block
-// (signalling queues them, and drops a client whose queue is full).
+// (signalling queues them, and drops a client whose queue is full) and must
+// not call back into the room: events are delivered while the room orders
+// its broadcasts.
 type EventSink interface {
 	Event(Event)
 }
@@ -32,15 +34,18 @@ type TrackInfo struct {
 
 // Events.
 type (
-	// ParticipantJoined: someone else joined the room.
+	// ParticipantJoined: another participant is on stage: it published its
+	// first track. Viewers (participants that only watch) and hidden
+	// participants are never announced; the audience is a ViewerCount.
 	ParticipantJoined struct{ Participant ParticipantInfo }
-	// ParticipantLeft: someone else left.
+	// ParticipantLeft: an announced participant left.
 	ParticipantLeft struct{ ParticipantID string }
 	// TrackPublished: a track started in the room.
 	TrackPublished struct{ Track TrackInfo }
 	// TrackUnpublished: a track ended.
 	TrackUnpublished struct{ TrackID, ParticipantID string }
-	// ViewerCount: the number of viewers changed.
+	// ViewerCount: the number of viewers changed. Sent at most once a
+	// second, coalescing the changes in between.
 	ViewerCount struct{ Count int }
 	// Offer: the server's offer on the subscriber connection, to be answered.
 	Offer struct{ SDP string }
@@ -51,6 +56,8 @@ type (
 	}
 	// Chat: a chat message in the room.
 	Chat struct{ ParticipantID, Name, Text string }
+	// Reaction: a participant reacted (an emoji).
+	Reaction struct{ ParticipantID, Name, Emoji string }
 	// Closed: the participant was removed (connection failed, node draining).
 	Closed struct{ Reason error }
 	// MediaFailed: the participant's publisher or subscriber connection
@@ -66,5 +73,6 @@ func (ViewerCount) event()       {}
 func (Offer) event()             {}
 func (Candidate) event()         {}
 func (Chat) event()              {}
+func (Reaction) event()          {}
 func (Closed) event()            {}
 func (MediaFailed) event()       {}

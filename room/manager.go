@@ -20,6 +20,9 @@ var (
 	ErrTooManyTracks  = errors.New("room: too many tracks")
 	ErrLeft           = errors.New("room: participant has left")
 	ErrNoSubscription = errors.New("room: no subscriber connection")
+	// ErrRoomRateLimited: the room is over its rate of chat messages and
+	// reactions (Options.RoomMessagesPerSecond); the message was not sent.
+	ErrRoomRateLimited = errors.New("room: too many messages in the room")
 )
 
 // Options are the limits and timings of a Manager.
@@ -33,7 +36,24 @@ type Options struct {
 	// RepublishGrace is how long a track whose publisher's connection was
 	// lost waits for the publisher to return (republish.go); 0: it ends at once.
 	RepublishGrace time.Duration
-	Log            *slog.Logger
+	// RoomMessagesPerSecond is the rate of chat messages and reactions one
+	// room accepts from all its participants together, with bursts of
+	// RoomMessagesBurst; 0 means unlimited.
+	RoomMessagesPerSecond float64
+	RoomMessagesBurst     int
+	Log                   *slog.Logger
+
+	// Cluster says the Store is shared with other nodes (Redis): joins count
+	// the participants of every node, the node registers itself and renews
+	// its leases every Heartbeat, and re-registers its state when the store
+	// lost it. Without it the node serves alone, as on the memory store.
+	Cluster bool
+	// Node is how the registry describes this node (Cluster only).
+	Node NodeInfo
+	// Heartbeat is the registry and lease renewal period. Default 2s.
+	Heartbeat time.Duration
+	// StoreTimeout bounds the Store reads on the join path. Default 500ms.
+	StoreTimeout time.Duration
 }
 
 // Manager holds the node's rooms. Rooms are created on first join and removed
@@ -53,6 +73,8 @@ type Manager struct {
 	writes      chan func(context.Context) error // FIFO: one writer keeps Put before Delete
 	writerDone  chan struct{}
 	dropped     atomic.Uint64
+
+	cluster clusterState // cluster.go
 }
 
 // storeQueue is how many Store writes may wait; beyond it (a store that is
@@ -69,7 +91,11 @@ func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 		engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{},
 		writes: make(chan func(context.Context) error, storeQueue), writerDone: make(chan struct{}),
 	}
+	m.cluster.started = time.Now()
 	go m.writer()
+	if opt.Cluster {
+		m.startCluster()
+	}
 	return m
 }
 
@@ -79,8 +105,22 @@ func (m *Manager) isDraining() bool {
 	return m.draining
 }
 
-// Join adds a participant to the room name, creating the room if needed.
+// Join adds a participant to the room name, creating the room if needed. In
+// a cluster the room's participants on other nodes count against
+// ParticipantsPerRoom; when the cluster state cannot be read, a room this
+// node does not serve yet is refused with ErrClusterUnavailable (retryable).
 func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Participant, error) {
+	m.mu.Lock()
+	if m.draining {
+		m.mu.Unlock()
+		return nil, ErrDraining
+	}
+	served := m.rooms[name] != nil && !m.rooms[name].empty()
+	m.mu.Unlock()
+	remote, err := m.remoteParticipants(name, served)
+	if err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	if m.draining {
 		m.mu.Unlock()
@@ -91,9 +131,10 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 		r = newRoom(m, name)
 		m.rooms[name] = r
 		m.log.Info("room created", "room", name)
+		m.linkRoom(r)
 	}
 	m.mu.Unlock()
-	return r.join(spec, sink)
+	return r.join(spec, sink, remote)
 }
 
 // Room returns the room called name, or nil.
@@ -112,6 +153,7 @@ func (m *Manager) removeIfEmpty(r *Room) {
 	}
 	delete(m.rooms, r.name)
 	m.mu.Unlock()
+	m.unlinkRoom(r)
 	m.log.Info("room removed", "room", r.name)
 	m.storeWrite(func(ctx context.Context) error { return m.store.DeleteRoom(ctx, r.name) })
 }
@@ -119,28 +161,40 @@ func (m *Manager) removeIfEmpty(r *Room) {
 // storeWrite queues a Store write off the caller's path: media and
 // signalling must not wait on a networked store. Writes are applied in the
 // order they were queued, by one goroutine, so a participant's record is
-// never deleted before it was put. A failure is logged, not fatal.
-func (m *Manager) storeWrite(f func(context.Context) error) {
+// never deleted before it was put. A failure or a full queue is logged and
+// counted (StoreStats), not fatal: the node then rewrites its whole state
+// on its next heartbeat (re-registration), so nothing stays lost. It
+// reports whether f was queued.
+func (m *Manager) storeWrite(f func(context.Context) error) bool {
 	m.storeMu.Lock()
 	defer m.storeMu.Unlock()
 	if m.storeClosed {
-		return // the node is stopping; its records expire with it
+		return false // the node is stopping; its records expire with it
 	}
 	select {
 	case m.writes <- f:
+		return true
 	default:
+		m.cluster.resync.Store(true)
 		if m.dropped.Add(1)%100 == 1 {
-			m.log.Warn("room store queue full, dropping writes", "dropped", m.dropped.Load())
+			m.log.Warn("room store queue full, dropping writes; state is rewritten at the next heartbeat",
+				"dropped", m.dropped.Load())
 		}
+		return false
 	}
 }
 
 func (m *Manager) writer() {
 	defer close(m.writerDone)
 	for f := range m.writes {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), m.writeTimeout())
 		if err := f(ctx); err != nil {
-			m.log.Warn("room store write failed", "err", err)
+			m.cluster.writeErrors.Add(1)
+			m.cluster.resync.Store(true)
+			if m.cluster.writeErrors.Load()%100 == 1 {
+				m.log.Warn("room store write failed; state is rewritten at the next heartbeat", "err", err,
+					"failed", m.cluster.writeErrors.Load())
+			}
 		}
 		cancel()
 	}
@@ -169,7 +223,7 @@ func (m *Manager) Stats() Stats {
 				s.Publishers++
 			}
 		}
-		s.Viewers += r.viewersLocked()
+		s.Viewers += r.viewers
 		r.mu.Unlock()
 	}
 	return s
@@ -219,6 +273,7 @@ func (m *Manager) Close() {
 		delete(m.rooms, name)
 	}
 	m.mu.Unlock()
+	m.stopCluster()
 	m.storeMu.Lock()
 	if !m.storeClosed {
 		m.storeClosed = true

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/halobuzz/live/internal/id"
 	"github.com/halobuzz/live/sfu"
 	"github.com/pion/webrtc/v4"
 )
@@ -37,7 +38,9 @@ type Participant struct {
 	spec ParticipantSpec
 	sink EventSink
 
-	mu         sync.Mutex // serialises connection set-up and teardown
+	mu sync.Mutex // serialises connection set-up and teardown
+	// publisher and subscriber are written holding mu and the room's mu,
+	// so either lock is enough to read them.
 	publisher  *sfu.Publisher
 	subscriber *sfu.Subscriber
 	offered    atomic.Int32 // media sections the last publish offer sends
@@ -46,10 +49,19 @@ type Participant struct {
 	all        atomic.Bool // subscribed to every track, present and future
 	left       atomic.Bool
 	deliberate atomic.Bool // left on purpose (End): its tracks end at once
+
+	// joinedState is the room as it was when the participant joined: every
+	// event its sink gets is a change after it.
+	joinedState State
+
+	// Guarded by room.mu.
+	slot    int  // index in room.everyone
+	onStage bool // announced to the room: it published
+	viewer  bool // counted in the room's viewers
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
-	p := &Participant{id: newID("p_"), room: r, spec: spec, sink: sink}
+	p := &Participant{id: id.New("p_"), room: r, spec: spec, sink: sink}
 	p.mayPublish.Store(spec.Publish)
 	p.maySub.Store(spec.Subscribe)
 	return p
@@ -58,8 +70,23 @@ func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant 
 // ID returns the participant's id.
 func (p *Participant) ID() string { return p.id }
 
+// role names what the participant's token lets it do, for logs: a
+// "publisher" may publish (and usually watches too), a "viewer" only
+// watches.
+func (p *Participant) role() string {
+	if p.spec.Publish {
+		return "publisher"
+	}
+	return "viewer"
+}
+
 // Room returns the participant's room.
 func (p *Participant) Room() *Room { return p.room }
+
+// JoinedState returns the room as it was at the moment the participant
+// joined (taken under the same lock as the join): the events its sink
+// receives are exactly the changes since.
+func (p *Participant) JoinedState() State { return p.joinedState }
 
 // Info describes the participant to clients.
 func (p *Participant) Info() ParticipantInfo {
@@ -107,7 +134,9 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 			p.mu.Unlock()
 			return "", err
 		}
+		p.room.mu.Lock() // Manager.Stats reads it under the room's lock
 		p.publisher = pub
+		p.room.mu.Unlock()
 	}
 	p.mu.Unlock()
 	answer, err := pub.HandleOffer(ctx, offer, meta, complete)
@@ -213,6 +242,7 @@ func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
 	}
 	p.room.mu.Lock()
 	p.subscriber = sub
+	p.room.setViewerLocked(p, true)
 	p.room.mu.Unlock()
 	return sub, true, nil
 }
@@ -292,8 +322,18 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 	return sub.AnswerOffer(ctx, offer, tracks)
 }
 
-// Chat sends a chat message to everyone in the room.
-func (p *Participant) Chat(text string) { p.room.chat(p, text) }
+// Chat sends a chat message to everyone in the room, the sender included,
+// under the sender's name (from its token). It fails with
+// ErrRoomRateLimited when the room is over its message rate.
+func (p *Participant) Chat(text string) error {
+	return p.room.message(Chat{ParticipantID: p.id, Name: p.spec.Name, Text: text})
+}
+
+// React sends a reaction (an emoji) to everyone in the room. Reactions share
+// the room's message rate with chat.
+func (p *Participant) React(emoji string) error {
+	return p.room.message(Reaction{ParticipantID: p.id, Name: p.spec.Name, Emoji: emoji})
+}
 
 // ErrMediaFailed is the reason of a MediaFailed event.
 var ErrMediaFailed = errors.New("room: media connection failed")
@@ -309,12 +349,15 @@ func (p *Participant) publisherFailed(pub *sfu.Publisher) {
 	p.mu.Lock()
 	current := p.publisher == pub && pub != nil
 	if current {
+		p.room.mu.Lock()
 		p.publisher = nil
+		p.room.mu.Unlock()
 	}
 	p.mu.Unlock()
 	if !current {
 		return // closed on purpose, or already replaced
 	}
+	p.logFailure("publisher")
 	_ = pub.Close()
 	p.sink.Event(MediaFailed{Target: "publisher"})
 }
@@ -332,6 +375,7 @@ func (p *Participant) subscriberFailed(sub *sfu.Subscriber) {
 	if current {
 		p.room.mu.Lock()
 		p.subscriber = nil
+		p.room.setViewerLocked(p, false)
 		p.room.mu.Unlock()
 		p.all.Store(false)
 	}
@@ -339,14 +383,23 @@ func (p *Participant) subscriberFailed(sub *sfu.Subscriber) {
 	if !current {
 		return
 	}
+	p.logFailure("subscriber")
 	_ = sub.Close()
 	p.room.viewersChanged()
 	p.sink.Event(MediaFailed{Target: "subscriber"})
 }
 
+// logFailure logs, at info, that a media connection failed (ICE or DTLS
+// gave up: the client's network, mostly), which Pion itself reports only
+// at debug.
+func (p *Participant) logFailure(connection string) {
+	p.room.m.log.Info("media connection failed", "room", p.room.name, "participant", p.id, "role", p.role(), "connection", connection)
+}
+
 // failedSession ends a WHIP/WHEP participant whose only connection failed.
 func (p *Participant) failedSession() {
 	if p.spec.LeaveOnFailure && !p.left.Load() {
+		p.logFailure("session")
 		p.sink.Event(Closed{Reason: ErrMediaFailed})
 		p.Leave()
 	}

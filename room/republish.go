@@ -83,10 +83,12 @@ func (r *Room) expire(id string, t *sfu.Track) {
 // replaced track's id) and reports whether t replaced a track.
 func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 	id := t.Info().ID
+	r.sendMu.Lock()
 	r.mu.Lock()
 	e := r.tracks[id]
 	if e == nil || !e.claimed {
 		r.mu.Unlock()
+		r.sendMu.Unlock()
 		return false
 	}
 	if e.orphan != nil {
@@ -98,13 +100,28 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 	e.info.ParticipantID = owner.id
 	e.info.MID = t.Info().MID
 	info := e.info
-	others := make([]*Participant, 0, len(r.participants))
-	for _, p := range r.participants {
+	var evs []Event
+	if ownerChanged {
+		// The broadcaster came back as a new participant: it is announced
+		// like any publisher, and the track's new owner is told.
+		if !owner.onStage && !owner.spec.Hidden && r.participants[owner.id] == owner {
+			owner.onStage = true
+			r.stage[owner.id] = owner
+			evs = append(evs, ParticipantJoined{Participant: owner.Info()})
+		}
+		evs = append(evs, TrackPublished{Track: info})
+	}
+	sinks := r.sinksLocked(owner)
+	others := make([]*Participant, 0, len(r.everyone))
+	for _, p := range r.everyone {
 		if p != owner {
 			others = append(others, p)
 		}
 	}
 	r.mu.Unlock()
+	deliver(sinks, evs...)
+	r.shareCluster(evs...)
+	r.sendMu.Unlock()
 	moved := 0
 	for _, p := range others {
 		p.mu.Lock()
@@ -123,11 +140,6 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 		}
 		if p.wantsAll() {
 			_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
-		}
-	}
-	if ownerChanged {
-		for _, p := range others {
-			p.sink.Event(TrackPublished{Track: info})
 		}
 	}
 	r.putTrack(info)

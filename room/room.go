@@ -7,18 +7,40 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/sfu"
+	"golang.org/x/time/rate"
 )
 
-// viewerCountInterval is the shortest gap between two viewer count events.
-const viewerCountInterval = 500 * time.Millisecond
+// viewerCountInterval is the shortest gap between two viewer count events:
+// however fast an audience comes and goes, each participant gets at most
+// one count a second.
+const viewerCountInterval = time.Second
 
 // Room is one live room: its participants and the tracks they publish.
+//
+// A room is a few publishers and an audience. Publishers are announced one
+// by one (participant_joined when their first track starts,
+// participant_left when they go); the audience is only a count, sent at most
+// once per viewerCountInterval. So a viewer joining or leaving costs the
+// room O(1) work and messages, whatever its size.
 type Room struct {
 	m    *Manager
 	name string
+	// chatLimit is the room's budget of chat messages and reactions, shared
+	// by all its participants (nil: unlimited).
+	chatLimit *rate.Limiter
+
+	// sendMu orders the room's broadcasts: a change and its announcement
+	// happen under it, so every participant sees the changes of the room in
+	// the same order. It is taken before mu, and held while events are
+	// delivered, which mu never is (a sink's Event is a non-blocking
+	// enqueue, but over 10,000 participants it adds up).
+	sendMu sync.Mutex
 
 	mu           sync.Mutex
 	participants map[string]*Participant
+	everyone     []*Participant          // the participants, for fan-out; Participant.slot is the index
+	stage        map[string]*Participant // announced participants: they published
+	viewers      int                     // participants counted as viewers
 	tracks       map[string]*published
 	emptyTimer   *time.Timer
 	vcTimer      *time.Timer
@@ -38,7 +60,14 @@ type published struct {
 }
 
 func newRoom(m *Manager, name string) *Room {
-	return &Room{m: m, name: name, participants: map[string]*Participant{}, tracks: map[string]*published{}, sentVC: -1}
+	r := &Room{
+		m: m, name: name, participants: map[string]*Participant{}, stage: map[string]*Participant{},
+		tracks: map[string]*published{}, sentVC: -1,
+	}
+	if perSecond := m.opt.RoomMessagesPerSecond; perSecond > 0 {
+		r.chatLimit = rate.NewLimiter(rate.Limit(perSecond), max(1, m.opt.RoomMessagesBurst))
+	}
+	return r
 }
 
 // Name returns the room's name.
@@ -53,17 +82,36 @@ func (r *Room) empty() bool {
 func (r *Room) list() []*Participant {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]*Participant, 0, len(r.participants))
-	for _, p := range r.participants {
-		out = append(out, p)
+	return append([]*Participant(nil), r.everyone...)
+}
+
+// sinksLocked copies the sinks of everyone but skip, to deliver to after mu
+// is released.
+func (r *Room) sinksLocked(skip *Participant) []EventSink {
+	out := make([]EventSink, 0, len(r.everyone))
+	for _, p := range r.everyone {
+		if p != skip {
+			out = append(out, p.sink)
+		}
 	}
 	return out
 }
 
-func (r *Room) join(spec ParticipantSpec, sink EventSink) (*Participant, error) {
+func deliver(sinks []EventSink, evs ...Event) {
+	for _, s := range sinks {
+		for _, ev := range evs {
+			s.Event(ev)
+		}
+	}
+}
+
+// join adds a participant. Nobody is told: a participant is announced when
+// it publishes, and the audience is a count. remote is the room's
+// participant count on other nodes, which counts against the limit too.
+func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Participant, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if max := r.m.opt.ParticipantsPerRoom; max > 0 && len(r.participants) >= max {
+	if max := r.m.opt.ParticipantsPerRoom; max > 0 && len(r.participants)+remote >= max {
 		return nil, ErrRoomFull
 	}
 	p := newParticipant(r, spec, sink)
@@ -71,50 +119,63 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink) (*Participant, error) 
 		r.emptyTimer.Stop()
 		r.emptyTimer = nil
 	}
-	if !spec.Hidden {
-		for _, o := range r.participants {
-			o.sink.Event(ParticipantJoined{Participant: p.Info()})
-		}
-	}
 	r.participants[p.id] = p
+	p.slot = len(r.everyone)
+	r.everyone = append(r.everyone, p)
+	p.joinedState = r.snapshotLocked()
 	rec := ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID}
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutParticipant(ctx, r.name, rec) })
+	r.m.log.Info("participant joined", "room", r.name, "participant", p.id, "role", p.role(), "identity", spec.Identity)
 	return p, nil
 }
 
-// Snapshot returns the other participants and the published tracks, for a
-// joining client.
+// Snapshot returns the announced participants (those who publish) and the
+// published tracks, for a joining client. Its cost does not depend on the
+// size of the audience.
 func (r *Room) Snapshot() ([]ParticipantInfo, []TrackInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ps := make([]ParticipantInfo, 0, len(r.participants))
-	for _, p := range r.participants {
-		if !p.spec.Hidden {
-			ps = append(ps, p.Info())
-		}
-	}
-	ts := make([]TrackInfo, 0, len(r.tracks))
-	for _, t := range r.tracks {
-		ts = append(ts, t.info)
-	}
-	return ps, ts
+	s := r.snapshotLocked()
+	return s.Participants, s.Tracks
 }
 
-// ViewerCount returns the number of viewers now.
+// State is what a participant is told of its room when it joins.
+type State struct {
+	Participants []ParticipantInfo // the announced participants (publishers)
+	Tracks       []TrackInfo
+	Viewers      int
+}
+
+func (r *Room) snapshotLocked() State {
+	s := State{Participants: make([]ParticipantInfo, 0, len(r.stage)), Tracks: make([]TrackInfo, 0, len(r.tracks)), Viewers: r.viewers}
+	for _, p := range r.stage {
+		s.Participants = append(s.Participants, p.Info())
+	}
+	for _, t := range r.tracks {
+		s.Tracks = append(s.Tracks, t.info)
+	}
+	return r.withRemoteLocked(s)
+}
+
+// ViewerCount returns the number of viewers now: participants holding a
+// subscriber connection.
 func (r *Room) ViewerCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.viewersLocked()
+	return r.viewers + r.remoteViewers()
 }
 
-func (r *Room) viewersLocked() int {
-	n := 0
-	for _, p := range r.participants {
-		if p.subscriber != nil {
-			n++
-		}
+// setViewerLocked counts p as a viewer or not; r.mu is held.
+func (r *Room) setViewerLocked(p *Participant, on bool) {
+	if p.viewer == on || (on && r.participants[p.id] != p) {
+		return
 	}
-	return n
+	p.viewer = on
+	if on {
+		r.viewers++
+	} else {
+		r.viewers--
+	}
 }
 
 // Tracks returns the published tracks.
@@ -129,8 +190,9 @@ func (r *Room) track(id string) *published {
 	return r.tracks[id]
 }
 
-// addTrack records a started track and subscribes every auto-subscribing
-// participant to it.
+// addTrack records a started track, tells the room (announcing its owner
+// first if this is the owner's first track) and subscribes every
+// auto-subscribing participant to it.
 func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	si := t.Info()
 	info := TrackInfo{
@@ -140,21 +202,30 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	if r.republished(owner, t) {
 		return
 	}
+	r.sendMu.Lock()
 	r.mu.Lock()
 	r.tracks[info.ID] = &published{track: t, info: info, owner: owner, key: republishKey(owner.spec.Identity, si)}
+	evs := []Event{TrackPublished{Track: info}}
+	if !owner.onStage && !owner.spec.Hidden && r.participants[owner.id] == owner {
+		owner.onStage = true
+		r.stage[owner.id] = owner
+		evs = []Event{ParticipantJoined{Participant: owner.Info()}, evs[0]}
+	}
+	sinks := r.sinksLocked(owner)
 	var subscribers []*Participant
-	for _, p := range r.participants {
-		if p != owner {
-			p.sink.Event(TrackPublished{Track: info})
-		}
+	for _, p := range r.everyone {
 		if p != owner && p.wantsAll() {
 			subscribers = append(subscribers, p)
 		}
 	}
 	r.mu.Unlock()
+	deliver(sinks, evs...)
+	r.shareCluster(evs...)
+	r.sendMu.Unlock()
 	r.putTrack(info)
+	r.claimOrigin(info.ID)
 	for _, p := range subscribers {
-		p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
+		_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
 	}
 }
 
@@ -166,88 +237,142 @@ func (r *Room) putTrack(info TrackInfo) {
 // removeTrack forgets an ended track and unsubscribes everyone from it.
 func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 	id := t.Info().ID
+	r.sendMu.Lock()
 	r.mu.Lock()
 	if e, ok := r.tracks[id]; !ok || e.track != t {
 		r.mu.Unlock()
+		r.sendMu.Unlock()
 		return // unknown, or already replaced by a republished track
 	}
 	if e := r.tracks[id]; e.orphan != nil {
 		e.orphan.Stop()
 	}
 	delete(r.tracks, id)
-	others := make([]*Participant, 0, len(r.participants))
-	for _, p := range r.participants {
+	others := make([]*Participant, 0, len(r.everyone))
+	for _, p := range r.everyone {
 		if p != owner {
 			others = append(others, p)
 		}
 	}
 	r.mu.Unlock()
-	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteTrack(ctx, r.name, id) })
+	ev := TrackUnpublished{TrackID: id, ParticipantID: owner.id}
 	for _, p := range others {
-		p.sink.Event(TrackUnpublished{TrackID: id, ParticipantID: owner.id})
+		p.sink.Event(ev)
+	}
+	r.shareCluster(ev)
+	r.sendMu.Unlock()
+	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteTrack(ctx, r.name, id) })
+	r.releaseOrigin(id)
+	for _, p := range others {
 		p.unsubscribeTrack(id)
 	}
 	endEmptyWatchers(others)
 }
 
 func (r *Room) leave(p *Participant) {
-	r.mu.Lock()
-	if _, ok := r.participants[p.id]; !ok {
+	// A viewer leaves without a word; an announced participant's departure
+	// is a broadcast, ordered with the others under sendMu.
+	ordered := false
+	for {
+		if ordered {
+			r.sendMu.Lock()
+		}
+		r.mu.Lock()
+		if p.onStage && !ordered {
+			r.mu.Unlock()
+			ordered = true
+			continue
+		}
+		break
+	}
+	unlock := func() {
 		r.mu.Unlock()
+		if ordered {
+			r.sendMu.Unlock()
+		}
+	}
+	if r.participants[p.id] != p {
+		unlock()
 		return
 	}
 	delete(r.participants, p.id)
-	if !p.spec.Hidden {
-		for _, o := range r.participants {
-			o.sink.Event(ParticipantLeft{ParticipantID: p.id})
-		}
+	last := len(r.everyone) - 1
+	moved := r.everyone[last]
+	r.everyone[p.slot], moved.slot = moved, p.slot
+	r.everyone[last] = nil
+	r.everyone = r.everyone[:last]
+	wasViewer := p.viewer
+	r.setViewerLocked(p, false)
+	var sinks []EventSink
+	if p.onStage {
+		delete(r.stage, p.id)
+		sinks = r.sinksLocked(nil)
 	}
 	if len(r.participants) == 0 && r.emptyTimer == nil {
 		r.emptyTimer = time.AfterFunc(r.m.opt.EmptyTimeout, func() { r.m.removeIfEmpty(r) })
 	}
 	r.mu.Unlock()
+	deliver(sinks, ParticipantLeft{ParticipantID: p.id})
+	if ordered {
+		r.shareCluster(ParticipantLeft{ParticipantID: p.id})
+		r.sendMu.Unlock()
+	}
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteParticipant(ctx, r.name, p.id) })
-	r.viewersChanged()
+	r.m.log.Info("participant left", "room", r.name, "participant", p.id, "role", p.role(), "identity", p.spec.Identity)
+	if wasViewer {
+		r.viewersChanged()
+	}
 }
 
-// viewersChanged sends the viewer count to everyone, at most twice a second.
+// viewersChanged schedules a viewer count for everyone: at once when none
+// was sent in the last viewerCountInterval, else at its end. Changes in
+// between are coalesced into that one event, which is sent only when the
+// count differs from the last one sent.
 func (r *Room) viewersChanged() {
+	r.viewersChangedCluster()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.vcTimer != nil {
+		r.mu.Unlock()
 		return // an update is already scheduled
 	}
-	wait := viewerCountInterval - time.Since(r.lastVC)
-	if wait <= 0 {
-		r.sendViewerCountLocked()
-		return
-	}
-	r.vcTimer = time.AfterFunc(wait, func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.vcTimer = nil
-		r.sendViewerCountLocked()
-	})
+	// Off the caller's path (a join must not pay for telling 10,000 others),
+	// and at once when the last count is older than the interval.
+	wait := max(0, viewerCountInterval-time.Since(r.lastVC))
+	r.vcTimer = time.AfterFunc(wait, r.sendViewerCount)
+	r.mu.Unlock()
 }
 
-func (r *Room) sendViewerCountLocked() {
-	n := r.viewersLocked()
+func (r *Room) sendViewerCount() {
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	r.mu.Lock()
+	r.vcTimer = nil
 	r.lastVC = time.Now()
+	n := r.viewers + r.remoteViewers()
 	if n == r.sentVC {
+		r.mu.Unlock()
 		return
 	}
 	r.sentVC = n
-	for _, p := range r.participants {
-		p.sink.Event(ViewerCount{Count: n})
-	}
+	sinks := r.sinksLocked(nil)
+	r.mu.Unlock()
+	deliver(sinks, ViewerCount{Count: n})
 }
 
-func (r *Room) chat(from *Participant, text string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range r.participants {
-		p.sink.Event(Chat{ParticipantID: from.id, Name: from.spec.Name, Text: text})
+// message sends a chat message or a reaction to everyone in the room, within
+// the room's rate.
+func (r *Room) message(ev Event) error {
+	if r.chatLimit != nil && !r.chatLimit.Allow() {
+		return ErrRoomRateLimited
 	}
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	r.mu.Lock()
+	sinks := r.sinksLocked(nil)
+	r.mu.Unlock()
+	deliver(sinks, ev)
+	r.shareCluster(ev)
+	return nil
 }
 
 func (r *Room) stopTimers() {

@@ -21,6 +21,9 @@ var codecList = []webrtc.RTPCodecParameters{
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032", RTCPFeedback: videoFeedback}, PayloadType: 108},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFeedback}, PayloadType: 98},
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 45},
+	// H.265 last: browsers offer it only with hardware support, and
+	// forwarding it needs the viewer to accept it too.
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 116},
 }
 
 func registerCodecs(me *webrtc.MediaEngine) error {
@@ -40,7 +43,7 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 // rtpmap encoding name (e.g. "VP8", "opus").
 func supportedMime(encoding string) bool {
 	switch strings.ToLower(encoding) {
-	case "opus", "vp8", "vp9", "h264", "av1":
+	case "opus", "vp8", "vp9", "h264", "h265", "av1":
 		return true
 	}
 	return false

@@ -58,6 +58,7 @@ type DownTrack struct {
 	src          atomic.Pointer[Track]
 	bind         atomic.Pointer[binding]
 	pliPending   atomic.Bool
+	relay        bool // the copy a relay carries to another node
 
 	mu      sync.Mutex // guards what follows; held by the writer of each packet
 	state   int
@@ -361,6 +362,11 @@ func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte) int {
 			t.engine.stats.writeErrors.Add(1)
 		}
 		return 0
+	}
+	if d.relay && n > 0 {
+		st := &d.src.Load().engine.stats
+		st.relayPacketsOut.Add(1)
+		st.relayBytesOut.Add(uint64(n))
 	}
 	return n
 }

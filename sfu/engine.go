@@ -15,6 +15,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 )
@@ -45,6 +46,10 @@ type counters struct {
 	plisReceived, plisFromCache      atomic.Uint64
 	plisIgnored, forwarderSkipped    atomic.Uint64
 	writeErrors                      atomic.Uint64
+	relaysIn, relaysOut              atomic.Int64 // relay connections
+	relayTracksIn, relayTracksOut    atomic.Int64
+	relayPacketsIn, relayBytesIn     atomic.Uint64
+	relayPacketsOut, relayBytesOut   atomic.Uint64
 	tracks, downTracks               atomic.Int64
 	publishers, subscribers          atomic.Int64
 }
@@ -68,6 +73,14 @@ type Stats struct {
 	DownTracks       int64  // bound viewer copies of tracks
 	Publishers       int64
 	Subscribers      int64
+	RelaysIn         int64  // relay connections pulling tracks from origins
+	RelaysOut        int64  // relay connections feeding edge nodes
+	RelayTracksIn    int64  // tracks received from origin nodes
+	RelayTracksOut   int64  // track copies sent to edge nodes
+	RelayPacketsIn   uint64 // RTP packets received over relays
+	RelayBytesIn     uint64
+	RelayPacketsOut  uint64 // RTP packets sent over relays (also in PacketsForwarded)
+	RelayBytesOut    uint64
 }
 
 // NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
@@ -88,8 +101,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.keyframeGap = 500 * time.Millisecond
 	}
 
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
+	lf := newPionLoggerFactory(e.log)
 	if cfg.UDPAddress == "" {
 		// One socket per local address on the same port: a socket on the
 		// unspecified address cannot tell which address a peer reached.
@@ -155,11 +167,11 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	var err error
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 
-	if e.pubAPI, err = newPublisherAPI(se); err != nil {
+	if e.pubAPI, err = newPublisherAPI(se, lf); err != nil {
 		e.Close()
 		return nil, err
 	}
-	if e.subAPI, err = newSubscriberAPI(se); err != nil {
+	if e.subAPI, err = newSubscriberAPI(se, lf); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -182,23 +194,24 @@ const tcpWriteBuffer = 512 << 10
 // Interceptors: NACK generator (ask the publisher to resend what the SFU
 // lost, so the shared cache is whole), receiver reports, and TWCC feedback so
 // the publisher's congestion control can ramp up to its target bitrate.
-func newPublisherAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+// Interceptors log through lf, as the rest of Pion does.
+func newPublisherAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
-	gen, err := nack.NewGeneratorInterceptor()
+	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(lf))
 	if err != nil {
 		return nil, err
 	}
 	reg.Add(gen)
-	recv, err := report.NewReceiverInterceptor()
+	recv, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(lf))
 	if err != nil {
 		return nil, err
 	}
 	reg.Add(recv)
-	if err := webrtc.ConfigureTWCCSender(me, reg); err != nil {
+	if err := webrtc.ConfigureTWCCSenderWithOptions(me, reg, twcc.WithLoggerFactory(lf)); err != nil {
 		return nil, err
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
@@ -209,13 +222,13 @@ func newPublisherAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 // is deliberately no NACK responder: Pion's keeps a cache per outgoing stream
 // (megabytes per viewer); down-tracks answer NACKs from their track's shared
 // cache instead.
-func newSubscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+func newSubscriberAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
-	sender, err := report.NewSenderInterceptor()
+	sender, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +254,14 @@ func (e *Engine) Stats() Stats {
 		PLIsIgnored:      s.plisIgnored.Load(),
 		ForwarderSkipped: s.forwarderSkipped.Load(),
 		WriteErrors:      s.writeErrors.Load(),
+		RelaysIn:         s.relaysIn.Load(),
+		RelaysOut:        s.relaysOut.Load(),
+		RelayTracksIn:    s.relayTracksIn.Load(),
+		RelayTracksOut:   s.relayTracksOut.Load(),
+		RelayPacketsIn:   s.relayPacketsIn.Load(),
+		RelayBytesIn:     s.relayBytesIn.Load(),
+		RelayPacketsOut:  s.relayPacketsOut.Load(),
+		RelayBytesOut:    s.relayBytesOut.Load(),
 		PLIsSent:         s.plisSent.Load(),
 		Replays:          s.replays.Load(),
 		Tracks:           s.tracks.Load(),

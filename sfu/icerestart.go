@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -15,6 +16,13 @@ type ICEFragment struct {
 	Candidates []string // "candidate:..." attribute values
 }
 
+// SDP attribute names of the ICE credentials (RFC 8839 section 5.4);
+// pion/sdp names only the JSEP attributes.
+const (
+	attrICEUfrag = "ice-ufrag"
+	attrICEPwd   = "ice-pwd"
+)
+
 // restartICE applies new remote ICE credentials to a connection on which the
 // client was the offerer (WHIP publisher, WHEP viewer): the previous offer is
 // re-applied with the new credentials, which makes Pion restart ICE, and the
@@ -24,16 +32,11 @@ func restartICE(ctx context.Context, pc *webrtc.PeerConnection, ufrag, pwd strin
 	if remote == nil || remote.Type != webrtc.SDPTypeOffer {
 		return ICEFragment{}, fmt.Errorf("%w: no offer to restart", ErrInvalidSDP)
 	}
-	lines := strings.Split(remote.SDP, "\r\n")
-	for i, l := range lines {
-		switch {
-		case strings.HasPrefix(l, "a=ice-ufrag:"):
-			lines[i] = "a=ice-ufrag:" + ufrag
-		case strings.HasPrefix(l, "a=ice-pwd:"):
-			lines[i] = "a=ice-pwd:" + pwd
-		}
+	edited, err := withICECredentials(remote.SDP, ufrag, pwd)
+	if err != nil {
+		return ICEFragment{}, err
 	}
-	offer := webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: strings.Join(lines, "\r\n")}
+	offer := webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: edited}
 	if err := pc.SetRemoteDescription(offer); err != nil {
 		return ICEFragment{}, fmt.Errorf("%w: ice restart: %v", ErrInvalidSDP, err)
 	}
@@ -41,28 +44,88 @@ func restartICE(ctx context.Context, pc *webrtc.PeerConnection, ufrag, pwd strin
 	if err != nil {
 		return ICEFragment{}, err
 	}
-	return iceFragmentOf(answer), nil
+	return iceFragmentOf(answer)
 }
 
-// iceFragmentOf extracts credentials and candidates from an SDP.
-func iceFragmentOf(sdp string) ICEFragment {
+// withICECredentials returns description with every a=ice-ufrag and
+// a=ice-pwd (session level and in each media section) set to ufrag and pwd.
+// The SDP is parsed and written back with pion/sdp, the parser Pion itself
+// uses, so the edit cannot touch anything but those attributes (a line-based
+// edit also rewrote look-alike lines and depended on CRLF line ends).
+func withICECredentials(description, ufrag, pwd string) (string, error) {
+	for _, v := range [...]string{ufrag, pwd} {
+		// A value is one attribute value: no line break may smuggle in
+		// another SDP line, and an empty value is no credential.
+		if v == "" || strings.ContainsAny(v, "\r\n") {
+			return "", fmt.Errorf("%w: ICE credentials must be non-empty and on one line", ErrInvalidSDP)
+		}
+	}
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(description); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	n := setICECredentials(sd.Attributes, ufrag, pwd)
+	for _, m := range sd.MediaDescriptions {
+		n += setICECredentials(m.Attributes, ufrag, pwd)
+	}
+	if n == 0 {
+		return "", fmt.Errorf("%w: the offer has no ICE credentials to restart", ErrInvalidSDP)
+	}
+	out, err := sd.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	return string(out), nil
+}
+
+// setICECredentials sets the ice-ufrag and ice-pwd attributes in attrs and
+// returns how many it set.
+func setICECredentials(attrs []sdp.Attribute, ufrag, pwd string) int {
+	n := 0
+	for i := range attrs {
+		switch attrs[i].Key {
+		case attrICEUfrag:
+			attrs[i].Value = ufrag
+			n++
+		case attrICEPwd:
+			attrs[i].Value = pwd
+			n++
+		}
+	}
+	return n
+}
+
+// iceFragmentOf extracts credentials and candidates from an SDP: the first
+// ice-ufrag and ice-pwd (session level before media level, RFC 8839 section
+// 5.4), and every distinct candidate of every media section.
+func iceFragmentOf(description string) (ICEFragment, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(description); err != nil {
+		return ICEFragment{}, fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
 	var f ICEFragment
 	seen := map[string]bool{}
-	for _, l := range strings.Split(sdp, "\r\n") {
-		switch {
-		case strings.HasPrefix(l, "a=ice-ufrag:") && f.Ufrag == "":
-			f.Ufrag = strings.TrimPrefix(l, "a=ice-ufrag:")
-		case strings.HasPrefix(l, "a=ice-pwd:") && f.Pwd == "":
-			f.Pwd = strings.TrimPrefix(l, "a=ice-pwd:")
-		case strings.HasPrefix(l, "a=candidate:"):
-			c := strings.TrimPrefix(l, "a=")
-			if !seen[c] {
-				seen[c] = true
-				f.Candidates = append(f.Candidates, c)
+	take := func(attrs []sdp.Attribute) {
+		for _, a := range attrs {
+			switch {
+			case a.Key == attrICEUfrag && f.Ufrag == "":
+				f.Ufrag = a.Value
+			case a.Key == attrICEPwd && f.Pwd == "":
+				f.Pwd = a.Value
+			case a.IsICECandidate():
+				c := a.Key + ":" + a.Value
+				if !seen[c] {
+					seen[c] = true
+					f.Candidates = append(f.Candidates, c)
+				}
 			}
 		}
 	}
-	return f
+	take(sd.Attributes)
+	for _, m := range sd.MediaDescriptions {
+		take(m.Attributes)
+	}
+	return f, nil
 }
 
 // RestartICE restarts ICE on a publisher with the client's new credentials.
@@ -83,7 +146,9 @@ func (s *Subscriber) RestartICE(ctx context.Context, ufrag, pwd string) (ICEFrag
 // RemoteUfrag returns the client's current ICE username fragment.
 func remoteUfrag(pc *webrtc.PeerConnection) string {
 	if d := pc.RemoteDescription(); d != nil {
-		return iceFragmentOf(d.SDP).Ufrag
+		if f, err := iceFragmentOf(d.SDP); err == nil {
+			return f.Ufrag
+		}
 	}
 	return ""
 }

@@ -2,14 +2,13 @@ package sfu
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 
+	"github.com/halobuzz/live/internal/id"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -54,6 +53,7 @@ type Publisher struct {
 	closed  bool
 	failed  sync.Once
 	readers sync.WaitGroup
+	relay   bool // the edge side of a relay (relay.go)
 }
 
 // NewPublisher creates a sending connection for the participant streamID.
@@ -110,11 +110,15 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		info.ID = p.events.TrackID(info)
 	}
 	if info.ID == "" {
-		info.ID = newID("t_")
+		info.ID = id.New("t_")
 	}
 	t := newTrack(p.e, remote, info, p.sendPLI)
+	t.relay = p.relay
 	p.tracks = append(p.tracks, t)
 	p.e.stats.tracks.Add(1)
+	if t.relay {
+		p.e.stats.relayTracksIn.Add(1)
+	}
 	p.readers.Add(2)
 	p.mu.Unlock()
 
@@ -259,6 +263,9 @@ func (p *Publisher) Close() error {
 	err := p.pc.Close()
 	p.readers.Wait()
 	p.e.stats.publishers.Add(-1)
+	if p.relay {
+		p.e.stats.relaysIn.Add(-1)
+	}
 	return err
 }
 
@@ -272,9 +279,3 @@ var (
 )
 
 var _ io.Closer = (*Publisher)(nil)
-
-func newID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}

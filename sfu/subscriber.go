@@ -38,6 +38,7 @@ type Subscriber struct {
 	answerer  bool // WHEP: the client offered, the SFU answers once
 	failed    sync.Once
 	rtcpLoops sync.WaitGroup
+	relay     bool // the origin side of a relay (relay.go)
 }
 
 type subscription struct {
@@ -70,6 +71,18 @@ func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
 	return s, nil
 }
 
+// newDownTrack makes the viewer's copy of t. A relay's copies are not held
+// to the per-viewer retransmission budget: one relay carries a whole node's
+// audience.
+func (s *Subscriber) newDownTrack(t *Track) *DownTrack {
+	dt := newDownTrack(t)
+	if s.relay {
+		dt.relay = true
+		dt.nack.init(0)
+	}
+	return dt
+}
+
 // AddTrack subscribes the viewer to t and renegotiates. Adding a track twice
 // is a no-op.
 func (s *Subscriber) AddTrack(t *Track) error {
@@ -89,7 +102,7 @@ func (s *Subscriber) AddTrack(t *Track) error {
 }
 
 func (s *Subscriber) addLocked(t *Track) error {
-	dt := newDownTrack(t)
+	dt := s.newDownTrack(t)
 	// AddTrack reuses the media section of a removed track of the same kind,
 	// so a viewer who stays through many broadcasts keeps a short SDP.
 	sender, err := s.pc.AddTrack(dt)
@@ -213,7 +226,7 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
 	for _, t := range tracks {
-		dt := newDownTrack(t)
+		dt := s.newDownTrack(t)
 		sender, err := s.pc.AddTrack(dt)
 		if err != nil {
 			s.mu.Unlock()
@@ -264,6 +277,9 @@ func (s *Subscriber) Close() error {
 	}
 	s.rtcpLoops.Wait()
 	s.e.stats.subscribers.Add(-1)
+	if s.relay {
+		s.e.stats.relaysOut.Add(-1)
+	}
 	return err
 }
 

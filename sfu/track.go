@@ -90,6 +90,7 @@ type Track struct {
 	rrNext    int          // round-robin start of the next replay round
 
 	removed  atomic.Bool // stopped by its publisher on purpose (unpublish.go)
+	relay    bool        // fed by a relay from another node (relay.go)
 	done     chan struct{}
 	onceDone sync.Once
 }
@@ -163,6 +164,9 @@ func (t *Track) addDown(d *DownTrack) {
 			return
 		}
 	}
+	if d.relay {
+		t.engine.stats.relayTracksOut.Add(1)
+	}
 	next := make([]*DownTrack, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, d)
@@ -182,6 +186,9 @@ func (t *Track) removeDown(d *DownTrack) {
 	}
 	if len(next) != len(old) {
 		t.engine.stats.downTracks.Add(-1)
+		if d.relay {
+			t.engine.stats.relayTracksOut.Add(-1)
+		}
 	}
 	t.downs.Store(&next)
 }
@@ -228,6 +235,10 @@ func (t *Track) ingest(pkt []byte, h *rtp.Header) {
 		return // larger than any path MTU: not forwardable either
 	}
 	seq := h.SequenceNumber
+	if t.relay {
+		t.engine.stats.relayPacketsIn.Add(1)
+		t.engine.stats.relayBytesIn.Add(uint64(len(pkt)))
+	}
 	t.cache.put(seq, pkt, monoNow())
 	n := t.written.Load()
 	t.arrivals[n%arrivalRing].Store(uint32(seq))
@@ -423,5 +434,8 @@ func (t *Track) finish() {
 	t.onceDone.Do(func() {
 		close(t.done)
 		t.engine.stats.tracks.Add(-1)
+		if t.relay {
+			t.engine.stats.relayTracksIn.Add(-1)
+		}
 	})
 }

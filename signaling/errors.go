@@ -29,11 +29,13 @@ const (
 	CodeTooManyTracks      = "too_many_tracks"
 	CodeRoomFull           = "room_full"
 	CodeRateLimited        = "rate_limited"
+	CodeRoomRateLimited    = "room_rate_limited"
 	CodeShuttingDown       = "server_shutting_down"
 	CodeNotFound           = "not_found"
 	CodeMediaFailed        = "media_failed"
 	CodeTooManyCandidates  = "too_many_candidates"
 	CodeTokenExpired       = "token_expired"
+	CodeClusterUnavailable = "cluster_unavailable"
 	CodeInternal           = "internal"
 )
 
@@ -82,12 +84,14 @@ var wireCodes = []struct {
 	{room.ErrDraining, CodeShuttingDown, "this node is shutting down"},
 	{room.ErrNoTracks, CodeNotFound, "nothing is published in the room"},
 	{room.ErrMediaFailed, CodeMediaFailed, "the media connection failed"},
+	{room.ErrClusterUnavailable, CodeClusterUnavailable, "the cluster's shared state is unreachable; retry in a few seconds"},
 	{sfu.ErrTooManyCandidates, CodeTooManyCandidates, fmt.Sprintf("at most %d candidates are kept before the offer or answer", sfu.MaxPendingCandidates)},
 	{sfu.ErrInvalidCandidate, CodeBadRequest, "the ICE candidate was refused"},
 	{sfu.ErrNoOffer, CodeBadRequest, "no offer is waiting for an answer"},
 	{room.ErrNoSubscription, CodeBadRequest, "there is no subscriber connection"},
 	{room.ErrLeft, CodeNotJoined, "the participant has left"},
 	{sfu.ErrClosed, CodeMediaFailed, "the media connection is closed"},
+	{room.ErrRoomRateLimited, CodeRoomRateLimited, "the room's chat and reaction rate is exceeded: retry later"},
 }
 
 // internalMessage is all a client learns of an unexpected error.
@@ -139,7 +143,7 @@ func httpStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeRateLimited:
 		return http.StatusTooManyRequests
-	case CodeShuttingDown:
+	case CodeShuttingDown, CodeClusterUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -22,6 +22,7 @@ func TestToWire_NeverShowsInternalText(t *testing.T) {
 		fmt.Errorf("%w: %s", auth.ErrSignature, inside),
 		fmt.Errorf("%w: %s", room.ErrForbidden, inside),
 		fmt.Errorf("%w: %s", room.ErrLeft, inside),
+		fmt.Errorf("%w: redis store: room r: dial tcp %s", room.ErrClusterUnavailable, inside),
 		errors.New(inside),
 	} {
 		w := toWire(err)
@@ -32,6 +33,9 @@ func TestToWire_NeverShowsInternalText(t *testing.T) {
 	}
 	if w := toWire(errors.New(inside)); w.Code != CodeInternal || w.Message != internalMessage {
 		t.Errorf("unknown error -> %+v", w)
+	}
+	if w := toWire(fmt.Errorf("%w: redis down", room.ErrClusterUnavailable)); w.Code != CodeClusterUnavailable || w.Fatal || httpStatus(w.Code) != 503 {
+		t.Errorf("cluster unavailable -> %+v, want a retryable (non-fatal, 503) %s", w, CodeClusterUnavailable)
 	}
 	if w := toWire(fmt.Errorf("%w: at most 64", sfu.ErrTooManyCandidates)); w.Code != CodeTooManyCandidates || w.Fatal {
 		t.Errorf("too many candidates -> %+v, want a non-fatal %s", w, CodeTooManyCandidates)

@@ -17,7 +17,10 @@ type Metrics struct {
 	slowClients prometheus.Counter
 }
 
-// NewMetrics registers the node's metrics in a new registry.
+// NewMetrics registers the node's metrics in a new registry. Every series
+// carries the constant labels node and region (of rooms), so the series of
+// all nodes of a cluster can be told apart and summed per region whatever
+// the scrape configuration.
 func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -35,15 +38,19 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 			Name: "halo_slow_clients_dropped_total", Help: "Clients disconnected because their send queue was full.",
 		}),
 	}
-	m.reg.MustRegister(m.errors, m.joinLatency, m.connections, m.slowClients,
+	var reg prometheus.Registerer = m.reg
+	if rooms != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": rooms.NodeID(), "region": rooms.Region()}, m.reg)
+	}
+	reg.MustRegister(m.errors, m.joinLatency, m.connections, m.slowClients,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	if engine != nil {
 		counter := func(name, help string, f func(sfu.Stats) uint64) {
-			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 				func() float64 { return float64(f(engine.Stats())) }))
 		}
 		gauge := func(name, help string, f func(sfu.Stats) int64) {
-			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 				func() float64 { return float64(f(engine.Stats())) }))
 		}
 		counter("halo_packets_forwarded_total", "RTP packets written to viewers.", func(s sfu.Stats) uint64 { return s.PacketsForwarded })
@@ -63,12 +70,41 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 		gauge("halo_down_tracks", "Viewer copies of tracks.", func(s sfu.Stats) int64 { return s.DownTracks })
 	}
 	if rooms != nil {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_rooms", Help: "Rooms on this node."},
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_rooms", Help: "Rooms on this node."},
 			func() float64 { return float64(rooms.Stats().Rooms) }))
-		m.reg.MustRegister(&participantsCollector{rooms: rooms, desc: prometheus.NewDesc(
+		registerStoreMetrics(reg, rooms)
+		reg.MustRegister(&participantsCollector{rooms: rooms, desc: prometheus.NewDesc(
 			"halo_participants", "Participants on this node, by role.", []string{"role"}, nil)})
 	}
 	return m
+}
+
+// registerStoreMetrics adds the metrics of the node's use of the room
+// Store (Redis in a cluster).
+func registerStoreMetrics(reg prometheus.Registerer, rooms *room.Manager) {
+	counter := func(name, help string, f func(room.StoreStats) uint64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(rooms.StoreStats())) }))
+	}
+	counter("halo_store_queue_dropped_total", "Room store writes dropped because the write queue was full (repaired by re-registration).",
+		func(s room.StoreStats) uint64 { return s.QueueDropped })
+	counter("halo_store_write_errors_total", "Room store writes that failed (Redis errors or timeouts).",
+		func(s room.StoreStats) uint64 { return s.WriteErrors })
+	counter("halo_store_heartbeat_failures_total", "Heartbeats that did not reach the store.",
+		func(s room.StoreStats) uint64 { return s.HeartbeatFailures })
+	counter("halo_store_resyncs_total", "Rewrites of this node's state into the store (re-registration after an outage or a lost write).",
+		func(s room.StoreStats) uint64 { return s.Resyncs })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_cluster_nodes",
+		Help: "Live nodes in the cluster's registry at the last heartbeat (1 for a node alone)."},
+		func() float64 { return float64(rooms.StoreStats().Nodes) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_store_up",
+		Help: "1 when the last heartbeat reached the store (always 1 for a node that serves alone)."},
+		func() float64 {
+			if rooms.StoreStats().Up {
+				return 1
+			}
+			return 0
+		}))
 }
 
 // Registry returns the registry to serve on the metrics listener.

@@ -132,6 +132,9 @@ type (
 	refreshData struct {
 		Token string `json:"token"`
 	}
+	reactionData struct {
+		Emoji string `json:"emoji"`
+	}
 )
 
 // Server message bodies.
@@ -159,6 +162,7 @@ type (
 		ParticipantID string            `json:"participant_id"`
 		Room          string            `json:"room"`
 		Identity      string            `json:"identity"`
+		Name          string            `json:"name"`
 		Grants        grantsJSON        `json:"grants"`
 		Participants  []participantJSON `json:"participants"`
 		Tracks        []trackJSON       `json:"tracks"`
@@ -208,6 +212,8 @@ func eventMessage(ev room.Event) (string, any) {
 		return "trickle", trickleData{Target: ev.Target, Candidate: &ev.Candidate}
 	case room.Chat:
 		return "chat", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "text": ev.Text}
+	case room.Reaction:
+		return "reaction", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "emoji": ev.Emoji}
 	case room.MediaFailed:
 		next := "subscribe"
 		if ev.Target == "publisher" {

@@ -119,6 +119,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`{"v":1,"type":"join","id":1,"data":{"token":"x","room":"r"}}`))
 	f.Add([]byte(`{"type":"publish","data":{"sdp":"v=0","tracks":[{"track_id":"a","source":"camera"}]}}`))
 	f.Add([]byte(`{"type":"trickle","data":{"target":"publisher","candidate":{"candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdpMid":"0"}}}`))
+	f.Add([]byte(`{"type":"reaction","data":{"emoji":"👍🏽"}}`))
+	f.Add([]byte(`{"type":"reaction","data":{"emoji":"a b\u0000"}}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		env, err := decodeEnvelope(frame)
 		if err != nil {
@@ -127,10 +129,14 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			}
 			return
 		}
-		for _, v := range []any{&joinData{}, &publishData{}, &trickleData{}, &trackIDsData{}, &chatData{}, &sdpData{}, &refreshData{}} {
+		for _, v := range []any{&joinData{}, &publishData{}, &trickleData{}, &trackIDsData{}, &chatData{}, &reactionData{}, &sdpData{}, &refreshData{}} {
 			if e := decodeData(env, v); e != nil && e.Code != CodeBadRequest {
 				t.Fatalf("decodeData code %s", e.Code)
 			}
+		}
+		var r reactionData
+		if decodeData(env, &r) == nil && validEmoji(r.Emoji) && (len(r.Emoji) > maxEmojiBytes || strings.ContainsAny(r.Emoji, " \t\n\x00")) {
+			t.Fatalf("reaction %q accepted", r.Emoji)
 		}
 	})
 }
@@ -154,4 +160,19 @@ func FuzzParseSDPFrag(f *testing.F) {
 			t.Fatal("accepted a ufrag without a pwd or the reverse")
 		}
 	})
+}
+
+func TestValidEmoji(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{
+		{"👍", true}, {"👨‍👩‍👧‍👦", true}, {"🇳🇵", true}, {"👏🏽", true}, {"+1", true},
+		{"", false}, {" ", false}, {"a b", false}, {"\x00", false}, {"\u200b\n", false}, {"\u200b", false}, {"\u200d\ufe0f", false},
+		{strings.Repeat("👍", 9), false},
+	} {
+		if got := validEmoji(c.in); got != c.ok {
+			t.Errorf("validEmoji(%q) = %v, want %v", c.in, got, c.ok)
+		}
+	}
 }

@@ -35,6 +35,7 @@ type Server struct {
 
 	draining atomic.Bool
 	conns    sync.WaitGroup
+	connsMu  sync.Mutex // orders conns.Add before Drain's Wait
 	whip     *sessions
 }
 
@@ -104,6 +105,7 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc(p, methodNotAllowed("GET, HEAD"))
 	}
 	s.routeWHIP(mux)
+	s.routeAdmin(mux)
 	s.routeWeb(mux)
 	return mux
 }
@@ -131,7 +133,18 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// The HTTP server's read deadline (http.read_timeout) is for requests;
 	// from now on the WebSocket's own deadlines apply.
 	_ = conn.NetConn().SetDeadline(time.Time{})
+	// A socket upgraded while Drain starts is refused here, so that no Add
+	// can race with Drain's Wait.
+	s.connsMu.Lock()
+	if s.draining.Load() {
+		s.connsMu.Unlock()
+		release()
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server_shutting_down"), time.Now().Add(time.Second))
+		_ = conn.Close()
+		return
+	}
 	s.conns.Add(1)
+	s.connsMu.Unlock()
 	go func() {
 		defer s.conns.Done()
 		s.serveWS(conn, ip, release)
@@ -204,7 +217,9 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 // participant with a server_shutting_down error, and waits for their
 // connections to end or ctx.
 func (s *Server) Drain(ctx context.Context) error {
+	s.connsMu.Lock()
 	s.draining.Store(true)
+	s.connsMu.Unlock()
 	err := s.rooms.Drain(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -2,8 +2,6 @@ package signaling
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/halobuzz/live/internal/id"
 	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
 )
@@ -173,6 +172,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // httpError writes a wire error as an HTTP status with a short text body.
 func (s *Server) httpError(w http.ResponseWriter, e *Error) {
 	s.metrics.errors.WithLabelValues(e.Code).Inc()
+	if e.Code == CodeClusterUnavailable {
+		w.Header().Set("Retry-After", "2") // retryable: Redis is expected back
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(httpStatus(e.Code))
 	_, _ = fmt.Fprintf(w, "%s: %s\n", e.Code, e.Message)
@@ -251,8 +253,8 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	} else {
 		spec.Publish = false
 	}
-	id := randomID()
-	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: id})
+	sid := id.New("s_")
+	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: sid})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -270,13 +272,13 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		s.fail(w, r, err)
 		return
 	}
-	x := &session{id: id, kind: kind, room: roomName, p: p, etag: `"` + randomID()[:16] + `"`}
+	x := &session{id: sid, kind: kind, room: roomName, p: p, etag: `"` + id.New("e_") + `"`}
 	s.whip.add(x)
 	s.metrics.joinLatency.Observe(time.Since(start).Seconds())
-	s.log.Info(kind+" session", "room", roomName, "participant", p.ID(), "identity", spec.Identity)
+	s.log.Debug(kind+" session", "room", roomName, "participant", p.ID(), "identity", spec.Identity)
 	h := w.Header()
 	h.Set("Content-Type", mimeSDP)
-	h.Set("Location", "/"+kind+"/"+roomName+"/"+id)
+	h.Set("Location", "/"+kind+"/"+roomName+"/"+sid)
 	h.Set("ETag", x.etag)
 	h.Set("Accept-Patch", mimeSDPFrag)
 	s.iceServerLinks(w)
@@ -331,7 +333,7 @@ func (s *Server) handleWHIPPatch(w http.ResponseWriter, r *http.Request, kind st
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	x.etag = `"` + randomID()[:16] + `"`
+	x.etag = `"` + id.New("e_") + `"`
 	w.Header().Set("Content-Type", mimeSDPFrag)
 	w.Header().Set("ETag", x.etag)
 	w.WriteHeader(http.StatusOK)
@@ -396,10 +398,4 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
-}
-
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -20,6 +21,10 @@ import (
 
 // maxChatRunes is the longest chat message accepted.
 const maxChatRunes = 1000
+
+// maxEmojiBytes bounds a reaction: one emoji, which may be a sequence of
+// several code points (a flag, a family, a skin tone).
+const maxEmojiBytes = 32
 
 // wsClient is one WebSocket connection. One goroutine reads and handles
 // messages in order; one writes from a bounded queue, so a slow client never
@@ -42,6 +47,11 @@ type wsClient struct {
 	unjoined func() // gives back this socket's place among the address's unjoined sockets
 	limiter  *rate.Limiter
 	token    tokenClock // expiry of the token the session runs on
+
+	// Events before the joined reply is queued wait in held.
+	holdMu   sync.Mutex
+	held     []room.Event
+	released atomic.Bool
 }
 
 func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
@@ -81,8 +91,36 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
 	_ = conn.Close()
 }
 
-// Event implements room.EventSink.
+// Event implements room.EventSink. Events that arrive between the join and
+// the joined reply are held, so the client never gets a change before the
+// state it changes.
 func (c *wsClient) Event(ev room.Event) {
+	if !c.released.Load() {
+		c.holdMu.Lock()
+		if !c.released.Load() {
+			c.held = append(c.held, ev)
+			c.holdMu.Unlock()
+			return
+		}
+		c.holdMu.Unlock()
+	}
+	c.event(ev)
+}
+
+// releaseEvents queues joined, then the events held since the join, then
+// lets events through.
+func (c *wsClient) releaseEvents(joined []byte) {
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	c.enqueue(joined)
+	for _, ev := range c.held {
+		c.event(ev)
+	}
+	c.held = nil
+	c.released.Store(true)
+}
+
+func (c *wsClient) event(ev room.Event) {
 	if cl, ok := ev.(room.Closed); ok {
 		w := toWire(cl.Reason)
 		logWire(c.log, "session closed by the room", cl.Reason, w)
@@ -270,7 +308,16 @@ func (c *wsClient) handle(env envelope) bool {
 		} else if t := strings.TrimSpace(d.Text); t == "" || utf8.RuneCountInString(t) > maxChatRunes {
 			err = newError(CodeBadRequest, fmt.Sprintf("text must be 1..%d characters", maxChatRunes))
 		} else {
-			c.p.Chat(t)
+			err = c.p.Chat(t)
+		}
+	case "reaction":
+		var d reactionData
+		if e := decodeData(env, &d); e != nil {
+			err = e
+		} else if !validEmoji(d.Emoji) {
+			err = newError(CodeBadRequest, fmt.Sprintf("emoji must be 1..%d bytes of printable text without spaces", maxEmojiBytes))
+		} else {
+			err = c.p.React(d.Emoji)
 		}
 	case "refresh":
 		err = c.refresh(env)
@@ -291,7 +338,7 @@ func (c *wsClient) handle(env envelope) bool {
 }
 
 var clientTypes = map[string]struct{}{
-	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "refresh": {}, "leave": {},
+	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "reaction": {}, "refresh": {}, "leave": {},
 }
 
 func (c *wsClient) join(env envelope) error {
@@ -313,8 +360,14 @@ func (c *wsClient) join(env envelope) error {
 	if len(d.Name) > 128 {
 		return newError(CodeBadRequest, "name is over 128 bytes")
 	}
-	if d.Name != "" {
-		spec.Name = d.Name
+	// A token's name claim is who the participant is to others: the join's
+	// name cannot replace it (it is ignored; joined says which name is
+	// used). A token without one lets the client choose, else the identity.
+	if spec.Name == "" {
+		spec.Name = strings.TrimSpace(d.Name)
+	}
+	if spec.Name == "" {
+		spec.Name = spec.Identity
 	}
 	if d.Hidden {
 		// A hidden participant only listens to room events: it may not publish.
@@ -330,29 +383,50 @@ func (c *wsClient) join(env envelope) error {
 	c.token.identity, c.token.room = spec.Identity, roomName
 	c.token.arm(c, exp)
 	c.log = c.log.With("room", roomName, "participant", p.ID())
-	ps, ts := p.Room().Snapshot()
+	st := p.JoinedState()
 	out := joinedData{
-		ParticipantID: p.ID(), Room: roomName, Identity: spec.Identity,
+		ParticipantID: p.ID(), Room: roomName, Identity: spec.Identity, Name: spec.Name,
 		Grants:       grantsJSON{Publish: spec.Publish, Subscribe: spec.Subscribe},
 		Participants: []participantJSON{}, Tracks: []trackJSON{},
-		ViewerCount: p.Room().ViewerCount(),
+		ViewerCount: st.Viewers,
 		ICEServers:  append([]string{}, c.s.cfg.SFU.ICEServers...),
 	}
-	for _, x := range ps {
+	for _, x := range st.Participants {
 		if x.ID != p.ID() {
 			out.Participants = append(out.Participants, toParticipantJSON(x))
 		}
 	}
-	for _, t := range ts {
+	for _, t := range st.Tracks {
 		out.Tracks = append(out.Tracks, toTrackJSON(t))
 	}
-	c.reply(env.ID, "joined", out)
+	// joined describes the room at the moment of the join; the events held
+	// since are the changes after it, and follow it in order.
+	c.releaseEvents(encode("joined", env.ID, out))
 	c.s.metrics.joinLatency.Observe(time.Since(start).Seconds())
-	c.log.Info("joined", "identity", spec.Identity, "publish", spec.Publish, "subscribe", spec.Subscribe)
+	c.log.Debug("joined", "identity", spec.Identity, "publish", spec.Publish, "subscribe", spec.Subscribe)
 	if spec.Subscribe && (d.AutoSubscribe == nil || *d.AutoSubscribe) {
 		return p.Subscribe(nil)
 	}
 	return nil
+}
+
+// validEmoji reports whether s can be a reaction: short, no spaces or
+// control characters, and something visible (not only joiners, variation
+// selectors or other invisible marks).
+func validEmoji(s string) bool {
+	if s == "" || len(s) > maxEmojiBytes {
+		return false
+	}
+	visible := false
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+		if unicode.IsGraphic(r) && !unicode.In(r, unicode.Cf, unicode.Mn, unicode.Me, unicode.Variation_Selector) {
+			visible = true
+		}
+	}
+	return visible
 }
 
 func (c *wsClient) publish(env envelope) error {

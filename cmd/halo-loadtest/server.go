@@ -12,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // serverSample is what the load tester reads of the server it loads, when it
@@ -68,27 +72,55 @@ func sampleServer(ctx context.Context, pid int, metricsURL string) (serverSample
 	return s, nil
 }
 
+// scrapeCounter reads the counter name from a Prometheus endpoint: the sum
+// of its series (one, for a counter without labels). The exposition is
+// parsed with prometheus/common/expfmt, the parser Prometheus itself uses,
+// so comments, labels, escaping and exponents are read as a scraper reads
+// them.
 func scrapeCounter(ctx context.Context, url, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
+	// The text format: the one every exporter serves and expfmt's
+	// TextParser reads.
+	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape %s: HTTP %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxScrapeBytes+1))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
 	}
-	for _, l := range strings.Split(string(body), "\n") {
-		if rest, ok := strings.CutPrefix(l, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		}
+	if len(body) > maxScrapeBytes {
+		return 0, fmt.Errorf("scrape %s: more than %d bytes", url, maxScrapeBytes)
 	}
-	return 0, fmt.Errorf("%s not found at %s", name, url)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	mf, ok := families[name]
+	if !ok {
+		return 0, fmt.Errorf("scrape %s: %s not found", url, name)
+	}
+	if mf.GetType() != dto.MetricType_COUNTER {
+		return 0, fmt.Errorf("scrape %s: %s is a %s, want a counter", url, name, strings.ToLower(mf.GetType().String()))
+	}
+	var sum float64
+	for _, m := range mf.GetMetric() {
+		sum += m.GetCounter().GetValue()
+	}
+	return sum, nil
 }
+
+// maxScrapeBytes bounds what a scrape reads (a node's exposition is ~20 KiB).
+const maxScrapeBytes = 4 << 20
 
 // writeServerCost prints the server's cost between two samples.
 func writeServerCost(w io.Writer, a, b serverSample, viewers int) {

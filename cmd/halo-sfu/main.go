@@ -99,6 +99,7 @@ type node struct {
 	rooms     *room.Manager
 	server    *signaling.Server
 	metrics   *signaling.Metrics
+	closeSt   func() // releases the room store (the Redis client)
 	httpLn    net.Listener
 	httpSrv   *http.Server
 	metricsLn net.Listener
@@ -110,23 +111,42 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	rooms := room.NewManager(engine, room.NewMemoryStore(), room.Options{
-		NodeID:               cfg.Node.ID,
-		EmptyTimeout:         cfg.Room.EmptyTimeout,
-		ParticipantsPerRoom:  cfg.Limits.ParticipantsPerRoom,
-		TracksPerParticipant: cfg.Limits.TracksPerParticipant,
-		MaxSDPBytes:          cfg.Limits.MaxSDPBytes,
-		MaxMediaSections:     cfg.Limits.MaxMediaSections,
-		RepublishGrace:       cfg.Room.RepublishGrace,
-		Log:                  log,
-	})
-	metrics := signaling.NewMetrics(engine, rooms)
-	srv, err := signaling.New(cfg, rooms, metrics, log)
+	store, closeStore, err := room.OpenStore(cfg, log)
 	if err != nil {
 		engine.Close()
 		return nil, err
 	}
-	return &node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, metrics: metrics}, nil
+	clustered := len(cfg.Redis.Addrs) > 0
+	if clustered {
+		log.Info("cluster: using Redis for shared room state", "redis", cfg.Redis.Addrs,
+			"sentinel_master", cfg.Redis.SentinelMaster, "node", cfg.Node.ID, "region", cfg.Node.Region)
+	}
+	rooms := room.NewManager(engine, store, room.Options{
+		Cluster:      clustered,
+		Node:         room.NodeInfo{Region: cfg.Node.Region, PublicURL: cfg.HTTP.PublicURL, RelayAddress: cfg.Cluster.RelayAddress},
+		Heartbeat:    cfg.Cluster.HeartbeatInterval,
+		StoreTimeout: cfg.Redis.Timeout,
+
+		NodeID:                cfg.Node.ID,
+		EmptyTimeout:          cfg.Room.EmptyTimeout,
+		ParticipantsPerRoom:   cfg.Limits.ParticipantsPerRoom,
+		TracksPerParticipant:  cfg.Limits.TracksPerParticipant,
+		MaxSDPBytes:           cfg.Limits.MaxSDPBytes,
+		MaxMediaSections:      cfg.Limits.MaxMediaSections,
+		RoomMessagesPerSecond: float64(cfg.Limits.RoomMessagesPerSecond),
+		RoomMessagesBurst:     cfg.Limits.RoomMessagesBurst,
+		RepublishGrace:        cfg.Room.RepublishGrace,
+		Log:                   log,
+	})
+	metrics := signaling.NewMetrics(engine, rooms)
+	srv, err := signaling.New(cfg, rooms, metrics, log)
+	if err != nil {
+		rooms.Close()
+		closeStore()
+		engine.Close()
+		return nil, err
+	}
+	return &node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, metrics: metrics, closeSt: closeStore}, nil
 }
 
 func (n *node) start() error {
@@ -135,6 +155,9 @@ func (n *node) start() error {
 		return fmt.Errorf("http.listen %s: %w", n.cfg.HTTP.Listen, err)
 	}
 	n.httpLn = ln
+	if n.cfg.HTTP.PublicURL == "" {
+		n.rooms.SetPublicURL(derivedURL(ln.Addr().String()))
+	}
 	n.httpSrv = n.server.HTTPServer()
 	go func() { _ = n.httpSrv.Serve(n.server.Listener(ln)) }()
 	if n.cfg.Metrics.Listen != "" {
@@ -160,6 +183,18 @@ func (n *node) start() error {
 	return nil
 }
 
+// derivedURL is the URL the registry announces when http.public_url is not
+// set: the listener's address, with the host name for a wildcard host.
+func derivedURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil && (host == "::" || host == "0.0.0.0" || host == "") {
+		if h, herr := os.Hostname(); herr == nil && h != "" {
+			addr = net.JoinHostPort(h, port)
+		}
+	}
+	return "http://" + addr
+}
+
 // httpAddr is the address the HTTP listener is bound to.
 func (n *node) httpAddr() string { return n.httpLn.Addr().String() }
 
@@ -176,6 +211,7 @@ func (n *node) shutdown(ctx context.Context) error {
 		_ = n.metricsSv.Shutdown(ctx)
 	}
 	n.rooms.Close()
+	n.closeSt()
 	n.engine.Close()
 	return err
 }
@@ -188,6 +224,7 @@ func (n *node) close() {
 		_ = n.metricsSv.Close()
 	}
 	n.rooms.Close()
+	n.closeSt()
 	n.engine.Close()
 }
 

@@ -35,6 +35,17 @@ func TestMetrics_ReportTheBroadcast(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	// Every series carries the node's constant labels; strip them so the
+	// checks below read as the series an operator sums over nodes.
+	nodeLabels := `node="` + n.cfg.Node.ID + `",region="` + n.cfg.Node.Region + `"`
+	if !regexp.MustCompile(`(?m)^halo_rooms\{` + regexp.QuoteMeta(nodeLabels) + `\} 1$`).Match(body) {
+		t.Errorf("halo_rooms lacks the node and region labels %s", nodeLabels)
+	}
+	for _, label := range []string{`node="` + n.cfg.Node.ID + `"`, `region="` + n.cfg.Node.Region + `"`} {
+		body = regexp.MustCompile(`,?`+regexp.QuoteMeta(label)).ReplaceAll(body, nil)
+	}
+	body = regexp.MustCompile(`\{,`).ReplaceAll(body, []byte("{"))
+	body = regexp.MustCompile(`\{\}`).ReplaceAll(body, nil)
 	value := func(series string) float64 {
 		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` ([0-9.e+]+)$`).FindSubmatch(body)
 		if m == nil {
@@ -53,13 +64,15 @@ func TestMetrics_ReportTheBroadcast(t *testing.T) {
 		"halo_bytes_forwarded_total":                       func(f float64) bool { return f > 10000 },
 		"halo_join_duration_seconds_count":                 func(f float64) bool { return f >= 2 },
 		`halo_signaling_errors_total{code="unauthorized"}`: func(f float64) bool { return f == 1 },
+		"halo_store_up":                                    func(f float64) bool { return f == 1 },
 	}
 	for series, ok := range checks {
 		if v := value(series); !ok(v) {
 			t.Errorf("%s = %v", series, v)
 		}
 	}
-	for _, name := range []string{"halo_nacks_received_total", "halo_nacks_answered_total", "halo_plis_sent_total", "halo_keyframe_replays_total", "process_cpu_seconds_total"} {
+	for _, name := range []string{"halo_nacks_received_total", "halo_nacks_answered_total", "halo_plis_sent_total", "halo_keyframe_replays_total", "process_cpu_seconds_total",
+		"halo_store_queue_dropped_total", "halo_store_write_errors_total", "halo_store_resyncs_total"} {
 		value(name)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"os"
 	"testing"
@@ -26,6 +25,13 @@ type testNode struct {
 
 func startNode(t *testing.T, mutate func(*config.Config)) *testNode {
 	t.Helper()
+	return startNodeWithLog(t, mutate, nil)
+}
+
+// startNodeWithLog is startNode logging to log; nil logs everything to
+// stderr with HALO_TEST_LOG set, else nowhere.
+func startNodeWithLog(t *testing.T, mutate func(*config.Config), log *slog.Logger) *testNode {
+	t.Helper()
 	cfg := config.Default()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -42,11 +48,14 @@ func startNode(t *testing.T, mutate func(*config.Config)) *testNode {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	var logOut io.Writer = io.Discard
-	if os.Getenv("HALO_TEST_LOG") != "" {
-		logOut = os.Stderr
+	if log == nil {
+		// Discarded logs are not formatted at all: Pion's debug records
+		// go through slog too.
+		log = slog.New(slog.DiscardHandler)
+		if os.Getenv("HALO_TEST_LOG") != "" {
+			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	n, err := newNode(cfg, log)
 	if err != nil {
 		t.Fatal(err)

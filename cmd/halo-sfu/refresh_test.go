@@ -27,20 +27,6 @@ func (n *testNode) shortToken(room, identity string, publish, subscribe bool, tt
 	return tok, exp.Truncate(time.Second)
 }
 
-// nextOf returns the next message of type typ, skipping others.
-func nextOf(t *testing.T, ctx context.Context, c *loadtest.Conn, typ string) loadtest.Envelope {
-	t.Helper()
-	for {
-		env, err := c.Next(ctx)
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", typ, err)
-		}
-		if env.Type == typ {
-			return env
-		}
-	}
-}
-
 // A session does not outlive its token: token_expiring comes first, and
 // without a refresh the session ends at exp with token_expired.
 func TestToken_SessionEndsAtExpWithoutRefresh(t *testing.T) {

@@ -114,9 +114,9 @@ func TestStuckViewer_DoesNotReduceWhatOthersReceive(t *testing.T) {
 	eventually(t, "broadcast published", func() bool { r := n.rooms.Room("stuck"); return r != nil && len(r.Tracks()) == 2 })
 
 	// The UDP viewer counts what it receives.
-	var udpPackets atomic.Int64
-	_, udpTracks := whepWatchCounting(t, n, "stuck", &udpPackets)
-	<-udpTracks
+	_, udp := whepRecord(t, n, "stuck")
+	udpPackets := func() int { return udp.count(webrtc.RTPCodecTypeVideo) + udp.count(webrtc.RTPCodecTypeAudio) }
+	eventually(t, "UDP viewer receives", func() bool { return udpPackets() > 50 })
 
 	// The TCP viewer reaches the server through the proxy only.
 	proxy := startFreezingProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(tcpPort)))
@@ -166,9 +166,9 @@ func TestStuckViewer_DoesNotReduceWhatOthersReceive(t *testing.T) {
 	eventually(t, "TCP viewer receives", func() bool { return tcpPackets.Load() > 50 })
 
 	rate := func() float64 { // the UDP viewer's packets per second over 2 s
-		got0 := udpPackets.Load()
+		got0 := udpPackets()
 		time.Sleep(2 * time.Second)
-		return float64(udpPackets.Load()-got0) / 2
+		return float64(udpPackets()-got0) / 2
 	}
 	before := rate()
 
@@ -189,32 +189,4 @@ func TestStuckViewer_DoesNotReduceWhatOthersReceive(t *testing.T) {
 	if pub.ticks.Load() == 0 {
 		t.Fatal("publisher sent nothing")
 	}
-}
-
-// whepWatchCounting is whepWatch counting every packet received.
-func whepWatchCounting(t *testing.T, n *testNode, room string, count *atomic.Int64) (*whipClient, <-chan *webrtc.TrackRemote) {
-	t.Helper()
-	pc := newTestPC(t)
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tracks := make(chan *webrtc.TrackRemote, 2)
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		tracks <- tr
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := tr.Read(buf); err != nil {
-				return
-			}
-			count.Add(1)
-		}
-	})
-	c := &whipClient{pc: pc}
-	if resp := c.post(t, n.base+"/whep/"+room, n.token(room, "udp-viewer", false, true)); resp.StatusCode != http.StatusCreated {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("WHEP POST: %d %s", resp.StatusCode, b)
-	}
-	return c, tracks
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 var (
@@ -197,6 +199,8 @@ func TestVerify_RejectsBadTokens(t *testing.T) {
 		{"header not JSON", forge(testSecret, `{"alg":`, payload("")), ErrMalformed},
 		{"header is an array", forge(testSecret, `["HS256"]`, payload("")), ErrMalformed},
 		{"alg is a number", forge(testSecret, `{"alg":256}`, payload("")), ErrMalformed},
+		{"duplicate alg, none last", forge(testSecret, `{"alg":"HS256","alg":"none"}`, payload("")), ErrMalformed},
+		{"duplicate alg, HS256 last", forge(testSecret, `{"alg":"none","alg":"HS256"}`, payload("")), ErrMalformed},
 		{"alg none", b64Part(`{"alg":"none","typ":"JWT"}`) + "." + b64Part(payload("")) + ".", ErrAlgorithm},
 		{"alg missing", forge(testSecret, `{"typ":"JWT"}`, payload("")), ErrAlgorithm},
 		{"alg lower case", forge(testSecret, `{"alg":"hs256"}`, payload("")), ErrAlgorithm},
@@ -210,6 +214,10 @@ func TestVerify_RejectsBadTokens(t *testing.T) {
 		{"empty signature", h + "." + p + ".", ErrSignature},
 		{"signed with another secret", forge(otherSecret, hs, payload("")), ErrSignature},
 		{"payload not an object", forge(testSecret, hs, `"sub"`), ErrMalformed},
+		{"payload null", forge(testSecret, hs, `null`), ErrMalformed},
+		{"payload empty", forge(testSecret, hs, ``), ErrMalformed},
+		{"exp a numeric string", forge(testSecret, hs, `{"sub":"u","room":"lobby","exp":"1900000000"}`), ErrMalformed},
+		{"Sub is not sub", forge(testSecret, hs, fmt.Sprintf(`{"Sub":"u","room":"lobby","exp":%d}`, exp)), ErrClaims},
 		{"trailing data after payload", forge(testSecret, hs, payload("")+`{}`), ErrMalformed},
 		{"sub is a number", forge(testSecret, hs, fmt.Sprintf(`{"sub":7,"room":"lobby","exp":%d}`, exp)), ErrMalformed},
 		{"exp is a string", forge(testSecret, hs, fmt.Sprintf(`{"sub":"u","room":"lobby","exp":"%d"}`, exp)), ErrMalformed},
@@ -304,6 +312,38 @@ func TestVerify_AcceptsHS256TokenMadeByHand(t *testing.T) {
 	}
 	if !claimsEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+// Tokens interoperate with a JWT library used the ordinary way: one it
+// mints verifies here, and one minted here verifies there with the same
+// claims.
+func TestVerify_InteroperatesWithJWTLibrary(t *testing.T) {
+	s := newTestSigner(t, testSecret)
+	theirs, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "viewer-9", "room": "lobby", "grants": map[string]bool{"subscribe": true},
+		"exp": testNow.Add(time.Hour).Unix(), "iss": "backend",
+	}).SignedString(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Verify(theirs, testNow)
+	if err != nil {
+		t.Fatalf("Verify(jwt/v5 token): %v", err)
+	}
+	if want := (Claims{Identity: "viewer-9", Room: "lobby", Grants: Grants{Subscribe: true}, ExpiresAt: testNow.Add(time.Hour)}); !claimsEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+
+	ours := mustSign(t, s, validClaims())
+	var mc jwt.MapClaims
+	_, err = jwt.ParseWithClaims(ours, &mc, func(*jwt.Token) (any, error) { return testSecret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(func() time.Time { return testNow }))
+	if err != nil {
+		t.Fatalf("jwt/v5 parsing our token: %v", err)
+	}
+	if mc["sub"] != "user-42" || mc["room"] != "lobby" || mc["name"] != "Ada" {
+		t.Fatalf("jwt/v5 read %v", mc)
 	}
 }
 

@@ -15,6 +15,12 @@
 // protocol; signalling maps the sentinel errors (ErrMalformed, ErrSignature,
 // ...) to wire codes in one place.
 //
+// Signing, the signature check, the algorithm allow-list, strict base64url
+// and the exp/nbf window are github.com/golang-jwt/jwt/v5. Around it this
+// package keeps the checks that library does not make (see Signer.Verify):
+// a size bound, one spelling per token, a header and payload read member by
+// member with exact names, no duplicates and the expected types.
+//
 // Verify reads untrusted input: it never panics, bounds the token size, checks
 // the signature before interpreting the payload, and rejects every algorithm
 // but HS256 (including "none"). Registered claims other than sub, exp, nbf and

@@ -2,12 +2,13 @@ package auth
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 const (
@@ -21,8 +22,15 @@ const (
 	clockSkew = 5 * time.Second
 )
 
-// header is the base64url JOSE header of every token Sign makes.
-var header = b64.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+// parser checks the token's form and signature. It refuses every alg but
+// HS256 (also checked before it, see Verify), decodes base64url strictly
+// (one spelling per token) and leaves the claims to Verify, which reads
+// them only once the signature is good. It is safe for concurrent use.
+var parser = jwt.NewParser(
+	jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+	jwt.WithStrictDecoding(),
+	jwt.WithoutClaimsValidation(),
+)
 
 // Signer makes and checks HS256 access tokens under one secret. It is safe
 // for concurrent use. The zero Signer has no secret and refuses every token;
@@ -40,15 +48,12 @@ func NewSigner(secret []byte) (*Signer, error) {
 	return &Signer{secret: bytes.Clone(secret)}, nil
 }
 
-// payload is the JSON form of Claims that Sign writes.
-type payload struct {
-	Sub    string `json:"sub"`
-	Name   string `json:"name,omitempty"`
-	Room   string `json:"room,omitempty"`
-	Grants Grants `json:"grants"`
-	Exp    int64  `json:"exp"`
-	Nbf    *int64 `json:"nbf,omitempty"`
-	Iat    *int64 `json:"iat,omitempty"`
+// signedClaims is the JSON form of Claims that Sign writes.
+type signedClaims struct {
+	jwt.RegisteredClaims        // sub, exp, nbf, iat
+	Name                 string `json:"name,omitempty"`
+	Room                 string `json:"room,omitempty"`
+	Grants               Grants `json:"grants"`
 }
 
 // Sign returns a signed token carrying c. It fails with ErrClaims if c breaks
@@ -61,31 +66,25 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if err := c.validate(); err != nil {
 		return "", err
 	}
-	p := payload{
-		Sub:    c.Identity,
+	claims := signedClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   c.Identity,
+			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
+			NotBefore: dateOrNil(c.NotBefore),
+			IssuedAt:  dateOrNil(c.IssuedAt),
+		},
 		Name:   c.Name,
 		Room:   c.Room,
 		Grants: c.Grants,
-		Exp:    c.ExpiresAt.Unix(),
-		Nbf:    unixOrNil(c.NotBefore),
-		Iat:    unixOrNil(c.IssuedAt),
 	}
-	body, err := json.Marshal(p)
-	if err != nil { // cannot happen for these field types
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.secret)
+	if err != nil { // cannot happen for a []byte key and these field types
 		return "", fmt.Errorf("%w: %v", ErrClaims, err)
 	}
-	tok := make([]byte, 0, len(header)+1+b64.EncodedLen(len(body))+1+b64.EncodedLen(sha256.Size))
-	tok = append(tok, header...)
-	tok = append(tok, '.')
-	tok = b64.AppendEncode(tok, body)
-	var sum [sha256.Size]byte
-	sig := s.mac(sum[:0], tok)
-	tok = append(tok, '.')
-	tok = b64.AppendEncode(tok, sig)
 	if len(tok) > maxTokenLen { // unreachable with the claim limits; kept as a guard
 		return "", fmt.Errorf("%w: token would be %d bytes, limit %d", ErrClaims, len(tok), maxTokenLen)
 	}
-	return string(tok), nil
+	return tok, nil
 }
 
 // Verify checks token at time now and returns its claims. It checks, in
@@ -93,6 +92,17 @@ func (s *Signer) Sign(c Claims) (string, error) {
 // reading the payload), the claim rules in Claims, then exp and nbf with 5
 // seconds of allowance for clock skew. Every error wraps one of the package's
 // sentinel errors.
+//
+// jwt/v5 checks the form, the algorithm and the signature, and exp and nbf.
+// Around it, Verify keeps the checks jwt/v5 does not make: a size bound;
+// no byte outside base64url and '.' (Go's base64 decoder skips newlines);
+// a header that is a JSON object without duplicate members, whose alg is a
+// string (jwt/v5 reads the header into a map, last duplicate winning, and
+// reports a wrong alg as a bad signature), with typ JWT if any and no crit
+// extensions; a payload read member by member, names matched exactly,
+// duplicates and wrong types refused (jwt/v5 decodes claims with
+// encoding/json, which takes the last duplicate, matches names
+// case-insensitively and accepts "exp":"123").
 func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 	if s == nil || len(s.secret) == 0 {
 		return Claims{}, fmt.Errorf("%w: signer has no secret (use NewSigner)", ErrSignature)
@@ -110,62 +120,81 @@ func (s *Signer) Verify(token string, now time.Time) (Claims, error) {
 			return Claims{}, fmt.Errorf("%w: byte %d is not base64url or '.'", ErrMalformed, i)
 		}
 	}
-	if n := strings.Count(token, "."); n != 2 {
-		return Claims{}, fmt.Errorf("%w: %d parts, want 3 (header.payload.signature)", ErrMalformed, n+1)
-	}
-	h64, rest, _ := strings.Cut(token, ".")
-	p64, s64, _ := strings.Cut(rest, ".")
+	h64, _, _ := strings.Cut(token, ".")
 	hdr, err := decodeSegment("header", h64)
-	if err != nil {
-		return Claims{}, err
-	}
-	body, err := decodeSegment("payload", p64)
-	if err != nil {
-		return Claims{}, err
-	}
-	sig, err := decodeSegment("signature", s64)
 	if err != nil {
 		return Claims{}, err
 	}
 	if err := checkHeader(hdr); err != nil {
 		return Claims{}, err
 	}
-	var sum [sha256.Size]byte
-	signed := token[:len(h64)+1+len(p64)]
-	if !hmac.Equal(sig, s.mac(sum[:0], []byte(signed))) {
-		return Claims{}, fmt.Errorf("%w: signature does not match header and payload", ErrSignature)
+	var payload rawPayload
+	if _, err := parser.ParseWithClaims(token, &payload, s.key); err != nil {
+		return Claims{}, classify(err)
 	}
-	c, err := parsePayload(body)
+	c, err := parsePayload(payload.data)
 	if err != nil {
 		return Claims{}, err
 	}
 	if err := c.validate(); err != nil {
 		return Claims{}, err
 	}
-	// RFC 7519 section 4.1.4: valid only while now is before exp.
-	if !now.Before(c.ExpiresAt.Add(clockSkew)) {
-		return Claims{}, fmt.Errorf("%w: expired at %s", ErrExpired, c.ExpiresAt.Format(time.RFC3339))
-	}
-	// RFC 7519 section 4.1.5: valid from nbf on.
-	if !c.NotBefore.IsZero() && now.Add(clockSkew).Before(c.NotBefore) {
-		return Claims{}, fmt.Errorf("%w: valid from %s", ErrNotYetValid, c.NotBefore.Format(time.RFC3339))
+	// RFC 7519 sections 4.1.4 and 4.1.5: valid while now is before exp,
+	// from nbf on, give or take the clock skew.
+	v := jwt.NewValidator(jwt.WithExpirationRequired(), jwt.WithLeeway(clockSkew), jwt.WithTimeFunc(func() time.Time { return now }))
+	reg := jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(c.ExpiresAt), NotBefore: dateOrNil(c.NotBefore)}
+	if err := v.Validate(reg); err != nil {
+		switch {
+		case errors.Is(err, jwt.ErrTokenExpired):
+			return Claims{}, fmt.Errorf("%w: expired at %s", ErrExpired, c.ExpiresAt.Format(time.RFC3339))
+		case errors.Is(err, jwt.ErrTokenNotValidYet):
+			return Claims{}, fmt.Errorf("%w: valid from %s", ErrNotYetValid, c.NotBefore.Format(time.RFC3339))
+		default: // exp is present (validate checked), so nothing else can fail
+			return Claims{}, fmt.Errorf("%w: %v", ErrClaims, err)
+		}
 	}
 	return c, nil
 }
 
-// mac appends the HMAC-SHA256 of msg under the signer's secret to dst.
-func (s *Signer) mac(dst, msg []byte) []byte {
-	h := hmac.New(sha256.New, s.secret)
-	h.Write(msg)
-	return h.Sum(dst)
+// key is the jwt.Keyfunc: the one secret, for the one algorithm.
+func (s *Signer) key(*jwt.Token) (any, error) { return s.secret, nil }
+
+// classify maps an error of the jwt parser to the package's sentinels.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return fmt.Errorf("%w: %v", ErrSignature, err)
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return fmt.Errorf("%w: %v", ErrAlgorithm, err)
+	default: // jwt.ErrTokenMalformed: segments, base64, JSON
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 }
 
-func unixOrNil(t time.Time) *int64 {
+// rawPayload is the jwt.Claims the parser fills: it keeps the payload's
+// bytes, which Verify reads (parsePayload) only after the signature checked.
+type rawPayload struct{ data []byte }
+
+// UnmarshalJSON keeps a copy of the payload.
+func (p *rawPayload) UnmarshalJSON(b []byte) error {
+	p.data = bytes.Clone(b)
+	return nil
+}
+
+// The jwt.Claims methods: the parser does not validate claims (Verify does,
+// after reading them strictly), so none of them is consulted.
+func (*rawPayload) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
+func (*rawPayload) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
+func (*rawPayload) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
+func (*rawPayload) GetIssuer() (string, error)                   { return "", nil }
+func (*rawPayload) GetSubject() (string, error)                  { return "", nil }
+func (*rawPayload) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+func dateOrNil(t time.Time) *jwt.NumericDate {
 	if t.IsZero() {
 		return nil
 	}
-	u := t.Unix()
-	return &u
+	return jwt.NewNumericDate(t)
 }
 
 // isTokenByte reports whether b may appear in a compact JWS: the base64url

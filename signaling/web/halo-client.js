@@ -18,8 +18,10 @@
 //   await c.leave();
 //
 // Events (CustomEvent, payload in `detail`): joined, participant_joined,
-// participant_left, track_published, track_unpublished, viewer_count, chat,
-// error ({code, message}, for errors that answer no request), track
+// participant_left (publishers only: a participant is announced when it
+// publishes; viewers are only counted), track_published, track_unpublished,
+// viewer_count ({count}: at most once a second, and once right after
+// joined), chat, reaction, error ({code, message}, for errors that answer no request), track
 // ({track, streams, receiver, id, meta}: id is the server's track id and
 // meta its Track from joined/track_published), connectionstatechange
 // ({target, state}), close ({code, reason, wasClean}: wasClean is true after
@@ -63,7 +65,9 @@ export class HaloClient extends EventTarget {
     this.nextId = 1;
     this.pending = new Map(); // id -> {resolve, reject, timer}
     this.participantId = '';
-    this.participants = new Map(); // id -> Participant
+    this.name = ''; // the display name others see (the token's, when it has one)
+    this.participants = new Map(); // id -> Participant: the room's publishers, not its audience
+    this.viewerCount = 0;
     this.tracks = new Map(); // track id -> Track (metadata of the server)
     this.publisher = null; // RTCPeerConnection we offer on
     this.subscriber = null; // RTCPeerConnection the server offers on
@@ -105,6 +109,7 @@ export class HaloClient extends EventTarget {
     }, 'joined');
     this.participantId = d.participant_id;
     this.identity = d.identity;
+    this.name = d.name || '';
     // The node's STUN/TURN servers, unless the app brought its own.
     if (!this.opts.rtcConfig && Array.isArray(d.ice_servers) && d.ice_servers.length) {
       this.opts.rtcConfig = { iceServers: [{ urls: d.ice_servers }] };
@@ -112,7 +117,10 @@ export class HaloClient extends EventTarget {
     for (const p of d.participants || []) this.participants.set(p.id, p);
     for (const t of d.tracks || []) this.tracks.set(t.id, t);
     this._emit('joined', d);
-    if (typeof d.viewer_count === 'number') this._emit('viewer_count', { count: d.viewer_count });
+    if (typeof d.viewer_count === 'number') {
+      this.viewerCount = d.viewer_count;
+      this._emit('viewer_count', { count: d.viewer_count });
+    }
     return d;
   }
 
@@ -152,8 +160,11 @@ export class HaloClient extends EventTarget {
   subscribe(trackIds = []) { return this.request('subscribe', { track_ids: trackIds }, 'subscribed'); }
   unsubscribe(trackIds) { return this.request('unsubscribe', { track_ids: trackIds }, 'unsubscribed'); }
 
-  // chat sends a room message to every participant.
+  // chat sends a room message to every participant; react an emoji. Both
+  // share the room's rate: over it an `error` event with code
+  // room_rate_limited says the message was not sent.
   chat(text) { this._send('chat', { text }); }
+  react(emoji) { this._send('reaction', { emoji }); }
 
   // leave releases everything on the server and closes the socket and peers.
   async leave() {
@@ -243,7 +254,10 @@ export class HaloClient extends EventTarget {
         this._refreshToken();
         break;
       case 'viewer_count':
+        if (typeof data.count === 'number') this.viewerCount = data.count;
+        break;
       case 'chat':
+      case 'reaction':
         break;
       default:
         return; // forward compatible: ignore unknown events

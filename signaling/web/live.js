@@ -67,8 +67,10 @@ export function liveView(room, params) {
   document.title = `Live: ${room} - HaloBuzz Live`;
   $('live-room').textContent = room;
   $('live-via').textContent = via === 'whip' ? 'WHIP' : 'WebSocket';
+  // The share link watches the way this page sends: a WHIP broadcaster's
+  // viewers use WHEP, so the whole path is plain HTTP (no token in it).
   const share = new URL(location.href);
-  share.hash = `#/watch/${encodeURIComponent(room)}`;
+  share.hash = `#/watch/${encodeURIComponent(room)}${via === 'whip' ? '?via=whep' : ''}`;
   $('share-link').value = share.href;
   $('copy-result').textContent = '';
 

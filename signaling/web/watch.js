@@ -1,6 +1,8 @@
 // watch.js: the player view, #/watch/<room>. Plays the room over the
 // WebSocket protocol (or WHEP with ?via=whep), muted until the viewer
-// unmutes, with a stats overlay and window.haloStats() for tests.
+// unmutes, with a stats overlay and window.haloStats() for tests. Without a
+// picture to show (before the broadcast, after it ended) a placeholder
+// stands in for the player, never its frozen last frame.
 
 import { HaloClient, whep } from './halo-client.js';
 import { $, setStatus, describe, PageError, getToken, afterLoad, backoff, NO_RETRY, refreshDevToken } from './page.js';
@@ -29,28 +31,69 @@ export function watchView(room, params) {
   // before the WHEP POST, to the first decoded frame.
   let t0 = performance.now();
   let firstFrameAt = 0;
-  let last = null; // previous stats sample, for the bitrate
+  // Rates (bitrate, frame rate) are measured between two stats samples at
+  // least RATE_WINDOW_MS apart on the same connection: the first sample has
+  // nothing to compare with, and a shorter window right after the first
+  // keyframe (its packets arrive in a burst) would show absurd rates.
+  const RATE_WINDOW_MS = 1000;
+  let rateBase = null; // {pc, ts, bytes, frames}: the start of the current window
+  const shown = []; // every {fps, kbps} the overlay showed, for tests
+  let loaded = false; // the page's load event has passed (see afterLoad)
+  let endedOnce = false; // a broadcast was watched here and ended
   let progress = { pc: null, packets: 0, at: 0, stalled: false }; // stall detection
 
   document.title = `Watching ${room} - HaloBuzz Live`;
   $('watch-room').textContent = room;
   $('watch-via').textContent = via === 'whep' ? 'WHEP' : 'WebSocket';
   for (const id of ['st-res', 'st-fps', 'st-bitrate', 'st-loss', 'st-first']) $(id).textContent = '-';
+  const placeholder = $('placeholder');
+  placeholder.hidden = false;
   player.muted = true;
   $('unmute').textContent = 'Unmute';
   // The overlay starts folded on a phone, where it would hide the picture.
   const folded = window.matchMedia('(max-width: 720px)').matches;
   $('stats').hidden = folded;
   $('stats-toggle').setAttribute('aria-expanded', String(!folded));
-  afterLoad(() => { if (!gone) player.srcObject = media; });
+  // RECEIVING says, per state, what the page is doing with the room's media:
+  // "Receiving" only while something is received.
+  const RECEIVING = {
+    connecting: 'Connecting', live: 'Receiving', waiting: 'Waiting for a broadcast', error: 'Not receiving anything',
+  };
+  const PLACEHOLDER = {
+    connecting: 'Connecting...',
+    waiting: 'Nobody is live in this room right now.',
+    live: 'Waiting for the picture...',
+    error: 'Not playing.',
+  };
 
   function setState(s, text, kind) {
     if (s === 'live' && state !== 'live') progress.at = performance.now();
     state = s;
     $('st-state').textContent = s;
+    $('watch-receiving').textContent = RECEIVING[s] || s;
     if (text !== undefined) setStatus(status, text, kind);
+    showPicture();
   }
+
+  // showPicture plays the selected video, or shows the placeholder when
+  // there is none: a media element whose video track ended keeps its last
+  // frame, so it is detached instead.
+  function showPicture() {
+    if (gone) return;
+    const picture = Boolean(selected) && state !== 'error';
+    $('placeholder-text').textContent = picture ? '' : (state === 'waiting' && endedOnce ? 'The broadcast has ended.' : PLACEHOLDER[state] || '');
+    placeholder.hidden = picture;
+    // Audio alone still plays behind the placeholder.
+    const want = loaded && media.getTracks().length ? media : null;
+    if (player.srcObject !== want) player.srcObject = want;
+    if (want) player.play().catch(() => {});
+  }
+
   setState('connecting', 'Connecting...');
+  afterLoad(() => {
+    loaded = true;
+    showPicture();
+  });
 
   function markFirstFrame() {
     if (firstFrameAt || gone) return;
@@ -75,7 +118,7 @@ export function watchView(room, params) {
     selected = v;
     if (v) media.addTrack(v.track);
     renderPicker();
-    player.play().catch(() => {});
+    showPicture();
   }
 
   function addTrack(track, id, meta) {
@@ -88,7 +131,7 @@ export function watchView(room, params) {
       else renderPicker();
     }
     track.addEventListener('ended', () => removeTrack((x) => x === track));
-    player.play().catch(() => {});
+    showPicture(); // attaches the stream (audio may come before video)
     // A broadcast that starts again arrives on a connection that is up.
     if (pc && pc.connectionState === 'connected') setState('live', 'Live.', 'ok');
     else if (state !== 'live') setStatus(status, 'Connecting media...');
@@ -97,7 +140,10 @@ export function watchView(room, params) {
   function removeTrack(match) {
     for (const t of media.getAudioTracks()) if (match(t, t.id)) media.removeTrack(t);
     const gonev = videos.filter((v) => match(v.track, v.id));
-    if (!gonev.length) return;
+    if (!gonev.length) {
+      showPicture();
+      return;
+    }
     videos = videos.filter((v) => !gonev.includes(v));
     if (gonev.includes(selected)) {
       media.removeTrack(selected.track);
@@ -105,21 +151,28 @@ export function watchView(room, params) {
       selectVideo(videos[0] || null);
     }
     renderPicker();
-    if (!videos.length) setState('waiting', 'The broadcast has ended. Waiting for it to start again...');
+    if (!videos.length) {
+      endedOnce = true;
+      setState('waiting', 'The broadcast has ended. Waiting for it to start again...');
+    }
   }
 
   function clearTracks() {
     for (const t of media.getTracks()) media.removeTrack(t);
+    if (videos.length) endedOnce = true;
     videos = [];
     selected = null;
+    rateBase = null;
     renderPicker();
+    showPicture();
   }
 
   function onMediaState(s) {
     if (gone) return;
     if (s === 'connected') {
       retries = 0;
-      setState('live', 'Live.', 'ok');
+      // A connection with nothing on it (every track ended) is not live.
+      if (media.getTracks().length) setState('live', 'Live.', 'ok');
     } else if (s === 'disconnected') setStatus(status, 'Network trouble, trying to recover...', 'warn');
     else if (s === 'failed') lost(new PageError('media_failed', 'The media connection failed.'));
   }
@@ -219,6 +272,7 @@ export function watchView(room, params) {
       videoPacketsReceived: 0, audioPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, bytes: 0, ts: 0,
     };
     const conn = pc;
+    s.pc = conn;
     if (!conn) return s;
     let report;
     try {
@@ -252,14 +306,27 @@ export function watchView(room, params) {
 
   function render(s) {
     $('st-res').textContent = s.frameWidth ? `${s.frameWidth}x${s.frameHeight}` : '-';
-    $('st-fps').textContent = s.fps ? String(Math.round(s.fps)) : '-';
-    if (last && s.ts > last.ts && s.bytes >= last.bytes) {
-      const kbps = ((s.bytes - last.bytes) * 8) / (s.ts - last.ts);
-      $('st-bitrate').textContent = kbps >= 1000 ? `${(kbps / 1000).toFixed(2)} Mbps` : `${Math.round(kbps)} kbps`;
-    }
     const total = s.packetsReceived + s.packetsLost;
     $('st-loss').textContent = total ? `${((100 * s.packetsLost) / total).toFixed(2)} %` : '-';
-    last = s;
+    // A new connection, or counters that went back (new tracks): a new
+    // window starts and the rates are unknown until it is long enough.
+    const b = rateBase;
+    if (!s.ts || !b || b.pc !== s.pc || s.ts < b.ts || s.bytes < b.bytes || s.framesDecoded < b.frames) {
+      rateBase = s.ts ? { pc: s.pc, ts: s.ts, bytes: s.bytes, frames: s.framesDecoded } : null;
+      if (!b || !s.ts || b.pc !== s.pc) {
+        $('st-fps').textContent = '-';
+        $('st-bitrate').textContent = '-';
+      }
+      return;
+    }
+    const dt = s.ts - b.ts; // ms, from the stats' own timestamps
+    if (dt < RATE_WINDOW_MS) return; // keep what is shown
+    const kbps = ((s.bytes - b.bytes) * 8) / dt;
+    const fps = ((s.framesDecoded - b.frames) * 1000) / dt;
+    $('st-bitrate').textContent = kbps >= 1000 ? `${(kbps / 1000).toFixed(2)} Mbps` : `${Math.round(kbps)} kbps`;
+    $('st-fps').textContent = String(Math.round(fps));
+    shown.push({ fps, kbps, ms: dt });
+    rateBase = { pc: s.pc, ts: s.ts, bytes: s.bytes, frames: s.framesDecoded };
   }
 
   // Sample fast until the first frame (for an exact first-frame time), then
@@ -303,6 +370,13 @@ export function watchView(room, params) {
       packetsLost: s.packetsLost,
       firstFrameMs: firstFrameAt ? Math.round(firstFrameAt - t0) : null,
       state,
+      // What the viewer sees: the overlay's rates so far, the placeholder,
+      // and whether the player shows a picture.
+      shown: shown.slice(),
+      placeholder: !placeholder.hidden,
+      placeholderText: placeholder.hidden ? '' : $('placeholder-text').textContent,
+      pictureWidth: player.videoWidth,
+      receiving: $('watch-hint').textContent,
     };
   };
 
@@ -333,6 +407,8 @@ export function watchView(room, params) {
       pc = null;
       clearTracks();
       player.srcObject = null;
+      placeholder.hidden = false;
+      $('placeholder-text').textContent = '';
       window.haloStats = undefined;
       await Promise.all([c && c.leave(), s && s.stop()]);
     },

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metricsServer serves reg the way the node's metrics listener does.
+func metricsServer(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/metrics"
+}
+
+func TestScrapeCounter_ReadsARealRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	fwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_packets_forwarded_total", Help: "RTP packets written to viewers."})
+	// A look-alike whose name starts with the wanted one, a labelled
+	// counter and a gauge, as on the node.
+	bytesFwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_packets_forwarded_total_bytes", Help: "look-alike"})
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "halo_signaling_errors_total", Help: "Errors \"by\" code.\nSecond line."}, []string{"code"})
+	tracks := prometheus.NewGauge(prometheus.GaugeOpts{Name: "halo_tracks", Help: "Tracks."})
+	reg.MustRegister(fwd, bytesFwd, errs, tracks, prometheus.NewGoCollector())
+	fwd.Add(123456789012) // printed as 1.23456789012e+11
+	bytesFwd.Add(7)
+	errs.WithLabelValues("unauthorized").Add(3)
+	errs.WithLabelValues(`we"ird\code`).Add(4)
+	tracks.Set(2)
+	url := metricsServer(t, reg)
+
+	for _, tc := range []struct {
+		name string
+		want float64
+	}{
+		{"halo_packets_forwarded_total", 123456789012},
+		{"halo_signaling_errors_total", 7},
+	} {
+		got, err := scrapeCounter(context.Background(), url, tc.name)
+		if err != nil || got != tc.want {
+			t.Errorf("scrapeCounter(%s) = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	if got, err := scrapeCounter(context.Background(), url, "halo_tracks"); err == nil || !strings.Contains(err.Error(), "gauge") {
+		t.Errorf("scrapeCounter(gauge) = %v, %v; want an error naming the type", got, err)
+	}
+	if got, err := scrapeCounter(context.Background(), url, "halo_missing_total"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("scrapeCounter(missing) = %v, %v; want not found", got, err)
+	}
+}
+
+func TestScrapeCounter_RefusesWhatIsNotAnExposition(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"server error", http.StatusInternalServerError, "halo_packets_forwarded_total 5\n", "500"},
+		{"not the text format", http.StatusOK, "<html>login</html>\n", "parsing error"},
+		{"bad value", http.StatusOK, "# TYPE halo_packets_forwarded_total counter\nhalo_packets_forwarded_total five\n", "parsing error"},
+		{"over 4 MiB", http.StatusOK, strings.Repeat("# padding\n", maxScrapeBytes/10+1), "more than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			got, err := scrapeCounter(context.Background(), srv.URL, "halo_packets_forwarded_total")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("scrapeCounter = %v, %v; want an error with %q", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,188 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/id"
+	"github.com/halobuzz/live/sfu"
+)
+
+// clusterTTL is the lease of the test nodes: short, so that a dead node's
+// disappearance is quick to observe, and long enough for a loaded machine.
+const (
+	clusterTTL       = 1500 * time.Millisecond
+	clusterHeartbeat = 300 * time.Millisecond
+)
+
+// newClusterNode starts a Manager that shares srv with the other nodes of
+// the test, as a node configured with redis.addrs does.
+func newClusterNode(t *testing.T, srv *redisServer, prefix, id string, opt Options) (*Manager, Store) {
+	t.Helper()
+	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: id, TTL: clusterTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.NodeID, opt.Cluster, opt.Heartbeat = id, true, clusterHeartbeat
+	opt.Node = NodeInfo{Region: "region-" + id, PublicURL: "http://" + id + ".test", RelayAddress: id + ".test:7883"}
+	m := NewManager(e, store, opt)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = m.Drain(ctx) // every participant leaves, their connections close
+		m.Close()
+		_ = store.Close()
+		e.Close()
+	})
+	return m, store
+}
+
+func clusterPrefix() string { return "c" + id.New("")[:8] + ":" }
+
+func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) {
+	srv := startRedis(t)
+	prefix := clusterPrefix()
+	a, storeA := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
+	b, storeB := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	var rec recorder
+	if _, err := a.Join("show", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"v1", "v2"} {
+		p, err := b.Join("show", ParticipantSpec{Identity: id, Subscribe: true}, &rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Subscribe(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pollFor(t, "node a sees b's viewers and both nodes' participants", func() bool {
+		st, err := storeA.Room(context.Background(), "show")
+		if err != nil || len(st.Participants) != 3 || st.Viewers["b"] != 2 || st.TotalViewers() != 2 {
+			return false
+		}
+		nodes := map[string]int{}
+		for _, p := range st.Participants {
+			nodes[p.Node]++
+		}
+		return nodes["a"] == 1 && nodes["b"] == 2
+	})
+	pollFor(t, "both nodes are registered with their region, URL, relay address and load", func() bool {
+		list, err := b.Nodes(context.Background())
+		if err != nil || len(list) != 2 {
+			return false
+		}
+		na, nb := list[0], list[1]
+		return na.ID == "a" && na.Region == "region-a" && na.PublicURL == "http://a.test" && na.RelayAddress == "a.test:7883" &&
+			na.Participants == 1 && nb.ID == "b" && nb.Viewers == 2 && !nb.UpdatedAt.IsZero()
+	})
+	_ = storeB
+}
+
+func TestCluster_ParticipantLimitCountsEveryNode(t *testing.T) {
+	srv := startRedis(t)
+	prefix := clusterPrefix()
+	a, storeA := newClusterNode(t, srv, prefix, "a", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
+	b, _ := newClusterNode(t, srv, prefix, "b", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
+	var rec recorder
+	for _, id := range []string{"x", "y"} {
+		if _, err := a.Join("full", ParticipantSpec{Identity: id}, &rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pollFor(t, "a's participants reach the store", func() bool {
+		c, err := storeA.Counts(context.Background(), "full")
+		return err == nil && c.Participants["a"] == 2
+	})
+	if _, err := b.Join("full", ParticipantSpec{Identity: "z"}, &rec); err != nil {
+		t.Fatalf("third participant of a room of 3, on another node: %v", err)
+	}
+	pollFor(t, "b's participant reaches the store", func() bool {
+		c, err := storeA.Counts(context.Background(), "full")
+		return err == nil && c.Participants["b"] == 1
+	})
+	time.Sleep(remoteFresh) // let a's cached remote count age
+	for name, m := range map[string]*Manager{"a": a, "b": b} {
+		if _, err := m.Join("full", ParticipantSpec{Identity: "late"}, &rec); !errors.Is(err, ErrRoomFull) {
+			t.Errorf("fourth participant on node %s: %v, want ErrRoomFull", name, err)
+		}
+	}
+}
+
+func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
+	srv := startRedis(t)
+	prefix := clusterPrefix()
+	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
+	b, storeB := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	var rec recorder
+	if _, err := a.Join("r", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	pollFor(t, "b sees a and its room", func() bool {
+		list, err := b.Nodes(context.Background())
+		_, rerr := storeB.Room(context.Background(), "r")
+		return err == nil && len(list) == 2 && rerr == nil
+	})
+	a.haltHeartbeat() // a hangs or dies: no more heartbeats, nothing cleaned up
+	pollFor(t, "a leaves b's view of the registry", func() bool {
+		list, err := b.Nodes(context.Background())
+		return err == nil && len(list) == 1 && list[0].ID == "b"
+	})
+	pollFor(t, "a's room entries expire", func() bool {
+		_, err := storeB.Room(context.Background(), "r")
+		return errors.Is(err, ErrNotFound)
+	})
+}
+
+func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
+	srv := startRedis(t)
+	prefix := clusterPrefix()
+	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
+	var rec recorder
+	if _, err := a.Join("kept", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	observer, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "observer", TTL: clusterTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollFor(t, "a's room in the store", func() bool {
+		_, err := observer.Room(context.Background(), "kept")
+		return err == nil
+	})
+
+	srv.stop()
+	pollFor(t, "a notices the store is down", func() bool { return !a.StoreStats().Up && !a.ClusterReady() })
+	// A room the node serves keeps taking joins; a new room needs the
+	// cluster and is refused, retryably.
+	if _, err := a.Join("kept", ParticipantSpec{Identity: "guest"}, &rec); err != nil {
+		t.Fatalf("join of a served room with Redis down: %v", err)
+	}
+	if _, err := a.Join("new", ParticipantSpec{Identity: "host2", Publish: true}, &rec); !errors.Is(err, ErrClusterUnavailable) {
+		t.Fatalf("join of a new room with Redis down: %v, want ErrClusterUnavailable", err)
+	}
+	if r := a.Room("new"); r != nil {
+		t.Fatal("a refused join left a room behind")
+	}
+
+	srv.start() // empty: everything was lost
+	pollFor(t, "a re-registers itself and its room, with the join made while Redis was down", func() bool {
+		st, err := observer.Room(context.Background(), "kept")
+		nodes, nerr := observer.Nodes(context.Background())
+		return err == nil && len(st.Participants) == 2 && nerr == nil && len(nodes) == 1 && nodes[0].ID == "a"
+	})
+	if s := a.StoreStats(); !s.Up || s.Resyncs == 0 {
+		t.Fatalf("store stats after the outage: %+v", s)
+	}
+	if _, err := a.Join("new", ParticipantSpec{Identity: "host2", Publish: true}, &rec); err != nil {
+		t.Fatalf("join of a new room once Redis is back: %v", err)
+	}
+}

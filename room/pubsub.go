@@ -1,0 +1,669 @@
+package room
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Cross-node room events. Each node of a room subscribes to the room's
+// channel and publishes there what it announces to its own clients
+// (shareCluster): publishers announced and leaving, tracks published and
+// unpublished, chat and reactions; plus its viewer count (at most once a
+// second). A node delivers its own events to its clients directly and
+// ignores their echo; other nodes' events reach its clients as broadcasts
+// of the room (applyRemote), ordered with the room's own.
+//
+// Order and exactly-once: a node publishes from its one ordered store
+// queue, so its events leave in order; each carries the node's boot id
+// (one per process) and a sequence number, and a receiver drops any event
+// whose sequence is not above the last it took from that boot. Events
+// published while Redis is unreachable are lost (pub/sub keeps nothing); a
+// node that subscribes reads the room's state from the store (reconcile),
+// again after an outage, and dead nodes' entries are dropped when the
+// registry loses them (forgetNodes).
+
+// wireEvent is one cross-node event as it travels on the room's channel.
+type wireEvent struct {
+	V    int    `json:"v"`
+	Node string `json:"node"`
+	Boot string `json:"boot"`
+	Seq  uint64 `json:"seq"`
+	Type string `json:"type"`
+
+	Participant *wireParticipant `json:"participant,omitempty"`
+	Track       *wireTrack       `json:"track,omitempty"`
+	// ID is the participant that left or the track that ended; Owner the
+	// participant whose track ended.
+	ID      string `json:"id,omitempty"`
+	Owner   string `json:"owner,omitempty"`
+	Viewers int    `json:"viewers,omitempty"`
+	Name    string `json:"name,omitempty"`  // chat or reaction sender's name
+	Text    string `json:"text,omitempty"`  // chat text
+	Emoji   string `json:"emoji,omitempty"` // reaction
+}
+
+type wireParticipant struct {
+	ID        string `json:"id"`
+	Identity  string `json:"identity"`
+	Name      string `json:"name"`
+	Publisher bool   `json:"publisher"`
+}
+
+type wireTrack struct {
+	ID            string `json:"id"`
+	ParticipantID string `json:"participant_id"`
+	Kind          string `json:"kind"`
+	Source        string `json:"source"`
+	Name          string `json:"name"`
+	MID           string `json:"mid"`
+	Codec         string `json:"codec"`
+}
+
+// Event types on the wire.
+const (
+	evJoined      = "participant_joined"
+	evLeft        = "participant_left"
+	evPublished   = "track_published"
+	evUnpublished = "track_unpublished"
+	evViewers     = "viewers"
+	evChat        = "chat"
+	evReaction    = "reaction"
+)
+
+// Bounds of a cross-node event: what a node accepts from the channel.
+const (
+	maxWireEvent = 16 << 10
+	maxWireField = 256
+	maxWireText  = 4096
+)
+
+// errBadEvent is returned by parseWireEvent for anything it refuses.
+var errBadEvent = errors.New("room: bad cross-node event")
+
+// parseWireEvent decodes and checks an event read from a room channel. Any
+// other node (or anyone with access to Redis) may have written it, so it
+// is outside input: bounded, validated, never trusted to be well-formed.
+func parseWireEvent(b []byte) (wireEvent, error) {
+	var ev wireEvent
+	if len(b) > maxWireEvent {
+		return ev, fmt.Errorf("%w: %d bytes", errBadEvent, len(b))
+	}
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return ev, fmt.Errorf("%w: %w", errBadEvent, err)
+	}
+	if ev.V != 1 {
+		return ev, fmt.Errorf("%w: version %d", errBadEvent, ev.V)
+	}
+	fields := []string{ev.Node, ev.Boot, ev.ID, ev.Owner, ev.Name, ev.Emoji}
+	if p := ev.Participant; p != nil {
+		fields = append(fields, p.ID, p.Identity, p.Name)
+	}
+	if t := ev.Track; t != nil {
+		fields = append(fields, t.ID, t.ParticipantID, t.Kind, t.Source, t.Name, t.MID, t.Codec)
+	}
+	for _, f := range fields {
+		if len(f) > maxWireField || !utf8.ValidString(f) {
+			return ev, fmt.Errorf("%w: a field is over %d bytes or not UTF-8", errBadEvent, maxWireField)
+		}
+	}
+	if len(ev.Text) > maxWireText || !utf8.ValidString(ev.Text) {
+		return ev, fmt.Errorf("%w: chat text over %d bytes or not UTF-8", errBadEvent, maxWireText)
+	}
+	if ev.Node == "" || ev.Boot == "" || ev.Seq == 0 {
+		return ev, fmt.Errorf("%w: missing node, boot or seq", errBadEvent)
+	}
+	ok := false
+	switch ev.Type {
+	case evJoined:
+		ok = ev.Participant != nil && ev.Participant.ID != ""
+	case evLeft:
+		ok = ev.ID != ""
+	case evPublished:
+		ok = ev.Track != nil && ev.Track.ID != "" && ev.Track.ParticipantID != ""
+	case evUnpublished:
+		ok = ev.ID != "" && ev.Owner != ""
+	case evViewers:
+		ok = ev.Viewers >= 0
+	case evChat:
+		ok = ev.ID != ""
+	case evReaction:
+		ok = ev.ID != "" && ev.Emoji != ""
+	}
+	if !ok {
+		return ev, fmt.Errorf("%w: type %q incomplete or unknown", errBadEvent, ev.Type)
+	}
+	return ev, nil
+}
+
+// RemoteTrack is a track published on another node of the cluster.
+type RemoteTrack struct {
+	Info TrackInfo
+	Node string // the origin
+}
+
+// roomLink is a room's view of the other nodes: their publishers, tracks
+// and viewer counts, kept from the room's channel.
+type roomLink struct {
+	mu           sync.Mutex
+	cancel       func()
+	closed       bool
+	participants map[string]remoteParticipant
+	tracks       map[string]RemoteTrack
+	viewers      map[string]int    // node -> its viewer count
+	lastSeq      map[string]uint64 // boot -> last sequence taken
+	sentViewers  int               // this node's count last published
+	sentAt       time.Time
+	pending      bool // a link job is queued
+	unseeded     bool // the room has not been read from the store yet
+}
+
+type remoteParticipant struct {
+	info ParticipantInfo
+	node string
+}
+
+// link returns r's roomLink, or nil outside a cluster.
+func (m *Manager) link(r *Room) *roomLink {
+	if !m.opt.Cluster {
+		return nil
+	}
+	c := &m.cluster
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.links[r]
+}
+
+// linkRoom subscribes a new room to its channel and reads what other nodes
+// hold of it; both through the ordered queue, off the join path.
+func (m *Manager) linkRoom(r *Room) {
+	if !m.opt.Cluster {
+		return
+	}
+	l := &roomLink{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{},
+		viewers: map[string]int{}, lastSeq: map[string]uint64{}, sentViewers: -1, unseeded: true}
+	c := &m.cluster
+	c.mu.Lock()
+	c.links[r] = l
+	c.mu.Unlock()
+	m.queueLink(r, l)
+}
+
+// queueLink queues the job that subscribes l (if it is not yet) and reads
+// the room from the store. When it cannot be queued or fails, the next
+// heartbeat queues it again (relinkRooms).
+func (m *Manager) queueLink(r *Room, l *roomLink) {
+	l.mu.Lock()
+	l.pending = true
+	l.mu.Unlock()
+	queued := m.storeWrite(func(ctx context.Context) error {
+		l.mu.Lock()
+		l.pending = false
+		subscribed, closed := l.cancel != nil, l.closed
+		l.mu.Unlock()
+		if closed {
+			return nil
+		}
+		if !subscribed {
+			cancel, err := m.store.Subscribe(r.name, func(b []byte) { m.receive(r, l, b) })
+			if err != nil {
+				return err
+			}
+			l.mu.Lock()
+			if l.closed {
+				l.mu.Unlock()
+				cancel()
+				return nil
+			}
+			l.cancel = cancel
+			l.mu.Unlock()
+		}
+		st, err := m.store.Room(ctx, r.name)
+		if errors.Is(err, ErrNotFound) {
+			st, err = RoomState{Name: r.name}, nil
+		}
+		if err != nil {
+			return err
+		}
+		m.reconcile(r, l, st)
+		l.mu.Lock()
+		l.unseeded = false
+		l.mu.Unlock()
+		return nil
+	})
+	if !queued {
+		l.mu.Lock()
+		l.pending = false
+		l.mu.Unlock()
+	}
+}
+
+// relinkRooms queues the link job again for every room whose subscription
+// or first read has not succeeded yet.
+func (m *Manager) relinkRooms() {
+	c := &m.cluster
+	c.mu.Lock()
+	links := make(map[*Room]*roomLink, len(c.links))
+	for r, l := range c.links {
+		links[r] = l
+	}
+	c.mu.Unlock()
+	for r, l := range links {
+		l.mu.Lock()
+		need := (l.cancel == nil || l.unseeded) && !l.closed && !l.pending
+		l.mu.Unlock()
+		if need {
+			m.queueLink(r, l)
+		}
+	}
+}
+
+// unlinkRoom ends r's subscription (the room was removed).
+func (m *Manager) unlinkRoom(r *Room) {
+	if !m.opt.Cluster {
+		return
+	}
+	c := &m.cluster
+	c.mu.Lock()
+	l := c.links[r]
+	delete(c.links, r)
+	delete(c.remote, r.name)
+	c.mu.Unlock()
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.closed = true
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel != nil {
+		m.storeWrite(func(context.Context) error { cancel(); return nil })
+	}
+}
+
+// reconcile brings l in line with st, the room as the store holds it, and
+// tells the room's clients what changed on other nodes: publishers (those
+// with a track: a participant is announced with its first track) and
+// tracks that are new, and those gone from a node that still has a part in
+// the room. (A node with no part at all is left to forgetNodes: right
+// after a Redis restart a live node may not have re-registered yet.) It
+// runs when the room is linked and again after a store outage, when
+// events may have been lost.
+func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
+	self := m.opt.NodeID
+	present := map[string]bool{}
+	for node := range st.Viewers {
+		present[node] = node != self
+	}
+	records := map[string]ParticipantRecord{}
+	for _, p := range st.Participants {
+		if p.Node != self {
+			records[p.ID] = p
+		}
+	}
+	r.applyRemote(l, func() ([]Event, bool) {
+		var joined, published, unpublished, left []Event
+		seenT := map[string]bool{}
+		for _, t := range st.Tracks {
+			if t.Node == self {
+				continue
+			}
+			seenT[t.ID] = true
+			if p, ok := records[t.ParticipantID]; ok {
+				if _, known := l.participants[p.ID]; !known {
+					info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
+					l.participants[p.ID] = remoteParticipant{info: info, node: p.Node}
+					joined = append(joined, ParticipantJoined{Participant: info})
+				}
+			}
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+			if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
+				published = append(published, TrackPublished{Track: info})
+			}
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node}
+		}
+		for id, t := range l.tracks {
+			if present[t.Node] && !seenT[id] {
+				delete(l.tracks, id)
+				unpublished = append(unpublished, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+			}
+		}
+		for id, p := range l.participants {
+			if _, ok := records[id]; present[p.node] && !ok {
+				delete(l.participants, id)
+				left = append(left, ParticipantLeft{ParticipantID: id})
+			}
+		}
+		for node, v := range st.Viewers {
+			if node != self {
+				l.viewers[node] = v
+			}
+		}
+		// In the order one node would send them.
+		return append(append(append(joined, published...), unpublished...), left...), true
+	})
+}
+
+// reconcileRooms queues a reconcile of every linked room (after an outage).
+func (m *Manager) reconcileRooms() {
+	c := &m.cluster
+	c.mu.Lock()
+	links := make(map[*Room]*roomLink, len(c.links))
+	for r, l := range c.links {
+		links[r] = l
+	}
+	c.mu.Unlock()
+	for r, l := range links {
+		m.storeWrite(func(ctx context.Context) error {
+			st, err := m.store.Room(ctx, r.name)
+			if errors.Is(err, ErrNotFound) {
+				st, err = RoomState{Name: r.name}, nil
+			}
+			if err != nil {
+				return err
+			}
+			m.reconcile(r, l, st)
+			return nil
+		})
+	}
+}
+
+// receive applies one event from the room's channel.
+func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
+	ev, err := parseWireEvent(b)
+	if err != nil {
+		m.log.Warn("cluster: dropped a bad room event", "room", r.name, "err", err)
+		return
+	}
+	if ev.Node == m.opt.NodeID {
+		return // our own echo: delivered locally already
+	}
+	r.applyRemote(l, func() ([]Event, bool) {
+		if ev.Seq <= l.lastSeq[ev.Boot] {
+			return nil, false // a duplicate or late event
+		}
+		l.lastSeq[ev.Boot] = ev.Seq
+		switch ev.Type {
+		case evJoined:
+			p := ev.Participant
+			info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
+			_, known := l.participants[p.ID]
+			l.participants[p.ID] = remoteParticipant{info: info, node: ev.Node}
+			if !known {
+				return []Event{ParticipantJoined{Participant: info}}, false
+			}
+		case evLeft:
+			if _, ok := l.participants[ev.ID]; ok {
+				delete(l.participants, ev.ID)
+				return []Event{ParticipantLeft{ParticipantID: ev.ID}}, false
+			}
+		case evPublished:
+			t := ev.Track
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+			old, known := l.tracks[t.ID]
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node}
+			if !known || old.Info.ParticipantID != info.ParticipantID {
+				return []Event{TrackPublished{Track: info}}, false // new, or republished by another participant
+			}
+		case evUnpublished:
+			if _, ok := l.tracks[ev.ID]; ok {
+				delete(l.tracks, ev.ID)
+				return []Event{TrackUnpublished{TrackID: ev.ID, ParticipantID: ev.Owner}}, false
+			}
+		case evViewers:
+			l.viewers[ev.Node] = ev.Viewers
+			return nil, true
+		case evChat:
+			return []Event{Chat{ParticipantID: ev.ID, Name: ev.Name, Text: ev.Text}}, false
+		case evReaction:
+			return []Event{Reaction{ParticipantID: ev.ID, Name: ev.Name, Emoji: ev.Emoji}}, false
+		}
+		return nil, false
+	})
+}
+
+// applyRemote changes l with f and delivers the events f returns to the
+// room's participants, as one broadcast of the room: under sendMu, so they
+// are ordered with the room's own, and with the change made under mu, so a
+// participant joining meanwhile either finds it in its joined state or
+// gets its events, never both nor neither. When f reports that the viewer
+// counts changed, a new count is scheduled.
+func (r *Room) applyRemote(l *roomLink, f func() ([]Event, bool)) {
+	r.sendMu.Lock()
+	r.mu.Lock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		r.mu.Unlock()
+		r.sendMu.Unlock()
+		return
+	}
+	events, viewers := f()
+	l.mu.Unlock()
+	var sinks []EventSink
+	if len(events) > 0 {
+		sinks = r.sinksLocked(nil)
+	}
+	r.mu.Unlock()
+	deliver(sinks, events...)
+	r.sendMu.Unlock()
+	if viewers {
+		r.viewersChanged()
+	}
+}
+
+// forgetAfter is how many heartbeats in a row a node must be missing from
+// the registry before its publishers, tracks and viewers are dropped: one
+// miss can be a Redis that restarted and a node that did not beat since.
+const forgetAfter = 2
+
+// forgetNodes drops what the rooms hold of nodes that left the registry
+// (dead: their leases ended) for forgetAfter heartbeats, telling the rooms'
+// clients.
+func (m *Manager) forgetNodes(registered map[string]bool) {
+	c := &m.cluster
+	c.mu.Lock()
+	links := make(map[*Room]*roomLink, len(c.links))
+	for r, l := range c.links {
+		links[r] = l
+	}
+	for node := range c.missing {
+		if registered[node] {
+			delete(c.missing, node)
+		}
+	}
+	c.mu.Unlock()
+	known := map[string]bool{}
+	for _, l := range links {
+		l.mu.Lock()
+		for _, t := range l.tracks {
+			known[t.Node] = true
+		}
+		for _, p := range l.participants {
+			known[p.node] = true
+		}
+		for node := range l.viewers {
+			known[node] = true
+		}
+		l.mu.Unlock()
+	}
+	live := map[string]bool{}
+	c.mu.Lock()
+	for node := range known {
+		if registered[node] {
+			live[node] = true
+			continue
+		}
+		c.missing[node]++
+		if c.missing[node] < forgetAfter {
+			live[node] = true
+		}
+	}
+	c.mu.Unlock()
+	for r, l := range links {
+		r.applyRemote(l, func() ([]Event, bool) {
+			var events, left []Event
+			viewers := false
+			for id, t := range l.tracks {
+				if !live[t.Node] {
+					delete(l.tracks, id)
+					events = append(events, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+				}
+			}
+			for id, p := range l.participants {
+				if !live[p.node] {
+					delete(l.participants, id)
+					left = append(left, ParticipantLeft{ParticipantID: id})
+				}
+			}
+			for node := range l.viewers {
+				if !live[node] {
+					delete(l.viewers, node)
+					viewers = true
+				}
+			}
+			return append(events, left...), viewers
+		})
+	}
+}
+
+// publish queues ev for the room's channel. Its sequence number is taken
+// when the queue runs it, so sequence order is publication order.
+func (m *Manager) publish(r *Room, ev wireEvent) {
+	if !m.opt.Cluster {
+		return
+	}
+	ev.V, ev.Node, ev.Boot = 1, m.opt.NodeID, m.cluster.boot
+	m.storeWrite(func(ctx context.Context) error {
+		m.cluster.seq++ // only the writer goroutine touches seq
+		ev.Seq = m.cluster.seq
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		return m.store.Publish(ctx, r.name, b)
+	})
+}
+
+// remoteViewers is the room's viewer count on other nodes.
+func (r *Room) remoteViewers() int {
+	l := r.m.link(r)
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, v := range l.viewers {
+		n += v
+	}
+	return n
+}
+
+// RemoteTracks lists the tracks of the room published on other nodes, with
+// their origin.
+func (r *Room) RemoteTracks() []RemoteTrack {
+	l := r.m.link(r)
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]RemoteTrack, 0, len(l.tracks))
+	for _, t := range l.tracks {
+		out = append(out, t)
+	}
+	return out
+}
+
+// withRemoteLocked adds the other nodes' publishers, tracks and viewers to
+// a joining participant's state; r.mu is held.
+func (r *Room) withRemoteLocked(s State) State {
+	l := r.m.link(r)
+	if l == nil {
+		return s
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.participants {
+		s.Participants = append(s.Participants, p.info)
+	}
+	for _, t := range l.tracks {
+		s.Tracks = append(s.Tracks, t.Info)
+	}
+	for _, v := range l.viewers {
+		s.Viewers += v
+	}
+	return s
+}
+
+// shareCluster publishes, for the other nodes' clients, the room events
+// this node just delivered to its own (called under the room's sendMu, so
+// the order on the channel is the order of the room).
+func (r *Room) shareCluster(evs ...Event) {
+	if !r.m.opt.Cluster {
+		return
+	}
+	for _, ev := range evs {
+		var w wireEvent
+		switch e := ev.(type) {
+		case ParticipantJoined:
+			i := e.Participant
+			w = wireEvent{Type: evJoined, Participant: &wireParticipant{ID: i.ID, Identity: i.Identity, Name: i.Name, Publisher: i.Publisher}}
+		case ParticipantLeft:
+			w = wireEvent{Type: evLeft, ID: e.ParticipantID}
+		case TrackPublished:
+			i := e.Track
+			w = wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
+				Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec}}
+		case TrackUnpublished:
+			w = wireEvent{Type: evUnpublished, ID: e.TrackID, Owner: e.ParticipantID}
+		case Chat:
+			w = wireEvent{Type: evChat, ID: e.ParticipantID, Name: e.Name, Text: e.Text}
+		case Reaction:
+			w = wireEvent{Type: evReaction, ID: e.ParticipantID, Name: e.Name, Emoji: e.Emoji}
+		default:
+			continue // the rest is this node's business (offers, candidates, counts)
+		}
+		r.m.publish(r, w)
+	}
+}
+
+// viewerPublish is the shortest gap between two viewer count events of one
+// node for one room.
+const viewerPublish = time.Second
+
+// publishViewers sends this node's viewer count of r if it changed and the
+// last one went out at least viewerPublish ago; it reports whether the
+// count still waits (to be retried at the next flush).
+func (m *Manager) publishViewers(r *Room) bool {
+	l := m.link(r)
+	if l == nil {
+		return false
+	}
+	n := r.ViewerCountLocal()
+	l.mu.Lock()
+	if n == l.sentViewers {
+		l.mu.Unlock()
+		return false
+	}
+	if time.Since(l.sentAt) < viewerPublish {
+		l.mu.Unlock()
+		return true
+	}
+	l.sentViewers, l.sentAt = n, time.Now()
+	l.mu.Unlock()
+	m.publish(r, wireEvent{Type: evViewers, Viewers: n})
+	return false
+}
+
+// ViewerCountLocal returns the number of viewers on this node.
+func (r *Room) ViewerCountLocal() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.viewers
+}

@@ -1,0 +1,148 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// shardSub is a Redis Cluster subscription to one room's channel: sharded
+// pub/sub (SSUBSCRIBE, Redis 7) on the shard owning the room's slot, which
+// keeps the order of each publisher's messages (plain PUBLISH in a cluster
+// reaches subscribers through the cluster bus from whichever node took it,
+// and two messages can overtake each other).
+type shardSub struct {
+	ps   *redis.PubSub
+	done chan struct{}
+}
+
+type redisSub struct{ h func([]byte) }
+
+// Publish implements Store. On a Redis Cluster it is SPUBLISH (see shardSub).
+func (s *RedisStore) Publish(ctx context.Context, room string, payload []byte) error {
+	var err error
+	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
+		err = s.rdb.SPublish(ctx, s.channel(room), payload).Err()
+	} else {
+		err = s.rdb.Publish(ctx, s.channel(room), payload).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("redis store: publish %s: %w", room, err)
+	}
+	return nil
+}
+
+// Subscribe implements Store. One Redis connection carries every
+// subscription of the handle; go-redis re-subscribes it after a reconnect
+// (messages published while it was down are lost).
+func (s *RedisStore) Subscribe(room string, h func([]byte)) (func(), error) {
+	ch := s.channel(room)
+	sub := &redisSub{h: h}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("room: redis store closed")
+	}
+	first := len(s.subs[ch]) == 0
+	s.subs[ch] = append(s.subs[ch], sub)
+	if cc, cluster := s.rdb.(*redis.ClusterClient); cluster {
+		if first {
+			ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
+			ps := cc.SSubscribe(ctx, ch)
+			cancel()
+			sh := &shardSub{ps: ps, done: make(chan struct{})}
+			s.shards[ch] = sh
+			go s.dispatch(ps.Channel(redis.WithChannelSize(4096)), sh.done)
+		}
+		s.mu.Unlock()
+		var once sync.Once
+		return func() { once.Do(func() { s.unsubscribe(ch, sub) }) }, nil
+	}
+	if s.ps == nil {
+		s.ps = s.rdb.Subscribe(context.Background())
+		s.done = make(chan struct{})
+		go s.dispatch(s.ps.Channel(redis.WithChannelSize(4096)), s.done)
+	}
+	ps := s.ps
+	s.mu.Unlock()
+	if first {
+		ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
+		err := ps.Subscribe(ctx, ch)
+		cancel()
+		if err != nil {
+			// Kept: go-redis subscribes again when it reconnects.
+			s.log.Warn("redis subscribe failed; retried on reconnect", "room", room, "err", err)
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { s.unsubscribe(ch, sub) }) }, nil
+}
+
+func (s *RedisStore) unsubscribe(ch string, sub *redisSub) {
+	s.mu.Lock()
+	list := s.subs[ch]
+	for i, x := range list {
+		if x == sub {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	last := len(list) == 0
+	if last {
+		delete(s.subs, ch)
+	} else {
+		s.subs[ch] = list
+	}
+	ps := s.ps
+	sh := s.shards[ch]
+	if last {
+		delete(s.shards, ch)
+	}
+	s.mu.Unlock()
+	if last && sh != nil {
+		_ = sh.ps.Close()
+		<-sh.done
+		return
+	}
+	if last && ps != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.ttl)
+		_ = ps.Unsubscribe(ctx, ch)
+		cancel()
+	}
+}
+
+func (s *RedisStore) dispatch(msgs <-chan *redis.Message, done chan struct{}) {
+	defer close(done)
+	for m := range msgs {
+		s.mu.Lock()
+		list := s.subs[m.Channel]
+		s.mu.Unlock()
+		for _, sub := range list {
+			sub.h([]byte(m.Payload))
+		}
+	}
+}
+
+// Close implements Store: subscriptions end; the client stays open.
+func (s *RedisStore) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	ps, done, shards := s.ps, s.done, s.shards
+	s.ps = nil
+	s.subs = map[string][]*redisSub{}
+	s.shards = map[string]*shardSub{}
+	s.mu.Unlock()
+	for _, sh := range shards {
+		_ = sh.ps.Close()
+		<-sh.done
+	}
+	if ps != nil {
+		err := ps.Close()
+		<-done
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,462 @@
+package room
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore is the Store of a cluster: every node's handle on one Redis (a
+// single server, a Sentinel-managed primary or a Redis Cluster, through
+// go-redis's UniversalClient).
+//
+// Keys (prefix P, default "halo:"). Every key of one room carries the room's
+// hash tag {room}, so a room lives in one Redis Cluster slot and its writes
+// can be one MULTI/EXEC:
+//
+//	P{room}:nodes            SET of node ids with a part in the room
+//	P{room}:n:<node>:p       HASH participant id -> ParticipantRecord JSON
+//	P{room}:n:<node>:t       HASH track id -> TrackRecord JSON
+//	P{room}:n:<node>:v       STRING viewer count; the node's lease on the room
+//	P{room}:origin:<track>   STRING node id holding the track's origin claim
+//	P{room}:events           pub/sub channel of the room
+//	Prooms                   SET of room names (an index; pruned on read)
+//	Pnode:<id>               STRING NodeInfo JSON (the registry entry)
+//	Pnodes                   SET of node ids (an index; pruned on read)
+//
+// Everything a node writes has a TTL (the lease) that Renew and PutNode
+// extend; a node that stops renewing vanishes when it ends.
+type RedisStore struct {
+	rdb    redis.UniversalClient
+	prefix string
+	node   string
+	ttl    time.Duration
+	log    *slog.Logger
+
+	indexed sync.Map // rooms this handle added to the rooms index
+
+	mu     sync.Mutex
+	ps     *redis.PubSub
+	subs   map[string][]*redisSub // channel -> handlers
+	done   chan struct{}
+	shards map[string]*shardSub // Redis Cluster: one sharded subscription per channel
+	closed bool
+}
+
+// RedisOptions configure a RedisStore.
+type RedisOptions struct {
+	NodeID string
+	// TTL is the lease of everything the node writes. Must be positive.
+	TTL time.Duration
+	Log *slog.Logger
+}
+
+// NewRedisStore returns node opt.NodeID's handle on rdb, writing keys under
+// prefix. Close does not close rdb.
+func NewRedisStore(rdb redis.UniversalClient, prefix string, opt RedisOptions) (*RedisStore, error) {
+	if opt.NodeID == "" {
+		return nil, errors.New("room: redis store: empty node id")
+	}
+	if opt.TTL <= 0 {
+		return nil, errors.New("room: redis store: the lease TTL must be positive")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	return &RedisStore{rdb: rdb, prefix: prefix, node: opt.NodeID, ttl: opt.TTL, log: opt.Log,
+		subs: map[string][]*redisSub{}, shards: map[string]*shardSub{}}, nil
+}
+
+func (s *RedisStore) roomKey(room, rest string) string { return s.prefix + "{" + room + "}:" + rest }
+func (s *RedisStore) partKey(room, node, kind string) string {
+	return s.roomKey(room, "n:"+node+":"+kind)
+}
+func (s *RedisStore) roomsKey() string         { return s.prefix + "rooms" }
+func (s *RedisStore) nodesKey() string         { return s.prefix + "nodes" }
+func (s *RedisStore) nodeKey(id string) string { return s.prefix + "node:" + id }
+func (s *RedisStore) channel(room string) string {
+	return s.roomKey(room, "events")
+}
+
+// NodeID implements Store.
+func (s *RedisStore) NodeID() string { return s.node }
+
+// touch queues the commands that (re)take this node's lease on room.
+func (s *RedisStore) touch(ctx context.Context, p redis.Pipeliner, room string) {
+	v := s.partKey(room, s.node, "v")
+	p.SetNX(ctx, v, 0, s.ttl)
+	p.PExpire(ctx, v, s.ttl)
+	p.PExpire(ctx, s.partKey(room, s.node, "p"), s.ttl)
+	p.PExpire(ctx, s.partKey(room, s.node, "t"), s.ttl)
+	p.SAdd(ctx, s.roomKey(room, "nodes"), s.node)
+	p.PExpire(ctx, s.roomKey(room, "nodes"), s.ttl)
+}
+
+// roomWrite applies f and the lease on room in one MULTI/EXEC (one slot),
+// then indexes the room the first time (the index key lives in another
+// slot; Renew indexes again on every heartbeat, so a lost index heals).
+func (s *RedisStore) roomWrite(ctx context.Context, room string, f func(p redis.Pipeliner)) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		f(p)
+		s.touch(ctx, p, room)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis store: room %s: %w", room, err)
+	}
+	if _, done := s.indexed.Load(room); done {
+		return nil
+	}
+	if err := s.rdb.SAdd(ctx, s.roomsKey(), room).Err(); err != nil {
+		return fmt.Errorf("redis store: rooms index: %w", err)
+	}
+	s.indexed.Store(room, true)
+	return nil
+}
+
+// PutParticipant implements Store.
+func (s *RedisStore) PutParticipant(ctx context.Context, room string, rec ParticipantRecord) error {
+	b, _ := json.Marshal(rec)
+	return s.roomWrite(ctx, room, func(p redis.Pipeliner) { p.HSet(ctx, s.partKey(room, s.node, "p"), rec.ID, b) })
+}
+
+// DeleteParticipant implements Store.
+func (s *RedisStore) DeleteParticipant(ctx context.Context, room, id string) error {
+	return s.wrap(room, s.rdb.HDel(ctx, s.partKey(room, s.node, "p"), id).Err())
+}
+
+// PutTrack implements Store.
+func (s *RedisStore) PutTrack(ctx context.Context, room string, t TrackRecord) error {
+	b, _ := json.Marshal(t)
+	return s.roomWrite(ctx, room, func(p redis.Pipeliner) { p.HSet(ctx, s.partKey(room, s.node, "t"), t.ID, b) })
+}
+
+// DeleteTrack implements Store.
+func (s *RedisStore) DeleteTrack(ctx context.Context, room, id string) error {
+	return s.wrap(room, s.rdb.HDel(ctx, s.partKey(room, s.node, "t"), id).Err())
+}
+
+// SetViewers implements Store.
+func (s *RedisStore) SetViewers(ctx context.Context, room string, n int) error {
+	return s.roomWrite(ctx, room, func(p redis.Pipeliner) { p.Set(ctx, s.partKey(room, s.node, "v"), n, s.ttl) })
+}
+
+// SyncRoom implements Store.
+func (s *RedisStore) SyncRoom(ctx context.Context, room string, st NodeRoom) error {
+	pk, tk := s.partKey(room, s.node, "p"), s.partKey(room, s.node, "t")
+	return s.roomWrite(ctx, room, func(p redis.Pipeliner) {
+		p.Del(ctx, pk, tk)
+		for _, r := range st.Participants {
+			b, _ := json.Marshal(r)
+			p.HSet(ctx, pk, r.ID, b)
+		}
+		for _, t := range st.Tracks {
+			b, _ := json.Marshal(t)
+			p.HSet(ctx, tk, t.ID, b)
+		}
+		p.Set(ctx, s.partKey(room, s.node, "v"), st.Viewers, s.ttl)
+	})
+}
+
+func (s *RedisStore) wrap(room string, err error) error {
+	if err != nil {
+		return fmt.Errorf("redis store: room %s: %w", room, err)
+	}
+	return nil
+}
+
+// roomNodes returns the node ids listed in room's node set.
+func (s *RedisStore) roomNodes(ctx context.Context, room string) ([]string, error) {
+	nodes, err := s.rdb.SMembers(ctx, s.roomKey(room, "nodes")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: room %s: %w", room, err)
+	}
+	return nodes, nil
+}
+
+// Room implements Store.
+func (s *RedisStore) Room(ctx context.Context, room string) (RoomState, error) {
+	nodes, err := s.roomNodes(ctx, room)
+	if err != nil {
+		return RoomState{}, err
+	}
+	type part struct {
+		p, t *redis.MapStringStringCmd
+		v    *redis.StringCmd
+	}
+	parts := make([]part, len(nodes))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range nodes {
+			parts[i] = part{
+				p: p.HGetAll(ctx, s.partKey(room, n, "p")),
+				t: p.HGetAll(ctx, s.partKey(room, n, "t")),
+				v: p.Get(ctx, s.partKey(room, n, "v")),
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return RoomState{}, fmt.Errorf("redis store: room %s: %w", room, err)
+	}
+	st := RoomState{Name: room, Viewers: map[string]int{}}
+	var stale []any
+	for i, n := range nodes {
+		pt := parts[i]
+		v, verr := pt.v.Int()
+		if errors.Is(verr, redis.Nil) && len(pt.p.Val()) == 0 && len(pt.t.Val()) == 0 {
+			stale = append(stale, n) // its lease ended
+			continue
+		}
+		st.Viewers[n] = v
+		for _, raw := range pt.p.Val() {
+			var r ParticipantRecord
+			if json.Unmarshal([]byte(raw), &r) == nil {
+				st.Participants = append(st.Participants, r)
+			}
+		}
+		for _, raw := range pt.t.Val() {
+			var t TrackRecord
+			if json.Unmarshal([]byte(raw), &t) == nil {
+				st.Tracks = append(st.Tracks, t)
+			}
+		}
+	}
+	if len(stale) > 0 {
+		_ = s.rdb.SRem(ctx, s.roomKey(room, "nodes"), stale...).Err()
+	}
+	if len(st.Viewers) == 0 {
+		return RoomState{}, ErrNotFound
+	}
+	sortState(&st)
+	return st, nil
+}
+
+// Counts implements Store.
+func (s *RedisStore) Counts(ctx context.Context, room string) (RoomCounts, error) {
+	nodes, err := s.roomNodes(ctx, room)
+	if err != nil {
+		return RoomCounts{}, err
+	}
+	type part struct {
+		p *redis.IntCmd
+		v *redis.StringCmd
+	}
+	parts := make([]part, len(nodes))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range nodes {
+			parts[i] = part{p: p.HLen(ctx, s.partKey(room, n, "p")), v: p.Get(ctx, s.partKey(room, n, "v"))}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return RoomCounts{}, fmt.Errorf("redis store: room %s: %w", room, err)
+	}
+	c := RoomCounts{Participants: map[string]int{}, Viewers: map[string]int{}}
+	for i, n := range nodes {
+		v, verr := parts[i].v.Int()
+		if errors.Is(verr, redis.Nil) && parts[i].p.Val() == 0 {
+			continue
+		}
+		c.Participants[n] = int(parts[i].p.Val())
+		c.Viewers[n] = v
+	}
+	return c, nil
+}
+
+// DeleteRoom implements Store.
+func (s *RedisStore) DeleteRoom(ctx context.Context, room string) error {
+	s.indexed.Delete(room)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.partKey(room, s.node, "p"), s.partKey(room, s.node, "t"), s.partKey(room, s.node, "v"))
+		p.SRem(ctx, s.roomKey(room, "nodes"), s.node)
+		return nil
+	})
+	return s.wrap(room, err)
+}
+
+// Rooms implements Store.
+func (s *RedisStore) Rooms(ctx context.Context) ([]string, error) {
+	names, err := s.rdb.SMembers(ctx, s.roomsKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: rooms: %w", err)
+	}
+	alive := make([]*redis.IntCmd, len(names))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range names {
+			alive[i] = p.SCard(ctx, s.roomKey(n, "nodes"))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis store: rooms: %w", err)
+	}
+	out := []string{}
+	var gone []any
+	for i, n := range names {
+		if alive[i].Val() > 0 {
+			out = append(out, n)
+		} else {
+			gone = append(gone, n)
+		}
+	}
+	if len(gone) > 0 {
+		_ = s.rdb.SRem(ctx, s.roomsKey(), gone...).Err()
+	}
+	sortStrings(out)
+	return out, nil
+}
+
+// Origin claims are compare-and-set scripts: a claim is taken only when free,
+// extended only by its holder, released only by its holder.
+var (
+	claimScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return cur`)
+	renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`)
+	releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+)
+
+func (s *RedisStore) ttlMillis() string { return strconv.FormatInt(s.ttl.Milliseconds(), 10) }
+
+// ClaimOrigin implements Store.
+func (s *RedisStore) ClaimOrigin(ctx context.Context, room, track string) (string, error) {
+	holder, err := claimScript.Run(ctx, s.rdb, []string{s.roomKey(room, "origin:"+track)}, s.node, s.ttlMillis()).Text()
+	if err != nil {
+		return "", fmt.Errorf("redis store: claim origin %s/%s: %w", room, track, err)
+	}
+	return holder, nil
+}
+
+// Origin implements Store.
+func (s *RedisStore) Origin(ctx context.Context, room, track string) (string, error) {
+	holder, err := s.rdb.Get(ctx, s.roomKey(room, "origin:"+track)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("redis store: origin %s/%s: %w", room, track, err)
+	}
+	return holder, nil
+}
+
+// ReleaseOrigin implements Store.
+func (s *RedisStore) ReleaseOrigin(ctx context.Context, room, track string) error {
+	err := releaseScript.Run(ctx, s.rdb, []string{s.roomKey(room, "origin:"+track)}, s.node).Err()
+	return s.wrap(room, err)
+}
+
+// Renew implements Store: one pipeline for every room lease and origin
+// claim of the node.
+func (s *RedisStore) Renew(ctx context.Context, l Leases) (Renewal, error) {
+	leases := make([]*redis.BoolCmd, len(l.Rooms))
+	origins := make([]*redis.Cmd, len(l.Origins))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, room := range l.Rooms {
+			leases[i] = p.PExpire(ctx, s.partKey(room, s.node, "v"), s.ttl)
+			p.PExpire(ctx, s.partKey(room, s.node, "p"), s.ttl)
+			p.PExpire(ctx, s.partKey(room, s.node, "t"), s.ttl)
+			p.SAdd(ctx, s.roomKey(room, "nodes"), s.node)
+			p.PExpire(ctx, s.roomKey(room, "nodes"), s.ttl)
+			p.SAdd(ctx, s.roomsKey(), room)
+		}
+		for i, k := range l.Origins {
+			origins[i] = renewScript.Eval(ctx, p, []string{s.roomKey(k.Room, "origin:"+k.Track)}, s.node, s.ttlMillis())
+		}
+		return nil
+	})
+	if err != nil {
+		return Renewal{}, fmt.Errorf("redis store: renew: %w", err)
+	}
+	var out Renewal
+	for i, c := range leases {
+		if !c.Val() {
+			out.Missing = append(out.Missing, l.Rooms[i])
+		}
+	}
+	for i, c := range origins {
+		if n, _ := c.Int(); n != 1 {
+			out.Lost = append(out.Lost, l.Origins[i])
+		}
+	}
+	return out, nil
+}
+
+// PutNode implements Store.
+func (s *RedisStore) PutNode(ctx context.Context, n NodeInfo) error {
+	n.ID = s.node
+	b, _ := json.Marshal(n)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.nodeKey(s.node), b, s.ttl)
+		p.SAdd(ctx, s.nodesKey(), s.node)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis store: register node %s: %w", s.node, err)
+	}
+	return nil
+}
+
+// DeleteNode implements Store.
+func (s *RedisStore) DeleteNode(ctx context.Context) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.nodeKey(s.node))
+		p.SRem(ctx, s.nodesKey(), s.node)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis store: deregister node %s: %w", s.node, err)
+	}
+	return nil
+}
+
+// Nodes implements Store.
+func (s *RedisStore) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	ids, err := s.rdb.SMembers(ctx, s.nodesKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: nodes: %w", err)
+	}
+	gets := make([]*redis.StringCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			gets[i] = p.Get(ctx, s.nodeKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis store: nodes: %w", err)
+	}
+	out := []NodeInfo{}
+	var gone []any
+	for i, g := range gets {
+		var n NodeInfo
+		if b, err := g.Bytes(); err != nil || json.Unmarshal(b, &n) != nil {
+			gone = append(gone, ids[i])
+			continue
+		}
+		out = append(out, n)
+	}
+	if len(gone) > 0 {
+		_ = s.rdb.SRem(ctx, s.nodesKey(), gone...).Err()
+	}
+	sortNodes(out)
+	return out, nil
+}
