@@ -221,12 +221,16 @@ func (s *serverProc) sample(t *testing.T) serverSample {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || !strings.HasPrefix(name, "halo_") || strings.Contains(name, "{") {
+		// name{labels} value: series of one name are summed (newer
+		// versions label every series with node and region).
+		line := sc.Text()
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 || !strings.HasPrefix(line, "halo_") {
 			continue
 		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			out.counters[name] = v
+		name, _, _ := strings.Cut(line[:sp], "{")
+		if v, err := strconv.ParseFloat(line[sp+1:], 64); err == nil {
+			out.counters[name] += v
 		}
 	}
 	return out
