@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-netns vet fmt bench fuzz deps clean
+.PHONY: run build test test-netns vet fmt bench bench-media fuzz deps clean
 
 run:
 	$(GO) run ./cmd/halo-sfu --dev
@@ -49,6 +49,19 @@ test-netns:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./sfu/ ./signaling/...
+
+# bench-media measures the join storm and the NACK flood of
+# docs/benchmarks.md against halo-sfu processes (about 1 min per server per
+# run). BENCH_SERVERS="before=/abs/path after=/abs/path" compares binaries,
+# run by run in turn; BENCH_RUNS runs each (the summary gives the median and
+# the spread); BENCH_MAX_LOAD waits before each run (up to 3 min) for the
+# 1-minute load average to drop below it.
+BENCH_SERVERS  ?= this=$(CURDIR)/bin/halo-sfu
+BENCH_RUNS     ?= 3
+BENCH_MAX_LOAD ?= 0
+bench-media: build
+	HALO_BENCH=1 HALO_BENCH_SERVERS="$(BENCH_SERVERS)" HALO_BENCH_RUNS=$(BENCH_RUNS) HALO_BENCH_MAX_LOAD=$(BENCH_MAX_LOAD) \
+		$(GO) test -count=1 -v -timeout 60m -run '^TestMediaBench_(JoinStorm|NACKFlood)$$' ./cmd/halo-sfu
 
 # fuzz runs each fuzz target for FUZZTIME.
 fuzz:

@@ -272,3 +272,45 @@ func TestRun_CancelReturnsThePartialReport(t *testing.T) {
 		t.Fatalf("partial report %+v", rep)
 	}
 }
+
+func TestViewer_FloodNACKsNamesTheNewestPacketsItReceived(t *testing.T) {
+	room := newFakeRoom(t)
+	ctx := testCtx(t)
+	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000, NoAudio: true})
+	v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok"})
+	if err := v.Start(ctx); err != nil {
+		t.Fatal("viewer start:", err)
+	}
+	defer v.Close()
+	if err := v.WaitTracks(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	fctx, stop := context.WithCancel(ctx)
+	sent := make(chan uint64, 1)
+	go func() { sent <- v.FloodNACKs(fctx, NACKFlood{Rate: 20, Span: 170}) }()
+	eventually(ctx, t, "NACKs at the server", func() bool { return len(room.receivedNACKs()) >= 3 })
+	stop()
+	n := <-sent
+	got := room.receivedNACKs()
+	if n < uint64(len(got)) {
+		t.Fatalf("FloodNACKs reports %d sent, the server received %d", n, len(got))
+	}
+	newest := uint16(v.videoSeq.Load())
+	for _, r := range got {
+		pairs := r.nack.Nacks
+		if r.nack.MediaSSRC != r.ssrc || len(pairs) != 10 {
+			t.Fatalf("NACK for ssrc %d with %d pairs, want ssrc %d and 10 pairs", r.nack.MediaSSRC, len(pairs), r.ssrc)
+		}
+		for i, p := range pairs {
+			if p.LostPackets != 0xffff || (i > 0 && p.PacketID != pairs[i-1].PacketID+17) {
+				t.Fatalf("pair %d: %+v after %+v: want 17 consecutive sequence numbers each", i, p, pairs[max(i-1, 0)])
+			}
+		}
+		if last := pairs[9].PacketID + 16; int16(newest-last) < 0 {
+			t.Fatalf("NACK names %d, beyond the newest packet received (%d)", last, newest)
+		}
+	}
+	// After the flood the viewer still watches.
+	before := v.Stats().VideoPackets
+	eventually(ctx, t, "video after the flood", func() bool { return v.Stats().VideoPackets > before })
+}

@@ -38,6 +38,29 @@ type fakeRoom struct {
 
 	serverFrames, serverKeyframes atomic.Uint64
 	firstFrame                    atomic.Pointer[VP8Info]
+
+	nackMu sync.Mutex
+	nacks  []receivedNACK // the first 100 NACKs from subscribers
+}
+
+// receivedNACK is a NACK a subscriber sent about the down-track of ssrc.
+type receivedNACK struct {
+	ssrc uint32
+	nack *rtcp.TransportLayerNack
+}
+
+func (r *fakeRoom) gotNACK(ssrc uint32, n *rtcp.TransportLayerNack) {
+	r.nackMu.Lock()
+	defer r.nackMu.Unlock()
+	if len(r.nacks) < 100 {
+		r.nacks = append(r.nacks, receivedNACK{ssrc: ssrc, nack: n})
+	}
+}
+
+func (r *fakeRoom) receivedNACKs() []receivedNACK {
+	r.nackMu.Lock()
+	defer r.nackMu.Unlock()
+	return append([]receivedNACK(nil), r.nacks...)
 }
 
 // fakeTrack is one published track and the subscribers' copies of it.
@@ -400,10 +423,17 @@ func (s *fakeSession) addDown(ft *fakeTrack) error {
 	if err != nil {
 		return err
 	}
+	ssrc := uint32(sender.GetParameters().Encodings[0].SSRC)
 	s.room.goOwned(func() {
 		for {
-			if _, _, err := sender.ReadRTCP(); err != nil {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
 				return
+			}
+			for _, p := range pkts {
+				if n, ok := p.(*rtcp.TransportLayerNack); ok {
+					s.room.gotNACK(ssrc, n)
+				}
 			}
 		}
 	})

@@ -24,7 +24,7 @@ func (r Report) WriteText(w io.Writer) error {
 	row("keyframe first", "%d of %d started viewers", r.KeyframeFirst, r.ViewersStarted)
 	row("first keyframe", "p50 %s  p95 %s  max %s",
 		ms(r.FirstKeyframeP50), ms(r.FirstKeyframeP95), ms(r.FirstKeyframeMax))
-	row("latency", "p50 %s  p95 %s  max %s", ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyMax))
+	row("latency", "p50 %s  p95 %s  p99 %s  max %s", ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99), ms(r.LatencyMax))
 	for i, e := range r.Errors {
 		name := ""
 		if i == 0 {

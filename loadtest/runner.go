@@ -66,7 +66,7 @@ type Report struct {
 	// viewers that got one.
 	FirstKeyframeP50, FirstKeyframeP95, FirstKeyframeMax time.Duration
 	// One-way video latency across all viewers' frames.
-	LatencyP50, LatencyP95, LatencyMax time.Duration
+	LatencyP50, LatencyP95, LatencyP99, LatencyMax time.Duration
 	// Publisher is what the publisher sent.
 	Publisher PublisherStats
 	// Errors holds the first viewer errors (at most 10).
@@ -377,6 +377,7 @@ func (r *run) report(pub *Publisher) Report {
 	rep.LossPercent = lossPercent(rep.Lost, rep.Packets)
 	rep.LatencyP50 = latency.quantile(0.50)
 	rep.LatencyP95 = latency.quantile(0.95)
+	rep.LatencyP99 = latency.quantile(0.99)
 	rep.LatencyMax = latency.maxDuration()
 	if len(firstKey) > 0 {
 		slices.Sort(firstKey)

@@ -147,3 +147,64 @@ func (h *histogram) quantile(q float64) time.Duration {
 func (h *histogram) maxDuration() time.Duration { return time.Duration(h.max.Load()) }
 
 func (h *histogram) count() uint64 { return h.total.Load() }
+
+// Latency is a copy of one or more viewers' one-way video latency
+// histograms at one moment (the same log-linear buckets, about 6 %
+// resolution). The difference of two copies of one viewer (Since) is the
+// distribution over the window between them; copies of several viewers add
+// up (Add). The zero value is empty.
+type Latency struct {
+	counts [histBuckets]uint64
+	total  uint64
+}
+
+// Latency returns a copy of the viewer's latency histogram as of now.
+func (v *Viewer) Latency() *Latency {
+	l := &Latency{}
+	for i := range v.latency.counts {
+		l.counts[i] = v.latency.counts[i].Load()
+		l.total += l.counts[i]
+	}
+	return l
+}
+
+// Since returns what l holds beyond earlier, a copy of the same histogram
+// taken before it.
+func (l *Latency) Since(earlier *Latency) *Latency {
+	d := &Latency{}
+	for i := range l.counts {
+		if l.counts[i] > earlier.counts[i] {
+			d.counts[i] = l.counts[i] - earlier.counts[i]
+			d.total += d.counts[i]
+		}
+	}
+	return d
+}
+
+// Add adds the counts of o to l.
+func (l *Latency) Add(o *Latency) {
+	for i := range o.counts {
+		l.counts[i] += o.counts[i]
+	}
+	l.total += o.total
+}
+
+// Count returns the number of frames recorded.
+func (l *Latency) Count() uint64 { return l.total }
+
+// Quantile returns the q-quantile (0 < q <= 1) as the middle of its bucket,
+// or 0 when empty. Quantile(1) is the largest bucket seen.
+func (l *Latency) Quantile(q float64) time.Duration {
+	if l.total == 0 {
+		return 0
+	}
+	rank := max(uint64(q*float64(l.total)+0.5), 1)
+	var seen uint64
+	for i, c := range l.counts {
+		seen += c
+		if seen >= rank {
+			return time.Duration(histValue(i)) * time.Microsecond
+		}
+	}
+	return 0
+}

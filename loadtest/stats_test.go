@@ -115,3 +115,42 @@ func TestHistogram_BucketsAreMonotonic(t *testing.T) {
 		prev = i
 	}
 }
+
+func TestLatency_CopiesSubtractToAWindowAndAdd(t *testing.T) {
+	v := NewViewer(ViewerConfig{})
+	for range 100 {
+		v.latency.record(2 * time.Millisecond)
+	}
+	early := v.Latency()
+	for range 98 {
+		v.latency.record(40 * time.Millisecond)
+	}
+	v.latency.record(300 * time.Millisecond)
+	v.latency.record(time.Second)
+	late := v.Latency()
+	window := late.Since(early)
+
+	near := func(got, want time.Duration) bool { return got >= want*94/100 && got <= want*106/100 }
+	if window.Count() != 100 || !near(window.Quantile(0.5), 40*time.Millisecond) ||
+		!near(window.Quantile(0.99), 300*time.Millisecond) || !near(window.Quantile(1), time.Second) {
+		t.Fatalf("window: %d frames, p50 %s p99 %s max %s; want 100, 40 ms, 300 ms, 1 s",
+			window.Count(), window.Quantile(0.5), window.Quantile(0.99), window.Quantile(1))
+	}
+	if !near(early.Quantile(1), 2*time.Millisecond) {
+		t.Fatalf("the earlier copy changed: max %s", early.Quantile(1))
+	}
+	var sum Latency
+	sum.Add(early)
+	sum.Add(window)
+	if sum.Count() != late.Count() || sum.Quantile(0.5) != late.Quantile(0.5) || sum.Quantile(0.99) != late.Quantile(0.99) {
+		t.Fatalf("early + window: %d p50 %s p99 %s; late: %d p50 %s p99 %s",
+			sum.Count(), sum.Quantile(0.5), sum.Quantile(0.99), late.Count(), late.Quantile(0.5), late.Quantile(0.99))
+	}
+	var empty Latency
+	if empty.Quantile(0.99) != 0 || late.Since(late).Count() != 0 {
+		t.Fatal("an empty window has no quantiles")
+	}
+	if s := v.Stats(); !near(s.LatencyP99, 40*time.Millisecond) { // 198th of 200
+		t.Fatalf("Stats p99 %s, want ~40 ms", s.LatencyP99)
+	}
+}

@@ -47,7 +47,7 @@ type ViewerStats struct {
 	FirstKeyframeAfter time.Duration
 	// One-way latency from the send time embedded in synthetic video frames
 	// (frame starts only; needs one clock for publisher and viewer).
-	LatencyP50, LatencyP95, LatencyMax time.Duration
+	LatencyP50, LatencyP95, LatencyP99, LatencyMax time.Duration
 	// Frames counts video frame starts seen.
 	Frames uint64
 	// Recoveries counts new subscriber connections made after the server
@@ -72,6 +72,8 @@ type Viewer struct {
 	firstKeyAt                        atomic.Int64 // ns since epoch, 0 = not yet
 	latency                           histogram
 	recoveries                        atomic.Uint64 // new connections after media_failed
+	videoSSRC                         atomic.Uint32 // first video track's SSRC, 0 = none yet
+	videoSeq                          atomic.Uint32 // its highest sequence number seen
 
 	mu          sync.Mutex
 	conn        *Conn
@@ -322,6 +324,7 @@ func (v *Viewer) Stats() ViewerStats {
 		KeyframeFirstTracks:  int(v.keyFirstTracks.Load()),
 		LatencyP50:           v.latency.quantile(0.50),
 		LatencyP95:           v.latency.quantile(0.95),
+		LatencyP99:           v.latency.quantile(0.99),
 		LatencyMax:           v.latency.maxDuration(),
 	}
 	s.FirstKeyframeAfter = v.firstKeyframeAfter()

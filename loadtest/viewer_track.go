@@ -28,6 +28,9 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 func (v *Viewer) readTrack(t *webrtc.TrackRemote, video, firstVideo bool) {
 	buf := make([]byte, readBufferSize)
 	r := &trackReader{v: v, video: video, firstVideo: firstVideo}
+	if firstVideo {
+		v.videoSSRC.Store(uint32(t.SSRC()))
+	}
 	for {
 		n, _, err := t.Read(buf)
 		if err != nil {
@@ -57,6 +60,9 @@ func (r *trackReader) handle(b []byte) {
 	v.bytes.Add(uint64(len(b)))
 	if d := r.seq.push(r.pkt.SequenceNumber); d != 0 {
 		v.lost.Add(int64(d))
+	}
+	if r.firstVideo {
+		v.videoSeq.Store(uint32(r.seq.highest))
 	}
 	if !r.video {
 		v.audioPackets.Add(1)
