@@ -103,6 +103,14 @@ func (s *Server) Handler() http.Handler {
 			_, _ = w.Write([]byte("draining\n"))
 			return
 		}
+		if !s.rooms.ClusterReady() {
+			// Redis is unreachable: what runs goes on, but a room new to
+			// this node would be refused; a load balancer sends new clients
+			// to a node that can take them.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("cluster_unavailable: the shared room state (Redis) is unreachable; established sessions continue\n"))
+			return
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	if s.cfg.Dev {

@@ -199,6 +199,9 @@ func TestCluster_RedisDown_JoinGetsClusterUnavailable(t *testing.T) {
 	defer cancel()
 	r.stop()
 	eventually(t, "the node sees Redis down", func() bool { return !n.rooms.ClusterReady() })
+	if resp := doHTTP(t, "GET", n.base+"/readyz", "", "", "", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with Redis down: %d, want 503", resp.StatusCode)
+	}
 	c := n.dial(t, ctx)
 	_, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("fresh", "v", false, true)})
 	if code := loadtest.ErrorCode(err); code != "cluster_unavailable" {
@@ -220,6 +223,9 @@ func TestCluster_RedisDown_JoinGetsClusterUnavailable(t *testing.T) {
 	}
 	r.start()
 	eventually(t, "the node sees Redis back", func() bool { return n.rooms.ClusterReady() })
+	if resp := doHTTP(t, "GET", n.base+"/readyz", "", "", "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz with Redis back: %d, want 200", resp.StatusCode)
+	}
 	if _, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: n.token("fresh", "v", false, true)}); err != nil {
 		t.Fatalf("join again on the same socket once Redis is back: %v", err)
 	}
