@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-netns vet fmt bench bench-media fuzz deps clean
+.PHONY: run build test test-netns vet fmt bench bench-media bench-relay fuzz deps clean
 
 run:
 	$(GO) run ./cmd/halo-sfu --dev
@@ -59,6 +59,10 @@ bench:
 BENCH_SERVERS  ?= this=$(CURDIR)/bin/halo-sfu
 BENCH_RUNS     ?= 3
 BENCH_MAX_LOAD ?= 0
+# bench-relay measures what a cascade relay hop adds (needs redis-server).
+bench-relay: deps
+	HALO_BENCH=1 $(GO) test -count=1 -run '^TestRelayBench_HopCost$$' -v ./cmd/halo-sfu | grep -v '^=== RUN\|^--- \|^PASS\|^ok'
+
 bench-media: build
 	HALO_BENCH=1 HALO_BENCH_SERVERS="$(BENCH_SERVERS)" HALO_BENCH_RUNS=$(BENCH_RUNS) HALO_BENCH_MAX_LOAD=$(BENCH_MAX_LOAD) \
 		$(GO) test -count=1 -v -timeout 60m -run '^TestMediaBench_(JoinStorm|NACKFlood)$$' ./cmd/halo-sfu
