@@ -336,12 +336,17 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 // told (the origin's cluster events tell them when the track really ends);
 // its local viewers are unsubscribed, and WHEP players left with nothing end.
 func (r *Room) removeRelayed(er *edgeRelay, t *sfu.Track) {
-	id := t.Info().ID
+	r.forgetRelayed(t.Info().ID, func(e *published) bool { return e.track == t }) // else replaced by a newer relay's copy
+}
+
+// forgetRelayed removes the relayed copy id when match says so, unsubscribing
+// the local participants; WHEP players left with nothing end.
+func (r *Room) forgetRelayed(id string, match func(*published) bool) {
 	r.mu.Lock()
 	e := r.tracks[id]
-	if e == nil || e.track != t {
+	if e == nil || e.relay == nil || !match(e) {
 		r.mu.Unlock()
-		return // replaced by a newer relay's copy
+		return
 	}
 	delete(r.tracks, id)
 	others := slices.Clone(r.everyone)
@@ -355,19 +360,7 @@ func (r *Room) removeRelayed(er *edgeRelay, t *sfu.Track) {
 // dropRemoteTrack removes the local copy of a remote track that was
 // unpublished on its origin.
 func (r *Room) dropRemoteTrack(id string) {
-	r.mu.Lock()
-	e := r.tracks[id]
-	if e == nil || e.relay == nil {
-		r.mu.Unlock()
-		return
-	}
-	delete(r.tracks, id)
-	others := slices.Clone(r.everyone)
-	r.mu.Unlock()
-	for _, p := range others {
-		p.unsubscribeTrack(id)
-	}
-	endEmptyWatchers(others)
+	r.forgetRelayed(id, func(*published) bool { return true })
 }
 
 func (er *edgeRelay) close() {
