@@ -267,6 +267,13 @@ type ClusterConfig struct {
 	// room's last viewer on this node left, so a viewer who comes back at
 	// once does not wait for a new one. Default 10s; 0..10m.
 	RelayGrace time.Duration `mapstructure:"relay_grace"`
+	// RegionRedirect sends a client that names another region (?region= or
+	// RegionHeader) to a live node of that region: WHIP/WHEP get 307, a
+	// WebSocket a redirect message. Default false.
+	RegionRedirect bool `mapstructure:"region_redirect"`
+	// RegionHeader is a request header (set by a load balancer) naming the
+	// client's region when the request has no ?region=. Default "".
+	RegionHeader string `mapstructure:"region_header"`
 }
 
 // ShutdownConfig configures draining on SIGTERM.

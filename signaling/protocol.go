@@ -135,6 +135,10 @@ type (
 	reactionData struct {
 		Emoji string `json:"emoji"`
 	}
+	// redirectData sends a client to a node of its region.
+	redirectData struct {
+		URL string `json:"url"`
+	}
 )
 
 // Server message bodies.

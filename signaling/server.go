@@ -146,6 +146,16 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		release()
 		return // the upgrader has answered
 	}
+	if target := s.regionTarget(r); target != "" {
+		// The client's region has a node of its own (region.go): tell the
+		// client where, and close.
+		release()
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = conn.WriteMessage(websocket.TextMessage, encode("redirect", 0, redirectData{URL: wsURL(target)}))
+		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "redirect"))
+		_ = conn.Close()
+		return
+	}
 	// The HTTP server's read deadline (http.read_timeout) is for requests;
 	// from now on the WebSocket's own deadlines apply.
 	_ = conn.NetConn().SetDeadline(time.Time{})

@@ -211,6 +211,13 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		s.httpError(w, newError(CodeShuttingDown, "this node is draining"))
 		return
 	}
+	if target := s.regionTarget(r); target != "" {
+		// The client's region has a node of its own (region.go).
+		w.Header().Set("Location", target)
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return
+	}
 	start := time.Now()
 	// Everything that needs no body is checked before reading it: a client
 	// without a valid token cannot make the node wait for (or buffer) one.
