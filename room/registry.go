@@ -166,8 +166,13 @@ func (m *Manager) Region() string {
 // listener is bound (a configured http.public_url needs no call).
 func (m *Manager) SetPublicURL(u string) {
 	m.cluster.mu.Lock()
-	defer m.cluster.mu.Unlock()
 	m.opt.Node.PublicURL = u
+	m.cluster.mu.Unlock()
+	if m.opt.Cluster {
+		// Announce it now rather than at the next heartbeat: until then
+		// other nodes cannot reach this one (relays, redirects).
+		m.storeWrite(func(ctx context.Context) error { return m.store.PutNode(ctx, m.nodeInfo(0)) })
+	}
 }
 
 // NodeID returns the id of this node.

@@ -122,6 +122,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.routeWHIP(mux)
 	s.routeAdmin(mux)
+	if s.clustered() && s.cfg.Cluster.RelayAddress == "" {
+		s.routeRelay(mux) // else on its own listener (RelayHandler)
+	}
 	s.routeWeb(mux)
 	return mux
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/loadtest"
 	"github.com/pion/webrtc/v4"
 )
@@ -96,11 +97,33 @@ func settle(viewers []*loadtest.Viewer) {
 	}
 }
 
-// A WHIP broadcast on a is watched with WHEP on c, through a relay.
+// A WHIP broadcast on a is watched with WHEP on c, through a relay: on
+// a's own relay listener (cluster.relay_address), or on its public
+// listener when it has none.
 func TestRelay_WHEPOnOneNodeWatchesWHIPOnAnother(t *testing.T) {
+	for _, ownListener := range []bool{true, false} {
+		t.Run(fmt.Sprintf("relay_address=%v", ownListener), func(t *testing.T) {
+			testRelayWHEP(t, ownListener)
+		})
+	}
+}
+
+func testRelayWHEP(t *testing.T, ownListener bool) {
 	r := startRedis(t)
 	secret := strings.Repeat("w8", 20)
-	a := startClusterNode(t, r, "node-a", "eu", secret)
+	var a *testNode
+	if ownListener {
+		a = startClusterNode(t, r, "node-a", "eu", secret)
+	} else {
+		a = startNode(t, func(cfg *config.Config) {
+			cfg.Auth.Secret = secret
+			cfg.Node.ID, cfg.Node.Region = "node-a2", "eu"
+			cfg.Redis.Addrs = []string{r.addr}
+			cfg.Cluster.Secret = testClusterSecret
+			cfg.Cluster.HeartbeatInterval = 300 * time.Millisecond
+			cfg.Cluster.NodeTTL = 1500 * time.Millisecond
+		})
+	}
 	c := startClusterNode(t, r, "node-c", "np", secret)
 	pub := whipPublish(t, a, "cross")
 	defer pub.close()
