@@ -245,13 +245,7 @@ func (m *Manager) queueLink(r *Room, l *roomLink) {
 // relinkRooms queues the link job again for every room whose subscription
 // or first read has not succeeded yet.
 func (m *Manager) relinkRooms() {
-	c := &m.cluster
-	c.mu.Lock()
-	links := make(map[*Room]*roomLink, len(c.links))
-	for r, l := range c.links {
-		links[r] = l
-	}
-	c.mu.Unlock()
+	links := m.linkedRooms()
 	for r, l := range links {
 		l.mu.Lock()
 		need := (l.cancel == nil || l.unseeded) && !l.closed && !l.pending
@@ -357,13 +351,7 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 
 // reconcileRooms queues a reconcile of every linked room (after an outage).
 func (m *Manager) reconcileRooms() {
-	c := &m.cluster
-	c.mu.Lock()
-	links := make(map[*Room]*roomLink, len(c.links))
-	for r, l := range c.links {
-		links[r] = l
-	}
-	c.mu.Unlock()
+	links := m.linkedRooms()
 	for r, l := range links {
 		m.storeWrite(func(ctx context.Context) error {
 			st, err := m.store.Room(ctx, r.name)
@@ -682,4 +670,17 @@ func (r *Room) ViewerCountLocal() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.viewers
+}
+
+// linkedRooms returns a copy of the rooms' links, to work on without the
+// cluster lock.
+func (m *Manager) linkedRooms() map[*Room]*roomLink {
+	c := &m.cluster
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	links := make(map[*Room]*roomLink, len(c.links))
+	for r, l := range c.links {
+		links[r] = l
+	}
+	return links
 }

@@ -43,21 +43,7 @@ func TestBroadcast_TwentyViewersReceiveEveryPacket(t *testing.T) {
 	}
 	_ = pub.Close()
 	p1 := pub.Stats()
-	total := func() (sum uint64) {
-		for _, v := range viewers {
-			s := v.Stats()
-			sum += s.VideoPackets + s.AudioPackets
-		}
-		return sum
-	}
-	for last := total(); ; {
-		time.Sleep(500 * time.Millisecond)
-		now := total()
-		if now == last {
-			break
-		}
-		last = now
-	}
+	settle(viewers)
 	sent := (p1.VideoPackets + p1.AudioPackets) - (p0.VideoPackets + p0.AudioPackets)
 	if sent < 1000 {
 		t.Fatalf("publisher sent only %d packets in 10 s", sent)

@@ -149,20 +149,7 @@ func TestFlood_NACKAndPLIFloodFromOneViewerChangesNothingForTheOthers(t *testing
 	// stopped receiving.
 	_ = pub.Close()
 	p1 := pub.Stats()
-	total := func() (sum uint64) {
-		for _, v := range viewers {
-			s := v.Stats()
-			sum += s.VideoPackets + s.AudioPackets
-		}
-		return sum
-	}
-	for last := total(); ; last = total() {
-		time.Sleep(500 * time.Millisecond)
-		if total() == last {
-			break
-		}
-	}
-
+	settle(viewers)
 	t.Logf("process CPU (server and all clients): %v per %v quiet, %v flooded (%.2fx); %d flood rounds",
 		quietCPU, window, floodCPU, float64(floodCPU)/float64(quietCPU), rounds)
 	received, answered, dropped := s1.NACKsReceived-s0.NACKsReceived, s1.NACKsAnswered-s0.NACKsAnswered, s1.NACKsDropped-s0.NACKsDropped

@@ -245,38 +245,11 @@ func TestLoss_NACKRepairsFivePercentLossEachWay(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	// Without the viewer's candidates the server cannot reach it directly:
-	// it learns the relay's address from the viewer's connectivity checks.
-	var lines []string
-	for _, l := range strings.SplitAfter(pc.LocalDescription().SDP, "\n") {
-		if !strings.HasPrefix(l, "a=candidate:") {
-			lines = append(lines, l)
-		}
-	}
-	resp := doHTTP(t, "POST", n.base+"/whep/lossy", n.token("lossy", "lossy-viewer", false, true), "application/sdp", strings.Join(lines, ""), nil)
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("WHEP POST: %d %s", resp.StatusCode, body)
-	}
-	m := udpCandidatePort.FindStringSubmatch(string(body))
-	if m == nil {
-		t.Fatalf("the answer has no UDP host candidate on 127.0.0.1:\n%s", body)
-	}
-	serverPort, _ := strconv.Atoi(m[2])
-	relay := startLossyRelay(t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: serverPort}, 0.05)
-	answer := udpCandidatePort.ReplaceAllString(string(body), "${1}"+strconv.Itoa(relay.port())+"${3}")
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
+	var relay *lossyRelay
+	connectBehindRelay(t, n, pc, "/whep/lossy", n.token("lossy", "lossy-viewer", false, true), func(server *net.UDPAddr) int {
+		relay = startLossyRelay(t, server, 0.05)
+		return relay.port()
+	})
 	eventually(t, "video through the lossy relay", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -319,5 +292,44 @@ func TestLoss_NACKRepairsFivePercentLossEachWay(t *testing.T) {
 	}
 	if residual := float64(vMissing) / float64(vSpan); residual >= 0.005 {
 		t.Errorf("video residual loss %.2f %% (%d of %d) after NACK repair, want < 0.5 %%", 100*residual, vMissing, vSpan)
+	}
+}
+
+// connectBehindRelay offers pc's SDP to path (WHIP or WHEP) WITHOUT its ICE
+// candidates, so the server can reach the client only through the relay that
+// start builds toward the server's UDP port (it returns the relay's port):
+// the answer's candidate is rewritten to the relay, and the server learns
+// the relay's address from the client's connectivity checks.
+func connectBehindRelay(t *testing.T, n *testNode, pc *webrtc.PeerConnection, path, token string, start func(server *net.UDPAddr) int) {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	var lines []string
+	for _, l := range strings.SplitAfter(pc.LocalDescription().SDP, "\n") {
+		if !strings.HasPrefix(l, "a=candidate:") {
+			lines = append(lines, l)
+		}
+	}
+	resp := doHTTP(t, "POST", n.base+path, token, "application/sdp", strings.Join(lines, ""), nil)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, body)
+	}
+	m := udpCandidatePort.FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatalf("the answer has no UDP host candidate on 127.0.0.1:\n%s", body)
+	}
+	serverPort, _ := strconv.Atoi(m[2])
+	relayPort := start(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: serverPort})
+	answer := udpCandidatePort.ReplaceAllString(string(body), "${1}"+strconv.Itoa(relayPort)+"${3}")
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -137,3 +137,24 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// settle waits until the viewers have stopped receiving (after the
+// publisher stopped): every packet sent must arrive, however long the last
+// ones take on a busy machine.
+func settle(viewers []*loadtest.Viewer) {
+	total := func() (sum uint64) {
+		for _, v := range viewers {
+			s := v.Stats()
+			sum += s.VideoPackets + s.AudioPackets
+		}
+		return sum
+	}
+	for last := total(); ; {
+		time.Sleep(500 * time.Millisecond)
+		now := total()
+		if now == last {
+			return
+		}
+		last = now
+	}
+}

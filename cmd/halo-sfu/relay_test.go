@@ -76,26 +76,7 @@ func TestRelay_ThreeNodesOneStreamPerNode(t *testing.T) {
 }
 
 // relayViewers is how many viewers each edge node has in the three-node test.
-var relayViewers = 20
-
-// settle waits until the viewers stop receiving (the publisher stopped).
-func settle(viewers []*loadtest.Viewer) {
-	total := func() (sum uint64) {
-		for _, v := range viewers {
-			s := v.Stats()
-			sum += s.VideoPackets + s.AudioPackets
-		}
-		return sum
-	}
-	for last := total(); ; {
-		time.Sleep(500 * time.Millisecond)
-		now := total()
-		if now == last {
-			return
-		}
-		last = now
-	}
-}
+const relayViewers = 20
 
 // A WHIP broadcast on a is watched with WHEP on c, through a relay: on
 // a's own relay listener (cluster.relay_address), or on its public

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,33 +168,11 @@ func TestUpstreamLoss_DistantBroadcastersRetransmissionsReachViewers(t *testing.
 			}
 		}
 	}()
-	offer, _ := pc.CreateOffer(nil)
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	var lines []string
-	for _, l := range strings.SplitAfter(pc.LocalDescription().SDP, "\n") {
-		if !strings.HasPrefix(l, "a=candidate:") { // reachable through the relay only
-			lines = append(lines, l)
-		}
-	}
-	resp := doHTTP(t, "POST", n.base+"/whip/far", n.token("far", "far", true, false), "application/sdp", strings.Join(lines, ""), nil)
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, body)
-	}
-	m := udpCandidatePort.FindStringSubmatch(string(body))
-	if m == nil {
-		t.Fatalf("the answer has no UDP host candidate on 127.0.0.1:\n%s", body)
-	}
-	serverPort, _ := strconv.Atoi(m[2])
-	relay := startDistantRelay(t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: serverPort}, 150*time.Millisecond)
-	answer := udpCandidatePort.ReplaceAllString(string(body), "${1}"+strconv.Itoa(relay.port())+"${3}")
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
+	var relay *distantRelay
+	connectBehindRelay(t, n, pc, "/whip/far", n.token("far", "far", true, false), func(server *net.UDPAddr) int {
+		relay = startDistantRelay(t, server, 150*time.Millisecond)
+		return relay.port()
+	})
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
