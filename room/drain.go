@@ -59,6 +59,7 @@ func (m *Manager) handOver(ctx context.Context) {
 		select {
 		case <-hctx.Done():
 			m.log.Warn("draining: hand-over not finished in time", "waited", time.Since(start))
+			m.handOverTimeouts.Add(1)
 			m.nodeGone()
 			return
 		case <-time.After(handOverPoll):

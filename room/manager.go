@@ -86,6 +86,8 @@ type Manager struct {
 	relayFailures atomic.Uint64
 	relayGen      atomic.Uint64
 	originsLost   atomic.Uint64 // rooms' origin nodes lost (originlost.go)
+	// handOverTimeouts counts drains whose hand-over did not finish (drain.go).
+	handOverTimeouts atomic.Uint64
 }
 
 // storeQueue is how many Store writes may wait; beyond it (a store that is

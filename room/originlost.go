@@ -1,6 +1,7 @@
 package room
 
 import (
+	"context"
 	"slices"
 	"time"
 )
@@ -134,4 +135,66 @@ func (r *Room) failRelay(origin string) {
 	if er != nil {
 		er.fail()
 	}
+}
+
+// claimRemote returns the id of a track of another node that a new local
+// track with republish key takes over, or "": the broadcaster moved here
+// from a node that is lost, drains, or no longer has the broadcaster (its
+// participant left there). A track whose publisher is still on a healthy
+// node is not taken: the same identity may publish from two places.
+func (r *Room) claimRemote(key string) string {
+	l := r.m.link(r)
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	for id, t := range l.lost {
+		if t.key() == key {
+			delete(l.lost, id)
+			l.mu.Unlock()
+			return id
+		}
+	}
+	var candidate RemoteTrack
+	found := false
+	for _, t := range l.tracks {
+		if t.key() != key {
+			continue
+		}
+		if _, present := l.participants[t.Info.ParticipantID]; !present {
+			delete(l.tracks, t.Info.ID)
+			l.mu.Unlock()
+			return t.Info.ID
+		}
+		candidate, found = t, true
+	}
+	l.mu.Unlock()
+	if !found || !r.m.nodeDraining(candidate.Node) {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.tracks[candidate.Info.ID]; !ok || t.Node != candidate.Node {
+		return "" // changed meanwhile
+	}
+	delete(l.tracks, candidate.Info.ID)
+	return candidate.Info.ID
+}
+
+// nodeDraining reports whether the registry says node is draining. It reads
+// the store (a short timeout): only a broadcaster's arrival with the key of
+// a track still published elsewhere asks.
+func (m *Manager) nodeDraining(node string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), m.storeTimeout())
+	defer cancel()
+	nodes, err := m.store.Nodes(ctx)
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes {
+		if n.ID == node {
+			return n.Draining
+		}
+	}
+	return false
 }

@@ -149,6 +149,13 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 type RemoteTrack struct {
 	Info TrackInfo
 	Node string // the origin
+
+	identity string // its publisher's, for a republish elsewhere (originlost.go)
+}
+
+// key is the track's republish key (trackKey).
+func (t RemoteTrack) key() string {
+	return trackKey(t.identity, t.Info.Kind, t.Info.Source, t.Info.Name)
 }
 
 // roomLink is a room's view of the other nodes: their publishers, tracks
@@ -332,7 +339,7 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 			if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
 				published = append(published, TrackPublished{Track: info})
 			}
-			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node}
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node, identity: records[t.ParticipantID].Identity}
 		}
 		for id, t := range l.tracks {
 			if present[t.Node] && !seenT[id] {
@@ -433,7 +440,7 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 			old, known := l.tracks[t.ID]
 			_, wasLost := l.lost[t.ID]
 			delete(l.lost, t.ID)
-			l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node}
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node, identity: l.participants[t.ParticipantID].info.Identity}
 			applied = true
 			if !known || wasLost || old.Info.ParticipantID != info.ParticipantID {
 				return []Event{TrackPublished{Track: info}}, false // new, or republished by another participant

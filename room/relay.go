@@ -287,6 +287,7 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 	r.mu.Lock()
 	e := r.tracks[id]
 	var moved, subscribe []*Participant
+	var prev *edgeRelay
 	switch {
 	case e != nil && e.relay != nil && e.relay.gen > er.gen:
 		// An older relay's copy arriving after the newer one's: the newer
@@ -296,6 +297,7 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 	case e != nil && e.relay != nil:
 		// A new relay's copy replaces the old one's: the relay was
 		// extended, reconnected, or the track moved to another origin.
+		prev = e.relay
 		e.track, e.relay, e.owner, e.info, e.key = t, er, owner, info, key
 		for _, p := range r.everyone {
 			moved = append(moved, p)
@@ -322,6 +324,9 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 	}
 	for _, p := range subscribe {
 		_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
+	}
+	if prev != nil && prev.origin != er.origin {
+		r.closeIfUnused(prev) // the track moved to another origin
 	}
 	er.mu.Lock()
 	er.arrived++
@@ -358,6 +363,28 @@ func (r *Room) removeRelayed(er *edgeRelay, t *sfu.Track) {
 		return
 	}
 	r.forgetRelayed(t.Info().ID, func(e *published) bool { return e.track == t }) // else replaced by a newer relay's copy
+}
+
+// closeIfUnused closes er when none of the room's tracks comes from it any
+// more (they moved to another origin, or were taken over by a broadcaster
+// who moved here), so its origin stops sending at once.
+func (r *Room) closeIfUnused(er *edgeRelay) {
+	er.mu.Lock()
+	complete := er.arrived == len(er.ids)
+	er.mu.Unlock()
+	if !complete {
+		return // tracks still on their way: not done with
+	}
+	r.mu.Lock()
+	for _, e := range r.tracks {
+		if e.relay == er {
+			r.mu.Unlock()
+			return
+		}
+	}
+	r.mu.Unlock()
+	r.m.log.Info("relay closed: its tracks moved", "room", r.name, "origin", er.origin)
+	er.close()
 }
 
 // remoteIdentity is the identity of the participant id on another node.

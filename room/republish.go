@@ -45,14 +45,15 @@ func (r *Room) claimRepublish(p *Participant, info sfu.TrackInfo) string {
 	}
 	key := republishKey(p.spec.Identity, info)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for id, e := range r.tracks {
 		if e.key == key && e.owner != p && !e.claimed {
 			e.claimed = true
+			r.mu.Unlock()
 			return id
 		}
 	}
-	return ""
+	r.mu.Unlock()
+	return r.claimRemote(key)
 }
 
 // trackEnded handles the end of one of p's tracks.
@@ -104,7 +105,8 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 	ownerChanged := e.owner != owner
 	// A relayed copy taken over: the broadcaster moved to this node (its
 	// origin died or drained). The track is this node's now.
-	wasRelayed := e.relay != nil
+	prev := e.relay
+	wasRelayed := prev != nil
 	if wasRelayed {
 		e.relay = nil
 		r.forgetRemoteLocked(id)
@@ -158,6 +160,7 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 	r.putTrack(info)
 	if wasRelayed {
 		r.claimOrigin(id)
+		r.closeIfUnused(prev)
 	}
 	r.m.log.Info("track republished", "room", r.name, "track", id, "participant", owner.id, "viewers", moved, "moved_from_node", wasRelayed)
 	return true

@@ -259,3 +259,247 @@ func sorted(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// nextOfType reads c until an event of type typ, and returns its data.
+func nextOfType(t *testing.T, ctx context.Context, c *loadtest.Conn, typ string) json.RawMessage {
+	t.Helper()
+	for {
+		env, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		if env.Type == typ {
+			return env.Data
+		}
+	}
+}
+
+// A node that drains (SIGTERM) hands over: its WebSocket clients are sent
+// to another node of its region, the broadcaster publishes there, the
+// relays it served move to the new origin, and only then does it exit.
+// The viewers elsewhere never stop playing.
+func TestDrain_ClientsAndRelaysAreHandedOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a three-node drain")
+	}
+	r := startRedis(t)
+	secret := strings.Repeat("d7", 20)
+	a := startClusterNode(t, r, "node-a", "eu", secret)
+	b := startClusterNode(t, r, "node-b", "eu", secret)
+	c := startClusterNode(t, r, "node-c", "np", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const room = "relay-race"
+	cfg := loadtest.PublisherConfig{VideoBitrate: 300_000}
+	first := a.publisher(ctx, room, cfg)
+	onA := a.viewer(ctx, room, "viewer-on-a")
+	var viewers []*loadtest.Viewer
+	for i := range 3 {
+		viewers = append(viewers, c.viewer(ctx, room, fmt.Sprintf("viewer-on-c-%d", i)))
+	}
+	for i, v := range append([]*loadtest.Viewer{onA}, viewers...) {
+		if err := v.WaitTracks(ctx, 2); err != nil {
+			t.Fatalf("viewer %d: %v", i, err)
+		}
+	}
+	_, rec := whepRecord(t, c, room)
+	eventually(t, "the WHEP viewer on c receives", func() bool {
+		return rec.count(webrtc.RTPCodecTypeVideo) > 30 && rec.count(webrtc.RTPCodecTypeAudio) > 30
+	})
+	ids := trackIDs(c, room)
+
+	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer dcancel()
+	drained := make(chan error, 1)
+	go func() { drained <- a.server.Drain(dctx) }()
+
+	// The broadcaster is told where to go, publishes there, then leaves a.
+	var redirect struct {
+		URL    string `json:"url"`
+		Reason string `json:"reason"`
+	}
+	_ = json.Unmarshal(nextOfType(t, ctx, first.Conn(), "redirect"), &redirect)
+	if redirect.URL != b.wsURL || redirect.Reason != "draining" {
+		t.Fatalf("broadcaster redirected to %+v, want %s (b: same region) for draining", redirect, b.wsURL)
+	}
+	pcfg := cfg
+	pcfg.URL, pcfg.Room, pcfg.Token = redirect.URL, room, a.token(room, "pub-"+room, true, false)
+	second := loadtest.NewPublisher(pcfg)
+	if err := second.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	eventually(t, "b publishes the broadcast as its own", func() bool { return b.engine.Stats().Publishers == 1 })
+	_ = first.Close()
+	// a's viewer follows too.
+	nextOfType(t, ctx, onA.Conn(), "redirect")
+	_ = onA.Close()
+	onB := b.viewer(ctx, room, "viewer-on-a")
+	if err := onB.WaitTracks(ctx, 2); err != nil {
+		t.Fatalf("the viewer redirected to b: %v", err)
+	}
+
+	if err := <-drained; err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	if s := a.rooms.StoreStats(); s.HandOverTimeouts != 0 {
+		t.Fatalf("a's hand-over did not finish: %+v", s)
+	}
+	if s := a.engine.Stats(); s.RelayTracksOut != 0 {
+		t.Errorf("a still relays %d tracks after its drain", s.RelayTracksOut)
+	}
+	before := make([]loadtest.ViewerStats, len(viewers))
+	for i, v := range viewers {
+		before[i] = v.Stats()
+	}
+	recV := rec.count(webrtc.RTPCodecTypeVideo)
+	eventually(t, "c's viewers play from b", func() bool {
+		for i, v := range viewers {
+			if s := v.Stats(); s.VideoPackets < before[i].VideoPackets+30 {
+				return false
+			}
+		}
+		return rec.count(webrtc.RTPCodecTypeVideo) > recV+30
+	})
+	if s := b.engine.Stats(); s.RelayTracksOut != 2 {
+		t.Errorf("b, the new origin, sends %d relayed tracks, want 2 (to c)", s.RelayTracksOut)
+	}
+	for i, v := range viewers {
+		if s := v.Stats(); s.Recoveries != 0 {
+			t.Errorf("viewer %d on c rejoined %d times", i, s.Recoveries)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if g := rec.gaps(k); g != 0 {
+			t.Errorf("the WHEP viewer's %s has %d missing sequence numbers across the hand-over", k, g)
+		}
+	}
+	if got := trackIDs(c, room); !sameSet(got, ids) {
+		t.Errorf("c's track ids after the hand-over %v, want %v", got, ids)
+	}
+}
+
+// The web page's broadcaster follows a drain: the node it publishes to
+// sends it to another node, the page publishes there and leaves, and the
+// viewers on a third node go on playing the same tracks.
+func TestBrowser_GoLivePageFollowsADrain(t *testing.T) {
+	r := startRedis(t)
+	secret := strings.Repeat("e5", 20)
+	a := startClusterNode(t, r, "node-a", "eu", secret)
+	b := startClusterNode(t, r, "node-b", "eu", secret)
+	c := startClusterNode(t, r, "node-c", "np", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	br := newBrowser(t)
+	const room = "moving-page"
+	goLive(t, br.ctx, a, room, "")
+	v := c.viewer(ctx, room, "viewer-on-c")
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, rec := whepRecord(t, c, room)
+	eventually(t, "the WHEP viewer on c receives", func() bool {
+		return rec.count(webrtc.RTPCodecTypeVideo) > 30 && rec.count(webrtc.RTPCodecTypeAudio) > 30
+	})
+	ids := trackIDs(c, room)
+
+	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer dcancel()
+	if err := a.server.Drain(dctx); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	if s := a.rooms.StoreStats(); s.HandOverTimeouts != 0 {
+		t.Fatalf("the page was not handed over before the drain ended: %+v", s)
+	}
+	if s := b.engine.Stats(); s.Publishers != 1 {
+		t.Fatalf("b has %d publishers after a's drain, want the page", s.Publishers)
+	}
+	before, recV := v.Stats(), rec.count(webrtc.RTPCodecTypeVideo)
+	eventually(t, "c's viewers play the page's broadcast from b", func() bool {
+		return v.Stats().VideoPackets > before.VideoPackets+30 && rec.count(webrtc.RTPCodecTypeVideo) > recV+30
+	})
+	var state string
+	if err := evalJSON(br.ctx, `window.haloState || ''`, &state); err != nil || state != "live" {
+		t.Errorf("the live page's state after the move: %q (%v), want live", state, err)
+	}
+	if s := v.Stats(); s.Recoveries != 0 {
+		t.Errorf("the viewer on c rejoined %d times", s.Recoveries)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if g := rec.gaps(k); g != 0 {
+			t.Errorf("the WHEP viewer's %s has %d missing sequence numbers across the move", k, g)
+		}
+	}
+	if got := trackIDs(c, room); !sameSet(got, ids) {
+		t.Errorf("c's track ids after the move %v, want %v", got, ids)
+	}
+	assertNoPageProblems(t, br)
+}
+
+// Redis dies in the middle of a relayed broadcast: the established viewers
+// lose nothing, and when a new, empty Redis answers again the nodes
+// re-register everything, so a viewer arriving on a third node afterwards
+// finds the broadcast.
+func TestFailover_RedisKilledMidBroadcast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis outage")
+	}
+	r := startRedis(t)
+	secret := strings.Repeat("k3", 20)
+	a := startClusterNode(t, r, "node-a", "eu", secret)
+	b := startClusterNode(t, r, "node-b", "in", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const room = "no-redis"
+	pub := a.publisher(ctx, room, loadtest.PublisherConfig{VideoBitrate: 300_000})
+	var viewers []*loadtest.Viewer
+	for i := range 5 {
+		viewers = append(viewers, b.viewer(ctx, room, fmt.Sprintf("viewer-%d", i)))
+	}
+	for i, v := range viewers {
+		if err := v.WaitTracks(ctx, 2); err != nil {
+			t.Fatalf("viewer %d: %v", i, err)
+		}
+	}
+	p0 := pub.Stats()
+	v0 := make([]loadtest.ViewerStats, len(viewers))
+	for i, v := range viewers {
+		v0[i] = v.Stats()
+	}
+	r.stop()
+	eventually(t, "both nodes see Redis down", func() bool { return !a.rooms.ClusterReady() && !b.rooms.ClusterReady() })
+	time.Sleep(3 * time.Second) // a broadcast without Redis
+	r.start()                   // empty: everything must be written again
+	restarted := time.Now()
+
+	// Re-registration: both nodes in the registry again, and the room's
+	// state in Redis for a node new to it.
+	eventually(t, "both nodes registered again", func() bool {
+		_, nodes := getNodes(t, a, a.adminToken(auth.Grants{Admin: true}))
+		return len(nodes) == 2
+	})
+	t.Logf("nodes registered again %v after Redis restarted", time.Since(restarted).Round(10*time.Millisecond))
+	c := startClusterNode(t, r, "node-c", "np", secret)
+	late := c.viewer(ctx, room, "late-viewer")
+	if err := late.WaitTracks(ctx, 2); err != nil {
+		t.Fatalf("a viewer on a third node after the outage: %v", err)
+	}
+	eventually(t, "the late viewer receives the broadcast", func() bool { return late.Stats().VideoPackets > 30 })
+
+	_ = pub.Close()
+	p1 := pub.Stats()
+	settle(viewers)
+	sent := (p1.VideoPackets + p1.AudioPackets) - (p0.VideoPackets + p0.AudioPackets)
+	for i, v := range viewers {
+		s := v.Stats()
+		got := (s.VideoPackets + s.AudioPackets) - (v0[i].VideoPackets + v0[i].AudioPackets)
+		if float64(got) < 0.99*float64(sent) {
+			t.Errorf("viewer %d received %d of the %d packets sent across the outage", i, got, sent)
+		}
+		if s.Recoveries != 0 {
+			t.Errorf("viewer %d rejoined %d times", i, s.Recoveries)
+		}
+	}
+}
