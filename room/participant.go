@@ -483,6 +483,11 @@ func (p *Participant) lostTrack(t *sfu.Track) bool {
 // waiting for a republish.
 func (p *Participant) End() {
 	p.deliberate.Store(true)
+	if !p.left.Load() {
+		// Tracks kept since its connection dropped (a client that closed
+		// its peer connection before it said leave) end now too.
+		p.room.endOrphansOf(p)
+	}
 	p.Leave()
 }
 
