@@ -33,10 +33,16 @@ type childSpec struct {
 	Secret     string // auth.secret of the nodes, to mint tokens
 	Viewers    int
 	Bitrate    int
+	// Delay is the one-way delay from the broadcaster's region: the
+	// viewers count what was sent in the window, so they count from T0
+	// plus it.
+	Delay time.Duration
 }
 
-// window is when the children measure: every child takes its snapshots at
-// the same wall-clock instants (all namespaces share the host's clock).
+// window is when the children measure (all namespaces share the host's
+// clock): the broadcaster counts the packets it sends from T0 to T1 and
+// stops at T1; the viewers count what arrives from T0 plus their region's
+// delay until nothing more comes, so both count the same packets.
 type window struct {
 	T0, T1 int64 // Unix ns
 }
@@ -47,7 +53,8 @@ type childResult struct {
 	Error string `json:"error,omitempty"`
 
 	// viewers: per viewer
-	TTFF          []time.Duration `json:"ttff,omitempty"` // join to first packets of video and audio
+	Join          []time.Duration `json:"join,omitempty"` // connecting until joined
+	TTFF          []time.Duration `json:"ttff,omitempty"` // connecting until the first packets of video and audio
 	KeyframeFirst []bool          `json:"keyframe_first,omitempty"`
 	Received      []uint64        `json:"received,omitempty"` // packets in the window
 	Lost          []uint64        `json:"lost,omitempty"`     // sequence gaps in the window
@@ -168,19 +175,22 @@ func publish(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encod
 	}
 	sleepUntil(w.T0)
 	p0 := p.Stats()
-	sleepUntil(w.T1)
-	p1 := p.Stats()
-	res := childResult{Sent: p1.VideoPackets + p1.AudioPackets - p0.VideoPackets - p0.AudioPackets}
+	// The relays while they carry the broadcast, just before its end.
+	sleepUntil(w.T1 - int64(500*time.Millisecond))
 	m, err := scrape(s.MetricsURL)
 	if err != nil {
 		return err
 	}
+	sleepUntil(w.T1)
+	p1 := p.Stats()
+	_ = p.Close()
+	res := childResult{Sent: p1.VideoPackets + p1.AudioPackets - p0.VideoPackets - p0.AudioPackets}
 	res.RelayTracksOut = m[`halo_relay_tracks{direction="out"}`]
 	res.RelayPktsOut = m[`halo_relay_packets_total{direction="out"}`]
 	if err := out.Encode(res); err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, in) // until the parent is done with the viewers
+	_, _ = io.Copy(io.Discard, in) // until the parent is done
 	return nil
 }
 
@@ -193,6 +203,7 @@ func watch(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder
 	var res childResult
 	viewers := make([]*loadtest.Viewer, s.Viewers)
 	res.TTFF = make([]time.Duration, s.Viewers)
+	res.Join = make([]time.Duration, s.Viewers)
 	errs := make([]error, s.Viewers)
 	var wg sync.WaitGroup
 	defer func() {
@@ -220,6 +231,7 @@ func watch(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder
 				errs[i] = fmt.Errorf("%s: %w", id, err)
 				return
 			}
+			res.Join[i] = time.Since(start)
 			if err := viewers[i].WaitTracks(vctx, 2); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", id, err)
 				return
@@ -241,13 +253,14 @@ func watch(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder
 	if err != nil {
 		return err
 	}
-	sleepUntil(w.T0)
+	sleepUntil(w.T0 + int64(s.Delay))
 	s0 := make([]loadtest.ViewerStats, len(viewers))
 	l0 := make([]*loadtest.Latency, len(viewers))
 	for i, v := range viewers {
 		s0[i], l0[i] = v.Stats(), v.Latency()
 	}
-	sleepUntil(w.T1)
+	sleepUntil(w.T1 + int64(s.Delay))
+	settle(viewers)
 	lat := &loadtest.Latency{}
 	for i, v := range viewers {
 		st := v.Stats()
@@ -259,6 +272,27 @@ func watch(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder
 	res.LatP50, res.LatP95, res.LatP99, res.LatMax = lat.Quantile(0.5), lat.Quantile(0.95), lat.Quantile(0.99), lat.Quantile(1)
 	res.Frames = lat.Count()
 	return out.Encode(res)
+}
+
+// settle waits until no viewer has received anything for a second (the
+// broadcast has ended), at most 10 s.
+func settle(viewers []*loadtest.Viewer) {
+	total := func() (n uint64) {
+		for _, v := range viewers {
+			s := v.Stats()
+			n += s.VideoPackets + s.AudioPackets
+		}
+		return n
+	}
+	last, quiet := total(), 0
+	for deadline := time.Now().Add(10 * time.Second); quiet < 5 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		if n := total(); n != last {
+			last, quiet = n, 0
+		} else {
+			quiet++
+		}
+	}
 }
 
 // scrape reads a Prometheus text page into series -> value, without the

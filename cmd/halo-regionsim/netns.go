@@ -174,6 +174,13 @@ func removeNamespaces() {
 	}
 }
 
+// delayQdisc is the leaf qdisc of one destination's class: netem delaying
+// every packet by d (a variable so that the topology can be tested on a
+// kernel without netem).
+var delayQdisc = func(d time.Duration) []string {
+	return []string{"netem", "delay", fmt.Sprintf("%dms", d.Milliseconds()), "limit", "100000"}
+}
+
 // setupNetem joins the regions through a bridge in wanNS, one veth each,
 // and delays every packet on its way out of a region by the one-way delay
 // to its destination: an HTB class per destination, a u32 filter on the
@@ -195,7 +202,7 @@ func setupNetem() error {
 			[]string{"ip", "netns", "exec", r.ns, "ip", "addr", "add", r.addr + "/24", "dev", "wan0"},
 			[]string{"ip", "netns", "exec", r.ns, "ip", "link", "set", "wan0", "up"},
 			[]string{"ip", "netns", "exec", r.ns, "tc", "qdisc", "add", "dev", "wan0", "root", "handle", "1:", "htb", "default", "99"},
-			[]string{"ip", "netns", "exec", r.ns, "tc", "class", "add", "dev", "wan0", "parent", "1:", "classid", "1:99", "htb", "rate", "10gbit"},
+			[]string{"ip", "netns", "exec", r.ns, "tc", "class", "add", "dev", "wan0", "parent", "1:", "classid", "1:99", "htb", "rate", "1gbit", "quantum", "60000"},
 		)
 		for j, o := range regions {
 			if o == r {
@@ -203,9 +210,9 @@ func setupNetem() error {
 			}
 			class := fmt.Sprintf("1:%d", 10+j)
 			steps = append(steps,
-				[]string{"ip", "netns", "exec", r.ns, "tc", "class", "add", "dev", "wan0", "parent", "1:", "classid", class, "htb", "rate", "10gbit"},
-				[]string{"ip", "netns", "exec", r.ns, "tc", "qdisc", "add", "dev", "wan0", "parent", class, "handle", fmt.Sprintf("%d:", 10+j),
-					"netem", "delay", fmt.Sprintf("%dms", oneWay(r.name, o.name).Milliseconds()), "limit", "100000"},
+				[]string{"ip", "netns", "exec", r.ns, "tc", "class", "add", "dev", "wan0", "parent", "1:", "classid", class, "htb", "rate", "1gbit", "quantum", "60000"},
+				append([]string{"ip", "netns", "exec", r.ns, "tc", "qdisc", "add", "dev", "wan0", "parent", class, "handle", fmt.Sprintf("%d:", 10+j)},
+					delayQdisc(oneWay(r.name, o.name))...),
 				[]string{"ip", "netns", "exec", r.ns, "tc", "filter", "add", "dev", "wan0", "parent", "1:", "protocol", "ip", "prio", "1",
 					"u32", "match", "ip", "dst", o.addr + "/32", "flowid", class},
 			)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 // (a fact of the network, which says the media really crossed it).
 func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a three-region simulation (about 30 s)")
+		t.Skip("a three-region simulation (about 40 s)")
 	}
 	if err := checkHost(); err != nil {
 		t.Skipf("the region simulation cannot run here: %v", err)
@@ -48,7 +49,7 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	defer cancel()
 	var log strings.Builder
 	rep, err := simulate(ctx, options{sfu: sfu, link: "auto", viewers: 3, bitrate: 500_000,
-		duration: 5 * time.Second, redisTimeout: 2 * time.Second}, &log)
+		duration: 8 * time.Second, redisTimeout: 2 * time.Second}, &log)
 	if rep != nil {
 		var b strings.Builder
 		rep.print(&b)
@@ -86,4 +87,70 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	if rep.RelayTracksOut != 4 {
 		t.Errorf("origin: halo_relay_tracks{direction=\"out\"} %v, want 4 (2 tracks x 2 edge nodes)", rep.RelayTracksOut)
 	}
+}
+
+// The netem topology (bridge, veths, a class and filter per destination)
+// carries each region's packets to the others through the class of their
+// destination. The leaf is a plain FIFO instead of netem, so this runs on
+// kernels without sch_netem too; the netem run itself is the test above.
+func TestRegionSim_NetemTopologySortsPacketsByDestination(t *testing.T) {
+	if err := checkHost(); err != nil {
+		t.Skipf("the region simulation cannot run here: %v", err)
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash here (its /dev/tcp connects)")
+	}
+	lock, err := lockRun()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := cleanStale(); err != nil {
+		t.Fatal(err)
+	}
+	saved := delayQdisc
+	delayQdisc = func(time.Duration) []string { return []string{"pfifo", "limit", "1000"} }
+	defer func() { delayQdisc = saved }()
+	defer removeNamespaces()
+	if err := createNamespaces(); err != nil {
+		t.Fatal(err)
+	}
+	if err := setupNetem(); err != nil {
+		t.Fatal(err)
+	}
+	// nepal -> europe goes through nepal's class for europe (1:12), and
+	// nothing through its class for india (1:11): three connection
+	// attempts to a closed port, each refused by europe (so it was reached).
+	for range 3 {
+		out, _ := exec.Command("ip", "netns", "exec", regions[0].ns, "timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/"+regions[2].addr+"/9").CombinedOutput()
+		if !strings.Contains(string(out), "refused") {
+			t.Fatalf("nepal does not reach europe: %s", out)
+		}
+	}
+	out, err := exec.Command("ip", "netns", "exec", regions[0].ns, "tc", "-s", "class", "show", "dev", "wan0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tc: %v\n%s", err, out)
+	}
+	sent := classPackets(string(out))
+	if sent["1:12"] < 3 || sent["1:11"] != 0 {
+		t.Errorf("packets per class %v: want the 3 connection attempts in 1:12 (europe), none in 1:11 (india)\n%s", sent, out)
+	}
+}
+
+// classPackets reads "class htb 1:12 ... Sent N bytes M pkt" from tc -s.
+func classPackets(out string) map[string]int {
+	m := map[string]int{}
+	var class string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "class" {
+			class = f[2]
+		}
+		if len(f) >= 4 && f[0] == "Sent" && class != "" {
+			var n int
+			_, _ = fmt.Sscan(f[3], &n)
+			m[class] = n
+		}
+	}
+	return m
 }

@@ -162,7 +162,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 	var watchers []*proc
 	for _, r := range regions {
 		w, err := procs.startChild(ctx, r.ns, r.name+" viewers", childSpec{Role: "viewers", Region: r.name,
-			Addr: base(r), Room: simRoom, Secret: secret, Viewers: o.viewers})
+			Addr: base(r), Room: simRoom, Secret: secret, Viewers: o.viewers, Delay: oneWay(originRegion, r.name)})
 		if err != nil {
 			return nil, err
 		}
@@ -216,8 +216,8 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "delays by: %s\n", r.Link)
 	fmt.Fprintf(w, "redis in %s; one halo-sfu node per region; broadcaster (VP8 %d kbit/s + Opus) on %s-1; %d viewers per region; window %v\n\n",
 		redisRegion, r.Bitrate/1000, originRegion, r.Viewers, r.Duration)
-	fmt.Fprintf(w, "%-7s %6s %8s %16s %8s %8s %8s %8s %8s %10s %10s %9s\n",
-		"region", "delay", "viewers", "packets min/sent", "loss", "lat p50", "lat p95", "lat p99", "lat max", "ttff p50", "ttff max", "key first")
+	fmt.Fprintf(w, "%-7s %7s %7s %16s %6s %8s %8s %8s %8s %8s %9s %9s %9s\n",
+		"region", "delay", "viewers", "packets min/sent", "loss", "lat p50", "lat p95", "lat p99", "lat max", "join p50", "ttff p50", "ttff max", "key first")
 	for _, g := range r.Regions {
 		var minRecv, recv, lost uint64
 		minRecv = ^uint64(0)
@@ -236,19 +236,26 @@ func (r *report) print(w io.Writer) {
 		}
 		tt := append([]time.Duration(nil), g.TTFF...)
 		sortDurations(tt)
-		fmt.Fprintf(w, "%-7s %6s %8d %16s %7.2f%% %8s %8s %8s %8s %10s %10s %9s\n",
+		jt := append([]time.Duration(nil), g.Join...)
+		sortDurations(jt)
+		fmt.Fprintf(w, "%-7s %7s %7d %16s %5.2f%% %8s %8s %8s %8s %8s %9s %9s %9s\n",
 			g.Region, ms(g.Delay), len(g.Received), fmt.Sprintf("%d/%d", minRecv, r.Sent), loss,
 			ms(g.LatP50), ms(g.LatP95), ms(g.LatP99), ms(g.LatMax),
-			ms(tt[len(tt)/2]), ms(tt[len(tt)-1]), fmt.Sprintf("%d/%d", keyFirst, len(g.Received)))
+			ms(jt[len(jt)/2]), ms(tt[len(tt)/2]), ms(tt[len(tt)-1]), fmt.Sprintf("%d/%d", keyFirst, len(g.Received)))
 	}
 	fmt.Fprintf(w, "\norigin %s-1: halo_relay_tracks{direction=\"out\"} %g (tracks x edge nodes), %g relayed packets sent\n",
 		originRegion, r.RelayTracksOut, r.RelayPktsOut)
-	fmt.Fprintf(w, "latency: one-way, frame send time to arrival, all viewers' frames in the window; loss: sequence gaps in the window;\n")
-	fmt.Fprintf(w, "ttff: join to the first packets of video and audio; key first: viewers whose first video frame was a keyframe\n")
+	fmt.Fprintf(w, "packets: the least any viewer received of those the broadcaster sent in the window; loss: sequence gaps;\n")
+	fmt.Fprintf(w, "latency: one-way, frame send time to arrival, all the region's viewers' frames in the window;\n")
+	fmt.Fprintf(w, "join: connecting until joined; ttff: connecting until the first packets of video and audio (time to first frame);\n")
+	fmt.Fprintf(w, "key first: viewers whose first video frame was a keyframe\n")
 }
 
 func ms(d time.Duration) string {
-	return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
+	if d >= 10*time.Second {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return fmt.Sprintf("%.0fms", float64(d.Microseconds())/1000)
 }
 
 func sortDurations(d []time.Duration) {
