@@ -52,6 +52,8 @@ type options struct {
 	bitrate      int
 	duration     time.Duration
 	redisTimeout time.Duration
+	logLevel     string // the nodes' log.level
+	logDir       string // "": keep only the end of each process's log, shown on failure
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -68,6 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	// a join that needs a new Redis connection (dial, HELLO, the read:
 	// three round trips, 720 ms) fails with cluster_unavailable.
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", 2*time.Second, "redis.timeout of the nodes (0: halo-sfu's default, 500ms, too short for a Redis 240 ms round trip away)")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "log.level of the nodes: debug, info, warn or error")
+	fs.StringVar(&o.logDir, "logs", "", "directory to write each process's whole log to (nodes, Redis, clients)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -80,6 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-duration: at least 1s")
 	case o.bitrate < 50_000:
 		return o, errors.New("-bitrate: at least 50000")
+	case o.logLevel != "debug" && o.logLevel != "info" && o.logLevel != "warn" && o.logLevel != "error":
+		return o, fmt.Errorf("-log-level: debug, info, warn or error, not %q", o.logLevel)
 	case o.link != "auto" && o.link != "netem" && o.link != "userspace":
 		return o, fmt.Errorf("-link: auto, netem or userspace, not %q", o.link)
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,9 +98,18 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		}()
 	}
 
-	var procs procSet
+	procs := procSet{logDir: o.logDir}
+	if o.logDir != "" {
+		if err := os.MkdirAll(o.logDir, 0o755); err != nil {
+			return nil, fmt.Errorf("-logs: %w", err)
+		}
+	}
 	defer procs.stopAll()
 	defer func() {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted; everything it created is removed")
+			return
+		}
 		if err != nil { // what the servers said, for the operator
 			for _, p := range procs.list() {
 				if l := p.log.String(); l != "" {
@@ -138,7 +148,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 			"HALO_LIMITS_JOINS_PER_IP_PER_MINUTE=0",
 			"HALO_LIMITS_UNJOINED_SOCKETS_PER_IP=0",
 			"HALO_HTTP_MAX_CONNS_PER_IP=0",
-			"HALO_LOG_LEVEL=warn",
+			"HALO_LOG_LEVEL=" + o.logLevel,
 			"HALO_SHUTDOWN_TIMEOUT=2s",
 		}
 		if o.redisTimeout > 0 {
@@ -302,8 +312,9 @@ func (p *proc) next(ctx context.Context, limit time.Duration) (childResult, erro
 
 // procSet owns every process the simulation started.
 type procSet struct {
-	mu    sync.Mutex
-	procs []*proc
+	logDir string // each process's whole stderr goes to a file there too
+	mu     sync.Mutex
+	procs  []*proc
 }
 
 // start runs name args inside ns with env added to ours (without HALO_*).
@@ -323,6 +334,15 @@ func (s *procSet) start(ctx context.Context, ns, label string, env []string, nam
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	p := &proc{name: label, cmd: cmd, log: &tailBuffer{}, lines: make(chan childResult, 4), done: make(chan struct{})}
 	cmd.Stderr = p.log
+	var logFile *os.File
+	if s.logDir != "" {
+		f, err := os.Create(filepath.Join(s.logDir, strings.ReplaceAll(label, " ", "-")+".log"))
+		if err != nil {
+			return nil, err
+		}
+		logFile = f
+		cmd.Stderr = io.MultiWriter(p.log, f)
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -333,6 +353,9 @@ func (s *procSet) start(ctx context.Context, ns, label string, env []string, nam
 	}
 	p.stdin = stdin
 	if err := cmd.Start(); err != nil {
+		if logFile != nil {
+			logFile.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", label, err)
 	}
 	s.mu.Lock()
@@ -351,7 +374,13 @@ func (s *procSet) start(ctx context.Context, ns, label string, env []string, nam
 			}
 		}
 	}()
-	go func() { _ = cmd.Wait(); close(p.done) }()
+	go func() { // Wait returns once stderr is copied
+		_ = cmd.Wait()
+		if logFile != nil {
+			logFile.Close()
+		}
+		close(p.done)
+	}()
 	return p, nil
 }
 
