@@ -137,6 +137,10 @@ type SFUConfig struct {
 	// per second; NACKs beyond it are dropped and counted. 0 is unlimited.
 	// Default 262144 (2 Mbit/s); 0..100000000.
 	NACKBudget int `mapstructure:"nack_budget"`
+	// BandwidthEstimation estimates each viewer's downlink (transport-cc
+	// feedback, Google congestion control) and gives it the simulcast layer
+	// that fits. Default true.
+	BandwidthEstimation bool `mapstructure:"bandwidth_estimation"`
 }
 
 // AuthConfig configures access tokens.
@@ -306,10 +310,11 @@ func Default() *Config {
 		},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:7881"},
 		SFU: SFUConfig{
-			UDPPort:          7882,
-			PacketCache:      2048,
-			KeyframeInterval: 500 * time.Millisecond,
-			NACKBudget:       262144,
+			UDPPort:             7882,
+			PacketCache:         2048,
+			KeyframeInterval:    500 * time.Millisecond,
+			NACKBudget:          262144,
+			BandwidthEstimation: true,
 		},
 		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
 		Limits: LimitsConfig{

@@ -310,6 +310,18 @@ func (p *Participant) SetLayer(id string, cap int) (bool, error) {
 	return sub.SetLayer(id, cap), nil
 }
 
+// ViewerStats returns the participant's bandwidth estimate and simulcast
+// layers (zero before it receives anything).
+func (p *Participant) ViewerStats() sfu.ViewerStats {
+	p.mu.Lock()
+	sub := p.subscriber
+	p.mu.Unlock()
+	if sub == nil {
+		return sfu.ViewerStats{Layers: map[string]string{}}
+	}
+	return sub.Stats()
+}
+
 // SetDefaultLayer caps the simulcast layer of every track the participant
 // receives without a cap of its own (a WHEP player's ?layer=).
 func (p *Participant) SetDefaultLayer(cap int) {

@@ -58,6 +58,9 @@ type DownTrack struct {
 	src          atomic.Pointer[Track]
 	next         atomic.Pointer[Track] // a simulcast layer to move to at its next keyframe
 	layerCap     atomic.Int32          // the best simulcast layer the viewer wants (LayerHigh)
+	bw           *viewerBWE            // the viewer connection's estimator, nil without (bwe.go)
+	bwLayer      atomic.Pointer[Track] // the best layer its link carries now
+	bwst         bweState              // owned by the layer set's monitor
 	bind         atomic.Pointer[binding]
 	pliPending   atomic.Bool
 	relay        bool // the copy a relay carries to another node

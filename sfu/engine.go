@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -33,6 +35,12 @@ type Engine struct {
 	tcpMux         ice.TCPMux
 	fan            *fanout
 	log            *slog.Logger
+	lf             logging.LoggerFactory
+
+	// Bandwidth estimation toward viewers (bwe.go).
+	bweMu   sync.Mutex
+	bweNext cc.BandwidthEstimator // the estimator of the viewer connection being created
+	bwes    map[*viewerBWE]struct{}
 
 	cacheSize   int
 	keyframeGap time.Duration
@@ -106,6 +114,8 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	}
 
 	lf := newPionLoggerFactory(e.log)
+	e.lf = lf
+	e.bwes = map[*viewerBWE]struct{}{}
 	if cfg.UDPAddress == "" {
 		// One socket per local address on the same port: a socket on the
 		// unspecified address cannot tell which address a peer reached.
@@ -210,7 +220,14 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
-	if e.subAPI, err = newSubscriberAPI(se, lf); err != nil {
+	var bwe *cc.InterceptorFactory
+	if cfg.BandwidthEstimation {
+		if bwe, err = e.newBWEFactory(); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	if e.subAPI, err = newSubscriberAPI(se, lf, bwe); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -278,7 +295,11 @@ func newPublisherAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc
 // is deliberately no NACK responder: Pion's keeps a cache per outgoing stream
 // (megabytes per viewer); down-tracks answer NACKs from their track's shared
 // cache instead.
-func newSubscriberAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc.API, error) {
+//
+// With bwe (sfu.bandwidth_estimation) every packet also gets a
+// transport-wide sequence number and the viewer's transport-cc feedback
+// feeds its connection's estimator (bwe.go).
+func newSubscriberAPI(se webrtc.SettingEngine, lf logging.LoggerFactory, bwe *cc.InterceptorFactory) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, err
@@ -289,6 +310,15 @@ func newSubscriberAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrt
 		return nil, err
 	}
 	reg.Add(sender)
+	if bwe != nil {
+		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+			me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, k)
+		}
+		reg.Add(bwe)
+		if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
+			return nil, err
+		}
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
 

@@ -84,6 +84,7 @@ type layerState struct {
 	idleSince   time.Time // zero while packets arrive
 	seen        bool      // a packet ever arrived
 	maxRate     float64   // highest bytes per second over a tick
+	rate        float64   // bits per second, smoothed (bwe.go)
 	lastPixels  int64
 	pixels      atomic.Int64 // width x height of the layer's last keyframe, set by its forwarder
 	active      atomic.Bool
@@ -215,7 +216,7 @@ func (g *layerSet) monitor() {
 			return
 		case now := <-tick.C:
 			g.sample(now)
-			g.rebalance()
+			g.rebalance(now)
 			g.pauseUnwanted(now)
 		}
 	}
@@ -233,6 +234,11 @@ func (g *layerSet) sample(now time.Time) {
 			s.idleSince = time.Time{}
 			s.seen = true
 			rate := float64(b-s.lastBytes) / layerTick.Seconds()
+			if s.rate == 0 {
+				s.rate = rate * 8
+			} else {
+				s.rate = 0.8*s.rate + 0.2*rate*8
+			}
 			if rate > s.maxRate*1.2 {
 				s.maxRate = rate
 				changed = true
@@ -255,11 +261,13 @@ func (g *layerSet) sample(now time.Time) {
 	}
 }
 
-// rebalance moves every viewer of the set to the layer it should have.
-func (g *layerSet) rebalance() {
+// rebalance adapts every viewer of the set to its link and moves it to the
+// layer it should have.
+func (g *layerSet) rebalance(now time.Time) {
 	for _, t := range *g.ranked.Load() {
 		for _, d := range *t.downs.Load() {
 			if d.Track() == t {
+				g.adapt(d, now)
 				g.place(d)
 			}
 		}
@@ -272,6 +280,11 @@ func (g *layerSet) place(d *DownTrack) {
 	cur := d.Track()
 	if want == nil || cur == nil {
 		return
+	}
+	if l := d.bwLayer.Load(); d.bw != nil && l != nil && l.layer.active.Load() {
+		if list := *g.ranked.Load(); rankIn(list, l) >= 0 && rankIn(list, l) < rankIn(list, want) {
+			want = l // what the viewer's link carries
+		}
 	}
 	if want == cur {
 		d.cancelNext()

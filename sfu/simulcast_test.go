@@ -49,7 +49,7 @@ func (r *simulcastRig) frame(i int, key bool) {
 // tick lets the layer set see which layers are active and move viewers.
 func (r *simulcastRig) tick(now time.Time) {
 	r.g.sample(now)
-	r.g.rebalance()
+	r.g.rebalance(now)
 }
 
 func viewerOf(tr *Track) (*DownTrack, *recordingWriter) {

@@ -42,6 +42,7 @@ type Subscriber struct {
 	// Simulcast caps: per track id, and for tracks without one.
 	caps       map[string]int
 	defaultCap int
+	bwe        *viewerBWE // the connection's bandwidth estimator (bwe.go), nil without
 }
 
 type subscription struct {
@@ -51,11 +52,21 @@ type subscription struct {
 
 // NewSubscriber creates a receiving connection.
 func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
+	e.bweMu.Lock()
+	e.bweNext = nil
 	pc, err := e.subAPI.NewPeerConnection(webrtc.Configuration{})
+	est := e.bweNext
+	e.bweNext = nil
+	var bwe *viewerBWE
+	if est != nil && err == nil {
+		bwe = &viewerBWE{est: est}
+		e.bwes[bwe] = struct{}{}
+	}
+	e.bweMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
-	s := &Subscriber{e: e, pc: pc, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh}
+	s := &Subscriber{e: e, pc: pc, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh, bwe: bwe}
 	e.stats.subscribers.Add(1)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil && ev.OnCandidate != nil {
@@ -87,9 +98,19 @@ func (s *Subscriber) newDownTrack(t *Track) *DownTrack {
 		if l := t.group.pick(cap); l != nil {
 			src = l
 		}
+		if s.bwe != nil {
+			// Start on what the initial estimate carries; adapt from there.
+			src = t.group.fitting(src, bweInitial-audioReserve)
+		}
 	}
 	dt := newDownTrack(src)
 	dt.layerCap.Store(int32(cap))
+	if s.bwe != nil && t.isVideo() {
+		dt.bw = s.bwe
+		if t.group != nil {
+			dt.bwLayer.Store(src)
+		}
+	}
 	if s.relay {
 		dt.relay = true
 		dt.nack.init(0)
@@ -289,6 +310,11 @@ func (s *Subscriber) Close() error {
 	for _, sub := range subs {
 		sub.dt.Track().removeDown(sub.dt)
 	}
+	if s.bwe != nil {
+		s.e.bweMu.Lock()
+		delete(s.e.bwes, s.bwe)
+		s.e.bweMu.Unlock()
+	}
 	s.rtcpLoops.Wait()
 	s.e.stats.subscribers.Add(-1)
 	if s.relay {
@@ -350,4 +376,30 @@ func (s *Subscriber) SetDefaultLayer(cap int) {
 	s.mu.Lock()
 	s.defaultCap = cap
 	s.mu.Unlock()
+}
+
+// ViewerStats is what a viewer's connection knows of its link and layers.
+type ViewerStats struct {
+	// BandwidthEstimate is the estimate of the viewer's downlink in bits
+	// per second (0 without sfu.bandwidth_estimation).
+	BandwidthEstimate int
+	// Layers gives, per subscribed simulcast track, the RID of the layer
+	// the viewer receives now.
+	Layers map[string]string
+}
+
+// Stats returns the viewer's estimate and simulcast layers.
+func (s *Subscriber) Stats() ViewerStats {
+	st := ViewerStats{Layers: map[string]string{}}
+	if s.bwe != nil {
+		st.BandwidthEstimate = s.bwe.est.GetTargetBitrate()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, sub := range s.subs {
+		if t := sub.dt.Track(); t != nil && t.info.RID != "" {
+			st.Layers[id] = t.info.RID
+		}
+	}
+	return st
 }

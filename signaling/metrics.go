@@ -45,6 +45,7 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 	reg.MustRegister(m.errors, m.joinLatency, m.connections, m.slowClients,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	if engine != nil {
+		registerBWEMetrics(reg, engine)
 		counter := func(name, help string, f func(sfu.Stats) uint64) {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 				func() float64 { return float64(f(engine.Stats())) }))

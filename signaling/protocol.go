@@ -146,6 +146,11 @@ type (
 		Max       string `json:"max"`
 		Simulcast bool   `json:"simulcast"`
 	}
+	// statsData answers stats: the viewer's link and layers.
+	statsData struct {
+		BandwidthEstimate int               `json:"bandwidth_estimate_bps"`
+		Layers            map[string]string `json:"layers"`
+	}
 	// redirectData sends a client to a node of its region.
 	redirectData struct {
 		URL    string `json:"url"`

@@ -321,6 +321,9 @@ func (c *wsClient) handle(env envelope) bool {
 		}
 	case "set_layer":
 		err = c.setLayer(env)
+	case "stats":
+		st := c.p.ViewerStats()
+		c.reply(env.ID, "stats", statsData{BandwidthEstimate: st.BandwidthEstimate, Layers: st.Layers})
 	case "refresh":
 		err = c.refresh(env)
 	case "leave":
@@ -340,7 +343,7 @@ func (c *wsClient) handle(env envelope) bool {
 }
 
 var clientTypes = map[string]struct{}{
-	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "reaction": {}, "refresh": {}, "leave": {}, "set_layer": {},
+	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "reaction": {}, "refresh": {}, "leave": {}, "set_layer": {}, "stats": {},
 }
 
 func (c *wsClient) join(env envelope) error {

@@ -24,6 +24,14 @@ type simulcastPublisher struct {
 
 func publishSimulcast(t *testing.T, n *testNode, room string) *simulcastPublisher {
 	t.Helper()
+	// Sizes like real layers: several times more per layer.
+	return publishSimulcastPackets(t, n, room, [3][]int{{120}, {400}, {1100}})
+}
+
+// publishSimulcastPackets is publishSimulcast with the packet sizes of one
+// frame of each layer (50 frames a second).
+func publishSimulcastPackets(t *testing.T, n *testNode, room string, frames [3][]int) *simulcastPublisher {
+	t.Helper()
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -95,20 +103,23 @@ func publishSimulcast(t *testing.T, n *testNode, room string) *simulcastPublishe
 				if i == 2 && p.stopHigh.Load() {
 					continue
 				}
-				// Sizes like real layers: several times more per layer.
-				payload := make([]byte, []int{120, 400, 1100}[i])
-				payload[0] = 0x10 // S=1, partition 0
-				if frame%10 != 0 {
-					payload[1] = 0x01 // inter frame
-				} else {
-					copy(payload[1:], []byte{0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a})
+				for k, size := range frames[i] {
+					payload := make([]byte, size)
+					if k == 0 {
+						payload[0] = 0x10 // S=1, partition 0
+						if frame%10 != 0 {
+							payload[1] = 0x01 // inter frame
+						} else {
+							copy(payload[1:], []byte{0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a})
+						}
+					}
+					payload[20] = byte(i) // the layer, for the viewer to tell
+					pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame * 1800, Marker: k == len(frames[i])-1}, Payload: payload}
+					seq[i]++
+					_ = pkt.Header.SetExtension(midID, []byte(mid))
+					_ = pkt.Header.SetExtension(ridID, []byte(l.RID()))
+					_ = l.WriteRTP(pkt)
 				}
-				payload[20] = byte(i) // the layer, for the viewer to tell
-				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame * 1800, Marker: true}, Payload: payload}
-				seq[i]++
-				_ = pkt.Header.SetExtension(midID, []byte(mid))
-				_ = pkt.Header.SetExtension(ridID, []byte(l.RID()))
-				_ = l.WriteRTP(pkt)
 			}
 		}
 	}()
