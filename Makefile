@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-netns vet fmt bench bench-media bench-relay region-sim fuzz deps clean
+.PHONY: run build test test-netns vet fmt bench bench-media bench-relay bench-bwe region-sim fuzz deps clean
 
 run:
 	$(GO) run ./cmd/halo-sfu --dev
@@ -74,6 +74,11 @@ bench-relay: deps
 REGION_SIM_FLAGS ?=
 region-sim: deps build
 	bin/halo-regionsim -sfu $(CURDIR)/bin/halo-sfu $(REGION_SIM_FLAGS)
+
+# bench-bwe measures how fast viewers' layers follow their link, and what
+# bandwidth estimation costs per forwarded packet at 100 viewers.
+bench-bwe: build
+	HALO_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBWEBench_' ./cmd/halo-sfu | grep -v '^=== RUN\|^--- \|^PASS\|^ok'
 
 bench-media: build
 	HALO_BENCH=1 HALO_BENCH_SERVERS="$(BENCH_SERVERS)" HALO_BENCH_RUNS=$(BENCH_RUNS) HALO_BENCH_MAX_LOAD=$(BENCH_MAX_LOAD) \

@@ -21,7 +21,7 @@ type narrowLink struct {
 	front  *net.UDPConn
 	up     *net.UDPConn
 	server *net.UDPAddr
-	rate   float64 // bits per second
+	rate   float64 // bits per second; setRate changes it
 	limit  int     // queue bytes
 
 	mu      sync.Mutex
@@ -115,7 +115,7 @@ func (l *narrowLink) drain() {
 		pkt := l.queue[0]
 		l.queue = l.queue[1:]
 		l.queued -= len(pkt)
-		client := l.client
+		client, rate := l.client, l.rate
 		l.mu.Unlock()
 		if d := time.Until(next); d > 0 {
 			select {
@@ -127,8 +127,15 @@ func (l *narrowLink) drain() {
 		if client != nil {
 			_, _ = l.front.WriteToUDP(pkt, client)
 		}
-		next = next.Add(time.Duration(float64(len(pkt)+28) * 8 / l.rate * float64(time.Second)))
+		next = next.Add(time.Duration(float64(len(pkt)+28) * 8 / rate * float64(time.Second)))
 	}
+}
+
+// setRate changes the bottleneck's rate (the queue keeps its size in bytes).
+func (l *narrowLink) setRate(bps float64) {
+	l.mu.Lock()
+	l.rate = bps
+	l.mu.Unlock()
 }
 
 func (l *narrowLink) drops() int {
