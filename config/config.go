@@ -137,10 +137,11 @@ type SFUConfig struct {
 	// per second; NACKs beyond it are dropped and counted. 0 is unlimited.
 	// Default 262144 (2 Mbit/s); 0..100000000.
 	NACKBudget int `mapstructure:"nack_budget"`
-	// BandwidthEstimation estimates each viewer's downlink (transport-cc
-	// feedback, Google congestion control) and gives it the simulcast layer
-	// that fits. Default true.
-	BandwidthEstimation bool `mapstructure:"bandwidth_estimation"`
+	// BandwidthEstimation estimates viewers' downlinks (transport-cc
+	// feedback, Google congestion control) and gives each the simulcast
+	// layer that fits: "simulcast" (default) for viewers of rooms with a
+	// simulcast track, "always" for every viewer, "off".
+	BandwidthEstimation string `mapstructure:"bandwidth_estimation"`
 }
 
 // AuthConfig configures access tokens.
@@ -314,7 +315,7 @@ func Default() *Config {
 			PacketCache:         2048,
 			KeyframeInterval:    500 * time.Millisecond,
 			NACKBudget:          262144,
-			BandwidthEstimation: true,
+			BandwidthEstimation: "simulcast",
 		},
 		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
 		Limits: LimitsConfig{

@@ -160,6 +160,11 @@ func (c *Config) validateSFU(p *problems) {
 		p.add("sfu.keyframe_min_interval", "%s is not between 0 and 10s", formatDuration(d))
 	}
 	p.between("sfu.nack_budget", s.NACKBudget, 0, 100_000_000)
+	switch s.BandwidthEstimation {
+	case "simulcast", "always", "off":
+	default:
+		p.add("sfu.bandwidth_estimation", "%q is not one of simulcast, always, off", s.BandwidthEstimation)
+	}
 }
 
 func (c *Config) validateAuth(p *problems) {

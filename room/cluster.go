@@ -233,7 +233,7 @@ func (r *Room) nodeRoom() (NodeRoom, []string) {
 		}
 		i := t.info
 		st.Tracks = append(st.Tracks, TrackRecord{ID: i.ID, ParticipantID: i.ParticipantID, Kind: i.Kind,
-			Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Node: node})
+			Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Node: node, Layers: i.Layers})
 		origins = append(origins, i.ID)
 	}
 	return st, origins

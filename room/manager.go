@@ -83,6 +83,7 @@ type Manager struct {
 	cluster clusterState // cluster.go
 
 	relayWG       sync.WaitGroup // relay set-ups under way (relay.go)
+	relaysDone    bool           // Close waits for relayWG: no more goRelay (guarded by mu)
 	relayFailures atomic.Uint64
 	relayGen      atomic.Uint64
 	originsLost   atomic.Uint64 // rooms' origin nodes lost (originlost.go)
@@ -308,6 +309,7 @@ func (m *Manager) Close() {
 		closing = append(closing, r)
 	}
 	m.draining = true // no relay is started any more
+	m.relaysDone = true
 	m.mu.Unlock()
 	m.relayWG.Wait()
 	for _, r := range closing {

@@ -265,7 +265,11 @@ func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
 		return p.subscriber, false, nil
 	}
 	var sub *sfu.Subscriber
-	sub, err := p.room.m.engine.NewSubscriber(sfu.SubscriberEvents{
+	newSub := p.room.m.engine.NewSubscriber
+	if p.room.hasSimulcast() {
+		newSub = p.room.m.engine.NewSimulcastSubscriber
+	}
+	sub, err := newSub(sfu.SubscriberEvents{
 		OnOffer:     func(sdp string) { p.sink.Event(Offer{SDP: sdp}) },
 		OnCandidate: func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "subscriber", Candidate: c}) },
 		OnFailed:    func() { p.subscriberFailed(sub) },

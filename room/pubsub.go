@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -55,13 +56,14 @@ type wireParticipant struct {
 }
 
 type wireTrack struct {
-	ID            string `json:"id"`
-	ParticipantID string `json:"participant_id"`
-	Kind          string `json:"kind"`
-	Source        string `json:"source"`
-	Name          string `json:"name"`
-	MID           string `json:"mid"`
-	Codec         string `json:"codec"`
+	ID            string   `json:"id"`
+	ParticipantID string   `json:"participant_id"`
+	Kind          string   `json:"kind"`
+	Source        string   `json:"source"`
+	Name          string   `json:"name"`
+	MID           string   `json:"mid"`
+	Codec         string   `json:"codec"`
+	Layers        []string `json:"layers,omitempty"`
 }
 
 // Event types on the wire.
@@ -108,6 +110,14 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 	}
 	if t := ev.Track; t != nil {
 		fields = append(fields, t.ID, t.ParticipantID, t.Kind, t.Source, t.Name, t.MID, t.Codec)
+		if len(t.Layers) > 3 {
+			return ev, fmt.Errorf("%w: %d simulcast layers", errBadEvent, len(t.Layers))
+		}
+		for _, l := range t.Layers {
+			if l == "" || len(l) > 16 || strings.ContainsAny(l, "~.") {
+				return ev, fmt.Errorf("%w: bad simulcast layer %q", errBadEvent, l)
+			}
+		}
 	}
 	for _, f := range fields {
 		if len(f) > maxWireField || !utf8.ValidString(f) {
@@ -335,7 +345,7 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 					joined = append(joined, ParticipantJoined{Participant: info})
 				}
 			}
-			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec, Layers: t.Layers}
 			if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
 				published = append(published, TrackPublished{Track: info})
 			}
@@ -436,7 +446,7 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 			}
 		case evPublished:
 			t := ev.Track
-			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec, Layers: t.Layers}
 			old, known := l.tracks[t.ID]
 			_, wasLost := l.lost[t.ID]
 			delete(l.lost, t.ID)
@@ -653,7 +663,7 @@ func (r *Room) shareCluster(evs ...Event) {
 		case TrackPublished:
 			i := e.Track
 			w = wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
-				Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec}}
+				Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Layers: i.Layers}}
 		case TrackUnpublished:
 			w = wireEvent{Type: evUnpublished, ID: e.TrackID, Owner: e.ParticipantID}
 		case Chat:

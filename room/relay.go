@@ -162,12 +162,28 @@ func (r *Room) demandRelays(all bool) {
 	}
 	r.mu.Unlock()
 	for _, f := range start {
-		r.m.relayWG.Add(1)
-		go func() {
-			defer r.m.relayWG.Done()
-			f()
-		}()
+		if !r.m.goRelay(f) {
+			r.mu.Lock()
+			clear(r.relay.pending)
+			r.mu.Unlock()
+		}
 	}
+}
+
+// goRelay runs f on a goroutine that Close waits for; after Close began it
+// does not run it and reports false.
+func (m *Manager) goRelay(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.relaysDone {
+		return false
+	}
+	m.relayWG.Add(1)
+	go func() {
+		defer m.relayWG.Done()
+		f()
+	}()
+	return true
 }
 
 func union(a, b []string) []string {
@@ -188,7 +204,7 @@ func kindsOf(tracks []RemoteTrack, ids []string) (k [2]int) {
 				if t.Info.Kind == "audio" {
 					k[0]++
 				} else {
-					k[1]++
+					k[1] += max(1, len(t.Info.Layers)) // a relay carries each simulcast layer
 				}
 			}
 		}
@@ -354,12 +370,9 @@ func (r *Room) removeRelayed(er *edgeRelay, t *sfu.Track) {
 	er.mu.Unlock()
 	if lost {
 		// Not inline: this runs on one of the relay's track goroutines,
-		// which closing its connection waits for.
-		r.m.relayWG.Add(1)
-		go func() {
-			defer r.m.relayWG.Done()
-			er.fail()
-		}()
+		// which closing its connection waits for. (After Close began, Close
+		// closes the relays itself.)
+		r.m.goRelay(er.fail)
 		return
 	}
 	r.forgetRelayed(t.Info().ID, func(e *published) bool { return e.track == t }) // else replaced by a newer relay's copy

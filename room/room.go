@@ -238,7 +238,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 }
 
 func (r *Room) putTrack(info TrackInfo) {
-	rec := TrackRecord{ID: info.ID, ParticipantID: info.ParticipantID, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID}
+	rec := TrackRecord{ID: info.ID, ParticipantID: info.ParticipantID, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID, Layers: info.Layers}
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutTrack(ctx, r.name, rec) })
 }
 
@@ -422,4 +422,23 @@ func pickVideo(ts map[string]*published, want string) *published {
 		return camera
 	}
 	return any
+}
+
+// hasSimulcast reports whether a track of the room is sent in simulcast
+// layers (here or on another node): its viewers get bandwidth estimation.
+func (r *Room) hasSimulcast() bool {
+	r.mu.Lock()
+	for _, t := range r.tracks {
+		if len(t.info.Layers) > 1 {
+			r.mu.Unlock()
+			return true
+		}
+	}
+	r.mu.Unlock()
+	for _, t := range r.RemoteTracks() {
+		if len(t.Info.Layers) > 1 {
+			return true
+		}
+	}
+	return false
 }

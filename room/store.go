@@ -33,6 +33,8 @@ type TrackRecord struct {
 	MID           string `json:"mid"`
 	Codec         string `json:"codec"`
 	Node          string `json:"node"` // where the publisher is connected (the origin)
+	// Layers are the simulcast layers (RIDs) the track is sent in.
+	Layers []string `json:"layers,omitempty"`
 }
 
 // RoomState is everything a Store holds about one room, over all nodes.

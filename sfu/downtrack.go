@@ -63,7 +63,8 @@ type DownTrack struct {
 	bwst         bweState              // owned by the layer set's monitor
 	bind         atomic.Pointer[binding]
 	pliPending   atomic.Bool
-	relay        bool // the copy a relay carries to another node
+	relay        bool   // the copy a relay carries to another node
+	pinRID       string // a relay's copy of one simulcast layer: it stays on that layer
 
 	mu      sync.Mutex // guards what follows; held by the writer of each packet
 	state   int
@@ -161,7 +162,13 @@ func (d *DownTrack) Switch(to *Track) error {
 		return ErrCodecMismatch
 	}
 	if to.group != nil {
-		if l := to.group.pick(int(d.layerCap.Load())); l != nil {
+		if d.pinRID != "" {
+			for _, l := range *to.group.ranked.Load() {
+				if l.info.RID == d.pinRID {
+					to = l
+				}
+			}
+		} else if l := to.group.pick(int(d.layerCap.Load())); l != nil {
 			to = l
 		}
 	}

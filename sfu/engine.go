@@ -27,6 +27,7 @@ import (
 // port every peer shares, the fan-out workers, and the counters.
 type Engine struct {
 	pubAPI, subAPI *webrtc.API
+	subBWEAPI      *webrtc.API // viewers of simulcast tracks, with bandwidth estimation (bwe.go); nil when off
 	relayInAPI     *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
 	udp            net.PacketConn
 	udpMux         ice.UDPMux
@@ -220,14 +221,19 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
-	var bwe *cc.InterceptorFactory
-	if cfg.BandwidthEstimation {
-		if bwe, err = e.newBWEFactory(); err != nil {
+	if cfg.BandwidthEstimation == "simulcast" || cfg.BandwidthEstimation == "always" {
+		bwe, err := e.newBWEFactory()
+		if err == nil {
+			e.subBWEAPI, err = newSubscriberAPI(se, lf, bwe)
+		}
+		if err != nil {
 			e.Close()
 			return nil, err
 		}
 	}
-	if e.subAPI, err = newSubscriberAPI(se, lf, bwe); err != nil {
+	if cfg.BandwidthEstimation == "always" {
+		e.subAPI = e.subBWEAPI
+	} else if e.subAPI, err = newSubscriberAPI(se, lf, nil); err != nil {
 		e.Close()
 		return nil, err
 	}

@@ -40,3 +40,30 @@ func FuzzFrameSize(f *testing.F) {
 		}
 	})
 }
+
+func TestRelayLayerID(t *testing.T) {
+	s := relayLayerID("t_1", "h", []string{"q", "h", "f"})
+	id, rid, rids, ok := parseRelayLayerID(s)
+	if !ok || id != "t_1" || rid != "h" || len(rids) != 3 {
+		t.Fatalf("parse(%q) = %q %q %v %v", s, id, rid, rids, ok)
+	}
+	for _, bad := range []string{"t_1", "t_1~", "~h~h", "t_1~x~q.h.f", "t_1~q~q.h.f.g", "t_1~q~q..f"} {
+		if _, _, _, ok := parseRelayLayerID(bad); ok {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzParseRelayLayerID(f *testing.F) {
+	f.Add("t_1~h~q.h.f")
+	f.Add("t~~")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, rid, rids, ok := parseRelayLayerID(s)
+		if ok && (id == "" || rid == "" || len(rids) > 3) {
+			t.Fatalf("accepted %q as %q %q %v", s, id, rid, rids)
+		}
+		if ok && relayLayerID(id, rid, rids) != s {
+			t.Fatalf("%q does not round-trip", s)
+		}
+	})
+}

@@ -61,6 +61,9 @@ type Publisher struct {
 	// layers are the simulcast tracks by receiver: the room is told of the
 	// first layer of each (simulcast.go).
 	layers map[*webrtc.RTPReceiver]*Track
+	// relayLayers are a relay's simulcast tracks by origin track id: each
+	// layer comes as a track of its own (relay.go).
+	relayLayers map[string]*Track
 }
 
 // NewPublisher creates a sending connection for the participant streamID.
@@ -121,13 +124,20 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 			info.Source = "microphone"
 		}
 	}
+	drainRID := ""
 	if rid := remote.RID(); rid != "" {
-		info.RID = rid
+		info.RID, drainRID = rid, rid
 		for _, tr := range recv.Tracks() {
 			info.Layers = append(info.Layers, tr.RID())
 		}
 		if primary := p.layers[recv]; primary != nil {
-			p.addLayer(primary, remote, recv, info)
+			p.addLayer(primary, remote, recv, info, drainRID)
+			return
+		}
+	} else if base, rid, rids, ok := parseRelayLayerID(remote.ID()); ok && p.relay {
+		info.ClientID, info.RID, info.Layers = base, rid, rids
+		if primary := p.relayLayers[base]; primary != nil {
+			p.addLayer(primary, remote, recv, info, "")
 			return
 		}
 	}
@@ -141,9 +151,13 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	t.relay = p.relay
 	if info.RID != "" {
 		if p.layers == nil {
-			p.layers = map[*webrtc.RTPReceiver]*Track{}
+			p.layers, p.relayLayers = map[*webrtc.RTPReceiver]*Track{}, map[string]*Track{}
 		}
-		p.layers[recv] = t
+		if drainRID != "" {
+			p.layers[recv] = t
+		} else {
+			p.relayLayers[info.ClientID] = t
+		}
 		var onActive func([]string)
 		if on := p.events.OnLayers; on != nil {
 			onActive = func(active []string) { on(t, active) }
@@ -165,7 +179,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	}
 	go func() {
 		defer p.readers.Done()
-		drainRTCP(recv, info.RID)
+		drainRTCP(recv, drainRID)
 	}()
 	go func() {
 		defer p.readers.Done()
@@ -181,7 +195,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 // addLayer starts another simulcast layer of primary's track: a track of
 // its own under the same id, that the room does not see. p.mu is held; it
 // is released.
-func (p *Publisher) addLayer(primary *Track, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, info TrackInfo) {
+func (p *Publisher) addLayer(primary *Track, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, info TrackInfo, drainRID string) {
 	info.ID, info.StreamID = primary.info.ID, primary.info.StreamID
 	t := newTrack(p.e, remote, info, p.sendPLI)
 	t.relay, t.extra = p.relay, true
@@ -191,7 +205,7 @@ func (p *Publisher) addLayer(primary *Track, remote *webrtc.TrackRemote, recv *w
 	p.mu.Unlock()
 	go func() {
 		defer p.readers.Done()
-		drainRTCP(recv, info.RID)
+		drainRTCP(recv, drainRID)
 	}()
 	go func() {
 		defer p.readers.Done()

@@ -3,6 +3,8 @@ package sfu
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -98,4 +100,37 @@ func (p *Publisher) AcceptRelayAnswer(answer string) error {
 		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
 	return nil
+}
+
+// A relay carries each simulcast layer of a track as a track of its own,
+// whose msid track id names the origin's track, the layer and the set:
+// "<track id>~<rid>~<rid>.<rid>.<rid>". The edge gathers them into one
+// simulcast track again, so its viewers choose among the layers as the
+// origin's do.
+
+// relayLayerID is the msid track id of layer rid of track id.
+func relayLayerID(id, rid string, rids []string) string {
+	return id + "~" + rid + "~" + strings.Join(rids, ".")
+}
+
+// parseRelayLayerID reads relayLayerID; ok is false for a plain track id.
+func parseRelayLayerID(s string) (id, rid string, rids []string, ok bool) {
+	id, rest, found := strings.Cut(s, "~")
+	if !found || id == "" {
+		return "", "", nil, false
+	}
+	rid, set, found := strings.Cut(rest, "~")
+	if !found || rid == "" || set == "" {
+		return "", "", nil, false
+	}
+	rids = strings.Split(set, ".")
+	if len(rids) > 3 || !slices.Contains(rids, rid) {
+		return "", "", nil, false
+	}
+	for _, r := range rids {
+		if r == "" || len(r) > 16 {
+			return "", "", nil, false
+		}
+	}
+	return id, rid, rids, true
 }

@@ -276,6 +276,9 @@ func (g *layerSet) rebalance(now time.Time) {
 
 // place moves d toward the layer its cap and the active layers call for.
 func (g *layerSet) place(d *DownTrack) {
+	if d.pinRID != "" {
+		return // a relay's copy of one layer
+	}
 	want := g.pick(int(d.layerCap.Load()))
 	cur := d.Track()
 	if want == nil || cur == nil {
@@ -351,7 +354,9 @@ func (g *layerSet) pauseUnwanted(now time.Time) {
 	for _, t := range list {
 		for _, d := range *t.downs.Load() {
 			if d.Track() == t {
-				if w := g.desired(int(d.layerCap.Load())); w != nil {
+				if d.pinRID != "" {
+					wanted[t] = true // a relay carries this layer
+				} else if w := g.desired(int(d.layerCap.Load())); w != nil {
 					wanted[w] = true
 				}
 			}

@@ -3,6 +3,7 @@ package sfu
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,9 +53,24 @@ type subscription struct {
 
 // NewSubscriber creates a receiving connection.
 func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
+	return e.newSubscriber(e.subAPI, ev)
+}
+
+// NewSimulcastSubscriber creates a receiving connection for a viewer of
+// simulcast tracks: with sfu.bandwidth_estimation its link is estimated and
+// its layers follow it (bwe.go). Estimation costs CPU on every packet, so
+// it runs only where it can help (sfu.bandwidth_estimation: simulcast).
+func (e *Engine) NewSimulcastSubscriber(ev SubscriberEvents) (*Subscriber, error) {
+	if e.subBWEAPI == nil {
+		return e.NewSubscriber(ev)
+	}
+	return e.newSubscriber(e.subBWEAPI, ev)
+}
+
+func (e *Engine) newSubscriber(api *webrtc.API, ev SubscriberEvents) (*Subscriber, error) {
 	e.bweMu.Lock()
 	e.bweNext = nil
-	pc, err := e.subAPI.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	est := e.bweNext
 	e.bweNext = nil
 	var bwe *viewerBWE
@@ -105,7 +121,7 @@ func (s *Subscriber) newDownTrack(t *Track) *DownTrack {
 	}
 	dt := newDownTrack(src)
 	dt.layerCap.Store(int32(cap))
-	if s.bwe != nil && t.isVideo() {
+	if s.bwe != nil && t.isVideo() && !s.relay {
 		dt.bw = s.bwe
 		if t.group != nil {
 			dt.bwLayer.Store(src)
@@ -157,18 +173,41 @@ func (s *Subscriber) addLocked(t *Track) error {
 func (s *Subscriber) RemoveTrack(trackID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub, ok := s.subs[trackID]
-	if !ok || s.closed {
+	keys := s.keysOfLocked(trackID)
+	if len(keys) == 0 || s.closed {
 		return nil
 	}
-	delete(s.subs, trackID)
-	err := s.pc.RemoveTrack(sub.sender)
-	// Unbind may not run when the track was never bound; removing twice is harmless.
-	sub.dt.Track().removeDown(sub.dt)
+	var err error
+	for _, k := range keys {
+		sub := s.subs[k]
+		delete(s.subs, k)
+		if e := s.pc.RemoveTrack(sub.sender); e != nil && err == nil {
+			err = e
+		}
+		// Unbind may not run when the track was never bound; removing twice is harmless.
+		sub.dt.Track().removeDown(sub.dt)
+	}
 	if !s.answerer {
 		s.negotiateLocked()
 	}
 	return err
+}
+
+// keysOfLocked returns the subscriptions of track id: its own, or a relay's
+// copies of its layers. s.mu is held.
+func (s *Subscriber) keysOfLocked(id string) []string {
+	if _, ok := s.subs[id]; ok {
+		return []string{id}
+	}
+	var keys []string
+	if s.relay {
+		for k := range s.subs {
+			if base, _, _, ok := parseRelayLayerID(k); ok && base == id {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
 }
 
 // Reanchor moves the viewer's copy of track id to another source track
@@ -177,21 +216,36 @@ func (s *Subscriber) RemoveTrack(trackID string) error {
 // It returns false when the viewer has no such track.
 func (s *Subscriber) Reanchor(id string, to *Track) (bool, error) {
 	s.mu.Lock()
-	sub, ok := s.subs[id]
+	var dts []*DownTrack
+	for _, k := range s.keysOfLocked(id) {
+		dts = append(dts, s.subs[k].dt)
+	}
 	s.mu.Unlock()
-	if !ok {
+	if len(dts) == 0 {
 		return false, nil
 	}
-	return true, sub.dt.Switch(to)
+	var err error
+	for _, dt := range dts {
+		if e := dt.Switch(to); e != nil && err == nil {
+			err = e
+		}
+	}
+	return true, err
 }
 
-// TrackIDs returns the ids of the tracks the viewer is subscribed to.
+// TrackIDs returns the ids of the tracks the viewer is subscribed to (a
+// relay's copies of the layers of one track count as that track).
 func (s *Subscriber) TrackIDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := make([]string, 0, len(s.subs))
 	for id := range s.subs {
-		ids = append(ids, id)
+		if base, _, _, ok := parseRelayLayerID(id); ok && s.relay {
+			id = base
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }
@@ -261,18 +315,19 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
 	for _, t := range tracks {
-		dt := s.newDownTrack(t)
-		sender, err := s.pc.AddTrack(dt)
-		if err != nil {
-			s.mu.Unlock()
-			return "", fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
+		for _, dt := range s.relayCopies(t) {
+			sender, err := s.pc.AddTrack(dt)
+			if err != nil {
+				s.mu.Unlock()
+				return "", fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
+			}
+			s.subs[dt.id] = &subscription{dt: dt, sender: sender}
+			s.rtcpLoops.Add(1)
+			go func() {
+				defer s.rtcpLoops.Done()
+				readViewerRTCP(dt, sender)
+			}()
 		}
-		s.subs[t.info.ID] = &subscription{dt: dt, sender: sender}
-		s.rtcpLoops.Add(1)
-		go func() {
-			defer s.rtcpLoops.Done()
-			readViewerRTCP(dt, sender)
-		}()
 	}
 	s.mu.Unlock()
 	return localAnswer(ctx, s.pc, true)
@@ -402,4 +457,26 @@ func (s *Subscriber) Stats() ViewerStats {
 		}
 	}
 	return st
+}
+
+// relayCopies returns the down-tracks that carry t: one, or for a relay
+// to another node one per simulcast layer, each pinned to its layer and
+// named so that the edge can gather them again (relayLayerID).
+func (s *Subscriber) relayCopies(t *Track) []*DownTrack {
+	if !s.relay || t.group == nil {
+		return []*DownTrack{s.newDownTrack(t)}
+	}
+	rids := t.group.rids
+	var out []*DownTrack
+	for _, l := range *t.group.ranked.Load() {
+		dt := s.newDownTrack(l)
+		dt.src.Store(l)
+		dt.pinRID = l.info.RID
+		dt.id = relayLayerID(t.info.ID, l.info.RID, rids)
+		out = append(out, dt)
+	}
+	if len(out) == 0 {
+		out = append(out, s.newDownTrack(t))
+	}
+	return out
 }

@@ -254,7 +254,11 @@ func TestBWE_ViewersGetTheLayerTheirLinkCarries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("thirty seconds of media")
 	}
-	n := startNode(t, func(c *config.Config) { c.SFU.BandwidthEstimation = os.Getenv("HALO_TEST_NO_BWE") == "" })
+	n := startNode(t, func(c *config.Config) {
+		if os.Getenv("HALO_TEST_NO_BWE") != "" {
+			c.SFU.BandwidthEstimation = "off"
+		}
+	})
 	publishSimulcastPackets(t, n, "bwe", [3][]int{{250}, {1000, 1000}, {1000, 1000, 1000, 1000, 1000}})
 	eventually(t, "the simulcast track", func() bool {
 		r := n.rooms.Room("bwe")

@@ -23,10 +23,10 @@ func TestBWEBench_CPUPerPacket(t *testing.T) {
 	res := map[string][]float64{}
 	perViewer := map[string][]float64{}
 	for run := range p.runs {
-		for _, mode := range []string{"on", "off"} {
+		for _, mode := range []string{"always", "off"} {
 			p.quietMachine()
 			func() {
-				srv := startServerProc(t, bin, "HALO_SFU_BANDWIDTH_ESTIMATION="+map[string]string{"on": "true", "off": "false"}[mode])
+				srv := startServerProc(t, bin, "HALO_SFU_BANDWIDTH_ESTIMATION="+mode)
 				room := newBenchRoom(t, srv)
 				vs := room.viewers(t, fmt.Sprintf("bwe-%s-%d", mode, run), bweBenchViewers)
 				time.Sleep(3 * time.Second)
@@ -45,7 +45,7 @@ func TestBWEBench_CPUPerPacket(t *testing.T) {
 			}()
 		}
 	}
-	for _, mode := range []string{"on", "off"} {
+	for _, mode := range []string{"always", "off"} {
 		t.Logf("estimation %s: median %.2f us per packet (runs %v), %.3f %% of a core per viewer", mode, median(res[mode]), res[mode], median(perViewer[mode]))
 	}
 }

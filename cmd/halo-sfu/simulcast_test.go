@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,5 +234,36 @@ func TestSimulcast_WHIPLayersReachViewersByCap(t *testing.T) {
 	}
 	if resp := doHTTP(t, "POST", n.base+"/whep/sim?layer=ultra", n.token("sim", "v2", false, true), "application/sdp", "v=0\r\n", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("WHEP with ?layer=ultra: %d, want 400", resp.StatusCode)
+	}
+}
+
+// Simulcast across a relay: a WHIP simulcast broadcast on a is watched on
+// b, where one viewer is capped low and one is not. The relay carries each
+// layer once, and each viewer on b gets its own layer.
+func TestSimulcast_LayersAcrossARelay(t *testing.T) {
+	r := startRedis(t)
+	secret := strings.Repeat("s1", 20)
+	a := startClusterNode(t, r, "node-a", "eu", secret)
+	b := startClusterNode(t, r, "node-b", "in", secret)
+	publishSimulcast(t, a, "sim-relay")
+	eventually(t, "the simulcast track on a", func() bool {
+		rm := a.rooms.Room("sim-relay")
+		return rm != nil && len(rm.Tracks()) == 1 && len(rm.Tracks()[0].Layers) == 3
+	})
+	high := whepLayers(t, b, "sim-relay", "")
+	low := whepLayers(t, b, "sim-relay", "?layer=low")
+	eventually(t, "each viewer on b on its layer", func() bool {
+		return allLayer(high.last(20), 2) && allLayer(low.last(20), 0)
+	})
+	if s := a.engine.Stats(); s.RelayTracksOut != 3 {
+		t.Errorf("a relays %d track copies to b, want the 3 layers once each", s.RelayTracksOut)
+	}
+	if s := b.engine.Stats(); s.Tracks != 1 {
+		t.Errorf("b counts %d tracks, want the one relayed simulcast track", s.Tracks)
+	}
+	for name, rec := range map[string]*layerRecorder{"uncapped": high, "low": low} {
+		if g := rec.gaps(); g != 0 {
+			t.Errorf("the %s viewer on b: sequence numbers jump %d times", name, g)
+		}
 	}
 }
