@@ -35,6 +35,9 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	if err := checkHost(); err != nil {
 		t.Skipf("the region simulation cannot run here: %v", err)
 	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed (make deps installs it)")
+	}
 	if err := netemWorks(); err != nil {
 		if _, terr := os.Stat("/dev/net/tun"); terr != nil {
 			t.Skipf("neither tc netem (%v) nor /dev/net/tun (%v) is available", err, terr)

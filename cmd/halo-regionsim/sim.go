@@ -56,6 +56,9 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 	if err := checkHost(); err != nil {
 		return nil, fmt.Errorf("cannot run here: %w", err)
 	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, fmt.Errorf("cannot run here: needs redis-server (make deps installs it): %w", err)
+	}
 	lock, err := lockRun()
 	if err != nil {
 		return nil, err
@@ -226,8 +229,8 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "delays by: %s\n", r.Link)
 	fmt.Fprintf(w, "redis in %s; one halo-sfu node per region; broadcaster (VP8 %d kbit/s + Opus) on %s-1; %d viewers per region; window %v\n\n",
 		redisRegion, r.Bitrate/1000, originRegion, r.Viewers, r.Duration)
-	fmt.Fprintf(w, "%-7s %7s %7s %16s %6s %8s %8s %8s %8s %8s %9s %9s %9s\n",
-		"region", "delay", "viewers", "packets min/sent", "loss", "lat p50", "lat p95", "lat p99", "lat max", "join p50", "ttff p50", "ttff max", "key first")
+	fmt.Fprintf(w, "%-7s %7s %7s %16s %6s %8s %8s %8s %8s %8s %9s %9s %9s %10s\n",
+		"region", "delay", "viewers", "packets min/sent", "loss", "lat p50", "lat p95", "lat p99", "lat max", "join p50", "ttff p50", "ttff max", "key first", "late ttff")
 	for _, g := range r.Regions {
 		var minRecv, recv, lost uint64
 		minRecv = ^uint64(0)
@@ -248,17 +251,17 @@ func (r *report) print(w io.Writer) {
 		sortDurations(tt)
 		jt := append([]time.Duration(nil), g.Join...)
 		sortDurations(jt)
-		fmt.Fprintf(w, "%-7s %7s %7d %16s %5.2f%% %8s %8s %8s %8s %8s %9s %9s %9s\n",
+		fmt.Fprintf(w, "%-7s %7s %7d %16s %5.2f%% %8s %8s %8s %8s %8s %9s %9s %9s %10s\n",
 			g.Region, ms(g.Delay), len(g.Received), fmt.Sprintf("%d/%d", minRecv, r.Sent), loss,
 			ms(g.LatP50), ms(g.LatP95), ms(g.LatP99), ms(g.LatMax),
-			ms(jt[len(jt)/2]), ms(tt[len(tt)/2]), ms(tt[len(tt)-1]), fmt.Sprintf("%d/%d", keyFirst, len(g.Received)))
+			ms(jt[len(jt)/2]), ms(tt[len(tt)/2]), ms(tt[len(tt)-1]), fmt.Sprintf("%d/%d", keyFirst, len(g.Received)), ms(g.LateTTFF))
 	}
 	fmt.Fprintf(w, "\norigin %s-1: halo_relay_tracks{direction=\"out\"} %g (tracks x edge nodes), %g relayed packets sent\n",
 		originRegion, r.RelayTracksOut, r.RelayPktsOut)
 	fmt.Fprintf(w, "packets: the least any viewer received of those the broadcaster sent in the window; loss: sequence gaps;\n")
 	fmt.Fprintf(w, "latency: one-way, frame send time to arrival, all the region's viewers' frames in the window;\n")
 	fmt.Fprintf(w, "join: connecting until joined; ttff: connecting until the first packets of video and audio (time to first frame);\n")
-	fmt.Fprintf(w, "key first: viewers whose first video frame was a keyframe\n")
+	fmt.Fprintf(w, "key first: viewers whose first video frame was a keyframe; late ttff: one more viewer's, once the region receives the broadcast\n")
 }
 
 func ms(d time.Duration) string {
