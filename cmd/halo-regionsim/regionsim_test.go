@@ -52,7 +52,7 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	defer cancel()
 	var log strings.Builder
 	rep, err := simulate(ctx, options{sfu: sfu, link: "auto", viewers: 3, bitrate: 500_000,
-		duration: 8 * time.Second, redisTimeout: 2 * time.Second}, &log)
+		duration: 8 * time.Second, redisTimeout: 2 * time.Second, logLevel: "warn"}, &log)
 	if rep != nil {
 		var b strings.Builder
 		rep.print(&b)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -101,7 +102,11 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		}()
 	}
 
-	procs := procSet{logDir: o.logDir}
+	// A server that dies ends the run at once, with its log.
+	interrupted := ctx.Err
+	ctx, serverDied := context.WithCancelCause(ctx)
+	defer serverDied(nil)
+	procs := &procSet{logDir: o.logDir, died: serverDied}
 	if o.logDir != "" {
 		if err := os.MkdirAll(o.logDir, 0o755); err != nil {
 			return nil, fmt.Errorf("-logs: %w", err)
@@ -109,7 +114,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 	}
 	defer procs.stopAll()
 	defer func() {
-		if ctx.Err() != nil {
+		if interrupted() != nil {
 			err = errors.New("interrupted; everything it created is removed")
 			return
 		}
@@ -127,7 +132,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		byName[r.name] = r
 	}
 	redisAddr := byName[redisRegion].addr + ":" + redisPort
-	if _, err := procs.start(ctx, byName[redisRegion].ns, "redis", nil, "redis-server",
+	if err := procs.startServer(ctx, byName[redisRegion].ns, "redis", nil, "redis-server",
 		"--bind", byName[redisRegion].addr, "--port", redisPort, "--protected-mode", "no",
 		"--save", "", "--appendonly", "no"); err != nil {
 		return nil, err
@@ -157,7 +162,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		if o.redisTimeout > 0 {
 			env = append(env, "HALO_REDIS_TIMEOUT="+o.redisTimeout.String())
 		}
-		if _, err := procs.start(ctx, r.ns, r.name+"-1", env, o.sfu); err != nil {
+		if err := procs.startServer(ctx, r.ns, r.name+"-1", env, o.sfu); err != nil {
 			return nil, err
 		}
 	}
@@ -309,15 +314,33 @@ func (p *proc) next(ctx context.Context, limit time.Duration) (childResult, erro
 	case <-time.After(limit):
 		return childResult{}, fmt.Errorf("no answer in %v: %s", limit, p.log.String())
 	case <-ctx.Done():
-		return childResult{}, ctx.Err()
+		return childResult{}, context.Cause(ctx)
 	}
 }
 
 // procSet owns every process the simulation started.
 type procSet struct {
 	logDir string // each process's whole stderr goes to a file there too
-	mu     sync.Mutex
-	procs  []*proc
+	// died is called when a server (Redis, a node) exits before stopAll.
+	died     func(error)
+	stopping atomic.Bool
+	mu       sync.Mutex
+	procs    []*proc
+}
+
+// startServer is start for a process that must run until the end.
+func (s *procSet) startServer(ctx context.Context, ns, label string, env []string, name string, args ...string) error {
+	p, err := s.start(ctx, ns, label, env, name, args...)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-p.done
+		if !s.stopping.Load() && s.died != nil {
+			s.died(fmt.Errorf("%s exited: %s", label, p.log.String()))
+		}
+	}()
+	return nil
 }
 
 // start runs name args inside ns with env added to ours (without HALO_*).
@@ -406,7 +429,7 @@ func (s *procSet) waitChild(ctx context.Context, ns string, spec childSpec) erro
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 	if r, ok := <-p.lines; ok && r.Error != "" {
 		return errors.New(r.Error)
@@ -425,6 +448,7 @@ func (s *procSet) list() []*proc {
 
 // stopAll ends every process, newest first: SIGTERM, then SIGKILL after 5 s.
 func (s *procSet) stopAll() {
+	s.stopping.Store(true)
 	s.mu.Lock()
 	procs := s.procs
 	s.mu.Unlock()
