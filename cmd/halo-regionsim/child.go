@@ -41,7 +41,7 @@ type childSpec struct {
 
 // window is when the children measure (all namespaces share the host's
 // clock): the broadcaster counts the packets it sends from T0 to T1 and
-// stops at T1; the viewers count what arrives from T0 plus their region's
+// stops sending at T1; the viewers count what arrives from T0 plus their region's
 // delay until nothing more comes, so both count the same packets.
 type window struct {
 	T0, T1 int64 // Unix ns
@@ -185,7 +185,11 @@ func publish(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encod
 	}
 	sleepUntil(w.T1)
 	p1 := p.Stats()
-	_ = p.Close()
+	// Stop sending without ending the broadcast: a dropped connection
+	// keeps the tracks (room.republish_grace), so what is on its way
+	// still reaches every region. A leave would end the relays at once,
+	// and the end event (over Redis) can overtake the last packets.
+	p.DropConnection()
 	res := childResult{Sent: p1.VideoPackets + p1.AudioPackets - p0.VideoPackets - p0.AudioPackets}
 	res.RelayTracksOut = m[`halo_relay_tracks{direction="out"}`]
 	res.RelayPktsOut = m[`halo_relay_packets_total{direction="out"}`]
