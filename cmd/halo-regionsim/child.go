@@ -41,7 +41,7 @@ type childSpec struct {
 
 // window is when the children measure (all namespaces share the host's
 // clock): the broadcaster counts the packets it sends from T0 to T1 and
-// stops at T1; the viewers count what arrives from T0 plus their region's
+// stops sending at T1; the viewers count what arrives from T0 plus their region's
 // delay until nothing more comes, so both count the same packets.
 type window struct {
 	T0, T1 int64 // Unix ns
@@ -53,11 +53,13 @@ type childResult struct {
 	Error string `json:"error,omitempty"`
 
 	// viewers: per viewer
-	Join          []time.Duration `json:"join,omitempty"` // connecting until joined
-	TTFF          []time.Duration `json:"ttff,omitempty"` // connecting until the first packets of video and audio
-	KeyframeFirst []bool          `json:"keyframe_first,omitempty"`
-	Received      []uint64        `json:"received,omitempty"` // packets in the window
-	Lost          []uint64        `json:"lost,omitempty"`     // sequence gaps in the window
+	Join []time.Duration `json:"join,omitempty"` // connecting until joined
+	// A viewer arriving once the others receive the broadcast.
+	LateJoin, LateTTFF time.Duration
+	TTFF               []time.Duration `json:"ttff,omitempty"` // connecting until the first packets of video and audio
+	KeyframeFirst      []bool          `json:"keyframe_first,omitempty"`
+	Received           []uint64        `json:"received,omitempty"` // packets in the window
+	Lost               []uint64        `json:"lost,omitempty"`     // sequence gaps in the window
 	// viewers: all of the region's viewers' frames in the window
 	LatP50, LatP95, LatP99, LatMax time.Duration
 	Frames                         uint64
@@ -183,7 +185,11 @@ func publish(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encod
 	}
 	sleepUntil(w.T1)
 	p1 := p.Stats()
-	_ = p.Close()
+	// Stop sending without ending the broadcast: a dropped connection
+	// keeps the tracks (room.republish_grace), so what is on its way
+	// still reaches every region. A leave would end the relays at once,
+	// and the end event (over Redis) can overtake the last packets.
+	p.DropConnection()
 	res := childResult{Sent: p1.VideoPackets + p1.AudioPackets - p0.VideoPackets - p0.AudioPackets}
 	res.RelayTracksOut = m[`halo_relay_tracks{direction="out"}`]
 	res.RelayPktsOut = m[`halo_relay_packets_total{direction="out"}`]
@@ -246,6 +252,13 @@ func watch(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	// One more viewer once the region receives the broadcast: what a
+	// viewer arriving later waits (the relay, if any, is up).
+	late, err := lateViewer(ctx, s)
+	if err != nil {
+		return err
+	}
+	res.LateJoin, res.LateTTFF = late[0], late[1]
 	if err := out.Encode(childResult{Ready: true}); err != nil {
 		return err
 	}
@@ -272,6 +285,32 @@ func watch(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder
 	res.LatP50, res.LatP95, res.LatP99, res.LatMax = lat.Quantile(0.5), lat.Quantile(0.95), lat.Quantile(0.99), lat.Quantile(1)
 	res.Frames = lat.Count()
 	return out.Encode(res)
+}
+
+// lateViewer joins one more viewer, returns its time to join and to first
+// media, and closes it.
+func lateViewer(ctx context.Context, s childSpec) ([2]time.Duration, error) {
+	var d [2]time.Duration
+	id := s.Region + "-late-viewer"
+	tok, err := loadtest.MintToken(s.Secret, loadtest.TokenClaims{Identity: id, Name: id, Room: s.Room,
+		Grants: loadtest.Grants{Subscribe: true}, TTL: time.Hour})
+	if err != nil {
+		return d, err
+	}
+	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v := loadtest.NewViewer(loadtest.ViewerConfig{URL: wsURL(s.Addr), Room: s.Room, Token: tok, Name: id})
+	defer v.Close()
+	start := time.Now()
+	if err := v.Start(vctx); err != nil {
+		return d, fmt.Errorf("%s: %w", id, err)
+	}
+	d[0] = time.Since(start)
+	if err := v.WaitTracks(vctx, 2); err != nil {
+		return d, fmt.Errorf("%s: %w", id, err)
+	}
+	d[1] = time.Since(start)
+	return d, nil
 }
 
 // settle waits until no viewer has received anything for a second (the

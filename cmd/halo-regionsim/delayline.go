@@ -19,7 +19,8 @@ import (
 // one-way delay between them. Packets are never delivered early; order is
 // kept per direction (a constant delay per pair, one FIFO per pair).
 type delayLine struct {
-	tuns    []*os.File // per region, index as in regions
+	tuns    []*os.File      // per region, index as in regions
+	byAddr  map[[4]byte]int // region index by IPv4 address
 	links   map[[2]int]chan delayed
 	dropped atomic.Uint64 // a full queue (never expected at these rates)
 	wg      sync.WaitGroup
@@ -67,8 +68,9 @@ func openTun(name string) (*os.File, error) {
 // startDelayLine gives every region a TUN device with its address and
 // starts moving packets between them.
 func startDelayLine() (*delayLine, error) {
-	d := &delayLine{links: map[[2]int]chan delayed{}, stop: make(chan struct{})}
+	d := &delayLine{byAddr: map[[4]byte]int{}, links: map[[2]int]chan delayed{}, stop: make(chan struct{})}
 	for i, r := range regions {
+		d.byAddr[netip.MustParseAddr(r.addr).As4()] = i
 		r.dev = fmt.Sprintf("%s%d", nsPrefix, i) // the name moves with the device
 		f, err := openTun(r.dev)
 		if err != nil {
@@ -115,9 +117,8 @@ func (d *delayLine) read(i int) {
 		if n < 20 || buf[0]>>4 != 4 {
 			continue // IPv4 only
 		}
-		dst := netip.AddrFrom4([4]byte(buf[16:20]))
-		j := regionIndex(dst)
-		if j < 0 || j == i {
+		j, ok := d.byAddr[[4]byte(buf[16:20])]
+		if !ok || j == i {
 			continue
 		}
 		ch := d.links[[2]int{i, j}]
@@ -153,16 +154,6 @@ func (d *delayLine) deliver(ch chan delayed, to *os.File) {
 			return
 		}
 	}
-}
-
-// regionIndex returns the index of the region owning addr, or -1.
-func regionIndex(addr netip.Addr) int {
-	for i, r := range regions {
-		if r.addr == addr.String() {
-			return i
-		}
-	}
-	return -1
 }
 
 // close stops the delay line and closes the devices (which removes them).

@@ -35,6 +35,9 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	if err := checkHost(); err != nil {
 		t.Skipf("the region simulation cannot run here: %v", err)
 	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed (make deps installs it)")
+	}
 	if err := netemWorks(); err != nil {
 		if _, terr := os.Stat("/dev/net/tun"); terr != nil {
 			t.Skipf("neither tc netem (%v) nor /dev/net/tun (%v) is available", err, terr)
@@ -49,7 +52,7 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	defer cancel()
 	var log strings.Builder
 	rep, err := simulate(ctx, options{sfu: sfu, link: "auto", viewers: 3, bitrate: 500_000,
-		duration: 8 * time.Second, redisTimeout: 2 * time.Second}, &log)
+		duration: 8 * time.Second, redisTimeout: 2 * time.Second, logLevel: "warn"}, &log)
 	if rep != nil {
 		var b strings.Builder
 		rep.print(&b)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -55,6 +56,9 @@ type report struct {
 func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err error) {
 	if err := checkHost(); err != nil {
 		return nil, fmt.Errorf("cannot run here: %w", err)
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, fmt.Errorf("cannot run here: needs redis-server (make deps installs it): %w", err)
 	}
 	lock, err := lockRun()
 	if err != nil {
@@ -98,7 +102,11 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		}()
 	}
 
-	procs := procSet{logDir: o.logDir}
+	// A server that dies ends the run at once, with its log.
+	interrupted := ctx.Err
+	ctx, serverDied := context.WithCancelCause(ctx)
+	defer serverDied(nil)
+	procs := &procSet{logDir: o.logDir, died: serverDied}
 	if o.logDir != "" {
 		if err := os.MkdirAll(o.logDir, 0o755); err != nil {
 			return nil, fmt.Errorf("-logs: %w", err)
@@ -106,7 +114,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 	}
 	defer procs.stopAll()
 	defer func() {
-		if ctx.Err() != nil {
+		if interrupted() != nil {
 			err = errors.New("interrupted; everything it created is removed")
 			return
 		}
@@ -124,7 +132,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		byName[r.name] = r
 	}
 	redisAddr := byName[redisRegion].addr + ":" + redisPort
-	if _, err := procs.start(ctx, byName[redisRegion].ns, "redis", nil, "redis-server",
+	if err := procs.startServer(ctx, byName[redisRegion].ns, "redis", nil, "redis-server",
 		"--bind", byName[redisRegion].addr, "--port", redisPort, "--protected-mode", "no",
 		"--save", "", "--appendonly", "no"); err != nil {
 		return nil, err
@@ -154,7 +162,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		if o.redisTimeout > 0 {
 			env = append(env, "HALO_REDIS_TIMEOUT="+o.redisTimeout.String())
 		}
-		if _, err := procs.start(ctx, r.ns, r.name+"-1", env, o.sfu); err != nil {
+		if err := procs.startServer(ctx, r.ns, r.name+"-1", env, o.sfu); err != nil {
 			return nil, err
 		}
 	}
@@ -226,8 +234,8 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "delays by: %s\n", r.Link)
 	fmt.Fprintf(w, "redis in %s; one halo-sfu node per region; broadcaster (VP8 %d kbit/s + Opus) on %s-1; %d viewers per region; window %v\n\n",
 		redisRegion, r.Bitrate/1000, originRegion, r.Viewers, r.Duration)
-	fmt.Fprintf(w, "%-7s %7s %7s %16s %6s %8s %8s %8s %8s %8s %9s %9s %9s\n",
-		"region", "delay", "viewers", "packets min/sent", "loss", "lat p50", "lat p95", "lat p99", "lat max", "join p50", "ttff p50", "ttff max", "key first")
+	fmt.Fprintf(w, "%-7s %7s %7s %16s %6s %8s %8s %8s %8s %8s %9s %9s %9s %10s\n",
+		"region", "delay", "viewers", "packets min/sent", "loss", "lat p50", "lat p95", "lat p99", "lat max", "join p50", "ttff p50", "ttff max", "key first", "late ttff")
 	for _, g := range r.Regions {
 		var minRecv, recv, lost uint64
 		minRecv = ^uint64(0)
@@ -248,17 +256,17 @@ func (r *report) print(w io.Writer) {
 		sortDurations(tt)
 		jt := append([]time.Duration(nil), g.Join...)
 		sortDurations(jt)
-		fmt.Fprintf(w, "%-7s %7s %7d %16s %5.2f%% %8s %8s %8s %8s %8s %9s %9s %9s\n",
+		fmt.Fprintf(w, "%-7s %7s %7d %16s %5.2f%% %8s %8s %8s %8s %8s %9s %9s %9s %10s\n",
 			g.Region, ms(g.Delay), len(g.Received), fmt.Sprintf("%d/%d", minRecv, r.Sent), loss,
 			ms(g.LatP50), ms(g.LatP95), ms(g.LatP99), ms(g.LatMax),
-			ms(jt[len(jt)/2]), ms(tt[len(tt)/2]), ms(tt[len(tt)-1]), fmt.Sprintf("%d/%d", keyFirst, len(g.Received)))
+			ms(jt[len(jt)/2]), ms(tt[len(tt)/2]), ms(tt[len(tt)-1]), fmt.Sprintf("%d/%d", keyFirst, len(g.Received)), ms(g.LateTTFF))
 	}
 	fmt.Fprintf(w, "\norigin %s-1: halo_relay_tracks{direction=\"out\"} %g (tracks x edge nodes), %g relayed packets sent\n",
 		originRegion, r.RelayTracksOut, r.RelayPktsOut)
 	fmt.Fprintf(w, "packets: the least any viewer received of those the broadcaster sent in the window; loss: sequence gaps;\n")
 	fmt.Fprintf(w, "latency: one-way, frame send time to arrival, all the region's viewers' frames in the window;\n")
 	fmt.Fprintf(w, "join: connecting until joined; ttff: connecting until the first packets of video and audio (time to first frame);\n")
-	fmt.Fprintf(w, "key first: viewers whose first video frame was a keyframe\n")
+	fmt.Fprintf(w, "key first: viewers whose first video frame was a keyframe; late ttff: one more viewer's, once the region receives the broadcast\n")
 }
 
 func ms(d time.Duration) string {
@@ -306,15 +314,33 @@ func (p *proc) next(ctx context.Context, limit time.Duration) (childResult, erro
 	case <-time.After(limit):
 		return childResult{}, fmt.Errorf("no answer in %v: %s", limit, p.log.String())
 	case <-ctx.Done():
-		return childResult{}, ctx.Err()
+		return childResult{}, context.Cause(ctx)
 	}
 }
 
 // procSet owns every process the simulation started.
 type procSet struct {
 	logDir string // each process's whole stderr goes to a file there too
-	mu     sync.Mutex
-	procs  []*proc
+	// died is called when a server (Redis, a node) exits before stopAll.
+	died     func(error)
+	stopping atomic.Bool
+	mu       sync.Mutex
+	procs    []*proc
+}
+
+// startServer is start for a process that must run until the end.
+func (s *procSet) startServer(ctx context.Context, ns, label string, env []string, name string, args ...string) error {
+	p, err := s.start(ctx, ns, label, env, name, args...)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-p.done
+		if !s.stopping.Load() && s.died != nil {
+			s.died(fmt.Errorf("%s exited: %s", label, p.log.String()))
+		}
+	}()
+	return nil
 }
 
 // start runs name args inside ns with env added to ours (without HALO_*).
@@ -403,7 +429,7 @@ func (s *procSet) waitChild(ctx context.Context, ns string, spec childSpec) erro
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 	if r, ok := <-p.lines; ok && r.Error != "" {
 		return errors.New(r.Error)
@@ -422,6 +448,7 @@ func (s *procSet) list() []*proc {
 
 // stopAll ends every process, newest first: SIGTERM, then SIGKILL after 5 s.
 func (s *procSet) stopAll() {
+	s.stopping.Store(true)
 	s.mu.Lock()
 	procs := s.procs
 	s.mu.Unlock()
