@@ -9,8 +9,15 @@ FUZZTIME ?= 10s
 run:
 	$(GO) run ./cmd/halo-sfu --dev
 
+# build stamps the version (git describe) and the commit into the binaries
+# (halo-sfu --version, halo_build_info); outside a git checkout the go
+# command's own VCS stamp, or "unknown", is what they report.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/halobuzz/live/internal/version.version=$(VERSION) -X github.com/halobuzz/live/internal/version.commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 # deps installs what the tests use when it is missing: Chromium for the web
 # page tests, redis-server for the cluster tests. Needs root (CI is root).

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"github.com/halobuzz/live/internal/version"
 	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,11 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 	}
 	reg.MustRegister(m.errors, m.joinLatency, m.connections, m.slowClients,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	bi := version.Get()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_build_info",
+		Help:        "Always 1; its labels name the running build (halo-sfu --version).",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "go": bi.Go}},
+		func() float64 { return 1 }))
 	if engine != nil {
 		counter := func(name, help string, f func(sfu.Stats) uint64) {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
