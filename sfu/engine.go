@@ -37,6 +37,7 @@ type Engine struct {
 	keyframeGap time.Duration
 	nackBudget  int // bytes per second per viewer; 0 is unlimited
 	stats       counters
+	q           quality // viewers' reports, ICE failures, freezes (quality.go)
 }
 
 type counters struct {
@@ -219,6 +220,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		// The reader writes one chunk itself, so workers-1 helpers.
 		e.fan = newFanout(workers - 1)
 	}
+	e.startQuality()
 	return e, nil
 }
 
@@ -330,4 +332,5 @@ func (e *Engine) Close() {
 		e.fan.close()
 		e.fan = nil
 	}
+	e.stopQuality()
 }

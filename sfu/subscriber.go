@@ -68,6 +68,12 @@ func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
 			})
 		}
 	})
+	e.watchICE(pc, func() int {
+		if s.relay {
+			return ICERoleRelay
+		}
+		return ICERoleViewer
+	})
 	return s, nil
 }
 

@@ -59,8 +59,12 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 				func() float64 { return float64(f(engine.Stats())) }))
 		}
-		counter("halo_packets_forwarded_total", "RTP packets written to viewers.", func(s sfu.Stats) uint64 { return s.PacketsForwarded })
-		counter("halo_bytes_forwarded_total", "RTP bytes written to viewers.", func(s sfu.Stats) uint64 { return s.BytesForwarded })
+		counter("halo_forwarded_packets_total", "RTP packets written to viewers.", func(s sfu.Stats) uint64 { return s.PacketsForwarded })
+		counter("halo_forwarded_bytes_total", "RTP bytes written to viewers.", func(s sfu.Stats) uint64 { return s.BytesForwarded })
+		// The names before Prometheus's unit-last rule, kept for one
+		// release (CHANGELOG.md).
+		counter("halo_packets_forwarded_total", "Deprecated: use halo_forwarded_packets_total; removed in the next release.", func(s sfu.Stats) uint64 { return s.PacketsForwarded })
+		counter("halo_bytes_forwarded_total", "Deprecated: use halo_forwarded_bytes_total; removed in the next release.", func(s sfu.Stats) uint64 { return s.BytesForwarded })
 		counter("halo_nacks_received_total", "Packets viewers reported lost.", func(s sfu.Stats) uint64 { return s.NACKsReceived })
 		counter("halo_nacks_answered_total", "Lost packets resent from the shared cache.", func(s sfu.Stats) uint64 { return s.NACKsAnswered })
 		counter("halo_nacks_ignored_total", "Lost packets not resent: asked again within an RTT, sent less than an RTT ago, or gone from the cache.", func(s sfu.Stats) uint64 { return s.NACKsIgnored })
@@ -74,6 +78,7 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 		counter("halo_keyframe_replays_total", "Late joiners started from the cached keyframe.", func(s sfu.Stats) uint64 { return s.Replays })
 		gauge("halo_tracks", "Published tracks being forwarded.", func(s sfu.Stats) int64 { return s.Tracks })
 		gauge("halo_down_tracks", "Viewer copies of tracks.", func(s sfu.Stats) int64 { return s.DownTracks })
+		registerQualityMetrics(reg, engine)
 		reg.MustRegister(&relayCollector{engine: engine,
 			tracks:  prometheus.NewDesc("halo_relay_tracks", "Tracks relayed between nodes: in = received from their origin node, out = sent to edge nodes (one per track and edge).", []string{"direction"}, nil),
 			packets: prometheus.NewDesc("halo_relay_packets_total", "RTP packets relayed between nodes.", []string{"direction"}, nil),
