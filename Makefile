@@ -20,7 +20,8 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 # deps installs what the tests use when it is missing: Chromium for the web
-# page tests, redis-server for the cluster tests. Needs root (CI is root).
+# page tests, redis-server for the cluster tests, Prometheus for the alert
+# and dashboard tests. Needs root (CI is root).
 deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
@@ -29,6 +30,14 @@ deps:
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@# Prometheus (and promtool) for the alert and dashboard tests: without
+	@# it those tests skip, saying so, so a failed install does not stop here.
+	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+		echo "installing: prometheus"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null ) \
+			|| echo "deps: Debian's prometheus package could not be installed: the Prometheus tests will be skipped"; \
 	fi
 
 fmt:

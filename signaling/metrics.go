@@ -30,7 +30,9 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 		}, []string{"code"}),
 		joinLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "halo_join_duration_seconds", Help: "Time from a join request to the joined reply.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+			// Up to 10 s: the alert on p95 > 1 s needs buckets above 1 s
+			// (a quantile in the +Inf bucket reads as the last finite bound).
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "halo_websocket_connections", Help: "Open signalling WebSocket connections.",
@@ -38,6 +40,12 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 		slowClients: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "halo_slow_clients_dropped_total", Help: "Clients disconnected because their send queue was full.",
 		}),
+	}
+	// The server-side failures of a join exist from the start at 0, so
+	// that the availability rules (deploy/prometheus/alerts.yml) have a
+	// series to divide before the first failure.
+	for _, code := range []string{CodeInternal, CodeClusterUnavailable, CodeMediaFailed} {
+		m.errors.WithLabelValues(code)
 	}
 	var reg prometheus.Registerer = m.reg
 	if rooms != nil {
