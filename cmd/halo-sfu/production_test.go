@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,16 +32,28 @@ func TestVersion_PrintsTheBuildWithoutAConfig(t *testing.T) {
 	}
 }
 
-// stampedBinary builds halo-sfu as `make build` does, with the version and
-// commit given to the linker, into a temporary directory.
+// stampedBinary builds halo-sfu as `make build` and deploy/Dockerfile do,
+// with the version and commit given to the linker, static (without cgo, as
+// the image needs it), into a temporary directory.
 func stampedBinary(t *testing.T, ver, commit string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "halo-sfu")
 	ldflags := "-X github.com/halobuzz/live/internal/version.version=" + ver +
 		" -X github.com/halobuzz/live/internal/version.commit=" + commit
-	cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("the CGO_ENABLED=0 build needs a dynamic loader: the FROM scratch image could not run it")
+		}
 	}
 	return bin
 }
