@@ -310,6 +310,14 @@ type StoreStats struct {
 	// Up reports that the last heartbeat reached the store (always true
 	// for a node that serves alone).
 	Up bool
+	// OriginsLost counts the times a room here lost the node that
+	// published its tracks (it died or drained).
+	OriginsLost uint64
+	// Draining reports that the node is shutting down.
+	Draining bool
+	// HandOverTimeouts counts drains that ended before their clients and
+	// relays were handed over.
+	HandOverTimeouts uint64
 }
 
 // StoreStats returns the counters.
@@ -322,7 +330,8 @@ func (m *Manager) StoreStats() StoreStats {
 	return StoreStats{
 		QueueDropped: m.dropped.Load(), WriteErrors: c.writeErrors.Load(), Resyncs: c.resyncs.Load(),
 		HeartbeatFailures: c.beatFailures.Load(), Nodes: nodes,
-		Up: !m.opt.Cluster || c.up.Load(),
+		Up: !m.opt.Cluster || c.up.Load(), OriginsLost: m.originsLost.Load(),
+		Draining: m.isDraining(), HandOverTimeouts: m.handOverTimeouts.Load(),
 	}
 }
 

@@ -60,6 +60,18 @@ type (
 	Reaction struct{ ParticipantID, Name, Emoji string }
 	// Closed: the participant was removed (connection failed, node draining).
 	Closed struct{ Reason error }
+	// OriginLost: the node that published these tracks is gone (it died or
+	// drained) and its publishers left. The tracks stay for the republish
+	// grace period: when their broadcaster publishes again on another node
+	// they resume on the same ids (TrackPublished with the new participant),
+	// else TrackUnpublished follows.
+	OriginLost struct {
+		Node                     string
+		ParticipantIDs, TrackIDs []string
+	}
+	// Redirect: the node drains; the client should connect to URL (another
+	// node) and join again there before it leaves this one.
+	Redirect struct{ URL string }
 	// MediaFailed: the participant's publisher or subscriber connection
 	// failed and was released; the participant is still in the room.
 	MediaFailed struct{ Target string }
@@ -76,3 +88,5 @@ func (Chat) event()              {}
 func (Reaction) event()          {}
 func (Closed) event()            {}
 func (MediaFailed) event()       {}
+func (OriginLost) event()        {}
+func (Redirect) event()          {}

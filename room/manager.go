@@ -85,6 +85,9 @@ type Manager struct {
 	relayWG       sync.WaitGroup // relay set-ups under way (relay.go)
 	relayFailures atomic.Uint64
 	relayGen      atomic.Uint64
+	originsLost   atomic.Uint64 // rooms' origin nodes lost (originlost.go)
+	// handOverTimeouts counts drains whose hand-over did not finish (drain.go).
+	handOverTimeouts atomic.Uint64
 }
 
 // storeQueue is how many Store writes may wait; beyond it (a store that is
@@ -255,11 +258,16 @@ func (m *Manager) Stats() Stats {
 }
 
 // Drain refuses new joins from now on and removes every participant, each
-// receiving a Closed event with ErrDraining. It returns when all have left or
-// ctx ends.
+// receiving a Closed event with ErrDraining. In a cluster it hands over
+// first (drain.go). It returns when all have left or ctx ends.
 func (m *Manager) Drain(ctx context.Context) error {
 	m.mu.Lock()
 	m.draining = true
+	m.mu.Unlock()
+	if m.opt.Cluster {
+		m.handOver(ctx)
+	}
+	m.mu.Lock()
 	rooms := make([]*Room, 0, len(m.rooms))
 	for _, r := range m.rooms {
 		rooms = append(rooms, r)

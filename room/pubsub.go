@@ -73,6 +73,9 @@ const (
 	evViewers     = "viewers"
 	evChat        = "chat"
 	evReaction    = "reaction"
+	// evNodeGone: the sending node leaves the cluster (it drains): its
+	// tracks are lost now, not when its registry entry expires.
+	evNodeGone = "node_gone"
 )
 
 // Bounds of a cross-node event: what a node accepts from the channel.
@@ -133,6 +136,8 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 		ok = ev.ID != ""
 	case evReaction:
 		ok = ev.ID != "" && ev.Emoji != ""
+	case evNodeGone:
+		ok = true
 	}
 	if !ok {
 		return ev, fmt.Errorf("%w: type %q incomplete or unknown", errBadEvent, ev.Type)
@@ -144,6 +149,13 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 type RemoteTrack struct {
 	Info TrackInfo
 	Node string // the origin
+
+	identity string // its publisher's, for a republish elsewhere (originlost.go)
+}
+
+// key is the track's republish key (trackKey).
+func (t RemoteTrack) key() string {
+	return trackKey(t.identity, t.Info.Kind, t.Info.Source, t.Info.Name)
 }
 
 // roomLink is a room's view of the other nodes: their publishers, tracks
@@ -154,9 +166,11 @@ type roomLink struct {
 	closed       bool
 	participants map[string]remoteParticipant
 	tracks       map[string]RemoteTrack
-	viewers      map[string]int    // node -> its viewer count
-	lastSeq      map[string]uint64 // boot -> last sequence taken
-	sentViewers  int               // this node's count last published
+	lost         map[string]RemoteTrack // tracks of lost origins, kept for a republish (originlost.go)
+	timers       []*time.Timer          // the lost tracks' grace periods
+	viewers      map[string]int         // node -> its viewer count
+	lastSeq      map[string]uint64      // boot -> last sequence taken
+	sentViewers  int                    // this node's count last published
 	sentAt       time.Time
 	pending      bool // a link job is queued
 	unseeded     bool // the room has not been read from the store yet
@@ -184,7 +198,7 @@ func (m *Manager) linkRoom(r *Room) {
 	if !m.opt.Cluster {
 		return
 	}
-	l := &roomLink{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{},
+	l := &roomLink{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{}, lost: map[string]RemoteTrack{},
 		viewers: map[string]int{}, lastSeq: map[string]uint64{}, sentViewers: -1, unseeded: true}
 	c := &m.cluster
 	c.mu.Lock()
@@ -273,6 +287,10 @@ func (m *Manager) unlinkRoom(r *Room) {
 	l.mu.Lock()
 	l.closed = true
 	cancel := l.cancel
+	for _, t := range l.timers {
+		t.Stop()
+	}
+	l.timers = nil
 	l.mu.Unlock()
 	if cancel != nil {
 		m.storeWrite(func(context.Context) error { cancel(); return nil })
@@ -307,6 +325,9 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 				continue
 			}
 			seenT[t.ID] = true
+			if lost, ok := l.lost[t.ID]; ok && lost.Node == t.Node {
+				continue // the lost origin's record, not expired yet
+			}
 			if p, ok := records[t.ParticipantID]; ok {
 				if _, known := l.participants[p.ID]; !known {
 					info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
@@ -318,7 +339,7 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 			if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
 				published = append(published, TrackPublished{Track: info})
 			}
-			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node}
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node, identity: records[t.ParticipantID].Identity}
 		}
 		for id, t := range l.tracks {
 			if present[t.Node] && !seenT[id] {
@@ -377,13 +398,19 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 	if ev.Node == m.opt.NodeID {
 		return // our own echo: delivered locally already
 	}
+	applied := false
 	defer func() {
+		if !applied {
+			return
+		}
 		// Relays follow the origin's tracks (relay.go).
 		switch ev.Type {
 		case evPublished:
 			r.demandRelays(false)
 		case evUnpublished:
 			r.dropRemoteTrack(ev.ID)
+		case evNodeGone:
+			r.loseOrigin(l, ev.Node)
 		}
 	}()
 	r.applyRemote(l, func() ([]Event, bool) {
@@ -392,6 +419,8 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 		}
 		l.lastSeq[ev.Boot] = ev.Seq
 		switch ev.Type {
+		case evNodeGone:
+			applied = true
 		case evJoined:
 			p := ev.Participant
 			info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
@@ -409,13 +438,20 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 			t := ev.Track
 			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
 			old, known := l.tracks[t.ID]
-			l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node}
-			if !known || old.Info.ParticipantID != info.ParticipantID {
+			_, wasLost := l.lost[t.ID]
+			delete(l.lost, t.ID)
+			l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node, identity: l.participants[t.ParticipantID].info.Identity}
+			applied = true
+			if !known || wasLost || old.Info.ParticipantID != info.ParticipantID {
 				return []Event{TrackPublished{Track: info}}, false // new, or republished by another participant
 			}
 		case evUnpublished:
-			if _, ok := l.tracks[ev.ID]; ok {
+			// Only its origin unpublishes a track: a node the broadcaster
+			// left for another one may end its old copy after the new
+			// origin announced it.
+			if t, ok := l.tracks[ev.ID]; ok && t.Node == ev.Node {
 				delete(l.tracks, ev.ID)
+				applied = true
 				return []Event{TrackUnpublished{TrackID: ev.ID, ParticipantID: ev.Owner}}, false
 			}
 		case evViewers:
@@ -509,29 +545,23 @@ func (m *Manager) forgetNodes(registered map[string]bool) {
 	}
 	c.mu.Unlock()
 	for r, l := range links {
-		r.applyRemote(l, func() ([]Event, bool) {
-			var events, left []Event
-			viewers := false
-			for id, t := range l.tracks {
-				if !live[t.Node] {
-					delete(l.tracks, id)
-					events = append(events, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
-				}
+		dead := map[string]bool{}
+		l.mu.Lock()
+		for _, t := range l.tracks {
+			dead[t.Node] = !live[t.Node]
+		}
+		for _, p := range l.participants {
+			dead[p.node] = dead[p.node] || !live[p.node]
+		}
+		for node := range l.viewers {
+			dead[node] = dead[node] || !live[node]
+		}
+		l.mu.Unlock()
+		for node, d := range dead {
+			if d {
+				r.loseOrigin(l, node)
 			}
-			for id, p := range l.participants {
-				if !live[p.node] {
-					delete(l.participants, id)
-					left = append(left, ParticipantLeft{ParticipantID: id})
-				}
-			}
-			for node := range l.viewers {
-				if !live[node] {
-					delete(l.viewers, node)
-					viewers = true
-				}
-			}
-			return append(events, left...), viewers
-		})
+		}
 	}
 }
 

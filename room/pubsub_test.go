@@ -323,6 +323,7 @@ func FuzzParseWireEvent(f *testing.F) {
 		{V: 1, Node: "a", Boot: "b_1", Seq: 2, Type: evJoined, Participant: &wireParticipant{ID: "p_1", Publisher: true}},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 3, Type: evPublished, Track: &wireTrack{ID: "t_1", ParticipantID: "p_1", Kind: "video"}},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 4, Type: evViewers, Viewers: 12},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 5, Type: evNodeGone},
 	} {
 		b, _ := json.Marshal(ev)
 		f.Add(b)

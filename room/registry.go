@@ -136,6 +136,7 @@ func (m *Manager) nodeInfo(cpu float64) NodeInfo {
 	n.CPU = cpu
 	n.StartedAt = m.cluster.started.UTC().Truncate(time.Second)
 	n.UpdatedAt = time.Now().UTC()
+	n.Draining = m.isDraining()
 	return n
 }
 

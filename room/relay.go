@@ -61,6 +61,7 @@ type edgeRelay struct {
 	owners  map[string]*Participant // stand-ins for the origin's publishers, by participant id
 	arrived int
 	closed  bool
+	lost    bool       // closed because the connection or the origin was lost, not by this node
 	old     *edgeRelay // the relay this one replaces, closed when all its tracks arrived
 }
 
@@ -235,7 +236,7 @@ func (r *Room) connectRelay(origin string, ids []string, kinds [2]int, old *edge
 	pub, err := r.m.engine.NewRelayIn("", sfu.PublisherEvents{
 		OnTrack:      func(t *sfu.Track) { r.addRelayed(er, t) },
 		OnTrackEnded: func(t *sfu.Track) { r.removeRelayed(er, t) },
-		OnFailed:     func() { go er.close() },
+		OnFailed:     func() { go er.fail() },
 	})
 	if err != nil {
 		return err
@@ -282,17 +283,22 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 		return // unpublished meanwhile: the origin ends it
 	}
 	owner := er.owner(info.ParticipantID)
+	key := trackKey(r.remoteIdentity(info.ParticipantID), info.Kind, info.Source, info.Name)
 	r.mu.Lock()
 	e := r.tracks[id]
 	var moved, subscribe []*Participant
+	var prev *edgeRelay
 	switch {
 	case e != nil && e.relay != nil && e.relay.gen > er.gen:
 		// An older relay's copy arriving after the newer one's: the newer
 		// stays (the older relay is being closed).
 		r.mu.Unlock()
 		return
-	case e != nil && e.relay != nil: // a new relay's copy replaces the old one's
-		e.track, e.relay, e.owner = t, er, owner
+	case e != nil && e.relay != nil:
+		// A new relay's copy replaces the old one's: the relay was
+		// extended, reconnected, or the track moved to another origin.
+		prev = e.relay
+		e.track, e.relay, e.owner, e.info, e.key = t, er, owner, info, key
 		for _, p := range r.everyone {
 			moved = append(moved, p)
 		}
@@ -300,7 +306,7 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 		r.mu.Unlock()
 		return // published here (the broadcaster moved to this node)
 	default:
-		r.tracks[id] = &published{track: t, info: info, owner: owner, relay: er}
+		r.tracks[id] = &published{track: t, info: info, owner: owner, relay: er, key: key}
 		for _, p := range r.everyone {
 			if p.wantsAll() || p.wantRemote[id] {
 				subscribe = append(subscribe, p)
@@ -319,6 +325,9 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 	for _, p := range subscribe {
 		_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
 	}
+	if prev != nil && prev.origin != er.origin {
+		r.closeIfUnused(prev) // the track moved to another origin
+	}
 	er.mu.Lock()
 	er.arrived++
 	done := er.arrived == len(er.ids)
@@ -332,11 +341,61 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 	}
 }
 
-// removeRelayed forgets a relayed track whose relay ended. Clients are not
-// told (the origin's cluster events tell them when the track really ends);
-// its local viewers are unsubscribed, and WHEP players left with nothing end.
+// removeRelayed handles a relayed track that ended. Clients are not told
+// (the origin's cluster events tell them when the track really ends).
+// When this node closed the relay, the copy is forgotten: its local viewers
+// are unsubscribed, and WHEP players left with nothing end. When the
+// connection was lost, the copy stays with its viewers, waiting: a new relay
+// is tried, and the copy is dropped when the track is unpublished or its
+// origin's grace period passes (originlost.go).
 func (r *Room) removeRelayed(er *edgeRelay, t *sfu.Track) {
+	er.mu.Lock()
+	lost := !er.closed || er.lost
+	er.mu.Unlock()
+	if lost {
+		// Not inline: this runs on one of the relay's track goroutines,
+		// which closing its connection waits for.
+		r.m.relayWG.Add(1)
+		go func() {
+			defer r.m.relayWG.Done()
+			er.fail()
+		}()
+		return
+	}
 	r.forgetRelayed(t.Info().ID, func(e *published) bool { return e.track == t }) // else replaced by a newer relay's copy
+}
+
+// closeIfUnused closes er when none of the room's tracks comes from it any
+// more (they moved to another origin, or were taken over by a broadcaster
+// who moved here), so its origin stops sending at once.
+func (r *Room) closeIfUnused(er *edgeRelay) {
+	er.mu.Lock()
+	complete := er.arrived == len(er.ids)
+	er.mu.Unlock()
+	if !complete {
+		return // tracks still on their way: not done with
+	}
+	r.mu.Lock()
+	for _, e := range r.tracks {
+		if e.relay == er {
+			r.mu.Unlock()
+			return
+		}
+	}
+	r.mu.Unlock()
+	r.m.log.Info("relay closed: its tracks moved", "room", r.name, "origin", er.origin)
+	er.close()
+}
+
+// remoteIdentity is the identity of the participant id on another node.
+func (r *Room) remoteIdentity(id string) string {
+	l := r.m.link(r)
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.participants[id].info.Identity
 }
 
 // forgetRelayed removes the relayed copy id when match says so, unsubscribing
@@ -363,13 +422,21 @@ func (r *Room) dropRemoteTrack(id string) {
 	r.forgetRelayed(id, func(*published) bool { return true })
 }
 
-func (er *edgeRelay) close() {
+// close closes the relay because this node no longer needs it (no viewer
+// left, replaced by a new relay, the room removed): its copies are forgotten.
+func (er *edgeRelay) close() { er.end(false) }
+
+// fail closes the relay whose connection or origin was lost: its copies
+// stay, and a new relay is tried while the tracks are needed.
+func (er *edgeRelay) fail() { er.end(true) }
+
+func (er *edgeRelay) end(lost bool) {
 	er.mu.Lock()
 	if er.closed {
 		er.mu.Unlock()
 		return
 	}
-	er.closed = true
+	er.closed, er.lost = true, lost
 	old := er.old
 	er.old = nil
 	er.mu.Unlock()
@@ -387,6 +454,14 @@ func (er *edgeRelay) close() {
 	}
 	if old != nil {
 		old.close()
+	}
+	if lost {
+		r.m.log.Info("relay lost", "room", r.name, "origin", er.origin)
+		time.AfterFunc(relayRetry, func() {
+			if !r.m.isDraining() {
+				r.demandRelays(false)
+			}
+		})
 	}
 }
 
@@ -539,13 +614,15 @@ func (r *Room) relayedIDs() []string {
 	return ids
 }
 
+// isRemoteTrack reports whether id is published on another node, or was
+// and is kept for its broadcaster's return.
 func (r *Room) isRemoteTrack(id string) bool {
 	for _, t := range r.RemoteTracks() {
 		if t.Info.ID == id {
 			return true
 		}
 	}
-	return false
+	return r.isLost(id)
 }
 
 // waitLinked waits (at most d) until the room has read the other nodes'

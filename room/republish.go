@@ -28,7 +28,13 @@ var ErrBroadcastEnded = errors.New("room: the broadcast ended")
 
 // republishKey names a track across its publisher's reconnects.
 func republishKey(identity string, info sfu.TrackInfo) string {
-	return identity + "\x00" + info.Kind.String() + "\x00" + info.Source + "\x00" + strings.ToLower(info.Name)
+	return trackKey(identity, info.Kind.String(), info.Source, info.Name)
+}
+
+// trackKey is republishKey from a track's description: the key of a
+// relayed copy, whose publisher is on another node.
+func trackKey(identity, kind, source, name string) string {
+	return identity + "\x00" + kind + "\x00" + source + "\x00" + strings.ToLower(name)
 }
 
 // claimRepublish returns the id of the track a new track of p replaces, or
@@ -39,14 +45,15 @@ func (r *Room) claimRepublish(p *Participant, info sfu.TrackInfo) string {
 	}
 	key := republishKey(p.spec.Identity, info)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for id, e := range r.tracks {
 		if e.key == key && e.owner != p && !e.claimed {
 			e.claimed = true
+			r.mu.Unlock()
 			return id
 		}
 	}
-	return ""
+	r.mu.Unlock()
+	return r.claimRemote(key)
 }
 
 // trackEnded handles the end of one of p's tracks.
@@ -96,6 +103,14 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 		e.orphan = nil
 	}
 	ownerChanged := e.owner != owner
+	// A relayed copy taken over: the broadcaster moved to this node (its
+	// origin died or drained). The track is this node's now.
+	prev := e.relay
+	wasRelayed := prev != nil
+	if wasRelayed {
+		e.relay = nil
+		r.forgetRemoteLocked(id)
+	}
 	e.track, e.owner, e.claimed = t, owner, false
 	e.info.ParticipantID = owner.id
 	e.info.MID = t.Info().MID
@@ -143,7 +158,11 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 		}
 	}
 	r.putTrack(info)
-	r.m.log.Info("track republished", "room", r.name, "track", id, "participant", owner.id, "viewers", moved)
+	if wasRelayed {
+		r.claimOrigin(id)
+		r.closeIfUnused(prev)
+	}
+	r.m.log.Info("track republished", "room", r.name, "track", id, "participant", owner.id, "viewers", moved, "moved_from_node", wasRelayed)
 	return true
 }
 

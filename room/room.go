@@ -212,6 +212,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	r.sendMu.Lock()
 	r.mu.Lock()
 	r.tracks[info.ID] = &published{track: t, info: info, owner: owner, key: republishKey(owner.spec.Identity, si)}
+	r.forgetRemoteLocked(info.ID) // a track of another node taken over (claimRemote)
 	evs := []Event{TrackPublished{Track: info}}
 	if !owner.onStage && !owner.spec.Hidden && r.participants[owner.id] == owner {
 		owner.onStage = true
@@ -266,7 +267,12 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 	for _, p := range others {
 		p.sink.Event(ev)
 	}
-	r.shareCluster(ev)
+	if !r.m.isDraining() {
+		// A draining node's tracks are not unpublished for the cluster:
+		// they are lost to it (node_gone), kept for the broadcaster's
+		// republish elsewhere (drain.go).
+		r.shareCluster(ev)
+	}
 	r.sendMu.Unlock()
 	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteTrack(ctx, r.name, id) })
 	r.releaseOrigin(id)

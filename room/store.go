@@ -109,6 +109,8 @@ type NodeInfo struct {
 	CPU          float64   `json:"cpu"` // share of the machine's CPUs the process used over the last heartbeat, 0..1
 	StartedAt    time.Time `json:"started_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// Draining: the node is shutting down; no client or relay is sent to it.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // Store is the shared room state. A Store value is one node's handle on it:

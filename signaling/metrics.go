@@ -118,6 +118,27 @@ func registerStoreMetrics(reg prometheus.Registerer, rooms *room.Manager) {
 		func(s room.StoreStats) uint64 { return s.HeartbeatFailures })
 	counter("halo_store_resyncs_total", "Rewrites of this node's state into the store (re-registration after an outage or a lost write).",
 		func(s room.StoreStats) uint64 { return s.Resyncs })
+	counter("halo_origin_lost_total", "Times a room on this node lost the node that published its tracks (it died or drained); its viewers wait for the broadcaster to publish again.",
+		func(s room.StoreStats) uint64 { return s.OriginsLost })
+	counter("halo_drain_handover_timeouts_total", "Drains that ended before every redirected client and every relay served had moved to another node.",
+		func(s room.StoreStats) uint64 { return s.HandOverTimeouts })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_draining",
+		Help: "1 while the node drains (SIGTERM): it takes no new session and hands its clients and relays over."},
+		func() float64 {
+			if rooms.StoreStats().Draining {
+				return 1
+			}
+			return 0
+		}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_drain_sessions",
+		Help: "Participants and relays still on the node while it drains (0 when it does not)."},
+		func() float64 {
+			if !rooms.StoreStats().Draining {
+				return 0
+			}
+			s := rooms.Stats()
+			return float64(s.Participants + s.Relays)
+		}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_cluster_nodes",
 		Help: "Live nodes in the cluster's registry at the last heartbeat (1 for a node alone)."},
 		func() float64 { return float64(rooms.StoreStats().Nodes) }))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/halobuzz/live/room"
@@ -137,7 +138,8 @@ type (
 	}
 	// redirectData sends a client to a node of its region.
 	redirectData struct {
-		URL string `json:"url"`
+		URL    string `json:"url"`
+		Reason string `json:"reason"` // "region" or "draining"
 	}
 )
 
@@ -218,6 +220,10 @@ func eventMessage(ev room.Event) (string, any) {
 		return "chat", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "text": ev.Text}
 	case room.Reaction:
 		return "reaction", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "emoji": ev.Emoji}
+	case room.OriginLost:
+		return "origin_lost", map[string]any{"node": ev.Node, "participant_ids": nonNil(ev.ParticipantIDs), "track_ids": nonNil(ev.TrackIDs)}
+	case room.Redirect:
+		return "redirect", redirectData{URL: wsURL(strings.TrimRight(ev.URL, "/") + "/ws"), Reason: "draining"}
 	case room.MediaFailed:
 		next := "subscribe"
 		if ev.Target == "publisher" {
@@ -226,6 +232,14 @@ func eventMessage(ev room.Event) (string, any) {
 		return "error", errorData{Code: CodeMediaFailed, Message: fmt.Sprintf("%s connection failed and was released; %s again on a new connection", ev.Target, next), Target: ev.Target}
 	}
 	return "", nil
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func encode(typ string, id int64, data any) []byte {

@@ -154,7 +154,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		// client where, and close.
 		release()
 		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = conn.WriteMessage(websocket.TextMessage, encode("redirect", 0, redirectData{URL: wsURL(target)}))
+		_ = conn.WriteMessage(websocket.TextMessage, encode("redirect", 0, redirectData{URL: wsURL(target), Reason: "region"}))
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "redirect"))
 		_ = conn.Close()
 		return

@@ -506,3 +506,7 @@ func (c *wsClient) trickle(env envelope) error {
 	}
 	return c.p.AddCandidate(d.Target, *d.Candidate)
 }
+
+// CanRedirect implements room.Redirector: a WebSocket client can be sent to
+// another node when this one drains.
+func (c *wsClient) CanRedirect() bool { return true }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -18,6 +22,14 @@ import (
 // nobody closes. A real leak, a peer connection never closed, still shows here
 // through its other goroutines (interceptor loops, DTLS, SRTP, mux readers).
 func TestMain(m *testing.M) {
+	if os.Getenv(asNodeEnv) == "1" {
+		// A node of a failure test, in its own process (startNodeProc): it
+		// can be killed like a real one.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		code := run(ctx, nil, os.Environ(), os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("github.com/pion/ice/v4/internal/taskloop.(*Loop).runLoop"),
 		// After a failed dial (Redis killed by a cluster test) go-redis

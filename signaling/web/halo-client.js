@@ -25,7 +25,19 @@
 // ({track, streams, receiver, id, meta}: id is the server's track id and
 // meta its Track from joined/track_published), connectionstatechange
 // ({target, state}), close ({code, reason, wasClean}: wasClean is true after
-// leave()), token_expiring ({exp, seconds_left}), refreshed ({exp, grants}).
+// leave()), token_expiring ({exp, seconds_left}), refreshed ({exp, grants}),
+// redirect ({url, reason}), moved ({url}: the client now runs on that node),
+// origin_lost ({node, participant_ids, track_ids}: the node that published
+// those tracks is gone; they resume if their broadcaster publishes again
+// within the server's grace period, else track_unpublished follows).
+//
+// Redirects: a node sends a client of another region to that region's node
+// before it joins (reason "region"), and a draining node sends its clients
+// to another node (reason "draining"). With opts.followRedirects (default
+// true) the client follows both by itself: join() retries on the new node,
+// and a joined client moves: it joins there, publishes again what it
+// published (the server keeps the track ids, so viewers do not notice), and
+// only then leaves the old node.
 //
 // Tokens expire: before `exp` the server sends token_expiring. With
 // opts.refreshToken (an async function returning a fresh token for the same
@@ -76,6 +88,9 @@ export class HaloClient extends EventTarget {
     this.pubLocal = null; // local publisher candidates held until publish is sent
     this.offers = Promise.resolve(); // subscriber offers are handled one at a time
     this.closed = false;
+    this.published = []; // [{stream, trackMeta}] published, to publish again after a move
+    this.redirectTo = ''; // a region redirect received before the join
+    this.moving = null; // the move to another node under way (a Promise)
   }
 
   // connect opens the WebSocket; it resolves when it is open.
@@ -100,6 +115,24 @@ export class HaloClient extends EventTarget {
 
   // join enters the room; it resolves with the `joined` data.
   async join() {
+    let d;
+    try {
+      d = await this._joinRequest();
+    } catch (err) {
+      const url = this.redirectTo;
+      if (!url || this.participantId || this.opts.followRedirects === false) throw err;
+      // Sent to the node of our region: join there.
+      this.redirectTo = '';
+      this.opts.url = url;
+      this.closed = false;
+      await this.connect();
+      this._emit('moved', { url });
+      return this.join();
+    }
+    return d;
+  }
+
+  async _joinRequest() {
     const d = await this.request('join', {
       token: this.opts.token,
       room: this.opts.room || undefined,
@@ -129,7 +162,8 @@ export class HaloClient extends EventTarget {
   // {track_id, source, name}; tracks without an entry get camera/microphone.
   // Calling it again adds tracks (a renegotiation). Resolves once the server
   // answered; media flows when connectionstatechange says "connected".
-  async publish(stream, trackMeta = []) {
+  async publish(stream, trackMeta = [], again = false) {
+    if (!again) this.published.push({ stream, trackMeta });
     const pc = this._publisherPC();
     const tracks = stream.getTracks();
     for (const track of tracks) {
@@ -259,10 +293,69 @@ export class HaloClient extends EventTarget {
       case 'chat':
       case 'reaction':
         break;
+      case 'origin_lost':
+        for (const id of data.participant_ids || []) this.participants.delete(id);
+        break;
+      case 'redirect':
+        if (this.opts.followRedirects !== false && data.url) {
+          if (this.participantId) this._move(data.url).catch((err) => {
+            this._emit('error', { code: err.code || 'client', message: `moving to ${data.url}: ${err.message || err}` });
+          });
+          else {
+            // The node closes this socket now: the pending join fails and
+            // join() goes on at url, without a close event for the app.
+            this.redirectTo = data.url;
+            const ws = this.ws;
+            ws.onclose = () => this._failPending(new HaloError('redirect', `sent to ${data.url}`));
+          }
+        }
+        break;
       default:
         return; // forward compatible: ignore unknown events
     }
     this._emit(env.type, data);
+  }
+
+  // _move runs the session on the node at url: join there (the server
+  // offers the subscriber connection again), publish again what was
+  // published (the new node takes over the same track ids), then leave the
+  // old node. Until the new node answered, the old connections keep
+  // playing and sending.
+  _move(url) {
+    if (this.moving || this.closed) return this.moving || Promise.resolve();
+    const old = { ws: this.ws, publisher: this.publisher, subscriber: this.subscriber, pending: this.pending };
+    this.moving = (async () => {
+      old.ws.onmessage = null;
+      old.ws.onclose = null;
+      this.ws = null;
+      this.publisher = null;
+      this.subscriber = null;
+      this.pending = new Map();
+      this.pubCandidates = [];
+      this.subCandidates = [];
+      this.pubLocal = null;
+      this.participantId = '';
+      this.participants.clear();
+      this.tracks.clear();
+      this.opts.url = url;
+      try {
+        await this.connect();
+        await this._joinRequest();
+        for (const p of this.published) await this.publish(p.stream, p.trackMeta, true);
+      } finally {
+        for (const p of old.pending.values()) {
+          clearTimeout(p.timer);
+          p.reject(new HaloError('closed', 'moved to another node'));
+        }
+        try { old.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, type: 'leave', data: {} })); } catch { /* gone */ }
+        old.ws.close();
+        if (old.publisher) old.publisher.close();
+        if (old.subscriber) old.subscriber.close();
+        this.moving = null;
+      }
+      this._emit('moved', { url });
+    })();
+    return this.moving;
   }
 
   // _refreshToken answers token_expiring with a fresh token from

@@ -1,0 +1,130 @@
+package room
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// A node that drains in a cluster (SIGTERM) hands its audience over before
+// it removes anyone:
+//
+//  1. Every client that can follow one (a WebSocket client: its sink is a
+//     Redirector) gets a Redirect to another live node, the least loaded of
+//     this node's region, else of any region. A client joins there and then
+//     leaves here; a broadcaster publishes there first, which takes over
+//     the copies other nodes hold of its tracks (originlost.go), so their
+//     viewers switch to the new origin without a gap.
+//  2. The node waits, at most half the time it has left, until those
+//     clients have gone and no other node pulls a relay from it any more.
+//  3. It tells its rooms' other nodes it is gone (a node_gone event): the
+//     tracks still published here are lost, kept elsewhere for the
+//     republish grace, so a WHIP broadcaster (which cannot be redirected)
+//     that reconnects to another node holding a copy keeps its audience.
+//  4. Everyone left is removed (Closed with ErrDraining).
+
+// Redirector is implemented by event sinks whose client can be sent to
+// another node (Redirect) and join there.
+type Redirector interface {
+	CanRedirect() bool
+}
+
+// handOverPoll is how often the hand-over checks whether it is done.
+const handOverPoll = 50 * time.Millisecond
+
+func (m *Manager) handOver(ctx context.Context) {
+	// Other nodes stop sending clients and relays here at once.
+	m.storeWrite(func(ctx context.Context) error { return m.store.PutNode(ctx, m.nodeInfo(0)) })
+	wait := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl) / 2
+	}
+	hctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	target := m.drainTarget(hctx)
+	redirected := 0
+	if target != "" {
+		for _, r := range m.localRooms() {
+			for _, p := range r.list() {
+				if rd, ok := p.sink.(Redirector); ok && rd.CanRedirect() {
+					p.sink.Event(Redirect{URL: target})
+					redirected++
+				}
+			}
+		}
+	}
+	m.log.Info("draining: handing over", "to", target, "redirected", redirected, "wait", wait)
+	start := time.Now()
+	for !m.handedOver(target != "") {
+		select {
+		case <-hctx.Done():
+			m.log.Warn("draining: hand-over not finished in time", "waited", time.Since(start))
+			m.handOverTimeouts.Add(1)
+			m.nodeGone()
+			return
+		case <-time.After(handOverPoll):
+		}
+	}
+	m.log.Info("draining: handed over", "took", time.Since(start))
+	m.nodeGone()
+}
+
+// handedOver reports whether no other node pulls a relay from here and,
+// when clients were redirected, none of them is still here.
+func (m *Manager) handedOver(redirected bool) bool {
+	for _, r := range m.localRooms() {
+		for _, p := range r.list() {
+			if p.spec.Relay {
+				return false
+			}
+			if rd, ok := p.sink.(Redirector); redirected && ok && rd.CanRedirect() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// drainTarget returns the public URL of the node to send clients to, or ""
+// when no other node is alive (or the registry cannot be read).
+func (m *Manager) drainTarget(ctx context.Context) string {
+	rctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
+	defer cancel()
+	nodes, err := m.store.Nodes(rctx)
+	if err != nil {
+		m.log.Warn("draining: cannot read the registry; clients are not redirected", "err", err)
+		return ""
+	}
+	var best *NodeInfo
+	better := func(n, than *NodeInfo) bool {
+		same, thanSame := strings.EqualFold(n.Region, m.Region()), strings.EqualFold(than.Region, m.Region())
+		if same != thanSame {
+			return same
+		}
+		if n.Viewers != than.Viewers {
+			return n.Viewers < than.Viewers
+		}
+		return n.ID < than.ID
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		if n.ID == m.opt.NodeID || n.PublicURL == "" || n.Draining {
+			continue
+		}
+		if best == nil || better(n, best) {
+			best = n
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.PublicURL
+}
+
+// nodeGone tells the other nodes of every room here that this node leaves:
+// what it still publishes is lost to them now.
+func (m *Manager) nodeGone() {
+	for _, r := range m.localRooms() {
+		m.publish(r, wireEvent{Type: evNodeGone})
+	}
+}

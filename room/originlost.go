@@ -1,0 +1,200 @@
+package room
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// When the node that publishes a room's tracks (their origin) is lost, it
+// died (its registry entry expired) or it drained (it said so before it
+// exited), every other node of the room tells its clients OriginLost and
+// keeps the tracks for Options.RepublishGrace, as a node keeps a local
+// broadcaster's tracks when its connection drops: the relayed copies stay
+// published here and their viewers keep their down-tracks, waiting.
+//
+// A broadcaster who publishes again on a node that holds such a copy (it
+// had viewers of the room, so it had a relay) takes the copy's track ids:
+// the copy becomes that node's own track (claimRepublish matches it by
+// identity, kind, source and name), its viewers there are re-anchored to
+// the new track, and the node announces the tracks as published by it.
+// The other nodes then relay them from the new origin and re-anchor their
+// viewers to the new copies (addRelayed): nobody renegotiates, nobody
+// rejoins, sequence numbers continue.
+//
+// When the grace period passes first, the tracks are unpublished for good,
+// as when a broadcaster does not come back.
+
+// loseOrigin handles the loss of node: its tracks in the room are kept as
+// lost (or unpublished at once without a grace period), its publishers
+// leave, its viewers no longer count, and the relay from it is dropped
+// without dropping the copies.
+func (r *Room) loseOrigin(l *roomLink, node string) {
+	grace := r.m.opt.RepublishGrace
+	var gone []string // tracks unpublished at once
+	r.applyRemote(l, func() ([]Event, bool) {
+		var tracks, parts []string
+		var unpublished, left []Event
+		for id, t := range l.tracks {
+			if t.Node != node {
+				continue
+			}
+			delete(l.tracks, id)
+			tracks = append(tracks, id)
+			if grace > 0 {
+				l.lost[id] = t
+			} else {
+				gone = append(gone, id)
+				unpublished = append(unpublished, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+			}
+		}
+		for id, p := range l.participants {
+			if p.node == node {
+				delete(l.participants, id)
+				parts = append(parts, id)
+				left = append(left, ParticipantLeft{ParticipantID: id})
+			}
+		}
+		_, counted := l.viewers[node]
+		delete(l.viewers, node)
+		if len(tracks) == 0 && len(parts) == 0 {
+			return nil, counted
+		}
+		slices.Sort(tracks)
+		slices.Sort(parts)
+		if grace > 0 && len(tracks) > 0 {
+			l.timers = append(l.timers, time.AfterFunc(grace, func() { r.expireLost(l, tracks) }))
+		}
+		r.m.originsLost.Add(1)
+		r.m.log.Warn("cluster: a room's origin node is lost", "room", r.name, "node", node,
+			"tracks", len(tracks), "kept_for", grace)
+		evs := []Event{OriginLost{Node: node, ParticipantIDs: parts, TrackIDs: tracks}}
+		return append(append(evs, unpublished...), left...), counted
+	})
+	r.failRelay(node)
+	for _, id := range gone {
+		r.dropRemoteTrack(id)
+	}
+}
+
+// expireLost unpublishes the tracks among ids that are still lost: nobody
+// published them again within the grace period.
+func (r *Room) expireLost(l *roomLink, ids []string) {
+	var expired []string
+	r.applyRemote(l, func() ([]Event, bool) {
+		var evs []Event
+		for _, id := range ids {
+			if t, ok := l.lost[id]; ok {
+				delete(l.lost, id)
+				expired = append(expired, id)
+				evs = append(evs, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
+			}
+		}
+		return evs, false
+	})
+	for _, id := range expired {
+		r.dropRemoteTrack(id)
+	}
+	if len(expired) > 0 {
+		r.m.log.Info("cluster: lost tracks not republished within the grace period", "room", r.name, "tracks", len(expired))
+	}
+}
+
+// forgetRemoteLocked drops id from the room's view of other nodes: the
+// track is this node's now. r.mu is held.
+func (r *Room) forgetRemoteLocked(id string) {
+	l := r.m.link(r)
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	delete(l.tracks, id)
+	delete(l.lost, id)
+	l.mu.Unlock()
+}
+
+// isLost reports whether id is a track of a lost origin, kept for its
+// broadcaster's return.
+func (r *Room) isLost(id string) bool {
+	l := r.m.link(r)
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.lost[id]
+	return ok
+}
+
+// failRelay drops the room's relay from origin as a lost connection: the
+// copies it fed stay, for a new relay (or a republished track) to feed.
+func (r *Room) failRelay(origin string) {
+	r.mu.Lock()
+	er := r.relay.relays[origin]
+	r.mu.Unlock()
+	if er != nil {
+		er.fail()
+	}
+}
+
+// claimRemote returns the id of a track of another node that a new local
+// track with republish key takes over, or "": the broadcaster moved here
+// from a node that is lost, drains, or no longer has the broadcaster (its
+// participant left there). A track whose publisher is still on a healthy
+// node is not taken: the same identity may publish from two places.
+func (r *Room) claimRemote(key string) string {
+	l := r.m.link(r)
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	for id, t := range l.lost {
+		if t.key() == key {
+			delete(l.lost, id)
+			l.mu.Unlock()
+			return id
+		}
+	}
+	var candidate RemoteTrack
+	found := false
+	for _, t := range l.tracks {
+		if t.key() != key {
+			continue
+		}
+		if _, present := l.participants[t.Info.ParticipantID]; !present {
+			delete(l.tracks, t.Info.ID)
+			l.mu.Unlock()
+			return t.Info.ID
+		}
+		candidate, found = t, true
+	}
+	l.mu.Unlock()
+	if !found || !r.m.nodeDraining(candidate.Node) {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.tracks[candidate.Info.ID]; !ok || t.Node != candidate.Node {
+		return "" // changed meanwhile
+	}
+	delete(l.tracks, candidate.Info.ID)
+	return candidate.Info.ID
+}
+
+// nodeDraining reports whether the registry says node is draining. It reads
+// the store (a short timeout): only a broadcaster's arrival with the key of
+// a track still published elsewhere asks.
+func (m *Manager) nodeDraining(node string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), m.storeTimeout())
+	defer cancel()
+	nodes, err := m.store.Nodes(ctx)
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes {
+		if n.ID == node {
+			return n.Draining
+		}
+	}
+	return false
+}
