@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-netns vet fmt bench bench-media bench-relay fuzz deps tools supply-chain clean
+.PHONY: run build test test-netns vet fmt bench bench-media bench-relay region-sim fuzz deps tools supply-chain clean
 
 run:
 	$(GO) run ./cmd/halo-sfu --dev
@@ -105,9 +105,21 @@ bench:
 BENCH_SERVERS  ?= this=$(CURDIR)/bin/halo-sfu
 BENCH_RUNS     ?= 3
 BENCH_MAX_LOAD ?= 0
-# bench-relay measures what a cascade relay hop adds (needs redis-server).
+# bench-relay measures what a cascade relay hop costs: latency, and CPU per
+# relayed packet on the origin and on the edge, two halo-sfu processes on
+# one redis-server (needs redis-server; BENCH_RUNS and BENCH_MAX_LOAD as
+# above; about 1 min per run).
 bench-relay: deps
-	HALO_BENCH=1 $(GO) test -count=1 -run '^TestRelayBench_HopCost$$' -v ./cmd/halo-sfu | grep -v '^=== RUN\|^--- \|^PASS\|^ok'
+	HALO_BENCH=1 HALO_BENCH_RUNS=$(BENCH_RUNS) HALO_BENCH_MAX_LOAD=$(BENCH_MAX_LOAD) \
+		$(GO) test -count=1 -timeout 30m -run '^TestRelayBench_HopCost$$' -v ./cmd/halo-sfu | grep -v '^=== RUN\|^--- \|^PASS\|^ok'
+
+# region-sim runs a broadcast across three simulated regions (network
+# namespaces, 40/120/180 ms between them; needs root and iproute2) and prints
+# what each region's viewers get; see docs/operations.md. Flags, e.g.
+# REGION_SIM_FLAGS="-viewers 10 -duration 60s".
+REGION_SIM_FLAGS ?=
+region-sim: deps build
+	bin/halo-regionsim -sfu $(CURDIR)/bin/halo-sfu $(REGION_SIM_FLAGS)
 
 bench-media: build
 	HALO_BENCH=1 HALO_BENCH_SERVERS="$(BENCH_SERVERS)" HALO_BENCH_RUNS=$(BENCH_RUNS) HALO_BENCH_MAX_LOAD=$(BENCH_MAX_LOAD) \

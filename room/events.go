@@ -30,6 +30,10 @@ type TrackInfo struct {
 	Name          string
 	MID           string
 	Codec         string
+	// Layers lists the simulcast layers (RIDs) the publisher sends the
+	// track in; empty for a single encoding (and for a relayed copy, which
+	// carries one layer).
+	Layers []string
 }
 
 // Events.

@@ -59,9 +59,15 @@ type Participant struct {
 
 	// Guarded by room.mu.
 	wantRemote map[string]bool // tracks of other nodes subscribed to by id (relay.go)
-	slot       int             // index in room.everyone
-	onStage    bool            // announced to the room: it published
-	viewer     bool            // counted in the room's viewers
+
+	// Simulcast caps (SetLayer), applied to the subscriber when it exists.
+	layerMu      sync.Mutex
+	layerCaps    map[string]int
+	defaultLayer int
+	layerSet     bool // defaultLayer was set
+	slot         int  // index in room.everyone
+	onStage      bool // announced to the room: it published
+	viewer       bool // counted in the room's viewers
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
@@ -260,11 +266,49 @@ func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	p.layerMu.Lock()
+	if p.layerSet {
+		sub.SetDefaultLayer(p.defaultLayer)
+	}
+	for id, c := range p.layerCaps {
+		sub.SetLayer(id, c)
+	}
+	p.layerMu.Unlock()
 	p.room.mu.Lock()
 	p.subscriber = sub
 	p.room.setViewerLocked(p, true)
 	p.room.mu.Unlock()
 	return sub, true, nil
+}
+
+// SetLayer caps the simulcast layer the participant receives of track id
+// (sfu.LayerLow, LayerMedium, LayerHigh). It reports whether the track is
+// subscribed and sent in layers now.
+func (p *Participant) SetLayer(id string, cap int) (bool, error) {
+	if p.room.track(id) == nil {
+		return false, fmt.Errorf("%w: %q", ErrUnknownTrack, id)
+	}
+	p.layerMu.Lock()
+	if p.layerCaps == nil {
+		p.layerCaps = map[string]int{}
+	}
+	p.layerCaps[id] = cap
+	p.layerMu.Unlock()
+	p.mu.Lock()
+	sub := p.subscriber
+	p.mu.Unlock()
+	if sub == nil {
+		return false, nil
+	}
+	return sub.SetLayer(id, cap), nil
+}
+
+// SetDefaultLayer caps the simulcast layer of every track the participant
+// receives without a cap of its own (a WHEP player's ?layer=).
+func (p *Participant) SetDefaultLayer(cap int) {
+	p.layerMu.Lock()
+	p.defaultLayer, p.layerSet = cap, true
+	p.layerMu.Unlock()
 }
 
 // Unsubscribe stops the tracks named by ids (and ends subscribe-to-all).
@@ -439,6 +483,11 @@ func (p *Participant) lostTrack(t *sfu.Track) bool {
 // waiting for a republish.
 func (p *Participant) End() {
 	p.deliberate.Store(true)
+	if !p.left.Load() {
+		// Tracks kept since its connection dropped (a client that closed
+		// its peer connection before it said leave) end now too.
+		p.room.endOrphansOf(p)
+	}
 	p.Leave()
 }
 

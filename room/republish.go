@@ -73,6 +73,22 @@ func (r *Room) trackEnded(p *Participant, t *sfu.Track) {
 	r.removeTrack(p, t)
 }
 
+// endOrphansOf removes the tracks of p kept for its republish: p left on
+// purpose, so it will not come back for them.
+func (r *Room) endOrphansOf(p *Participant) {
+	r.mu.Lock()
+	var ended []*sfu.Track
+	for _, e := range r.tracks {
+		if e.owner == p && e.orphan != nil && !e.claimed {
+			ended = append(ended, e.track)
+		}
+	}
+	r.mu.Unlock()
+	for _, t := range ended {
+		r.removeTrack(p, t)
+	}
+}
+
 // expire removes a track kept for republish that nobody republished.
 func (r *Room) expire(id string, t *sfu.Track) {
 	r.mu.Lock()

@@ -204,7 +204,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	si := t.Info()
 	info := TrackInfo{
 		ID: si.ID, ParticipantID: owner.id, Kind: si.Kind.String(), Source: si.Source,
-		Name: si.Name, MID: si.MID, Codec: si.MimeType,
+		Name: si.Name, MID: si.MID, Codec: si.MimeType, Layers: si.Layers,
 	}
 	if r.republished(owner, t) {
 		return

@@ -56,6 +56,8 @@ type DownTrack struct {
 	kind         webrtc.RTPCodecType
 	codec        webrtc.RTPCodecCapability
 	src          atomic.Pointer[Track]
+	next         atomic.Pointer[Track] // a simulcast layer to move to at its next keyframe
+	layerCap     atomic.Int32          // the best simulcast layer the viewer wants (LayerHigh)
 	bind         atomic.Pointer[binding]
 	pliPending   atomic.Bool
 	relay        bool // the copy a relay carries to another node
@@ -102,6 +104,7 @@ func (a *anchor) mapTS(src uint32) uint32 {
 
 func newDownTrack(t *Track) *DownTrack {
 	d := &DownTrack{id: t.info.ID, streamID: t.info.StreamID, kind: t.info.Kind, codec: t.codec}
+	d.layerCap.Store(LayerHigh)
 	d.src.Store(t)
 	d.nack.init(t.engine.nackBudget)
 	return d
@@ -121,6 +124,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 // Unbind implements webrtc.TrackLocal: the viewer stopped the track, so its
 // source stops writing to it.
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.cancelNext()
 	d.src.Load().removeDown(d)
 	return nil
 }
@@ -146,10 +150,19 @@ func (d *DownTrack) Track() *Track { return d.src.Load() }
 // codec. The viewer's sequence numbers and timestamps continue; the new
 // source's packets start at its next decodable picture (the cached one when
 // there is one). It returns ErrCodecMismatch when the codecs differ.
+//
+// A simulcast track (or any of its layers) stands for its layers: the
+// down-track goes to the layer its cap calls for.
 func (d *DownTrack) Switch(to *Track) error {
 	if !strings.EqualFold(to.codec.MimeType, d.codec.MimeType) || to.codec.ClockRate != d.codec.ClockRate {
 		return ErrCodecMismatch
 	}
+	if to.group != nil {
+		if l := to.group.pick(int(d.layerCap.Load())); l != nil {
+			to = l
+		}
+	}
+	d.cancelNext()
 	old := d.src.Load()
 	if old == to {
 		return nil
@@ -176,7 +189,17 @@ func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bo
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.src.Load() != t {
-		return 0 // re-anchored while this round was under way
+		if d.next.Load() != t || !t.pic.kfValid || t.pic.kfTS != h.Timestamp {
+			return 0 // re-anchored while this round was under way, or not yet the layer's keyframe
+		}
+		// The simulcast layer the viewer moves to has a new keyframe:
+		// re-anchor there, starting with this keyframe's packets.
+		old := d.src.Load()
+		d.src.Store(t)
+		d.next.Store(nil)
+		d.state = dtWaiting
+		old.removeDown(d)
+		t.engine.stats.layerSwitches.Add(1)
 	}
 	if d.pliPending.Load() {
 		d.pliPending.Store(false)
@@ -411,4 +434,46 @@ func trimPadding(h *rtp.Header, pkt []byte, hl int) (payload []byte, ok bool) {
 		end -= pad
 	}
 	return pkt[hl:end], true
+}
+
+// switchAtKeyframe makes the down-track move to the simulcast layer to at
+// that layer's next keyframe (requested now); until then it keeps copying
+// the layer it has.
+func (d *DownTrack) switchAtKeyframe(to *Track) {
+	d.mu.Lock()
+	if d.src.Load() == to {
+		d.mu.Unlock()
+		return
+	}
+	old := d.next.Swap(to)
+	d.mu.Unlock()
+	if old != to {
+		if old != nil {
+			old.removeDown(d)
+		}
+		if d.bind.Load() != nil {
+			to.addDown(d)
+		}
+	}
+	to.RequestKeyframe()
+}
+
+// cancelNext forgets a pending move to another layer.
+func (d *DownTrack) cancelNext() {
+	d.mu.Lock()
+	old := d.next.Swap(nil)
+	cur := d.src.Load()
+	d.mu.Unlock()
+	if old != nil && old != cur {
+		old.removeDown(d)
+	}
+}
+
+// SetLayer caps the simulcast layer the down-track copies (LayerLow,
+// LayerMedium or LayerHigh); it moves at the target layer's next keyframe.
+func (d *DownTrack) SetLayer(cap int) {
+	d.layerCap.Store(int32(min(max(cap, LayerLow), LayerHigh)))
+	if t := d.Track(); t != nil && t.group != nil {
+		t.group.place(d)
+	}
 }

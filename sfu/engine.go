@@ -17,6 +17,7 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -54,6 +55,7 @@ type counters struct {
 	relayPacketsOut, relayBytesOut   atomic.Uint64
 	tracks, downTracks               atomic.Int64
 	publishers, subscribers          atomic.Int64
+	layerSwitches                    atomic.Uint64
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -83,6 +85,7 @@ type Stats struct {
 	RelayBytesIn     uint64
 	RelayPacketsOut  uint64 // RTP packets sent over relays (also in PacketsForwarded)
 	RelayBytesOut    uint64
+	LayerSwitches    uint64 // viewers moved to another simulcast layer at its keyframe
 }
 
 // NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
@@ -242,6 +245,19 @@ func newPublisherAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc
 	if err := registerCodecs(me); err != nil {
 		return nil, err
 	}
+	// Simulcast: layers are told apart by RID (and their repair streams by
+	// repaired RID), sections by MID, in RTP header extensions.
+	for _, ext := range []struct {
+		uri  string
+		kind webrtc.RTPCodecType
+	}{
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeVideo}, {sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},
+		{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo}, {sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
+	} {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: ext.uri}, ext.kind); err != nil {
+			return nil, err
+		}
+	}
 	reg := &interceptor.Registry{}
 	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(lf))
 	if err != nil {
@@ -296,6 +312,7 @@ func (e *Engine) Stats() Stats {
 		PLIsIgnored:      s.plisIgnored.Load(),
 		ForwarderSkipped: s.forwarderSkipped.Load(),
 		WriteErrors:      s.writeErrors.Load(),
+		LayerSwitches:    s.layerSwitches.Load(),
 		RelaysIn:         s.relaysIn.Load(),
 		RelaysOut:        s.relaysOut.Load(),
 		RelayTracksIn:    s.relayTracksIn.Load(),

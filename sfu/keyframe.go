@@ -41,24 +41,32 @@ func isKeyframe(mime string, payload []byte) bool {
 // the first byte of the VP8 frame tag (RFC 6386 section 9.1): only the first
 // packet of partition 0 carries the frame tag.
 func vp8Keyframe(p []byte) bool {
+	i, ok := vp8HeaderStart(p)
+	return ok && len(p) > i && p[i]&0x01 == 0 // P bit: 0 means keyframe
+}
+
+// vp8HeaderStart returns where the VP8 frame header begins in the first
+// packet of partition 0 (after the payload descriptor); ok is false for
+// any other packet.
+func vp8HeaderStart(p []byte) (int, bool) {
 	if len(p) < 1 {
-		return false
+		return 0, false
 	}
 	b0 := p[0]
 	start, pid := b0&0x10 != 0, b0&0x07
 	if !start || pid != 0 {
-		return false
+		return 0, false
 	}
 	i := 1
 	if b0&0x80 != 0 { // X: extension byte follows
 		if len(p) < 2 {
-			return false
+			return 0, false
 		}
 		x := p[1]
 		i = 2
 		if x&0x80 != 0 { // I: picture id, 7 or 15 bits
 			if len(p) <= i {
-				return false
+				return 0, false
 			}
 			if p[i]&0x80 != 0 {
 				i += 2
@@ -73,10 +81,7 @@ func vp8Keyframe(p []byte) bool {
 			i++
 		}
 	}
-	if len(p) <= i {
-		return false
-	}
-	return p[i]&0x01 == 0 // P bit: 0 means keyframe
+	return i, len(p) > i
 }
 
 // H.264 NAL unit types (RFC 6184 section 5.2, ITU-T H.264 table 7-1).

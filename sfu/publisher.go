@@ -54,6 +54,9 @@ type Publisher struct {
 	failed  sync.Once
 	readers sync.WaitGroup
 	relay   bool // the edge side of a relay (relay.go)
+	// layers are the simulcast tracks by receiver: the room is told of the
+	// first layer of each (simulcast.go).
+	layers map[*webrtc.RTPReceiver]*Track
 }
 
 // NewPublisher creates a sending connection for the participant streamID.
@@ -120,6 +123,16 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 			info.Source = "microphone"
 		}
 	}
+	if rid := remote.RID(); rid != "" {
+		info.RID = rid
+		for _, tr := range recv.Tracks() {
+			info.Layers = append(info.Layers, tr.RID())
+		}
+		if primary := p.layers[recv]; primary != nil {
+			p.addLayer(primary, remote, recv, info)
+			return
+		}
+	}
 	if p.events.TrackID != nil {
 		info.ID = p.events.TrackID(info)
 	}
@@ -128,6 +141,13 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	}
 	t := newTrack(p.e, remote, info, p.sendPLI)
 	t.relay = p.relay
+	if info.RID != "" {
+		if p.layers == nil {
+			p.layers = map[*webrtc.RTPReceiver]*Track{}
+		}
+		p.layers[recv] = t
+		newLayerSet(p.e, info.Layers).add(t)
+	}
 	p.tracks = append(p.tracks, t)
 	p.e.stats.tracks.Add(1)
 	if t.relay {
@@ -143,7 +163,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	}
 	go func() {
 		defer p.readers.Done()
-		drainRTCP(recv)
+		drainRTCP(recv, info.RID)
 	}()
 	go func() {
 		defer p.readers.Done()
@@ -156,6 +176,28 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	t.RequestKeyframe()
 }
 
+// addLayer starts another simulcast layer of primary's track: a track of
+// its own under the same id, that the room does not see. p.mu is held; it
+// is released.
+func (p *Publisher) addLayer(primary *Track, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, info TrackInfo) {
+	info.ID, info.StreamID = primary.info.ID, primary.info.StreamID
+	t := newTrack(p.e, remote, info, p.sendPLI)
+	t.relay, t.extra = p.relay, true
+	primary.group.add(t)
+	p.tracks = append(p.tracks, t)
+	p.readers.Add(2)
+	p.mu.Unlock()
+	go func() {
+		defer p.readers.Done()
+		drainRTCP(recv, info.RID)
+	}()
+	go func() {
+		defer p.readers.Done()
+		t.readLoop()
+	}()
+	t.RequestKeyframe()
+}
+
 func transceiverOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) *webrtc.RTPTransceiver {
 	for _, tr := range pc.GetTransceivers() {
 		if tr.Receiver() == recv {
@@ -165,11 +207,18 @@ func transceiverOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) *webrtc.
 	return nil
 }
 
-// drainRTCP reads the publisher's RTCP so the interceptors see its sender reports.
-func drainRTCP(recv *webrtc.RTPReceiver) {
+// drainRTCP reads the publisher's RTCP (of simulcast layer rid, when set)
+// so the interceptors see its sender reports.
+func drainRTCP(recv *webrtc.RTPReceiver, rid string) {
 	buf := make([]byte, 1500)
 	for {
-		if _, _, err := recv.Read(buf); err != nil {
+		var err error
+		if rid != "" {
+			_, _, err = recv.ReadSimulcast(buf, rid)
+		} else {
+			_, _, err = recv.Read(buf)
+		}
+		if err != nil {
 			return
 		}
 	}

@@ -39,6 +39,9 @@ type Subscriber struct {
 	failed    sync.Once
 	rtcpLoops sync.WaitGroup
 	relay     bool // the origin side of a relay (relay.go)
+	// Simulcast caps: per track id, and for tracks without one.
+	caps       map[string]int
+	defaultCap int
 }
 
 type subscription struct {
@@ -52,7 +55,7 @@ func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
-	s := &Subscriber{e: e, pc: pc, events: ev, subs: map[string]*subscription{}}
+	s := &Subscriber{e: e, pc: pc, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh}
 	e.stats.subscribers.Add(1)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil && ev.OnCandidate != nil {
@@ -81,7 +84,18 @@ func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
 // to the per-viewer retransmission budget: one relay carries a whole node's
 // audience.
 func (s *Subscriber) newDownTrack(t *Track) *DownTrack {
-	dt := newDownTrack(t)
+	cap, ok := s.caps[t.info.ID]
+	if !ok {
+		cap = s.defaultCap
+	}
+	src := t
+	if t.group != nil {
+		if l := t.group.pick(cap); l != nil {
+			src = l
+		}
+	}
+	dt := newDownTrack(src)
+	dt.layerCap.Store(int32(cap))
 	if s.relay {
 		dt.relay = true
 		dt.nack.init(0)
@@ -318,4 +332,28 @@ func readViewerRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
 			}
 		}
 	}
+}
+
+// SetLayer caps the simulcast layer the viewer gets of track id (LayerLow,
+// LayerMedium, LayerHigh), now if it is subscribed, else when it is. It
+// reports whether the track is subscribed and sent in layers.
+func (s *Subscriber) SetLayer(id string, cap int) bool {
+	s.mu.Lock()
+	s.caps[id] = cap
+	sub := s.subs[id]
+	s.mu.Unlock()
+	if sub == nil {
+		return false
+	}
+	sub.dt.SetLayer(cap)
+	t := sub.dt.Track()
+	return t != nil && t.group != nil
+}
+
+// SetDefaultLayer caps the simulcast layer of every track without a cap of
+// its own (a WHEP player's ?layer=). Call before tracks are added.
+func (s *Subscriber) SetDefaultLayer(cap int) {
+	s.mu.Lock()
+	s.defaultCap = cap
+	s.mu.Unlock()
 }

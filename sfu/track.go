@@ -23,6 +23,10 @@ type TrackInfo struct {
 	Name     string
 	MID      string
 	ClientID string // the publisher's own track id (msid), used to find its metadata
+	// RID names the simulcast layer this track is (empty without simulcast);
+	// Layers lists every RID the publisher offered for the track.
+	RID    string
+	Layers []string
 }
 
 // inlineFanout is how many down-tracks one writer takes before the list is
@@ -88,6 +92,13 @@ type Track struct {
 	repMu     sync.Mutex   // guards replaying (down-tracks add themselves from fan-out workers)
 	replaying []*DownTrack // down-tracks being given the cached picture
 	rrNext    int          // round-robin start of the next replay round
+
+	// Simulcast (simulcast.go): the track's layers, and this layer's
+	// activity. bytesIn counts what the reader took.
+	group   *layerSet
+	layer   layerState
+	extra   bool // a layer other than the one the room knows (not counted in Tracks)
+	bytesIn atomic.Uint64
 
 	removed  atomic.Bool // stopped by its publisher on purpose (unpublish.go)
 	relay    bool        // fed by a relay from another node (relay.go)
@@ -242,6 +253,7 @@ func (t *Track) ingest(pkt []byte, h *rtp.Header) {
 		t.engine.stats.relayBytesIn.Add(uint64(len(pkt)))
 	}
 	t.cache.put(seq, pkt, monoNow())
+	t.bytesIn.Add(uint64(len(pkt)))
 	n := t.written.Load()
 	t.arrivals[n%arrivalRing].Store(uint32(seq))
 	t.written.Store(n + 1)
@@ -311,7 +323,13 @@ func (t *Track) forwardPending() {
 		auStart := t.hdr.Timestamp != t.prevTS
 		t.prevTS = t.hdr.Timestamp
 		if t.isVideo() {
-			t.pic.observe(seq, t.hdr.Timestamp, isKeyframe(t.mime, payload), t.cache.size(), time.Now())
+			key := isKeyframe(t.mime, payload)
+			if key && t.group != nil {
+				if w, h, ok := frameSize(t.mime, payload); ok {
+					t.layer.pixels.Store(int64(w) * int64(h))
+				}
+			}
+			t.pic.observe(seq, t.hdr.Timestamp, key, t.cache.size(), time.Now())
 		}
 		t.forward(&t.hdr, payload, auStart)
 	}
@@ -434,8 +452,13 @@ func (t *Track) endReplays() {
 
 func (t *Track) finish() {
 	t.onceDone.Do(func() {
+		if t.group != nil {
+			t.group.ended(t)
+		}
 		close(t.done)
-		t.engine.stats.tracks.Add(-1)
+		if !t.extra {
+			t.engine.stats.tracks.Add(-1)
+		}
 		if t.relay {
 			t.engine.stats.relayTracksIn.Add(-1)
 		}

@@ -136,6 +136,16 @@ type (
 	reactionData struct {
 		Emoji string `json:"emoji"`
 	}
+	// setLayerData caps the simulcast layer of one track.
+	setLayerData struct {
+		TrackID string `json:"track_id"`
+		Max     string `json:"max"`
+	}
+	layerSetData struct {
+		TrackID   string `json:"track_id"`
+		Max       string `json:"max"`
+		Simulcast bool   `json:"simulcast"`
+	}
 	// redirectData sends a client to a node of its region.
 	redirectData struct {
 		URL    string `json:"url"`
@@ -159,6 +169,8 @@ type (
 		Name          string `json:"name"`
 		MID           string `json:"mid"`
 		Codec         string `json:"codec"`
+		// Layers names the caps set_layer takes for a simulcast track.
+		Layers []string `json:"layers,omitempty"`
 	}
 	grantsJSON struct {
 		Publish   bool `json:"publish"`
@@ -195,7 +207,19 @@ func toParticipantJSON(p room.ParticipantInfo) participantJSON {
 }
 
 func toTrackJSON(t room.TrackInfo) trackJSON {
-	return trackJSON{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec}
+	return trackJSON{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec,
+		Layers: layerNames(len(t.Layers))}
+}
+
+// layerNames are the caps of a track sent in n simulcast layers.
+func layerNames(n int) []string {
+	switch {
+	case n >= 3:
+		return []string{"low", "medium", "high"}
+	case n == 2:
+		return []string{"low", "high"}
+	}
+	return nil
 }
 
 // eventMessage turns a room event into its wire type and body ("" for

@@ -255,10 +255,19 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		return
 	}
 	spec.LeaveOnFailure = true
+	layer := -1
 	if kind == "whip" {
 		spec.Subscribe = false
 	} else {
 		spec.Publish = false
+		if q := r.URL.Query().Get("layer"); q != "" {
+			cap, ok := sfu.ParseLayer(q)
+			if !ok {
+				refuse(newError(CodeBadRequest, `layer must be "low", "medium" or "high"`))
+				return
+			}
+			layer = cap
+		}
 	}
 	sid := id.New("s_")
 	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: sid})
@@ -272,6 +281,9 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	if kind == "whip" {
 		answer, err = p.Publish(ctx, string(body), nil, true)
 	} else {
+		if layer >= 0 {
+			p.SetDefaultLayer(layer)
+		}
 		answer, err = p.Watch(ctx, string(body), r.URL.Query().Get("track"))
 	}
 	if err != nil {

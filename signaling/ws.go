@@ -319,6 +319,8 @@ func (c *wsClient) handle(env envelope) bool {
 		} else {
 			err = c.p.React(d.Emoji)
 		}
+	case "set_layer":
+		err = c.setLayer(env)
 	case "refresh":
 		err = c.refresh(env)
 	case "leave":
@@ -338,7 +340,7 @@ func (c *wsClient) handle(env envelope) bool {
 }
 
 var clientTypes = map[string]struct{}{
-	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "reaction": {}, "refresh": {}, "leave": {},
+	"join": {}, "publish": {}, "subscribe": {}, "unsubscribe": {}, "answer": {}, "trickle": {}, "chat": {}, "reaction": {}, "refresh": {}, "leave": {}, "set_layer": {},
 }
 
 func (c *wsClient) join(env envelope) error {
@@ -484,6 +486,23 @@ func (c *wsClient) subscribe(env envelope) error {
 		ids = []string{}
 	}
 	c.reply(env.ID, env.Type+"d", trackIDsData{TrackIDs: ids})
+	return nil
+}
+
+func (c *wsClient) setLayer(env envelope) error {
+	var d setLayerData
+	if e := decodeData(env, &d); e != nil {
+		return e
+	}
+	cap, ok := sfu.ParseLayer(d.Max)
+	if !ok || d.TrackID == "" {
+		return newError(CodeBadRequest, `set_layer needs track_id and max: "low", "medium" or "high"`)
+	}
+	simulcast, err := c.p.SetLayer(d.TrackID, cap)
+	if err != nil {
+		return err
+	}
+	c.reply(env.ID, "layer_set", layerSetData{TrackID: d.TrackID, Max: strings.ToLower(strings.TrimSpace(d.Max)), Simulcast: simulcast})
 	return nil
 }
 

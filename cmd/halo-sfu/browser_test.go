@@ -227,10 +227,18 @@ type size struct {
 // waits until the page says it is live. It returns the camera's capture size.
 func goLive(t *testing.T, tab context.Context, n *testNode, room, via string) size {
 	t.Helper()
-	u := n.base + "/#/live/" + room + "?token=" + n.token(room, "host-"+room, true, false)
+	query := ""
 	if via != "" {
-		u += "&via=" + via
+		query = "&via=" + via
 	}
+	return goLiveQuery(t, tab, n, room, query)
+}
+
+// goLiveQuery is goLive with more of the page's parameters (query starts
+// with &).
+func goLiveQuery(t *testing.T, tab context.Context, n *testNode, room, query string) size {
+	t.Helper()
+	u := n.base + "/#/live/" + room + "?token=" + n.token(room, "host-"+room, true, false) + query
 	ctx, cancel := context.WithTimeout(tab, browserDeadline)
 	defer cancel()
 	if err := chromedp.Do(ctx,
@@ -264,10 +272,17 @@ func goLive(t *testing.T, tab context.Context, n *testNode, room, via string) si
 // watch opens the watch page for room (via "" or "whep").
 func watch(t *testing.T, tab context.Context, n *testNode, room, via string) {
 	t.Helper()
-	u := n.base + "/#/watch/" + room + "?token=" + n.token(room, "viewer-"+room, false, true)
+	query := ""
 	if via != "" {
-		u += "&via=" + via
+		query = "&via=" + via
 	}
+	watchQuery(t, tab, n, room, query)
+}
+
+// watchQuery is watch with more of the page's parameters (query starts with &).
+func watchQuery(t *testing.T, tab context.Context, n *testNode, room, query string) {
+	t.Helper()
+	u := n.base + "/#/watch/" + room + "?token=" + n.token(room, "viewer-"+room, false, true) + query
 	ctx, cancel := context.WithTimeout(tab, browserDeadline)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(u), chromedp.WaitVisible(chromedp.ID("player"))); err != nil {

@@ -65,11 +65,32 @@ export function defaultWebSocketURL(loc = window.location) {
   return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
 }
 
+// SIMULCAST_ENCODINGS are the three layers a simulcast publisher sends: a
+// quarter, half and the full resolution (320x180, 640x360 and 1280x720 for
+// a 720p camera). The server sends each viewer the best one its cap allows
+// and the publisher actually sends (browsers drop upper layers under
+// congestion).
+export const SIMULCAST_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1500000 },
+];
+
+// sendOptions are the addTransceiver options for track: its video sent in
+// simulcast layers when simulcast is set.
+function sendOptions(track, stream, simulcast) {
+  const o = { direction: 'sendonly', streams: [stream] };
+  if (simulcast && track.kind === 'video') o.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+  return o;
+}
+
 export class HaloClient extends EventTarget {
   // opts: {token, room?, name?, url? (default /ws of this origin),
   //        autoSubscribe? (default true), rtcConfig?, requestTimeoutMs? (10000),
   //        holdResolutionMs? (10000, see holdResolution),
-  //        refreshToken? (async (client) => fresh token, on token_expiring)}
+  //        refreshToken? (async (client) => fresh token, on token_expiring),
+  //        simulcast? (send video in three layers, SIMULCAST_ENCODINGS),
+  //        followRedirects? (default true)}
   constructor(opts = {}) {
     super();
     this.opts = { url: defaultWebSocketURL(), autoSubscribe: true, requestTimeoutMs: 10000, rtcConfig: {}, ...opts };
@@ -167,8 +188,8 @@ export class HaloClient extends EventTarget {
     const pc = this._publisherPC();
     const tracks = stream.getTracks();
     for (const track of tracks) {
-      const { sender } = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      if (track.kind === 'video') holdResolution(sender, this.opts.holdResolutionMs);
+      const { sender } = pc.addTransceiver(track, sendOptions(track, stream, this.opts.simulcast));
+      if (track.kind === 'video' && !this.opts.simulcast) holdResolution(sender, this.opts.holdResolutionMs);
     }
     const meta = tracks.map((t) => {
       const m = trackMeta.find((x) => x.track_id === t.id) || {};
@@ -189,6 +210,11 @@ export class HaloClient extends EventTarget {
     if (!sender) throw new Error('replaceTrack: track is not published');
     await sender.replaceTrack(newTrack);
   }
+
+  // setLayer caps the quality of a simulcast track: max is "low", "medium"
+  // or "high" (the best the viewer's link and the publisher allow). It
+  // resolves with {track_id, max, simulcast}.
+  setLayer(trackId, max) { return this.request('set_layer', { track_id: trackId, max }, 'layer_set'); }
 
   // subscribe / unsubscribe pick tracks explicitly (with autoSubscribe false).
   subscribe(trackIds = []) { return this.request('subscribe', { track_ids: trackIds }, 'subscribed'); }
@@ -574,14 +600,14 @@ async function exchangeSDP(pc, endpoint, token, hooks = {}) {
 }
 
 // whip publishes stream over WHIP (RFC 9725) to endpoint (e.g. /whip/room).
-// opts: {rtcConfig?, holdResolutionMs?, beforePost?}. Resolves with
-// {pc, location, stop()}.
+// opts: {rtcConfig?, holdResolutionMs?, beforePost?, simulcast?}. Resolves
+// with {pc, location, stop()}.
 export async function whip(endpoint, token, stream, opts = {}) {
   const pc = new RTCPeerConnection(opts.rtcConfig || {});
   try {
     for (const track of stream.getTracks()) {
-      const { sender } = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      if (track.kind === 'video') holdResolution(sender, opts.holdResolutionMs);
+      const { sender } = pc.addTransceiver(track, sendOptions(track, stream, opts.simulcast));
+      if (track.kind === 'video' && !opts.simulcast) holdResolution(sender, opts.holdResolutionMs);
     }
     const location = await exchangeSDP(pc, endpoint, token, opts);
     return new HTTPSession(pc, location, token);

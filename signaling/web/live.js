@@ -50,6 +50,16 @@ export function liveView(room, params) {
   const camSel = $('camera-select');
   const micSel = $('mic-select');
   const qualitySel = $('quality-select');
+  const simulcastBox = $('simulcast-toggle');
+  // Simulcast is on by default from 720p up (a setting the user may change;
+  // it applies from the next Start). ?quality=hd and ?simulcast=0|1 preset them.
+  let simulcastTouched = false;
+  if (params.get('quality') === 'hd' || params.get('quality') === 'sd') qualitySel.value = params.get('quality');
+  simulcastBox.checked = qualitySel.value === 'hd';
+  if (params.has('simulcast')) {
+    simulcastBox.checked = params.get('simulcast') === '1';
+    simulcastTouched = true;
+  }
   const startBtn = $('start');
   const stopBtn = $('stop');
   const status = $('live-status');
@@ -177,6 +187,7 @@ export function liveView(room, params) {
 
   // setQuality changes the capture size of the camera in place, live or not.
   async function setQuality() {
+    if (!simulcastTouched) simulcastBox.checked = qualitySel.value === 'hd';
     const v = stream && stream.getVideoTracks()[0];
     if (!v) return;
     const c = videoConstraints('', qualitySel.value);
@@ -206,7 +217,7 @@ export function liveView(room, params) {
   }
 
   async function startWS(token, my) {
-    const c = new HaloClient({ token, room, autoSubscribe: false, refreshToken: (cl) => refreshDevToken(cl, room, true) });
+    const c = new HaloClient({ token, room, autoSubscribe: false, simulcast: simulcastBox.checked, refreshToken: (cl) => refreshDevToken(cl, room, true) });
     client = c;
     c.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
     c.addEventListener('connectionstatechange', (e) => {
@@ -224,7 +235,7 @@ export function liveView(room, params) {
   }
 
   async function startWHIP(token, my) {
-    const s = await whip(`/whip/${encodeURIComponent(room)}`, token, stream);
+    const s = await whip(`/whip/${encodeURIComponent(room)}`, token, stream, { simulcast: simulcastBox.checked });
     if (my !== attempt) {
       s.stop();
       return;
@@ -297,6 +308,7 @@ export function liveView(room, params) {
   on(camSel, 'change', () => switchDevice('video', camSel.value));
   on(micSel, 'change', () => switchDevice('audio', micSel.value));
   on(qualitySel, 'change', setQuality);
+  on(simulcastBox, 'change', () => { simulcastTouched = true; });
   on(navigator.mediaDevices, 'devicechange', listDevices);
   openDevices();
 

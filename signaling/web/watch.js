@@ -12,6 +12,9 @@ export function watchView(room, params) {
   const player = $('player');
   const status = $('watch-status');
   const picker = $('camera-pick');
+  // The quality cap (simulcast broadcasts): ?layer=low|medium|high presets it.
+  const layerPick = $('layer-pick');
+  layerPick.value = ['low', 'medium', 'high'].includes(params.get('layer')) ? params.get('layer') : 'high';
   const ac = new AbortController();
   const on = (el, type, fn) => el.addEventListener(type, fn, { signal: ac.signal });
 
@@ -127,6 +130,7 @@ export function watchView(room, params) {
     } else {
       const v = { track, id, label: (meta && meta.name) || '' };
       videos.push(v);
+      if (client && layerPick.value !== 'high') applyLayer(v);
       if (!selected) selectVideo(v);
       else renderPicker();
     }
@@ -233,8 +237,16 @@ export function watchView(room, params) {
     await c.join();
   }
 
+  // applyLayer asks the server for the chosen quality of video v (WebSocket;
+  // a WHEP session is opened again with ?layer= instead).
+  function applyLayer(v) {
+    if (!client) return;
+    client.setLayer(v.id, layerPick.value).catch((err) => setStatus(status, `Quality: ${describe(err)}`, 'error'));
+  }
+
   async function connectWHEP(token) {
-    const s = await whep(`/whep/${encodeURIComponent(room)}`, token, {
+    const q = layerPick.value === 'high' ? '' : `?layer=${layerPick.value}`;
+    const s = await whep(`/whep/${encodeURIComponent(room)}${q}`, token, {
       onTrack: (e) => addTrack(e.track, (e.streams[0] && e.streams[0].id) || e.track.id, null),
       beforePost: () => { if (!firstFrameAt) t0 = performance.now(); },
     });
@@ -391,6 +403,19 @@ export function watchView(room, params) {
     $('stats-toggle').setAttribute('aria-expanded', String(!box.hidden));
   });
   on(picker, 'change', () => selectVideo(videos[Number(picker.value)] || null));
+  on(layerPick, 'change', () => {
+    if (client) {
+      for (const v of videos) applyLayer(v);
+    } else if (session) {
+      // WHEP: a new session with the new ?layer=.
+      const s = session;
+      session = null;
+      pc = null;
+      s.stop();
+      clearTracks();
+      connect();
+    }
+  });
 
   connect();
   statsLoop();

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+type layerStats struct {
+	FrameWidth   int `json:"frameWidth"`
+	FrameHeight  int `json:"frameHeight"`
+	PacketsLost  int `json:"packetsLost"`
+	FramesDecode int `json:"framesDecoded"`
+}
+
+// The live page at 720p publishes simulcast (its default from 720p), over
+// WHIP and over the WebSocket. Viewers in Chromium: a WHEP player decodes
+// 1280x720, one with ?layer=low 320x180 (a quarter of each side); a
+// WebSocket player that picks low, then best, changes resolution each
+// time without losing a packet.
+func TestBrowser_SimulcastLayersPerViewer(t *testing.T) {
+	for _, via := range []string{"whip", "ws"} {
+		t.Run(via, func(t *testing.T) {
+			n := startNode(t, nil)
+			b := newBrowser(t)
+			room := "sim-" + via
+			query := "&quality=hd"
+			if via == "whip" {
+				query += "&via=whip"
+			}
+			capture := goLiveQuery(t, b.ctx, n, room, query)
+			if capture.Width != 1280 || capture.Height != 720 {
+				t.Fatalf("capture %+v, want 1280x720", capture)
+			}
+			eventually(t, "the page publishes three layers", func() bool {
+				r := n.rooms.Room(room)
+				if r == nil {
+					return false
+				}
+				for _, tr := range r.Tracks() {
+					if tr.Kind == "video" && len(tr.Layers) == 3 {
+						return true
+					}
+				}
+				return false
+			})
+
+			high, low := b.tab("high"), b.tab("low")
+			watchQuery(t, high, n, room, "&via=whep")
+			watchQuery(t, low, n, room, "&via=whep&layer=low")
+			waitDecoded(t, high, size{1280, 720})
+			waitDecoded(t, low, size{320, 180})
+
+			ws := b.tab("ws")
+			watch(t, ws, n, room, "")
+			waitDecoded(t, ws, size{1280, 720})
+			for _, step := range []struct {
+				layer string
+				want  size
+			}{{"low", size{320, 180}}, {"high", size{1280, 720}}} {
+				start := time.Now()
+				var ok bool
+				if err := evalJSON(ws, `(() => { const s = document.getElementById('layer-pick'); s.value = '`+step.layer+`';
+					return s.dispatchEvent(new Event('change')); })()`, &ok); err != nil {
+					t.Fatal(err)
+				}
+				waitPage(t, ws, "the WebSocket player at "+step.layer, haloStatsJS, func(s layerStats) bool {
+					return s.FrameWidth == step.want.Width && s.FrameHeight == step.want.Height
+				})
+				t.Logf("%s: the WebSocket player decoded %dx%d %v after choosing %s", via, step.want.Width, step.want.Height, time.Since(start).Round(10*time.Millisecond), step.layer)
+			}
+			var st layerStats
+			if err := evalJSON(ws, haloStatsJS, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.PacketsLost != 0 {
+				t.Errorf("the WebSocket player lost %d packets across the layer changes", st.PacketsLost)
+			}
+			if s := n.engine.Stats(); s.LayerSwitches < 2 {
+				t.Errorf("engine counted %d layer switches, want at least 2", s.LayerSwitches)
+			}
+			assertNoPageProblems(t, b)
+		})
+	}
+}

@@ -1,0 +1,287 @@
+package sfu
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Simulcast: a publisher may send a video track as up to three encodings
+// of different quality (layers), each with its own SSRC and RID. Each layer
+// is a Track of its own: one reader, one packet cache, one forwarder, its
+// own keyframes and retransmissions. The room knows one of them, the
+// primary (the first layer to arrive); the others hang off its layerSet.
+//
+// A viewer's down-track copies one layer at a time. Which one: the best
+// layer that is being sent (a layer is active while packets arrive; browsers
+// drop their upper layers under congestion) at or below the viewer's cap
+// (Subscriber.SetLayer: low, medium or high; no cap means high). A move to
+// another layer is seamless: the down-track keeps the layer it has until
+// the target layer's next keyframe (asked for at once, rate-limited and
+// merged across viewers like every keyframe request), then re-anchors
+// (DownTrack.Switch): sequence numbers and timestamps continue. Only when
+// the current layer stopped does it move at once, from the target's cached
+// picture.
+//
+// Layers are ranked by the picture size their keyframes announce (VP8,
+// H.264), else by their RID names (q/h/f, low/mid/high, r0/r1/r2 and the
+// like), else by the highest bitrate each has carried (a higher layer
+// carries more; while a browser ramps up, rates alone mislead), else in the
+// order the publisher offered them.
+
+// Layer caps a viewer may set.
+const (
+	LayerLow    = 0
+	LayerMedium = 1
+	LayerHigh   = 2
+)
+
+// ParseLayer reads a cap name: "low", "medium" or "high".
+func ParseLayer(s string) (int, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "low":
+		return LayerLow, true
+	case "medium", "mid":
+		return LayerMedium, true
+	case "high":
+		return LayerHigh, true
+	}
+	return 0, false
+}
+
+// layerTick is how often a layer set checks its layers and its viewers.
+const layerTick = 250 * time.Millisecond
+
+// layerIdle is how long a layer may go without a packet before it counts
+// as stopped.
+const layerIdle = time.Second
+
+// layerSet is the simulcast layers of one published video track.
+type layerSet struct {
+	e    *Engine
+	rids []string // every RID the publisher offered, in its order
+
+	mu     sync.Mutex
+	layers []*Track // the layers that have arrived
+	ranked atomic.Pointer[[]*Track]
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// layerState is a layer's activity, kept by its layerSet's monitor.
+type layerState struct {
+	lastWritten uint64
+	lastBytes   uint64
+	idleSince   time.Time // zero while packets arrive
+	seen        bool      // a packet ever arrived
+	maxRate     float64   // highest bytes per second over a tick
+	lastPixels  int64
+	pixels      atomic.Int64 // width x height of the layer's last keyframe, set by its forwarder
+	active      atomic.Bool
+}
+
+func newLayerSet(e *Engine, rids []string) *layerSet {
+	g := &layerSet{e: e, rids: rids, stop: make(chan struct{}), done: make(chan struct{})}
+	empty := []*Track{}
+	g.ranked.Store(&empty)
+	go g.monitor()
+	return g
+}
+
+// add makes t one of the layers.
+func (g *layerSet) add(t *Track) {
+	t.group = g
+	g.mu.Lock()
+	g.layers = append(g.layers, t)
+	g.rankLocked()
+	g.mu.Unlock()
+}
+
+// ended drops a layer that ended; the set stops with its last layer.
+func (g *layerSet) ended(t *Track) {
+	g.mu.Lock()
+	g.layers = slices.DeleteFunc(g.layers, func(x *Track) bool { return x == t })
+	last := len(g.layers) == 0
+	g.rankLocked()
+	g.mu.Unlock()
+	if last {
+		close(g.stop)
+		<-g.done
+	}
+}
+
+// ridRank guesses a layer's quality from its RID: higher is better; -1
+// when the name says nothing.
+func ridRank(rid string) int {
+	switch strings.ToLower(rid) {
+	case "q", "l", "low", "quarter", "r0", "0", "lo":
+		return 0
+	case "h", "m", "mid", "medium", "half", "r1", "1", "me":
+		return 1
+	case "f", "full", "hi", "high", "r2", "2":
+		return 2
+	}
+	return -1
+}
+
+// rankLocked orders the layers from the lowest quality to the highest.
+func (g *layerSet) rankLocked() {
+	list := slices.Clone(g.layers)
+	slices.SortStableFunc(list, func(a, b *Track) int {
+		if pa, pb := a.layer.pixels.Load(), b.layer.pixels.Load(); pa > 0 && pb > 0 && pa != pb {
+			return cmpInt64(pa, pb)
+		}
+		if na, nb := ridRank(a.info.RID), ridRank(b.info.RID); na >= 0 && nb >= 0 && na != nb {
+			return na - nb
+		}
+		if ra, rb := a.layer.maxRate, b.layer.maxRate; ra > 0 && rb > 0 && ra != rb {
+			if ra < rb {
+				return -1
+			}
+			return 1
+		}
+		return slices.Index(g.rids, a.info.RID) - slices.Index(g.rids, b.info.RID)
+	})
+	g.ranked.Store(&list)
+}
+
+// pick returns the layer for a viewer with cap: the best active layer whose
+// rank is at or below the cap (low: the lowest, medium: the second,
+// high: the best), else the lowest active one, else the lowest.
+func (g *layerSet) pick(cap int) *Track {
+	list := *g.ranked.Load()
+	if len(list) == 0 {
+		return nil
+	}
+	n := max(len(g.rids), len(list))
+	limit := n - 1
+	switch cap {
+	case LayerLow:
+		limit = 0
+	case LayerMedium:
+		limit = min(1, n-1)
+	}
+	var best, lowestActive *Track
+	for i, t := range list {
+		if !t.layer.active.Load() {
+			continue
+		}
+		if lowestActive == nil {
+			lowestActive = t
+		}
+		if rankOf(g, t, i, len(list)) <= limit {
+			best = t
+		}
+	}
+	switch {
+	case best != nil:
+		return best
+	case lowestActive != nil:
+		return lowestActive
+	}
+	return list[0]
+}
+
+// rankOf is the quality rank (0 = lowest of the offered RIDs) of the layer
+// at index i of ranked (of size m): with every offered layer present it is
+// i; with some missing, the RID names decide where it stands.
+func rankOf(g *layerSet, t *Track, i, m int) int {
+	if m >= len(g.rids) {
+		return i
+	}
+	if r := ridRank(t.info.RID); r >= 0 && r < len(g.rids) {
+		return r
+	}
+	return i
+}
+
+// monitor follows the layers' activity and moves viewers between layers.
+func (g *layerSet) monitor() {
+	defer close(g.done)
+	tick := time.NewTicker(layerTick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case now := <-tick.C:
+			g.sample(now)
+			g.rebalance()
+		}
+	}
+}
+
+// sample updates each layer's activity and bitrate.
+func (g *layerSet) sample(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	changed := false
+	for _, t := range g.layers {
+		s := &t.layer
+		w, b := t.written.Load(), t.bytesIn.Load()
+		if w != s.lastWritten {
+			s.idleSince = time.Time{}
+			s.seen = true
+			rate := float64(b-s.lastBytes) / layerTick.Seconds()
+			if rate > s.maxRate*1.2 {
+				s.maxRate = rate
+				changed = true
+			}
+		} else if s.idleSince.IsZero() {
+			s.idleSince = now
+		}
+		s.lastWritten, s.lastBytes = w, b
+		if p := s.pixels.Load(); p != s.lastPixels {
+			s.lastPixels = p
+			changed = true
+		}
+		active := s.seen && (s.idleSince.IsZero() || now.Sub(s.idleSince) < layerIdle)
+		if s.active.Swap(active) != active {
+			changed = true
+		}
+	}
+	if changed {
+		g.rankLocked()
+	}
+}
+
+// rebalance moves every viewer of the set to the layer it should have.
+func (g *layerSet) rebalance() {
+	for _, t := range *g.ranked.Load() {
+		for _, d := range *t.downs.Load() {
+			if d.Track() == t {
+				g.place(d)
+			}
+		}
+	}
+}
+
+// place moves d toward the layer its cap and the active layers call for.
+func (g *layerSet) place(d *DownTrack) {
+	want := g.pick(int(d.layerCap.Load()))
+	cur := d.Track()
+	if want == nil || cur == nil {
+		return
+	}
+	if want == cur {
+		d.cancelNext()
+		return
+	}
+	if !cur.layer.active.Load() || cur.group != g {
+		_ = d.Switch(want) // nothing flows where it is: move now, from the cached picture
+		return
+	}
+	d.switchAtKeyframe(want)
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
