@@ -73,6 +73,12 @@ type (
 		Node                     string
 		ParticipantIDs, TrackIDs []string
 	}
+	// LayersWanted: to a simulcast publisher, the layers (RIDs) of its
+	// track its viewers want; it should pause the others.
+	LayersWanted struct {
+		TrackID, ClientTrackID string
+		Active                 []string
+	}
 	// Redirect: the node drains; the client should connect to URL (another
 	// node) and join again there before it leaves this one.
 	Redirect struct{ URL string }
@@ -94,3 +100,10 @@ func (Closed) event()            {}
 func (MediaFailed) event()       {}
 func (OriginLost) event()        {}
 func (Redirect) event()          {}
+func (LayersWanted) event()      {}
+
+// LayerSink is implemented by event sinks whose client can pause and
+// resume its simulcast layers when told (LayersWanted).
+type LayerSink interface {
+	CanPauseLayers() bool
+}

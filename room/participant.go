@@ -132,13 +132,20 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 	fresh := pub == nil
 	if fresh {
 		var created *sfu.Publisher
-		created, err = p.room.m.engine.NewPublisher(p.id, sfu.PublisherEvents{
+		ev := sfu.PublisherEvents{
 			OnCandidate:  func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "publisher", Candidate: c}) },
 			TrackID:      func(info sfu.TrackInfo) string { return p.room.claimRepublish(p, info) },
 			OnTrack:      func(t *sfu.Track) { p.room.addTrack(p, t) },
 			OnTrackEnded: func(t *sfu.Track) { p.room.trackEnded(p, t) },
 			OnFailed:     func() { p.publisherFailed(created) },
-		})
+		}
+		if ls, ok := p.sink.(LayerSink); ok && ls.CanPauseLayers() {
+			ev.OnLayers = func(t *sfu.Track, active []string) {
+				i := t.Info()
+				p.sink.Event(LayersWanted{TrackID: i.ID, ClientTrackID: i.ClientID, Active: active})
+			}
+		}
+		created, err = p.room.m.engine.NewPublisher(p.id, ev)
 		pub = created
 		if err != nil {
 			p.mu.Unlock()

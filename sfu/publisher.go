@@ -36,6 +36,10 @@ type PublisherEvents struct {
 	OnTrackEnded func(*Track)
 	// OnFailed is called once when the connection fails or closes.
 	OnFailed func()
+	// OnLayers, when set, is told which simulcast layers (RIDs) of a track
+	// its viewers want: the publisher should pause the others
+	// (simulcast.go). The track is the one OnTrack announced.
+	OnLayers func(t *Track, active []string)
 }
 
 // Publisher is a client's sending connection: the client offers, the SFU
@@ -146,7 +150,11 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 			p.layers = map[*webrtc.RTPReceiver]*Track{}
 		}
 		p.layers[recv] = t
-		newLayerSet(p.e, info.Layers).add(t)
+		var onActive func([]string)
+		if on := p.events.OnLayers; on != nil {
+			onActive = func(active []string) { on(t, active) }
+		}
+		newLayerSet(p.e, info.Layers, onActive).add(t)
 	}
 	p.tracks = append(p.tracks, t)
 	p.e.stats.tracks.Add(1)

@@ -63,6 +63,13 @@ type layerSet struct {
 	e    *Engine
 	rids []string // every RID the publisher offered, in its order
 
+	// onActive, when set, tells the publisher which layers to send: a layer
+	// nobody has wanted for layerPauseAfter is paused, and resumed as soon
+	// as a viewer wants it (monitor-owned state below).
+	onActive func(active []string)
+	paused   map[string]bool
+	unwanted map[string]time.Time
+
 	mu     sync.Mutex
 	layers []*Track // the layers that have arrived
 	ranked atomic.Pointer[[]*Track]
@@ -82,8 +89,8 @@ type layerState struct {
 	active      atomic.Bool
 }
 
-func newLayerSet(e *Engine, rids []string) *layerSet {
-	g := &layerSet{e: e, rids: rids, stop: make(chan struct{}), done: make(chan struct{})}
+func newLayerSet(e *Engine, rids []string, onActive func(active []string)) *layerSet {
+	g := &layerSet{e: e, rids: rids, onActive: onActive, stop: make(chan struct{}), done: make(chan struct{})}
 	empty := []*Track{}
 	g.ranked.Store(&empty)
 	go g.monitor()
@@ -209,6 +216,7 @@ func (g *layerSet) monitor() {
 		case now := <-tick.C:
 			g.sample(now)
 			g.rebalance()
+			g.pauseUnwanted(now)
 		}
 	}
 }
@@ -284,4 +292,91 @@ func cmpInt64(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// layerPauseAfter is how long nobody must have wanted a layer before its
+// publisher is told to pause it.
+const layerPauseAfter = 5 * time.Second
+
+// desired is the layer a viewer with cap would have if every layer were
+// being sent.
+func (g *layerSet) desired(cap int) *Track {
+	list := *g.ranked.Load()
+	if len(list) == 0 {
+		return nil
+	}
+	n := max(len(g.rids), len(list))
+	limit := n - 1
+	switch cap {
+	case LayerLow:
+		limit = 0
+	case LayerMedium:
+		limit = min(1, n-1)
+	}
+	best := list[0]
+	for i, t := range list {
+		if rankOf(g, t, i, len(list)) <= limit {
+			best = t
+		}
+	}
+	return best
+}
+
+// pauseUnwanted tells the publisher to pause the layers no viewer (nor
+// relay) has wanted for layerPauseAfter, and to resume a paused layer as
+// soon as one does. The lowest layer is always sent, so a viewer arriving
+// gets a picture at once.
+func (g *layerSet) pauseUnwanted(now time.Time) {
+	if g.onActive == nil {
+		return // a WHIP publisher: nobody can tell it
+	}
+	list := *g.ranked.Load()
+	if len(list) < 2 {
+		return
+	}
+	wanted := map[*Track]bool{list[0]: true}
+	for _, t := range list {
+		for _, d := range *t.downs.Load() {
+			if d.Track() == t {
+				if w := g.desired(int(d.layerCap.Load())); w != nil {
+					wanted[w] = true
+				}
+			}
+			if d.next.Load() == t {
+				wanted[t] = true
+			}
+		}
+	}
+	if g.paused == nil {
+		g.paused, g.unwanted = map[string]bool{}, map[string]time.Time{}
+	}
+	changed := false
+	for _, t := range list {
+		rid := t.info.RID
+		switch {
+		case wanted[t]:
+			delete(g.unwanted, rid)
+			if g.paused[rid] {
+				delete(g.paused, rid)
+				changed = true
+			}
+		case g.paused[rid]:
+		case g.unwanted[rid].IsZero():
+			g.unwanted[rid] = now
+		case now.Sub(g.unwanted[rid]) >= layerPauseAfter:
+			g.paused[rid] = true
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	active := make([]string, 0, len(g.rids))
+	for _, rid := range g.rids {
+		if !g.paused[rid] {
+			active = append(active, rid)
+		}
+	}
+	g.e.log.Debug("simulcast layers to send", "track", list[0].info.ID, "active", active)
+	g.onActive(active)
 }

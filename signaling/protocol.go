@@ -246,6 +246,8 @@ func eventMessage(ev room.Event) (string, any) {
 		return "reaction", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "emoji": ev.Emoji}
 	case room.OriginLost:
 		return "origin_lost", map[string]any{"node": ev.Node, "participant_ids": nonNil(ev.ParticipantIDs), "track_ids": nonNil(ev.TrackIDs)}
+	case room.LayersWanted:
+		return "layers", map[string]any{"track_id": ev.TrackID, "client_track_id": ev.ClientTrackID, "active": nonNil(ev.Active)}
 	case room.Redirect:
 		return "redirect", redirectData{URL: wsURL(strings.TrimRight(ev.URL, "/") + "/ws"), Reason: "draining"}
 	case room.MediaFailed:

@@ -529,3 +529,7 @@ func (c *wsClient) trickle(env envelope) error {
 // CanRedirect implements room.Redirector: a WebSocket client can be sent to
 // another node when this one drains.
 func (c *wsClient) CanRedirect() bool { return true }
+
+// CanPauseLayers implements room.LayerSink: a WebSocket publisher is told
+// which simulcast layers its viewers want (a "layers" message).
+func (c *wsClient) CanPauseLayers() bool { return true }

@@ -82,3 +82,34 @@ func TestBrowser_SimulcastLayersPerViewer(t *testing.T) {
 		})
 	}
 }
+
+// Layers nobody watches are paused: with only a viewer capped low, the live
+// page stops sending its two upper layers (told by the server); when the
+// viewer asks for the best, the page sends them again and the viewer gets
+// 1280x720.
+func TestBrowser_UnwatchedSimulcastLayersArePaused(t *testing.T) {
+	n := startNode(t, nil)
+	b := newBrowser(t)
+	const room = "sim-pause"
+	goLiveQuery(t, b.ctx, n, room, "&quality=hd")
+	viewer := b.tab("viewer")
+	watchQuery(t, viewer, n, room, "&layer=low")
+	waitDecoded(t, viewer, size{320, 180})
+	waitPage(t, b.ctx, "the live page pauses the layers nobody watches", `window.haloSendLayers()`, func(l map[string]bool) bool {
+		return len(l) == 3 && l["q"] && !l["h"] && !l["f"]
+	})
+	start := time.Now()
+	var ok bool
+	if err := evalJSON(viewer, `(() => { const s = document.getElementById('layer-pick'); s.value = 'high';
+		return s.dispatchEvent(new Event('change')); })()`, &ok); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, b.ctx, "the live page sends its top layer again", `window.haloSendLayers()`, func(l map[string]bool) bool {
+		return l["q"] && l["f"]
+	})
+	waitPage(t, viewer, "the viewer at 1280x720", haloStatsJS, func(s layerStats) bool {
+		return s.FrameWidth == 1280 && s.FrameHeight == 720
+	})
+	t.Logf("a paused top layer reached the viewer %v after it asked", time.Since(start).Round(10*time.Millisecond))
+	assertNoPageProblems(t, b)
+}

@@ -27,6 +27,8 @@
 // ({target, state}), close ({code, reason, wasClean}: wasClean is true after
 // leave()), token_expiring ({exp, seconds_left}), refreshed ({exp, grants}),
 // redirect ({url, reason}), moved ({url}: the client now runs on that node),
+// layers ({track_id, client_track_id, active}: the simulcast layers viewers
+// want; the client pauses the others by itself),
 // origin_lost ({node, participant_ids, track_ids}: the node that published
 // those tracks is gone; they resume if their broadcaster publishes again
 // within the server's grace period, else track_unpublished follows).
@@ -319,6 +321,11 @@ export class HaloClient extends EventTarget {
       case 'chat':
       case 'reaction':
         break;
+      case 'layers':
+        this._sendLayers(data).catch((err) => {
+          this._emit('error', { code: 'client', message: `pausing simulcast layers: ${err.message || err}` });
+        });
+        break;
       case 'origin_lost':
         for (const id of data.participant_ids || []) this.participants.delete(id);
         break;
@@ -340,6 +347,27 @@ export class HaloClient extends EventTarget {
         return; // forward compatible: ignore unknown events
     }
     this._emit(env.type, data);
+  }
+
+  // _sendLayers obeys the server's "layers": the encodings of the simulcast
+  // track it names are sent only when their RID is in active (nobody
+  // watches the others; the server says again when someone does).
+  async _sendLayers(data) {
+    if (!this.publisher || !Array.isArray(data.active)) return;
+    for (const sender of this.publisher.getSenders()) {
+      if (!sender.track || sender.track.id !== data.client_track_id) continue;
+      const p = sender.getParameters();
+      if (!p.encodings || p.encodings.length < 2) return;
+      let changed = false;
+      for (const enc of p.encodings) {
+        const on = data.active.includes(enc.rid);
+        if (enc.active !== on) {
+          enc.active = on;
+          changed = true;
+        }
+      }
+      if (changed) await sender.setParameters(p);
+    }
   }
 
   // _move runs the session on the node at url: join there (the server

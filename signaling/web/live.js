@@ -74,6 +74,18 @@ export function liveView(room, params) {
   let gone = false;
   let state = 'idle';
 
+  // window.haloSendLayers(): the simulcast encodings the page sends now,
+  // {rid: active} (for tests and for the curious).
+  window.haloSendLayers = () => {
+    const conn = client ? client.publisher : session ? session.pc : null;
+    const out = {};
+    if (!conn) return out;
+    for (const sender of conn.getSenders()) {
+      if (!sender.track || sender.track.kind !== 'video') continue;
+      for (const e of sender.getParameters().encodings || []) if (e.rid) out[e.rid] = e.active !== false;
+    }
+    return out;
+  };
   document.title = `Live: ${room} - HaloBuzz Live`;
   $('live-room').textContent = room;
   $('live-via').textContent = via === 'whip' ? 'WHIP' : 'WebSocket';
