@@ -4,16 +4,24 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-netns vet fmt bench bench-media bench-relay bench-bwe region-sim fuzz deps clean
+.PHONY: run build test test-netns vet fmt bench bench-media bench-relay bench-bwe region-sim fuzz deps tools supply-chain clean
 
 run:
 	$(GO) run ./cmd/halo-sfu --dev
 
+# build stamps the version (git describe) and the commit into the binaries
+# (halo-sfu --version, halo_build_info); outside a git checkout the go
+# command's own VCS stamp, or "unknown", is what they report.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/halobuzz/live/internal/version.version=$(VERSION) -X github.com/halobuzz/live/internal/version.commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 # deps installs what the tests use when it is missing: Chromium for the web
-# page tests, redis-server for the cluster tests. Needs root (CI is root).
+# page tests, redis-server for the cluster tests, Prometheus for the alert
+# and dashboard tests. Needs root (CI is root).
 deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
@@ -22,6 +30,14 @@ deps:
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@# Prometheus (and promtool) for the alert and dashboard tests: without
+	@# it those tests skip, saying so, so a failed install does not stop here.
+	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+		echo "installing: prometheus"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null ) \
+			|| echo "deps: Debian's prometheus package could not be installed: the Prometheus tests will be skipped"; \
 	fi
 
 fmt:
@@ -33,9 +49,10 @@ vet:
 
 # test: formatting, vet, every test with the race detector (the packet path,
 # signalling and rooms are all concurrent), fuzz seeds included.
-test: deps fmt vet
+test: deps tools fmt vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	@$(MAKE) --no-print-directory test-netns
+	@$(MAKE) --no-print-directory supply-chain
 
 # test-netns runs the media tests again inside a fresh network namespace
 # whose only interface is lo: loopback ICE must be enough.
@@ -46,6 +63,35 @@ test-netns:
 			-test.run "TestBroadcast|TestLateJoiner|TestMultiCamera|TestWHIP_PublisherSeen|TestWHEP_Viewer|TestLoss|TestUpstreamLoss"' && \
 		echo "netns: media tests pass with only lo"; \
 	else echo "netns: unshare not permitted here, skipped"; fi
+
+# tools installs the supply-chain scanners at pinned versions into
+# GOPATH/bin (from the Go module proxy), unless that version is there.
+GOVULNCHECK_VERSION := v1.9.0
+GITLEAKS_VERSION    := v8.21.2
+TOOLS_BIN := $(shell $(GO) env GOPATH)/bin
+tools:
+	@$(GO) version -m $(TOOLS_BIN)/govulncheck 2>/dev/null | grep -q "golang.org/x/vuln[[:space:]]*$(GOVULNCHECK_VERSION)" || \
+		{ echo "installing: govulncheck $(GOVULNCHECK_VERSION)"; GOFLAGS= $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION); }
+	@$(GO) version -m $(TOOLS_BIN)/gitleaks 2>/dev/null | grep -q "github.com/zricethezav/gitleaks/v8[[:space:]]*$(GITLEAKS_VERSION)" || \
+		{ echo "installing: gitleaks $(GITLEAKS_VERSION)"; GOFLAGS= $(GO) install github.com/zricethezav/gitleaks/v8@$(GITLEAKS_VERSION); }
+
+# supply-chain: the modules match go.sum, no vulnerability the code calls
+# (govulncheck; skipped, saying why, only when its database cannot be
+# reached), no secret anywhere in the git history (gitleaks, allowlist of
+# test fixtures in deploy/gitleaks.toml).
+supply-chain: tools
+	$(GO) mod verify
+	@out="$$($(TOOLS_BIN)/govulncheck ./... 2>&1)"; rc=$$?; \
+	if [ $$rc -eq 0 ]; then echo "govulncheck: no vulnerability the code calls"; \
+	elif [ $$rc -eq 3 ]; then echo "$$out"; echo "govulncheck: FAILED: the code calls a known vulnerability"; exit 1; \
+	elif echo "$$out" | grep -q "fetching vulnerabilities"; then \
+		echo "govulncheck: SKIPPED: the vulnerability database cannot be reached from this machine:"; \
+		echo "$$out" | grep "fetching vulnerabilities"; \
+	else echo "$$out"; echo "govulncheck: FAILED (exit $$rc)"; exit 1; fi
+	@if [ "$$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then \
+		echo "gitleaks: note: a shallow clone; only the history present is scanned"; fi
+	$(TOOLS_BIN)/gitleaks git --no-banner --redact --log-level warn --config deploy/gitleaks.toml .
+	@echo "gitleaks: no secret in the history"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./sfu/ ./signaling/...

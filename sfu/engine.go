@@ -47,6 +47,7 @@ type Engine struct {
 	keyframeGap time.Duration
 	nackBudget  int // bytes per second per viewer; 0 is unlimited
 	stats       counters
+	q           quality // viewers' reports, ICE failures, freezes (quality.go)
 }
 
 type counters struct {
@@ -245,6 +246,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		// The reader writes one chunk itself, so workers-1 helpers.
 		e.fan = newFanout(workers - 1)
 	}
+	e.startQuality()
 	return e, nil
 }
 
@@ -383,4 +385,5 @@ func (e *Engine) Close() {
 		e.fan.close()
 		e.fan = nil
 	}
+	e.stopQuality()
 }

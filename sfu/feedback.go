@@ -186,18 +186,29 @@ func (d *DownTrack) servePLI(t *Track) {
 }
 
 // handleReceiverReport takes the viewer's round-trip time from a report
-// block about this down-track (RFC 3550 section 6.4.1: now - LSR - DLSR, in
-// 1/65536 s of the middle 32 bits of NTP time).
+// block about this down-track, and hands the block to the engine's quality
+// observer (quality.go).
 func (d *DownTrack) handleReceiverReport(r rtcp.ReceptionReport, now time.Time) {
+	rtt := reportRTT(r, now)
+	if rtt > 0 {
+		d.nack.rtt.Store(int64(rtt))
+	}
+	d.observeReport(r, rtt)
+}
+
+// reportRTT is the round-trip time a report block gives (RFC 3550 section
+// 6.4.1: now - LSR - DLSR, in 1/65536 s of the middle 32 bits of NTP time),
+// or 0 when it gives none.
+func reportRTT(r rtcp.ReceptionReport, now time.Time) time.Duration {
 	if r.LastSenderReport == 0 {
-		return
+		return 0
 	}
 	mid := ntpMiddle(now)
 	rtt := mid - r.LastSenderReport - r.Delay
 	if int32(rtt) <= 0 || rtt > 10<<16 { // not plausible (clock step, forged)
-		return
+		return 0
 	}
-	d.nack.rtt.Store(int64(rtt) * int64(time.Second) >> 16)
+	return time.Duration(int64(rtt) * int64(time.Second) >> 16)
 }
 
 // ntpMiddle returns the middle 32 bits of the NTP timestamp of t.

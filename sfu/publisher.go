@@ -93,6 +93,12 @@ func (e *Engine) newPublisher(api *webrtc.API, streamID string, ev PublisherEven
 		}
 	})
 	pc.OnTrack(p.onTrack)
+	e.watchICE(pc, func() int {
+		if p.relay {
+			return ICERoleRelay
+		}
+		return ICERolePublisher
+	})
 	return p, nil
 }
 

@@ -98,6 +98,12 @@ func (e *Engine) newSubscriber(api *webrtc.API, ev SubscriberEvents) (*Subscribe
 			})
 		}
 	})
+	e.watchICE(pc, func() int {
+		if s.relay {
+			return ICERoleRelay
+		}
+		return ICERoleViewer
+	})
 	return s, nil
 }
 

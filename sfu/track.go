@@ -183,6 +183,7 @@ func (t *Track) addDown(d *DownTrack) {
 	next = append(next, d)
 	t.downs.Store(&next)
 	t.engine.stats.downTracks.Add(1)
+	t.engine.watchDown(d)
 }
 
 func (t *Track) removeDown(d *DownTrack) {
@@ -196,6 +197,7 @@ func (t *Track) removeDown(d *DownTrack) {
 		}
 	}
 	if len(next) != len(old) {
+		t.engine.unwatchDown(d)
 		t.engine.stats.downTracks.Add(-1)
 		if d.relay {
 			t.engine.stats.relayTracksOut.Add(-1)

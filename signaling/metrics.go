@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"github.com/halobuzz/live/internal/version"
 	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,9 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 		}, []string{"code"}),
 		joinLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "halo_join_duration_seconds", Help: "Time from a join request to the joined reply.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+			// Up to 10 s: the alert on p95 > 1 s needs buckets above 1 s
+			// (a quantile in the +Inf bucket reads as the last finite bound).
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "halo_websocket_connections", Help: "Open signalling WebSocket connections.",
@@ -38,12 +41,23 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 			Name: "halo_slow_clients_dropped_total", Help: "Clients disconnected because their send queue was full.",
 		}),
 	}
+	// The server-side failures of a join exist from the start at 0, so
+	// that the availability rules (deploy/prometheus/alerts.yml) have a
+	// series to divide before the first failure.
+	for _, code := range []string{CodeInternal, CodeClusterUnavailable, CodeMediaFailed} {
+		m.errors.WithLabelValues(code)
+	}
 	var reg prometheus.Registerer = m.reg
 	if rooms != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": rooms.NodeID(), "region": rooms.Region()}, m.reg)
 	}
 	reg.MustRegister(m.errors, m.joinLatency, m.connections, m.slowClients,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	bi := version.Get()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_build_info",
+		Help:        "Always 1; its labels name the running build (halo-sfu --version).",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "go": bi.Go}},
+		func() float64 { return 1 }))
 	if engine != nil {
 		registerBWEMetrics(reg, engine)
 		counter := func(name, help string, f func(sfu.Stats) uint64) {
@@ -54,8 +68,12 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 				func() float64 { return float64(f(engine.Stats())) }))
 		}
-		counter("halo_packets_forwarded_total", "RTP packets written to viewers.", func(s sfu.Stats) uint64 { return s.PacketsForwarded })
-		counter("halo_bytes_forwarded_total", "RTP bytes written to viewers.", func(s sfu.Stats) uint64 { return s.BytesForwarded })
+		counter("halo_forwarded_packets_total", "RTP packets written to viewers.", func(s sfu.Stats) uint64 { return s.PacketsForwarded })
+		counter("halo_forwarded_bytes_total", "RTP bytes written to viewers.", func(s sfu.Stats) uint64 { return s.BytesForwarded })
+		// The names before Prometheus's unit-last rule, kept for one
+		// release (CHANGELOG.md).
+		counter("halo_packets_forwarded_total", "Deprecated: use halo_forwarded_packets_total; removed in the next release.", func(s sfu.Stats) uint64 { return s.PacketsForwarded })
+		counter("halo_bytes_forwarded_total", "Deprecated: use halo_forwarded_bytes_total; removed in the next release.", func(s sfu.Stats) uint64 { return s.BytesForwarded })
 		counter("halo_nacks_received_total", "Packets viewers reported lost.", func(s sfu.Stats) uint64 { return s.NACKsReceived })
 		counter("halo_nacks_answered_total", "Lost packets resent from the shared cache.", func(s sfu.Stats) uint64 { return s.NACKsAnswered })
 		counter("halo_nacks_ignored_total", "Lost packets not resent: asked again within an RTT, sent less than an RTT ago, or gone from the cache.", func(s sfu.Stats) uint64 { return s.NACKsIgnored })
@@ -69,6 +87,7 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 		counter("halo_keyframe_replays_total", "Late joiners started from the cached keyframe.", func(s sfu.Stats) uint64 { return s.Replays })
 		gauge("halo_tracks", "Published tracks being forwarded.", func(s sfu.Stats) int64 { return s.Tracks })
 		gauge("halo_down_tracks", "Viewer copies of tracks.", func(s sfu.Stats) int64 { return s.DownTracks })
+		registerQualityMetrics(reg, engine)
 		reg.MustRegister(&relayCollector{engine: engine,
 			tracks:  prometheus.NewDesc("halo_relay_tracks", "Tracks relayed between nodes: in = received from their origin node, out = sent to edge nodes (one per track and edge).", []string{"direction"}, nil),
 			packets: prometheus.NewDesc("halo_relay_packets_total", "RTP packets relayed between nodes.", []string{"direction"}, nil),

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/version"
 	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
 	"github.com/halobuzz/live/signaling"
@@ -38,6 +39,13 @@ func main() {
 
 // run is main without the process: tests call it too.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	for _, a := range args {
+		if a == "--version" || a == "-version" {
+			// Before the configuration: --version works without a secret or a file.
+			fmt.Fprintln(stdout, version.Get())
+			return 0
+		}
+	}
 	cfg, err := config.Load(args, environ)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
