@@ -197,7 +197,9 @@ func (t *Track) removeDown(d *DownTrack) {
 		}
 	}
 	if len(next) != len(old) {
-		t.engine.unwatchDown(d)
+		if d.Track() == t { // not a simulcast viewer leaving this layer for another
+			t.engine.unwatchDown(d)
+		}
 		t.engine.stats.downTracks.Add(-1)
 		if d.relay {
 			t.engine.stats.relayTracksOut.Add(-1)
