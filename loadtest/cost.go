@@ -1,0 +1,202 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// cpuSample is a process's CPU time at one moment.
+type cpuSample struct {
+	at        time.Time
+	user, sys time.Duration
+}
+
+func (a cpuSample) total() time.Duration { return a.user + a.sys }
+
+// selfCPU reads this process's CPU time (getrusage).
+func selfCPU() cpuSample {
+	var ru syscall.Rusage
+	s := cpuSample{at: time.Now()}
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		s.user = time.Duration(ru.Utime.Nano())
+		s.sys = time.Duration(ru.Stime.Nano())
+	}
+	return s
+}
+
+// machineCPU is the machine's busy and total jiffies from /proc/stat; ok
+// is false where there is none.
+type machineCPU struct {
+	busy, total uint64
+	ok          bool
+}
+
+func readMachineCPU() machineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 5 || f[0] != "cpu" {
+		return machineCPU{}
+	}
+	var m machineCPU
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		m.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			m.busy += n
+		}
+	}
+	m.ok = m.total > 0
+	return m
+}
+
+// busyPercent is the share of the machine's CPU that was busy between a
+// and b, or -1 when unknown.
+func busyPercent(a, b machineCPU) float64 {
+	if !a.ok || !b.ok || b.total <= a.total {
+		return -1
+	}
+	return 100 * float64(b.busy-a.busy) / float64(b.total-a.total)
+}
+
+// ServerProbe names the server under load, for its cost figures: PID, on
+// this machine (CPU time and RSS from /proc), and MetricsURL, its
+// Prometheus endpoint (packets forwarded). Either may be empty.
+type ServerProbe struct {
+	PID        int
+	MetricsURL string
+}
+
+func (p ServerProbe) enabled() bool { return p.PID > 0 || p.MetricsURL != "" }
+
+// serverSample is what the load tester read of the server at one moment.
+type serverSample struct {
+	at        time.Time
+	cpu       cpuSample
+	rssKiB    int64
+	forwarded float64
+	hasProc   bool
+	hasFwd    bool
+}
+
+// clockTick is USER_HZ, 100 on every Linux this runs on.
+const clockTick = 10 * time.Millisecond
+
+// sample reads the server's /proc figures and its forwarded-packet counter.
+func (p ServerProbe) sample(ctx context.Context) (serverSample, error) {
+	s := serverSample{at: time.Now()}
+	var errs []error
+	if p.PID > 0 {
+		if err := readProc(p.PID, &s); err != nil {
+			errs = append(errs, fmt.Errorf("server pid %d: %w", p.PID, err))
+		} else {
+			s.hasProc = true
+		}
+	}
+	if p.MetricsURL != "" {
+		fwd, err := ScrapeCounter(ctx, p.MetricsURL, "halo_packets_forwarded_total")
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			s.forwarded, s.hasFwd = fwd, true
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+func readProc(pid int, s *serverSample) error {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return err
+	}
+	// Fields after the command name (which may hold spaces) start at field 3.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return errors.New("unreadable /proc stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return errors.New("short /proc stat")
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	s.cpu = cpuSample{at: s.at, user: time.Duration(utime) * clockTick, sys: time.Duration(stime) * clockTick}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			s.rssKiB, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	return nil
+}
+
+// ScrapeCounter reads the counter name from a Prometheus endpoint: the sum
+// of its series (one, for a counter without labels). The exposition is
+// parsed with prometheus/common/expfmt, the parser Prometheus itself uses,
+// so comments, labels, escaping and exponents are read as a scraper reads
+// them.
+func ScrapeCounter(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	// The text format: the one every exporter serves and expfmt's
+	// TextParser reads.
+	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	resp, err := whipClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape %s: HTTP %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxScrapeBytes+1))
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	if len(body) > maxScrapeBytes {
+		return 0, fmt.Errorf("scrape %s: more than %d bytes", url, maxScrapeBytes)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	mf, ok := families[name]
+	if !ok {
+		return 0, fmt.Errorf("scrape %s: %s not found", url, name)
+	}
+	if mf.GetType() != dto.MetricType_COUNTER {
+		return 0, fmt.Errorf("scrape %s: %s is a %s, want a counter", url, name, strings.ToLower(mf.GetType().String()))
+	}
+	var sum float64
+	for _, m := range mf.GetMetric() {
+		sum += m.GetCounter().GetValue()
+	}
+	return sum, nil
+}
+
+// maxScrapeBytes bounds what a scrape reads (a node's exposition is ~20 KiB).
+const maxScrapeBytes = 4 << 20
