@@ -99,7 +99,7 @@ type series struct {
 }
 
 const (
-	plotW, plotH                         = 720, 280
+	plotW, plotH                         = 680, 280
 	padLeft, padRight, padTop, padBottom = 64, 16, 34, 44
 )
 

@@ -130,4 +130,6 @@ func addTimelines(a, b []Sample) []Sample {
 }
 
 // elapsed returns the report's elapsed time.
-func (r *Report) elapsed() time.Duration { return time.Duration(r.ElapsedMS * float64(time.Millisecond)) }
+func (r *Report) elapsed() time.Duration {
+	return time.Duration(r.ElapsedMS * float64(time.Millisecond))
+}

@@ -55,7 +55,6 @@ func TestRun_CredentialsFromEnvironment(t *testing.T) {
 	}
 }
 
-
 func TestRun_HelpExitsZero(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr); code != 0 {
