@@ -148,6 +148,9 @@ type runViewer struct {
 	tracks  int // tracks it must receive
 	state   atomic.Int32
 	v       atomic.Pointer[Viewer]
+	// leaveDue is set when its leave time came while it was still joining:
+	// it leaves as soon as it is connected.
+	leaveDue atomic.Bool
 	startAt time.Duration // since begin, set before state leaves pending
 
 	mu      sync.Mutex
@@ -432,6 +435,9 @@ func (r *run) launch(ctx context.Context, rv *runViewer) {
 			return
 		}
 		rv.state.CompareAndSwap(stateStarted, stateConnected)
+		if rv.leaveDue.Load() {
+			r.leave(rv)
+		}
 	}()
 }
 
@@ -439,8 +445,11 @@ var errNoMedia = errors.New("no media")
 
 // leave takes the viewer's stats and closes it (churn).
 func (r *run) leave(rv *runViewer) {
+	if rv.state.Load() == stateStarted {
+		rv.leaveDue.Store(true) // still joining: leaves once connected
+	}
 	if !rv.state.CompareAndSwap(stateConnected, stateLeft) {
-		return // failed, or still joining: it fails or ends with the run
+		return // failed, or still joining
 	}
 	v := rv.v.Load()
 	s := v.Stats()

@@ -207,7 +207,7 @@ func (s Scenario) Validate() error {
 	if err := s.Publisher.validate("publisher"); err != nil {
 		return err
 	}
-	total := 0
+	total, viewers := 0, 0
 	if so := s.Social; so != nil {
 		if len(s.Rooms) > 0 {
 			return bad("social", "give rooms or social, not both")
@@ -246,8 +246,20 @@ func (s Scenario) Validate() error {
 			}
 		}
 		total += g.Count * (g.Publishers + g.Viewers)
+		viewers += g.Count * g.Viewers
 		if total > maxPlannedParticipants {
 			return bad("rooms", "more than %d participants", maxPlannedParticipants)
+		}
+	}
+	d := s.withDefaults()
+	ramp := time.Duration(float64(viewers) / d.Ramp * float64(time.Second))
+	if float64(viewers)/d.Ramp > maxScenarioDuration.Seconds() {
+		return bad("ramp", "%v a second takes more than %s to start %d viewers", d.Ramp, maxScenarioDuration, viewers)
+	}
+	if mean := time.Duration(s.Churn.MeanWatch); mean > 0 {
+		length := ramp + time.Duration(d.Duration)
+		if stays := float64(viewers) * (1 + length.Seconds()/mean.Seconds()); stays > maxPlannedParticipants {
+			return bad("churn.mean_watch", "%s makes about %.0f viewers, more than %d", mean, stays, maxPlannedParticipants)
 		}
 	}
 	return nil

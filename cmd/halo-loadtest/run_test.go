@@ -218,3 +218,98 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Ramp and churn behave as configured: every planned viewer (identities
+// and rooms from the plan) starts, none before its planned time and in the
+// planned order; each leaves no earlier than planned and a newcomer takes
+// its place, so the audience never exceeds the slots.
+func TestRun_RampAndChurnFollowTheScenario(t *testing.T) {
+	srv := startServer(t)
+	dir := t.TempDir()
+	scenario := filepath.Join(dir, "churn.yaml")
+	const yaml = `name: churn test
+seed: 9
+duration: 3s
+ramp: 6
+room_prefix: churn
+rooms: [{count: 2, publishers: 1, viewers: 3}]
+churn: {mean_watch: 1500ms}
+publisher: {video_kbps: 200, fps: 15}
+viewer: {chat_per_minute: 120, reactions_per_minute: 120}
+`
+	if err := os.WriteFile(scenario, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := loadtest.ParseScenario([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := s.Plan()
+	out := filepath.Join(dir, "churn.json")
+	code, stdout, stderr := runCmd(t, context.Background(), "--scenario", scenario, "--secret", srv.secret,
+		"--url", srv.wsURL, "--json", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	rep := readJSON(t, out)
+	if len(rep.PerViewer) != len(plan.Viewers) || len(plan.Viewers) <= 6 {
+		t.Fatalf("%d records for %d planned viewers (6 slots)", len(rep.PerViewer), len(plan.Viewers))
+	}
+	wantDeparted := 0
+	lastStart := -1.0
+	for i, pv := range plan.Viewers {
+		rec := rep.PerViewer[i]
+		if rec.Identity != pv.Identity || rec.Room != pv.Room || rec.PlannedStartMS != float64(pv.Start)/1e6 {
+			t.Fatalf("record %d %s in %s at %.0f ms; plan %s in %s at %s", i, rec.Identity, rec.Room, rec.PlannedStartMS, pv.Identity, pv.Room, pv.Start)
+		}
+		if rec.Outcome != loadtest.OutcomeConnected {
+			t.Fatalf("%s: %s %s", rec.Identity, rec.Outcome, rec.Error)
+		}
+		if rec.StartMS < rec.PlannedStartMS || rec.StartMS < lastStart {
+			t.Fatalf("%s started at %.1f ms, planned %.1f ms (previous start %.1f ms)", rec.Identity, rec.StartMS, rec.PlannedStartMS, lastStart)
+		}
+		lastStart = rec.StartMS
+		if pv.Leave > 0 {
+			wantDeparted++
+			if rec.LeftMS < rec.PlannedLeaveMS {
+				t.Fatalf("%s left at %.1f ms, planned %.1f ms", rec.Identity, rec.LeftMS, rec.PlannedLeaveMS)
+			}
+		} else if rec.LeftMS != 0 {
+			t.Fatalf("%s left at %.1f ms without a planned leave", rec.Identity, rec.LeftMS)
+		}
+	}
+	if rep.Viewers.Departed != wantDeparted || wantDeparted == 0 {
+		t.Fatalf("%d departed, plan has %d leaves", rep.Viewers.Departed, wantDeparted)
+	}
+	if rep.Viewers.PeakConnected > 6 || rep.Viewers.PeakConnected == 0 {
+		t.Fatalf("peak audience %d with 6 slots", rep.Viewers.PeakConnected)
+	}
+	if rep.Publishers.Started != 2 || rep.Scenario != "churn test" {
+		t.Fatalf("publishers %+v scenario %q", rep.Publishers, rep.Scenario)
+	}
+	// Two a second from each of ~6 viewers for ~4 s: some of each were sent.
+	if rep.Sent.Chats == 0 || rep.Sent.Reactions == 0 {
+		t.Fatalf("sent %+v", rep.Sent)
+	}
+}
+
+// The same load pointed at plain WHIP/WHEP endpoints (as at any WHIP/WHEP
+// server): no WebSocket protocol involved.
+func TestRun_WHIPAndWHEPTarget(t *testing.T) {
+	srv := startServer(t)
+	out := filepath.Join(t.TempDir(), "whep.json")
+	code, stdout, stderr := runCmd(t, context.Background(), "--whip", srv.base+"/whip/{room}", "--whep", srv.base+"/whep/{room}",
+		"--secret", srv.secret, "--room", "whepload", "--viewers", "3", "--ramp", "20", "--duration", "2s", "--bitrate", "300000",
+		"--metrics-url", srv.metricsURL, "--json", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	rep := readJSON(t, out)
+	if rep.Target != "whip-whep" || rep.Viewers.Connected != 3 || rep.Received.VideoPackets == 0 || rep.Received.AudioPackets == 0 ||
+		rep.Measures.FirstKeyframeMS.N != 3 {
+		t.Fatalf("target %s viewers %+v received %+v", rep.Target, rep.Viewers, rep.Received)
+	}
+	if fwd := rep.Server.PacketsForwarded; float64(rep.Received.Packets) < fwd*0.99 || float64(rep.Received.Packets) > fwd*1.01 {
+		t.Fatalf("received %d, server forwarded %.0f", rep.Received.Packets, fwd)
+	}
+}
