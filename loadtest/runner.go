@@ -144,14 +144,14 @@ const (
 )
 
 type runViewer struct {
-	plan    PlannedViewer
-	tracks  int // tracks it must receive
-	state   atomic.Int32
-	v       atomic.Pointer[Viewer]
+	plan   PlannedViewer
+	tracks int // tracks it must receive
+	state  atomic.Int32
+	v      atomic.Pointer[Viewer]
 	// leaveDue is set when its leave time came while it was still joining:
 	// it leaves as soon as it is connected.
 	leaveDue atomic.Bool
-	startAt time.Duration // since begin, set before state leaves pending
+	startAt  time.Duration // since begin, set before state leaves pending
 
 	mu      sync.Mutex
 	err     error         // set before state becomes stateFailed

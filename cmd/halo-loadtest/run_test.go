@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,5 +312,65 @@ func TestRun_WHIPAndWHEPTarget(t *testing.T) {
 	}
 	if fwd := rep.Server.PacketsForwarded; float64(rep.Received.Packets) < fwd*0.99 || float64(rep.Received.Packets) > fwd*1.01 {
 		t.Fatalf("received %d, server forwarded %.0f", rep.Received.Packets, fwd)
+	}
+}
+
+// Two shards run side by side (as the pods of an Indexed Job) and merged
+// give what one run of the whole scenario gives, on what is deterministic:
+// identities, room assignment, planned times, counts.
+func TestRun_MergedShardsEqualOneRun(t *testing.T) {
+	srv := startServer(t)
+	dir := t.TempDir()
+	common := []string{"--url", srv.wsURL, "--secret", srv.secret, "--rooms", "2", "--viewers", "3",
+		"--ramp", "10", "--duration", "2s", "--bitrate", "200000"}
+	whole := filepath.Join(dir, "whole.json")
+	if code, stdout, stderr := runCmd(t, context.Background(), append(common, "--room", "whole", "--json", whole)...); code != 0 {
+		t.Fatalf("whole run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	logs := make([]string, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var stdout, stderr bytes.Buffer
+			codes[i] = run(context.Background(), append(common, "--room", "sharded", "--shard", strconv.Itoa(i)+"/2",
+				"--json", filepath.Join(dir, "shard"+strconv.Itoa(i)+".json")), &stdout, &stderr)
+			logs[i] = stdout.String() + stderr.String()
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 0 {
+			t.Fatalf("shard %d: exit %d\n%s", i, c, logs[i])
+		}
+	}
+	merged, html := filepath.Join(dir, "merged.json"), filepath.Join(dir, "merged.html")
+	code, stdout, stderr := runCmd(t, context.Background(), "merge", filepath.Join(dir, "shard0.json"), filepath.Join(dir, "shard1.json"),
+		"--json", merged, "--html", html)
+	if code != 0 {
+		t.Fatalf("merge: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	a, m := readJSON(t, whole), readJSON(t, merged)
+	if len(a.PerViewer) != 6 || len(m.PerViewer) != len(a.PerViewer) {
+		t.Fatalf("%d records in one run, %d merged", len(a.PerViewer), len(m.PerViewer))
+	}
+	for i := range a.PerViewer {
+		x, y := a.PerViewer[i], m.PerViewer[i]
+		// Room names differ only by the prefix the two runs were given.
+		if x.Identity != y.Identity || strings.TrimPrefix(x.Room, "whole") != strings.TrimPrefix(y.Room, "sharded") ||
+			x.PlannedStartMS != y.PlannedStartMS || x.Outcome != y.Outcome {
+			t.Fatalf("viewer %d: one run %+v, merged %+v", i, x, y)
+		}
+	}
+	av, mv := a.Viewers, m.Viewers
+	av.PeakConnected, mv.PeakConnected = 0, 0 // sampled, not planned
+	if av != mv || a.Publishers.Planned != m.Publishers.Planned || a.Publishers.Started != m.Publishers.Started ||
+		!reflect.DeepEqual(a.FailedJoins, m.FailedJoins) || strings.Join(m.Shards, " ") != "0/2 1/2" {
+		t.Fatalf("one run %+v %+v %v; merged %+v %+v %v %v", a.Viewers, a.Publishers, a.FailedJoins, m.Viewers, m.Publishers, m.FailedJoins, m.Shards)
+	}
+	if _, err := os.Stat(html); err != nil {
+		t.Fatal(err)
 	}
 }
