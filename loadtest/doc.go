@@ -2,7 +2,7 @@
 // signalling connection that speaks the WebSocket JSON protocol of
 // docs/protocol.md, a Publisher that sends synthetic VP8 and Opus over WebRTC,
 // a Viewer that receives and measures what the server forwards, and Run, a
-// load-test runner (one publisher, many viewers) that produces a Report.
+// load-test runner that plays a Scenario and produces a Report.
 //
 // The package is an honest network client: it imports none of the server's
 // packages and talks to a node only over the network, exactly as an app
@@ -20,9 +20,16 @@
 //   - Viewer: joins with auto_subscribe, answers every server offer, reads
 //     each remote track on one goroutine and counts packets, gaps, frames,
 //     keyframes, time to first keyframe and one-way latency.
-//   - Run: one publisher, N viewers ramped at a rate, a Report.
-//   - MintToken, TokenMinter: HS256 access tokens for a server whose secret
-//     the tester holds.
+//   - Publisher and Viewer also speak plain WHIP/WHEP (RFC 9725) when given
+//     an endpoint (PublisherConfig.WHIPURL, ViewerConfig.WHEPURL), so the
+//     same load can be pointed at any WHIP/WHEP server.
+//   - Scenario (ParseScenario for YAML) and Plan: rooms, publishers and
+//     viewers with identities and times, laid out from a seed; Plan.Slice
+//     cuts it into shards for several machines.
+//   - Run: plays a plan against a Target and returns a Report (JSON,
+//     text, HTML with inline SVG plots); Merge combines shard reports.
+//   - MintToken, TokenMinter, RoomTokenMinter: HS256 access tokens for a
+//     server whose secret the tester holds.
 //
 // Every goroutine is owned by the object that started it and ends in its
 // Close. A context passed to Start bounds the start only, as with Dial.
