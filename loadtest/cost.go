@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -200,3 +201,86 @@ func ScrapeCounter(ctx context.Context, url, name string) (float64, error) {
 
 // maxScrapeBytes bounds what a scrape reads (a node's exposition is ~20 KiB).
 const maxScrapeBytes = 4 << 20
+
+func loadTesterCost(a, b cpuSample, ma, mb machineCPU, packets uint64) LoadTesterCost {
+	cpu := b.total() - a.total()
+	wall := b.at.Sub(a.at)
+	c := LoadTesterCost{
+		CPUSeconds:         cpu.Seconds(),
+		CoresAvailable:     runtime.NumCPU(),
+		MachineBusyPercent: busyPercent(ma, mb),
+	}
+	if wall > 0 {
+		c.Cores = cpu.Seconds() / wall.Seconds()
+	}
+	if packets > 0 {
+		c.CPUMicrosPerPacket = float64(cpu.Microseconds()) / float64(packets)
+	}
+	return c
+}
+
+// serverCost derives the server's figures from the samples at the start
+// (baseline), with the audience, and at the end.
+func serverCost(a, aud, b serverSample, audience int) *ServerCost {
+	c := &ServerCost{}
+	wall := b.at.Sub(a.at)
+	if a.hasProc && b.hasProc {
+		cpu := b.cpu.total() - a.cpu.total()
+		c.CPUSeconds = cpu.Seconds()
+		if cpu > 0 {
+			c.KernelPercent = 100 * (b.cpu.sys - a.cpu.sys).Seconds() / cpu.Seconds()
+		}
+		if wall > 0 {
+			c.Cores = cpu.Seconds() / wall.Seconds()
+			if audience > 0 {
+				c.CPUMillisPerViewerSecond = float64(cpu.Milliseconds()) / float64(audience) / wall.Seconds()
+			}
+		}
+	}
+	if a.hasFwd && b.hasFwd {
+		c.PacketsForwarded = b.forwarded - a.forwarded
+		if c.PacketsForwarded > 0 && c.CPUSeconds > 0 {
+			c.CPUMicrosPerForwarded = c.CPUSeconds * 1e6 / c.PacketsForwarded
+		}
+	}
+	if a.hasProc && aud.hasProc {
+		c.RSSBaselineKiB, c.RSSAudienceKiB, c.AudienceAtRSS = a.rssKiB, aud.rssKiB, audience
+		switch {
+		case audience == 0:
+			c.MemoryNote = "no viewer was connected at the end of the hold: no memory per viewer"
+		case a.hasFwd && a.forwarded > 0:
+			c.MemoryNote = fmt.Sprintf("no memory per viewer: the server had already forwarded %.0f packets before this run, "+
+				"so its heap kept what earlier load grew; restart it for this figure", a.forwarded)
+		case !a.hasFwd:
+			c.MemoryNote = "memory per viewer assumes the server was freshly started (give --metrics-url to check)"
+			fallthrough
+		default:
+			per := float64(aud.rssKiB-a.rssKiB) / float64(audience)
+			c.KiBPerViewer = &per
+		}
+	}
+	return c
+}
+
+// bottleneck says in words when the load tester limited the run.
+func bottleneck(lt LoadTesterCost, srv *ServerCost) string {
+	if lt.CoresAvailable == 0 {
+		return ""
+	}
+	share := 100 * lt.Cores / float64(lt.CoresAvailable)
+	switch {
+	case share >= 80:
+		return fmt.Sprintf("The load tester was the bottleneck: it kept %.1f of the %d cores busy (%.0f %%). "+
+			"Latency, jitter, loss and freezes above are partly its own; run fewer viewers per process (--shard i/N on more machines).",
+			lt.Cores, lt.CoresAvailable, share)
+	case lt.MachineBusyPercent >= 90 && srv != nil && srv.Cores > 0 && lt.Cores > srv.Cores:
+		return fmt.Sprintf("The machine was saturated (%.0f %% busy) and the load tester used more of it than the server "+
+			"(%.1f against %.1f cores): the load tester, not the server, limited this run; put them on separate machines.",
+			lt.MachineBusyPercent, lt.Cores, srv.Cores)
+	case lt.MachineBusyPercent >= 90 && srv == nil:
+		return fmt.Sprintf("The machine was saturated (%.0f %% busy; the load tester used %.1f of %d cores): "+
+			"if the server runs here too, the figures measure the machine, not the server (give --server-pid to tell).",
+			lt.MachineBusyPercent, lt.Cores, lt.CoresAvailable)
+	}
+	return ""
+}
