@@ -43,9 +43,15 @@
 // and a 1280x720 size), followed at byte offset [VP8MagicOffset] of the frame
 // by the 4-byte magic "halo" and at [VP8TimestampOffset] by the send time as 8
 // bytes big-endian Unix nanoseconds, then filler up to the frame size
-// (bitrate/8/fps; keyframes are four times larger). The header, magic and
+// (see below). The header, magic and
 // timestamp always fit in the first packet of the frame, so a receiver reads
-// them from one packet. The Viewer computes one-way latency from that
+// them from one packet. A Publisher's frames vary in size as an encoder's
+// do: keyframes about six times a delta frame, delta frames within +-40 %
+// around a slowly drifting level, adding up to the bitrate over a keyframe
+// interval. Its audio is Opus-sized, and with AudioDTX talks and pauses
+// (comfort noise every 400 ms in silences). NACKs are answered from the
+// publisher's own send buffer (Pion's NACK responder), PLI and FIR with a
+// keyframe. The Viewer computes one-way latency from that
 // timestamp; sender and receiver must share a clock (the same machine).
 //
 // # What it must not do

@@ -36,6 +36,10 @@ type PublisherConfig struct {
 	// the current one is expiring (token_expiring), so a session outlives
 	// its first token. Without it the session ends at the token's exp.
 	TokenSource func() (string, error)
+	// AudioDTX makes the audio talk and pause, as Opus with DTX does (see
+	// opusSource): fewer, smaller packets in silences. Off, audio is a
+	// steady 50 packets a second.
+	AudioDTX bool
 	// WHIPURL, when set, makes the publisher a plain WHIP client (RFC 9725)
 	// of that endpoint instead of a WebSocket one: URL and Room are not
 	// used, Token is the bearer token, and Sources are not sent (WHIP has
@@ -331,7 +335,7 @@ func (p *Publisher) addTracks(pc *webrtc.PeerConnection) ([]TrackInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: video track: %w", err)
 		}
-		vt := &videoTrack{track: t, src: newVP8Source(cfg.VideoBitrate, cfg.FPS)}
+		vt := &videoTrack{track: t, src: newRealisticVP8Source(cfg.VideoBitrate, cfg.FPS, cfg.KeyframeInterval)}
 		sender, err := pc.AddTrack(t)
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: add %s: %w", id, err)
@@ -353,7 +357,7 @@ func (p *Publisher) addTracks(pc *webrtc.PeerConnection) ([]TrackInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: add audio0: %w", err)
 		}
-		p.audio, p.audioSrc = t, newOpusSource()
+		p.audio, p.audioSrc = t, newOpusSource(cfg.AudioDTX)
 		p.readRTCP(sender, nil)
 		meta = append(meta, TrackInfo{TrackID: "audio0", Source: "microphone", Name: "microphone"})
 	}
@@ -456,8 +460,9 @@ func (p *Publisher) sendFrames(now time.Time) {
 
 func (p *Publisher) sendAudio() {
 	// Write errors mean the connection is closing; Close ends the loop.
-	_ = p.audioSrc.writePacket(p.audio)
-	p.audioPackets.Add(1)
+	if sent, _ := p.audioSrc.tick(p.audio); sent {
+		p.audioPackets.Add(1)
+	}
 }
 
 // DropConnection simulates the publisher's network going away: its peer

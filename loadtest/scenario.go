@@ -93,6 +93,9 @@ type MediaSpec struct {
 	KeyframeInterval Duration `yaml:"keyframe_interval"`
 	VideoTracks      *int     `yaml:"video_tracks"`
 	Audio            *bool    `yaml:"audio"`
+	// AudioDTX: the audio talks and pauses as Opus DTX does (default
+	// true); false sends 50 packets a second throughout.
+	AudioDTX *bool `yaml:"audio_dtx"`
 }
 
 // ViewerSpec is what each viewer does besides watching.
@@ -304,6 +307,9 @@ func (m MediaSpec) merged(o *MediaSpec) MediaSpec {
 	if o.Audio != nil {
 		m.Audio = o.Audio
 	}
+	if o.AudioDTX != nil {
+		m.AudioDTX = o.AudioDTX
+	}
 	return m
 }
 
@@ -313,6 +319,7 @@ func (m MediaSpec) publisherConfig() PublisherConfig {
 		VideoBitrate:     m.VideoKbps * 1000,
 		FPS:              m.FPS,
 		KeyframeInterval: time.Duration(m.KeyframeInterval),
+		AudioDTX:         m.AudioDTX == nil || *m.AudioDTX,
 	}
 	if m.VideoTracks != nil {
 		c.VideoTracks = *m.VideoTracks

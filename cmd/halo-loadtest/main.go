@@ -54,7 +54,7 @@ type options struct {
 	publishers             int
 	bitrate, fps, tracks   int
 	keyInterval            time.Duration
-	noAudio                bool
+	noAudio, noDTX         bool
 	duration, churn        time.Duration
 	ramp                   float64
 	region                 string
@@ -68,7 +68,7 @@ type options struct {
 // other.
 var shapeFlags = map[string]bool{
 	"viewers": true, "rooms": true, "publishers": true, "bitrate": true, "fps": true,
-	"video-tracks": true, "keyframe-interval": true, "no-audio": true, "duration": true,
+	"video-tracks": true, "keyframe-interval": true, "no-audio": true, "no-dtx": true, "duration": true,
 	"ramp": true, "churn": true, "region": true, "chat-per-minute": true,
 	"reactions-per-minute": true, "seed": true, "room": true,
 }
@@ -99,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.keyInterval, "keyframe-interval", 2*time.Second, "time between keyframes")
 	fs.IntVar(&o.tracks, "video-tracks", 1, "video tracks per publisher (multi-camera)")
 	fs.BoolVar(&o.noAudio, "no-audio", false, "publish no audio track")
+	fs.BoolVar(&o.noDTX, "no-dtx", false, "audio without DTX silences: 50 packets a second throughout")
 	fs.StringVar(&o.region, "region", "", "viewers' region, sent as ?region=")
 	fs.Float64Var(&o.chatRate, "chat-per-minute", 0, "chat messages per viewer per minute")
 	fs.Float64Var(&o.reactionRate, "reactions-per-minute", 0, "reactions per viewer per minute")
@@ -156,14 +157,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		return o, nil
 	}
-	audio := !o.noAudio
+	audio, dtx := !o.noAudio, !o.noDTX
 	tracks := o.tracks
 	o.scenario = loadtest.Scenario{
 		Seed: o.seed, Duration: loadtest.Duration(o.duration), Ramp: o.ramp, RoomPrefix: o.room,
 		Rooms: []loadtest.RoomGroup{{Count: o.rooms, Publishers: o.publishers, Viewers: o.viewers}},
 		Publisher: loadtest.MediaSpec{
 			VideoKbps: o.bitrate / 1000, FPS: o.fps, KeyframeInterval: loadtest.Duration(o.keyInterval),
-			VideoTracks: &tracks, Audio: &audio,
+			VideoTracks: &tracks, Audio: &audio, AudioDTX: &dtx,
 		},
 		Churn:  loadtest.Churn{MeanWatch: loadtest.Duration(o.churn)},
 		Viewer: loadtest.ViewerSpec{Region: o.region, ChatPerMinute: o.chatRate, ReactionsPerMinute: o.reactionRate},
