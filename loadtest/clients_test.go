@@ -322,3 +322,22 @@ func TestViewer_FloodNACKsNamesTheNewestPacketsItReceived(t *testing.T) {
 	before := v.Stats().VideoPackets
 	eventually(ctx, t, "video after the flood", func() bool { return v.Stats().VideoPackets > before })
 }
+
+// A viewer's receiver reports echo the server's sender reports (LSR/DLSR),
+// as a browser's do, so the server can measure its round-trip time to the
+// viewer; that needs the viewer to read its receivers' RTCP.
+func TestViewer_ReceiverReportsEchoSenderReports(t *testing.T) {
+	room := newFakeRoom(t)
+	ctx := testCtx(t)
+	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 200_000})
+	v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok"})
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Pion sends sender reports and receiver reports about once a second.
+	eventually(ctx, t, "a receiver report echoing a sender report", func() bool { return room.rrWithLSR.Load() > 0 })
+}

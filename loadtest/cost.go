@@ -68,6 +68,15 @@ func readMachineCPU() machineCPU {
 	return m
 }
 
+// selfRSSKiB is this process's resident set, or 0 where /proc has none.
+func selfRSSKiB() int64 {
+	var s serverSample
+	if err := readProc(os.Getpid(), &s); err != nil {
+		return 0
+	}
+	return s.rssKiB
+}
+
 // busyPercent is the share of the machine's CPU that was busy between a
 // and b, or -1 when unknown.
 func busyPercent(a, b machineCPU) float64 {

@@ -27,6 +27,7 @@ func Merge(reports ...*Report) (*Report, error) {
 	seen := map[string]bool{}
 	latency := &Latency{}
 	var timeline []Sample
+	var perViewerWeight float64
 	for i, r := range reports {
 		if r.Scenario != first.Scenario || r.Target != first.Target {
 			return nil, fmt.Errorf("loadtest: merge: report %d is of scenario %q on %s, report 0 of %q on %s",
@@ -73,6 +74,11 @@ func Merge(reports ...*Report) (*Report, error) {
 		lt.Cores += r.LoadTester.Cores
 		lt.CoresAvailable += r.LoadTester.CoresAvailable
 		lt.MachineBusyPercent = max(lt.MachineBusyPercent, r.LoadTester.MachineBusyPercent)
+		// Per-viewer figures: weighted by the viewers each shard had.
+		w := float64(r.Viewers.Connected)
+		lt.GoroutinesPerViewer += r.LoadTester.GoroutinesPerViewer * w
+		lt.KiBPerViewer += r.LoadTester.KiBPerViewer * w
+		perViewerWeight += w
 		if out.Server == nil && r.Server != nil {
 			s := *r.Server
 			out.Server = &s
@@ -83,6 +89,10 @@ func Merge(reports ...*Report) (*Report, error) {
 				out.Bottleneck = "Shard " + r.Shards[0] + ": " + r.Bottleneck
 			}
 		}
+	}
+	if perViewerWeight > 0 {
+		out.LoadTester.GoroutinesPerViewer /= perViewerWeight
+		out.LoadTester.KiBPerViewer /= perViewerWeight
 	}
 	slices.Sort(out.Shards)
 	out.LatencyBuckets = latency.buckets()

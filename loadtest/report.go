@@ -234,6 +234,11 @@ type LoadTesterCost struct {
 	// CPUMicrosPerPacket is this process's CPU per packet received by its
 	// viewers (sending included: it is what the figure costs).
 	CPUMicrosPerPacket float64 `json:"cpu_us_per_received_packet"`
+	// GoroutinesPerViewer and KiBPerViewer are this process's goroutines
+	// and RSS added per connected viewer, from its start to the end of the
+	// hold (0 when no viewer was connected then).
+	GoroutinesPerViewer float64 `json:"goroutines_per_viewer"`
+	KiBPerViewer        float64 `json:"kib_per_viewer"`
 }
 
 // ServerCost is what the server paid, from --server-pid (CPU, RSS) and

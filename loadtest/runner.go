@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -197,6 +198,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	}
 
 	cpu0, machine0 := selfCPU(), readMachineCPU()
+	goroutines0, rss0 := runtime.NumGoroutine(), selfRSSKiB()
 	var srv0 serverSample
 	var srvErrs []string
 	if cfg.Server.enabled() {
@@ -217,6 +219,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	r.freezeMeasures()
 	var srvAud serverSample
 	audience := r.connectedNow()
+	goroutines1, rss1 := runtime.NumGoroutine(), selfRSSKiB()
 	if cfg.Server.enabled() {
 		var err error
 		if srvAud, err = cfg.Server.sample(context.Background()); err != nil {
@@ -243,6 +246,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	r.fill(rep)
 	rep.aggregate()
 	rep.LoadTester = loadTesterCost(cpu0, cpu1, machine0, machine1, rep.Received.Packets)
+	if audience > 0 {
+		rep.LoadTester.GoroutinesPerViewer = float64(goroutines1-goroutines0) / float64(audience)
+		rep.LoadTester.KiBPerViewer = float64(rss1-rss0) / float64(audience)
+	}
 	if cfg.Server.enabled() {
 		rep.Server = serverCost(srv0, srvAud, srv1, audience)
 		rep.Server.Errors = srvErrs

@@ -15,8 +15,12 @@ const readBufferSize = 1500
 // which a viewer counts a freeze (what a person watching notices as a stall).
 const FreezeThreshold = 500 * time.Millisecond
 
-// onTrack starts the one reader goroutine of a new remote track.
-func (v *Viewer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+// onTrack starts the one reader goroutine of a new remote track, and one
+// that reads the receiver's RTCP: the server's sender reports must reach
+// the receiver-report interceptor, or our receiver reports carry no
+// LSR/DLSR and the server cannot tell its round-trip time to us, as it can
+// for a browser.
+func (v *Viewer) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
 	v.mu.Lock()
 	firstVideo := video && v.videoOpened == 0
@@ -26,6 +30,14 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	v.mu.Unlock()
 	clock := t.Codec().ClockRate
 	v.goOwned(func() { v.readTrack(t, video, firstVideo, clock) })
+	v.goOwned(func() {
+		buf := make([]byte, readBufferSize)
+		for {
+			if _, _, err := recv.Read(buf); err != nil {
+				return
+			}
+		}
+	})
 }
 
 // readTrack reads one remote track until it ends (renegotiated away or the

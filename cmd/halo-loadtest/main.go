@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -61,6 +62,7 @@ type options struct {
 	chatRate, reactionRate float64
 	seed                   uint64
 	shardSpec              string
+	cpuProfile             string
 	shapeFlags             []string
 }
 
@@ -88,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.shardSpec, "shard", "", "run the i-th of N deterministic slices of the scenario: i/N")
 	fs.StringVar(&o.jsonOut, "json", "", "write the JSON report (schema in docs/loadtest.md) to this file")
 	fs.StringVar(&o.htmlOut, "html", "", "write the HTML report with plots to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load tester to this file (go tool pprof)")
 	fs.IntVar(&o.viewers, "viewers", 50, "viewers per room")
 	fs.IntVar(&o.rooms, "rooms", 1, "rooms")
 	fs.IntVar(&o.publishers, "publishers", 1, "publishers per room")
@@ -187,6 +190,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "halo-loadtest:", err)
 		return 2
 	}
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "halo-loadtest: --cpuprofile:", err)
+			return 2
+		}
+		defer stopProfile()
+	}
 	status := newStatus(stderr)
 	cfg := loadtest.RunConfig{
 		Target:       o.target,
@@ -238,6 +249,23 @@ func report(rep *loadtest.Report, jsonOut, htmlOut string, maxLoss float64, stdo
 		code = 1
 	}
 	return code
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // writeFile writes through f to path, replacing it only once complete.
