@@ -271,23 +271,30 @@ func serverCost(a, aud, b serverSample, audience int) *ServerCost {
 	return c
 }
 
-// bottleneck says in words when the load tester limited the run.
+// bottleneck says in words when the load tester limited the run, or when
+// other work on the machine may have.
 func bottleneck(lt LoadTesterCost, srv *ServerCost) string {
 	if lt.CoresAvailable == 0 {
 		return ""
 	}
 	share := 100 * lt.Cores / float64(lt.CoresAvailable)
+	busyCores := lt.MachineBusyPercent / 100 * float64(lt.CoresAvailable)
+	saturated := lt.MachineBusyPercent >= 90
 	switch {
 	case share >= 80:
-		return fmt.Sprintf("The load tester was the bottleneck: it kept %.1f of the %d cores busy (%.0f %%). "+
+		return fmt.Sprintf("The load tester was the bottleneck: it kept %.2f of the %d cores busy (%.0f %%). "+
 			"Latency, jitter, loss and freezes above are partly its own; run fewer viewers per process (--shard i/N on more machines).",
 			lt.Cores, lt.CoresAvailable, share)
-	case lt.MachineBusyPercent >= 90 && srv != nil && srv.Cores > 0 && lt.Cores > srv.Cores:
+	case saturated && srv != nil && srv.Cores > 0 && lt.Cores > srv.Cores && lt.Cores >= 0.4*busyCores:
 		return fmt.Sprintf("The machine was saturated (%.0f %% busy) and the load tester used more of it than the server "+
-			"(%.1f against %.1f cores): the load tester, not the server, limited this run; put them on separate machines.",
+			"(%.2f against %.2f cores): the load tester, not the server, limited this run; put them on separate machines.",
 			lt.MachineBusyPercent, lt.Cores, srv.Cores)
-	case lt.MachineBusyPercent >= 90 && srv == nil:
-		return fmt.Sprintf("The machine was saturated (%.0f %% busy; the load tester used %.1f of %d cores): "+
+	case saturated && srv != nil && srv.Cores > 0 && lt.Cores+srv.Cores < 0.5*busyCores:
+		return fmt.Sprintf("The machine was saturated (%.0f %% busy) mostly by other work: the load tester used %.2f and the server %.2f "+
+			"of the %d cores. Latency, jitter and loss may reflect that, not the server.",
+			lt.MachineBusyPercent, lt.Cores, srv.Cores, lt.CoresAvailable)
+	case saturated && (srv == nil || srv.Cores == 0):
+		return fmt.Sprintf("The machine was saturated (%.0f %% busy; the load tester used %.2f of %d cores): "+
 			"if the server runs here too, the figures measure the machine, not the server (give --server-pid to tell).",
 			lt.MachineBusyPercent, lt.Cores, lt.CoresAvailable)
 	}
