@@ -74,7 +74,9 @@ type ViewerStats struct {
 	// connected state to the first keyframe, or 0 before one arrived.
 	FirstKeyframeAfter time.Duration
 	// One-way latency from the send time embedded in synthetic video frames
-	// (frame starts only; needs one clock for publisher and viewer).
+	// (frame starts only; needs one clock for publisher and viewer), of
+	// frames sent after the viewer joined: the picture the server replays
+	// to a new viewer is as old as the last keyframe, which is not latency.
 	LatencyP50, LatencyP95, LatencyP99, LatencyMax time.Duration
 	// Frames counts video frame starts seen.
 	Frames uint64
@@ -104,6 +106,7 @@ type Viewer struct {
 	videoSeq                          atomic.Uint32 // its highest sequence number seen
 	lostRaw, repaired                 atomic.Uint64
 	joinedAt, firstPacketAt           atomic.Int64 // ns since epoch, 0 = not yet
+	joinedWall                        atomic.Int64 // Unix ns of joinedAt
 	lastFrameAt                       atomic.Int64 // ns since epoch, first video track
 	freezes, freezeNS                 atomic.Uint64
 	jitterVideo, jitterAudio          atomic.Uint64 // microseconds
@@ -198,8 +201,16 @@ func (v *Viewer) start(ctx context.Context) error {
 	if _, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe); err != nil {
 		return err
 	}
-	v.joinedAt.Store(int64(max(time.Since(v.epoch), 1)))
+	v.joined()
 	return nil
+}
+
+// joined records the moment the server accepted the viewer: frames sent
+// before it (the server's replay of the picture since the last keyframe)
+// are not counted in latency, which is the transport's, not their age.
+func (v *Viewer) joined() {
+	v.joinedWall.Store(time.Now().UnixNano())
+	v.joinedAt.Store(int64(max(time.Since(v.epoch), 1)))
 }
 
 // startWHEP watches over plain WHEP: one POST with the complete offer.
@@ -231,7 +242,7 @@ func (v *Viewer) startWHEP(ctx context.Context) error {
 	v.mu.Lock()
 	v.whepResource = resource
 	v.mu.Unlock()
-	v.joinedAt.Store(int64(max(time.Since(v.epoch), 1)))
+	v.joined()
 	return nil
 }
 
@@ -250,7 +261,11 @@ func (v *Viewer) newPeer(conn *Conn) (*webrtc.PeerConnection, *remoteCandidates,
 // newPeerConn builds a receiving peer connection that measures what it
 // gets.
 func (v *Viewer) newPeerConn() (*webrtc.PeerConnection, error) {
-	api, err := viewerAPI()
+	target := v.cfg.URL
+	if v.cfg.WHEPURL != "" {
+		target = v.cfg.WHEPURL
+	}
+	api, err := viewerAPI(routeIP(target))
 	if err != nil {
 		return nil, err
 	}

@@ -169,7 +169,7 @@ func (v *Viewer) onFrame(info VP8Info, firstVideoTrack, firstOfTrack bool, now i
 	if info.Keyframe && v.firstKeyAt.Load() == 0 {
 		v.firstKeyAt.CompareAndSwap(0, max(now, 1))
 	}
-	if info.SentAt != 0 {
+	if info.SentAt != 0 && info.SentAt >= v.joinedWall.Load() {
 		v.latency.record(time.Duration(time.Now().UnixNano() - info.SentAt))
 	}
 }

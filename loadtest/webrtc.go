@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"sync"
 
 	"github.com/pion/ice/v4"
@@ -47,7 +49,7 @@ func newAPI() (*webrtc.API, error) {
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("loadtest: interceptors: %w", err)
 	}
-	return buildAPI(m, ir), nil
+	return buildAPI(m, ir, nil), nil
 }
 
 func newMediaEngine() (*webrtc.MediaEngine, error) {
@@ -68,7 +70,58 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 // receiver reports and transport-cc feedback. Left out: the NACK responder
 // and sender reports (it sends no media) and the stats interceptor (a
 // per-packet cost whose figures the viewer measures itself).
-var viewerAPI = sync.OnceValues(func() (*webrtc.API, error) {
+//
+// localIP, when not nil, is the one local address ICE gathers on (see
+// routeIP): a viewer needs no candidate on addresses that do not reach the
+// server, and each costs a socket, a receive goroutine and connectivity
+// checks. There is one API per local address.
+func viewerAPI(localIP net.IP) (*webrtc.API, error) {
+	key := localIP.String()
+	viewerAPIs.mu.Lock()
+	defer viewerAPIs.mu.Unlock()
+	if api, ok := viewerAPIs.byIP[key]; ok {
+		return api, nil
+	}
+	api, err := newViewerAPI(localIP)
+	if err != nil {
+		return nil, err
+	}
+	if viewerAPIs.byIP == nil {
+		viewerAPIs.byIP = map[string]*webrtc.API{}
+	}
+	viewerAPIs.byIP[key] = api
+	return api, nil
+}
+
+var viewerAPIs struct {
+	mu   sync.Mutex
+	byIP map[string]*webrtc.API
+}
+
+// routeIP returns the local address this machine would use to reach the
+// host of rawURL (a UDP "connect", which sends nothing), or nil when it
+// cannot tell (the server's media address may differ from its signalling
+// host behind a load balancer; then every address is gathered).
+func routeIP(rawURL string) net.IP {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Hostname() == "" {
+		return nil
+	}
+	ips, err := net.LookupIP(u.Hostname())
+	if err != nil || len(ips) == 0 || !ips[0].IsLoopback() {
+		// Only loopback targets are certain to be reached from the address
+		// they route from (the load tester's own machine).
+		return nil
+	}
+	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: ips[0], Port: 9})
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP
+}
+
+func newViewerAPI(localIP net.IP) (*webrtc.API, error) {
 	m, err := newMediaEngine()
 	if err != nil {
 		return nil, err
@@ -100,11 +153,14 @@ var viewerAPI = sync.OnceValues(func() (*webrtc.API, error) {
 		return nil, fmt.Errorf("loadtest: transport-cc feedback: %w", err)
 	}
 	ir.Add(tw)
-	return buildAPI(m, ir), nil
-})
+	return buildAPI(m, ir, localIP), nil
+}
 
-func buildAPI(m *webrtc.MediaEngine, ir *interceptor.Registry) *webrtc.API {
+func buildAPI(m *webrtc.MediaEngine, ir *interceptor.Registry, localIP net.IP) *webrtc.API {
 	se := webrtc.SettingEngine{}
+	if localIP != nil {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(localIP) })
+	}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// A browser's SRTP replay window (libwebrtc keeps 1,024 packets): with
