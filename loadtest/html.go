@@ -53,6 +53,16 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		freezeMS = append(freezeMS, v.FreezeMS)
 	}
 	hx, hy := histogramBins(joins, 20)
+	perViewer := "viewer (in start order)"
+	if len(idx) > maxBars {
+		// One bar per group of viewers, the group's worst.
+		group := (len(idx) + maxBars - 1) / maxBars
+		idx, loss, lossRaw, freezeMS = groupMax(idx, group), groupMax(loss, group), groupMax(lossRaw, group), groupMax(freezeMS, group)
+		for i := range idx {
+			idx[i] = float64(i * group)
+		}
+		perViewer = fmt.Sprintf("viewer (in start order; each bar the worst of %d)", group)
+	}
 	data.Plots = []template.HTML{
 		svgPlot("connected", "Viewers connected over time", "time (s)", "viewers",
 			[]series{{name: "connected", x: tx, y: conn, color: "#1f77b4"}, {name: "failed", x: tx, y: failed, color: "#d62728"}}),
@@ -62,12 +72,25 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			"latency (ms)", "share of frames", []series{{name: "frames", x: cx, y: cy, color: "#9467bd", step: true}}),
 		svgPlot("join-histogram", fmt.Sprintf("Join time (p50 %.0f ms, p95 %.0f ms)", m.JoinMS.P50, m.JoinMS.P95),
 			"join time (ms)", "viewers", []series{{name: "viewers", x: hx, y: hy, color: "#ff7f0e", bars: true}}),
-		svgPlot("loss", "Loss per viewer, so far", "viewer (in start order)", "% of packets",
+		svgPlot("loss", "Loss per viewer, so far", perViewer, "% of packets",
 			[]series{{name: "raw", x: idx, y: lossRaw, color: "#bbbbbb", bars: true}, {name: "after NACK repair", x: idx, y: loss, color: "#d62728", bars: true}}),
 		svgPlot("freezes", fmt.Sprintf("Freezes (video gaps > %s) per viewer: %d in all", FreezeThreshold, r.Received.Freezes),
-			"viewer (in start order)", "frozen (ms)", []series{{name: "freeze time", x: idx, y: freezeMS, color: "#8c564b", bars: true}}),
+			perViewer, "frozen (ms)", []series{{name: "freeze time", x: idx, y: freezeMS, color: "#8c564b", bars: true}}),
 	}
 	return reportPage.Execute(w, data)
+}
+
+// maxBars bounds the bars of a per-viewer plot: a report of 10,000 viewers
+// stays a page a browser draws at once.
+const maxBars = 500
+
+// groupMax returns the largest value of each group of n consecutive values.
+func groupMax(v []float64, n int) []float64 {
+	var out []float64
+	for i := 0; i < len(v); i += n {
+		out = append(out, slices.Max(v[i:min(i+n, len(v))]))
+	}
+	return out
 }
 
 // histogramBins bins values into at most n bins: bin centres and counts.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,31 @@ func TestReport_HTMLPlotsRenderInChromium(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "loadtest-report.png"), shot, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A report of thousands of viewers stays a page of bounded size: per-viewer
+// plots draw one bar per group, the group's worst.
+func TestReport_HTMLGroupsViewersOfLargeRuns(t *testing.T) {
+	r := &Report{Schema: ReportSchema, Target: "websocket"}
+	for i := range 5000 {
+		loss := 0.0
+		if i == 4321 {
+			loss = 7
+		}
+		r.PerViewer = append(r.PerViewer, ViewerRecord{Identity: strconv.Itoa(i), Outcome: OutcomeConnected, Packets: 100, LossPercent: loss, LossRawPercent: loss})
+	}
+	r.aggregate()
+	var page bytes.Buffer
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	lossPlot := page.String()[strings.Index(page.String(), `id="plot-loss"`):]
+	lossPlot = lossPlot[:strings.Index(lossPlot, "</svg>")]
+	if n := strings.Count(lossPlot, `class="bar"`); n != 2 {
+		t.Fatalf("%d bars, want the one worst group in raw and after repair", n)
+	}
+	if !strings.Contains(page.String(), "the worst of 10") || page.Len() > 200_000 {
+		t.Fatalf("page of %d bytes without grouping", page.Len())
 	}
 }

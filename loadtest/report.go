@@ -389,7 +389,8 @@ func (r *Report) aggregate() {
 		freezeMS = append(freezeMS, v.FreezeMS)
 	}
 	r.FailedJoins = codes
-	r.Received.LossRawPercent = lossPercent(r.Received.LostRaw, r.Received.Packets+r.Received.Lost-r.Received.LostRaw)
+	expected := r.Received.Packets + r.Received.Lost
+	r.Received.LossRawPercent = lossPercent(r.Received.LostRaw, expected-min(r.Received.LostRaw, expected))
 	r.Received.LossPercent = lossPercent(r.Received.Lost, r.Received.Packets)
 	r.Measures = Measures{
 		JoinMS: dist(join), FirstPacketMS: dist(firstPkt), FirstKeyframeMS: dist(firstKey),
