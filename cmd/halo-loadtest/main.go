@@ -79,6 +79,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("halo-loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: halo-loadtest [flags]                   run a scenario (docs/loadtest.md)\n"+
+			"       halo-loadtest merge a.json b.json... [--json out.json] [--html report.html]\n\n")
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.target.URL, "url", "", "signalling WebSocket URL of the node (default ws://127.0.0.1:7880/ws unless --whip/--whep)")
 	fs.StringVar(&o.target.WHIP, "whip", "", "WHIP endpoint instead of the WebSocket protocol; {room} is replaced (e.g. http://host/whip/{room})")
 	fs.StringVar(&o.target.WHEP, "whep", "", "WHEP endpoint, with --whip (e.g. http://host/whep/{room})")
