@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -271,6 +274,11 @@ func serverCost(a, aud, b serverSample, audience int) *ServerCost {
 	return c
 }
 
+// schedBottleneckMS is the p99 wait for a CPU above which the load tester
+// counts as the bottleneck: a reader that waits that long has let a frame
+// and more queue behind it.
+const schedBottleneckMS = 20
+
 // bottleneck says in words when the load tester limited the run, or when
 // other work on the machine may have.
 func bottleneck(lt LoadTesterCost, srv *ServerCost) string {
@@ -281,6 +289,15 @@ func bottleneck(lt LoadTesterCost, srv *ServerCost) string {
 	busyCores := lt.MachineBusyPercent / 100 * float64(lt.CoresAvailable)
 	saturated := lt.MachineBusyPercent >= 90
 	switch {
+	case lt.SchedLatencyP99MS >= schedBottleneckMS:
+		why := ""
+		if saturated && srv != nil && srv.Cores > 0 && lt.Cores+srv.Cores < 0.5*busyCores {
+			why = fmt.Sprintf(" on a machine %.0f %% busy mostly with other work", lt.MachineBusyPercent)
+		}
+		return fmt.Sprintf("The load tester was the bottleneck: its goroutines waited up to %.0f ms (p99) for a CPU%s "+
+			"(it kept %.2f of the %d cores busy), so packets queued in its own receive buffers; "+
+			"latency, jitter and freezes above are partly its own. Run fewer viewers per process (--shard i/N on more machines).",
+			lt.SchedLatencyP99MS, why, lt.Cores, lt.CoresAvailable)
 	case share >= 80:
 		return fmt.Sprintf("The load tester was the bottleneck: it kept %.2f of the %d cores busy (%.0f %%). "+
 			"Latency, jitter, loss and freezes above are partly its own; run fewer viewers per process (--shard i/N on more machines).",
@@ -299,4 +316,55 @@ func bottleneck(lt LoadTesterCost, srv *ServerCost) string {
 			lt.MachineBusyPercent, lt.Cores, lt.CoresAvailable)
 	}
 	return ""
+}
+
+// schedLatency is a copy of the Go runtime's histogram of the time
+// goroutines spent runnable before they ran: when the load tester lacks
+// CPU its readers wait here, packets queue in its receive buffers, and the
+// latency it measures is its own.
+type schedLatency struct {
+	counts  []uint64
+	buckets []float64 // seconds; len(counts)+1 boundaries
+}
+
+const schedLatencyMetric = "/sched/latencies:seconds"
+
+func readSchedLatency() schedLatency {
+	s := []metrics.Sample{{Name: schedLatencyMetric}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return schedLatency{}
+	}
+	h := s[0].Value.Float64Histogram()
+	return schedLatency{counts: slices.Clone(h.Counts), buckets: h.Buckets}
+}
+
+// quantileSince returns the q-quantile, in milliseconds, of the waits
+// between a (earlier) and b: the upper bound of the bucket that holds it.
+func (b schedLatency) quantileSince(a schedLatency, q float64) float64 {
+	if len(b.counts) == 0 || len(a.counts) != len(b.counts) {
+		return 0
+	}
+	var total uint64
+	d := make([]uint64, len(b.counts))
+	for i := range d {
+		d[i] = b.counts[i] - a.counts[i]
+		total += d[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(total)))
+	var seen uint64
+	for i, c := range d {
+		seen += c
+		if seen >= rank {
+			hi := b.buckets[i+1]
+			if math.IsInf(hi, 1) {
+				hi = b.buckets[i]
+			}
+			return hi * 1000
+		}
+	}
+	return 0
 }

@@ -74,6 +74,7 @@ func Merge(reports ...*Report) (*Report, error) {
 		lt.Cores += r.LoadTester.Cores
 		lt.CoresAvailable += r.LoadTester.CoresAvailable
 		lt.MachineBusyPercent = max(lt.MachineBusyPercent, r.LoadTester.MachineBusyPercent)
+		lt.SchedLatencyP99MS = max(lt.SchedLatencyP99MS, r.LoadTester.SchedLatencyP99MS)
 		// Per-viewer figures: weighted by the viewers each shard had.
 		w := float64(r.Viewers.Connected)
 		lt.GoroutinesPerViewer += r.LoadTester.GoroutinesPerViewer * w

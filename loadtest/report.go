@@ -238,7 +238,11 @@ type LoadTesterCost struct {
 	// and RSS added per connected viewer, from its start to the end of the
 	// hold (0 when no viewer was connected then).
 	GoroutinesPerViewer float64 `json:"goroutines_per_viewer"`
-	KiBPerViewer        float64 `json:"kib_per_viewer"`
+	// SchedLatencyP99MS is the 99th percentile of the time this process's
+	// goroutines waited for a CPU (Go runtime metric /sched/latencies):
+	// high, and its viewers' packets queue in its own buffers.
+	SchedLatencyP99MS float64 `json:"sched_latency_p99_ms"`
+	KiBPerViewer      float64 `json:"kib_per_viewer"`
 }
 
 // ServerCost is what the server paid, from --server-pid (CPU, RSS) and

@@ -71,8 +71,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	if lt.MachineBusyPercent >= 0 {
 		busy = fmt.Sprintf("%.0f %%", lt.MachineBusyPercent)
 	}
-	row("load tester", "%.2f s CPU, %.2f of %d cores, %.2f us per received packet; machine busy %s; %.1f goroutines and %.0f KiB per viewer",
-		lt.CPUSeconds, lt.Cores, lt.CoresAvailable, lt.CPUMicrosPerPacket, busy, lt.GoroutinesPerViewer, lt.KiBPerViewer)
+	row("load tester", "%.2f s CPU, %.2f of %d cores, %.2f us per received packet; machine busy %s; waits for a CPU p99 %.1f ms; %.1f goroutines and %.0f KiB per viewer",
+		lt.CPUSeconds, lt.Cores, lt.CoresAvailable, lt.CPUMicrosPerPacket, busy, lt.SchedLatencyP99MS, lt.GoroutinesPerViewer, lt.KiBPerViewer)
 	if sv := r.Server; sv != nil {
 		if sv.CPUSeconds > 0 {
 			row("server", "%.2f s CPU, %.2f cores, %.0f %% in the kernel, %.2f ms CPU per viewer per second",

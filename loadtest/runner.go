@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	}
 
 	cpu0, machine0 := selfCPU(), readMachineCPU()
-	goroutines0, rss0 := runtime.NumGoroutine(), selfRSSKiB()
+	goroutines0, rss0, sched0 := runtime.NumGoroutine(), selfRSSKiB(), readSchedLatency()
 	var srv0 serverSample
 	var srvErrs []string
 	if cfg.Server.enabled() {
@@ -238,7 +238,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			srvErrs = append(srvErrs, "end: "+err.Error())
 		}
 	}
-	cpu1, machine1 := selfCPU(), readMachineCPU()
+	cpu1, machine1, sched1 := selfCPU(), readMachineCPU(), readSchedLatency()
 	r.closeViewers()
 
 	rep.ElapsedMS = msOf(elapsed)
@@ -246,6 +246,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	r.fill(rep)
 	rep.aggregate()
 	rep.LoadTester = loadTesterCost(cpu0, cpu1, machine0, machine1, rep.Received.Packets)
+	rep.LoadTester.SchedLatencyP99MS = sched1.quantileSince(sched0, 0.99)
 	if audience > 0 {
 		rep.LoadTester.GoroutinesPerViewer = float64(goroutines1-goroutines0) / float64(audience)
 		rep.LoadTester.KiBPerViewer = float64(rss1-rss0) / float64(audience)
