@@ -105,9 +105,18 @@ type serverSample struct {
 	cpu       cpuSample
 	rssKiB    int64
 	forwarded float64
+	skipped   float64 // packets the server's forwarders skipped (fell behind)
+	nacks     float64 // packets viewers reported lost
 	hasProc   bool
 	hasFwd    bool
 }
+
+// The server's counters a run reads (docs/operations.md).
+const (
+	metricForwarded = "halo_packets_forwarded_total"
+	metricSkipped   = "halo_forwarder_skipped_total"
+	metricNACKs     = "halo_nacks_received_total"
+)
 
 // clockTick is USER_HZ, 100 on every Linux this runs on.
 const clockTick = 10 * time.Millisecond
@@ -124,11 +133,16 @@ func (p ServerProbe) sample(ctx context.Context) (serverSample, error) {
 		}
 	}
 	if p.MetricsURL != "" {
-		fwd, err := ScrapeCounter(ctx, p.MetricsURL, "halo_packets_forwarded_total")
-		if err != nil {
+		values, err := scrapeCounters(ctx, p.MetricsURL, metricForwarded, metricSkipped, metricNACKs)
+		fwd, ok := values[metricForwarded]
+		switch {
+		case err != nil:
 			errs = append(errs, err)
-		} else {
+		case !ok:
+			errs = append(errs, fmt.Errorf("scrape %s: %s not found", p.MetricsURL, metricForwarded))
+		default:
 			s.forwarded, s.hasFwd = fwd, true
+			s.skipped, s.nacks = values[metricSkipped], values[metricNACKs]
 		}
 	}
 	return s, errors.Join(errs...)
@@ -170,45 +184,64 @@ func readProc(pid int, s *serverSample) error {
 // so comments, labels, escaping and exponents are read as a scraper reads
 // them.
 func ScrapeCounter(ctx context.Context, url, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	values, err := scrapeCounters(ctx, url, name)
 	if err != nil {
 		return 0, err
+	}
+	v, ok := values[name]
+	if !ok {
+		return 0, fmt.Errorf("scrape %s: %s not found", url, name)
+	}
+	return v, nil
+}
+
+// scrapeCounters reads the named counters in one scrape; a counter the
+// endpoint does not have is absent from the result, one that is not a
+// counter is an error.
+func scrapeCounters(ctx context.Context, url string, names ...string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
 	}
 	// The text format: the one every exporter serves and expfmt's
 	// TextParser reads.
 	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	resp, err := whipClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", url, err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape %s: HTTP %s", url, resp.Status)
+		return nil, fmt.Errorf("scrape %s: HTTP %s", url, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxScrapeBytes+1))
 	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", url, err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	if len(body) > maxScrapeBytes {
-		return 0, fmt.Errorf("scrape %s: more than %d bytes", url, maxScrapeBytes)
+		return nil, fmt.Errorf("scrape %s: more than %d bytes", url, maxScrapeBytes)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", url, err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
-	mf, ok := families[name]
-	if !ok {
-		return 0, fmt.Errorf("scrape %s: %s not found", url, name)
+	out := map[string]float64{}
+	for _, name := range names {
+		mf, ok := families[name]
+		if !ok {
+			continue
+		}
+		if mf.GetType() != dto.MetricType_COUNTER {
+			return nil, fmt.Errorf("scrape %s: %s is a %s, want a counter", url, name, strings.ToLower(mf.GetType().String()))
+		}
+		var sum float64
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+		out[name] = sum
 	}
-	if mf.GetType() != dto.MetricType_COUNTER {
-		return 0, fmt.Errorf("scrape %s: %s is a %s, want a counter", url, name, strings.ToLower(mf.GetType().String()))
-	}
-	var sum float64
-	for _, m := range mf.GetMetric() {
-		sum += m.GetCounter().GetValue()
-	}
-	return sum, nil
+	return out, nil
 }
 
 // maxScrapeBytes bounds what a scrape reads (a node's exposition is ~20 KiB).
@@ -250,6 +283,8 @@ func serverCost(a, aud, b serverSample, audience int) *ServerCost {
 		}
 	}
 	if a.hasFwd && b.hasFwd {
+		c.ForwarderSkipped = b.skipped - a.skipped
+		c.NACKsReceived = b.nacks - a.nacks
 		c.PacketsForwarded = b.forwarded - a.forwarded
 		if c.PacketsForwarded > 0 && c.CPUSeconds > 0 {
 			c.CPUMicrosPerForwarded = c.CPUSeconds * 1e6 / c.PacketsForwarded
@@ -282,6 +317,21 @@ const schedBottleneckMS = 20
 // bottleneck says in words when the load tester limited the run, or when
 // other work on the machine may have.
 func bottleneck(lt LoadTesterCost, srv *ServerCost) string {
+	tester := testerBottleneck(lt, srv)
+	if srv == nil || srv.ForwarderSkipped <= 0 {
+		return tester
+	}
+	server := fmt.Sprintf("The server fell behind: its forwarders skipped %.0f packets (halo_forwarder_skipped_total), "+
+		"which its viewers never got.", srv.ForwarderSkipped)
+	if tester == "" {
+		return server
+	}
+	return tester + " " + server
+}
+
+// testerBottleneck is bottleneck's sentence about the load tester and the
+// machine.
+func testerBottleneck(lt LoadTesterCost, srv *ServerCost) string {
 	if lt.CoresAvailable == 0 {
 		return ""
 	}

@@ -22,6 +22,7 @@ func TestBottleneck_SaysWhoLimitedTheRun(t *testing.T) {
 		{"tester waits for a CPU", LoadTesterCost{Cores: 0.5, CoresAvailable: 2, MachineBusyPercent: 80, SchedLatencyP99MS: 34}, &ServerCost{Cores: 0.6}, "waited up to 34 ms"},
 		{"tester starved by other work", LoadTesterCost{Cores: 0.2, CoresAvailable: 2, MachineBusyPercent: 100, SchedLatencyP99MS: 40}, &ServerCost{Cores: 0.2}, "mostly with other work"},
 		{"short waits", LoadTesterCost{Cores: 0.5, CoresAvailable: 2, MachineBusyPercent: 50, SchedLatencyP99MS: 3}, &ServerCost{Cores: 0.6}, ""},
+		{"server forwarders fell behind", LoadTesterCost{Cores: 0.3, CoresAvailable: 2, MachineBusyPercent: 50}, &ServerCost{Cores: 1.2, ForwarderSkipped: 4000}, "skipped 4000 packets"},
 		{"machine share unknown", LoadTesterCost{Cores: 0.9, CoresAvailable: 2, MachineBusyPercent: -1}, nil, ""},
 	} {
 		got := bottleneck(tc.lt, tc.srv)

@@ -251,8 +251,13 @@ type ServerCost struct {
 	CPUSeconds    float64 `json:"cpu_seconds,omitempty"`
 	KernelPercent float64 `json:"kernel_percent,omitempty"`
 	// Cores is its average number of busy cores.
-	Cores                 float64 `json:"cores,omitempty"`
-	PacketsForwarded      float64 `json:"packets_forwarded,omitempty"`
+	Cores            float64 `json:"cores,omitempty"`
+	PacketsForwarded float64 `json:"packets_forwarded,omitempty"`
+	// ForwarderSkipped counts packets the server's forwarders skipped
+	// because they fell behind (its viewers never got them);
+	// NACKsReceived the packets viewers reported lost.
+	ForwarderSkipped      float64 `json:"forwarder_skipped,omitempty"`
+	NACKsReceived         float64 `json:"nacks_received,omitempty"`
 	CPUMicrosPerForwarded float64 `json:"cpu_us_per_forwarded_packet,omitempty"`
 	// CPUMillisPerViewerSecond is CPU per connected viewer per second.
 	CPUMillisPerViewerSecond float64 `json:"cpu_ms_per_viewer_second,omitempty"`

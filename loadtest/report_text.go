@@ -80,7 +80,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		switch {
 		case sv.PacketsForwarded > 0 && sv.CPUMicrosPerForwarded > 0:
-			row("server forwarded", "%.0f packets, %.2f us CPU per forwarded packet", sv.PacketsForwarded, sv.CPUMicrosPerForwarded)
+			row("server forwarded", "%.0f packets, %.2f us CPU per forwarded packet; %.0f skipped by its forwarders; %.0f NACKed by viewers",
+				sv.PacketsForwarded, sv.CPUMicrosPerForwarded, sv.ForwarderSkipped, sv.NACKsReceived)
 		case sv.PacketsForwarded > 0:
 			row("server forwarded", "%.0f packets (give --server-pid for its CPU per packet)", sv.PacketsForwarded)
 		}
