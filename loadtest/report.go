@@ -246,7 +246,8 @@ type LoadTesterCost struct {
 }
 
 // ServerCost is what the server paid, from --server-pid (CPU, RSS) and
-// --metrics-url (packets forwarded), between this run's start and its end.
+// --metrics-url (packets forwarded), from the moment this run's publishers
+// were up (before its first viewer) to its end.
 type ServerCost struct {
 	CPUSeconds    float64 `json:"cpu_seconds,omitempty"`
 	KernelPercent float64 `json:"kernel_percent,omitempty"`

@@ -147,10 +147,10 @@ type run struct {
 	chats, reactions atomic.Uint64
 
 	last struct {
-		at                    time.Time
-		packets, bytes        uint64
-		lost, lostRaw, expect uint64
-		cpu                   cpuSample
+		at             time.Time
+		packets, bytes uint64
+		lost, lostRaw  uint64
+		cpu            cpuSample
 	}
 	timeline []Sample
 }
@@ -197,8 +197,11 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		rep.Shards = []string{sh}
 	}
 
-	cpu0, machine0 := selfCPU(), readMachineCPU()
-	goroutines0, rss0, sched0 := runtime.NumGoroutine(), selfRSSKiB(), readSchedLatency()
+	cpu0, machine0, sched0 := selfCPU(), readMachineCPU(), readSchedLatency()
+	r.startPublishers(ctx)
+	// Baselines for the per-viewer figures: with the publishers in place
+	// (their tracks and caches are not the viewers'), before any viewer.
+	goroutines0, rss0 := runtime.NumGoroutine(), selfRSSKiB()
 	var srv0 serverSample
 	var srvErrs []string
 	if cfg.Server.enabled() {
@@ -207,8 +210,6 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			srvErrs = append(srvErrs, "baseline: "+err.Error())
 		}
 	}
-
-	r.startPublishers(ctx)
 	r.begin = time.Now()
 	r.last.at, r.last.cpu = r.begin, selfCPU()
 	runErr := r.drive(ctx)
