@@ -99,16 +99,20 @@ func histogramBins(values []float64, n int) ([]float64, []float64) {
 		return nil, nil
 	}
 	lo, hi := slices.Min(values), slices.Max(values)
-	if hi == lo {
+	width := (hi - lo) / float64(n)
+	if hi == lo || math.IsInf(width, 0) || math.IsNaN(width) {
 		return []float64{lo}, []float64{float64(len(values))}
 	}
-	width := (hi - lo) / float64(n)
 	xs, ys := make([]float64, n), make([]float64, n)
 	for i := range xs {
 		xs[i] = lo + (float64(i)+0.5)*width
 	}
 	for _, v := range values {
-		ys[min(int((v-lo)/width), n-1)]++
+		i := (v - lo) / width
+		if !(i >= 0) { // NaN too
+			i = 0
+		}
+		ys[min(int(min(i, float64(n-1))), n-1)]++
 	}
 	return xs, ys
 }
@@ -137,7 +141,9 @@ func svgPlot(id, title, xlabel, ylabel string, ss []series) template.HTML {
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`, padLeft, esc(title))
 	xmin, xmax, ymax := math.Inf(1), math.Inf(-1), 0.0
 	n := 0
-	for _, s := range ss {
+	for k, s := range ss {
+		s = finite(s)
+		ss[k] = s
 		for i := range s.x {
 			xmin, xmax = math.Min(xmin, s.x[i]), math.Max(xmax, s.x[i])
 			ymax = math.Max(ymax, s.y[i])
@@ -204,6 +210,21 @@ func svgPlot(id, title, xlabel, ylabel string, ss []series) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// finite returns s without the points a plot cannot place (a report read
+// from a file may hold anything JSON can).
+func finite(s series) series {
+	ok := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && math.Abs(v) < 1e15 }
+	out := s
+	out.x, out.y = nil, nil
+	for i := range s.x {
+		if i < len(s.y) && ok(s.x[i]) && ok(s.y[i]) {
+			out.x = append(out.x, s.x[i])
+			out.y = append(out.y, s.y[i])
+		}
+	}
+	return out
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.

@@ -89,3 +89,53 @@ func TestMerge_RefusesWhatDoesNotBelongTogether(t *testing.T) {
 		t.Fatal("read a report of another schema")
 	}
 }
+
+// Reports come from files (merge): reading and merging any bytes returns
+// a report or an error, never a panic.
+func FuzzReadReport(f *testing.F) {
+	var buf bytes.Buffer
+	_ = sampleReport().WriteJSON(&buf)
+	f.Add(buf.Bytes())
+	f.Add([]byte(`{"schema":"halo-loadtest/report/v1","latency_buckets":[[18446744073709551615,1]],"per_viewer":[{"outcome":"connected","packets":1,"lost_raw":5}]}`))
+	f.Add([]byte(`{"schema":"halo-loadtest/report/v1","timeline":[{"t_ms":-1}],"shards":["0/2","0/2"]}`))
+	f.Add([]byte(`[]`))
+	// Extremes JSON can hold: plots must not index out of range.
+	f.Add([]byte(`{"schema":"halo-loadtest/report/v1","per_viewer":[{"outcome":"connected","join_ms":1e308},{"outcome":"connected","join_ms":-1e308}]}`))
+	f.Add([]byte(`{"schema":"halo-loadtest/report/v1","timeline":[{"t_ms":1e308,"connected":1},{"t_ms":-1e308,"kbps":-5}]}`))
+	f.Add([]byte(`{"schema":"halo-loadtest/report/v1","per_viewer":[{"outcome":"connected","loss_percent":1e308,"freeze_ms":-1}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ReadReport(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		m, err := Merge(r)
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := m.WriteJSON(&out); err != nil {
+			t.Fatalf("a merged report does not encode: %v", err)
+		}
+		if err := m.WriteHTML(&out); err != nil {
+			t.Fatalf("a merged report does not render: %v", err)
+		}
+	})
+}
+
+func FuzzParseShard(f *testing.F) {
+	for _, s := range []string{"0/1", "3/4", "4/4", "-1/2", "1/0", " 2/3 ", "a/b", "9999/10000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sh, err := ParseShard(s)
+		if err != nil {
+			return
+		}
+		if sh.Index < 0 || sh.Index >= sh.Count || sh.Count > 10_000 {
+			t.Fatalf("ParseShard(%q) = %+v", s, sh)
+		}
+		if back, err := ParseShard(sh.String()); sh.Count > 1 && (err != nil || back != sh) {
+			t.Fatalf("%+v does not round-trip: %+v %v", sh, back, err)
+		}
+	})
+}
