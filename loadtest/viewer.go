@@ -265,7 +265,7 @@ func (v *Viewer) newPeerConn() (*webrtc.PeerConnection, error) {
 	if v.cfg.WHEPURL != "" {
 		target = v.cfg.WHEPURL
 	}
-	api, err := viewerAPI(routeIP(target))
+	api, err := viewerAPI(loopbackTarget(target))
 	if err != nil {
 		return nil, err
 	}

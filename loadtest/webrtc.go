@@ -49,7 +49,7 @@ func newAPI() (*webrtc.API, error) {
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("loadtest: interceptors: %w", err)
 	}
-	return buildAPI(m, ir, nil), nil
+	return buildAPI(m, ir, false), nil
 }
 
 func newMediaEngine() (*webrtc.MediaEngine, error) {
@@ -71,57 +71,49 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 // and sender reports (it sends no media) and the stats interceptor (a
 // per-packet cost whose figures the viewer measures itself).
 //
-// localIP, when not nil, is the one local address ICE gathers on (see
-// routeIP): a viewer needs no candidate on addresses that do not reach the
-// server, and each costs a socket, a receive goroutine and connectivity
-// checks. There is one API per local address.
-func viewerAPI(localIP net.IP) (*webrtc.API, error) {
-	key := localIP.String()
+// loopbackOnly makes ICE gather on loopback addresses only: a viewer of a
+// server on this machine's loopback (see loopbackTarget) needs no candidate
+// on other addresses, and each costs a socket, a receive goroutine and
+// connectivity checks. There is one API for each setting.
+func viewerAPI(loopbackOnly bool) (*webrtc.API, error) {
 	viewerAPIs.mu.Lock()
 	defer viewerAPIs.mu.Unlock()
-	if api, ok := viewerAPIs.byIP[key]; ok {
+	if api := viewerAPIs.api[loopbackOnly]; api != nil {
 		return api, nil
 	}
-	api, err := newViewerAPI(localIP)
+	api, err := newViewerAPI(loopbackOnly)
 	if err != nil {
 		return nil, err
 	}
-	if viewerAPIs.byIP == nil {
-		viewerAPIs.byIP = map[string]*webrtc.API{}
-	}
-	viewerAPIs.byIP[key] = api
+	viewerAPIs.api[loopbackOnly] = api
 	return api, nil
 }
 
-var viewerAPIs struct {
-	mu   sync.Mutex
-	byIP map[string]*webrtc.API
-}
+var viewerAPIs = struct {
+	mu  sync.Mutex
+	api map[bool]*webrtc.API // by loopbackOnly
+}{api: map[bool]*webrtc.API{}}
 
-// routeIP returns the local address this machine would use to reach the
-// host of rawURL (a UDP "connect", which sends nothing), or nil when it
-// cannot tell (the server's media address may differ from its signalling
-// host behind a load balancer; then every address is gathered).
-func routeIP(rawURL string) net.IP {
+// loopbackTarget reports whether every address the host of rawURL resolves
+// to is a loopback address (127.0.0.1, ::1, localhost).
+func loopbackTarget(rawURL string) bool {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Hostname() == "" {
-		return nil
+		return false
 	}
 	ips, err := net.LookupIP(u.Hostname())
-	if err != nil || len(ips) == 0 || !ips[0].IsLoopback() {
-		// Only loopback targets are certain to be reached from the address
-		// they route from (the load tester's own machine).
-		return nil
+	if err != nil || len(ips) == 0 {
+		return false
 	}
-	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: ips[0], Port: 9})
-	if err != nil {
-		return nil
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).IP
+	return true
 }
 
-func newViewerAPI(localIP net.IP) (*webrtc.API, error) {
+func newViewerAPI(loopbackOnly bool) (*webrtc.API, error) {
 	m, err := newMediaEngine()
 	if err != nil {
 		return nil, err
@@ -153,13 +145,13 @@ func newViewerAPI(localIP net.IP) (*webrtc.API, error) {
 		return nil, fmt.Errorf("loadtest: transport-cc feedback: %w", err)
 	}
 	ir.Add(tw)
-	return buildAPI(m, ir, localIP), nil
+	return buildAPI(m, ir, loopbackOnly), nil
 }
 
-func buildAPI(m *webrtc.MediaEngine, ir *interceptor.Registry, localIP net.IP) *webrtc.API {
+func buildAPI(m *webrtc.MediaEngine, ir *interceptor.Registry, loopbackOnly bool) *webrtc.API {
 	se := webrtc.SettingEngine{}
-	if localIP != nil {
-		se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(localIP) })
+	if loopbackOnly {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
