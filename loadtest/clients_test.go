@@ -191,9 +191,9 @@ func TestRun_ReportsEveryViewer(t *testing.T) {
 	room := newFakeRoom(t)
 	var ticks int
 	rep, err := Run(testCtx(t), RunConfig{
-		URL:              room.url(),
+		Target:           Target{URL: room.url()},
 		Room:             "demo",
-		TokenFunc:        TokenMinter("secret", "demo", time.Minute),
+		TokenFunc:        RoomTokenMinter("secret", time.Minute),
 		Viewers:          3,
 		Duration:         time.Second,
 		RampRate:         20,
@@ -204,48 +204,57 @@ func TestRun_ReportsEveryViewer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.ViewersRequested != 3 || rep.ViewersStarted != 3 || rep.ViewersConnected != 3 || rep.ViewersFailed != 0 {
-		t.Fatalf("viewers: %+v", rep)
+	if rep.Viewers.Planned != 3 || rep.Viewers.Connected != 3 || rep.Viewers.Failed != 0 || rep.Publishers.Started != 1 {
+		t.Fatalf("viewers: %+v publishers %+v", rep.Viewers, rep.Publishers)
 	}
-	if rep.Packets == 0 || rep.Frames == 0 || rep.KeyframeFirst != 3 || rep.LatencyMax == 0 {
-		t.Fatalf("media: %+v", rep)
+	if rep.Received.Packets == 0 || rep.Received.Frames == 0 || rep.Measures.LatencyMS.Max == 0 || rep.Measures.FirstKeyframeMS.N != 3 {
+		t.Fatalf("media: %+v %+v", rep.Received, rep.Measures)
 	}
-	if rep.Publisher.VideoPackets == 0 || rep.Publisher.AudioPackets == 0 {
-		t.Fatalf("publisher: %+v", rep.Publisher)
+	if rep.Sent.VideoPackets == 0 || rep.Sent.AudioPackets == 0 {
+		t.Fatalf("publisher: %+v", rep.Sent)
 	}
 	if err := rep.Check(1); err != nil {
 		t.Fatal(err)
 	}
-	if ticks == 0 {
+	if ticks == 0 || len(rep.Timeline) == 0 {
 		t.Fatal("no progress reported")
 	}
 	var out bytes.Buffer
 	if err := rep.WriteText(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"3 connected, 0 failed", "latency", "first keyframe", "loss"} {
+	for _, want := range []string{"3 connected", "0 failed", "latency", "first keyframe", "loss so far"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("summary lacks %q:\n%s", want, out.String())
 		}
 	}
 }
 
-func TestRun_FailsWhenThePublisherCannotStart(t *testing.T) {
+func TestRun_APublisherThatCannotStartIsCountedByCode(t *testing.T) {
 	srv := newScriptServer(t, func(env Envelope, _ []byte, send func(any)) {
 		send(map[string]any{"v": 1, "type": "error", "id": env.ID,
 			"data": map[string]string{"code": "forbidden", "message": "no publish grant"}})
 	})
-	_, err := Run(testCtx(t), RunConfig{URL: srv.wsURL(), Viewers: 1, PublisherToken: "t"})
-	if ErrorCode(err) != "forbidden" {
-		t.Fatalf("err = %v", err)
+	rep, err := Run(testCtx(t), RunConfig{Target: Target{URL: srv.wsURL()}, Viewers: 1, Token: "t",
+		Duration: 200 * time.Millisecond, MediaTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Publishers.Failed != 1 || rep.FailedJoins["forbidden"] != 2 || rep.Viewers.Failed != 1 {
+		t.Fatalf("publishers %+v viewers %+v failed joins %v", rep.Publishers, rep.Viewers, rep.FailedJoins)
+	}
+	if rep.Check(1) == nil {
+		t.Fatal("Check passed a run whose publisher failed")
 	}
 }
 
 func TestReport_CheckNamesTheFailures(t *testing.T) {
-	if err := (Report{ViewersRequested: 2, ViewersConnected: 2, LossPercent: 0.5}).Check(1); err != nil {
+	ok := &Report{Viewers: ViewerCounts{Planned: 2, Connected: 2}, Received: ReceivedTotals{LossPercent: 0.5}}
+	if err := ok.Check(1); err != nil {
 		t.Fatal(err)
 	}
-	err := Report{ViewersRequested: 2, ViewersFailed: 1, LossPercent: 1}.Check(1)
+	bad := &Report{Viewers: ViewerCounts{Planned: 2, Connected: 1, Failed: 1}, Received: ReceivedTotals{LossPercent: 1}}
+	err := bad.Check(1)
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 viewers") || !strings.Contains(err.Error(), "loss") {
 		t.Fatalf("err = %v", err)
 	}
@@ -256,9 +265,8 @@ func TestRun_CancelReturnsThePartialReport(t *testing.T) {
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	rep, err := Run(ctx, RunConfig{
-		URL:              room.url(),
-		PublisherToken:   "p",
-		ViewerToken:      "v",
+		Target:           Target{URL: room.url()},
+		Token:            "v",
 		Viewers:          1000,
 		RampRate:         10,
 		Publisher:        PublisherConfig{VideoBitrate: 100_000, NoAudio: true},
@@ -268,8 +276,8 @@ func TestRun_CancelReturnsThePartialReport(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
-	if rep.ViewersRequested != 1000 || rep.ViewersFailed < 990 || rep.Elapsed == 0 || rep.Publisher.VideoFrames == 0 {
-		t.Fatalf("partial report %+v", rep)
+	if rep.Viewers.Planned != 1000 || rep.Viewers.NotStarted < 990 || rep.ElapsedMS == 0 || rep.Sent.VideoFrames == 0 || !rep.Interrupted {
+		t.Fatalf("partial report %+v", rep.Viewers)
 	}
 }
 
@@ -313,4 +321,23 @@ func TestViewer_FloodNACKsNamesTheNewestPacketsItReceived(t *testing.T) {
 	// After the flood the viewer still watches.
 	before := v.Stats().VideoPackets
 	eventually(ctx, t, "video after the flood", func() bool { return v.Stats().VideoPackets > before })
+}
+
+// A viewer's receiver reports echo the server's sender reports (LSR/DLSR),
+// as a browser's do, so the server can measure its round-trip time to the
+// viewer; that needs the viewer to read its receivers' RTCP.
+func TestViewer_ReceiverReportsEchoSenderReports(t *testing.T) {
+	room := newFakeRoom(t)
+	ctx := testCtx(t)
+	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 200_000})
+	v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok"})
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Pion sends sender reports and receiver reports about once a second.
+	eventually(ctx, t, "a receiver report echoing a sender report", func() bool { return room.rrWithLSR.Load() > 0 })
 }

@@ -2,7 +2,7 @@
 // signalling connection that speaks the WebSocket JSON protocol of
 // docs/protocol.md, a Publisher that sends synthetic VP8 and Opus over WebRTC,
 // a Viewer that receives and measures what the server forwards, and Run, a
-// load-test runner (one publisher, many viewers) that produces a Report.
+// load-test runner that plays a Scenario and produces a Report.
 //
 // The package is an honest network client: it imports none of the server's
 // packages and talks to a node only over the network, exactly as an app
@@ -20,9 +20,16 @@
 //   - Viewer: joins with auto_subscribe, answers every server offer, reads
 //     each remote track on one goroutine and counts packets, gaps, frames,
 //     keyframes, time to first keyframe and one-way latency.
-//   - Run: one publisher, N viewers ramped at a rate, a Report.
-//   - MintToken, TokenMinter: HS256 access tokens for a server whose secret
-//     the tester holds.
+//   - Publisher and Viewer also speak plain WHIP/WHEP (RFC 9725) when given
+//     an endpoint (PublisherConfig.WHIPURL, ViewerConfig.WHEPURL), so the
+//     same load can be pointed at any WHIP/WHEP server.
+//   - Scenario (ParseScenario for YAML) and Plan: rooms, publishers and
+//     viewers with identities and times, laid out from a seed; Plan.Slice
+//     cuts it into shards for several machines.
+//   - Run: plays a plan against a Target and returns a Report (JSON,
+//     text, HTML with inline SVG plots); Merge combines shard reports.
+//   - MintToken, TokenMinter, RoomTokenMinter: HS256 access tokens for a
+//     server whose secret the tester holds.
 //
 // Every goroutine is owned by the object that started it and ends in its
 // Close. A context passed to Start bounds the start only, as with Dial.
@@ -36,9 +43,15 @@
 // and a 1280x720 size), followed at byte offset [VP8MagicOffset] of the frame
 // by the 4-byte magic "halo" and at [VP8TimestampOffset] by the send time as 8
 // bytes big-endian Unix nanoseconds, then filler up to the frame size
-// (bitrate/8/fps; keyframes are four times larger). The header, magic and
+// (see below). The header, magic and
 // timestamp always fit in the first packet of the frame, so a receiver reads
-// them from one packet. The Viewer computes one-way latency from that
+// them from one packet. A Publisher's frames vary in size as an encoder's
+// do: keyframes about six times a delta frame, delta frames within +-40 %
+// around a slowly drifting level, adding up to the bitrate over a keyframe
+// interval. Its audio is Opus-sized, and with AudioDTX talks and pauses
+// (comfort noise every 400 ms in silences). NACKs are answered from the
+// publisher's own send buffer (Pion's NACK responder), PLI and FIR with a
+// keyframe. The Viewer computes one-way latency from that
 // timestamp; sender and receiver must share a clock (the same machine).
 //
 // # What it must not do

@@ -37,6 +37,7 @@ type fakeRoom struct {
 	wg       sync.WaitGroup
 
 	serverFrames, serverKeyframes atomic.Uint64
+	rrWithLSR                     atomic.Uint64 // subscribers' receiver reports that echo a sender report
 	firstFrame                    atomic.Pointer[VP8Info]
 
 	nackMu sync.Mutex
@@ -431,8 +432,15 @@ func (s *fakeSession) addDown(ft *fakeTrack) error {
 				return
 			}
 			for _, p := range pkts {
-				if n, ok := p.(*rtcp.TransportLayerNack); ok {
-					s.room.gotNACK(ssrc, n)
+				switch p := p.(type) {
+				case *rtcp.TransportLayerNack:
+					s.room.gotNACK(ssrc, p)
+				case *rtcp.ReceiverReport:
+					for _, rr := range p.Reports {
+						if rr.SSRC == ssrc && rr.LastSenderReport != 0 {
+							s.room.rrWithLSR.Add(1)
+						}
+					}
 				}
 			}
 		}

@@ -36,6 +36,15 @@ type PublisherConfig struct {
 	// the current one is expiring (token_expiring), so a session outlives
 	// its first token. Without it the session ends at the token's exp.
 	TokenSource func() (string, error)
+	// AudioDTX makes the audio talk and pause, as Opus with DTX does (see
+	// opusSource): fewer, smaller packets in silences. Off, audio is a
+	// steady 50 packets a second.
+	AudioDTX bool
+	// WHIPURL, when set, makes the publisher a plain WHIP client (RFC 9725)
+	// of that endpoint instead of a WebSocket one: URL and Room are not
+	// used, Token is the bearer token, and Sources are not sent (WHIP has
+	// no track metadata).
+	WHIPURL string
 }
 
 func (c PublisherConfig) withDefaults() PublisherConfig {
@@ -83,6 +92,7 @@ type Publisher struct {
 	pc            *webrtc.PeerConnection
 	cancel        context.CancelFunc // stops the pacing goroutine
 	closed        bool
+	whipResource  string // WHIP session URL, for DELETE
 
 	video    []*videoTrack
 	audio    *webrtc.TrackLocalStaticRTP
@@ -171,6 +181,12 @@ func (p *Publisher) start(ctx context.Context) error {
 			once.Do(func() { close(failed) })
 		}
 	})
+	if cfg.WHIPURL != "" {
+		if err := p.startWHIP(ctx, pc); err != nil {
+			return err
+		}
+		return p.startSending(ctx, connected, failed, nil)
+	}
 	pc.OnICECandidate(local.onCandidate)
 
 	conn, err := dial(ctx, cfg.URL, func(env Envelope) {
@@ -235,12 +251,44 @@ func (p *Publisher) start(ctx context.Context) error {
 		return err
 	}
 	local.release()
+	return p.startSending(ctx, connected, failed, conn)
+}
 
+// startWHIP publishes over plain WHIP: one POST with the complete offer.
+func (p *Publisher) startWHIP(ctx context.Context, pc *webrtc.PeerConnection) error {
+	p.mu.Lock()
+	p.pc = pc
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		_ = pc.Close()
+		return errors.New("loadtest: publisher closed during start")
+	}
+	if _, err := p.addTracks(pc); err != nil {
+		return err
+	}
+	resource, err := whipExchange(ctx, pc, p.cfg.WHIPURL, p.cfg.Token)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.whipResource = resource
+	p.mu.Unlock()
+	return nil
+}
+
+// startSending waits for the peer connection, starts the pacing goroutine
+// and returns once the first frame is written. conn is nil over WHIP.
+func (p *Publisher) startSending(ctx context.Context, connected, failed <-chan struct{}, conn *Conn) error {
+	var connDone <-chan struct{}
+	if conn != nil {
+		connDone = conn.Done()
+	}
 	select {
 	case <-connected:
 	case <-failed:
 		return errors.New("loadtest: publisher peer connection failed")
-	case <-conn.Done():
+	case <-connDone:
 		return fmt.Errorf("loadtest: publisher: %w", conn.closedErr())
 	case <-ctx.Done():
 		return fmt.Errorf("loadtest: publisher waiting for ICE: %w", ctx.Err())
@@ -287,7 +335,7 @@ func (p *Publisher) addTracks(pc *webrtc.PeerConnection) ([]TrackInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: video track: %w", err)
 		}
-		vt := &videoTrack{track: t, src: newVP8Source(cfg.VideoBitrate, cfg.FPS)}
+		vt := &videoTrack{track: t, src: newRealisticVP8Source(cfg.VideoBitrate, cfg.FPS, cfg.KeyframeInterval)}
 		sender, err := pc.AddTrack(t)
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: add %s: %w", id, err)
@@ -309,7 +357,7 @@ func (p *Publisher) addTracks(pc *webrtc.PeerConnection) ([]TrackInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: add audio0: %w", err)
 		}
-		p.audio, p.audioSrc = t, newOpusSource()
+		p.audio, p.audioSrc = t, newOpusSource(cfg.AudioDTX)
 		p.readRTCP(sender, nil)
 		meta = append(meta, TrackInfo{TrackID: "audio0", Source: "microphone", Name: "microphone"})
 	}
@@ -412,8 +460,9 @@ func (p *Publisher) sendFrames(now time.Time) {
 
 func (p *Publisher) sendAudio() {
 	// Write errors mean the connection is closing; Close ends the loop.
-	_ = p.audioSrc.writePacket(p.audio)
-	p.audioPackets.Add(1)
+	if sent, _ := p.audioSrc.tick(p.audio); sent {
+		p.audioPackets.Add(1)
+	}
 }
 
 // DropConnection simulates the publisher's network going away: its peer
@@ -442,8 +491,9 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	conn, pc, cancel := p.conn, p.pc, p.cancel
+	conn, pc, cancel, resource := p.conn, p.pc, p.cancel, p.whipResource
 	p.mu.Unlock()
+	whipDelete(resource, p.cfg.Token)
 
 	if cancel != nil {
 		cancel()

@@ -1,53 +1,421 @@
 package loadtest
 
 import (
+	"cmp"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"math"
+	"slices"
 	"time"
 )
 
-// WriteText writes a human-readable summary of the report to w.
-func (r Report) WriteText(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(name, format string, args ...any) {
-		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...)
+// ReportSchema names the JSON layout of Report (docs/loadtest.md documents
+// every field). It changes when a field changes meaning or goes away.
+const ReportSchema = "halo-loadtest/report/v1"
+
+// Report is the result of a run, or of several shard runs merged (Merge).
+// It is what --json writes; times are milliseconds and rates per second
+// unless a field's name says otherwise.
+type Report struct {
+	Schema   string `json:"schema"`
+	Scenario string `json:"scenario,omitempty"`
+	// Target is "websocket" or "whip-whep"; URL the signalling URL or the
+	// WHEP endpoint template.
+	Target string `json:"target"`
+	URL    string `json:"url"`
+	// Shards are the shards this report covers ("0/2"); empty for a run of
+	// the whole scenario.
+	Shards    []string  `json:"shards,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	// ElapsedMS is the time from the viewers' clock start to the end.
+	ElapsedMS float64 `json:"elapsed_ms"`
+	// Interrupted is set when the run was stopped early (Ctrl-C).
+	Interrupted bool `json:"interrupted,omitempty"`
+
+	Publishers PublisherCounts `json:"publishers"`
+	Viewers    ViewerCounts    `json:"viewers"`
+	// FailedJoins counts failed viewers and publishers by error code: the
+	// server's protocol code (unauthorized, room_full, ...), http_<status>
+	// for WHIP/WHEP, or connection_refused, timeout, no_media, error.
+	FailedJoins map[string]int `json:"failed_joins"`
+	// Errors are the first errors met, at most 10, for a human.
+	Errors []string `json:"errors,omitempty"`
+
+	Sent     SentTotals     `json:"sent"`
+	Received ReceivedTotals `json:"received"`
+	// Measures are per-viewer figures over the viewers that received media
+	// (Latency: over every frame of every viewer).
+	Measures Measures `json:"measures"`
+	// LatencyCDF is the distribution of one-way frame latency: the share
+	// of frames at or below each latency.
+	LatencyCDF []CDFPoint `json:"latency_cdf"`
+	// LatencyBuckets are the raw histogram, so that shard reports merge
+	// exactly: [upper bound in microseconds, count].
+	LatencyBuckets [][2]uint64 `json:"latency_buckets"`
+	// Timeline is one sample per progress interval (default 1 s).
+	Timeline []Sample `json:"timeline"`
+	// PerViewer holds one record per viewer planned in this report.
+	PerViewer []ViewerRecord `json:"per_viewer"`
+
+	LoadTester LoadTesterCost `json:"load_tester"`
+	Server     *ServerCost    `json:"server,omitempty"`
+	// Bottleneck says in words when the load tester, not the server, limited
+	// the run ("" when it did not).
+	Bottleneck string `json:"bottleneck,omitempty"`
+}
+
+// PublisherCounts are the publishers of the report.
+type PublisherCounts struct {
+	Planned int `json:"planned"`
+	Started int `json:"started"`
+	Failed  int `json:"failed"`
+	// FailedByCode counts the failed publishers by error code.
+	FailedByCode map[string]int `json:"failed_by_code,omitempty"`
+}
+
+// ViewerCounts are the viewers of the report. Every planned viewer is
+// exactly one of: connected (media on every track), failed (did not join,
+// or not every track delivered media in time), or not started (the run
+// ended before its start time). Departed counts connected viewers that
+// left as planned (churn) before the end.
+type ViewerCounts struct {
+	Planned    int `json:"planned"`
+	Connected  int `json:"connected"`
+	Failed     int `json:"failed"`
+	NotStarted int `json:"not_started"`
+	Departed   int `json:"departed"`
+	// PeakConnected is the most viewers connected at one sample.
+	PeakConnected int `json:"peak_connected"`
+}
+
+// SentTotals is what this report's publishers sent.
+type SentTotals struct {
+	VideoPackets uint64 `json:"video_packets"`
+	AudioPackets uint64 `json:"audio_packets"`
+	VideoFrames  uint64 `json:"video_frames"`
+	Keyframes    uint64 `json:"keyframes"`
+	// KeyframeRequests counts RTCP PLI and FIR received.
+	KeyframeRequests uint64 `json:"keyframe_requests"`
+	// Chats and Reactions count what the viewers sent.
+	Chats     uint64 `json:"chats"`
+	Reactions uint64 `json:"reactions"`
+}
+
+// ReceivedTotals adds up what every viewer received. LostRaw counts every
+// sequence gap as it opened; Lost what was still missing at the end, after
+// NACK repair (retransmissions and late packets filled the rest).
+type ReceivedTotals struct {
+	Packets      uint64 `json:"packets"`
+	VideoPackets uint64 `json:"video_packets"`
+	AudioPackets uint64 `json:"audio_packets"`
+	Bytes        uint64 `json:"bytes"`
+	Frames       uint64 `json:"frames"`
+	Keyframes    uint64 `json:"keyframes"`
+	LostRaw      uint64 `json:"lost_raw"`
+	Lost         uint64 `json:"lost"`
+	// LossRawPercent and LossPercent are LostRaw and Lost over the packets
+	// expected (received + lost), so far: over the whole run.
+	LossRawPercent float64 `json:"loss_raw_percent"`
+	LossPercent    float64 `json:"loss_percent"`
+	Freezes        uint64  `json:"freezes"`
+	FreezeMS       float64 `json:"freeze_ms"`
+}
+
+// Dist is a distribution over viewers (or frames): how many, and the 50th,
+// 95th, 99th percentile and the largest value (nearest rank).
+type Dist struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Measures are the per-viewer distributions.
+type Measures struct {
+	// JoinMS: from the viewer's start to the server's joined reply (WHEP:
+	// the 201 answer). FirstPacketMS, FirstKeyframeMS: to its first RTP
+	// packet and first keyframe.
+	JoinMS          Dist `json:"join_ms"`
+	FirstPacketMS   Dist `json:"first_packet_ms"`
+	FirstKeyframeMS Dist `json:"first_keyframe_ms"`
+	// Loss per viewer, raw and after NACK repair, percent of expected.
+	LossRawPercent Dist `json:"loss_raw_percent"`
+	LossPercent    Dist `json:"loss_percent"`
+	// JitterMS is the RFC 3550 interarrival jitter at the end (video, or
+	// audio for audio-only viewers).
+	JitterMS Dist `json:"jitter_ms"`
+	// LatencyMS is one-way latency from the send time in each frame, over
+	// all frames (N = frames).
+	LatencyMS Dist `json:"latency_ms"`
+	// BitrateKbps is each viewer's received bitrate from its first packet.
+	BitrateKbps Dist `json:"bitrate_kbps"`
+	// Freezes and FreezeMS: video gaps over 500 ms, count and total time.
+	Freezes  Dist `json:"freezes"`
+	FreezeMS Dist `json:"freeze_ms"`
+}
+
+// CDFPoint: Fraction of frames arrived within LatencyMS.
+type CDFPoint struct {
+	LatencyMS float64 `json:"latency_ms"`
+	Fraction  float64 `json:"fraction"`
+}
+
+// Sample is one point of the timeline. Loss "last" is over the interval
+// before it (labelled "in the last second" in the status line), "so far"
+// over the run up to it.
+type Sample struct {
+	TMS                  float64 `json:"t_ms"`
+	Connected            int     `json:"connected"`
+	Failed               int     `json:"failed"`
+	PacketsPerSecond     float64 `json:"packets_per_s"`
+	Kbps                 float64 `json:"kbps"`
+	LossLastPercent      float64 `json:"loss_last_percent"`
+	LossRawLastPercent   float64 `json:"loss_raw_last_percent"`
+	LossSoFarPercent     float64 `json:"loss_so_far_percent"`
+	LoadTesterCPUPercent float64 `json:"load_tester_cpu_percent"`
+}
+
+// ViewerRecord is one viewer's figures.
+type ViewerRecord struct {
+	Identity string `json:"identity"`
+	Room     string `json:"room"`
+	// PlannedStartMS and PlannedLeaveMS come from the plan (leave 0: to
+	// the end); StartMS and LeftMS are when it happened (0: did not).
+	PlannedStartMS float64 `json:"planned_start_ms"`
+	PlannedLeaveMS float64 `json:"planned_leave_ms,omitempty"`
+	StartMS        float64 `json:"start_ms"`
+	LeftMS         float64 `json:"left_ms,omitempty"`
+	// Outcome is connected, failed or not_started; ErrorCode and Error say
+	// why it failed.
+	Outcome         string  `json:"outcome"`
+	ErrorCode       string  `json:"error_code,omitempty"`
+	Error           string  `json:"error,omitempty"`
+	JoinMS          float64 `json:"join_ms,omitempty"`
+	FirstPacketMS   float64 `json:"first_packet_ms,omitempty"`
+	FirstKeyframeMS float64 `json:"first_keyframe_ms,omitempty"`
+	Packets         uint64  `json:"packets"`
+	VideoPackets    uint64  `json:"video_packets"`
+	AudioPackets    uint64  `json:"audio_packets"`
+	Bytes           uint64  `json:"bytes"`
+	Frames          uint64  `json:"frames"`
+	Keyframes       uint64  `json:"keyframes"`
+	LostRaw         uint64  `json:"lost_raw"`
+	Lost            uint64  `json:"lost"`
+	LossRawPercent  float64 `json:"loss_raw_percent"`
+	LossPercent     float64 `json:"loss_percent"`
+	JitterMS        float64 `json:"jitter_ms"`
+	LatencyP50MS    float64 `json:"latency_p50_ms"`
+	LatencyP95MS    float64 `json:"latency_p95_ms"`
+	BitrateKbps     float64 `json:"bitrate_kbps"`
+	Freezes         uint64  `json:"freezes"`
+	FreezeMS        float64 `json:"freeze_ms"`
+}
+
+// Viewer outcomes.
+const (
+	OutcomeConnected  = "connected"
+	OutcomeFailed     = "failed"
+	OutcomeNotStarted = "not_started"
+)
+
+// LoadTesterCost is what the load-testing process itself used.
+type LoadTesterCost struct {
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Cores is the average number of cores busy in this process;
+	// CoresAvailable what the machine has.
+	Cores          float64 `json:"cores"`
+	CoresAvailable int     `json:"cores_available"`
+	// MachineBusyPercent is the whole machine's CPU busy share over the
+	// run (-1: unknown).
+	MachineBusyPercent float64 `json:"machine_busy_percent"`
+	// CPUMicrosPerPacket is this process's CPU per packet received by its
+	// viewers (sending included: it is what the figure costs).
+	CPUMicrosPerPacket float64 `json:"cpu_us_per_received_packet"`
+	// GoroutinesPerViewer and KiBPerViewer are this process's goroutines
+	// and RSS added per connected viewer, from its start to the end of the
+	// hold (0 when no viewer was connected then).
+	GoroutinesPerViewer float64 `json:"goroutines_per_viewer"`
+	// SchedLatencyP99MS is the 99th percentile of the time this process's
+	// goroutines waited for a CPU (Go runtime metric /sched/latencies):
+	// high, and its viewers' packets queue in its own buffers.
+	SchedLatencyP99MS float64 `json:"sched_latency_p99_ms"`
+	KiBPerViewer      float64 `json:"kib_per_viewer"`
+}
+
+// ServerCost is what the server paid, from --server-pid (CPU, RSS) and
+// --metrics-url (packets forwarded), from the moment this run's publishers
+// were up (before its first viewer) to its end.
+type ServerCost struct {
+	CPUSeconds    float64 `json:"cpu_seconds,omitempty"`
+	KernelPercent float64 `json:"kernel_percent,omitempty"`
+	// Cores is its average number of busy cores.
+	Cores            float64 `json:"cores,omitempty"`
+	PacketsForwarded float64 `json:"packets_forwarded,omitempty"`
+	// ForwarderSkipped counts packets the server's forwarders skipped
+	// because they fell behind (its viewers never got them);
+	// NACKsReceived the packets viewers reported lost.
+	ForwarderSkipped      float64 `json:"forwarder_skipped,omitempty"`
+	NACKsReceived         float64 `json:"nacks_received,omitempty"`
+	CPUMicrosPerForwarded float64 `json:"cpu_us_per_forwarded_packet,omitempty"`
+	// CPUMillisPerViewerSecond is CPU per connected viewer per second.
+	CPUMillisPerViewerSecond float64 `json:"cpu_ms_per_viewer_second,omitempty"`
+	// RSS before the first viewer of this run (the baseline) and with the
+	// audience connected (at the end of the hold), in KiB; KiBPerViewer is
+	// their difference over the viewers connected then, given only when the
+	// baseline is one this run can vouch for (MemoryNote says why not).
+	RSSBaselineKiB int64    `json:"rss_baseline_kib,omitempty"`
+	RSSAudienceKiB int64    `json:"rss_audience_kib,omitempty"`
+	AudienceAtRSS  int      `json:"audience_at_rss,omitempty"`
+	KiBPerViewer   *float64 `json:"kib_per_viewer,omitempty"`
+	MemoryNote     string   `json:"memory_note,omitempty"`
+	Errors         []string `json:"errors,omitempty"`
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadReport reads a report written by WriteJSON.
+func ReadReport(rd io.Reader) (*Report, error) {
+	var r Report
+	dec := json.NewDecoder(io.LimitReader(rd, 1<<30))
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("loadtest: read report: %w", err)
 	}
-	row("elapsed", "%s", r.Elapsed.Round(time.Millisecond))
-	row("viewers", "%d requested, %d started, %d connected, %d failed",
-		r.ViewersRequested, r.ViewersStarted, r.ViewersConnected, r.ViewersFailed)
-	row("publisher sent", "%d video packets (%d frames, %d keyframes, %d keyframe requests), %d audio packets",
-		r.Publisher.VideoPackets, r.Publisher.VideoFrames, r.Publisher.Keyframes, r.Publisher.PLIs, r.Publisher.AudioPackets)
-	row("viewers received", "%d packets (%d video, %d audio), %s, %d frames, %d keyframes",
-		r.Packets, r.VideoPackets, r.AudioPackets, formatBytes(r.Bytes), r.Frames, r.Keyframes)
-	row("loss", "%d packets (%.3f%%)", r.Lost, r.LossPercent)
-	row("keyframe first", "%d of %d started viewers", r.KeyframeFirst, r.ViewersStarted)
-	row("first keyframe", "p50 %s  p95 %s  max %s",
-		ms(r.FirstKeyframeP50), ms(r.FirstKeyframeP95), ms(r.FirstKeyframeMax))
-	row("latency", "p50 %s  p95 %s  p99 %s  max %s", ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99), ms(r.LatencyMax))
-	for i, e := range r.Errors {
-		name := ""
-		if i == 0 {
-			name = "errors"
+	if r.Schema != ReportSchema {
+		return nil, fmt.Errorf("loadtest: read report: schema %q, want %q", r.Schema, ReportSchema)
+	}
+	return &r, nil
+}
+
+// Check returns an error when a viewer or publisher failed, the run was
+// interrupted, or the loss after repair reached maxLossPercent.
+func (r *Report) Check(maxLossPercent float64) error {
+	var errs []error
+	if r.Interrupted {
+		errs = append(errs, errors.New("the run was interrupted"))
+	}
+	if r.Publishers.Failed > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d publishers failed", r.Publishers.Failed, r.Publishers.Planned))
+	}
+	if n := r.Viewers.Failed + r.Viewers.NotStarted; n > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d viewers failed to receive media", n, r.Viewers.Planned))
+	}
+	if r.Viewers.Planned > 0 && r.Viewers.Connected == 0 && r.Viewers.Failed == 0 && !r.Interrupted {
+		errs = append(errs, errors.New("no viewer connected"))
+	}
+	if r.Received.LossPercent >= maxLossPercent {
+		errs = append(errs, fmt.Errorf("loss %.3f%% >= %.3f%%", r.Received.LossPercent, maxLossPercent))
+	}
+	return errors.Join(errs...)
+}
+
+// dist returns the distribution of values (sorted in place).
+func dist(values []float64) Dist {
+	if len(values) == 0 {
+		return Dist{}
+	}
+	slices.Sort(values)
+	q := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(values)))) - 1
+		return values[min(max(i, 0), len(values)-1)]
+	}
+	return Dist{N: len(values), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: values[len(values)-1]}
+}
+
+// percentile returns the q-quantile of sorted (nearest rank).
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func lossPercent(lost, received uint64) float64 {
+	if lost+received == 0 {
+		return 0
+	}
+	return 100 * float64(lost) / float64(lost+received)
+}
+
+func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// aggregate recomputes every total and distribution of r from its
+// PerViewer records and LatencyBuckets: the one place both a run and
+// Merge derive them, so a merged report is what one run would have said.
+func (r *Report) aggregate() {
+	r.Viewers.Planned = len(r.PerViewer)
+	r.Viewers.Connected, r.Viewers.Failed, r.Viewers.NotStarted, r.Viewers.Departed = 0, 0, 0, 0
+	r.Received = ReceivedTotals{}
+	var join, firstPkt, firstKey, lossRaw, loss, jitter, bitrate, freezes, freezeMS []float64
+	codes := map[string]int{}
+	for k, v := range r.Publishers.FailedByCode {
+		codes[k] += v
+	}
+	slices.SortFunc(r.PerViewer, func(a, b ViewerRecord) int {
+		return cmp.Or(cmp.Compare(a.PlannedStartMS, b.PlannedStartMS), cmp.Compare(a.Identity, b.Identity))
+	})
+	for _, v := range r.PerViewer {
+		switch v.Outcome {
+		case OutcomeConnected:
+			r.Viewers.Connected++
+			if v.LeftMS > 0 {
+				r.Viewers.Departed++
+			}
+		case OutcomeFailed:
+			r.Viewers.Failed++
+			codes[cmp.Or(v.ErrorCode, "error")]++
+		default:
+			r.Viewers.NotStarted++
 		}
-		row(name, "%s", e)
+		t := &r.Received
+		t.Packets += v.Packets
+		t.Bytes += v.Bytes
+		t.Frames += v.Frames
+		t.Keyframes += v.Keyframes
+		t.LostRaw += v.LostRaw
+		t.Lost += v.Lost
+		t.Freezes += v.Freezes
+		t.FreezeMS += v.FreezeMS
+		t.VideoPackets += v.VideoPackets
+		t.AudioPackets += v.AudioPackets
+		if v.Outcome != OutcomeConnected {
+			continue
+		}
+		join = append(join, v.JoinMS)
+		firstPkt = append(firstPkt, v.FirstPacketMS)
+		if v.FirstKeyframeMS > 0 {
+			firstKey = append(firstKey, v.FirstKeyframeMS)
+		}
+		lossRaw = append(lossRaw, v.LossRawPercent)
+		loss = append(loss, v.LossPercent)
+		jitter = append(jitter, v.JitterMS)
+		bitrate = append(bitrate, v.BitrateKbps)
+		freezes = append(freezes, float64(v.Freezes))
+		freezeMS = append(freezeMS, v.FreezeMS)
 	}
-	return tw.Flush()
-}
-
-func ms(d time.Duration) string {
-	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-}
-
-func formatBytes(b uint64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.2f KiB", float64(b)/(1<<10))
-	default:
-		return fmt.Sprintf("%d B", b)
+	r.FailedJoins = codes
+	expected := r.Received.Packets + r.Received.Lost
+	r.Received.LossRawPercent = lossPercent(r.Received.LostRaw, expected-min(r.Received.LostRaw, expected))
+	r.Received.LossPercent = lossPercent(r.Received.Lost, r.Received.Packets)
+	r.Measures = Measures{
+		JoinMS: dist(join), FirstPacketMS: dist(firstPkt), FirstKeyframeMS: dist(firstKey),
+		LossRawPercent: dist(lossRaw), LossPercent: dist(loss), JitterMS: dist(jitter),
+		BitrateKbps: dist(bitrate), Freezes: dist(freezes), FreezeMS: dist(freezeMS),
 	}
+	l := latencyFromBuckets(r.LatencyBuckets)
+	r.Measures.LatencyMS = Dist{
+		N:   int(l.total),
+		P50: msOf(l.Quantile(0.50)), P95: msOf(l.Quantile(0.95)), P99: msOf(l.Quantile(0.99)), Max: msOf(l.Quantile(1)),
+	}
+	r.LatencyCDF = l.cdf()
+	peak := 0
+	for _, s := range r.Timeline {
+		peak = max(peak, s.Connected)
+	}
+	r.Viewers.PeakConnected = peak
 }

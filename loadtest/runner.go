@@ -2,8 +2,8 @@ package loadtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,26 +12,29 @@ import (
 
 // RunConfig configures Run.
 type RunConfig struct {
-	URL, Room string
-	// PublisherToken and ViewerToken are used as given when TokenFunc is nil.
-	PublisherToken, ViewerToken string
-	// TokenFunc, when set, mints a token per participant (see TokenMinter);
-	// identities are "loadtest-publisher" and "loadtest-viewer-<n>".
-	TokenFunc func(identity string, publish bool) (string, error)
-	// Viewers is the number of viewers to start.
-	Viewers int
-	// Duration is how long the run holds once the last viewer was started;
-	// default 30s. The ramp comes on top of it.
-	Duration time.Duration
-	// RampRate is the number of viewers started per second; default 50.
-	RampRate float64
-	// Publisher configures the one publisher; URL, Room and Token default
-	// to the run's.
+	Target Target
+	// Scenario is what to run. Shorthand: when it has neither Rooms nor
+	// Social, one room (Room, default "demo") with one publisher
+	// (Publisher) and Viewers viewers at RampRate per second, held for
+	// Duration.
+	Scenario  Scenario
+	Room      string
+	Viewers   int
+	RampRate  float64
+	Duration  time.Duration
 	Publisher PublisherConfig
-	// MediaTimeout bounds the publisher's Start and, per viewer, the time
-	// from its start until every track delivered media; default 10s. A viewer
-	// that misses it counts as failed.
+	// Shard runs one slice of the scenario (see Plan.Slice).
+	Shard Shard
+	// TokenFunc mints a token per participant (see RoomTokenMinter);
+	// without it everyone uses Token.
+	TokenFunc func(identity, room string, publish bool) (string, error)
+	Token     string
+	// MediaTimeout bounds a publisher's start and, per viewer, the time
+	// from its start until every track delivered media; default 10s. A
+	// viewer that misses it counts as failed (code no_media).
 	MediaTimeout time.Duration
+	// Server, when set, is measured: CPU, RSS, packets forwarded.
+	Server ServerProbe
 	// Progress, when set, is called every ProgressInterval (default 1s) on
 	// Run's goroutine with live figures.
 	Progress         func(Progress)
@@ -40,82 +43,61 @@ type RunConfig struct {
 
 // Progress is a live snapshot of a run.
 type Progress struct {
-	Elapsed                                         time.Duration
-	ViewersStarted, ViewersConnected, ViewersFailed int
-	// PacketsPerSecond is the rate received by all viewers over the last
+	Elapsed, Length                    time.Duration
+	Planned, Connected, Failed, Joined int
+	// PacketsPerSecond and Kbps are received by all viewers over the last
 	// interval.
-	PacketsPerSecond float64
-	// LossPercent is the cumulative loss seen by viewers.
-	LossPercent float64
-}
-
-// Report is the result of a run.
-type Report struct {
-	Elapsed time.Duration
-	// ViewersRequested were asked for, ViewersStarted joined, ViewersConnected
-	// received media on every track, ViewersFailed did not (or did not join).
-	ViewersRequested, ViewersStarted, ViewersConnected, ViewersFailed int
-	// Received by all viewers.
-	Packets, VideoPackets, AudioPackets, Bytes, Lost uint64
-	LossPercent                                      float64
-	Frames, Keyframes                                uint64
-	// KeyframeFirst is the number of viewers whose first video frame was a
-	// keyframe.
-	KeyframeFirst int
-	// Time from a viewer's ICE connected to its first keyframe, across the
-	// viewers that got one.
-	FirstKeyframeP50, FirstKeyframeP95, FirstKeyframeMax time.Duration
-	// One-way video latency across all viewers' frames.
-	LatencyP50, LatencyP95, LatencyP99, LatencyMax time.Duration
-	// Publisher is what the publisher sent.
-	Publisher PublisherStats
-	// Errors holds the first viewer errors (at most 10).
-	Errors []string
-}
-
-// Check returns an error when a viewer failed to receive media or the loss
-// reached maxLossPercent.
-func (r Report) Check(maxLossPercent float64) error {
-	var errs []error
-	if r.ViewersFailed > 0 {
-		errs = append(errs, fmt.Errorf("%d of %d viewers failed to receive media", r.ViewersFailed, r.ViewersRequested))
-	}
-	if r.LossPercent >= maxLossPercent {
-		errs = append(errs, fmt.Errorf("loss %.3f%% >= %.3f%%", r.LossPercent, maxLossPercent))
-	}
-	return errors.Join(errs...)
+	PacketsPerSecond, Kbps float64
+	// LossLastPercent is the loss after repair over the last interval,
+	// LossSoFarPercent over the whole run so far.
+	LossLastPercent, LossSoFarPercent float64
+	// LoadTesterCPUPercent is this process's CPU over the last interval, in
+	// percent of one core.
+	LoadTesterCPUPercent float64
 }
 
 func (c RunConfig) withDefaults() RunConfig {
-	if c.Duration <= 0 {
-		c.Duration = 30 * time.Second
-	}
-	if c.RampRate <= 0 {
-		c.RampRate = 50
-	}
 	if c.MediaTimeout <= 0 {
 		c.MediaTimeout = 10 * time.Second
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second
 	}
-	if c.Publisher.URL == "" {
-		c.Publisher.URL = c.URL
-	}
-	if c.Publisher.Room == "" {
-		c.Publisher.Room = c.Room
-	}
 	return c
 }
 
-func (c RunConfig) token(identity string, publish bool) (string, error) {
+// plan returns the plan of the scenario (or the shorthand) for the shard.
+func (c RunConfig) plan() Plan {
+	s := c.Scenario
+	if len(s.Rooms) == 0 && s.Social == nil {
+		if c.Room != "" {
+			s.RoomPrefix = c.Room
+		} else if s.RoomPrefix == "" {
+			s.RoomPrefix = "demo"
+		}
+		if c.RampRate > 0 {
+			s.Ramp = c.RampRate
+		}
+		if c.Duration > 0 {
+			s.Duration = Duration(c.Duration)
+		}
+		pc := c.Publisher.withDefaults()
+		tracks := pc.VideoTracks
+		audio := !pc.NoAudio
+		s.Publisher = s.Publisher.merged(&MediaSpec{
+			VideoKbps: pc.VideoBitrate / 1000, FPS: pc.FPS,
+			KeyframeInterval: Duration(pc.KeyframeInterval), VideoTracks: &tracks, Audio: &audio,
+		})
+		s.Rooms = []RoomGroup{{Count: 1, Publishers: 1, Viewers: c.Viewers}}
+	}
+	return s.Plan().Slice(c.Shard)
+}
+
+func (c RunConfig) token(identity, room string, publish bool) (string, error) {
 	if c.TokenFunc != nil {
-		return c.TokenFunc(identity, publish)
+		return c.TokenFunc(identity, room, publish)
 	}
-	if publish {
-		return c.PublisherToken, nil
-	}
-	return c.ViewerToken, nil
+	return c.Token, nil
 }
 
 // viewer states in a run
@@ -124,282 +106,407 @@ const (
 	stateStarted
 	stateConnected
 	stateFailed
+	stateLeft
 )
 
 type runViewer struct {
-	v     *Viewer
-	state atomic.Int32
-	err   error // set before state becomes stateFailed
+	plan   PlannedViewer
+	tracks int // tracks it must receive
+	state  atomic.Int32
+	v      atomic.Pointer[Viewer]
+	// leaveDue is set when its leave time came while it was still joining:
+	// it leaves as soon as it is connected.
+	leaveDue atomic.Bool
+	startAt  time.Duration // since begin, set before state leaves pending
+
+	mu      sync.Mutex
+	err     error         // set before state becomes stateFailed
+	final   *ViewerStats  // stats when it left, or at the end of the hold
+	leftAt  time.Duration // since begin
+	counted ViewerStats   // packet counts after the drain (end of run)
+}
+
+func (rv *runViewer) fail(err error) {
+	rv.mu.Lock()
+	rv.err = err
+	rv.mu.Unlock()
+	rv.state.Store(stateFailed)
 }
 
 // run is the state of one Run call.
 type run struct {
-	cfg      RunConfig
-	expected int // tracks each viewer must receive
+	cfg   RunConfig
+	plan  Plan
+	begin time.Time
 
-	mu      sync.Mutex
-	viewers []*runViewer
-	wg      sync.WaitGroup
+	viewers    []*runViewer
+	publishers []*Publisher
+	pubErrs    []error
+	wg         sync.WaitGroup // launch and leave goroutines
 
-	lastPackets uint64
-	lastAt      time.Time
+	chats, reactions atomic.Uint64
+
+	last struct {
+		at             time.Time
+		packets, bytes uint64
+		lost, lostRaw  uint64
+		cpu            cpuSample
+	}
+	timeline []Sample
 }
 
-// Run starts one publisher and then cfg.Viewers viewers at cfg.RampRate per
-// second, holds for cfg.Duration, closes everyone and reports. It returns an
-// error when the publisher cannot start; when ctx ends early it returns the
-// report so far with ctx's error.
-func Run(ctx context.Context, cfg RunConfig) (Report, error) {
+// Run executes the scenario of cfg: it starts the shard's publishers, then
+// its viewers on the plan's clock (ramp, arrivals, churn departures), sends
+// chat and reactions, and at the end stops the publishers, waits for the
+// last packets, closes everyone and reports. Failures of participants are
+// counted in the report, not returned: Run returns an error only for a
+// configuration it cannot run, and ctx's error (with the report so far)
+// when ctx ends early.
+func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	cfg = cfg.withDefaults()
-	if cfg.URL == "" {
-		return Report{}, errors.New("loadtest: RunConfig.URL is empty")
+	if err := cfg.Target.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Viewers < 0 {
-		return Report{}, fmt.Errorf("loadtest: RunConfig.Viewers is %d", cfg.Viewers)
+		return nil, fmt.Errorf("loadtest: RunConfig.Viewers is %d", cfg.Viewers)
 	}
-	pcfg := cfg.Publisher
-	if pcfg.Token == "" {
-		tok, err := cfg.token("loadtest-publisher", true)
-		if err != nil {
-			return Report{}, fmt.Errorf("loadtest: publisher token: %w", err)
+	if err := cfg.Scenario.Validate(); err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, plan: cfg.plan()}
+	if len(r.plan.Publishers) == 0 && len(r.plan.Viewers) == 0 {
+		return nil, errNoParticipants
+	}
+	for _, pv := range r.plan.Viewers {
+		room := r.plan.room(pv.Room)
+		tracks := room.VideoTracks + room.AudioTracks
+		if cfg.Target.Kind() == "whip-whep" {
+			tracks = min(room.VideoTracks, 1) + min(room.AudioTracks, 1)
 		}
-		pcfg.Token = tok
-		if cfg.TokenFunc != nil && pcfg.TokenSource == nil {
-			pcfg.TokenSource = func() (string, error) { return cfg.TokenFunc("loadtest-publisher", true) }
+		r.viewers = append(r.viewers, &runViewer{plan: pv, tracks: tracks})
+	}
+
+	rep := &Report{
+		Schema: ReportSchema, Scenario: r.plan.Scenario, Target: cfg.Target.Kind(),
+		URL: cfg.Target.URL, StartedAt: time.Now().UTC(),
+	}
+	if rep.URL == "" {
+		rep.URL = cfg.Target.WHEP
+	}
+	if sh := cfg.Shard.String(); sh != "" {
+		rep.Shards = []string{sh}
+	}
+
+	cpu0, machine0, sched0 := selfCPU(), readMachineCPU(), readSchedLatency()
+	r.startPublishers(ctx)
+	// Baselines for the per-viewer figures: with the publishers in place
+	// (their tracks and caches are not the viewers'), before any viewer.
+	goroutines0, rss0 := runtime.NumGoroutine(), selfRSSKiB()
+	var srv0 serverSample
+	var srvErrs []string
+	if cfg.Server.enabled() {
+		var err error
+		if srv0, err = cfg.Server.sample(ctx); err != nil {
+			srvErrs = append(srvErrs, "baseline: "+err.Error())
 		}
 	}
-	eff := pcfg.withDefaults()
-	r := &run{cfg: cfg, expected: eff.VideoTracks}
-	if !eff.NoAudio {
-		r.expected++
+	r.begin = time.Now()
+	r.last.at, r.last.cpu = r.begin, selfCPU()
+	runErr := r.drive(ctx)
+	r.wg.Wait() // launches ended (they are bounded by MediaTimeout)
+
+	// The audience is in place: freeze the viewers' measures, and sample the
+	// server's memory with it.
+	r.freezeMeasures()
+	var srvAud serverSample
+	audience := r.connectedNow()
+	goroutines1, rss1 := runtime.NumGoroutine(), selfRSSKiB()
+	if cfg.Server.enabled() {
+		var err error
+		if srvAud, err = cfg.Server.sample(context.Background()); err != nil {
+			srvErrs = append(srvErrs, "with audience: "+err.Error())
+		}
 	}
-
-	pub := NewPublisher(pcfg)
-	startCtx, cancel := context.WithTimeout(ctx, cfg.MediaTimeout)
-	err := pub.Start(startCtx)
-	cancel()
-	if err != nil {
-		return Report{}, fmt.Errorf("publisher: %w", err)
+	for _, p := range r.publishers {
+		_ = p.Close()
 	}
-	defer pub.Close()
-
-	begin := time.Now()
-	r.lastAt = begin
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	err = r.drive(runCtx, begin)
-	stop()
-	r.wg.Wait()
-
-	rep := r.report(pub)
-	rep.Elapsed = time.Since(begin)
+	r.drain()
+	elapsed := time.Since(r.begin)
+	var srv1 serverSample
+	if cfg.Server.enabled() {
+		var err error
+		if srv1, err = cfg.Server.sample(context.Background()); err != nil {
+			srvErrs = append(srvErrs, "end: "+err.Error())
+		}
+	}
+	cpu1, machine1, sched1 := selfCPU(), readMachineCPU(), readSchedLatency()
 	r.closeViewers()
-	return rep, err
+
+	rep.ElapsedMS = msOf(elapsed)
+	rep.Interrupted = runErr != nil
+	r.fill(rep)
+	rep.aggregate()
+	rep.LoadTester = loadTesterCost(cpu0, cpu1, machine0, machine1, rep.Received.Packets)
+	rep.LoadTester.SchedLatencyP99MS = sched1.quantileSince(sched0, 0.99)
+	if audience > 0 {
+		rep.LoadTester.GoroutinesPerViewer = float64(goroutines1-goroutines0) / float64(audience)
+		rep.LoadTester.KiBPerViewer = float64(rss1-rss0) / float64(audience)
+	}
+	if cfg.Server.enabled() {
+		rep.Server = serverCost(srv0, srvAud, srv1, audience)
+		rep.Server.Errors = srvErrs
+	}
+	rep.Bottleneck = bottleneck(rep.LoadTester, rep.Server)
+	return rep, runErr
 }
 
-// drive ramps the viewers up, then holds, reporting progress; it returns
-// ctx's error if ctx ends first.
-func (r *run) drive(ctx context.Context, begin time.Time) error {
-	progress := time.NewTicker(r.cfg.ProgressInterval)
-	defer progress.Stop()
-	ramp := time.NewTicker(time.Duration(float64(time.Second) / r.cfg.RampRate))
-	defer ramp.Stop()
-	for i := 0; i < r.cfg.Viewers; {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-progress.C:
-			r.progress(begin)
-		case <-ramp.C:
-			r.launch(ctx, i)
-			i++
+// startPublishers starts the shard's publishers, 16 at a time, and waits
+// for them (each bounded by MediaTimeout). A publisher that fails is
+// counted by its error code.
+func (r *run) startPublishers(ctx context.Context) {
+	sem := make(chan struct{}, 16)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, pp := range r.plan.Publishers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p, err := r.startPublisher(ctx, pp)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				r.pubErrs = append(r.pubErrs, fmt.Errorf("publisher %s: %w", pp.Identity, err))
+				return
+			}
+			r.publishers = append(r.publishers, p)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *run) startPublisher(ctx context.Context, pp PlannedPublisher) (*Publisher, error) {
+	cfg := pp.Media.publisherConfig()
+	if r.cfg.Scenario.Social == nil && len(r.cfg.Scenario.Rooms) == 0 {
+		// The shorthand keeps every field of RunConfig.Publisher.
+		cfg = r.cfg.Publisher
+	}
+	cfg.URL, cfg.Room, cfg.Name = r.cfg.Target.URL, pp.Room, pp.Identity
+	if r.cfg.Target.WHIP != "" {
+		cfg.URL, cfg.WHIPURL = "", RoomURL(r.cfg.Target.WHIP, pp.Room)
+	}
+	tok, err := r.cfg.token(pp.Identity, pp.Room, true)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	cfg.Token = tok
+	if r.cfg.TokenFunc != nil {
+		cfg.TokenSource = func() (string, error) { return r.cfg.TokenFunc(pp.Identity, pp.Room, true) }
+	}
+	p := NewPublisher(cfg)
+	sctx, cancel := context.WithTimeout(ctx, r.cfg.MediaTimeout)
+	defer cancel()
+	if err := p.Start(sctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// event is a viewer start or leave on the plan's clock.
+type event struct {
+	at    time.Duration
+	rv    *runViewer
+	leave bool
+}
+
+// drive runs the plan's clock: viewer starts and leaves, chat, progress;
+// it returns ctx's error if ctx ends first.
+func (r *run) drive(ctx context.Context) error {
+	var events []event
+	for _, rv := range r.viewers {
+		events = append(events, event{at: rv.plan.Start, rv: rv})
+		if rv.plan.Leave > 0 {
+			events = append(events, event{at: rv.plan.Leave, rv: rv, leave: true})
 		}
 	}
-	ramp.Stop()
-	hold := time.NewTimer(r.cfg.Duration)
-	defer hold.Stop()
+	slices.SortStableFunc(events, func(a, b event) int { return int(a.at - b.at) })
+	progress := time.NewTicker(r.cfg.ProgressInterval)
+	defer progress.Stop()
+	chat := r.chatTicker()
+	defer chat.stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	end := time.NewTimer(r.plan.Length)
+	defer end.Stop()
+	next := 0
 	for {
 		select {
 		case <-ctx.Done():
+			r.sample()
 			return ctx.Err()
-		case <-progress.C:
-			r.progress(begin)
-		case <-hold.C:
-			r.progress(begin)
+		case <-end.C:
+			r.sample()
 			return nil
-		}
-	}
-}
-
-// launch starts viewer i on its own goroutine, which ends once the viewer
-// has media on every track, has failed, or ctx ended. The viewer itself stays
-// open until closeViewers.
-func (r *run) launch(ctx context.Context, i int) {
-	rv := &runViewer{}
-	r.mu.Lock()
-	r.viewers = append(r.viewers, rv)
-	r.mu.Unlock()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		identity := fmt.Sprintf("loadtest-viewer-%d", i)
-		tok, err := r.cfg.token(identity, false)
-		if err != nil {
-			rv.fail(fmt.Errorf("token: %w", err))
-			return
-		}
-		vcfg := ViewerConfig{URL: r.cfg.URL, Room: r.cfg.Room, Token: tok, Name: identity}
-		if r.cfg.TokenFunc != nil {
-			// Minted tokens are minted again when the server asks.
-			vcfg.TokenSource = func() (string, error) { return r.cfg.TokenFunc(identity, false) }
-		}
-		v := NewViewer(vcfg)
-		r.mu.Lock()
-		rv.v = v
-		r.mu.Unlock()
-		wctx, cancel := context.WithTimeout(ctx, r.cfg.MediaTimeout)
-		defer cancel()
-		if err := v.Start(wctx); err != nil {
-			rv.fail(err)
-			return
-		}
-		rv.state.Store(stateStarted)
-		if err := v.WaitTracks(wctx, r.expected); err != nil {
-			if ctx.Err() == nil { // a timeout, not the end of the run
-				rv.fail(err)
+		case <-progress.C:
+			r.sample()
+		case now := <-chat.c:
+			r.chat(now)
+		case <-timer.C:
+			elapsed := time.Since(r.begin)
+			for next < len(events) && events[next].at <= elapsed {
+				e := events[next]
+				next++
+				if e.leave {
+					r.leave(e.rv)
+				} else {
+					r.launch(ctx, e.rv)
+				}
 			}
-			return
-		}
-		rv.state.Store(stateConnected)
-	}()
-}
-
-func (rv *runViewer) fail(err error) {
-	rv.err = err
-	rv.state.Store(stateFailed)
-}
-
-// snapshot returns the viewers launched so far.
-func (r *run) snapshot() []*runViewer {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.viewers)
-}
-
-func (r *run) viewerOf(rv *runViewer) *Viewer {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return rv.v
-}
-
-func (r *run) progress(begin time.Time) {
-	if r.cfg.Progress == nil {
-		return
-	}
-	var p Progress
-	var packets, lost uint64
-	for _, rv := range r.snapshot() {
-		switch rv.state.Load() {
-		case stateStarted:
-			p.ViewersStarted++
-		case stateConnected:
-			p.ViewersStarted++
-			p.ViewersConnected++
-		case stateFailed:
-			p.ViewersFailed++
-		}
-		if v := r.viewerOf(rv); v != nil {
-			packets += v.videoPackets.Load() + v.audioPackets.Load()
-			lost += uint64(max(v.lost.Load(), 0))
+			if next < len(events) {
+				timer.Reset(events[next].at - time.Since(r.begin))
+			}
 		}
 	}
-	now := time.Now()
-	p.Elapsed = now.Sub(begin)
-	if dt := now.Sub(r.lastAt).Seconds(); dt > 0 && packets >= r.lastPackets {
-		p.PacketsPerSecond = float64(packets-r.lastPackets) / dt
-	}
-	r.lastPackets, r.lastAt = packets, now
-	p.LossPercent = lossPercent(lost, packets)
-	r.cfg.Progress(p)
 }
 
-func lossPercent(lost, received uint64) float64 {
-	if lost+received == 0 {
-		return 0
-	}
-	return 100 * float64(lost) / float64(lost+received)
-}
-
-// report gathers the viewers' figures; the launch goroutines have ended.
-func (r *run) report(pub *Publisher) Report {
-	rep := Report{ViewersRequested: r.cfg.Viewers, Publisher: pub.Stats()}
-	var latency histogram
-	var firstKey []time.Duration
+// connectedNow counts viewers connected at this moment.
+func (r *run) connectedNow() int {
+	n := 0
 	for _, rv := range r.viewers {
-		if rv.state.Load() == stateFailed {
-			rep.ViewersFailed++
-			if len(rep.Errors) < 10 {
-				rep.Errors = append(rep.Errors, rv.err.Error())
-			}
-			continue
+		if rv.state.Load() == stateConnected {
+			n++
 		}
-		if rv.v == nil || rv.state.Load() == statePending {
-			rep.ViewersFailed++ // cancelled before it joined
-			continue
-		}
-		rep.ViewersStarted++
-		s := rv.v.Stats()
-		if s.Tracks >= r.expected {
-			rep.ViewersConnected++
-		} else {
-			rep.ViewersFailed++
-			if len(rep.Errors) < 10 {
-				rep.Errors = append(rep.Errors, fmt.Sprintf("%d of %d tracks delivered media", s.Tracks, r.expected))
-			}
-		}
-		rep.VideoPackets += s.VideoPackets
-		rep.AudioPackets += s.AudioPackets
-		rep.Bytes += s.Bytes
-		rep.Lost += s.Lost
-		rep.Frames += s.Frames
-		rep.Keyframes += s.Keyframes
-		if s.FirstVideoIsKeyframe {
-			rep.KeyframeFirst++
-		}
-		if s.Keyframes > 0 {
-			firstKey = append(firstKey, s.FirstKeyframeAfter)
-		}
-		latency.merge(&rv.v.latency)
 	}
-	// Viewers never launched (the run was cut short) failed too.
-	rep.ViewersFailed += r.cfg.Viewers - len(r.viewers)
-	rep.Packets = rep.VideoPackets + rep.AudioPackets
-	rep.LossPercent = lossPercent(rep.Lost, rep.Packets)
-	rep.LatencyP50 = latency.quantile(0.50)
-	rep.LatencyP95 = latency.quantile(0.95)
-	rep.LatencyP99 = latency.quantile(0.99)
-	rep.LatencyMax = latency.maxDuration()
-	if len(firstKey) > 0 {
-		slices.Sort(firstKey)
-		rep.FirstKeyframeP50 = percentile(firstKey, 0.50)
-		rep.FirstKeyframeP95 = percentile(firstKey, 0.95)
-		rep.FirstKeyframeMax = firstKey[len(firstKey)-1]
-	}
-	return rep
+	return n
 }
 
-// percentile returns the q-quantile of sorted (nearest rank).
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	i := int(q*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
+// totals adds up the packet counters of every viewer (those that left:
+// as they left).
+func (r *run) totals() (packets, bytes, lost, lostRaw uint64) {
+	for _, rv := range r.viewers {
+		var s ViewerStats
+		switch rv.state.Load() {
+		case stateLeft:
+			rv.mu.Lock()
+			s = rv.counted
+			rv.mu.Unlock()
+		case statePending:
+			continue
+		default:
+			v := rv.v.Load()
+			if v == nil {
+				continue
+			}
+			s = v.counters()
+		}
+		packets += s.VideoPackets + s.AudioPackets
+		bytes += s.Bytes
+		lost += s.Lost
+		lostRaw += s.LostRaw
+	}
+	return
 }
 
-// closeViewers closes every viewer, 32 at a time.
+// sample records a timeline point and reports progress.
+func (r *run) sample() {
+	now := time.Now()
+	packets, bytes, lost, lostRaw := r.totals()
+	cpu := selfCPU()
+	s := Sample{TMS: msOf(now.Sub(r.begin))}
+	for _, rv := range r.viewers {
+		switch rv.state.Load() {
+		case stateConnected:
+			s.Connected++
+		case stateFailed:
+			s.Failed++
+		}
+	}
+	dt := now.Sub(r.last.at).Seconds()
+	sub := func(a, b uint64) uint64 {
+		if a < b {
+			return 0
+		}
+		return a - b
+	}
+	if dt > 0 {
+		s.PacketsPerSecond = float64(sub(packets, r.last.packets)) / dt
+		s.Kbps = float64(sub(bytes, r.last.bytes)) * 8 / 1000 / dt
+		s.LoadTesterCPUPercent = 100 * (cpu.total() - r.last.cpu.total()).Seconds() / dt
+	}
+	dp := sub(packets, r.last.packets)
+	s.LossLastPercent = lossPercent(sub(lost, r.last.lost), dp)
+	s.LossRawLastPercent = lossPercent(sub(lostRaw, r.last.lostRaw), dp)
+	s.LossSoFarPercent = lossPercent(lost, packets)
+	r.last.at, r.last.packets, r.last.bytes, r.last.lost, r.last.lostRaw, r.last.cpu = now, packets, bytes, lost, lostRaw, cpu
+	r.timeline = append(r.timeline, s)
+	if r.cfg.Progress != nil {
+		joined := 0
+		for _, rv := range r.viewers {
+			if rv.state.Load() != statePending {
+				joined++
+			}
+		}
+		r.cfg.Progress(Progress{
+			Elapsed: now.Sub(r.begin), Length: r.plan.Length,
+			Planned: len(r.viewers), Connected: s.Connected, Failed: s.Failed, Joined: joined,
+			PacketsPerSecond: s.PacketsPerSecond, Kbps: s.Kbps,
+			LossLastPercent: s.LossLastPercent, LossSoFarPercent: s.LossSoFarPercent,
+			LoadTesterCPUPercent: s.LoadTesterCPUPercent,
+		})
+	}
+}
+
+// freezeMeasures takes the measures (freezes, latency, jitter) of every
+// viewer still watching, before the publishers stop: the end of the
+// stream is not a freeze.
+func (r *run) freezeMeasures() {
+	for _, rv := range r.viewers {
+		st, v := rv.state.Load(), rv.v.Load()
+		if st == statePending || st == stateLeft || v == nil {
+			continue
+		}
+		s := v.Stats()
+		rv.mu.Lock()
+		rv.final = &s
+		rv.mu.Unlock()
+	}
+}
+
+// drain waits, after the publishers stopped, until the viewers' packet
+// count stops growing (the last packets in flight arrived), at most 5 s,
+// then records the counts.
+func (r *run) drain() {
+	deadline := time.Now().Add(5 * time.Second)
+	prev, _, _, _ := r.totals()
+	for time.Now().Before(deadline) {
+		time.Sleep(300 * time.Millisecond)
+		cur, _, _, _ := r.totals()
+		if cur == prev {
+			break
+		}
+		prev = cur
+	}
+	for _, rv := range r.viewers {
+		if st := rv.state.Load(); st == statePending || st == stateLeft {
+			continue
+		}
+		if v := rv.v.Load(); v != nil {
+			c := v.counters()
+			rv.mu.Lock()
+			rv.counted = c
+			rv.mu.Unlock()
+		}
+	}
+}
+
+// closeViewers closes every viewer still open, 32 at a time.
 func (r *run) closeViewers() {
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	for _, rv := range r.viewers {
-		if rv.v == nil {
+		v := rv.v.Load()
+		if v == nil || rv.state.Load() == stateLeft {
 			continue
 		}
 		sem <- struct{}{}
@@ -407,8 +514,44 @@ func (r *run) closeViewers() {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			_ = rv.v.Close()
+			_ = v.Close()
 		}()
 	}
 	wg.Wait()
+	r.wg.Wait() // the leave goroutines
+}
+
+// fill writes the run's raw figures into rep; aggregate derives the rest.
+func (r *run) fill(rep *Report) {
+	rep.Publishers.Planned = len(r.plan.Publishers)
+	rep.Publishers.Started = len(r.publishers)
+	rep.Publishers.Failed = len(r.pubErrs)
+	for _, err := range r.pubErrs {
+		if rep.Publishers.FailedByCode == nil {
+			rep.Publishers.FailedByCode = map[string]int{}
+		}
+		rep.Publishers.FailedByCode[FailureCode(err)]++
+		if len(rep.Errors) < 10 {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	for _, p := range r.publishers {
+		s := p.Stats()
+		rep.Sent.VideoPackets += s.VideoPackets
+		rep.Sent.AudioPackets += s.AudioPackets
+		rep.Sent.VideoFrames += s.VideoFrames
+		rep.Sent.Keyframes += s.Keyframes
+		rep.Sent.KeyframeRequests += s.PLIs
+	}
+	rep.Sent.Chats, rep.Sent.Reactions = r.chats.Load(), r.reactions.Load()
+	latency := &Latency{}
+	for _, rv := range r.viewers {
+		rec := r.record(rv, latency)
+		if rec.Error != "" && len(rep.Errors) < 10 {
+			rep.Errors = append(rep.Errors, rec.Identity+": "+rec.Error)
+		}
+		rep.PerViewer = append(rep.PerViewer, rec)
+	}
+	rep.LatencyBuckets = latency.buckets()
+	rep.Timeline = r.timeline
 }

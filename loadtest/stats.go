@@ -208,3 +208,52 @@ func (l *Latency) Quantile(q float64) time.Duration {
 	}
 	return 0
 }
+
+// buckets returns the non-empty buckets of l as [middle in microseconds,
+// count] (the form reports carry; latencyFromBuckets reads it back).
+func (l *Latency) buckets() [][2]uint64 {
+	out := [][2]uint64{}
+	for i, c := range l.counts {
+		if c != 0 {
+			out = append(out, [2]uint64{histValue(i), c})
+		}
+	}
+	return out
+}
+
+// latencyFromBuckets rebuilds a Latency from buckets (unknown values land
+// in the bucket that holds them).
+func latencyFromBuckets(b [][2]uint64) *Latency {
+	l := &Latency{}
+	for _, kv := range b {
+		l.counts[histIndex(kv[0])] += kv[1]
+		l.total += kv[1]
+	}
+	return l
+}
+
+// cdf returns the cumulative distribution at every non-empty bucket, thinned
+// to at most 200 points (the last point is always 1).
+func (l *Latency) cdf() []CDFPoint {
+	out := []CDFPoint{}
+	if l.total == 0 {
+		return out
+	}
+	var seen uint64
+	for i, c := range l.counts {
+		if c == 0 {
+			continue
+		}
+		seen += c
+		out = append(out, CDFPoint{LatencyMS: float64(histValue(i)) / 1000, Fraction: float64(seen) / float64(l.total)})
+	}
+	if len(out) > 200 {
+		step := float64(len(out)) / 200
+		thin := make([]CDFPoint, 0, 201)
+		for f := 0.0; int(f) < len(out)-1; f += step {
+			thin = append(thin, out[int(f)])
+		}
+		out = append(thin, out[len(out)-1])
+	}
+	return out
+}

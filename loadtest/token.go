@@ -81,3 +81,12 @@ func TokenMinter(secret, room string, ttl time.Duration) func(identity string, p
 		})
 	}
 }
+
+// RoomTokenMinter returns a RunConfig.TokenFunc that mints a token per
+// participant for the room it joins: publishers get publish and subscribe,
+// viewers subscribe only.
+func RoomTokenMinter(secret string, ttl time.Duration) func(identity, room string, publish bool) (string, error) {
+	return func(identity, room string, publish bool) (string, error) {
+		return TokenMinter(secret, room, ttl)(identity, publish)
+	}
+}

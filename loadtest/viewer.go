@@ -20,6 +20,15 @@ type ViewerConfig struct {
 	// the current one is expiring (token_expiring), so a session outlives
 	// its first token. Without it the session ends at the token's exp.
 	TokenSource func() (string, error)
+	// Region, when set, is sent as ?region= on the signalling or WHEP URL:
+	// the viewer's region, for a cluster that routes by it.
+	Region string
+	// WHEPURL, when set, makes the viewer a plain WHEP client (RFC 9725) of
+	// that endpoint instead of a WebSocket one: URL and Room are not used,
+	// Token is the bearer token. It asks for one video and, unless NoAudio,
+	// one audio track.
+	WHEPURL string
+	NoAudio bool
 }
 
 // ViewerStats are what a viewer has received since Start.
@@ -32,8 +41,27 @@ type ViewerStats struct {
 	VideoPackets, AudioPackets, Bytes uint64
 	// Lost is the number of missing sequence numbers (gaps) across tracks,
 	// counted per track with 16-bit wrap handling; late reordered arrivals
-	// that fill a gap are subtracted.
+	// and retransmissions that fill a gap are subtracted: the loss after
+	// NACK repair.
 	Lost uint64
+	// LostRaw counts every gap as it opened, before any repair; Repaired
+	// counts the packets that later filled one (LostRaw - Repaired = Lost,
+	// unless the window was outrun).
+	LostRaw, Repaired uint64
+	// JoinedAfter is the time from the viewer's creation to the server's
+	// joined reply (WHEP: the 201 answer); FirstPacketAfter to its first RTP
+	// packet; FirstKeyframeFromStart to its first keyframe. 0 = not yet.
+	JoinedAfter, FirstPacketAfter, FirstKeyframeFromStart time.Duration
+	// JitterVideo and JitterAudio are the RFC 3550 interarrival jitter of
+	// the first video track and of the audio track.
+	JitterVideo, JitterAudio time.Duration
+	// Freezes counts gaps over FreezeThreshold between video frames of the
+	// first video track, and FreezeTime adds them up; a gap still open
+	// when Stats is called counts too.
+	Freezes    uint64
+	FreezeTime time.Duration
+
+	at time.Duration // since the viewer's epoch, when taken
 	// Keyframes counts VP8 keyframes seen (frame starts).
 	Keyframes uint64
 	// FirstVideoIsKeyframe reports whether the very first VP8 frame start
@@ -46,7 +74,9 @@ type ViewerStats struct {
 	// connected state to the first keyframe, or 0 before one arrived.
 	FirstKeyframeAfter time.Duration
 	// One-way latency from the send time embedded in synthetic video frames
-	// (frame starts only; needs one clock for publisher and viewer).
+	// (frame starts only; needs one clock for publisher and viewer), of
+	// frames sent after the viewer joined: the picture the server replays
+	// to a new viewer is as old as the last keyframe, which is not latency.
 	LatencyP50, LatencyP95, LatencyP99, LatencyMax time.Duration
 	// Frames counts video frame starts seen.
 	Frames uint64
@@ -74,6 +104,13 @@ type Viewer struct {
 	recoveries                        atomic.Uint64 // new connections after media_failed
 	videoSSRC                         atomic.Uint32 // first video track's SSRC, 0 = none yet
 	videoSeq                          atomic.Uint32 // its highest sequence number seen
+	lostRaw, repaired                 atomic.Uint64
+	joinedAt, firstPacketAt           atomic.Int64 // ns since epoch, 0 = not yet
+	joinedWall                        atomic.Int64 // Unix ns of joinedAt
+	lastFrameAt                       atomic.Int64 // ns since epoch, first video track
+	freezes, freezeNS                 atomic.Uint64
+	jitterVideo, jitterAudio          atomic.Uint64 // microseconds
+	whepResource                      string        // WHEP session URL, for DELETE
 
 	mu          sync.Mutex
 	conn        *Conn
@@ -131,8 +168,11 @@ func (v *Viewer) start(ctx context.Context) error {
 		return errors.New("loadtest: viewer already started or closed")
 	}
 	v.mu.Unlock()
+	if v.cfg.WHEPURL != "" {
+		return v.startWHEP(ctx)
+	}
 
-	conn, err := dial(ctx, v.cfg.URL, v.onEvent)
+	conn, err := dial(ctx, withQuery(v.cfg.URL, "region", v.cfg.Region), v.onEvent)
 	if err != nil {
 		return err
 	}
@@ -161,29 +201,85 @@ func (v *Viewer) start(ctx context.Context) error {
 	if _, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe); err != nil {
 		return err
 	}
+	v.joined()
+	return nil
+}
+
+// joined records the moment the server accepted the viewer: frames sent
+// before it (the server's replay of the picture since the last keyframe)
+// are not counted in latency, which is the transport's, not their age.
+func (v *Viewer) joined() {
+	v.joinedWall.Store(time.Now().UnixNano())
+	v.joinedAt.Store(int64(max(time.Since(v.epoch), 1)))
+}
+
+// startWHEP watches over plain WHEP: one POST with the complete offer.
+func (v *Viewer) startWHEP(ctx context.Context) error {
+	pc, err := v.newPeerConn()
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.pc = pc
+	closed := v.closed
+	v.mu.Unlock()
+	if closed {
+		return errors.New("loadtest: viewer closed during start")
+	}
+	recv := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, recv); err != nil {
+		return fmt.Errorf("loadtest: whep video transceiver: %w", err)
+	}
+	if !v.cfg.NoAudio {
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, recv); err != nil {
+			return fmt.Errorf("loadtest: whep audio transceiver: %w", err)
+		}
+	}
+	resource, err := whipExchange(ctx, pc, withQuery(v.cfg.WHEPURL, "region", v.cfg.Region), v.cfg.Token)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.whepResource = resource
+	v.mu.Unlock()
+	v.joined()
 	return nil
 }
 
 // newPeer builds a subscriber peer connection that signals through conn.
 func (v *Viewer) newPeer(conn *Conn) (*webrtc.PeerConnection, *remoteCandidates, *localCandidates, error) {
-	api, err := newAPI()
+	pc, err := v.newPeerConn()
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("loadtest: new peer connection: %w", err)
 	}
 	remote := &remoteCandidates{pc: pc}
 	local := &localCandidates{target: TargetSubscriber, conn: conn}
 	pc.OnICECandidate(local.onCandidate)
+	return pc, remote, local, nil
+}
+
+// newPeerConn builds a receiving peer connection that measures what it
+// gets.
+func (v *Viewer) newPeerConn() (*webrtc.PeerConnection, error) {
+	target := v.cfg.URL
+	if v.cfg.WHEPURL != "" {
+		target = v.cfg.WHEPURL
+	}
+	api, err := viewerAPI(loopbackTarget(target))
+	if err != nil {
+		return nil, err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: new peer connection: %w", err)
+	}
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		if s == webrtc.ICEConnectionStateConnected {
 			v.connectedAt.CompareAndSwap(0, int64(max(time.Since(v.epoch), 1)))
 		}
 	})
 	pc.OnTrack(v.onTrack)
-	return pc, remote, local, nil
+	return pc, nil
 }
 
 // mediaFailed reports whether env tells that the server released our
@@ -328,7 +424,36 @@ func (v *Viewer) Stats() ViewerStats {
 		LatencyMax:           v.latency.maxDuration(),
 	}
 	s.FirstKeyframeAfter = v.firstKeyframeAfter()
+	s.at = time.Since(v.epoch)
+	s.LostRaw, s.Repaired = v.lostRaw.Load(), v.repaired.Load()
+	s.JoinedAfter = time.Duration(v.joinedAt.Load())
+	s.FirstPacketAfter = time.Duration(v.firstPacketAt.Load())
+	s.FirstKeyframeFromStart = time.Duration(v.firstKeyAt.Load())
+	s.JitterVideo = time.Duration(v.jitterVideo.Load()) * time.Microsecond
+	s.JitterAudio = time.Duration(v.jitterAudio.Load()) * time.Microsecond
+	s.Freezes, s.FreezeTime = v.freezes.Load(), time.Duration(v.freezeNS.Load())
+	if last := v.lastFrameAt.Load(); last != 0 {
+		if open := time.Since(v.epoch) - time.Duration(last); open > FreezeThreshold {
+			s.Freezes++
+			s.FreezeTime += open
+		}
+	}
 	return s
+}
+
+// counters returns the packet counters only (cheap: for every progress
+// tick).
+func (v *Viewer) counters() ViewerStats {
+	return ViewerStats{
+		VideoPackets: v.videoPackets.Load(),
+		AudioPackets: v.audioPackets.Load(),
+		Bytes:        v.bytes.Load(),
+		Lost:         uint64(max(v.lost.Load(), 0)),
+		LostRaw:      v.lostRaw.Load(),
+		Repaired:     v.repaired.Load(),
+		Frames:       v.frames.Load(),
+		Keyframes:    v.keyframes.Load(),
+	}
 }
 
 func (v *Viewer) firstKeyframeAfter() time.Duration {
@@ -371,10 +496,11 @@ func (v *Viewer) Close() error {
 		return nil
 	}
 	v.closed = true
-	conn, pc := v.conn, v.pc
+	conn, pc, resource := v.conn, v.pc, v.whepResource
 	close(v.stop)
 	v.mu.Unlock()
 
+	whipDelete(resource, v.cfg.Token)
 	var err error
 	if conn != nil {
 		_, _ = conn.Send(TypeLeave, struct{}{})

@@ -11,8 +11,16 @@ import (
 // 1460 by default).
 const readBufferSize = 1500
 
-// onTrack starts the one reader goroutine of a new remote track.
-func (v *Viewer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+// FreezeThreshold is the gap between two video frames, as received, above
+// which a viewer counts a freeze (what a person watching notices as a stall).
+const FreezeThreshold = 500 * time.Millisecond
+
+// onTrack starts the one reader goroutine of a new remote track, and one
+// that reads the receiver's RTCP: the server's sender reports must reach
+// the receiver-report interceptor, or our receiver reports carry no
+// LSR/DLSR and the server cannot tell its round-trip time to us, as it can
+// for a browser.
+func (v *Viewer) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
 	v.mu.Lock()
 	firstVideo := video && v.videoOpened == 0
@@ -20,14 +28,23 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		v.videoOpened++
 	}
 	v.mu.Unlock()
-	v.goOwned(func() { v.readTrack(t, video, firstVideo) })
+	clock := t.Codec().ClockRate
+	v.goOwned(func() { v.readTrack(t, video, firstVideo, clock) })
+	v.goOwned(func() {
+		buf := make([]byte, readBufferSize)
+		for {
+			if _, _, err := recv.Read(buf); err != nil {
+				return
+			}
+		}
+	})
 }
 
 // readTrack reads one remote track until it ends (renegotiated away or the
 // peer connection closed), on one goroutine with one buffer.
-func (v *Viewer) readTrack(t *webrtc.TrackRemote, video, firstVideo bool) {
+func (v *Viewer) readTrack(t *webrtc.TrackRemote, video, firstVideo bool, clockRate uint32) {
 	buf := make([]byte, readBufferSize)
-	r := &trackReader{v: v, video: video, firstVideo: firstVideo}
+	r := &trackReader{v: v, video: video, firstVideo: firstVideo, clockRate: clockRate}
 	if firstVideo {
 		v.videoSSRC.Store(uint32(t.SSRC()))
 	}
@@ -47,9 +64,15 @@ func (v *Viewer) readTrack(t *webrtc.TrackRemote, video, firstVideo bool) {
 type trackReader struct {
 	v                   *Viewer
 	video, firstVideo   bool
+	clockRate           uint32 // RTP clock of the track; 0 means unknown (no jitter)
 	pkt                 rtp.Packet
 	seq                 seqTracker
 	gotPacket, gotFrame bool
+
+	// RFC 3550 interarrival jitter state, in RTP clock units.
+	jitter      float64
+	lastArrival int64 // ns since the viewer's epoch
+	lastRTP     uint32
 }
 
 func (r *trackReader) handle(b []byte) {
@@ -57,19 +80,26 @@ func (r *trackReader) handle(b []byte) {
 		return
 	}
 	v := r.v
+	now := int64(time.Since(v.epoch))
 	v.bytes.Add(uint64(len(b)))
-	if d := r.seq.push(r.pkt.SequenceNumber); d != 0 {
+	switch d := r.seq.push(r.pkt.SequenceNumber); {
+	case d > 0:
 		v.lost.Add(int64(d))
+		v.lostRaw.Add(uint64(d))
+	case d < 0:
+		v.lost.Add(int64(d))
+		v.repaired.Add(uint64(-d))
 	}
 	if r.firstVideo {
 		v.videoSeq.Store(uint32(r.seq.highest))
 	}
+	r.updateJitter(now)
 	if !r.video {
 		v.audioPackets.Add(1)
 	} else {
 		v.videoPackets.Add(1)
 		if info, err := ParseVP8(r.pkt.Payload); err == nil && info.FrameStart {
-			v.onFrame(info, r.firstVideo, !r.gotFrame)
+			v.onFrame(info, r.firstVideo, !r.gotFrame, now)
 			r.gotFrame = true
 		}
 	}
@@ -77,13 +107,43 @@ func (r *trackReader) handle(b []byte) {
 		// After the counters, so that WaitTracks returning means Stats
 		// already shows the packet.
 		r.gotPacket = true
+		v.firstPacketAt.CompareAndSwap(0, max(now, 1))
 		v.trackActive()
 	}
 }
 
+// updateJitter runs the RFC 3550 section 6.4.1 estimator on the packet just
+// parsed and publishes it, in microseconds, for the track's kind. Packets
+// of one video frame share an RTP timestamp and arrive in a burst; that is
+// what a browser's estimator sees too.
+func (r *trackReader) updateJitter(now int64) {
+	if r.clockRate == 0 {
+		return
+	}
+	if r.lastArrival != 0 {
+		arrival := float64(now-r.lastArrival) * float64(r.clockRate) / 1e9
+		sent := float64(int32(r.pkt.Timestamp - r.lastRTP))
+		d := arrival - sent
+		if d < 0 {
+			d = -d
+		}
+		r.jitter += (d - r.jitter) / 16
+		us := uint64(r.jitter / float64(r.clockRate) * 1e6)
+		if r.video {
+			if r.firstVideo {
+				r.v.jitterVideo.Store(us)
+			}
+		} else {
+			r.v.jitterAudio.Store(us)
+		}
+	}
+	r.lastArrival, r.lastRTP = now, r.pkt.Timestamp
+}
+
 // onFrame records a video frame start: the first-frame and first-keyframe
-// facts and the one-way latency.
-func (v *Viewer) onFrame(info VP8Info, firstVideoTrack, firstOfTrack bool) {
+// facts, freezes on the first video track, and the one-way latency. now is
+// the arrival time in ns since the viewer's epoch.
+func (v *Viewer) onFrame(info VP8Info, firstVideoTrack, firstOfTrack bool, now int64) {
 	v.frames.Add(1)
 	if info.Keyframe {
 		v.keyframes.Add(1)
@@ -100,10 +160,16 @@ func (v *Viewer) onFrame(info VP8Info, firstVideoTrack, firstOfTrack bool) {
 			v.firstVideo.CompareAndSwap(0, state)
 		}
 	}
-	if info.Keyframe && v.firstKeyAt.Load() == 0 {
-		v.firstKeyAt.CompareAndSwap(0, int64(max(time.Since(v.epoch), 1)))
+	if firstVideoTrack {
+		if last := v.lastFrameAt.Swap(now); last != 0 && now-last > int64(FreezeThreshold) {
+			v.freezes.Add(1)
+			v.freezeNS.Add(uint64(now - last))
+		}
 	}
-	if info.SentAt != 0 {
+	if info.Keyframe && v.firstKeyAt.Load() == 0 {
+		v.firstKeyAt.CompareAndSwap(0, max(now, 1))
+	}
+	if info.SentAt != 0 && info.SentAt >= v.joinedWall.Load() {
 		v.latency.record(time.Duration(time.Now().UnixNano() - info.SentAt))
 	}
 }

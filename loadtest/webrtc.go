@@ -2,10 +2,16 @@ package loadtest
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"sync"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -35,6 +41,18 @@ var (
 // candidates included (the server may listen on lo only, as in tests run in
 // an empty network namespace) and mDNS off (no multicast needed or wanted).
 func newAPI() (*webrtc.API, error) {
+	m, err := newMediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("loadtest: interceptors: %w", err)
+	}
+	return buildAPI(m, ir, false), nil
+}
+
+func newMediaEngine() (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: vp8Codec, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("loadtest: register VP8: %w", err)
@@ -42,11 +60,99 @@ func newAPI() (*webrtc.API, error) {
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: opusCodec, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("loadtest: register Opus: %w", err)
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, fmt.Errorf("loadtest: interceptors: %w", err)
+	return m, nil
+}
+
+// viewerAPI is the one Pion API of every viewer in the process (an API is
+// safe to share: each peer connection copies the media engine and builds
+// its own interceptor chain). A viewer only receives, so its chain holds
+// what a receiving browser sends back and nothing else: the NACK generator,
+// receiver reports and transport-cc feedback. Left out: the NACK responder
+// and sender reports (it sends no media) and the stats interceptor (a
+// per-packet cost whose figures the viewer measures itself).
+//
+// loopbackOnly makes ICE gather on loopback addresses only: a viewer of a
+// server on this machine's loopback (see loopbackTarget) needs no candidate
+// on other addresses, and each costs a socket, a receive goroutine and
+// connectivity checks. There is one API for each setting.
+func viewerAPI(loopbackOnly bool) (*webrtc.API, error) {
+	viewerAPIs.mu.Lock()
+	defer viewerAPIs.mu.Unlock()
+	if api := viewerAPIs.api[loopbackOnly]; api != nil {
+		return api, nil
 	}
+	api, err := newViewerAPI(loopbackOnly)
+	if err != nil {
+		return nil, err
+	}
+	viewerAPIs.api[loopbackOnly] = api
+	return api, nil
+}
+
+var viewerAPIs = struct {
+	mu  sync.Mutex
+	api map[bool]*webrtc.API // by loopbackOnly
+}{api: map[bool]*webrtc.API{}}
+
+// loopbackTarget reports whether every address the host of rawURL resolves
+// to is a loopback address (127.0.0.1, ::1, localhost).
+func loopbackTarget(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Hostname() == "" {
+		return false
+	}
+	ips, err := net.LookupIP(u.Hostname())
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+func newViewerAPI(loopbackOnly bool) (*webrtc.API, error) {
+	m, err := newMediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: nack generator: %w", err)
+	}
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	ir.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: receiver reports: %w", err)
+	}
+	ir.Add(rr)
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, fmt.Errorf("loadtest: header extensions: %w", err)
+	}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		m.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return nil, fmt.Errorf("loadtest: transport-cc extension: %w", err)
+		}
+	}
+	tw, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: transport-cc feedback: %w", err)
+	}
+	ir.Add(tw)
+	return buildAPI(m, ir, loopbackOnly), nil
+}
+
+func buildAPI(m *webrtc.MediaEngine, ir *interceptor.Registry, loopbackOnly bool) *webrtc.API {
 	se := webrtc.SettingEngine{}
+	if loopbackOnly {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// A browser's SRTP replay window (libwebrtc keeps 1,024 packets): with
@@ -58,7 +164,7 @@ func newAPI() (*webrtc.API, error) {
 		webrtc.WithMediaEngine(m),
 		webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se),
-	), nil
+	)
 }
 
 // remoteCandidates adds the server's trickled candidates to a peer

@@ -1,17 +1,21 @@
-// Command halo-loadtest puts realistic load on a HaloBuzz Live node: one
-// synthetic broadcaster (VP8 video tracks plus Opus) and many synthetic
-// viewers, all real WebRTC clients speaking the WebSocket signalling protocol.
-// It prints live progress every second to stderr and a summary with
-// percentiles to stdout.
+// Command halo-loadtest puts realistic load on a HaloBuzz Live node, or on
+// any WHIP/WHEP server: synthetic broadcasters (VP8 video tracks plus Opus)
+// and many synthetic viewers, all real WebRTC clients, laid out by a
+// scenario (flags, or --scenario file.yaml). It shows a live status line on
+// stderr, prints a table to stdout, and writes --json and --html reports.
+//
+//	halo-loadtest [flags]                       run a scenario
+//	halo-loadtest merge a.json b.json [--json out.json] [--html report.html]
 //
 // Authentication: --token gives one token to every participant; --secret
 // mints an HS256 token per participant (the server's signing secret). Both
 // may come from the environment instead of the command line, where other
 // users can read them: HALO_LOADTEST_TOKEN, HALO_LOADTEST_SECRET.
 //
-// Exit status: 0 when every viewer received media and loss stayed under
-// --max-loss percent; 1 when not, or when the run could not start; 2 on bad
-// usage.
+// Exit status: 0 when every participant got going, every viewer received
+// media and loss stayed under --max-loss percent; 1 when not, when the run
+// was interrupted (the reports are still written), or could not start; 2
+// on bad usage.
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -37,41 +42,93 @@ func main() {
 
 // options are the parsed command line.
 type options struct {
-	url, room, token, secret string
-	viewers, bitrate, fps    int
-	videoTracks              int
-	noAudio                  bool
-	duration, mediaTimeout   time.Duration
-	ramp, maxLoss            float64
-	serverPID                int
-	metricsURL               string
+	target                 loadtest.Target
+	room, token, secret    string
+	scenarioFile           string
+	scenario               loadtest.Scenario
+	shard                  loadtest.Shard
+	jsonOut, htmlOut       string
+	mediaTimeout           time.Duration
+	maxLoss                float64
+	server                 loadtest.ServerProbe
+	viewers, rooms         int
+	publishers             int
+	bitrate, fps, tracks   int
+	keyInterval            time.Duration
+	noAudio, noDTX         bool
+	duration, churn        time.Duration
+	ramp                   float64
+	region                 string
+	chatRate, reactionRate float64
+	seed                   uint64
+	shardSpec              string
+	cpuProfile             string
+	shapeFlags             []string
+}
+
+// shape flags describe the scenario; they and --scenario exclude each
+// other.
+var shapeFlags = map[string]bool{
+	"viewers": true, "rooms": true, "publishers": true, "bitrate": true, "fps": true,
+	"video-tracks": true, "keyframe-interval": true, "no-audio": true, "no-dtx": true, "duration": true,
+	"ramp": true, "churn": true, "region": true, "chat-per-minute": true,
+	"reactions-per-minute": true, "seed": true, "room": true,
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("halo-loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.url, "url", "ws://127.0.0.1:7880/ws", "signalling WebSocket URL of the node")
-	fs.StringVar(&o.room, "room", "demo", "room to publish to and watch")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: halo-loadtest [flags]                   run a scenario (docs/loadtest.md)\n"+
+			"       halo-loadtest merge a.json b.json... [--json out.json] [--html report.html]\n\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.target.URL, "url", "", "signalling WebSocket URL of the node (default ws://127.0.0.1:7880/ws unless --whip/--whep)")
+	fs.StringVar(&o.target.WHIP, "whip", "", "WHIP endpoint instead of the WebSocket protocol; {room} is replaced (e.g. http://host/whip/{room})")
+	fs.StringVar(&o.target.WHEP, "whep", "", "WHEP endpoint, with --whip (e.g. http://host/whep/{room})")
+	fs.StringVar(&o.room, "room", "demo", "room name (one room), or the prefix of room names (<room>-1, <room>-2 with --rooms)")
 	// Credentials are not flag defaults: -h would print them.
 	fs.StringVar(&o.token, "token", "", "access token used by every participant (or env HALO_LOADTEST_TOKEN)")
 	fs.StringVar(&o.secret, "secret", "", "token signing secret: mint a token per participant (or env HALO_LOADTEST_SECRET)")
-	fs.IntVar(&o.viewers, "viewers", 50, "number of viewers")
+	fs.StringVar(&o.scenarioFile, "scenario", "", "YAML scenario file (see loadtest/scenarios/); excludes the scenario flags")
+	fs.StringVar(&o.shardSpec, "shard", "", "run the i-th of N deterministic slices of the scenario: i/N")
+	fs.StringVar(&o.jsonOut, "json", "", "write the JSON report (schema in docs/loadtest.md) to this file")
+	fs.StringVar(&o.htmlOut, "html", "", "write the HTML report with plots to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load tester to this file (go tool pprof)")
+	fs.IntVar(&o.viewers, "viewers", 50, "viewers per room")
+	fs.IntVar(&o.rooms, "rooms", 1, "rooms")
+	fs.IntVar(&o.publishers, "publishers", 1, "publishers per room")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to hold once every viewer is started")
 	fs.Float64Var(&o.ramp, "ramp", 50, "viewers started per second")
+	fs.DurationVar(&o.churn, "churn", 0, "mean stay of a viewer before it leaves and a new one takes its place (0: nobody leaves)")
 	fs.IntVar(&o.bitrate, "bitrate", 2_500_000, "video bitrate per track, bits/s")
 	fs.IntVar(&o.fps, "fps", 30, "video frames per second")
-	fs.IntVar(&o.videoTracks, "video-tracks", 1, "video tracks of the publisher (multi-camera)")
+	fs.DurationVar(&o.keyInterval, "keyframe-interval", 2*time.Second, "time between keyframes")
+	fs.IntVar(&o.tracks, "video-tracks", 1, "video tracks per publisher (multi-camera)")
 	fs.BoolVar(&o.noAudio, "no-audio", false, "publish no audio track")
+	fs.BoolVar(&o.noDTX, "no-dtx", false, "audio without DTX silences: 50 packets a second throughout")
+	fs.StringVar(&o.region, "region", "", "viewers' region, sent as ?region=")
+	fs.Float64Var(&o.chatRate, "chat-per-minute", 0, "chat messages per viewer per minute")
+	fs.Float64Var(&o.reactionRate, "reactions-per-minute", 0, "reactions per viewer per minute")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the plan (churn stays)")
 	fs.DurationVar(&o.mediaTimeout, "media-timeout", 10*time.Second, "time a viewer has to receive media on every track")
-	fs.Float64Var(&o.maxLoss, "max-loss", 1, "loss percentage at or above which the run fails")
-	fs.IntVar(&o.serverPID, "server-pid", 0, "pid of the server on this machine: report its CPU and memory per viewer and per packet")
-	fs.StringVar(&o.metricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:7881/metrics), for packets forwarded")
+	fs.Float64Var(&o.maxLoss, "max-loss", 1, "loss percentage (after repair) at or above which the run fails")
+	fs.IntVar(&o.server.PID, "server-pid", 0, "pid of the server on this machine: report its CPU, kernel share and memory")
+	fs.StringVar(&o.server.MetricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:7881/metrics), for packets forwarded")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if shapeFlags[f.Name] {
+			o.shapeFlags = append(o.shapeFlags, "--"+f.Name)
+		}
+	})
 	if o.token == "" && o.secret == "" {
 		o.token, o.secret = os.Getenv("HALO_LOADTEST_TOKEN"), os.Getenv("HALO_LOADTEST_SECRET")
+	}
+	if o.target.URL == "" && o.target.WHIP == "" && o.target.WHEP == "" {
+		o.target.URL = "ws://127.0.0.1:7880/ws"
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -80,15 +137,56 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("give --token or --secret (or HALO_LOADTEST_TOKEN / HALO_LOADTEST_SECRET)")
 	case o.token != "" && o.secret != "":
 		return o, errors.New("give --token or --secret, not both")
-	case o.viewers < 0 || o.bitrate <= 0 || o.fps <= 0 || o.videoTracks < 0 || o.ramp <= 0:
-		return o, errors.New("--viewers, --video-tracks must be >= 0; --bitrate, --fps, --ramp > 0")
-	case o.videoTracks == 0 && o.noAudio:
+	case o.target.URL != "" && (o.target.WHIP != "" || o.target.WHEP != ""):
+		return o, errors.New("give --url or --whip/--whep, not both")
+	case (o.target.WHIP == "") != (o.target.WHEP == ""):
+		return o, errors.New("--whip and --whep go together")
+	case o.viewers < 0 || o.bitrate <= 0 || o.fps <= 0 || o.tracks < 0 || o.ramp <= 0 || o.rooms < 1 || o.publishers < 0:
+		return o, errors.New("--viewers, --video-tracks, --publishers must be >= 0; --rooms >= 1; --bitrate, --fps, --ramp > 0")
+	case o.tracks == 0 && o.noAudio:
 		return o, errors.New("nothing to publish: --video-tracks 0 and --no-audio")
+	case o.scenarioFile != "" && len(o.shapeFlags) > 0:
+		return o, fmt.Errorf("give --scenario or the scenario flags (%v), not both", o.shapeFlags)
+	}
+	if o.shardSpec != "" {
+		sh, err := loadtest.ParseShard(o.shardSpec)
+		if err != nil {
+			return o, fmt.Errorf("--shard: %w", err)
+		}
+		o.shard = sh
+	}
+	if o.scenarioFile != "" {
+		data, err := os.ReadFile(o.scenarioFile)
+		if err != nil {
+			return o, fmt.Errorf("--scenario: %w", err)
+		}
+		if o.scenario, err = loadtest.ParseScenario(data); err != nil {
+			return o, fmt.Errorf("--scenario %s: %w", o.scenarioFile, err)
+		}
+		return o, nil
+	}
+	audio, dtx := !o.noAudio, !o.noDTX
+	tracks := o.tracks
+	o.scenario = loadtest.Scenario{
+		Seed: o.seed, Duration: loadtest.Duration(o.duration), Ramp: o.ramp, RoomPrefix: o.room,
+		Rooms: []loadtest.RoomGroup{{Count: o.rooms, Publishers: o.publishers, Viewers: o.viewers}},
+		Publisher: loadtest.MediaSpec{
+			VideoKbps: o.bitrate / 1000, FPS: o.fps, KeyframeInterval: loadtest.Duration(o.keyInterval),
+			VideoTracks: &tracks, Audio: &audio, AudioDTX: &dtx,
+		},
+		Churn:  loadtest.Churn{MeanWatch: loadtest.Duration(o.churn)},
+		Viewer: loadtest.ViewerSpec{Region: o.region, ChatPerMinute: o.chatRate, ReactionsPerMinute: o.reactionRate},
+	}
+	if err := o.scenario.Validate(); err != nil {
+		return o, err
 	}
 	return o, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "merge" {
+		return runMerge(args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -97,57 +195,148 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "halo-loadtest:", err)
 		return 2
 	}
-	cfg := loadtest.RunConfig{
-		URL:      o.url,
-		Room:     o.room,
-		Viewers:  o.viewers,
-		Duration: o.duration,
-		RampRate: o.ramp,
-		Publisher: loadtest.PublisherConfig{
-			VideoTracks:  o.videoTracks,
-			NoVideo:      o.videoTracks == 0,
-			NoAudio:      o.noAudio,
-			VideoBitrate: o.bitrate,
-			FPS:          o.fps,
-		},
-		MediaTimeout: o.mediaTimeout,
-		Progress: func(p loadtest.Progress) {
-			fmt.Fprintf(stderr, "%6.1fs  viewers %d/%d connected, %d failed  %8.0f pkt/s  loss %.3f%%\n",
-				p.Elapsed.Seconds(), p.ViewersConnected, o.viewers, p.ViewersFailed, p.PacketsPerSecond, p.LossPercent)
-		},
-	}
-	if o.secret != "" {
-		ramp := time.Duration(float64(o.viewers) / o.ramp * float64(time.Second))
-		cfg.TokenFunc = loadtest.TokenMinter(o.secret, o.room, ramp+o.duration+time.Hour)
-	} else {
-		cfg.PublisherToken, cfg.ViewerToken = o.token, o.token
-	}
-
-	var before serverSample
-	if o.serverPID > 0 {
-		if before, err = sampleServer(ctx, o.serverPID, o.metricsURL); err != nil {
-			fmt.Fprintln(stderr, "halo-loadtest: --server-pid:", err)
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "halo-loadtest: --cpuprofile:", err)
 			return 2
 		}
+		defer stopProfile()
+	}
+	status := newStatus(stderr)
+	cfg := loadtest.RunConfig{
+		Target:       o.target,
+		Scenario:     o.scenario,
+		Shard:        o.shard,
+		MediaTimeout: o.mediaTimeout,
+		Server:       o.server,
+		Progress:     func(p loadtest.Progress) { status.update(loadtest.StatusLine(p)) },
+	}
+	if o.secret != "" {
+		length := o.scenario.Plan().Length
+		cfg.TokenFunc = loadtest.RoomTokenMinter(o.secret, length+time.Hour)
+	} else {
+		cfg.Token = o.token
 	}
 	rep, err := loadtest.Run(ctx, cfg)
-	if o.serverPID > 0 {
-		if after, serr := sampleServer(context.Background(), o.serverPID, o.metricsURL); serr == nil {
-			defer writeServerCost(stdout, before, after, rep.ViewersConnected)
-		}
-	}
-	if err != nil && rep.Elapsed == 0 { // nothing ran: the publisher did not start
+	status.done()
+	if rep == nil {
 		fmt.Fprintln(stderr, "halo-loadtest:", err)
 		return 1
 	}
-	_ = rep.WriteText(stdout)
+	code := report(rep, o.jsonOut, o.htmlOut, o.maxLoss, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "halo-loadtest: run cut short:", err)
-		return 1
+		code = 1
 	}
-	if err := rep.Check(o.maxLoss); err != nil {
+	return code
+}
+
+// report writes the table and the report files and checks the result.
+func report(rep *loadtest.Report, jsonOut, htmlOut string, maxLoss float64, stdout, stderr io.Writer) int {
+	_ = rep.WriteText(stdout)
+	code := 0
+	write := func(path string, f func(io.Writer) error) {
+		if path == "" {
+			return
+		}
+		if err := writeFile(path, f); err != nil {
+			fmt.Fprintln(stderr, "halo-loadtest:", err)
+			code = 1
+			return
+		}
+		fmt.Fprintln(stderr, "halo-loadtest: wrote", path)
+	}
+	write(jsonOut, rep.WriteJSON)
+	write(htmlOut, rep.WriteHTML)
+	if err := rep.Check(maxLoss); err != nil {
 		fmt.Fprintln(stderr, "halo-loadtest: FAIL:", err)
-		return 1
+		code = 1
 	}
-	return 0
+	return code
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
+}
+
+// writeFile writes through f to path, replacing it only once complete.
+func writeFile(path string, f func(io.Writer) error) error {
+	tmp := path + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := f(out); err != nil {
+		_ = out.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := out.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// runMerge is the merge subcommand: flags may come after the files.
+func runMerge(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("halo-loadtest merge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	jsonOut := fs.String("json", "", "write the merged JSON report to this file")
+	htmlOut := fs.String("html", "", "write the merged HTML report to this file")
+	maxLoss := fs.Float64("max-loss", 1, "loss percentage at or above which the merged run fails")
+	var files []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			fmt.Fprintln(stderr, "halo-loadtest merge:", err)
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "halo-loadtest merge: give the JSON reports to merge")
+		return 2
+	}
+	var reps []*loadtest.Report
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintln(stderr, "halo-loadtest merge:", err)
+			return 2
+		}
+		r, err := loadtest.ReadReport(f)
+		_ = f.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "halo-loadtest merge: %s: %v\n", name, err)
+			return 2
+		}
+		reps = append(reps, r)
+	}
+	merged, err := loadtest.Merge(reps...)
+	if err != nil {
+		fmt.Fprintln(stderr, "halo-loadtest merge:", err)
+		return 2
+	}
+	return report(merged, *jsonOut, *htmlOut, *maxLoss, stdout, stderr)
 }

@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"context"
@@ -42,16 +42,16 @@ func TestScrapeCounter_ReadsARealRegistry(t *testing.T) {
 		{"halo_packets_forwarded_total", 123456789012},
 		{"halo_signaling_errors_total", 7},
 	} {
-		got, err := scrapeCounter(context.Background(), url, tc.name)
+		got, err := ScrapeCounter(context.Background(), url, tc.name)
 		if err != nil || got != tc.want {
-			t.Errorf("scrapeCounter(%s) = %v, %v; want %v", tc.name, got, err, tc.want)
+			t.Errorf("ScrapeCounter(%s) = %v, %v; want %v", tc.name, got, err, tc.want)
 		}
 	}
-	if got, err := scrapeCounter(context.Background(), url, "halo_tracks"); err == nil || !strings.Contains(err.Error(), "gauge") {
-		t.Errorf("scrapeCounter(gauge) = %v, %v; want an error naming the type", got, err)
+	if got, err := ScrapeCounter(context.Background(), url, "halo_tracks"); err == nil || !strings.Contains(err.Error(), "gauge") {
+		t.Errorf("ScrapeCounter(gauge) = %v, %v; want an error naming the type", got, err)
 	}
-	if got, err := scrapeCounter(context.Background(), url, "halo_missing_total"); err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Errorf("scrapeCounter(missing) = %v, %v; want not found", got, err)
+	if got, err := ScrapeCounter(context.Background(), url, "halo_missing_total"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("ScrapeCounter(missing) = %v, %v; want not found", got, err)
 	}
 }
 
@@ -73,7 +73,7 @@ func TestScrapeCounter_RefusesWhatIsNotAnExposition(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got, err := scrapeCounter(context.Background(), srv.URL, "halo_packets_forwarded_total")
+			got, err := ScrapeCounter(context.Background(), srv.URL, "halo_packets_forwarded_total")
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("scrapeCounter = %v, %v; want an error with %q", got, err, tc.want)
 			}

@@ -1,0 +1,175 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// sampleReport is a report with known figures: five viewers, three with
+// loss, two with freezes, one that failed, a timeline and frame latencies.
+func sampleReport() *Report {
+	r := &Report{Schema: ReportSchema, Scenario: "html test", Target: "websocket", URL: "ws://127.0.0.1:7880/ws",
+		StartedAt: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), ElapsedMS: 5000}
+	lossRaw := []float64{0, 1, 2, 3, 0}
+	loss := []float64{0, 0.5, 1, 2, 0}
+	freeze := []float64{0, 600, 0, 1200, 0}
+	for i := range 5 {
+		r.PerViewer = append(r.PerViewer, ViewerRecord{
+			Identity: "v" + string(rune('0'+i)), Room: "demo", PlannedStartMS: float64(i * 100), StartMS: float64(i * 100),
+			Outcome: OutcomeConnected, JoinMS: float64(10 + 5*i), FirstPacketMS: float64(20 + 5*i), FirstKeyframeMS: float64(30 + 5*i),
+			Packets: 1000, VideoPackets: 800, AudioPackets: 200, LostRaw: uint64(lossRaw[i] * 10), Lost: uint64(loss[i] * 10),
+			LossRawPercent: lossRaw[i], LossPercent: loss[i], BitrateKbps: 2500, FreezeMS: freeze[i], Freezes: uint64(freeze[i] / 600),
+		})
+	}
+	r.PerViewer = append(r.PerViewer, ViewerRecord{Identity: "v5", Room: "demo", Outcome: OutcomeFailed, ErrorCode: "room_full", Error: "room_full: full"})
+	l := &Latency{}
+	for i := range 200 {
+		l.counts[histIndex(uint64(1000+i*50))]++
+		l.total++
+	}
+	r.LatencyBuckets = l.buckets()
+	for i := range 6 {
+		r.Timeline = append(r.Timeline, Sample{TMS: float64(i * 1000), Connected: min(i, 5), Failed: min(i/5, 1), Kbps: float64(2500 * min(i, 5)), PacketsPerSecond: 100})
+	}
+	r.aggregate()
+	return r
+}
+
+func TestReport_HTMLPlotsRenderInChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("%s is missing (make deps installs it); CI fails here instead", chromiumPath)
+		}
+		t.Fatalf("%s is missing in CI: %v", chromiumPath, err)
+	}
+	var page bytes.Buffer
+	if err := sampleReport().WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for _, banned := range []string{"<script", "http://", "https://"} {
+		// The page is self-contained (the target URL is ws://).
+		if strings.Contains(page.String(), banned) && banned != "http://" {
+			t.Fatalf("page holds %q", banned)
+		}
+	}
+	if strings.Contains(strings.ReplaceAll(page.String(), `xmlns="http://www.w3.org/2000/svg"`, ""), "http://") {
+		t.Fatal("page refers to an external resource")
+	}
+	file := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(file, page.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1500, 1400))
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer func() {
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ccancel()
+		_ = chromedp.Cancel(cctx)
+		cancel()
+	}()
+	runCtx, runCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer runCancel()
+
+	type plot struct {
+		ID     string  `json:"id"`
+		Width  float64 `json:"width"`
+		Height float64 `json:"height"`
+		Marks  int     `json:"marks"`
+		Bars   int     `json:"bars"`
+	}
+	var plots []plot
+	if _, err := chromedp.Run(runCtx, chromedp.Navigate("file://"+file)); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if _, err := chromedp.Run(runCtx, chromedp.WaitVisible("svg.plot")); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	raw, err := chromedp.Run(runCtx, chromedp.Evaluate[[]byte](`[...document.querySelectorAll('svg.plot')].map(s => {
+			const r = s.getBoundingClientRect();
+			const marks = [...s.querySelectorAll('polyline.line, rect.bar')].filter(e => {
+				const b = e.getBBox(); return b.width > 0 || b.height > 0; });
+			return {id: s.id, width: r.width, height: r.height, marks: marks.length,
+				bars: s.querySelectorAll('rect.bar').length};
+		})`))
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if err := json.Unmarshal(raw, &plots); err != nil {
+		t.Fatal(err)
+	}
+	shot, err := chromedp.Run(runCtx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	want := map[string]int{ // marks each plot must draw
+		"plot-connected":      2, // connected and failed lines
+		"plot-throughput":     1,
+		"plot-latency-cdf":    1,
+		"plot-join-histogram": 5, // five joins, 5 ms apart, in 20 bins: five non-empty bins
+		"plot-loss":           6, // three viewers with raw loss, three after repair
+		"plot-freezes":        2,
+	}
+	if len(plots) != len(want) {
+		t.Fatalf("%d plots rendered, want %d: %+v", len(plots), len(want), plots)
+	}
+	for _, p := range plots {
+		if p.Width <= 0 || p.Height <= 0 {
+			t.Errorf("%s has no size: %+v", p.ID, p)
+		}
+		if p.Marks != want[p.ID] {
+			t.Errorf("%s draws %d visible marks, want %d", p.ID, p.Marks, want[p.ID])
+		}
+	}
+	if len(shot) < 10_000 {
+		t.Fatalf("screenshot of %d bytes", len(shot))
+	}
+	dir := filepath.Join("..", "build", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "loadtest-report.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A report of thousands of viewers stays a page of bounded size: per-viewer
+// plots draw one bar per group, the group's worst.
+func TestReport_HTMLGroupsViewersOfLargeRuns(t *testing.T) {
+	r := &Report{Schema: ReportSchema, Target: "websocket"}
+	for i := range 5000 {
+		loss := 0.0
+		if i == 4321 {
+			loss = 7
+		}
+		r.PerViewer = append(r.PerViewer, ViewerRecord{Identity: strconv.Itoa(i), Outcome: OutcomeConnected, Packets: 100, LossPercent: loss, LossRawPercent: loss})
+	}
+	r.aggregate()
+	var page bytes.Buffer
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	lossPlot := page.String()[strings.Index(page.String(), `id="plot-loss"`):]
+	lossPlot = lossPlot[:strings.Index(lossPlot, "</svg>")]
+	if n := strings.Count(lossPlot, `class="bar"`); n != 2 {
+		t.Fatalf("%d bars, want the one worst group in raw and after repair", n)
+	}
+	if !strings.Contains(page.String(), "the worst of 10") || page.Len() > 200_000 {
+		t.Fatalf("page of %d bytes without grouping", page.Len())
+	}
+}
