@@ -25,6 +25,7 @@ type clusterState struct {
 	resyncs      atomic.Uint64
 	beats        atomic.Uint64
 	beatFailures atomic.Uint64
+	latency      latencyHist  // heartbeats that reached the store: PutNode + Renew
 	nodes        atomic.Int64 // live nodes at the last heartbeat
 
 	boot string // this process's incarnation, on every event it publishes
@@ -318,6 +319,43 @@ type StoreStats struct {
 	// HandOverTimeouts counts drains that ended before their clients and
 	// relays were handed over.
 	HandOverTimeouts uint64
+	// HeartbeatLatency is how long the heartbeats that reached the store
+	// took (registry entry and lease renewal: two round trips to Redis).
+	HeartbeatLatency LatencyHistogram
+}
+
+// LatencyBuckets are the upper bounds, in seconds, of LatencyHistogram.
+var LatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
+// LatencyHistogram is a cumulative histogram over LatencyBuckets.
+type LatencyHistogram struct {
+	Count      uint64
+	SumSeconds float64
+	Buckets    []uint64 // observations at or below each bound
+}
+
+// latencyHist counts durations lock-free.
+type latencyHist struct {
+	count, sumNanos atomic.Uint64
+	buckets         [11]atomic.Uint64
+}
+
+func (h *latencyHist) observe(d time.Duration) {
+	h.count.Add(1)
+	h.sumNanos.Add(uint64(d))
+	for i, b := range LatencyBuckets {
+		if d.Seconds() <= b {
+			h.buckets[i].Add(1)
+		}
+	}
+}
+
+func (h *latencyHist) snapshot() LatencyHistogram {
+	out := LatencyHistogram{Count: h.count.Load(), SumSeconds: time.Duration(h.sumNanos.Load()).Seconds(), Buckets: make([]uint64, len(LatencyBuckets))}
+	for i := range out.Buckets {
+		out.Buckets[i] = h.buckets[i].Load()
+	}
+	return out
 }
 
 // StoreStats returns the counters.
@@ -332,6 +370,7 @@ func (m *Manager) StoreStats() StoreStats {
 		HeartbeatFailures: c.beatFailures.Load(), Nodes: nodes,
 		Up: !m.opt.Cluster || c.up.Load(), OriginsLost: m.originsLost.Load(),
 		Draining: m.isDraining(), HandOverTimeouts: m.handOverTimeouts.Load(),
+		HeartbeatLatency: c.latency.snapshot(),
 	}
 }
 

@@ -50,10 +50,14 @@ func (m *Manager) beat(ctx context.Context, cpu *cpuMeter) {
 	}
 	bctx, cancel := context.WithTimeout(ctx, m.heartbeatInterval())
 	defer cancel()
+	began := time.Now()
 	err := m.store.PutNode(bctx, m.nodeInfo(cpu.sample()))
 	var ren Renewal
 	if err == nil {
 		ren, err = m.store.Renew(bctx, leases)
+	}
+	if err == nil {
+		c.latency.observe(time.Since(began))
 	}
 	if err != nil {
 		c.resync.Store(true)

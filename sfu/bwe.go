@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -101,13 +102,10 @@ type bweState struct {
 	next        time.Time // no probe before
 }
 
-// layerRate is a layer's bitrate now (bits/s), or its best so far before
-// the first sample.
+// layerRate is a layer's bitrate now (bits/s), as its layer set's monitor
+// last measured it (readable from any goroutine).
 func layerRate(t *Track) float64 {
-	if t.layer.rate > 0 {
-		return t.layer.rate
-	}
-	return t.layer.maxRate * 8
+	return math.Float64frombits(t.layer.pubRate.Load())
 }
 
 // fitting returns the best active layer at or below top whose bitrate fits

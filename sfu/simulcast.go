@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -81,10 +82,11 @@ type layerSet struct {
 type layerState struct {
 	lastWritten uint64
 	lastBytes   uint64
-	idleSince   time.Time // zero while packets arrive
-	seen        bool      // a packet ever arrived
-	maxRate     float64   // highest bytes per second over a tick
-	rate        float64   // bits per second, smoothed (bwe.go)
+	idleSince   time.Time     // zero while packets arrive
+	seen        bool          // a packet ever arrived
+	maxRate     float64       // highest bytes per second over a tick
+	rate        float64       // bits per second, smoothed (bwe.go)
+	pubRate     atomic.Uint64 // float64 bits: rate, or the best so far before it is known, for other goroutines
 	lastPixels  int64
 	pixels      atomic.Int64 // width x height of the layer's last keyframe, set by its forwarder
 	active      atomic.Bool
@@ -239,6 +241,11 @@ func (g *layerSet) sample(now time.Time) {
 			} else {
 				s.rate = 0.8*s.rate + 0.2*rate*8
 			}
+			published := s.rate
+			if published == 0 {
+				published = s.maxRate * 8
+			}
+			s.pubRate.Store(math.Float64bits(published))
 			if rate > s.maxRate*1.2 {
 				s.maxRate = rate
 				changed = true

@@ -107,6 +107,7 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 // registerStoreMetrics adds the metrics of the node's use of the room
 // Store (Redis in a cluster).
 func registerStoreMetrics(reg prometheus.Registerer, rooms *room.Manager) {
+	registerStoreLatency(reg, rooms)
 	counter := func(name, help string, f func(room.StoreStats) uint64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(f(rooms.StoreStats())) }))

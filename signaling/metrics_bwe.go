@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -48,4 +49,30 @@ func (c *bweCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstHistogram(c.hist, uint64(len(est)), sum, counts)
 	ch <- prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(c.engine.Stats().LayerSwitches))
+}
+
+// storeLatencyCollector exports the heartbeats' round trips to the store.
+type storeLatencyCollector struct {
+	rooms *room.Manager
+	desc  *prometheus.Desc
+}
+
+func registerStoreLatency(reg prometheus.Registerer, rooms *room.Manager) {
+	reg.MustRegister(&storeLatencyCollector{rooms: rooms, desc: prometheus.NewDesc("halo_store_heartbeat_duration_seconds",
+		"Heartbeats that reached the store (Redis): the registry entry and the lease renewal, two round trips.", nil, nil)})
+}
+
+// Describe implements prometheus.Collector.
+func (c *storeLatencyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *storeLatencyCollector) Collect(ch chan<- prometheus.Metric) {
+	h := c.rooms.StoreStats().HeartbeatLatency
+	buckets := make(map[float64]uint64, len(room.LatencyBuckets))
+	for i, b := range room.LatencyBuckets {
+		if i < len(h.Buckets) {
+			buckets[b] = h.Buckets[i]
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(c.desc, h.Count, h.SumSeconds, buckets)
 }

@@ -196,7 +196,7 @@ func newBWEViewer(t *testing.T) *bweViewer {
 				v.mu.Lock()
 				v.at = append(v.at, time.Now())
 				v.sq = append(v.sq, p.SequenceNumber)
-				v.ly = append(v.ly, p.Payload[20])
+				v.ly = append(v.ly, p.Payload[len(p.Payload)-1])
 				v.mu.Unlock()
 			}
 		}

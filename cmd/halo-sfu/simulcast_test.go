@@ -33,6 +33,17 @@ func publishSimulcast(t *testing.T, n *testNode, room string) *simulcastPublishe
 // frame of each layer (50 frames a second).
 func publishSimulcastPackets(t *testing.T, n *testNode, room string, frames [3][]int) *simulcastPublisher {
 	t.Helper()
+	return publishSimulcastCodec(t, n, room, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, frames)
+}
+
+// h264Baseline is the codec of the H.264 simulcast publisher.
+var h264Baseline = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264,
+	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
+
+// publishSimulcastCodec is publishSimulcastPackets in codec (VP8 or H.264:
+// a keyframe is then an SPS and PPS in a STAP-A, then IDR slices).
+func publishSimulcastCodec(t *testing.T, n *testNode, room string, codec webrtc.RTPCodecCapability, frames [3][]int) *simulcastPublisher {
+	t.Helper()
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -43,7 +54,7 @@ func publishSimulcastPackets(t *testing.T, n *testNode, room string, frames [3][
 		}
 	}
 	pc := newTestPCWith(t, me)
-	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}
+	h264 := codec.MimeType == webrtc.MimeTypeH264
 	var layers []*webrtc.TrackLocalStaticRTP
 	for _, rid := range []string{"q", "h", "f"} {
 		tr, err := webrtc.NewTrackLocalStaticRTP(codec, "cam", "sim", webrtc.WithRTPStreamID(rid))
@@ -104,9 +115,22 @@ func publishSimulcastPackets(t *testing.T, n *testNode, room string, frames [3][
 				if i == 2 && p.stopHigh.Load() {
 					continue
 				}
-				for k, size := range frames[i] {
+				sizes := frames[i]
+				if h264 && frame%10 == 0 {
+					sizes = append([]int{64}, sizes...) // the STAP-A with SPS and PPS
+				}
+				for k, size := range sizes {
 					payload := make([]byte, size)
-					if k == 0 {
+					switch {
+					case h264 && frame%10 == 0 && k == 0:
+						sps := []byte{0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8, 0x06, 0xd0, 0xa1, 0x35}
+						stap := append([]byte{0x78, 0x00, byte(len(sps))}, sps...)
+						copy(payload, append(stap, 0x00, 0x04, 0x68, 0xce, 0x3c, 0x80))
+					case h264 && frame%10 == 0:
+						payload[0] = 0x65 // IDR slice
+					case h264:
+						payload[0] = 0x41 // non-IDR slice
+					case k == 0:
 						payload[0] = 0x10 // S=1, partition 0
 						if frame%10 != 0 {
 							payload[1] = 0x01 // inter frame
@@ -114,8 +138,8 @@ func publishSimulcastPackets(t *testing.T, n *testNode, room string, frames [3][
 							copy(payload[1:], []byte{0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a})
 						}
 					}
-					payload[20] = byte(i) // the layer, for the viewer to tell
-					pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame * 1800, Marker: k == len(frames[i])-1}, Payload: payload}
+					payload[len(payload)-1] = byte(i) // the layer, for the viewer to tell
+					pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame * 1800, Marker: k == len(sizes)-1}, Payload: payload}
 					seq[i]++
 					_ = pkt.Header.SetExtension(midID, []byte(mid))
 					_ = pkt.Header.SetExtension(ridID, []byte(l.RID()))
@@ -176,7 +200,7 @@ func whepLayers(t *testing.T, n *testNode, room, query string) *layerRecorder {
 			if len(p.Payload) > 20 {
 				rec.mu.Lock()
 				rec.seqs = append(rec.seqs, p.SequenceNumber)
-				rec.layers = append(rec.layers, p.Payload[20])
+				rec.layers = append(rec.layers, p.Payload[len(p.Payload)-1])
 				rec.mu.Unlock()
 			}
 		}
@@ -264,6 +288,26 @@ func TestSimulcast_LayersAcrossARelay(t *testing.T) {
 	for name, rec := range map[string]*layerRecorder{"uncapped": high, "low": low} {
 		if g := rec.gaps(); g != 0 {
 			t.Errorf("the %s viewer on b: sequence numbers jump %d times", name, g)
+		}
+	}
+}
+
+// H.264 simulcast: the same per-viewer layers as VP8.
+func TestSimulcast_H264Layers(t *testing.T) {
+	n := startNode(t, nil)
+	publishSimulcastCodec(t, n, "sim264", h264Baseline, [3][]int{{120}, {400}, {1100}})
+	eventually(t, "the H.264 simulcast track", func() bool {
+		r := n.rooms.Room("sim264")
+		return r != nil && len(r.Tracks()) == 1 && len(r.Tracks()[0].Layers) == 3 && r.Tracks()[0].Codec == webrtc.MimeTypeH264
+	})
+	high := whepLayers(t, n, "sim264", "")
+	low := whepLayers(t, n, "sim264", "?layer=low")
+	eventually(t, "each H.264 viewer on its layer", func() bool {
+		return allLayer(high.last(20), 2) && allLayer(low.last(20), 0)
+	})
+	for name, r := range map[string]*layerRecorder{"uncapped": high, "low": low} {
+		if g := r.gaps(); g != 0 {
+			t.Errorf("the %s H.264 viewer's sequence numbers jump %d times", name, g)
 		}
 	}
 }
