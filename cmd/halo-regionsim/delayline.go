@@ -99,6 +99,9 @@ func startDelayLine() (*delayLine, error) {
 			d.wg.Add(1)
 			go func() { defer d.wg.Done(); d.deliver(ch, d.tuns[j]) }()
 		}
+	}
+	// The readers only once every link exists: they read d.links.
+	for i := range regions {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.read(i) }()
 	}
