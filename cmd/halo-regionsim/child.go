@@ -149,9 +149,9 @@ func readWindow(in *bufio.Reader) (window, error) {
 
 func sleepUntil(ns int64) { time.Sleep(time.Until(time.Unix(0, ns))) }
 
-// publish runs the broadcaster: ready once publishing, the packets it sent
-// in the window and the origin's relay metrics at its end, then publishing
-// on until stdin closes.
+// publish runs the broadcaster: ready once publishing, then the packets it
+// sent in the window and the origin's relay metrics near its end; it stops
+// sending at the end and exits when stdin closes.
 func publish(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder) error {
 	if err := waitReady(ctx, s.Addr); err != nil {
 		return err

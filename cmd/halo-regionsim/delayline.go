@@ -100,7 +100,7 @@ func startDelayLine() (*delayLine, error) {
 			go func() { defer d.wg.Done(); d.deliver(ch, d.tuns[j]) }()
 		}
 	}
-	// The readers start once every link exists: they look links up.
+	// The readers only once every link exists: they read d.links.
 	for i := range regions {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.read(i) }()

@@ -52,8 +52,9 @@ type options struct {
 	bitrate      int
 	duration     time.Duration
 	redisTimeout time.Duration
-	logLevel     string // the nodes' log.level
-	logDir       string // "": keep only the end of each process's log, shown on failure
+	logLevel     string        // the nodes' log.level
+	logDir       string        // "": keep only the end of each process's log, shown on failure
+	lockWait     time.Duration // how long to wait for another run to end
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {

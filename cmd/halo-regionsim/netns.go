@@ -136,18 +136,23 @@ func killNS(ns string) {
 	}
 }
 
-// lockRun takes an exclusive lock so two simulations never share the names;
-// the lock goes with the process.
-func lockRun() (*os.File, error) {
+// lockRun takes an exclusive lock so two simulations never share the names,
+// waiting up to wait for another run to end; the lock goes with the process.
+func lockRun(wait time.Duration) (*os.File, error) {
 	f, err := os.OpenFile("/run/halo-regionsim.lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, errors.New("another halo-regionsim is running (lock /run/halo-regionsim.lock held)")
+	for deadline := time.Now().Add(wait); ; time.Sleep(500 * time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, errors.New("another halo-regionsim is running (lock /run/halo-regionsim.lock held)")
+		}
 	}
-	return f, nil
 }
 
 // createNamespaces creates the three region namespaces with lo up.

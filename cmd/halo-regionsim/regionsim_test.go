@@ -52,7 +52,8 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	defer cancel()
 	var log strings.Builder
 	rep, err := simulate(ctx, options{sfu: sfu, link: "auto", viewers: 3, bitrate: 500_000,
-		duration: 8 * time.Second, redisTimeout: 2 * time.Second, logLevel: "warn"}, &log)
+		duration: 8 * time.Second, redisTimeout: 2 * time.Second, logLevel: "warn",
+		lockWait: 2 * time.Minute}, &log)
 	if rep != nil {
 		var b strings.Builder
 		rep.print(&b)
@@ -103,7 +104,7 @@ func TestRegionSim_NetemTopologySortsPacketsByDestination(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash here (its /dev/tcp connects)")
 	}
-	lock, err := lockRun()
+	lock, err := lockRun(2 * time.Minute) // another run (a second make test) may hold it
 	if err != nil {
 		t.Fatal(err)
 	}

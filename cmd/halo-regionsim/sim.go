@@ -60,7 +60,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("cannot run here: needs redis-server (make deps installs it): %w", err)
 	}
-	lock, err := lockRun()
+	lock, err := lockRun(o.lockWait)
 	if err != nil {
 		return nil, err
 	}

@@ -46,15 +46,18 @@ func TestRelayBench_HopCost(t *testing.T) {
 	}
 	origin := startServerProc(t, bin, cluster("origin", "eu")...)
 	edge := startServerProc(t, bin, cluster("edge", "in")...)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(p.runs)*(5*p.window+2*time.Minute))
-	defer cancel()
-	pub := relayBenchPublisher(t, ctx, origin, "hop")
+	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+	defer scancel()
+	pub := relayBenchPublisher(t, sctx, origin, "hop")
 
 	var runs [][5]relayWindow
 	var lat [4]stat // origin p50, p99, edge p50, p99
 	var lost uint64
 	for run := range p.runs {
 		p.quietMachine()
+		// Bounds the joins of this run (the windows and settles are sleeps).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*(p.window+relayBenchSettle)+2*time.Minute)
+		defer cancel()
 		var w [5]relayWindow
 		measure := func(i int, local *loadtest.Publisher) {
 			// Joins and leaves done: new viewers' replay of the picture
