@@ -184,6 +184,11 @@ type roomLink struct {
 	sentAt       time.Time
 	pending      bool // a link job is queued
 	unseeded     bool // the room has not been read from the store yet
+	// reread: read the room once more at the next heartbeat. A channel
+	// subscription is confirmed asynchronously, on another connection than
+	// the first read: an event published in between is neither read nor
+	// received, so the read is repeated once the subscription stands.
+	reread bool
 }
 
 type remoteParticipant struct {
@@ -256,6 +261,7 @@ func (m *Manager) queueLink(r *Room, l *roomLink) {
 		m.reconcile(r, l, st)
 		l.mu.Lock()
 		l.unseeded = false
+		l.reread = true
 		l.mu.Unlock()
 		return nil
 	})
@@ -273,9 +279,14 @@ func (m *Manager) relinkRooms() {
 	for r, l := range links {
 		l.mu.Lock()
 		need := (l.cancel == nil || l.unseeded) && !l.closed && !l.pending
+		reread := !need && l.reread && !l.closed && !l.pending
+		l.reread = false
 		l.mu.Unlock()
-		if need {
+		switch {
+		case need:
 			m.queueLink(r, l)
+		case reread:
+			m.reconcileRoom(r, l)
 		}
 	}
 }
@@ -382,20 +393,24 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 
 // reconcileRooms queues a reconcile of every linked room (after an outage).
 func (m *Manager) reconcileRooms() {
-	links := m.linkedRooms()
-	for r, l := range links {
-		m.storeWrite(func(ctx context.Context) error {
-			st, err := m.store.Room(ctx, r.name)
-			if errors.Is(err, ErrNotFound) {
-				st, err = RoomState{Name: r.name}, nil
-			}
-			if err != nil {
-				return err
-			}
-			m.reconcile(r, l, st)
-			return nil
-		})
+	for r, l := range m.linkedRooms() {
+		m.reconcileRoom(r, l)
 	}
+}
+
+// reconcileRoom queues a read of r from the store and a reconcile with it.
+func (m *Manager) reconcileRoom(r *Room, l *roomLink) {
+	m.storeWrite(func(ctx context.Context) error {
+		st, err := m.store.Room(ctx, r.name)
+		if errors.Is(err, ErrNotFound) {
+			st, err = RoomState{Name: r.name}, nil
+		}
+		if err != nil {
+			return err
+		}
+		m.reconcile(r, l, st)
+		return nil
+	})
 }
 
 // receive applies one event from the room's channel.

@@ -151,6 +151,7 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 	}
 	r.mu.Unlock()
 	deliver(sinks, evs...)
+	r.putTrack(info) // the record before the event (see addTrack)
 	r.shareCluster(evs...)
 	r.sendMu.Unlock()
 	moved := 0
@@ -173,7 +174,6 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 			_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
 		}
 	}
-	r.putTrack(info)
 	if wasRelayed {
 		r.claimOrigin(id)
 		r.closeIfUnused(prev)

@@ -228,9 +228,11 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	}
 	r.mu.Unlock()
 	deliver(sinks, evs...)
+	// The record before the event (one ordered queue): a node that
+	// subscribes to the room after the event went out reads the record.
+	r.putTrack(info)
 	r.shareCluster(evs...)
 	r.sendMu.Unlock()
-	r.putTrack(info)
 	r.claimOrigin(info.ID)
 	for _, p := range subscribers {
 		_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
@@ -267,6 +269,8 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 	for _, p := range others {
 		p.sink.Event(ev)
 	}
+	// The record goes before the event, as on publish.
+	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteTrack(ctx, r.name, id) })
 	if !r.m.isDraining() {
 		// A draining node's tracks are not unpublished for the cluster:
 		// they are lost to it (node_gone), kept for the broadcaster's
@@ -274,7 +278,6 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 		r.shareCluster(ev)
 	}
 	r.sendMu.Unlock()
-	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteTrack(ctx, r.name, id) })
 	r.releaseOrigin(id)
 	for _, p := range others {
 		p.unsubscribeTrack(id)
@@ -326,11 +329,11 @@ func (r *Room) leave(p *Participant) {
 	}
 	r.mu.Unlock()
 	deliver(sinks, ParticipantLeft{ParticipantID: p.id})
+	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteParticipant(ctx, r.name, p.id) })
 	if ordered {
 		r.shareCluster(ParticipantLeft{ParticipantID: p.id})
 		r.sendMu.Unlock()
 	}
-	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteParticipant(ctx, r.name, p.id) })
 	r.m.log.Info("participant left", "room", r.name, "participant", p.id, "role", p.role(), "identity", p.spec.Identity)
 	if wasViewer {
 		r.viewersChanged()
