@@ -147,6 +147,9 @@ func (r *Room) claimRemote(key string) string {
 	if l == nil {
 		return ""
 	}
+	// A room new to this node (the broadcaster's move created it) may not
+	// have read the other nodes' tracks yet: wait for that, briefly.
+	r.waitLinked(context.Background(), time.Second)
 	l.mu.Lock()
 	for id, t := range l.lost {
 		if t.key() == key {
