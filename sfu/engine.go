@@ -32,6 +32,7 @@ type Engine struct {
 	udp            net.PacketConn
 	udpMux         ice.UDPMux
 	udpAddrs       []net.Addr
+	socks          []*mediaSocket // the UDP mux's sockets, which viewers' media is written to (lean.go)
 	tcp            net.Listener
 	tcpMux         ice.TCPMux
 	fan            *fanout
@@ -48,6 +49,7 @@ type Engine struct {
 	nackBudget  int // bytes per second per viewer; 0 is unlimited
 	stats       counters
 	q           quality // viewers' reports, ICE failures, freezes (quality.go)
+	sr          senderReports
 }
 
 type counters struct {
@@ -65,6 +67,7 @@ type counters struct {
 	tracks, downTracks               atomic.Int64
 	publishers, subscribers          atomic.Int64
 	layerSwitches                    atomic.Uint64
+	directPackets, sendCalls         atomic.Uint64 // the lean path (lean.go)
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -95,6 +98,8 @@ type Stats struct {
 	RelayPacketsOut  uint64 // RTP packets sent over relays (also in PacketsForwarded)
 	RelayBytesOut    uint64
 	LayerSwitches    uint64 // viewers moved to another simulcast layer at its keyframe
+	DirectPackets    uint64 // of PacketsForwarded, written on the lean path (encrypted and sent by the engine, not Pion)
+	SendCalls        uint64 // sendmmsg calls of the lean path's batches
 }
 
 // NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
@@ -130,12 +135,20 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		if cfg.IncludeLoopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}
+		rn, err := newRecordingNet()
+		if err != nil {
+			return nil, fmt.Errorf("sfu: network: %w", err)
+		}
+		opts = append(opts, ice.UDPMuxFromPortWithNet(rn))
 		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("sfu: listen on UDP port %d: %w", cfg.UDPPort, err)
 		}
 		e.udpMux = mux
 		e.udpAddrs = mux.GetListenAddresses()
+		for _, c := range rn.conns {
+			e.socks = append(e.socks, newMediaSocket(c))
+		}
 	} else {
 		udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.UDPPort)))
 		if err != nil {
@@ -146,6 +159,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 			// drops a publisher's burst while the node is busy.
 			_ = c.SetReadBuffer(4 << 20)
 			_ = c.SetWriteBuffer(4 << 20)
+			e.socks = []*mediaSocket{newMediaSocket(c)}
 		}
 		e.udp = udp
 		e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
@@ -247,6 +261,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.fan = newFanout(workers - 1)
 	}
 	e.startQuality()
+	e.startSenderReports()
 	return e, nil
 }
 
@@ -299,8 +314,9 @@ func newPublisherAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc
 }
 
 // newSubscriberAPI builds the API for connections on which viewers receive.
-// Only sender reports run per packet (browsers need them for lip sync). There
-// is deliberately no NACK responder: Pion's keeps a cache per outgoing stream
+// No interceptor runs per packet: sender reports are the engine's own
+// (senderreport.go), and most packets do not pass through Pion's write
+// chain at all (lean.go). There is deliberately no NACK responder: Pion's keeps a cache per outgoing stream
 // (megabytes per viewer); down-tracks answer NACKs from their track's shared
 // cache instead.
 //
@@ -313,11 +329,6 @@ func newSubscriberAPI(se webrtc.SettingEngine, lf logging.LoggerFactory, bwe *cc
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
-	sender, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
-	if err != nil {
-		return nil, err
-	}
-	reg.Add(sender)
 	if bwe != nil {
 		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 			me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, k)
@@ -349,6 +360,8 @@ func (e *Engine) Stats() Stats {
 		ForwarderSkipped: s.forwarderSkipped.Load(),
 		WriteErrors:      s.writeErrors.Load(),
 		LayerSwitches:    s.layerSwitches.Load(),
+		DirectPackets:    s.directPackets.Load(),
+		SendCalls:        s.sendCalls.Load(),
 		RelaysIn:         s.relaysIn.Load(),
 		RelaysOut:        s.relaysOut.Load(),
 		RelayTracksIn:    s.relayTracksIn.Load(),
@@ -386,4 +399,5 @@ func (e *Engine) Close() {
 		e.fan = nil
 	}
 	e.stopQuality()
+	e.stopSenderReports()
 }

@@ -3,7 +3,6 @@ package sfu
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -66,8 +65,10 @@ type fanoutRig struct {
 }
 
 // newFanoutRig builds a video track with n bound down-tracks, each writing
-// through its own SRTP context to a UDP sink on loopback.
-func newFanoutRig(b *testing.B, n int) *fanoutRig {
+// through its own SRTP context to a UDP sink on loopback: one sendto per
+// packet (a stand-in for Pion's write chain without its overhead), or with
+// lean, the engine's own path (lean.go) with batched sends.
+func newFanoutRig(b *testing.B, n int, lean bool) *fanoutRig {
 	e := &Engine{log: slog.Default(), cacheSize: 2048, keyframeGap: time.Second}
 	if w := runtime.GOMAXPROCS(0); w > 1 {
 		e.fan = newFanout(w - 1)
@@ -81,10 +82,20 @@ func newFanoutRig(b *testing.B, n int) *fanoutRig {
 	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	t := newTrackFor(e, TrackInfo{ID: "t", StreamID: "p", Kind: webrtc.RTPCodecTypeVideo, MimeType: codec.MimeType}, codec, 1, nil)
 	rig := &fanoutRig{track: t}
+	sock := newMediaSocket(send)
+	path := &leanPath{sock: sock, addr: net.UDPAddrFromAddrPort(to), ap: to}
 	for i := range n {
 		w := newSRTPUDPWriter(b, send, to)
 		rig.writers = append(rig.writers, w)
 		d := newDownTrack(t)
+		if lean {
+			key, salt := make([]byte, 16), make([]byte, 12)
+			_, _ = rand.Read(key)
+			_, _ = rand.Read(salt)
+			d.link = &leanLink{}
+			d.link.keys.Store(&leanKeys{profile: srtp.ProtectionProfileAeadAes128Gcm, key: key, salt: salt})
+			d.link.path.Store(path)
+		}
 		d.bind.Store(&binding{ssrc: uint32(1000 + i), pt: 96, writer: w})
 		t.addDown(d)
 	}
@@ -121,9 +132,18 @@ func cpuTime() time.Duration {
 // is process CPU time per packet forwarded to one viewer; compare it with
 // BenchmarkFloor, the same SRTP + send done bare.
 func BenchmarkForward(b *testing.B) {
-	for _, n := range []int{1, 10, 50, 200, 1000} {
-		b.Run(fmt.Sprintf("viewers=%d", n), func(b *testing.B) {
-			rig := newFanoutRig(b, n)
+	for _, c := range []struct {
+		name string
+		n    int
+		lean bool
+	}{
+		{"sendto/viewers=1", 1, false}, {"sendto/viewers=10", 10, false}, {"sendto/viewers=200", 200, false},
+		{"lean/viewers=1", 1, true}, {"lean/viewers=10", 10, true}, {"lean/viewers=50", 50, true},
+		{"lean/viewers=200", 200, true}, {"lean/viewers=1000", 1000, true},
+	} {
+		n := c.n
+		b.Run(c.name, func(b *testing.B) {
+			rig := newFanoutRig(b, n, c.lean)
 			defer rig.close()
 			t := rig.track
 			pkts := make([][]byte, 64)

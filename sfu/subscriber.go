@@ -44,6 +44,7 @@ type Subscriber struct {
 	caps       map[string]int
 	defaultCap int
 	bwe        *viewerBWE // the connection's bandwidth estimator (bwe.go), nil without
+	link       *leanLink  // the lean write path (lean.go), nil on Pion's
 }
 
 type subscription struct {
@@ -70,7 +71,10 @@ func (e *Engine) NewSimulcastSubscriber(ev SubscriberEvents) (*Subscriber, error
 func (e *Engine) newSubscriber(api *webrtc.API, ev SubscriberEvents) (*Subscriber, error) {
 	e.bweMu.Lock()
 	e.bweNext = nil
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	// No header extension encryption (RFC 9335): the lean path's SRTP
+	// contexts encrypt as without it (the only extension a viewer's packet
+	// may carry is a transport-wide sequence number).
+	pc, err := api.NewPeerConnection(webrtc.Configuration{RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable})
 	est := e.bweNext
 	e.bweNext = nil
 	var bwe *viewerBWE
@@ -83,7 +87,15 @@ func (e *Engine) newSubscriber(api *webrtc.API, ev SubscriberEvents) (*Subscribe
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
 	s := &Subscriber{e: e, pc: pc, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh, bwe: bwe}
+	if bwe == nil {
+		// With an estimator the packets need Pion's transport-cc chain.
+		s.link = e.attachLean(pc, func() {
+			e.log.Warn("a viewer's ICE pair left the shared UDP port: closing its connection")
+			_ = s.Close()
+		})
+	}
 	e.stats.subscribers.Add(1)
+	e.addReported(s)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil && ev.OnCandidate != nil {
 			ev.OnCandidate(c.ToJSON())
@@ -126,6 +138,7 @@ func (s *Subscriber) newDownTrack(t *Track) *DownTrack {
 		}
 	}
 	dt := newDownTrack(src)
+	dt.link = s.link
 	dt.layerCap.Store(int32(cap))
 	if s.bwe != nil && t.isVideo() && !s.relay {
 		dt.bw = s.bwe
@@ -377,6 +390,7 @@ func (s *Subscriber) Close() error {
 		s.e.bweMu.Unlock()
 	}
 	s.rtcpLoops.Wait()
+	s.e.removeReported(s)
 	s.e.stats.subscribers.Add(-1)
 	if s.relay {
 		s.e.stats.relaysOut.Add(-1)
