@@ -83,6 +83,7 @@ type DownTrack struct {
 	// The lean write path (lean.go): the connection's link, nil on Pion's
 	// path, and this down-track's SRTP context once it has keys.
 	link  *leanLink
+	sub   *Subscriber // the connection, when it hands RTCP to its down-tracks by SSRC (viewerrtcp.go)
 	out   atomic.Pointer[leanOut]
 	outMu sync.Mutex
 	// Sender report counts (senderreport.go): packets and payload octets sent.
@@ -129,13 +130,19 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		return webrtc.RTPCodecParameters{}, errNoCodec
 	}
 	d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
+	if d.sub != nil {
+		d.sub.bindSSRC(uint32(ctx.SSRC()), d)
+	}
 	d.src.Load().addDown(d)
 	return c, nil
 }
 
 // Unbind implements webrtc.TrackLocal: the viewer stopped the track, so its
 // source stops writing to it.
-func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	if d.sub != nil {
+		d.sub.unbindSSRC(uint32(ctx.SSRC()), d)
+	}
 	d.cancelNext()
 	d.src.Load().removeDown(d)
 	return nil

@@ -32,7 +32,8 @@ type Engine struct {
 	udp            net.PacketConn
 	udpMux         ice.UDPMux
 	udpAddrs       []net.Addr
-	socks          []*mediaSocket // the UDP mux's sockets, which viewers' media is written to (lean.go)
+	socks          []*mediaSocket       // the UDP mux's sockets, which viewers' media is written to (lean.go)
+	subSE          webrtc.SettingEngine // what each lean viewer connection's API is built from (viewerrtcp.go)
 	tcp            net.Listener
 	tcpMux         ice.TCPMux
 	fan            *fanout
@@ -123,6 +124,13 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	lf := newPionLoggerFactory(e.log)
 	e.lf = lf
 	e.bwes = map[*viewerBWE]struct{}{}
+	// One view of the host's interfaces for every connection: Pion's ICE
+	// agent would otherwise read them (netlink) for each new peer, a cost
+	// and garbage per join that the shared UDP port makes pointless.
+	rn, err := newRecordingNet()
+	if err != nil {
+		return nil, fmt.Errorf("sfu: network: %w", err)
+	}
 	if cfg.UDPAddress == "" {
 		// One socket per local address on the same port: a socket on the
 		// unspecified address cannot tell which address a peer reached.
@@ -134,10 +142,6 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		}
 		if cfg.IncludeLoopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
-		}
-		rn, err := newRecordingNet()
-		if err != nil {
-			return nil, fmt.Errorf("sfu: network: %w", err)
 		}
 		opts = append(opts, ice.UDPMuxFromPortWithNet(rn))
 		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
@@ -167,6 +171,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetNet(rn)
 	se.SetICEUDPMux(e.udpMux)
 	if cfg.TCPPort > 0 {
 		l, err := net.Listen("tcp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.TCPPort)))
@@ -200,7 +205,6 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// AES-GCM first: in Pion it is several times cheaper per packet than
 	// AES-CM with HMAC-SHA1, and every browser supports it.
-	var err error
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	// A publisher's retransmission arrives an RTT (and a NACK interval)
 	// after the original, on the media SSRC (there is no RTX): with Pion's
@@ -210,6 +214,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	// 1,024 packets for the same reason.
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 
+	e.subSE = se
 	if e.pubAPI, err = newPublisherAPI(se, lf); err != nil {
 		e.Close()
 		return nil, err

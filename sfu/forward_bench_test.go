@@ -68,7 +68,10 @@ type fanoutRig struct {
 // through its own SRTP context to a UDP sink on loopback: one sendto per
 // packet (a stand-in for Pion's write chain without its overhead), or with
 // lean, the engine's own path (lean.go) with batched sends.
-func newFanoutRig(b *testing.B, n int, lean bool) *fanoutRig {
+func newFanoutRig(b *testing.B, n int, lean bool) *fanoutRig { return newFanoutRigSinks(b, n, lean, 1) }
+
+// newFanoutRigSinks spreads the viewers over sinks receiving sockets.
+func newFanoutRigSinks(b *testing.B, n int, lean bool, sinks int) *fanoutRig {
 	e := &Engine{log: slog.Default(), cacheSize: 2048, keyframeGap: time.Second}
 	if w := runtime.GOMAXPROCS(0); w > 1 {
 		e.fan = newFanout(w - 1)
@@ -78,13 +81,14 @@ func newFanoutRig(b *testing.B, n int, lean bool) *fanoutRig {
 		b.Fatal(err)
 	}
 	_ = send.SetWriteBuffer(8 << 20)
-	to := startSink(b)
+	tos := startSinks(b, sinks)
 	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	t := newTrackFor(e, TrackInfo{ID: "t", StreamID: "p", Kind: webrtc.RTPCodecTypeVideo, MimeType: codec.MimeType}, codec, 1, nil)
 	rig := &fanoutRig{track: t}
 	sock := newMediaSocket(send)
-	path := &leanPath{sock: sock, addr: net.UDPAddrFromAddrPort(to), ap: to}
 	for i := range n {
+		to := tos[i%len(tos)]
+		path := &leanPath{sock: sock, addr: net.UDPAddrFromAddrPort(to), ap: to}
 		w := newSRTPUDPWriter(b, send, to)
 		rig.writers = append(rig.writers, w)
 		d := newDownTrack(t)
@@ -133,17 +137,22 @@ func cpuTime() time.Duration {
 // BenchmarkFloor, the same SRTP + send done bare.
 func BenchmarkForward(b *testing.B) {
 	for _, c := range []struct {
-		name string
-		n    int
-		lean bool
+		name  string
+		n     int
+		lean  bool
+		sinks int
 	}{
-		{"sendto/viewers=1", 1, false}, {"sendto/viewers=10", 10, false}, {"sendto/viewers=200", 200, false},
-		{"lean/viewers=1", 1, true}, {"lean/viewers=10", 10, true}, {"lean/viewers=50", 50, true},
-		{"lean/viewers=200", 200, true}, {"lean/viewers=1000", 1000, true},
+		{"sendto/viewers=1", 1, false, 1}, {"sendto/viewers=10", 10, false, 1}, {"sendto/viewers=200", 200, false, 1},
+		{"lean/viewers=1", 1, true, 1}, {"lean/viewers=10", 10, true, 1}, {"lean/viewers=50", 50, true, 1},
+		{"lean/viewers=200", 200, true, 1}, {"lean/viewers=1000", 1000, true, 1},
+		// The same fan-out into one socket per viewer, each read by a
+		// goroutine that sleeps between packets: the kernel now wakes a
+		// reader for (nearly) every packet, and the sender pays for it.
+		{"sendto/viewers=200/sockets=200", 200, false, 200}, {"lean/viewers=200/sockets=200", 200, true, 200},
 	} {
 		n := c.n
 		b.Run(c.name, func(b *testing.B) {
-			rig := newFanoutRig(b, n, c.lean)
+			rig := newFanoutRigSinks(b, n, c.lean, c.sinks)
 			defer rig.close()
 			t := rig.track
 			pkts := make([][]byte, 64)

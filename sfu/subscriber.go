@@ -45,6 +45,9 @@ type Subscriber struct {
 	defaultCap int
 	bwe        *viewerBWE // the connection's bandwidth estimator (bwe.go), nil without
 	link       *leanLink  // the lean write path (lean.go), nil on Pion's
+	direct     bool       // RTCP handled as it arrives (viewerrtcp.go), no reader goroutines
+	ssrcMu     sync.RWMutex
+	ssrcs      map[uint32]*DownTrack // the down-tracks by the SSRC they send
 }
 
 type subscription struct {
@@ -69,6 +72,18 @@ func (e *Engine) NewSimulcastSubscriber(ev SubscriberEvents) (*Subscriber, error
 }
 
 func (e *Engine) newSubscriber(api *webrtc.API, ev SubscriberEvents) (*Subscriber, error) {
+	s := &Subscriber{e: e, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh}
+	// A connection without an estimator is lean: its own API, whose read
+	// buffers handle RTCP as it arrives (viewerrtcp.go), and the lean
+	// write path (lean.go). With an estimator the packets need Pion's
+	// transport-cc chain.
+	s.direct = api != e.subBWEAPI
+	if s.direct {
+		var err error
+		if api, err = e.viewerAPI(s); err != nil {
+			return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
+		}
+	}
 	e.bweMu.Lock()
 	e.bweNext = nil
 	// No header extension encryption (RFC 9335): the lean path's SRTP
@@ -77,18 +92,16 @@ func (e *Engine) newSubscriber(api *webrtc.API, ev SubscriberEvents) (*Subscribe
 	pc, err := api.NewPeerConnection(webrtc.Configuration{RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable})
 	est := e.bweNext
 	e.bweNext = nil
-	var bwe *viewerBWE
 	if est != nil && err == nil {
-		bwe = &viewerBWE{est: est}
-		e.bwes[bwe] = struct{}{}
+		s.bwe = &viewerBWE{est: est}
+		e.bwes[s.bwe] = struct{}{}
 	}
 	e.bweMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
-	s := &Subscriber{e: e, pc: pc, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh, bwe: bwe}
-	if bwe == nil {
-		// With an estimator the packets need Pion's transport-cc chain.
+	s.pc = pc
+	if s.direct {
 		s.link = e.attachLean(pc, func() {
 			e.log.Warn("a viewer's ICE pair left the shared UDP port: closing its connection")
 			_ = s.Close()
@@ -139,6 +152,9 @@ func (s *Subscriber) newDownTrack(t *Track) *DownTrack {
 	}
 	dt := newDownTrack(src)
 	dt.link = s.link
+	if s.direct {
+		dt.sub = s
+	}
 	dt.layerCap.Store(int32(cap))
 	if s.bwe != nil && t.isVideo() && !s.relay {
 		dt.bw = s.bwe
@@ -180,11 +196,7 @@ func (s *Subscriber) addLocked(t *Track) error {
 		return fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
 	}
 	s.subs[t.info.ID] = &subscription{dt: dt, sender: sender}
-	s.rtcpLoops.Add(1)
-	go func() {
-		defer s.rtcpLoops.Done()
-		readViewerRTCP(dt, sender)
-	}()
+	s.readRTCP(dt, sender)
 	return nil
 }
 
@@ -341,11 +353,7 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 				return "", fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
 			}
 			s.subs[dt.id] = &subscription{dt: dt, sender: sender}
-			s.rtcpLoops.Add(1)
-			go func() {
-				defer s.rtcpLoops.Done()
-				readViewerRTCP(dt, sender)
-			}()
+			s.readRTCP(dt, sender)
 		}
 	}
 	s.mu.Unlock()
@@ -398,11 +406,22 @@ func (s *Subscriber) Close() error {
 	return err
 }
 
-// readViewerRTCP handles one down-track's feedback until the sender stops:
-// NACKs are answered from the shared cache within the viewer's budget,
-// picture loss is answered from the cached picture (or becomes a merged,
-// rate-limited keyframe request to the publisher), receiver reports give the
-// viewer's RTT.
+// readRTCP starts the reader of dt's feedback, unless the connection
+// handles it as it arrives.
+func (s *Subscriber) readRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
+	if s.direct {
+		return
+	}
+	s.rtcpLoops.Add(1)
+	go func() {
+		defer s.rtcpLoops.Done()
+		readViewerRTCP(dt, sender)
+	}()
+}
+
+// readViewerRTCP handles one down-track's feedback until the sender stops
+// (a connection with bandwidth estimation, whose RTCP Pion's interceptors
+// must see too); see dispatchViewerRTCP.
 func readViewerRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
 	for {
@@ -414,17 +433,8 @@ func readViewerRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
 		if err != nil {
 			continue
 		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.TransportLayerNack:
-				dt.handleNACK(p)
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				dt.handlePLI()
-			case *rtcp.ReceiverReport:
-				for _, r := range p.Reports {
-					dt.handleReceiverReport(r, time.Now())
-				}
-			}
+		if b := dt.bind.Load(); b != nil {
+			dispatchViewerRTCP(dt, b.ssrc, pkts, time.Now())
 		}
 	}
 }
