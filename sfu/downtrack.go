@@ -83,7 +83,8 @@ type DownTrack struct {
 	// The lean write path (lean.go): the connection's link, nil on Pion's
 	// path, and this down-track's SRTP context once it has keys.
 	link  *leanLink
-	sub   *Subscriber // the connection, when it hands RTCP to its down-tracks by SSRC (viewerrtcp.go)
+	sub   *Subscriber // the connection, which hands RTCP to its down-tracks by SSRC (viewerrtcp.go)
+	est   atomic.Pointer[estimated] // the connection's estimator sees every packet (bwe.go)
 	out   atomic.Pointer[leanOut]
 	outMu sync.Mutex
 	// Sender report counts (senderreport.go): packets and payload octets sent.
@@ -132,6 +133,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
 	if d.sub != nil {
 		d.sub.bindSSRC(uint32(ctx.SSRC()), d)
+		if bw := d.sub.bwe; bw != nil && !d.relay {
+			d.bindEstimator(bw, uint32(ctx.SSRC()), ctx.HeaderExtensions())
+		}
 	}
 	d.src.Load().addDown(d)
 	return c, nil
@@ -408,6 +412,14 @@ func (d *DownTrack) send(b *binding, t *Track, h *rtp.Header, payload []byte, sc
 // On the lean path (lean.go) the packet is encrypted here and queued on sb,
 // the writer's batch, or sent at once when sb is nil.
 func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte, sb *sendBatch) int {
+	if eo := d.est.Load(); eo != nil {
+		return d.writeEstimated(eo, b, h, payload, sb)
+	}
+	return d.writeOut(b, h, payload, sb)
+}
+
+// writeOut is write without estimation.
+func (d *DownTrack) writeOut(b *binding, h *rtp.Header, payload []byte, sb *sendBatch) int {
 	var n int
 	var k *leanKeys
 	var p *leanPath
@@ -451,7 +463,11 @@ func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte, sb *sendBat
 
 func rewrite(out, h *rtp.Header, b *binding, seq uint16, ts uint32) {
 	if out != h {
+		// out keeps its own extension list: h's is the forwarder's, shared
+		// by every down-track of the round.
+		ext := out.Extensions
 		*out = *h
+		out.Extensions = ext
 	}
 	out.SSRC = b.ssrc
 	out.PayloadType = b.pt

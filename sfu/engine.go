@@ -14,7 +14,6 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -26,8 +25,8 @@ import (
 // Engine is the process's media plane: the Pion APIs built once, the one UDP
 // port every peer shares, the fan-out workers, and the counters.
 type Engine struct {
-	pubAPI, subAPI *webrtc.API
-	subBWEAPI      *webrtc.API // viewers of simulcast tracks, with bandwidth estimation (bwe.go); nil when off
+	pubAPI         *webrtc.API
+	bweMode        string      // sfu.bandwidth_estimation: which viewer connections are estimated (bwe.go)
 	relayInAPI     *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
 	udp            net.PacketConn
 	udpMux         ice.UDPMux
@@ -42,7 +41,6 @@ type Engine struct {
 
 	// Bandwidth estimation toward viewers (bwe.go).
 	bweMu   sync.Mutex
-	bweNext cc.BandwidthEstimator // the estimator of the viewer connection being created
 	bwes    map[*viewerBWE]struct{}
 
 	cacheSize   int
@@ -241,22 +239,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
-	if cfg.BandwidthEstimation == "simulcast" || cfg.BandwidthEstimation == "always" {
-		bwe, err := e.newBWEFactory()
-		if err == nil {
-			e.subBWEAPI, err = newSubscriberAPI(se, lf, bwe)
-		}
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
-	}
-	if cfg.BandwidthEstimation == "always" {
-		e.subAPI = e.subBWEAPI
-	} else if e.subAPI, err = newSubscriberAPI(se, lf, nil); err != nil {
-		e.Close()
-		return nil, err
-	}
+	e.bweMode = cfg.BandwidthEstimation
 	workers := cfg.FanoutWorkers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -314,34 +297,6 @@ func newPublisherAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc
 	reg.Add(recv)
 	if err := webrtc.ConfigureTWCCSenderWithOptions(me, reg, twcc.WithLoggerFactory(lf)); err != nil {
 		return nil, err
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
-}
-
-// newSubscriberAPI builds the API for connections on which viewers receive.
-// No interceptor runs per packet: sender reports are the engine's own
-// (senderreport.go), and most packets do not pass through Pion's write
-// chain at all (lean.go). There is deliberately no NACK responder: Pion's keeps a cache per outgoing stream
-// (megabytes per viewer); down-tracks answer NACKs from their track's shared
-// cache instead.
-//
-// With bwe (sfu.bandwidth_estimation) every packet also gets a
-// transport-wide sequence number and the viewer's transport-cc feedback
-// feeds its connection's estimator (bwe.go).
-func newSubscriberAPI(se webrtc.SettingEngine, lf logging.LoggerFactory, bwe *cc.InterceptorFactory) (*webrtc.API, error) {
-	me := &webrtc.MediaEngine{}
-	if err := registerCodecs(me); err != nil {
-		return nil, err
-	}
-	reg := &interceptor.Registry{}
-	if bwe != nil {
-		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-			me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, k)
-		}
-		reg.Add(bwe)
-		if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
-			return nil, err
-		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }

@@ -301,6 +301,7 @@ type sendBatch struct {
 	socks []*mediaSocket
 	tmp   []ipv4.Message
 	seen  []*mediaSocket
+	est   estScratch // stamping for an estimated connection (bwe.go)
 	n     int
 	st    *counters
 }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -38,14 +36,12 @@ type Subscriber struct {
 	closed    bool
 	answerer  bool // WHEP: the client offered, the SFU answers once
 	failed    sync.Once
-	rtcpLoops sync.WaitGroup
 	relay     bool // the origin side of a relay (relay.go)
 	// Simulcast caps: per track id, and for tracks without one.
 	caps       map[string]int
 	defaultCap int
 	bwe        *viewerBWE // the connection's bandwidth estimator (bwe.go), nil without
 	link       *leanLink  // the lean write path (lean.go), nil on Pion's
-	direct     bool       // RTCP handled as it arrives (viewerrtcp.go), no reader goroutines
 	ssrcMu     sync.RWMutex
 	ssrcs      map[uint32]*DownTrack // the down-tracks by the SSRC they send
 }
@@ -55,9 +51,10 @@ type subscription struct {
 	sender *webrtc.RTPSender
 }
 
-// NewSubscriber creates a receiving connection.
+// NewSubscriber creates a receiving connection (estimated with
+// sfu.bandwidth_estimation: always).
 func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
-	return e.newSubscriber(e.subAPI, ev)
+	return e.newSubscriber(ev, e.bweMode == "always")
 }
 
 // NewSimulcastSubscriber creates a receiving connection for a viewer of
@@ -65,48 +62,36 @@ func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
 // its layers follow it (bwe.go). Estimation costs CPU on every packet, so
 // it runs only where it can help (sfu.bandwidth_estimation: simulcast).
 func (e *Engine) NewSimulcastSubscriber(ev SubscriberEvents) (*Subscriber, error) {
-	if e.subBWEAPI == nil {
-		return e.NewSubscriber(ev)
-	}
-	return e.newSubscriber(e.subBWEAPI, ev)
+	return e.newSubscriber(ev, e.bweMode == "always" || e.bweMode == "simulcast")
 }
 
-func (e *Engine) newSubscriber(api *webrtc.API, ev SubscriberEvents) (*Subscriber, error) {
+func (e *Engine) newSubscriber(ev SubscriberEvents, estimate bool) (*Subscriber, error) {
 	s := &Subscriber{e: e, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh}
-	// A connection without an estimator is lean: its own API, whose read
-	// buffers handle RTCP as it arrives (viewerrtcp.go), and the lean
-	// write path (lean.go). With an estimator the packets need Pion's
-	// transport-cc chain.
-	s.direct = api != e.subBWEAPI
-	if s.direct {
-		var err error
-		if api, err = e.viewerAPI(s); err != nil {
-			return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
-		}
+	// Each viewer connection has its own API, whose read buffers handle
+	// RTCP as it arrives (viewerrtcp.go); packets take the lean write path
+	// (lean.go).
+	api, err := e.viewerAPI(s, estimate)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
-	e.bweMu.Lock()
-	e.bweNext = nil
 	// No header extension encryption (RFC 9335): the lean path's SRTP
 	// contexts encrypt as without it (the only extension a viewer's packet
 	// may carry is a transport-wide sequence number).
 	pc, err := api.NewPeerConnection(webrtc.Configuration{RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable})
-	est := e.bweNext
-	e.bweNext = nil
-	if est != nil && err == nil {
-		s.bwe = &viewerBWE{est: est}
-		e.bwes[s.bwe] = struct{}{}
-	}
-	e.bweMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
-	s.pc = pc
-	if s.direct {
-		s.link = e.attachLean(pc, func() {
-			e.log.Warn("a viewer's ICE pair left the shared UDP port: closing its connection")
-			_ = s.Close()
-		})
+	if estimate {
+		if s.bwe, err = e.newViewerBWE(); err != nil {
+			_ = pc.Close()
+			return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
+		}
 	}
+	s.pc = pc
+	s.link = e.attachLean(pc, func() {
+		e.log.Warn("a viewer's ICE pair left the shared UDP port: closing its connection")
+		_ = s.Close()
+	})
 	e.stats.subscribers.Add(1)
 	e.addReported(s)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -152,9 +137,7 @@ func (s *Subscriber) newDownTrack(t *Track) *DownTrack {
 	}
 	dt := newDownTrack(src)
 	dt.link = s.link
-	if s.direct {
-		dt.sub = s
-	}
+	dt.sub = s
 	dt.layerCap.Store(int32(cap))
 	if s.bwe != nil && t.isVideo() && !s.relay {
 		dt.bw = s.bwe
@@ -196,7 +179,6 @@ func (s *Subscriber) addLocked(t *Track) error {
 		return fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
 	}
 	s.subs[t.info.ID] = &subscription{dt: dt, sender: sender}
-	s.readRTCP(dt, sender)
 	return nil
 }
 
@@ -353,8 +335,7 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 				return "", fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
 			}
 			s.subs[dt.id] = &subscription{dt: dt, sender: sender}
-			s.readRTCP(dt, sender)
-		}
+				}
 	}
 	s.mu.Unlock()
 	return localAnswer(ctx, s.pc, true)
@@ -395,9 +376,9 @@ func (s *Subscriber) Close() error {
 	if s.bwe != nil {
 		s.e.bweMu.Lock()
 		delete(s.e.bwes, s.bwe)
+		_ = s.bwe.est.Close()
 		s.e.bweMu.Unlock()
 	}
-	s.rtcpLoops.Wait()
 	s.e.removeReported(s)
 	s.e.stats.subscribers.Add(-1)
 	if s.relay {
@@ -406,38 +387,6 @@ func (s *Subscriber) Close() error {
 	return err
 }
 
-// readRTCP starts the reader of dt's feedback, unless the connection
-// handles it as it arrives.
-func (s *Subscriber) readRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
-	if s.direct {
-		return
-	}
-	s.rtcpLoops.Add(1)
-	go func() {
-		defer s.rtcpLoops.Done()
-		readViewerRTCP(dt, sender)
-	}()
-}
-
-// readViewerRTCP handles one down-track's feedback until the sender stops
-// (a connection with bandwidth estimation, whose RTCP Pion's interceptors
-// must see too); see dispatchViewerRTCP.
-func readViewerRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := sender.Read(buf)
-		if err != nil {
-			return
-		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		if b := dt.bind.Load(); b != nil {
-			dispatchViewerRTCP(dt, b.ssrc, pkts, time.Now())
-		}
-	}
-}
 
 // SetLayer caps the simulcast layer the viewer gets of track id (LayerLow,
 // LayerMedium, LayerHigh), now if it is subscribed, else when it is. It

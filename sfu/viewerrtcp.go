@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5/packetio"
 	"github.com/pion/webrtc/v4"
 )
@@ -22,10 +23,22 @@ import (
 
 // viewerAPI builds the API of one lean viewer connection: no interceptors,
 // and RTCP handled as it arrives by s.
-func (e *Engine) viewerAPI(s *Subscriber) (*webrtc.API, error) {
+//
+// With estimate the connection negotiates transport-cc: every packet
+// carries a transport-wide sequence number and the viewer's feedback
+// reaches its estimator (bwe.go).
+func (e *Engine) viewerAPI(s *Subscriber, estimate bool) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, err
+	}
+	if estimate {
+		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+			me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, k)
+			if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, k); err != nil {
+				return nil, err
+			}
+		}
 	}
 	se := e.subSE
 	se.BufferFactory = func(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
@@ -50,9 +63,20 @@ type rtcpSink struct {
 }
 
 func (b *rtcpSink) Write(p []byte) (int, error) {
+	pkts, err := rtcp.Unmarshal(p)
+	if err != nil {
+		return len(p), nil
+	}
 	if d := b.s.bySSRC(b.ssrc); d != nil {
-		if pkts, err := rtcp.Unmarshal(p); err == nil {
-			dispatchViewerRTCP(d, b.ssrc, pkts, time.Now())
+		dispatchViewerRTCP(d, b.ssrc, pkts, time.Now())
+	}
+	// Transport-wide feedback is about the connection, whichever media
+	// SSRC it names.
+	if bw := b.s.bwe; bw != nil {
+		for _, pkt := range pkts {
+			if _, ok := pkt.(*rtcp.TransportLayerCC); ok {
+				_ = bw.est.WriteRTCP([]rtcp.Packet{pkt}, nil)
+			}
 		}
 	}
 	return len(p), nil
