@@ -83,7 +83,7 @@ type DownTrack struct {
 	// The lean write path (lean.go): the connection's link, nil on Pion's
 	// path, and this down-track's SRTP context once it has keys.
 	link  *leanLink
-	sub   *Subscriber // the connection, which hands RTCP to its down-tracks by SSRC (viewerrtcp.go)
+	sub   *Subscriber               // the connection, which hands RTCP to its down-tracks by SSRC (viewerrtcp.go)
 	est   atomic.Pointer[estimated] // the connection's estimator sees every packet (bwe.go)
 	out   atomic.Pointer[leanOut]
 	outMu sync.Mutex

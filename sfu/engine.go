@@ -25,23 +25,23 @@ import (
 // Engine is the process's media plane: the Pion APIs built once, the one UDP
 // port every peer shares, the fan-out workers, and the counters.
 type Engine struct {
-	pubAPI         *webrtc.API
-	bweMode        string      // sfu.bandwidth_estimation: which viewer connections are estimated (bwe.go)
-	relayInAPI     *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
-	udp            net.PacketConn
-	udpMux         ice.UDPMux
-	udpAddrs       []net.Addr
-	socks          []*mediaSocket       // the UDP mux's sockets, which viewers' media is written to (lean.go)
-	subSE          webrtc.SettingEngine // what each lean viewer connection's API is built from (viewerrtcp.go)
-	tcp            net.Listener
-	tcpMux         ice.TCPMux
-	fan            *fanout
-	log            *slog.Logger
-	lf             logging.LoggerFactory
+	pubAPI     *webrtc.API
+	bweMode    string      // sfu.bandwidth_estimation: which viewer connections are estimated (bwe.go)
+	relayInAPI *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
+	udp        net.PacketConn
+	udpMux     ice.UDPMux
+	udpAddrs   []net.Addr
+	socks      []*mediaSocket       // the UDP mux's sockets, which viewers' media is written to (lean.go)
+	subSE      webrtc.SettingEngine // what each lean viewer connection's API is built from (viewerrtcp.go)
+	tcp        net.Listener
+	tcpMux     ice.TCPMux
+	fan        *fanout
+	log        *slog.Logger
+	lf         logging.LoggerFactory
 
 	// Bandwidth estimation toward viewers (bwe.go).
-	bweMu   sync.Mutex
-	bwes    map[*viewerBWE]struct{}
+	bweMu sync.Mutex
+	bwes  map[*viewerBWE]struct{}
 
 	cacheSize   int
 	keyframeGap time.Duration

@@ -28,15 +28,15 @@ type Subscriber struct {
 	pc     *webrtc.PeerConnection
 	events SubscriberEvents
 
-	mu        sync.Mutex
-	subs      map[string]*subscription
-	awaiting  bool // an offer is out, waiting for its answer
-	renego    bool // something changed while awaiting
-	pending   []webrtc.ICECandidateInit
-	closed    bool
-	answerer  bool // WHEP: the client offered, the SFU answers once
-	failed    sync.Once
-	relay     bool // the origin side of a relay (relay.go)
+	mu       sync.Mutex
+	subs     map[string]*subscription
+	awaiting bool // an offer is out, waiting for its answer
+	renego   bool // something changed while awaiting
+	pending  []webrtc.ICECandidateInit
+	closed   bool
+	answerer bool // WHEP: the client offered, the SFU answers once
+	failed   sync.Once
+	relay    bool // the origin side of a relay (relay.go)
 	// Simulcast caps: per track id, and for tracks without one.
 	caps       map[string]int
 	defaultCap int
@@ -335,7 +335,7 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 				return "", fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
 			}
 			s.subs[dt.id] = &subscription{dt: dt, sender: sender}
-				}
+		}
 	}
 	s.mu.Unlock()
 	return localAnswer(ctx, s.pc, true)
@@ -386,7 +386,6 @@ func (s *Subscriber) Close() error {
 	}
 	return err
 }
-
 
 // SetLayer caps the simulcast layer the viewer gets of track id (LayerLow,
 // LayerMedium, LayerHigh), now if it is subscribed, else when it is. It
