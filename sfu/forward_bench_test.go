@@ -71,9 +71,10 @@ type fanoutRig struct {
 func newFanoutRig(b *testing.B, n int, lean bool) *fanoutRig { return newFanoutRigSinks(b, n, lean, 1) }
 
 // newFanoutRigSinks spreads the viewers over sinks receiving sockets.
+// sinks < 0 is one socket and no fan-out workers.
 func newFanoutRigSinks(b *testing.B, n int, lean bool, sinks int) *fanoutRig {
 	e := &Engine{log: slog.Default(), cacheSize: 2048, keyframeGap: time.Second}
-	if w := runtime.GOMAXPROCS(0); w > 1 {
+	if w := runtime.GOMAXPROCS(0); w > 1 && sinks > 0 {
 		e.fan = newFanout(w - 1)
 	}
 	send, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -81,7 +82,7 @@ func newFanoutRigSinks(b *testing.B, n int, lean bool, sinks int) *fanoutRig {
 		b.Fatal(err)
 	}
 	_ = send.SetWriteBuffer(8 << 20)
-	tos := startSinks(b, sinks)
+	tos := startSinks(b, max(sinks, 1))
 	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	t := newTrackFor(e, TrackInfo{ID: "t", StreamID: "p", Kind: webrtc.RTPCodecTypeVideo, MimeType: codec.MimeType}, codec, 1, nil)
 	rig := &fanoutRig{track: t}
@@ -149,6 +150,9 @@ func BenchmarkForward(b *testing.B) {
 		// goroutine that sleeps between packets: the kernel now wakes a
 		// reader for (nearly) every packet, and the sender pays for it.
 		{"sendto/viewers=200/sockets=200", 200, false, 200}, {"lean/viewers=200/sockets=200", 200, true, 200},
+		// One track's 1000 viewers written by its forwarder alone (no
+		// fan-out workers), against lean/viewers=1000 split over both cores.
+		{"lean/viewers=1000/serial", 1000, true, -1},
 	} {
 		n := c.n
 		b.Run(c.name, func(b *testing.B) {
