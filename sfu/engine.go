@@ -285,6 +285,7 @@ func newPublisherAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc
 		}
 	}
 	reg := &interceptor.Registry{}
+	reg.Add(headerOnceFactory{}) // first: innermost (attrs.go)
 	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(lf))
 	if err != nil {
 		return nil, err

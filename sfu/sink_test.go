@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 		runSink()
 		return
 	}
+	if os.Getenv("HALO_PION_PUBLISHER") != "" {
+		runPionPublisher()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
