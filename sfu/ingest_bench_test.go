@@ -257,4 +257,3 @@ func runPionPublisher() {
 	}
 	_ = pc.Close()
 }
-
