@@ -428,6 +428,9 @@ func (d *DownTrack) writeOut(b *binding, h *rtp.Header, payload []byte, sb *send
 		if (k == nil || p == nil) && l.started.Load() {
 			return 0 // the pair left the engine's sockets: the connection is being replaced
 		}
+		if l.viaPion.Load() {
+			k = nil // Pion's SRTP state has the connection's packets: it keeps them
+		}
 	}
 	if k != nil && p != nil {
 		n = d.writeLean(k, p, h, payload, sb)
@@ -440,6 +443,13 @@ func (d *DownTrack) writeOut(b *binding, h *rtp.Header, payload []byte, sb *send
 			d.src.Load().engine.stats.directPackets.Add(1) // a batch counts its own
 		}
 	} else {
+		if k != nil && !d.link.viaPion.Load() {
+			// Encrypted packets went out through Pion (a first pair that
+			// was not on the engine's sockets): were the connection to
+			// move to the lean path, its own rollover counts would start
+			// from zero while the viewer's continue.
+			d.link.viaPion.Store(true)
+		}
 		var err error
 		n, err = b.writer.WriteRTP(h, payload)
 		if err != nil {

@@ -164,15 +164,19 @@ func BenchmarkForward(b *testing.B) {
 				pkts[i] = vp8Packet(uint16(i), uint32(i/8)*3000, i == 0)
 			}
 			var h rtp.Header
-			// Start every down-track on the keyframe.
+			// Start every down-track on the keyframe (a replay round),
+			// then one live round so that every writer has its batch.
 			t.ingest(pkts[0], &h)
+			t.pump()
+			binary.BigEndian.PutUint16(pkts[1][2:], 1)
+			t.ingest(pkts[1], &h)
 			t.pump()
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0, fwd0 := cpuTime(), t.engine.stats.packetsForwarded.Load()
 			for i := range b.N {
 				pkt := pkts[1+i%63]
-				binary.BigEndian.PutUint16(pkt[2:], uint16(i+1))
+				binary.BigEndian.PutUint16(pkt[2:], uint16(i+2))
 				t.ingest(pkt, &h)
 				t.pump()
 			}

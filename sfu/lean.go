@@ -46,6 +46,7 @@ type leanLink struct {
 	path    atomic.Pointer[leanPath]
 	started atomic.Bool // a packet left on the lean path
 	lost    atomic.Bool // the pair left the engine's sockets after the start
+	viaPion atomic.Bool // packets went through Pion's SRTP session after the handshake: they always will
 	onLost  func()
 }
 
