@@ -71,19 +71,6 @@ func (e *Engine) attachLean(pc *webrtc.PeerConnection, onLost func()) *leanLink 
 	}
 	l := &leanLink{onLost: onLost}
 	dt := pc.SCTP().Transport()
-	dt.OnStateChange(func(st webrtc.DTLSTransportState) {
-		if st != webrtc.DTLSTransportStateConnected {
-			return
-		}
-		// This runs inside Pion's DTLS transport, with its lock held: no
-		// call back into the transport here.
-		k, err := dtlsKeys(dt)
-		if err != nil {
-			e.log.Warn("lean write path unavailable for a viewer", "err", err)
-			return
-		}
-		l.keys.Store(k)
-	})
 	dt.ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
 		path := e.pathFor(p)
 		if path == nil && l.started.Load() && !l.lost.Swap(true) && l.onLost != nil {
@@ -92,6 +79,20 @@ func (e *Engine) attachLean(pc *webrtc.PeerConnection, onLost func()) *leanLink 
 		l.path.Store(path)
 	})
 	return l
+}
+
+// start gives the link its keys once the connection is up (its RTCP
+// streams open): packets take the lean path from now on.
+func (l *leanLink) start(dt *webrtc.DTLSTransport, e *Engine) {
+	if l.keys.Load() != nil {
+		return
+	}
+	k, err := dtlsKeys(dt)
+	if err != nil {
+		e.log.Warn("lean write path unavailable for a viewer", "err", err)
+		return
+	}
+	l.keys.Store(k)
 }
 
 // pathFor finds the engine socket of a selected pair, or nil.
@@ -151,8 +152,9 @@ var errNoDTLSConn = errors.New("sfu: cannot reach the DTLS connection of a Pion 
 //
 // Pion does not export its DTLS connection, so it is read from the
 // transport's unexported field: the one place this package depends on
-// Pion's internals. It is safe here: the field is written before the
-// transport reports Connected, on the goroutine that reports it.
+// Pion's internals. It is safe once the connection is up: the field was
+// written before the transport reported Connected, which the connection's
+// state change follows.
 func dtlsKeys(dt *webrtc.DTLSTransport) (*leanKeys, error) {
 	f := reflect.ValueOf(dt).Elem().FieldByName("conn")
 	if !f.IsValid() || f.Type() != reflect.TypeFor[*dtls.Conn]() {

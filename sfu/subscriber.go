@@ -42,13 +42,15 @@ type Subscriber struct {
 	defaultCap int
 	bwe        *viewerBWE // the connection's bandwidth estimator (bwe.go), nil without
 	link       *leanLink  // the lean write path (lean.go), nil on Pion's
+	connected  bool       // DTLS is up and SRTP started: RTCP streams can be opened without waiting
 	ssrcMu     sync.RWMutex
 	ssrcs      map[uint32]*DownTrack // the down-tracks by the SSRC they send
 }
 
 type subscription struct {
-	dt     *DownTrack
-	sender *webrtc.RTPSender
+	dt       *DownTrack
+	sender   *webrtc.RTPSender
+	rtcpOpen bool // its RTCP read stream is open (viewerrtcp.go)
 }
 
 // NewSubscriber creates a receiving connection (estimated with
@@ -100,6 +102,9 @@ func (e *Engine) newSubscriber(ev SubscriberEvents, estimate bool) (*Subscriber,
 		}
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			s.onConnected()
+		}
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 			s.failed.Do(func() {
 				if ev.OnFailed != nil {
@@ -306,6 +311,7 @@ func (s *Subscriber) HandleAnswer(sdp string) error {
 		_ = addCandidate(s.pc, c)
 	}
 	s.pending = nil
+	s.openRTCPLocked()
 	if s.renego {
 		s.renego = false
 		s.negotiateLocked()

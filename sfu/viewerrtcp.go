@@ -182,3 +182,40 @@ func (b *smallBuffer) Close() error {
 	b.once.Do(func() { close(b.closed) })
 	return nil
 }
+
+// Pion opens a sender's RTCP read stream when the sender first reads
+// RTCP or writes RTP through Pion; a lean viewer does neither, and RTCP
+// for a stream that is not open is taken for an undeclared one (handled
+// all the same, but logged as unexpected). So the connection opens them:
+// every negotiated sender's once the connection is up, before packets take
+// the lean path, and a sender negotiated later as soon as its negotiation
+// is applied.
+
+// onConnected runs when the connection is up: SRTP has started.
+func (s *Subscriber) onConnected() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.connected = true
+	s.openRTCPLocked()
+	s.mu.Unlock()
+	if s.link != nil {
+		s.link.start(s.pc.SCTP().Transport(), s.e)
+	}
+}
+
+// openRTCPLocked opens the RTCP read streams of the negotiated senders
+// that have none yet. s.mu is held; it does not wait once the connection
+// is up (a sender not yet negotiated answers at once that it is not).
+func (s *Subscriber) openRTCPLocked() {
+	if !s.connected {
+		return
+	}
+	for _, sub := range s.subs {
+		if !sub.rtcpOpen && sub.sender.SetReadDeadline(time.Time{}) == nil {
+			sub.rtcpOpen = true
+		}
+	}
+}
