@@ -41,7 +41,7 @@ type nackGuard struct {
 		at  int64
 	}
 	rtt atomic.Int64 // nanoseconds, from receiver reports; 0 until known
-	rtx scratch
+	rtx *scratch // made at the first resend: most viewers never ask
 	out rtp.Header
 }
 
@@ -116,7 +116,10 @@ func (d *DownTrack) handleNACK(nack *rtcp.TransportLayerNack) {
 			ignored++ // gone from the cache, or sent less than an RTT ago
 			return true
 		}
-		payload, ok := cachedPacket(t.cache, src, &g.rtx)
+		if g.rtx == nil {
+			g.rtx = new(scratch)
+		}
+		payload, ok := cachedPacket(t.cache, src, g.rtx)
 		if !ok {
 			ignored++
 			return true

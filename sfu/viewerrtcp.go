@@ -41,6 +41,7 @@ func (e *Engine) viewerAPI(s *Subscriber, estimate bool) (*webrtc.API, error) {
 		}
 	}
 	se := e.subSE
+	se.DisableMediaEngineCopy(true) // the media engine is this connection's own
 	se.BufferFactory = func(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
 		if kind == packetio.RTCPBufferPacket {
 			return &rtcpSink{s: s, ssrc: ssrc, closed: make(chan struct{})}
