@@ -41,7 +41,7 @@ type nackGuard struct {
 		at  int64
 	}
 	rtt atomic.Int64 // nanoseconds, from receiver reports; 0 until known
-	rtx *scratch // made at the first resend: most viewers never ask
+	rtx *scratch     // made at the first resend: most viewers never ask
 	out rtp.Header
 }
 
