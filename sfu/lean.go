@@ -345,6 +345,18 @@ func (b *sendBatch) flush() {
 	}
 	b.n = 0
 	b.st.directPackets.Add(uint64(n))
+	if n == 1 {
+		// One packet (a lone viewer's round): sendto is cheaper than
+		// sendmmsg's header packing.
+		p := &b.msgs[0]
+		_, err := b.socks[0].conn.WriteTo(p.Buffers[0], p.Addr)
+		b.st.sendCalls.Add(1)
+		if err != nil {
+			b.st.writeErrors.Add(1)
+		}
+		b.msgs[0], b.socks[0] = ipv4.Message{}, nil
+		return
+	}
 	first := b.socks[0]
 	same := true
 	for _, s := range b.socks[1:n] {
