@@ -87,6 +87,10 @@ type DownTrack struct {
 	est   atomic.Pointer[estimated] // the connection's estimator sees every packet (bwe.go)
 	out   atomic.Pointer[leanOut]
 	outMu sync.Mutex
+	// The writer's batch that holds (or held) the last packet queued, and
+	// its flush count then (awaitPending); guarded by mu.
+	lastBatch *sendBatch
+	lastEpoch uint64
 	// Sender report counts (senderreport.go): packets and payload octets sent.
 	srPackets, srOctets atomic.Uint64
 }
@@ -233,6 +237,9 @@ func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bo
 	if d.pliPending.Load() {
 		d.pliPending.Store(false)
 		d.servePLI(t)
+	}
+	if d.state == dtWaiting {
+		d.awaitPending(sc.batch) // a new anchor: the old source's last packets leave first
 	}
 	switch d.state {
 	case dtLive:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -278,6 +279,7 @@ func (d *DownTrack) writeLean(k *leanKeys, p *leanPath, h *rtp.Header, payload [
 	}
 	if sb != nil {
 		sb.commit(p, len(ct))
+		d.lastBatch, d.lastEpoch = sb, sb.flushes.Load()
 	} else {
 		_, err = p.sock.conn.WriteToUDPAddrPort(ct, p.ap)
 		leanBufs.Put(bp)
@@ -307,6 +309,9 @@ type sendBatch struct {
 	est   estScratch // stamping for an estimated connection (bwe.go)
 	n     int
 	st    *counters
+	// flushes counts completed flushes: a packet committed while it read
+	// e has left once it exceeds e.
+	flushes atomic.Uint64
 }
 
 func newSendBatch(st *counters) *sendBatch {
@@ -339,6 +344,7 @@ func (b *sendBatch) commit(p *leanPath, n int) {
 
 // flush sends what is queued.
 func (b *sendBatch) flush() {
+	defer b.flushes.Add(1)
 	n := b.n
 	if n == 0 {
 		return
@@ -406,4 +412,25 @@ func (b *sendBatch) send(s *mediaSocket, ms []ipv4.Message) {
 		}
 		ms = ms[min(n, len(ms)):]
 	}
+}
+
+// awaitPending waits until the down-track's last packet queued in another
+// writer's batch has left: a viewer re-anchored to another source (a
+// simulcast layer, a republished track) is written by that source's
+// forwarder from now on, and its first packets must not overtake the last
+// ones of the old source. The old writer flushes at the end of its round,
+// within microseconds, and never needs this down-track's lock to do so.
+// d.mu is held.
+func (d *DownTrack) awaitPending(mine *sendBatch) {
+	b := d.lastBatch
+	if b == nil || b == mine {
+		return
+	}
+	for i := 0; b.flushes.Load() <= d.lastEpoch; i++ {
+		if i == 10000 { // ~ tens of milliseconds: a writer stuck on its socket
+			break
+		}
+		runtime.Gosched()
+	}
+	d.lastBatch = nil
 }
