@@ -64,6 +64,7 @@ type options struct {
 	shardSpec              string
 	cpuProfile             string
 	shapeFlags             []string
+	viewerKind             string
 }
 
 // shape flags describe the scenario; they and --scenario exclude each
@@ -114,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the plan (churn stays)")
 	fs.DurationVar(&o.mediaTimeout, "media-timeout", 10*time.Second, "time a viewer has to receive media on every track")
 	fs.Float64Var(&o.maxLoss, "max-loss", 1, "loss percentage (after repair) at or above which the run fails")
+	fs.StringVar(&o.viewerKind, "viewer", "lean", "viewer transport: lean (own ICE/DTLS/SRTP, one batched reader per viewer) or pion (a Pion PeerConnection)")
 	fs.IntVar(&o.server.PID, "server-pid", 0, "pid of the server on this machine: report its CPU, kernel share and memory")
 	fs.StringVar(&o.server.MetricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:7881/metrics), for packets forwarded")
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +133,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.target.URL = "ws://127.0.0.1:7880/ws"
 	}
 	switch {
+	case o.viewerKind != "lean" && o.viewerKind != "pion":
+		return o, fmt.Errorf("--viewer %q: want lean or pion", o.viewerKind)
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	case o.token == "" && o.secret == "":
@@ -209,6 +213,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Scenario:     o.scenario,
 		Shard:        o.shard,
 		MediaTimeout: o.mediaTimeout,
+		PionViewers:  o.viewerKind == "pion",
 		Server:       o.server,
 		Progress:     func(p loadtest.Progress) { status.update(loadtest.StatusLine(p)) },
 	}

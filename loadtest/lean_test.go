@@ -1,0 +1,91 @@
+package loadtest
+
+import (
+	"strings"
+	"testing"
+)
+
+// A lean viewer on a lossy link asks for what it missed with NACKs of its
+// own (Pion's generator fed by its read loop), naming packets it did not
+// get, and counts the gaps.
+func TestLeanViewer_NACKsWhatItMissed(t *testing.T) {
+	room := newFakeRoom(t)
+	ctx := testCtx(t)
+	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000, NoAudio: true})
+	v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok", Lean: true})
+	dropping := make(chan struct{})
+	v.onLean = func(lp *leanPeer) { lp.dropEvery.Store(25); close(dropping) }
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	<-dropping
+	if err := v.WaitTracks(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(ctx, t, "NACKs at the server", func() bool { return len(room.receivedNACKs()) >= 3 })
+	if s := v.Stats(); s.LostRaw == 0 {
+		t.Fatalf("stats %+v: no gap counted on a lossy link", s)
+	}
+	ssrc := v.videoSSRC.Load()
+	for _, r := range room.receivedNACKs() {
+		if r.nack.MediaSSRC != ssrc || r.ssrc != ssrc || len(r.nack.Nacks) == 0 {
+			t.Fatalf("NACK %+v for down-track %d, want the viewer's video %d", r.nack, r.ssrc, ssrc)
+		}
+	}
+}
+
+// The answer to a server's offer receives what we can decode and rejects
+// the rest, echoing mids, feedback and the transport-cc extension.
+func TestLeanAnswer_ReceivesVP8AndOpusRejectsTheRest(t *testing.T) {
+	offer := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE a v d\r\n" +
+		"a=ice-ufrag:srvU\r\na=ice-pwd:srvpasswordsrvpassword\r\na=fingerprint:sha-256 ab:cd\r\na=setup:actpass\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:a\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n" +
+		"a=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n" +
+		"a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 102 96\r\nc=IN IP4 0.0.0.0\r\na=mid:v\r\na=sendonly\r\na=rtpmap:102 H264/90000\r\n" +
+		"a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 goog-remb\r\n" +
+		"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:d\r\n"
+	r, err := parseLeanRemote(offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ufrag != "srvU" || r.fingerprint != "AB:CD" || len(r.candidates) != 1 || r.tccID != 5 {
+		t.Fatalf("remote %+v", r)
+	}
+	if p := r.payloads[96]; !p.video || p.clock != 90000 || !p.nack {
+		t.Fatalf("VP8 payload %+v", p)
+	}
+	if p, ok := r.payloads[102]; ok {
+		t.Fatalf("H.264 taken: %+v", p)
+	}
+	ans := leanAnswer(r, leanLocal{ufrag: "me", pwd: "pw", fingerprint: "EF", setup: "active"})
+	for _, want := range []string{"a=group:BUNDLE a v\r\n", "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+		"a=rtcp-fb:96 nack pli\r\n", "a=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n",
+		"m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n", "a=setup:active\r\n", "a=recvonly\r\n"} {
+		if !strings.Contains(ans, want) {
+			t.Errorf("answer lacks %q:\n%s", want, ans)
+		}
+	}
+	if strings.Contains(ans, "goog-remb") || strings.Contains(ans, "H264") {
+		t.Errorf("answer takes what it cannot do:\n%s", ans)
+	}
+}
+
+// Any bytes as a server's SDP give a leanRemote or an error, never a
+// panic.
+func FuzzParseLeanRemote(f *testing.F) {
+	f.Add("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\na=fingerprint:sha-256 AB\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=extmap:3/recvonly http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\na=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n")
+	f.Add("v=0\r\n")
+	f.Fuzz(func(t *testing.T, raw string) {
+		r, err := parseLeanRemote(raw)
+		if err != nil {
+			return
+		}
+		_ = leanAnswer(r, leanLocal{})
+		p := &leanPeer{}
+		for _, c := range r.candidates {
+			p.addCandidateLocked(c)
+		}
+	})
+}
