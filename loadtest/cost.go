@@ -107,15 +107,18 @@ type serverSample struct {
 	forwarded float64
 	skipped   float64 // packets the server's forwarders skipped (fell behind)
 	nacks     float64 // packets viewers reported lost
-	hasProc   bool
-	hasFwd    bool
+	// goroutines is the server's go_goroutines gauge, -1 when it has none.
+	goroutines float64
+	hasProc    bool
+	hasFwd     bool
 }
 
 // The server's counters a run reads (docs/operations.md).
 const (
-	metricForwarded = "halo_packets_forwarded_total"
-	metricSkipped   = "halo_forwarder_skipped_total"
-	metricNACKs     = "halo_nacks_received_total"
+	metricForwarded  = "halo_packets_forwarded_total"
+	metricSkipped    = "halo_forwarder_skipped_total"
+	metricNACKs      = "halo_nacks_received_total"
+	metricGoroutines = "go_goroutines"
 )
 
 // clockTick is USER_HZ, 100 on every Linux this runs on.
@@ -123,7 +126,7 @@ const clockTick = 10 * time.Millisecond
 
 // sample reads the server's /proc figures and its forwarded-packet counter.
 func (p ServerProbe) sample(ctx context.Context) (serverSample, error) {
-	s := serverSample{at: time.Now()}
+	s := serverSample{at: time.Now(), goroutines: -1}
 	var errs []error
 	if p.PID > 0 {
 		if err := readProc(p.PID, &s); err != nil {
@@ -133,7 +136,14 @@ func (p ServerProbe) sample(ctx context.Context) (serverSample, error) {
 		}
 	}
 	if p.MetricsURL != "" {
-		values, err := scrapeCounters(ctx, p.MetricsURL, metricForwarded, metricSkipped, metricNACKs)
+		families, err := scrape(ctx, p.MetricsURL)
+		var values map[string]float64
+		if err == nil {
+			values, err = counterValues(p.MetricsURL, families, metricForwarded, metricSkipped, metricNACKs)
+		}
+		if g, ok := families[metricGoroutines]; ok && g.GetType() == dto.MetricType_GAUGE && len(g.GetMetric()) == 1 {
+			s.goroutines = g.GetMetric()[0].GetGauge().GetValue()
+		}
 		fwd, ok := values[metricForwarded]
 		switch {
 		case err != nil:
@@ -199,6 +209,15 @@ func ScrapeCounter(ctx context.Context, url, name string) (float64, error) {
 // endpoint does not have is absent from the result, one that is not a
 // counter is an error.
 func scrapeCounters(ctx context.Context, url string, names ...string) (map[string]float64, error) {
+	families, err := scrape(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return counterValues(url, families, names...)
+}
+
+// scrape reads a Prometheus text exposition.
+func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -226,6 +245,11 @@ func scrapeCounters(ctx context.Context, url string, names ...string) (map[strin
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
+	return families, nil
+}
+
+// counterValues sums the series of each named counter of families.
+func counterValues(url string, families map[string]*dto.MetricFamily, names ...string) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, name := range names {
 		mf, ok := families[name]
@@ -304,6 +328,15 @@ func serverCost(a, aud, b serverSample, audience int) *ServerCost {
 		default:
 			per := float64(aud.rssKiB-a.rssKiB) / float64(audience)
 			c.KiBPerViewer = &per
+		}
+	}
+	if a.goroutines >= 0 && aud.goroutines >= 0 {
+		// Goroutines come and go with sessions: per viewer only from a
+		// server that had served nobody before this run.
+		c.GoroutinesBaseline, c.GoroutinesAudience, c.AudienceAtRSS = int(a.goroutines), int(aud.goroutines), audience
+		if audience > 0 && a.hasFwd && a.forwarded == 0 {
+			g := (aud.goroutines - a.goroutines) / float64(audience)
+			c.GoroutinesPerViewer = &g
 		}
 	}
 	return c

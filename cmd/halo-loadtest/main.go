@@ -6,6 +6,7 @@
 //
 //	halo-loadtest [flags]                       run a scenario
 //	halo-loadtest merge a.json b.json [--json out.json] [--html report.html]
+//	halo-loadtest bench-server [--sfu bin/halo-sfu] [--viewers 100,200]   whole-server benchmark (make bench-server)
 //
 // Authentication: --token gives one token to every participant; --secret
 // mints an HS256 token per participant (the server's signing secret). Both
@@ -190,6 +191,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "merge" {
 		return runMerge(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "bench-server" {
+		return runBench(ctx, args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
