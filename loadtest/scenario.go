@@ -96,6 +96,9 @@ type MediaSpec struct {
 	// AudioDTX: the audio talks and pauses as Opus DTX does (default
 	// true); false sends 50 packets a second throughout.
 	AudioDTX *bool `yaml:"audio_dtx"`
+	// Simulcast is the number of layers per video track (2 or 3; 0: none),
+	// see PublisherConfig.Simulcast.
+	Simulcast int `yaml:"simulcast"`
 }
 
 // ViewerSpec is what each viewer does besides watching.
@@ -281,6 +284,8 @@ func (m MediaSpec) validate(field string) error {
 		return bad("keyframe_interval", "%s is outside 0..1h", time.Duration(m.KeyframeInterval))
 	case m.VideoTracks != nil && (*m.VideoTracks < 0 || *m.VideoTracks > maxVideoTracks):
 		return bad("video_tracks", "%d is outside 0..%d", *m.VideoTracks, maxVideoTracks)
+	case m.Simulcast < 0 || m.Simulcast > maxSimulcastLayers:
+		return bad("simulcast", "%d is outside 0..%d layers", m.Simulcast, maxSimulcastLayers)
 	case m.VideoTracks != nil && *m.VideoTracks == 0 && m.Audio != nil && !*m.Audio:
 		return bad("audio", "no video tracks and no audio: nothing to publish")
 	}
@@ -310,6 +315,9 @@ func (m MediaSpec) merged(o *MediaSpec) MediaSpec {
 	if o.AudioDTX != nil {
 		m.AudioDTX = o.AudioDTX
 	}
+	if o.Simulcast != 0 {
+		m.Simulcast = o.Simulcast
+	}
 	return m
 }
 
@@ -320,6 +328,7 @@ func (m MediaSpec) publisherConfig() PublisherConfig {
 		FPS:              m.FPS,
 		KeyframeInterval: time.Duration(m.KeyframeInterval),
 		AudioDTX:         m.AudioDTX == nil || *m.AudioDTX,
+		Simulcast:        m.Simulcast,
 	}
 	if m.VideoTracks != nil {
 		c.VideoTracks = *m.VideoTracks

@@ -40,10 +40,19 @@ var (
 // interceptors (NACK generator and responder, RTCP reports, TWCC), loopback
 // candidates included (the server may listen on lo only, as in tests run in
 // an empty network namespace) and mDNS off (no multicast needed or wanted).
-func newAPI() (*webrtc.API, error) {
+// simulcast adds the MID and RID header extensions a simulcast sender
+// needs.
+func newAPI(simulcast bool) (*webrtc.API, error) {
 	m, err := newMediaEngine()
 	if err != nil {
 		return nil, err
+	}
+	if simulcast {
+		for _, uri := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI} {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+				return nil, fmt.Errorf("loadtest: simulcast header extensions: %w", err)
+			}
+		}
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
