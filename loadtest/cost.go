@@ -372,15 +372,22 @@ func testerBottleneck(lt LoadTesterCost, srv *ServerCost) string {
 	busyCores := lt.MachineBusyPercent / 100 * float64(lt.CoresAvailable)
 	saturated := lt.MachineBusyPercent >= 90
 	switch {
-	case lt.SchedLatencyP99MS >= schedBottleneckMS:
-		why := ""
-		if saturated && srv != nil && srv.Cores > 0 && lt.Cores+srv.Cores < 0.5*busyCores {
-			why = fmt.Sprintf(" on a machine %.0f %% busy mostly with other work", lt.MachineBusyPercent)
+	case lt.SchedLatencyP99MS >= schedBottleneckMS && saturated && lt.Cores < 0.5*busyCores &&
+		(srv == nil || srv.Cores == 0 || lt.Cores+srv.Cores < 0.5*busyCores):
+		// Waiting for a CPU it hardly used: the machine, not the tester.
+		server := "the server, if it runs here: --server-pid shows its share"
+		if srv != nil && srv.Cores > 0 {
+			server = fmt.Sprintf("the server used %.2f", srv.Cores)
 		}
-		return fmt.Sprintf("The load tester was the bottleneck: its goroutines waited up to %.0f ms (p99) for a CPU%s "+
+		return fmt.Sprintf("The machine was the bottleneck: it was %.0f %% busy mostly with other work (%s), and the load tester, "+
+			"which used only %.2f of the %d cores, waited up to %.0f ms (p99) for a CPU, so packets queued in its receive buffers; "+
+			"latency, jitter and freezes above are partly that wait. Fewer viewers per process will not help: run when the machine is quieter, or on another one.",
+			lt.MachineBusyPercent, server, lt.Cores, lt.CoresAvailable, lt.SchedLatencyP99MS)
+	case lt.SchedLatencyP99MS >= schedBottleneckMS:
+		return fmt.Sprintf("The load tester was the bottleneck: its goroutines waited up to %.0f ms (p99) for a CPU "+
 			"(it kept %.2f of the %d cores busy), so packets queued in its own receive buffers; "+
 			"latency, jitter and freezes above are partly its own. Run fewer viewers per process (--shard i/N on more machines).",
-			lt.SchedLatencyP99MS, why, lt.Cores, lt.CoresAvailable)
+			lt.SchedLatencyP99MS, lt.Cores, lt.CoresAvailable)
 	case share >= 80:
 		return fmt.Sprintf("The load tester was the bottleneck: it kept %.2f of the %d cores busy (%.0f %%). "+
 			"Latency, jitter, loss and freezes above are partly its own; run fewer viewers per process (--shard i/N on more machines).",
