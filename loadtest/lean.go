@@ -579,7 +579,7 @@ func (p *leanPeer) newStream(h *rtp.Header) *leanStream {
 		v.videoSSRC.Store(h.SSRC)
 	}
 	s := &leanStream{
-		r:     &trackReader{v: v, video: pl.video, firstVideo: firstVideo, clockRate: pl.clock},
+		r:     &trackReader{v: v, video: pl.video, firstVideo: firstVideo, h264: pl.h264, clockRate: pl.clock},
 		attrs: interceptor.Attributes{},
 		tccID: tccID,
 	}

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,6 +26,7 @@ type leanRemote struct {
 // leanPayload is one negotiated payload type.
 type leanPayload struct {
 	video bool
+	h264  bool
 	clock uint32
 	nack  bool
 }
@@ -32,10 +34,18 @@ type leanPayload struct {
 // leanSection is one m= section of an offer and what we answer to it.
 type leanSection struct {
 	kind, mid string
-	pt        int    // chosen payload type, -1 = none we can receive
-	direction string // the offer's direction
-	feedback  []string
+	codecs    []leanCodec // those we can receive, in the offer's order
+	direction string      // the offer's direction
 	tccID     int
+	rejected  bool // port 0, or not audio or video
+}
+
+// leanCodec is one payload type of a section we can receive.
+type leanCodec struct {
+	pt       int
+	name     string // rtpmap encoding name: VP8, H264, opus
+	fmtp     string // parameters, echoed in an answer
+	feedback []string
 }
 
 var errLeanSDP = errors.New("loadtest: lean viewer: SDP")
@@ -49,10 +59,10 @@ func parseLeanRemote(raw string) (*leanRemote, error) {
 	r := &leanRemote{payloads: map[uint8]leanPayload{}}
 	r.read(d.Attributes, nil)
 	for _, m := range d.MediaDescriptions {
-		s := leanSection{kind: m.MediaName.Media, pt: -1, direction: "sendrecv"}
+		s := leanSection{kind: m.MediaName.Media, direction: "sendrecv"}
 		r.read(m.Attributes, &s)
-		if m.MediaName.Port.Value == 0 || (s.kind != "video" && s.kind != "audio") {
-			s.pt = -1
+		if m.MediaName.Port.Value == 0 || (s.kind != "video" && s.kind != "audio") || len(s.codecs) == 0 {
+			s.rejected = true
 		}
 		r.sections = append(r.sections, s)
 	}
@@ -65,6 +75,7 @@ func parseLeanRemote(raw string) (*leanRemote, error) {
 // read takes the attributes of one level (session: s nil) into r and s.
 func (r *leanRemote) read(attrs []sdp.Attribute, s *leanSection) {
 	fb := map[string][]string{}
+	fmtps := map[string]string{}
 	for _, a := range attrs {
 		switch a.Key {
 		case "ice-ufrag":
@@ -96,34 +107,46 @@ func (r *leanRemote) read(attrs []sdp.Attribute, s *leanSection) {
 					s.tccID, r.tccID = n, uint8(n)
 				}
 			}
+		case "fmtp":
+			pt, params, _ := strings.Cut(a.Value, " ")
+			fmtps[pt] = params
 		case "rtcp-fb":
 			pt, what, _ := strings.Cut(a.Value, " ")
 			fb[pt] = append(fb[pt], what)
 		case "rtpmap":
 			pt, codec, _ := strings.Cut(a.Value, " ")
 			n, err := strconv.Atoi(pt)
-			if err != nil || n < 0 || n > 127 || s.pt >= 0 {
+			if err != nil || n < 0 || n > 127 {
 				continue
 			}
 			name, rest, _ := strings.Cut(codec, "/")
 			clock, _, _ := strings.Cut(rest, "/")
 			c, _ := strconv.Atoi(clock)
-			if (s.kind == "video" && strings.EqualFold(name, "VP8")) || (s.kind == "audio" && strings.EqualFold(name, "opus")) {
-				s.pt = n
-				r.payloads[uint8(n)] = leanPayload{video: s.kind == "video", clock: uint32(c)}
+			h264 := strings.EqualFold(name, "H264")
+			if (s.kind == "video" && (strings.EqualFold(name, "VP8") || h264)) || (s.kind == "audio" && strings.EqualFold(name, "opus")) {
+				s.codecs = append(s.codecs, leanCodec{pt: n, name: name})
+				// Every payload type we can read: an answer may list
+				// several, and the server sends its track's.
+				r.payloads[uint8(n)] = leanPayload{video: s.kind == "video", h264: h264, clock: uint32(c)}
 			}
 		}
 	}
-	if s != nil && s.pt >= 0 {
-		for _, f := range fb[strconv.Itoa(s.pt)] {
+	if s == nil {
+		return
+	}
+	for i := range s.codecs {
+		c := &s.codecs[i]
+		pt := strconv.Itoa(c.pt)
+		c.fmtp = fmtps[pt]
+		for _, f := range fb[pt] {
 			if f == "nack" || f == "nack pli" || f == "transport-cc" || f == "ccm fir" {
-				s.feedback = append(s.feedback, f)
+				c.feedback = append(c.feedback, f)
 			}
-			if f == "nack" {
-				p := r.payloads[uint8(s.pt)]
-				p.nack = true
-				r.payloads[uint8(s.pt)] = p
-			}
+		}
+		if slices.Contains(fb[pt], "nack") {
+			p := r.payloads[uint8(c.pt)]
+			p.nack = true
+			r.payloads[uint8(c.pt)] = p
 		}
 	}
 }
@@ -157,14 +180,14 @@ func leanSessionHeader(b *strings.Builder, mids []string) {
 func leanAnswer(r *leanRemote, l leanLocal) string {
 	var mids []string
 	for _, s := range r.sections {
-		if s.pt >= 0 {
+		if !s.rejected {
 			mids = append(mids, s.mid)
 		}
 	}
 	var b strings.Builder
 	leanSessionHeader(&b, mids)
 	for _, s := range r.sections {
-		if s.pt < 0 {
+		if s.rejected {
 			proto := "UDP/TLS/RTP/SAVPF 0"
 			if s.kind == "application" {
 				proto = "UDP/DTLS/SCTP webrtc-datachannel"
@@ -181,12 +204,18 @@ func leanAnswer(r *leanRemote, l leanLocal) string {
 	return b.String()
 }
 
-// leanOffer is the offer of a WHEP viewer: one VP8 video section and,
-// with audio, one Opus section, both receive-only.
+// leanOffer is the offer of a WHEP viewer: one video section (VP8, then
+// H.264 for servers without VP8) and, with audio, one Opus section, both
+// receive-only.
 func leanOffer(audio bool, l leanLocal) string {
-	sections := []leanSection{{kind: "video", mid: "0", pt: 96, feedback: []string{"nack", "nack pli", "transport-cc"}, tccID: 3}}
+	video := []string{"nack", "nack pli", "transport-cc"}
+	sections := []leanSection{{kind: "video", mid: "0", tccID: 3, codecs: []leanCodec{
+		{pt: 96, name: "VP8", feedback: video},
+		{pt: 102, name: "H264", fmtp: h264Codec.SDPFmtpLine, feedback: video},
+	}}}
 	if audio {
-		sections = append(sections, leanSection{kind: "audio", mid: "1", pt: 111, feedback: []string{"transport-cc"}, tccID: 3})
+		sections = append(sections, leanSection{kind: "audio", mid: "1", tccID: 3,
+			codecs: []leanCodec{{pt: 111, name: "opus", fmtp: opusCodec.SDPFmtpLine, feedback: []string{"transport-cc"}}}})
 	}
 	var mids []string
 	for _, s := range sections {
@@ -201,18 +230,28 @@ func leanOffer(audio bool, l leanLocal) string {
 }
 
 func leanMedia(b *strings.Builder, s leanSection, dir string, l leanLocal) {
-	fmt.Fprintf(b, "m=%s 9 UDP/TLS/RTP/SAVPF %d\r\nc=IN IP4 0.0.0.0\r\na=mid:%s\r\n", s.kind, s.pt, s.mid)
+	pts := make([]string, len(s.codecs))
+	for i, c := range s.codecs {
+		pts[i] = strconv.Itoa(c.pt)
+	}
+	fmt.Fprintf(b, "m=%s 9 UDP/TLS/RTP/SAVPF %s\r\nc=IN IP4 0.0.0.0\r\na=mid:%s\r\n", s.kind, strings.Join(pts, " "), s.mid)
 	l.transport(b)
 	fmt.Fprintf(b, "a=%s\r\na=rtcp-mux\r\n", dir)
 	if s.tccID > 0 {
 		fmt.Fprintf(b, "a=extmap:%d %s\r\n", s.tccID, sdp.TransportCCURI)
 	}
-	if s.kind == "video" {
-		fmt.Fprintf(b, "a=rtpmap:%d VP8/90000\r\n", s.pt)
-	} else {
-		fmt.Fprintf(b, "a=rtpmap:%d opus/48000/2\r\na=fmtp:%d minptime=10;useinbandfec=1\r\n", s.pt, s.pt)
-	}
-	for _, f := range s.feedback {
-		fmt.Fprintf(b, "a=rtcp-fb:%d %s\r\n", s.pt, f)
+	for _, c := range s.codecs {
+		switch {
+		case strings.EqualFold(c.name, "opus"):
+			fmt.Fprintf(b, "a=rtpmap:%d opus/48000/2\r\n", c.pt)
+		default:
+			fmt.Fprintf(b, "a=rtpmap:%d %s/90000\r\n", c.pt, c.name)
+		}
+		if c.fmtp != "" {
+			fmt.Fprintf(b, "a=fmtp:%d %s\r\n", c.pt, c.fmtp)
+		}
+		for _, f := range c.feedback {
+			fmt.Fprintf(b, "a=rtcp-fb:%d %s\r\n", c.pt, f)
+		}
 	}
 }

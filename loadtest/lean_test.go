@@ -35,16 +35,18 @@ func TestLeanViewer_NACKsWhatItMissed(t *testing.T) {
 	}
 }
 
-// The answer to a server's offer receives what we can decode and rejects
-// the rest, echoing mids, feedback and the transport-cc extension.
+// The answer to a server's offer receives what we can read (VP8, H.264,
+// Opus) and rejects the rest, echoing mids, parameters, feedback and the
+// transport-cc extension.
 func TestLeanAnswer_ReceivesVP8AndOpusRejectsTheRest(t *testing.T) {
 	offer := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE a v d\r\n" +
 		"a=ice-ufrag:srvU\r\na=ice-pwd:srvpasswordsrvpassword\r\na=fingerprint:sha-256 ab:cd\r\na=setup:actpass\r\n" +
 		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:a\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n" +
 		"a=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n" +
 		"a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n" +
-		"m=video 9 UDP/TLS/RTP/SAVPF 102 96\r\nc=IN IP4 0.0.0.0\r\na=mid:v\r\na=sendonly\r\na=rtpmap:102 H264/90000\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 98 96 102\r\nc=IN IP4 0.0.0.0\r\na=mid:v\r\na=sendonly\r\na=rtpmap:98 VP9/90000\r\n" +
 		"a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 goog-remb\r\n" +
+		"a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\n" +
 		"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:d\r\n"
 	r, err := parseLeanRemote(offer)
 	if err != nil {
@@ -56,19 +58,44 @@ func TestLeanAnswer_ReceivesVP8AndOpusRejectsTheRest(t *testing.T) {
 	if p := r.payloads[96]; !p.video || p.clock != 90000 || !p.nack {
 		t.Fatalf("VP8 payload %+v", p)
 	}
-	if p, ok := r.payloads[102]; ok {
-		t.Fatalf("H.264 taken: %+v", p)
+	if p := r.payloads[102]; !p.video || !p.h264 || p.nack {
+		t.Fatalf("H.264 payload %+v", p)
+	}
+	if p, ok := r.payloads[98]; ok {
+		t.Fatalf("VP9 taken: %+v", p)
 	}
 	ans := leanAnswer(r, leanLocal{ufrag: "me", pwd: "pw", fingerprint: "EF", setup: "active"})
-	for _, want := range []string{"a=group:BUNDLE a v\r\n", "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+	for _, want := range []string{"a=group:BUNDLE a v\r\n", "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n", "a=fmtp:102 packetization-mode=1\r\n",
 		"a=rtcp-fb:96 nack pli\r\n", "a=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n",
 		"m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n", "a=setup:active\r\n", "a=recvonly\r\n"} {
 		if !strings.Contains(ans, want) {
 			t.Errorf("answer lacks %q:\n%s", want, ans)
 		}
 	}
-	if strings.Contains(ans, "goog-remb") || strings.Contains(ans, "H264") {
+	if strings.Contains(ans, "goog-remb") || strings.Contains(ans, "VP9") {
 		t.Errorf("answer takes what it cannot do:\n%s", ans)
+	}
+}
+
+// An offer of H.264 only is answered with H.264 and its parameters.
+func TestLeanAnswer_H264EchoesItsParameters(t *testing.T) {
+	offer := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
+		"a=ice-ufrag:srvU\r\na=ice-pwd:srvpasswordsrvpassword\r\na=fingerprint:sha-256 ab:cd\r\na=setup:actpass\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 125\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:125 H264/90000\r\n" +
+		"a=fmtp:125 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:125 nack\r\n"
+	r, err := parseLeanRemote(offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := leanAnswer(r, leanLocal{ufrag: "me", pwd: "pw", fingerprint: "EF", setup: "active"})
+	for _, want := range []string{"m=video 9 UDP/TLS/RTP/SAVPF 125\r\n", "a=rtpmap:125 H264/90000\r\n",
+		"a=fmtp:125 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n", "a=rtcp-fb:125 nack\r\n"} {
+		if !strings.Contains(ans, want) {
+			t.Errorf("answer lacks %q:\n%s", want, ans)
+		}
+	}
+	if p := r.payloads[125]; !p.h264 || !p.nack {
+		t.Fatalf("payload %+v", p)
 	}
 }
 

@@ -55,7 +55,16 @@ type PublisherConfig struct {
 	// quarter of the one above. Over the WebSocket the publisher pauses
 	// the layers the server's layers message leaves out.
 	Simulcast int
+	// Codec is the video codec: CodecVP8 (default) or CodecH264 (see
+	// h264Source), for servers that take no VP8.
+	Codec string
 }
+
+// Video codecs a publisher sends.
+const (
+	CodecVP8  = "vp8"
+	CodecH264 = "h264"
+)
 
 // maxSimulcastLayers is what the server takes per track.
 const maxSimulcastLayers = 3
@@ -88,6 +97,9 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 	}
 	if c.Name == "" {
 		c.Name = "loadtest publisher"
+	}
+	if c.Codec == "" {
+		c.Codec = CodecVP8
 	}
 	return c
 }
@@ -129,7 +141,7 @@ type Publisher struct {
 // and its keyframe state.
 type videoTrack struct {
 	track    *webrtc.TrackLocalStaticRTP
-	src      *vp8Source
+	src      frameSource
 	forceKey atomic.Bool // set by RTCP PLI/FIR, consumed by the next frame
 	lastKey  time.Time
 
@@ -141,6 +153,27 @@ type videoTrack struct {
 	tc       *webrtc.RTPTransceiver
 	paused   atomic.Bool
 	stamping rtpWriter
+}
+
+// frameSource makes a video track's frames: vp8Source or h264Source.
+type frameSource interface {
+	writeFrame(w rtpWriter, key bool, sentAt int64) (int, error)
+}
+
+// newVideoSource returns the frame source of the publisher's codec.
+func (c PublisherConfig) newVideoSource(bitrate int) frameSource {
+	if c.Codec == CodecH264 {
+		return newH264Source(bitrate, c.FPS, c.KeyframeInterval)
+	}
+	return newRealisticVP8Source(bitrate, c.FPS, c.KeyframeInterval)
+}
+
+// videoCodec is the track codec of the publisher's codec.
+func (c PublisherConfig) videoCodec() webrtc.RTPCodecCapability {
+	if c.Codec == CodecH264 {
+		return h264Codec
+	}
+	return vp8Codec
 }
 
 // stampWriter writes through track with the MID and RID header extensions
@@ -242,7 +275,7 @@ func (p *Publisher) start(ctx context.Context) error {
 	p.mu.Unlock()
 	cfg := p.cfg
 
-	api, err := newAPI(cfg.Simulcast > 1)
+	api, err := newAPI(cfg.Simulcast > 1, cfg.Codec)
 	if err != nil {
 		return err
 	}
@@ -427,11 +460,11 @@ func (p *Publisher) addTracks(pc *webrtc.PeerConnection) ([]TrackInfo, error) {
 				return nil, err
 			}
 		} else {
-			t, err := webrtc.NewTrackLocalStaticRTP(vp8Codec, id, "halo-loadtest")
+			t, err := webrtc.NewTrackLocalStaticRTP(cfg.videoCodec(), id, "halo-loadtest")
 			if err != nil {
 				return nil, fmt.Errorf("loadtest: video track: %w", err)
 			}
-			vt := &videoTrack{track: t, src: newRealisticVP8Source(cfg.VideoBitrate, cfg.FPS, cfg.KeyframeInterval)}
+			vt := &videoTrack{track: t, src: cfg.newVideoSource(cfg.VideoBitrate)}
 			sender, err := pc.AddTrack(t)
 			if err != nil {
 				return nil, fmt.Errorf("loadtest: add %s: %w", id, err)
@@ -468,7 +501,7 @@ func (p *Publisher) addSimulcast(pc *webrtc.PeerConnection, id string, rids []st
 	cfg := p.cfg
 	var tc *webrtc.RTPTransceiver
 	for k, rid := range rids {
-		t, err := webrtc.NewTrackLocalStaticRTP(vp8Codec, id, "halo-loadtest", webrtc.WithRTPStreamID(rid))
+		t, err := webrtc.NewTrackLocalStaticRTP(cfg.videoCodec(), id, "halo-loadtest", webrtc.WithRTPStreamID(rid))
 		if err != nil {
 			return fmt.Errorf("loadtest: video track: %w", err)
 		}
@@ -481,7 +514,7 @@ func (p *Publisher) addSimulcast(pc *webrtc.PeerConnection, id string, rids []st
 			return fmt.Errorf("loadtest: add %s layer %s: %w", id, rid, err)
 		}
 		bitrate := cfg.VideoBitrate >> (2 * (len(rids) - 1 - k)) // a quarter per layer down
-		vt := &videoTrack{track: t, src: newRealisticVP8Source(max(bitrate, 30_000), cfg.FPS, cfg.KeyframeInterval),
+		vt := &videoTrack{track: t, src: cfg.newVideoSource(max(bitrate, 30_000)),
 			rid: rid, trackID: id, tc: tc}
 		p.video = append(p.video, vt)
 		p.goOwned(func() {

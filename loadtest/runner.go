@@ -90,7 +90,7 @@ func (c RunConfig) plan() Plan {
 		s.Publisher = s.Publisher.merged(&MediaSpec{
 			VideoKbps: pc.VideoBitrate / 1000, FPS: pc.FPS,
 			KeyframeInterval: Duration(pc.KeyframeInterval), VideoTracks: &tracks, Audio: &audio,
-			Simulcast: pc.Simulcast,
+			Simulcast: pc.Simulcast, Codec: pc.Codec,
 		})
 		s.Rooms = []RoomGroup{{Count: 1, Publishers: 1, Viewers: c.Viewers}}
 	}

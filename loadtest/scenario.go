@@ -99,6 +99,8 @@ type MediaSpec struct {
 	// Simulcast is the number of layers per video track (2 or 3; 0: none),
 	// see PublisherConfig.Simulcast.
 	Simulcast int `yaml:"simulcast"`
+	// Codec is the video codec: vp8 (default) or h264.
+	Codec string `yaml:"codec"`
 }
 
 // ViewerSpec is what each viewer does besides watching.
@@ -284,6 +286,8 @@ func (m MediaSpec) validate(field string) error {
 		return bad("keyframe_interval", "%s is outside 0..1h", time.Duration(m.KeyframeInterval))
 	case m.VideoTracks != nil && (*m.VideoTracks < 0 || *m.VideoTracks > maxVideoTracks):
 		return bad("video_tracks", "%d is outside 0..%d", *m.VideoTracks, maxVideoTracks)
+	case m.Codec != "" && m.Codec != CodecVP8 && m.Codec != CodecH264:
+		return bad("codec", "%q is not vp8 or h264", m.Codec)
 	case m.Simulcast < 0 || m.Simulcast > maxSimulcastLayers:
 		return bad("simulcast", "%d is outside 0..%d layers", m.Simulcast, maxSimulcastLayers)
 	case m.VideoTracks != nil && *m.VideoTracks == 0 && m.Audio != nil && !*m.Audio:
@@ -318,6 +322,9 @@ func (m MediaSpec) merged(o *MediaSpec) MediaSpec {
 	if o.Simulcast != 0 {
 		m.Simulcast = o.Simulcast
 	}
+	if o.Codec != "" {
+		m.Codec = o.Codec
+	}
 	return m
 }
 
@@ -329,6 +336,7 @@ func (m MediaSpec) publisherConfig() PublisherConfig {
 		KeyframeInterval: time.Duration(m.KeyframeInterval),
 		AudioDTX:         m.AudioDTX == nil || *m.AudioDTX,
 		Simulcast:        m.Simulcast,
+		Codec:            m.Codec,
 	}
 	if m.VideoTracks != nil {
 		c.VideoTracks = *m.VideoTracks

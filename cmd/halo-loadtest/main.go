@@ -67,13 +67,14 @@ type options struct {
 	shapeFlags             []string
 	viewerKind             string
 	simulcast              int
+	codec                  string
 }
 
 // shape flags describe the scenario; they and --scenario exclude each
 // other.
 var shapeFlags = map[string]bool{
 	"viewers": true, "rooms": true, "publishers": true, "bitrate": true, "fps": true,
-	"video-tracks": true, "simulcast": true, "keyframe-interval": true, "no-audio": true, "no-dtx": true, "duration": true,
+	"video-tracks": true, "simulcast": true, "codec": true, "keyframe-interval": true, "no-audio": true, "no-dtx": true, "duration": true,
 	"ramp": true, "churn": true, "region": true, "chat-per-minute": true,
 	"reactions-per-minute": true, "seed": true, "room": true,
 }
@@ -110,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.keyInterval, "keyframe-interval", 2*time.Second, "time between keyframes")
 	fs.IntVar(&o.tracks, "video-tracks", 1, "video tracks per publisher (multi-camera)")
 	fs.BoolVar(&o.noAudio, "no-audio", false, "publish no audio track")
+	fs.StringVar(&o.codec, "codec", "vp8", "video codec the publishers send: vp8 or h264 (for servers that take no VP8)")
 	fs.IntVar(&o.simulcast, "simulcast", 0, "send each video track in 2 or 3 simulcast layers (RIDs q, h, f; each a quarter of the bitrate of the one above)")
 	fs.BoolVar(&o.noDTX, "no-dtx", false, "audio without DTX silences: 50 packets a second throughout")
 	fs.StringVar(&o.region, "region", "", "viewers' region, sent as ?region=")
@@ -179,7 +181,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		Rooms: []loadtest.RoomGroup{{Count: o.rooms, Publishers: o.publishers, Viewers: o.viewers}},
 		Publisher: loadtest.MediaSpec{
 			VideoKbps: o.bitrate / 1000, FPS: o.fps, KeyframeInterval: loadtest.Duration(o.keyInterval),
-			VideoTracks: &tracks, Audio: &audio, AudioDTX: &dtx, Simulcast: o.simulcast,
+			VideoTracks: &tracks, Audio: &audio, AudioDTX: &dtx, Simulcast: o.simulcast, Codec: o.codec,
 		},
 		Churn:  loadtest.Churn{MeanWatch: loadtest.Duration(o.churn)},
 		Viewer: loadtest.ViewerSpec{Region: o.region, ChatPerMinute: o.chatRate, ReactionsPerMinute: o.reactionRate},

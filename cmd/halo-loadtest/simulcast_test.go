@@ -126,3 +126,36 @@ func TestRun_SimulcastOverWHIPAndWHEP(t *testing.T) {
 		t.Fatalf("each viewer got %d video packets of the %d sent in three layers: not one layer", per, rep.Sent.VideoPackets)
 	}
 }
+
+// Publishers of H.264 (for servers that take no VP8): over the WebSocket
+// and over WHIP/WHEP, lean and Pion viewers receive frames, keyframes
+// first, and measure their latency.
+func TestRun_H264Publishers(t *testing.T) {
+	srv := startServer(t)
+	for _, tc := range []struct {
+		name   string
+		target []string
+	}{
+		{"websocket lean", []string{"--url", srv.wsURL}},
+		{"whip-whep lean", []string{"--whip", srv.base + "/whip/{room}", "--whep", srv.base + "/whep/{room}"}},
+		{"whip-whep pion", []string{"--whip", srv.base + "/whip/{room}", "--whep", srv.base + "/whep/{room}", "--viewer", "pion"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "report.json")
+			args := append(tc.target, "--secret", srv.secret, "--room", "h264-"+strings.Fields(tc.name)[0]+strings.Fields(tc.name)[1],
+				"--viewers", "2", "--duration", "2s", "--bitrate", "600000", "--codec", "h264", "--json", out)
+			if code, stdout, stderr := runCmd(t, context.Background(), args...); code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			rep := readJSON(t, out)
+			if rep.Viewers.Connected != 2 || rep.Received.Keyframes < 2 || rep.Received.Frames < 20 || rep.Measures.LatencyMS.N == 0 {
+				t.Fatalf("report: viewers %+v, received %+v, latency %+v", rep.Viewers, rep.Received, rep.Measures.LatencyMS)
+			}
+			for _, v := range rep.PerViewer {
+				if v.FirstKeyframeMS <= 0 || v.Lost > 0 {
+					t.Fatalf("viewer %+v", v)
+				}
+			}
+		})
+	}
+}
