@@ -143,6 +143,15 @@ func whipPost(ctx context.Context, endpoint, token, offer string) (answer, resou
 		if ref, err := url.Parse(loc); err == nil && base != nil {
 			resource = base.ResolveReference(ref).String()
 		}
+		// A Location that is the endpoint itself names no session of its
+		// own (some servers answer so): a DELETE there would be another
+		// request to the endpoint, not the end of this session.
+		if e, _ := url.Parse(endpoint); e != nil {
+			e.RawQuery = ""
+			if resource == e.String() {
+				resource = ""
+			}
+		}
 	}
 	return string(body), resource, nil
 }

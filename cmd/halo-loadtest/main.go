@@ -142,7 +142,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--viewer %q: want lean or pion", o.viewerKind)
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	case o.token == "" && o.secret == "":
+	case o.token == "" && o.secret == "" && o.target.URL != "":
+		// A plain WHIP/WHEP server may take no token: none is sent.
 		return o, errors.New("give --token or --secret (or HALO_LOADTEST_TOKEN / HALO_LOADTEST_SECRET)")
 	case o.token != "" && o.secret != "":
 		return o, errors.New("give --token or --secret, not both")

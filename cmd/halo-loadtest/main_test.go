@@ -22,6 +22,7 @@ func TestRun_UsageErrorsExitTwo(t *testing.T) {
 		want string
 	}{
 		{"no credentials", nil, "--token or --secret"},
+		{"no credentials for the WebSocket", []string{"--url", "ws://x/ws"}, "--token or --secret"},
 		{"both credentials", []string{"--token", "a", "--secret", "b"}, "not both"},
 		{"bad number", []string{"--token", "a", "--fps", "0"}, "--fps"},
 		{"nothing to publish", []string{"--token", "a", "--video-tracks", "0", "--no-audio"}, "nothing to publish"},
