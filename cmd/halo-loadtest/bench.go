@@ -3,14 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,7 +137,7 @@ func benchOnce(ctx context.Context, o benchOptions, n int, stderr io.Writer) (*b
 		Viewers:   n,
 		RampRate:  o.ramp,
 		Duration:  o.duration,
-		Token:     srv.token,
+		TokenFunc: srv.mint,
 		Publisher: loadtest.PublisherConfig{VideoBitrate: 2_500_000, FPS: 30, KeyframeInterval: 2 * time.Second},
 		// AudioDTX off: Opus at 50 packets a second, the same count every run.
 		Server: loadtest.ServerProbe{PID: srv.cmd.Process.Pid, MetricsURL: srv.metricsURL},
@@ -236,14 +233,15 @@ func loadAverage() string {
 
 // benchServer is a halo-sfu started by bench-server.
 type benchServer struct {
-	cmd                     *exec.Cmd
-	base, metricsURL, token string
-	done                    chan struct{}
+	cmd              *exec.Cmd
+	base, metricsURL string
+	mint             func(identity, room string, publish bool) (string, error)
+	done             chan struct{}
 }
 
 // startSFU starts bin in dev mode on free loopback ports (media on
-// 127.0.0.1), waits until it is ready and takes a dev token for the room
-// "bench" that may publish.
+// 127.0.0.1) and waits until its /dev/token answers: each participant
+// takes a token of its own there.
 func startSFU(ctx context.Context, bin, logPath string) (*benchServer, error) {
 	httpPort, err := freePort("tcp")
 	if err != nil {
@@ -285,7 +283,7 @@ func startSFU(ctx context.Context, bin, logPath string) (*benchServer, error) {
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		s.token, err = devToken(ctx, s.base)
+		s.mint, err = loadtest.DevTokenMinter(ctx, "ws"+strings.TrimPrefix(s.base, "http")+"/ws")
 		if err == nil {
 			return s, nil
 		}
@@ -313,31 +311,6 @@ func (s *benchServer) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
-}
-
-// devToken asks a dev-mode server for a token of the room "bench" that may
-// publish and subscribe.
-func devToken(ctx context.Context, base string) (string, error) {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("%s/dev/token?room=bench&identity=bench-%x&publish=1", base, b), nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET /dev/token: HTTP %d (is it in dev mode?)", resp.StatusCode)
-	}
-	var body struct{ Token string }
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body); err != nil || body.Token == "" {
-		return "", fmt.Errorf("GET /dev/token: no token in the answer")
-	}
-	return body.Token, nil
 }
 
 // freePort returns a port of network ("tcp" or "udp") free on 127.0.0.1

@@ -142,9 +142,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--viewer %q: want lean or pion", o.viewerKind)
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	case o.token == "" && o.secret == "" && o.target.URL != "":
-		// A plain WHIP/WHEP server may take no token: none is sent.
-		return o, errors.New("give --token or --secret (or HALO_LOADTEST_TOKEN / HALO_LOADTEST_SECRET)")
 	case o.token != "" && o.secret != "":
 		return o, errors.New("give --token or --secret, not both")
 	case o.target.URL != "" && (o.target.WHIP != "" || o.target.WHEP != ""):
@@ -226,11 +223,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Server:       o.server,
 		Progress:     func(p loadtest.Progress) { status.update(loadtest.StatusLine(p)) },
 	}
-	if o.secret != "" {
+	switch {
+	case o.secret != "":
 		length := o.scenario.Plan().Length
 		cfg.TokenFunc = loadtest.RoomTokenMinter(o.secret, length+time.Hour)
-	} else {
+	case o.token != "" || o.target.URL == "":
+		// A plain WHIP/WHEP server may take no token: none is sent.
 		cfg.Token = o.token
+	default:
+		// No credentials for our protocol: a server in dev mode (make
+		// run) gives a token per participant.
+		mint, err := loadtest.DevTokenMinter(ctx, o.target.URL)
+		if err != nil {
+			fmt.Fprintln(stderr, "halo-loadtest: give --token or --secret (or HALO_LOADTEST_TOKEN / HALO_LOADTEST_SECRET);",
+				"without them a dev-mode server's /dev/token is asked, and:", err)
+			return 2
+		}
+		cfg.TokenFunc = mint
 	}
 	rep, err := loadtest.Run(ctx, cfg)
 	status.done()
