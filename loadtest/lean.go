@@ -200,7 +200,11 @@ func (p *leanPeer) answer(offer string) (string, error) {
 		return "", err
 	}
 	p.setRemote(r)
-	return leanAnswer(r, p.local), nil
+	local := p.local
+	if r.setup == "active" { // the server takes the DTLS client's part
+		local.setup = "passive"
+	}
+	return leanAnswer(r, local), nil
 }
 
 // offer returns the offer of a WHEP viewer.
@@ -488,7 +492,9 @@ func (p *leanPeer) handshake(r *leanRemote) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	go func() {
+	p.wg.Add(1)
+	go func() { // Close ends a handshake in progress
+		defer p.wg.Done()
 		select {
 		case <-p.stop:
 		case <-ctx.Done():
