@@ -91,7 +91,6 @@ type leanStream struct {
 	cur    int // length of the packet being read through rtpIn
 	attrs  interceptor.Attributes
 	tccID  uint8
-	remote uint32
 }
 
 var leanCert = sync.OnceValues(func() (tls.Certificate, error) { return selfsign.GenerateSelfSigned() })
