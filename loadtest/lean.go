@@ -86,11 +86,11 @@ type leanPeer struct {
 
 // leanStream is one SSRC the server sends.
 type leanStream struct {
-	r      *trackReader
-	rtpIn  interceptor.RTPReader
-	cur    int // length of the packet being read through rtpIn
-	attrs  interceptor.Attributes
-	tccID  uint8
+	r     *trackReader
+	rtpIn interceptor.RTPReader
+	cur   int // length of the packet being read through rtpIn
+	attrs interceptor.Attributes
+	tccID uint8
 }
 
 var leanCert = sync.OnceValues(func() (tls.Certificate, error) { return selfsign.GenerateSelfSigned() })
