@@ -53,6 +53,7 @@ func (v *Viewer) startLeanWHEP(ctx context.Context) error {
 // setLean installs lp as the viewer's transport, replacing (and closing)
 // the one before; false (lp closed) once the viewer is closed.
 func (v *Viewer) setLean(lp *leanPeer) bool {
+	lp.dropEvery.Store(int64(v.cfg.DropEvery))
 	if v.onLean != nil {
 		v.onLean(lp)
 	}

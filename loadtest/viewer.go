@@ -34,6 +34,10 @@ type ViewerConfig struct {
 	// recvmmsg (see leanPeer). It sends the same feedback (receiver
 	// reports, NACKs, transport-cc) for less CPU per packet.
 	Lean bool
+	// DropEvery, on a lean viewer, drops every n-th RTP packet as it
+	// arrives, before decryption: a lossy link, to see NACK repair work
+	// against a server. 0: none.
+	DropEvery int
 }
 
 // ViewerStats are what a viewer has received since Start.

@@ -159,3 +159,32 @@ func TestRun_H264Publishers(t *testing.T) {
 		})
 	}
 }
+
+// A lean viewer on a lossy link (every 30th packet dropped as it arrives)
+// gets what it missed again from the server: its NACKs are answered and
+// the loss after repair stays far below the raw loss.
+func TestLeanViewer_NACKRepairAgainstTheServer(t *testing.T) {
+	srv := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mint := loadtest.RoomTokenMinter(srv.secret, time.Hour)
+	ptok, _ := mint("caster", "lossy", true)
+	pub := loadtest.NewPublisher(loadtest.PublisherConfig{URL: srv.wsURL, Room: "lossy", Token: ptok, VideoBitrate: 800_000, NoAudio: true})
+	if err := pub.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	vtok, _ := mint("watcher", "lossy", false)
+	v := loadtest.NewViewer(loadtest.ViewerConfig{URL: srv.wsURL, Room: "lossy", Token: vtok, Lean: true, DropEvery: 30})
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.WaitTracks(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "gaps and their repair", func() bool { s := v.Stats(); return s.LostRaw >= 20 && s.Repaired >= s.LostRaw/2 })
+	if s := v.Stats(); s.Lost*4 > s.LostRaw {
+		t.Fatalf("stats %+v: most gaps stayed open", s)
+	}
+}
