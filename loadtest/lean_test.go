@@ -1,8 +1,11 @@
 package loadtest
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/pion/srtp/v3"
 )
 
 // A lean viewer on a lossy link asks for what it missed with NACKs of its
@@ -114,5 +117,60 @@ func FuzzParseLeanRemote(f *testing.F) {
 		for _, c := range r.candidates {
 			p.addCandidateLocked(c)
 		}
+	})
+}
+
+// Whatever arrives at a lean viewer's socket (STUN, DTLS, SRTP, SRTCP or
+// noise) is handled or dropped, never a panic; packets that decrypt go
+// through the feedback interceptors and the measuring code, whatever their
+// header and payload (VP8, H.264, Opus).
+func FuzzLeanPeerHandle(f *testing.F) {
+	key, salt := make([]byte, 16), make([]byte, 12)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	vp8 := append([]byte{0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7}, 0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a)
+	h264 := append([]byte{0x80, 102 | 0x80, 0, 2, 0, 0, 0, 2, 0, 0, 0, 8}, 0x78, 0, 2, 0x67, 0x42)
+	f.Add(vp8, true)
+	f.Add(h264, true)
+	f.Add([]byte{0x80, 111, 0, 3, 0, 0, 0, 3, 0, 0, 0, 9, 0xfc}, true)
+	f.Add([]byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42}, false)     // STUN-like
+	f.Add([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0}, false) // DTLS-like
+	f.Add([]byte{0x80, 200, 0, 6, 0, 0, 0, 1}, true)             // RTCP sender report
+	v := NewViewer(ViewerConfig{Lean: true})
+	p, err := newLeanPeer(v, true, false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = p.Close() })
+	p.payloads = map[uint8]leanPayload{96: {video: true, clock: 90000, nack: true}, 102: {video: true, h264: true, clock: 90000}, 111: {clock: 48000}}
+	p.tccID = 3
+	dec, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm, srtp.SRTPReplayProtection(1024))
+	if err != nil {
+		f.Fatal(err)
+	}
+	enc, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p.decrypt.Store(dec)
+	from := netip.MustParseAddrPort("127.0.0.1:9")
+	f.Fuzz(func(t *testing.T, b []byte, encrypt bool) {
+		if len(b) == 0 {
+			return
+		}
+		if encrypt {
+			var out []byte
+			var err error
+			if len(b) >= 2 && b[1] >= 192 && b[1] <= 223 {
+				out, err = enc.EncryptRTCP(nil, b, nil)
+			} else {
+				out, err = enc.EncryptRTP(nil, b, nil)
+			}
+			if err == nil {
+				b = out
+			}
+		}
+		p.handle(b, from)
 	})
 }
