@@ -16,6 +16,10 @@ func TestParseFloor_ReadsCPUNanosPerPacket(t *testing.T) {
 	if err != nil || got != 12680 {
 		t.Fatalf("parseFloor = %v, %v; want 12680", got, err)
 	}
+	three := "BenchmarkFloor-2 100 1 ns/op 9100 cpu-ns/pkt\nBenchmarkFloor-2 100 1 ns/op 7200 cpu-ns/pkt\nBenchmarkFloor-2 100 1 ns/op 10200 cpu-ns/pkt\n"
+	if got, err := parseFloor(three); err != nil || got != 9100 {
+		t.Fatalf("parseFloor of three runs = %v, %v; want the median 9100", got, err)
+	}
 	for name, bad := range map[string]string{
 		"no benchmark line":   "PASS\nok  \tgithub.com/halobuzz/live/sfu\t1.5s\n",
 		"no cpu-ns/pkt":       "BenchmarkFloor-2 100 13392 ns/op 0 B/op\n",
@@ -23,6 +27,9 @@ func TestParseFloor_ReadsCPUNanosPerPacket(t *testing.T) {
 		"zero":                "BenchmarkFloor-2 100 13392 ns/op 0 cpu-ns/pkt\n",
 		"a build failure":     "# github.com/halobuzz/live/sfu\nsfu/x.go:1: syntax error\nFAIL\n",
 		"another benchmark's": "BenchmarkFanout-2 100 13392 ns/op 5 cpu-ns/pkt\n",
+		"a look-alike name":   "BenchmarkFloorless-2 100 13392 ns/op 5 cpu-ns/pkt\n",
+		"infinite":            "BenchmarkFloor-2 100 13392 ns/op +Inf cpu-ns/pkt\n",
+		"one good, one bad":   "BenchmarkFloor-2 100 1 ns/op 9100 cpu-ns/pkt\nBenchmarkFloor-2 100 1 ns/op x cpu-ns/pkt\n",
 	} {
 		if v, err := parseFloor(bad); err == nil {
 			t.Errorf("%s: parseFloor = %v, want an error", name, v)
