@@ -188,3 +188,35 @@ func TestLeanViewer_NACKRepairAgainstTheServer(t *testing.T) {
 		t.Fatalf("stats %+v: most gaps stayed open", s)
 	}
 }
+
+// A lean viewer whose connection drops (no word to the server) subscribes
+// again on a new transport once the server reports media_failed, and media
+// flows again.
+func TestLeanViewer_RecoversFromADroppedConnection(t *testing.T) {
+	srv := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	mint := loadtest.RoomTokenMinter(srv.secret, time.Hour)
+	ptok, _ := mint("caster", "drop", true)
+	pub := loadtest.NewPublisher(loadtest.PublisherConfig{URL: srv.wsURL, Room: "drop", Token: ptok, VideoBitrate: 300_000})
+	if err := pub.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	vtok, _ := mint("watcher", "drop", false)
+	v := loadtest.NewViewer(loadtest.ViewerConfig{URL: srv.wsURL, Room: "drop", Token: vtok, Lean: true})
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	v.DropConnection()
+	waitFor(ctx, t, "a new connection after media_failed", func() bool { return v.Stats().Recoveries == 1 })
+	before := v.Stats().VideoPackets
+	waitFor(ctx, t, "media flowing again", func() bool { return v.Stats().VideoPackets > before+50 })
+	if err := v.SignalError(); err != nil {
+		t.Fatal(err)
+	}
+}
