@@ -1,13 +1,18 @@
 package sfu
 
 import (
+	"encoding/binary"
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
 )
 
 // Bandwidth estimation toward viewers (sfu.bandwidth_estimation). Every
@@ -44,30 +49,33 @@ const (
 	bweBackoffMax   = 60 * time.Second
 )
 
-// newBWEFactory is the interceptor that gives each viewer connection its
-// estimator; the engine takes the one of the connection it is creating.
-func (e *Engine) newBWEFactory() (*cc.InterceptorFactory, error) {
-	f, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		return gcc.NewSendSideBWE(
-			gcc.SendSideBWEInitialBitrate(bweInitial),
-			gcc.SendSideBWEMinBitrate(bweMin),
-			gcc.SendSideBWEMaxBitrate(bweMax),
-			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
-			gcc.WithLoggerFactory(e.lf),
-		)
-	})
+// newViewerBWE makes a viewer connection's estimator. The lean write path
+// (lean.go) stamps each packet with the connection's transport-wide
+// sequence number and hands it to the estimator as it is sent; the
+// viewer's transport-cc feedback reaches it from the connection's RTCP
+// (viewerrtcp.go).
+func (e *Engine) newViewerBWE() (*viewerBWE, error) {
+	est, err := gcc.NewSendSideBWE(
+		gcc.SendSideBWEInitialBitrate(bweInitial),
+		gcc.SendSideBWEMinBitrate(bweMin),
+		gcc.SendSideBWEMaxBitrate(bweMax),
+		gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+		gcc.WithLoggerFactory(e.lf),
+	)
 	if err != nil {
 		return nil, err
 	}
-	// Called while the engine creates a viewer connection (NewSubscriber
-	// holds bweMu): the estimator is that connection's.
-	f.OnNewPeerConnection(func(_ string, est cc.BandwidthEstimator) { e.bweNext = est })
-	return f, nil
+	b := &viewerBWE{est: est}
+	e.bweMu.Lock()
+	e.bwes[b] = struct{}{}
+	e.bweMu.Unlock()
+	return b, nil
 }
 
 // viewerBWE is one viewer connection's estimator.
 type viewerBWE struct {
-	est cc.BandwidthEstimator
+	est *gcc.SendSideBWE
+	seq atomic.Uint32 // the next transport-wide sequence number
 
 	mu     sync.Mutex
 	at     time.Time // when the cached reading below was taken
@@ -229,4 +237,66 @@ func (e *Engine) BandwidthEstimates() []int {
 		out = append(out, b.est.GetTargetBitrate())
 	}
 	return out
+}
+
+// estimated is how a down-track's packets reach its connection's
+// estimator: stamped with the connection's transport-wide sequence number
+// (header extension id), then written through the estimator's stream
+// writer, which notes size and send time and hands them on (writeOut).
+type estimated struct {
+	bw *viewerBWE
+	id uint8
+	w  interceptor.RTPWriter
+}
+
+// estScratch is what a writer needs to stamp a packet.
+type estScratch struct {
+	attrs interceptor.Attributes
+	tcc   [2]byte
+}
+
+// batchAttr is the attribute that carries the writer's batch through the
+// estimator's stream writer.
+type batchAttr struct{}
+
+// bindEstimator registers the down-track's stream with bw, when the viewer
+// accepted transport-wide sequence numbers.
+func (d *DownTrack) bindEstimator(bw *viewerBWE, ssrc uint32, exts []webrtc.RTPHeaderExtensionParameter) {
+	var id int
+	for _, x := range exts {
+		if x.URI == sdp.TransportCCURI {
+			id = x.ID
+		}
+	}
+	if id <= 0 || id > 14 {
+		return
+	}
+	info := &interceptor.StreamInfo{SSRC: ssrc, RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: id}}}
+	w := bw.est.AddStream(info, interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		sb, _ := a[batchAttr{}].(*sendBatch)
+		return d.writeOut(d.bind.Load(), h, payload, sb), nil
+	}))
+	d.est.Store(&estimated{bw: bw, id: uint8(id), w: w})
+}
+
+// writeEstimated stamps the packet and writes it through the estimator.
+func (d *DownTrack) writeEstimated(eo *estimated, b *binding, h *rtp.Header, payload []byte, sb *sendBatch) int {
+	var es *estScratch
+	if sb != nil {
+		es = &sb.est
+	} else {
+		es = &estScratch{} // a retransmission, from the viewer's RTCP
+	}
+	if es.attrs == nil {
+		es.attrs = interceptor.Attributes{}
+	}
+	seq := uint16(eo.bw.seq.Add(1) - 1)
+	binary.BigEndian.PutUint16(es.tcc[:], seq)
+	if err := h.SetExtension(eo.id, es.tcc[:]); err != nil {
+		return d.writeOut(b, h, payload, sb)
+	}
+	es.attrs[batchAttr{}] = sb
+	n, _ := eo.w.Write(h, payload, es.attrs)
+	es.attrs[batchAttr{}] = nil
+	return n
 }

@@ -79,6 +79,16 @@ type DownTrack struct {
 	hdr     rtp.Header
 
 	nack nackGuard // the viewer's retransmission budget and history
+
+	// The lean write path (lean.go): the connection's link, nil on Pion's
+	// path, and this down-track's SRTP context once it has keys.
+	link  *leanLink
+	sub   *Subscriber               // the connection, which hands RTCP to its down-tracks by SSRC (viewerrtcp.go)
+	est   atomic.Pointer[estimated] // the connection's estimator sees every packet (bwe.go)
+	out   atomic.Pointer[leanOut]
+	outMu sync.Mutex
+	// Sender report counts (senderreport.go): packets and payload octets sent.
+	srPackets, srOctets atomic.Uint64
 }
 
 // anchor maps one source's packets into the viewer's space.
@@ -121,13 +131,22 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		return webrtc.RTPCodecParameters{}, errNoCodec
 	}
 	d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
+	if d.sub != nil {
+		d.sub.bindSSRC(uint32(ctx.SSRC()), d)
+		if bw := d.sub.bwe; bw != nil && !d.relay {
+			d.bindEstimator(bw, uint32(ctx.SSRC()), ctx.HeaderExtensions())
+		}
+	}
 	d.src.Load().addDown(d)
 	return c, nil
 }
 
 // Unbind implements webrtc.TrackLocal: the viewer stopped the track, so its
 // source stops writing to it.
-func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	if d.sub != nil {
+		d.sub.unbindSSRC(uint32(ctx.SSRC()), d)
+	}
 	d.cancelNext()
 	d.src.Load().removeDown(d)
 	return nil
@@ -191,7 +210,7 @@ func (d *DownTrack) Switch(to *Track) error {
 // onPacket writes one live source packet to the viewer and returns the
 // bytes written (0 when the packet was not sent). It runs on t's forwarder
 // (or one fan-out worker), which is the only writer of live packets.
-func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bool) int {
+func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bool, sc *scratch) int {
 	b := d.bind.Load()
 	if b == nil {
 		return 0
@@ -226,13 +245,13 @@ func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bo
 			}
 			d.fresh++
 		}
-		return d.send(b, t, h, payload)
+		return d.send(b, t, h, payload, sc)
 	case dtReplaying:
 		return 0 // the replay reaches this packet through the cache
 	}
 	switch {
 	case !t.isVideo():
-		return d.startLive(b, t, h, payload)
+		return d.startLive(b, t, h, payload, sc)
 	case t.pic.kfValid:
 		if int16(h.SequenceNumber-t.pic.kfSeq) < 0 {
 			return 0 // a late packet from before the picture
@@ -252,14 +271,14 @@ func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bo
 		if !auStart {
 			return 0
 		}
-		return d.startLive(b, t, h, payload)
+		return d.startLive(b, t, h, payload, sc)
 	}
 }
 
 // startLive anchors the down-track at h and sends it.
-func (d *DownTrack) startLive(b *binding, t *Track, h *rtp.Header, payload []byte) int {
+func (d *DownTrack) startLive(b *binding, t *Track, h *rtp.Header, payload []byte, sc *scratch) int {
 	d.setAnchor(t, h.SequenceNumber, h.Timestamp, h.Timestamp)
-	n := d.send(b, t, h, payload)
+	n := d.send(b, t, h, payload, sc)
 	if n > 0 {
 		d.state = dtLive
 		d.fresh = 0
@@ -334,7 +353,7 @@ func (d *DownTrack) replayMore(t *Track, max int, sc *scratch) (sent, bytes int,
 			d.cursor++ // lost upstream; the viewer's NACK may fetch it later
 			continue
 		}
-		n := d.send(b, t, &sc.hdr, payload)
+		n := d.send(b, t, &sc.hdr, payload, sc)
 		if first {
 			if n == 0 {
 				// Pion drops packets (without an error) until the viewer's
@@ -369,11 +388,12 @@ func (d *DownTrack) abandonReplay(t *Track) {
 
 // send rewrites h (SSRC, payload type, sequence number, timestamp; the
 // publisher's header extensions are dropped since their ids belong to the
-// publisher's session) and writes it. d.mu is held.
-func (d *DownTrack) send(b *binding, t *Track, h *rtp.Header, payload []byte) int {
+// publisher's session) and writes it, into sc's batch on the lean path.
+// d.mu is held.
+func (d *DownTrack) send(b *binding, t *Track, h *rtp.Header, payload []byte, sc *scratch) int {
 	out := &d.hdr
 	rewrite(out, h, b, h.SequenceNumber+d.anc.seqOffset, d.anc.mapTS(h.Timestamp))
-	n := d.write(b, out, payload)
+	n := d.write(b, out, payload, sc.sendBatch(t.engine))
 	if n == 0 {
 		return 0
 	}
@@ -388,13 +408,60 @@ func (d *DownTrack) send(b *binding, t *Track, h *rtp.Header, payload []byte) in
 // viewer's full socket cannot take; over ICE-TCP each connection has a
 // bounded write buffer (see Engine) beyond which Pion drops packets for that
 // viewer alone (silently: its ICE layer logs the error and reports success).
-func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte) int {
-	n, err := b.writer.WriteRTP(h, payload)
-	if err != nil {
-		if t := d.src.Load(); t != nil {
-			t.engine.stats.writeErrors.Add(1)
+//
+// On the lean path (lean.go) the packet is encrypted here and queued on sb,
+// the writer's batch, or sent at once when sb is nil.
+func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte, sb *sendBatch) int {
+	if eo := d.est.Load(); eo != nil {
+		return d.writeEstimated(eo, b, h, payload, sb)
+	}
+	return d.writeOut(b, h, payload, sb)
+}
+
+// writeOut is write without estimation.
+func (d *DownTrack) writeOut(b *binding, h *rtp.Header, payload []byte, sb *sendBatch) int {
+	var n int
+	var k *leanKeys
+	var p *leanPath
+	if l := d.link; l != nil {
+		k, p = l.keys.Load(), l.path.Load()
+		if (k == nil || p == nil) && l.started.Load() {
+			return 0 // the pair left the engine's sockets: the connection is being replaced
 		}
-		return 0
+		if l.viaPion.Load() {
+			k = nil // Pion's SRTP state has the connection's packets: it keeps them
+		}
+	}
+	if k != nil && p != nil {
+		n = d.writeLean(k, p, h, payload, sb)
+		if n == 0 {
+			d.src.Load().engine.stats.writeErrors.Add(1)
+			return 0
+		}
+		d.link.started.Store(true)
+		if sb == nil {
+			d.src.Load().engine.stats.directPackets.Add(1) // a batch counts its own
+		}
+	} else {
+		if k != nil && !d.link.viaPion.Load() {
+			// Encrypted packets went out through Pion (a first pair that
+			// was not on the engine's sockets): were the connection to
+			// move to the lean path, its own rollover counts would start
+			// from zero while the viewer's continue.
+			d.link.viaPion.Store(true)
+		}
+		var err error
+		n, err = b.writer.WriteRTP(h, payload)
+		if err != nil {
+			if t := d.src.Load(); t != nil {
+				t.engine.stats.writeErrors.Add(1)
+			}
+			return 0
+		}
+	}
+	if n > 0 {
+		d.srPackets.Add(1)
+		d.srOctets.Add(uint64(len(payload)))
 	}
 	if d.relay && n > 0 {
 		st := &d.src.Load().engine.stats
@@ -406,7 +473,11 @@ func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte) int {
 
 func rewrite(out, h *rtp.Header, b *binding, seq uint16, ts uint32) {
 	if out != h {
+		// out keeps its own extension list: h's is the forwarder's, shared
+		// by every down-track of the round.
+		ext := out.Extensions
 		*out = *h
+		out.Extensions = ext
 	}
 	out.SSRC = b.ssrc
 	out.PayloadType = b.pt

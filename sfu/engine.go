@@ -14,7 +14,6 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -26,28 +25,30 @@ import (
 // Engine is the process's media plane: the Pion APIs built once, the one UDP
 // port every peer shares, the fan-out workers, and the counters.
 type Engine struct {
-	pubAPI, subAPI *webrtc.API
-	subBWEAPI      *webrtc.API // viewers of simulcast tracks, with bandwidth estimation (bwe.go); nil when off
-	relayInAPI     *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
-	udp            net.PacketConn
-	udpMux         ice.UDPMux
-	udpAddrs       []net.Addr
-	tcp            net.Listener
-	tcpMux         ice.TCPMux
-	fan            *fanout
-	log            *slog.Logger
-	lf             logging.LoggerFactory
+	pubAPI     *webrtc.API
+	bweMode    string      // sfu.bandwidth_estimation: which viewer connections are estimated (bwe.go)
+	relayInAPI *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
+	udp        net.PacketConn
+	udpMux     ice.UDPMux
+	udpAddrs   []net.Addr
+	socks      []*mediaSocket       // the UDP mux's sockets, which viewers' media is written to (lean.go)
+	subSE      webrtc.SettingEngine // what each lean viewer connection's API is built from (viewerrtcp.go)
+	tcp        net.Listener
+	tcpMux     ice.TCPMux
+	fan        *fanout
+	log        *slog.Logger
+	lf         logging.LoggerFactory
 
 	// Bandwidth estimation toward viewers (bwe.go).
-	bweMu   sync.Mutex
-	bweNext cc.BandwidthEstimator // the estimator of the viewer connection being created
-	bwes    map[*viewerBWE]struct{}
+	bweMu sync.Mutex
+	bwes  map[*viewerBWE]struct{}
 
 	cacheSize   int
 	keyframeGap time.Duration
 	nackBudget  int // bytes per second per viewer; 0 is unlimited
 	stats       counters
 	q           quality // viewers' reports, ICE failures, freezes (quality.go)
+	sr          senderReports
 }
 
 type counters struct {
@@ -65,6 +66,7 @@ type counters struct {
 	tracks, downTracks               atomic.Int64
 	publishers, subscribers          atomic.Int64
 	layerSwitches                    atomic.Uint64
+	directPackets, sendCalls         atomic.Uint64 // the lean path (lean.go)
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -95,6 +97,8 @@ type Stats struct {
 	RelayPacketsOut  uint64 // RTP packets sent over relays (also in PacketsForwarded)
 	RelayBytesOut    uint64
 	LayerSwitches    uint64 // viewers moved to another simulcast layer at its keyframe
+	DirectPackets    uint64 // of PacketsForwarded, written on the lean path (encrypted and sent by the engine, not Pion)
+	SendCalls        uint64 // sendmmsg calls of the lean path's batches
 }
 
 // NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
@@ -118,6 +122,13 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	lf := newPionLoggerFactory(e.log)
 	e.lf = lf
 	e.bwes = map[*viewerBWE]struct{}{}
+	// One view of the host's interfaces for every connection: Pion's ICE
+	// agent would otherwise read them (netlink) for each new peer, a cost
+	// and garbage per join that the shared UDP port makes pointless.
+	rn, err := newRecordingNet()
+	if err != nil {
+		return nil, fmt.Errorf("sfu: network: %w", err)
+	}
 	if cfg.UDPAddress == "" {
 		// One socket per local address on the same port: a socket on the
 		// unspecified address cannot tell which address a peer reached.
@@ -130,12 +141,16 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		if cfg.IncludeLoopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}
+		opts = append(opts, ice.UDPMuxFromPortWithNet(rn))
 		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("sfu: listen on UDP port %d: %w", cfg.UDPPort, err)
 		}
 		e.udpMux = mux
 		e.udpAddrs = mux.GetListenAddresses()
+		for _, c := range rn.conns {
+			e.socks = append(e.socks, newMediaSocket(c))
+		}
 	} else {
 		udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.UDPPort)))
 		if err != nil {
@@ -146,6 +161,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 			// drops a publisher's burst while the node is busy.
 			_ = c.SetReadBuffer(4 << 20)
 			_ = c.SetWriteBuffer(4 << 20)
+			e.socks = []*mediaSocket{newMediaSocket(c)}
 		}
 		e.udp = udp
 		e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
@@ -153,6 +169,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetNet(rn)
 	se.SetICEUDPMux(e.udpMux)
 	if cfg.TCPPort > 0 {
 		l, err := net.Listen("tcp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.TCPPort)))
@@ -186,7 +203,6 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// AES-GCM first: in Pion it is several times cheaper per packet than
 	// AES-CM with HMAC-SHA1, and every browser supports it.
-	var err error
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	// A publisher's retransmission arrives an RTT (and a NACK interval)
 	// after the original, on the media SSRC (there is no RTX): with Pion's
@@ -196,6 +212,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	// 1,024 packets for the same reason.
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 
+	e.subSE = se
 	if e.pubAPI, err = newPublisherAPI(se, lf); err != nil {
 		e.Close()
 		return nil, err
@@ -222,22 +239,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
-	if cfg.BandwidthEstimation == "simulcast" || cfg.BandwidthEstimation == "always" {
-		bwe, err := e.newBWEFactory()
-		if err == nil {
-			e.subBWEAPI, err = newSubscriberAPI(se, lf, bwe)
-		}
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
-	}
-	if cfg.BandwidthEstimation == "always" {
-		e.subAPI = e.subBWEAPI
-	} else if e.subAPI, err = newSubscriberAPI(se, lf, nil); err != nil {
-		e.Close()
-		return nil, err
-	}
+	e.bweMode = cfg.BandwidthEstimation
 	workers := cfg.FanoutWorkers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -247,6 +249,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.fan = newFanout(workers - 1)
 	}
 	e.startQuality()
+	e.startSenderReports()
 	return e, nil
 }
 
@@ -282,6 +285,7 @@ func newPublisherAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc
 		}
 	}
 	reg := &interceptor.Registry{}
+	reg.Add(headerOnceFactory{}) // first: innermost (attrs.go)
 	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(lf))
 	if err != nil {
 		return nil, err
@@ -294,38 +298,6 @@ func newPublisherAPI(se webrtc.SettingEngine, lf logging.LoggerFactory) (*webrtc
 	reg.Add(recv)
 	if err := webrtc.ConfigureTWCCSenderWithOptions(me, reg, twcc.WithLoggerFactory(lf)); err != nil {
 		return nil, err
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
-}
-
-// newSubscriberAPI builds the API for connections on which viewers receive.
-// Only sender reports run per packet (browsers need them for lip sync). There
-// is deliberately no NACK responder: Pion's keeps a cache per outgoing stream
-// (megabytes per viewer); down-tracks answer NACKs from their track's shared
-// cache instead.
-//
-// With bwe (sfu.bandwidth_estimation) every packet also gets a
-// transport-wide sequence number and the viewer's transport-cc feedback
-// feeds its connection's estimator (bwe.go).
-func newSubscriberAPI(se webrtc.SettingEngine, lf logging.LoggerFactory, bwe *cc.InterceptorFactory) (*webrtc.API, error) {
-	me := &webrtc.MediaEngine{}
-	if err := registerCodecs(me); err != nil {
-		return nil, err
-	}
-	reg := &interceptor.Registry{}
-	sender, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
-	if err != nil {
-		return nil, err
-	}
-	reg.Add(sender)
-	if bwe != nil {
-		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-			me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, k)
-		}
-		reg.Add(bwe)
-		if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
-			return nil, err
-		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
@@ -349,6 +321,8 @@ func (e *Engine) Stats() Stats {
 		ForwarderSkipped: s.forwarderSkipped.Load(),
 		WriteErrors:      s.writeErrors.Load(),
 		LayerSwitches:    s.layerSwitches.Load(),
+		DirectPackets:    s.directPackets.Load(),
+		SendCalls:        s.sendCalls.Load(),
 		RelaysIn:         s.relaysIn.Load(),
 		RelaysOut:        s.relaysOut.Load(),
 		RelayTracksIn:    s.relayTracksIn.Load(),
@@ -386,4 +360,5 @@ func (e *Engine) Close() {
 		e.fan = nil
 	}
 	e.stopQuality()
+	e.stopSenderReports()
 }

@@ -28,8 +28,24 @@ type fanJob struct {
 // scratch is the per-writer memory for replaying cached packets, so the
 // packet path does not allocate.
 type scratch struct {
-	buf [maxCachedPacket]byte
-	hdr rtp.Header
+	buf   [maxCachedPacket]byte
+	hdr   rtp.Header
+	batch *sendBatch // the lean path's sends of this writer's round (lean.go), made on first use
+}
+
+// sendBatch returns the writer's batch.
+func (sc *scratch) sendBatch(e *Engine) *sendBatch {
+	if sc.batch == nil {
+		sc.batch = newSendBatch(&e.stats)
+	}
+	return sc.batch
+}
+
+// flush sends what the writer's round queued.
+func (sc *scratch) flush() {
+	if sc.batch != nil {
+		sc.batch.flush()
+	}
 }
 
 func newFanout(workers int) *fanout {

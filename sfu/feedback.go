@@ -125,7 +125,7 @@ func (d *DownTrack) handleNACK(nack *rtcp.TransportLayerNack) {
 			return false
 		}
 		rewrite(&g.out, &g.rtx.hdr, b, out, anc.mapTS(g.rtx.hdr.Timestamp))
-		if d.write(b, &g.out, payload) > 0 {
+		if d.write(b, &g.out, payload, nil) > 0 {
 			answered++
 			r.seq, r.at = out, now
 		}
@@ -212,12 +212,7 @@ func reportRTT(r rtcp.ReceptionReport, now time.Time) time.Duration {
 }
 
 // ntpMiddle returns the middle 32 bits of the NTP timestamp of t.
-func ntpMiddle(t time.Time) uint32 {
-	const ntpEpochOffset = 2208988800 // seconds from 1900 to 1970
-	secs := uint64(t.Unix()) + ntpEpochOffset
-	frac := uint64(t.Nanosecond()) << 32 / 1e9
-	return uint32(secs<<16) | uint32(frac>>16)
-}
+func ntpMiddle(t time.Time) uint32 { return uint32(ntpTime(t) >> 16) }
 
 // RTT returns the viewer's last measured round-trip time (0 when unknown).
 func (d *DownTrack) RTT() time.Duration { return time.Duration(d.nack.rtt.Load()) }

@@ -3,7 +3,6 @@ package sfu
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -66,10 +65,16 @@ type fanoutRig struct {
 }
 
 // newFanoutRig builds a video track with n bound down-tracks, each writing
-// through its own SRTP context to a UDP sink on loopback.
-func newFanoutRig(b *testing.B, n int) *fanoutRig {
+// through its own SRTP context to a UDP sink on loopback: one sendto per
+// packet (a stand-in for Pion's write chain without its overhead), or with
+// lean, the engine's own path (lean.go) with batched sends.
+func newFanoutRig(b *testing.B, n int, lean bool) *fanoutRig { return newFanoutRigSinks(b, n, lean, 1) }
+
+// newFanoutRigSinks spreads the viewers over sinks receiving sockets.
+// sinks < 0 is one socket and no fan-out workers.
+func newFanoutRigSinks(b *testing.B, n int, lean bool, sinks int) *fanoutRig {
 	e := &Engine{log: slog.Default(), cacheSize: 2048, keyframeGap: time.Second}
-	if w := runtime.GOMAXPROCS(0); w > 1 {
+	if w := runtime.GOMAXPROCS(0); w > 1 && sinks > 0 {
 		e.fan = newFanout(w - 1)
 	}
 	send, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -77,14 +82,25 @@ func newFanoutRig(b *testing.B, n int) *fanoutRig {
 		b.Fatal(err)
 	}
 	_ = send.SetWriteBuffer(8 << 20)
-	to := startSink(b)
+	tos := startSinks(b, max(sinks, 1))
 	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	t := newTrackFor(e, TrackInfo{ID: "t", StreamID: "p", Kind: webrtc.RTPCodecTypeVideo, MimeType: codec.MimeType}, codec, 1, nil)
 	rig := &fanoutRig{track: t}
+	sock := newMediaSocket(send)
 	for i := range n {
+		to := tos[i%len(tos)]
+		path := &leanPath{sock: sock, addr: net.UDPAddrFromAddrPort(to), ap: to}
 		w := newSRTPUDPWriter(b, send, to)
 		rig.writers = append(rig.writers, w)
 		d := newDownTrack(t)
+		if lean {
+			key, salt := make([]byte, 16), make([]byte, 12)
+			_, _ = rand.Read(key)
+			_, _ = rand.Read(salt)
+			d.link = &leanLink{}
+			d.link.keys.Store(&leanKeys{profile: srtp.ProtectionProfileAeadAes128Gcm, key: key, salt: salt})
+			d.link.path.Store(path)
+		}
 		d.bind.Store(&binding{ssrc: uint32(1000 + i), pt: 96, writer: w})
 		t.addDown(d)
 	}
@@ -121,9 +137,26 @@ func cpuTime() time.Duration {
 // is process CPU time per packet forwarded to one viewer; compare it with
 // BenchmarkFloor, the same SRTP + send done bare.
 func BenchmarkForward(b *testing.B) {
-	for _, n := range []int{1, 10, 50, 200, 1000} {
-		b.Run(fmt.Sprintf("viewers=%d", n), func(b *testing.B) {
-			rig := newFanoutRig(b, n)
+	for _, c := range []struct {
+		name  string
+		n     int
+		lean  bool
+		sinks int
+	}{
+		{"sendto/viewers=1", 1, false, 1}, {"sendto/viewers=10", 10, false, 1}, {"sendto/viewers=200", 200, false, 1},
+		{"lean/viewers=1", 1, true, 1}, {"lean/viewers=10", 10, true, 1}, {"lean/viewers=50", 50, true, 1},
+		{"lean/viewers=200", 200, true, 1}, {"lean/viewers=1000", 1000, true, 1},
+		// The same fan-out into one socket per viewer, each read by a
+		// goroutine that sleeps between packets: the kernel now wakes a
+		// reader for (nearly) every packet, and the sender pays for it.
+		{"sendto/viewers=200/sockets=200", 200, false, 200}, {"lean/viewers=200/sockets=200", 200, true, 200},
+		// One track's 1000 viewers written by its forwarder alone (no
+		// fan-out workers), against lean/viewers=1000 split over both cores.
+		{"lean/viewers=1000/serial", 1000, true, -1},
+	} {
+		n := c.n
+		b.Run(c.name, func(b *testing.B) {
+			rig := newFanoutRigSinks(b, n, c.lean, c.sinks)
 			defer rig.close()
 			t := rig.track
 			pkts := make([][]byte, 64)
@@ -131,15 +164,19 @@ func BenchmarkForward(b *testing.B) {
 				pkts[i] = vp8Packet(uint16(i), uint32(i/8)*3000, i == 0)
 			}
 			var h rtp.Header
-			// Start every down-track on the keyframe.
+			// Start every down-track on the keyframe (a replay round),
+			// then one live round so that every writer has its batch.
 			t.ingest(pkts[0], &h)
+			t.pump()
+			binary.BigEndian.PutUint16(pkts[1][2:], 1)
+			t.ingest(pkts[1], &h)
 			t.pump()
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0, fwd0 := cpuTime(), t.engine.stats.packetsForwarded.Load()
 			for i := range b.N {
 				pkt := pkts[1+i%63]
-				binary.BigEndian.PutUint16(pkt[2:], uint16(i+1))
+				binary.BigEndian.PutUint16(pkt[2:], uint16(i+2))
 				t.ingest(pkt, &h)
 				t.pump()
 			}

@@ -23,7 +23,7 @@ func BenchmarkForwarderHop(b *testing.B) {
 	for _, n := range []int{1, 20} {
 		for _, mode := range []string{"inline", "forwarder"} {
 			b.Run(fmt.Sprintf("viewers=%d/%s", n, mode), func(b *testing.B) {
-				rig := newFanoutRig(b, n)
+				rig := newFanoutRig(b, n, true)
 				defer rig.close()
 				t := rig.track
 				pkts := make([][]byte, 64)

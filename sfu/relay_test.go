@@ -12,7 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-func newLoopbackEngine(t *testing.T) *Engine {
+func newLoopbackEngine(t testing.TB) *Engine {
 	t.Helper()
 	cfg := config.Default().SFU
 	cfg.UDPPort = 0

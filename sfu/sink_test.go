@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,38 +27,58 @@ func TestMain(m *testing.M) {
 		runSink()
 		return
 	}
+	if os.Getenv("HALO_PION_PUBLISHER") != "" {
+		runPionPublisher()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
 func runSink() {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	_ = c.SetReadBuffer(8 << 20)
-	fmt.Println(c.LocalAddr().String())
-	go func() { // stop when the parent closes our stdin
-		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
-		os.Exit(0)
-	}()
-	buf := make([]byte, 2048)
-	for {
-		if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
-			os.Exit(0)
+	n, _ := strconv.Atoi(os.Getenv("HALO_UDP_SINK"))
+	n = max(n, 1)
+	conns := make([]*net.UDPConn, n)
+	addrs := make([]string, n)
+	for i := range conns {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
 		}
+		_ = c.SetReadBuffer(8 << 20)
+		conns[i], addrs[i] = c, c.LocalAddr().String()
 	}
+	fmt.Println(strings.Join(addrs, " "))
+	// One socket is read in a busy loop; several are read each by its
+	// own goroutine, which sleeps until its next packet, as a process
+	// full of viewers does.
+	for _, c := range conns {
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+					os.Exit(0)
+				}
+			}
+		}()
+	}
+	// Stop when the parent closes our stdin.
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	os.Exit(0)
 }
 
-// startSink runs the sink process and returns its address.
-func startSink(b *testing.B) netip.AddrPort {
+// startSink runs the sink process with one socket and returns its address.
+func startSink(b *testing.B) netip.AddrPort { return startSinks(b, 1)[0] }
+
+// startSinks runs the sink process with n sockets.
+func startSinks(b *testing.B, n int) []netip.AddrPort {
 	b.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run", "^$")
-	cmd.Env = append(os.Environ(), "HALO_UDP_SINK=1")
+	cmd.Env = append(os.Environ(), "HALO_UDP_SINK="+strconv.Itoa(n))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -71,9 +92,16 @@ func startSink(b *testing.B) netip.AddrPort {
 	if err != nil {
 		b.Fatal(err)
 	}
-	addr, err := netip.ParseAddrPort(strings.TrimSpace(line))
-	if err != nil {
-		b.Fatalf("sink: %q", line)
+	var out []netip.AddrPort
+	for _, f := range strings.Fields(line) {
+		addr, err := netip.ParseAddrPort(f)
+		if err != nil {
+			b.Fatalf("sink: %q", line)
+		}
+		out = append(out, addr)
 	}
-	return addr
+	if len(out) != n {
+		b.Fatalf("sink: %d addresses, want %d", len(out), n)
+	}
+	return out
 }

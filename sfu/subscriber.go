@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -30,30 +28,35 @@ type Subscriber struct {
 	pc     *webrtc.PeerConnection
 	events SubscriberEvents
 
-	mu        sync.Mutex
-	subs      map[string]*subscription
-	awaiting  bool // an offer is out, waiting for its answer
-	renego    bool // something changed while awaiting
-	pending   []webrtc.ICECandidateInit
-	closed    bool
-	answerer  bool // WHEP: the client offered, the SFU answers once
-	failed    sync.Once
-	rtcpLoops sync.WaitGroup
-	relay     bool // the origin side of a relay (relay.go)
+	mu       sync.Mutex
+	subs     map[string]*subscription
+	awaiting bool // an offer is out, waiting for its answer
+	renego   bool // something changed while awaiting
+	pending  []webrtc.ICECandidateInit
+	closed   bool
+	answerer bool // WHEP: the client offered, the SFU answers once
+	failed   sync.Once
+	relay    bool // the origin side of a relay (relay.go)
 	// Simulcast caps: per track id, and for tracks without one.
 	caps       map[string]int
 	defaultCap int
 	bwe        *viewerBWE // the connection's bandwidth estimator (bwe.go), nil without
+	link       *leanLink  // the lean write path (lean.go), nil on Pion's
+	connected  bool       // DTLS is up and SRTP started: RTCP streams can be opened without waiting
+	ssrcMu     sync.RWMutex
+	ssrcs      map[uint32]*DownTrack // the down-tracks by the SSRC they send
 }
 
 type subscription struct {
-	dt     *DownTrack
-	sender *webrtc.RTPSender
+	dt       *DownTrack
+	sender   *webrtc.RTPSender
+	rtcpOpen bool // its RTCP read stream is open (viewerrtcp.go)
 }
 
-// NewSubscriber creates a receiving connection.
+// NewSubscriber creates a receiving connection (estimated with
+// sfu.bandwidth_estimation: always).
 func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
-	return e.newSubscriber(e.subAPI, ev)
+	return e.newSubscriber(ev, e.bweMode == "always")
 }
 
 // NewSimulcastSubscriber creates a receiving connection for a viewer of
@@ -61,35 +64,47 @@ func (e *Engine) NewSubscriber(ev SubscriberEvents) (*Subscriber, error) {
 // its layers follow it (bwe.go). Estimation costs CPU on every packet, so
 // it runs only where it can help (sfu.bandwidth_estimation: simulcast).
 func (e *Engine) NewSimulcastSubscriber(ev SubscriberEvents) (*Subscriber, error) {
-	if e.subBWEAPI == nil {
-		return e.NewSubscriber(ev)
-	}
-	return e.newSubscriber(e.subBWEAPI, ev)
+	return e.newSubscriber(ev, e.bweMode == "always" || e.bweMode == "simulcast")
 }
 
-func (e *Engine) newSubscriber(api *webrtc.API, ev SubscriberEvents) (*Subscriber, error) {
-	e.bweMu.Lock()
-	e.bweNext = nil
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	est := e.bweNext
-	e.bweNext = nil
-	var bwe *viewerBWE
-	if est != nil && err == nil {
-		bwe = &viewerBWE{est: est}
-		e.bwes[bwe] = struct{}{}
-	}
-	e.bweMu.Unlock()
+func (e *Engine) newSubscriber(ev SubscriberEvents, estimate bool) (*Subscriber, error) {
+	s := &Subscriber{e: e, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh}
+	// Each viewer connection has its own API, whose read buffers handle
+	// RTCP as it arrives (viewerrtcp.go); packets take the lean write path
+	// (lean.go).
+	api, err := e.viewerAPI(s, estimate)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
-	s := &Subscriber{e: e, pc: pc, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh, bwe: bwe}
+	// No header extension encryption (RFC 9335): the lean path's SRTP
+	// contexts encrypt as without it (the only extension a viewer's packet
+	// may carry is a transport-wide sequence number).
+	pc, err := api.NewPeerConnection(webrtc.Configuration{RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
+	}
+	if estimate {
+		if s.bwe, err = e.newViewerBWE(); err != nil {
+			_ = pc.Close()
+			return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
+		}
+	}
+	s.pc = pc
+	s.link = e.attachLean(pc, func() {
+		e.log.Warn("a viewer's ICE pair left the shared UDP port: closing its connection")
+		_ = s.Close()
+	})
 	e.stats.subscribers.Add(1)
+	e.addReported(s)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil && ev.OnCandidate != nil {
 			ev.OnCandidate(c.ToJSON())
 		}
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			s.onConnected()
+		}
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 			s.failed.Do(func() {
 				if ev.OnFailed != nil {
@@ -126,6 +141,8 @@ func (s *Subscriber) newDownTrack(t *Track) *DownTrack {
 		}
 	}
 	dt := newDownTrack(src)
+	dt.link = s.link
+	dt.sub = s
 	dt.layerCap.Store(int32(cap))
 	if s.bwe != nil && t.isVideo() && !s.relay {
 		dt.bw = s.bwe
@@ -167,11 +184,6 @@ func (s *Subscriber) addLocked(t *Track) error {
 		return fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
 	}
 	s.subs[t.info.ID] = &subscription{dt: dt, sender: sender}
-	s.rtcpLoops.Add(1)
-	go func() {
-		defer s.rtcpLoops.Done()
-		readViewerRTCP(dt, sender)
-	}()
 	return nil
 }
 
@@ -299,6 +311,7 @@ func (s *Subscriber) HandleAnswer(sdp string) error {
 		_ = addCandidate(s.pc, c)
 	}
 	s.pending = nil
+	s.openRTCPLocked()
 	if s.renego {
 		s.renego = false
 		s.negotiateLocked()
@@ -328,11 +341,6 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 				return "", fmt.Errorf("sfu: add track %s: %w", t.info.ID, err)
 			}
 			s.subs[dt.id] = &subscription{dt: dt, sender: sender}
-			s.rtcpLoops.Add(1)
-			go func() {
-				defer s.rtcpLoops.Done()
-				readViewerRTCP(dt, sender)
-			}()
 		}
 	}
 	s.mu.Unlock()
@@ -374,45 +382,15 @@ func (s *Subscriber) Close() error {
 	if s.bwe != nil {
 		s.e.bweMu.Lock()
 		delete(s.e.bwes, s.bwe)
+		_ = s.bwe.est.Close()
 		s.e.bweMu.Unlock()
 	}
-	s.rtcpLoops.Wait()
+	s.e.removeReported(s)
 	s.e.stats.subscribers.Add(-1)
 	if s.relay {
 		s.e.stats.relaysOut.Add(-1)
 	}
 	return err
-}
-
-// readViewerRTCP handles one down-track's feedback until the sender stops:
-// NACKs are answered from the shared cache within the viewer's budget,
-// picture loss is answered from the cached picture (or becomes a merged,
-// rate-limited keyframe request to the publisher), receiver reports give the
-// viewer's RTT.
-func readViewerRTCP(dt *DownTrack, sender *webrtc.RTPSender) {
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := sender.Read(buf)
-		if err != nil {
-			return
-		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.TransportLayerNack:
-				dt.handleNACK(p)
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				dt.handlePLI()
-			case *rtcp.ReceiverReport:
-				for _, r := range p.Reports {
-					dt.handleReceiverReport(r, time.Now())
-				}
-			}
-		}
-	}
 }
 
 // SetLayer caps the simulcast layer the viewer gets of track id (LayerLow,

@@ -366,11 +366,12 @@ func (t *Track) forward(h *rtp.Header, payload []byte, auStart bool) {
 func (t *Track) writeRange(list []*DownTrack, h *rtp.Header, payload []byte, auStart bool, sc *scratch) {
 	var pkts, bytes uint64
 	for _, d := range list {
-		if b := d.onPacket(t, h, payload, auStart); b > 0 {
+		if b := d.onPacket(t, h, payload, auStart, sc); b > 0 {
 			pkts++
 			bytes += uint64(b)
 		}
 	}
+	sc.flush()
 	t.engine.stats.packetsForwarded.Add(pkts)
 	t.engine.stats.bytesForwarded.Add(bytes)
 }
@@ -420,6 +421,7 @@ func (t *Track) replayRound() bool {
 		}
 	}
 	t.rrNext = start + i
+	t.scratch.flush()
 	t.engine.stats.packetsForwarded.Add(pkts)
 	t.engine.stats.bytesForwarded.Add(bytes)
 	if finished > 0 {

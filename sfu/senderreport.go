@@ -1,0 +1,131 @@
+package sfu
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+// Sender reports. Browsers need them to play a publisher's audio and video
+// in sync, and a viewer's receiver reports echo them, which gives the SFU
+// its round-trip time to the viewer. Pion's sender-report interceptor would
+// see none of the packets the lean path writes (lean.go), so the engine
+// sends them itself: one loop for every viewer connection, one compound
+// packet per connection per interval, with each down-track's own counts.
+
+// senderReportInterval is how often a viewer connection gets its reports.
+const senderReportInterval = time.Second
+
+type senderReports struct {
+	mu      sync.Mutex
+	subs    map[*Subscriber]struct{}
+	stopped chan struct{}
+	done    chan struct{}
+}
+
+func (e *Engine) startSenderReports() {
+	r := &e.sr
+	r.subs = map[*Subscriber]struct{}{}
+	r.stopped, r.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(r.done)
+		tick := time.NewTicker(senderReportInterval)
+		defer tick.Stop()
+		var list []*Subscriber
+		for {
+			select {
+			case <-r.stopped:
+				return
+			case <-tick.C:
+			}
+			r.mu.Lock()
+			list = list[:0]
+			for s := range r.subs {
+				list = append(list, s)
+			}
+			r.mu.Unlock()
+			for _, s := range list {
+				s.sendReports(time.Now())
+			}
+			clear(list)
+		}
+	}()
+}
+
+func (e *Engine) stopSenderReports() {
+	if e.sr.stopped != nil {
+		close(e.sr.stopped)
+		<-e.sr.done
+		e.sr.stopped = nil
+	}
+}
+
+func (e *Engine) addReported(s *Subscriber) {
+	e.sr.mu.Lock()
+	e.sr.subs[s] = struct{}{}
+	e.sr.mu.Unlock()
+}
+
+func (e *Engine) removeReported(s *Subscriber) {
+	e.sr.mu.Lock()
+	delete(e.sr.subs, s)
+	e.sr.mu.Unlock()
+}
+
+// sendReports sends a sender report for each of the connection's
+// down-tracks that has sent something.
+func (s *Subscriber) sendReports(now time.Time) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	dts := make([]*DownTrack, 0, len(s.subs))
+	for _, sub := range s.subs {
+		dts = append(dts, sub.dt)
+	}
+	s.mu.Unlock()
+	var pkts []rtcp.Packet
+	mono := monoNow()
+	for _, d := range dts {
+		if sr := d.senderReport(now, mono); sr != nil {
+			pkts = append(pkts, sr)
+		}
+	}
+	if len(pkts) > 0 {
+		_ = s.pc.WriteRTCP(pkts)
+	}
+}
+
+// senderReport is the down-track's report at now (mono: monoNow), or nil
+// before its first packet. Its RTP time is the last packet's, advanced by
+// the wall-clock time since it was sent.
+func (d *DownTrack) senderReport(now time.Time, mono int64) *rtcp.SenderReport {
+	b := d.bind.Load()
+	if b == nil {
+		return nil
+	}
+	d.mu.Lock()
+	sent, lastTS, lastAt := d.sent, d.lastTS, d.lastAt
+	d.mu.Unlock()
+	if !sent {
+		return nil
+	}
+	ticks := uint64(max(mono-lastAt, 0)) * uint64(d.codec.ClockRate) / 1e9
+	return &rtcp.SenderReport{
+		SSRC:        b.ssrc,
+		NTPTime:     ntpTime(now),
+		RTPTime:     lastTS + uint32(ticks),
+		PacketCount: uint32(d.srPackets.Load()),
+		OctetCount:  uint32(d.srOctets.Load()),
+	}
+}
+
+// ntpTime is t as a 64-bit NTP timestamp.
+func ntpTime(t time.Time) uint64 {
+	const ntpEpochOffset = 2208988800 // seconds from 1900 to 1970
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) << 32 / 1e9
+	return secs<<32 | frac
+}
