@@ -74,6 +74,7 @@ type leanPeer struct {
 	recMu    sync.Mutex
 	recorder *twcc.Recorder
 	streams  map[uint32]*leanStream // reader goroutine only
+	hdr      rtp.Header             // the packet being read; reader goroutine only
 
 	// dropEvery, set by a test before media flows, drops every n-th RTP
 	// packet as it arrives (a lossy link), before decryption.
@@ -90,6 +91,7 @@ type leanStream struct {
 	rtpIn interceptor.RTPReader
 	cur   int // length of the packet being read through rtpIn
 	attrs interceptor.Attributes
+	hdr   *rtp.Header // the header in attrs, updated for every packet
 	tccID uint8
 }
 
@@ -537,19 +539,31 @@ func (p *leanPeer) handshake(r *leanRemote) {
 
 // handleRTP decrypts b in place and measures it.
 func (p *leanPeer) handleRTP(ctx *srtp.Context, b []byte) {
-	var h rtp.Header
-	out, err := ctx.DecryptRTP(b, b, &h)
+	h := &p.hdr
+	out, err := ctx.DecryptRTP(b, b, h)
 	if err != nil {
 		return
 	}
 	s := p.streams[h.SSRC]
 	if s == nil {
-		if s = p.newStream(&h); s == nil {
+		if s = p.newStream(h); s == nil {
 			return
 		}
 	}
 	s.cur = len(out)
-	clear(s.attrs)
+	// The interceptors find the packet's header in the stream's one
+	// attributes map (stored there by the first packet, updated in place
+	// after): no map and no header allocated per packet.
+	if s.hdr == nil {
+		if s.hdr, err = s.attrs.GetRTPHeader(out); err != nil {
+			s.hdr = nil
+			return
+		}
+	} else {
+		ext := s.hdr.Extensions
+		*s.hdr = *h
+		s.hdr.Extensions = append(ext[:0], h.Extensions...)
+	}
 	_, _, _ = s.rtpIn.Read(out, s.attrs)
 	if s.tccID != 0 {
 		if ext := h.GetExtension(s.tccID); ext != nil {
