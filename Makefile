@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-netns vet fmt bench bench-media bench-relay bench-bwe region-sim fuzz deps tools supply-chain clean
+.PHONY: run build test test-netns vet fmt bench bench-server bench-media bench-relay bench-bwe region-sim fuzz deps tools supply-chain clean
 
 run:
 	$(GO) run ./cmd/halo-sfu --dev
@@ -95,6 +95,17 @@ supply-chain: tools
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./sfu/ ./signaling/...
+
+# bench-server runs, for each audience size in VIEWERS, a fresh halo-sfu
+# (dev mode, its own loopback ports, media on 127.0.0.1) with one WHIP
+# publisher (VP8 2.5 Mbit/s + Opus) and that many WHEP viewers of
+# halo-loadtest, then BenchmarkFloor, and prints CPU per forwarded packet
+# against the floor, RSS and goroutines per viewer, first keyframe and loss
+# (docs/benchmarks.md, "make bench-server"). About 1 min per size.
+VIEWERS        ?= 100,200
+BENCH_DURATION ?= 20s
+bench-server: build
+	bin/halo-loadtest bench-server --sfu bin/halo-sfu --viewers "$(VIEWERS)" --duration $(BENCH_DURATION) --floor ./sfu/
 
 # bench-media measures the join storm and the NACK flood of
 # docs/benchmarks.md against halo-sfu processes (about 1 min per server per

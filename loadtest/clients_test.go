@@ -90,55 +90,57 @@ func TestPublisher_PublishesTracksWithMetadataAndAnswersPLI(t *testing.T) {
 }
 
 func TestViewer_ReceivesMediaAndAnswersRenegotiation(t *testing.T) {
-	room := newFakeRoom(t)
-	ctx := testCtx(t)
-	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000})
+	forEachViewer(t, func(t *testing.T, lean bool) {
+		room := newFakeRoom(t)
+		ctx := testCtx(t)
+		startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000})
 
-	v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok"})
-	if err := v.Start(ctx); err != nil {
-		t.Fatal("viewer start:", err)
-	}
-	defer v.Close()
-	if err := v.WaitTracks(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	eventually(ctx, t, "viewer sees frames", func() bool { s := v.Stats(); return s.Frames >= 3 && s.AudioPackets > 0 })
-	s := v.Stats()
-	if s.Tracks != 2 || !s.FirstVideoIsKeyframe || s.KeyframeFirstTracks != 1 || s.Keyframes == 0 {
-		t.Fatalf("stats %+v", s)
-	}
-	if s.LatencyMax <= 0 || s.LatencyP50 > s.LatencyP95 || s.LatencyP95 > s.LatencyMax {
-		t.Fatalf("latency p50 %s p95 %s max %s", s.LatencyP50, s.LatencyP95, s.LatencyMax)
-	}
-	if s.Bytes <= s.VideoPackets+s.AudioPackets {
-		t.Fatalf("bytes %d for %d packets", s.Bytes, s.VideoPackets+s.AudioPackets)
-	}
-
-	// A second broadcaster: the server renegotiates and the viewer answers.
-	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000, NoAudio: true})
-	if err := v.WaitTracks(ctx, 3); err != nil {
-		t.Fatal("after renegotiation:", err)
-	}
-	eventually(ctx, t, "second video track's first frame", func() bool { return v.Stats().KeyframeFirstTracks == 2 })
-	if err := v.SignalError(); err != nil {
-		t.Fatal(err)
-	}
-
-	// The events stay visible to a test through Conn.
-	var sawOffer bool
-	for !sawOffer {
-		ev, err := v.Conn().Next(ctx)
-		if err != nil {
+		v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok", Lean: lean})
+		if err := v.Start(ctx); err != nil {
+			t.Fatal("viewer start:", err)
+		}
+		defer v.Close()
+		if err := v.WaitTracks(ctx, 2); err != nil {
 			t.Fatal(err)
 		}
-		sawOffer = ev.Type == TypeOffer
-	}
-	if err := v.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.WaitTracks(ctx, 4); err == nil {
-		t.Fatal("WaitTracks on a closed viewer succeeded")
-	}
+		eventually(ctx, t, "viewer sees frames", func() bool { s := v.Stats(); return s.Frames >= 3 && s.AudioPackets > 0 })
+		s := v.Stats()
+		if s.Tracks != 2 || !s.FirstVideoIsKeyframe || s.KeyframeFirstTracks != 1 || s.Keyframes == 0 {
+			t.Fatalf("stats %+v", s)
+		}
+		if s.LatencyMax <= 0 || s.LatencyP50 > s.LatencyP95 || s.LatencyP95 > s.LatencyMax {
+			t.Fatalf("latency p50 %s p95 %s max %s", s.LatencyP50, s.LatencyP95, s.LatencyMax)
+		}
+		if s.Bytes <= s.VideoPackets+s.AudioPackets {
+			t.Fatalf("bytes %d for %d packets", s.Bytes, s.VideoPackets+s.AudioPackets)
+		}
+
+		// A second broadcaster: the server renegotiates and the viewer answers.
+		startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000, NoAudio: true})
+		if err := v.WaitTracks(ctx, 3); err != nil {
+			t.Fatal("after renegotiation:", err)
+		}
+		eventually(ctx, t, "second video track's first frame", func() bool { return v.Stats().KeyframeFirstTracks == 2 })
+		if err := v.SignalError(); err != nil {
+			t.Fatal(err)
+		}
+
+		// The events stay visible to a test through Conn.
+		var sawOffer bool
+		for !sawOffer {
+			ev, err := v.Conn().Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sawOffer = ev.Type == TypeOffer
+		}
+		if err := v.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.WaitTracks(ctx, 4); err == nil {
+			t.Fatal("WaitTracks on a closed viewer succeeded")
+		}
+	})
 }
 
 func TestClients_StartReturnsTheProtocolErrorAndReleasesEverything(t *testing.T) {
@@ -282,62 +284,78 @@ func TestRun_CancelReturnsThePartialReport(t *testing.T) {
 }
 
 func TestViewer_FloodNACKsNamesTheNewestPacketsItReceived(t *testing.T) {
-	room := newFakeRoom(t)
-	ctx := testCtx(t)
-	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000, NoAudio: true})
-	v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok"})
-	if err := v.Start(ctx); err != nil {
-		t.Fatal("viewer start:", err)
-	}
-	defer v.Close()
-	if err := v.WaitTracks(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	fctx, stop := context.WithCancel(ctx)
-	sent := make(chan uint64, 1)
-	go func() { sent <- v.FloodNACKs(fctx, NACKFlood{Rate: 20, Span: 170}) }()
-	eventually(ctx, t, "NACKs at the server", func() bool { return len(room.receivedNACKs()) >= 3 })
-	stop()
-	n := <-sent
-	got := room.receivedNACKs()
-	if n < uint64(len(got)) {
-		t.Fatalf("FloodNACKs reports %d sent, the server received %d", n, len(got))
-	}
-	newest := uint16(v.videoSeq.Load())
-	for _, r := range got {
-		pairs := r.nack.Nacks
-		if r.nack.MediaSSRC != r.ssrc || len(pairs) != 10 {
-			t.Fatalf("NACK for ssrc %d with %d pairs, want ssrc %d and 10 pairs", r.nack.MediaSSRC, len(pairs), r.ssrc)
+	forEachViewer(t, func(t *testing.T, lean bool) {
+		room := newFakeRoom(t)
+		ctx := testCtx(t)
+		startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 300_000, NoAudio: true})
+		v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok", Lean: lean})
+		if err := v.Start(ctx); err != nil {
+			t.Fatal("viewer start:", err)
 		}
-		for i, p := range pairs {
-			if p.LostPackets != 0xffff || (i > 0 && p.PacketID != pairs[i-1].PacketID+17) {
-				t.Fatalf("pair %d: %+v after %+v: want 17 consecutive sequence numbers each", i, p, pairs[max(i-1, 0)])
+		defer v.Close()
+		if err := v.WaitTracks(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		fctx, stop := context.WithCancel(ctx)
+		sent := make(chan uint64, 1)
+		go func() { sent <- v.FloodNACKs(fctx, NACKFlood{Rate: 20, Span: 170}) }()
+		eventually(ctx, t, "NACKs at the server", func() bool { return len(room.receivedNACKs()) >= 3 })
+		stop()
+		n := <-sent
+		got := room.receivedNACKs()
+		if n < uint64(len(got)) {
+			t.Fatalf("FloodNACKs reports %d sent, the server received %d", n, len(got))
+		}
+		newest := uint16(v.videoSeq.Load())
+		for _, r := range got {
+			pairs := r.nack.Nacks
+			if r.nack.MediaSSRC != r.ssrc || len(pairs) != 10 {
+				t.Fatalf("NACK for ssrc %d with %d pairs, want ssrc %d and 10 pairs", r.nack.MediaSSRC, len(pairs), r.ssrc)
+			}
+			for i, p := range pairs {
+				if p.LostPackets != 0xffff || (i > 0 && p.PacketID != pairs[i-1].PacketID+17) {
+					t.Fatalf("pair %d: %+v after %+v: want 17 consecutive sequence numbers each", i, p, pairs[max(i-1, 0)])
+				}
+			}
+			if last := pairs[9].PacketID + 16; int16(newest-last) < 0 {
+				t.Fatalf("NACK names %d, beyond the newest packet received (%d)", last, newest)
 			}
 		}
-		if last := pairs[9].PacketID + 16; int16(newest-last) < 0 {
-			t.Fatalf("NACK names %d, beyond the newest packet received (%d)", last, newest)
-		}
-	}
-	// After the flood the viewer still watches.
-	before := v.Stats().VideoPackets
-	eventually(ctx, t, "video after the flood", func() bool { return v.Stats().VideoPackets > before })
+		// After the flood the viewer still watches.
+		before := v.Stats().VideoPackets
+		eventually(ctx, t, "video after the flood", func() bool { return v.Stats().VideoPackets > before })
+	})
 }
 
 // A viewer's receiver reports echo the server's sender reports (LSR/DLSR),
 // as a browser's do, so the server can measure its round-trip time to the
 // viewer; that needs the viewer to read its receivers' RTCP.
 func TestViewer_ReceiverReportsEchoSenderReports(t *testing.T) {
-	room := newFakeRoom(t)
-	ctx := testCtx(t)
-	startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 200_000})
-	v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok"})
-	if err := v.Start(ctx); err != nil {
-		t.Fatal(err)
+	forEachViewer(t, func(t *testing.T, lean bool) {
+		room := newFakeRoom(t)
+		ctx := testCtx(t)
+		startPublisher(t, ctx, PublisherConfig{URL: room.url(), Token: "tok", VideoBitrate: 200_000})
+		v := NewViewer(ViewerConfig{URL: room.url(), Room: "demo", Token: "tok", Lean: lean})
+		if err := v.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		if err := v.WaitTracks(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		// Pion sends sender reports and receiver reports about once a second.
+		eventually(ctx, t, "a receiver report echoing a sender report", func() bool { return room.rrWithLSR.Load() > 0 })
+	})
+}
+
+// forEachViewer runs f for a lean viewer and for a Pion one: both must
+// behave the same to the server and to the test.
+func forEachViewer(t *testing.T, f func(t *testing.T, lean bool)) {
+	for _, lean := range []bool{true, false} {
+		name := "pion"
+		if lean {
+			name = "lean"
+		}
+		t.Run(name, func(t *testing.T) { f(t, lean) })
 	}
-	defer v.Close()
-	if err := v.WaitTracks(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	// Pion sends sender reports and receiver reports about once a second.
-	eventually(ctx, t, "a receiver report echoing a sender report", func() bool { return room.rrWithLSR.Load() > 0 })
 }

@@ -107,15 +107,18 @@ type serverSample struct {
 	forwarded float64
 	skipped   float64 // packets the server's forwarders skipped (fell behind)
 	nacks     float64 // packets viewers reported lost
-	hasProc   bool
-	hasFwd    bool
+	// goroutines is the server's go_goroutines gauge, -1 when it has none.
+	goroutines float64
+	hasProc    bool
+	hasFwd     bool
 }
 
 // The server's counters a run reads (docs/operations.md).
 const (
-	metricForwarded = "halo_packets_forwarded_total"
-	metricSkipped   = "halo_forwarder_skipped_total"
-	metricNACKs     = "halo_nacks_received_total"
+	metricForwarded  = "halo_packets_forwarded_total"
+	metricSkipped    = "halo_forwarder_skipped_total"
+	metricNACKs      = "halo_nacks_received_total"
+	metricGoroutines = "go_goroutines"
 )
 
 // clockTick is USER_HZ, 100 on every Linux this runs on.
@@ -123,7 +126,7 @@ const clockTick = 10 * time.Millisecond
 
 // sample reads the server's /proc figures and its forwarded-packet counter.
 func (p ServerProbe) sample(ctx context.Context) (serverSample, error) {
-	s := serverSample{at: time.Now()}
+	s := serverSample{at: time.Now(), goroutines: -1}
 	var errs []error
 	if p.PID > 0 {
 		if err := readProc(p.PID, &s); err != nil {
@@ -133,7 +136,14 @@ func (p ServerProbe) sample(ctx context.Context) (serverSample, error) {
 		}
 	}
 	if p.MetricsURL != "" {
-		values, err := scrapeCounters(ctx, p.MetricsURL, metricForwarded, metricSkipped, metricNACKs)
+		families, err := scrape(ctx, p.MetricsURL)
+		var values map[string]float64
+		if err == nil {
+			values, err = counterValues(p.MetricsURL, families, metricForwarded, metricSkipped, metricNACKs)
+		}
+		if g, ok := families[metricGoroutines]; ok && g.GetType() == dto.MetricType_GAUGE && len(g.GetMetric()) == 1 {
+			s.goroutines = g.GetMetric()[0].GetGauge().GetValue()
+		}
 		fwd, ok := values[metricForwarded]
 		switch {
 		case err != nil:
@@ -199,6 +209,15 @@ func ScrapeCounter(ctx context.Context, url, name string) (float64, error) {
 // endpoint does not have is absent from the result, one that is not a
 // counter is an error.
 func scrapeCounters(ctx context.Context, url string, names ...string) (map[string]float64, error) {
+	families, err := scrape(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return counterValues(url, families, names...)
+}
+
+// scrape reads a Prometheus text exposition.
+func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -226,6 +245,11 @@ func scrapeCounters(ctx context.Context, url string, names ...string) (map[strin
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
+	return families, nil
+}
+
+// counterValues sums the series of each named counter of families.
+func counterValues(url string, families map[string]*dto.MetricFamily, names ...string) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, name := range names {
 		mf, ok := families[name]
@@ -306,6 +330,15 @@ func serverCost(a, aud, b serverSample, audience int) *ServerCost {
 			c.KiBPerViewer = &per
 		}
 	}
+	if a.goroutines >= 0 && aud.goroutines >= 0 {
+		// Goroutines come and go with sessions: per viewer only from a
+		// server that had served nobody before this run.
+		c.GoroutinesBaseline, c.GoroutinesAudience, c.AudienceAtRSS = int(a.goroutines), int(aud.goroutines), audience
+		if audience > 0 && a.hasFwd && a.forwarded == 0 {
+			g := (aud.goroutines - a.goroutines) / float64(audience)
+			c.GoroutinesPerViewer = &g
+		}
+	}
 	return c
 }
 
@@ -339,15 +372,22 @@ func testerBottleneck(lt LoadTesterCost, srv *ServerCost) string {
 	busyCores := lt.MachineBusyPercent / 100 * float64(lt.CoresAvailable)
 	saturated := lt.MachineBusyPercent >= 90
 	switch {
-	case lt.SchedLatencyP99MS >= schedBottleneckMS:
-		why := ""
-		if saturated && srv != nil && srv.Cores > 0 && lt.Cores+srv.Cores < 0.5*busyCores {
-			why = fmt.Sprintf(" on a machine %.0f %% busy mostly with other work", lt.MachineBusyPercent)
+	case lt.SchedLatencyP99MS >= schedBottleneckMS && saturated && lt.Cores < 0.5*busyCores &&
+		(srv == nil || srv.Cores == 0 || lt.Cores+srv.Cores < 0.5*busyCores):
+		// Waiting for a CPU it hardly used: the machine, not the tester.
+		server := "the server, if it runs here: --server-pid shows its share"
+		if srv != nil && srv.Cores > 0 {
+			server = fmt.Sprintf("the server used %.2f", srv.Cores)
 		}
-		return fmt.Sprintf("The load tester was the bottleneck: its goroutines waited up to %.0f ms (p99) for a CPU%s "+
+		return fmt.Sprintf("The machine was the bottleneck: it was %.0f %% busy mostly with other work (%s), and the load tester, "+
+			"which used only %.2f of the %d cores, waited up to %.0f ms (p99) for a CPU, so packets queued in its receive buffers; "+
+			"latency, jitter and freezes above are partly that wait. Fewer viewers per process will not help: run when the machine is quieter, or on another one.",
+			lt.MachineBusyPercent, server, lt.Cores, lt.CoresAvailable, lt.SchedLatencyP99MS)
+	case lt.SchedLatencyP99MS >= schedBottleneckMS:
+		return fmt.Sprintf("The load tester was the bottleneck: its goroutines waited up to %.0f ms (p99) for a CPU "+
 			"(it kept %.2f of the %d cores busy), so packets queued in its own receive buffers; "+
 			"latency, jitter and freezes above are partly its own. Run fewer viewers per process (--shard i/N on more machines).",
-			lt.SchedLatencyP99MS, why, lt.Cores, lt.CoresAvailable)
+			lt.SchedLatencyP99MS, lt.Cores, lt.CoresAvailable)
 	case share >= 80:
 		return fmt.Sprintf("The load tester was the bottleneck: it kept %.2f of the %d cores busy (%.0f %%). "+
 			"Latency, jitter, loss and freezes above are partly its own; run fewer viewers per process (--shard i/N on more machines).",

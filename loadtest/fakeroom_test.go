@@ -114,7 +114,7 @@ type fakeSession struct {
 
 func newFakeRoom(t *testing.T) *fakeRoom {
 	t.Helper()
-	api, err := newAPI()
+	api, err := newAPI(false, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -260,7 +260,7 @@ var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 <style>
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}
 h1{font-size:20px} .plots{display:flex;flex-wrap:wrap;gap:16px}
-.plot{border:1px solid #ddd;border-radius:4px} pre{background:#f6f6f6;padding:12px;overflow:auto;font-size:12px}
+.plot{border:1px solid #ddd;border-radius:4px} pre{background:#f6f6f6;padding:12px;overflow:auto;white-space:pre-wrap;font-size:12px}
 .note{background:#fff3cd;border:1px solid #e0c060;padding:8px 12px;border-radius:4px}
 </style></head><body>
 <h1>{{.Title}}</h1>

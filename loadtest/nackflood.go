@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -50,14 +51,23 @@ func (v *Viewer) FloodNACKs(ctx context.Context, f NACKFlood) uint64 {
 		for i := range pairs {
 			pairs[i] = rtcp.NackPair{PacketID: first + uint16(i*17), LostPackets: 0xffff}
 		}
-		v.mu.Lock()
-		pc := v.pc
-		v.mu.Unlock()
-		if pc == nil {
-			continue
-		}
-		if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: pairs}}); err == nil {
+		if err := v.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: pairs}}); err == nil {
 			sent++
 		}
 	}
+}
+
+// writeRTCP sends pkts on the current subscriber connection, lean or Pion.
+func (v *Viewer) writeRTCP(pkts []rtcp.Packet) error {
+	v.mu.Lock()
+	pc, lp := v.pc, v.lean
+	v.mu.Unlock()
+	switch {
+	case lp != nil:
+		_, err := lp.writeRTCP(pkts)
+		return err
+	case pc != nil:
+		return pc.WriteRTCP(pkts)
+	}
+	return errors.New("loadtest: viewer not connected")
 }

@@ -29,6 +29,7 @@ const (
 	TypeTokenExpiring     = "token_expiring"
 	TypeRefresh           = "refresh"
 	TypeRefreshed         = "refreshed"
+	TypeLayers            = "layers"
 )
 
 // TokenExpiring is the data of a token_expiring event: the session ends at

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -45,6 +48,36 @@ type PublisherConfig struct {
 	// used, Token is the bearer token, and Sources are not sent (WHIP has
 	// no track metadata).
 	WHIPURL string
+	// Simulcast is the number of layers each video track is sent in (2 or
+	// 3; 0 or 1: no simulcast), as a browser's simulcast encodings: RIDs
+	// q, h, f (q and f for two), MID and RID header extensions on every
+	// packet, the top layer at VideoBitrate and each one below at a
+	// quarter of the one above. Over the WebSocket the publisher pauses
+	// the layers the server's layers message leaves out.
+	Simulcast int
+	// Codec is the video codec: CodecVP8 (default) or CodecH264 (see
+	// h264Source), for servers that take no VP8.
+	Codec string
+}
+
+// Video codecs a publisher sends.
+const (
+	CodecVP8  = "vp8"
+	CodecH264 = "h264"
+)
+
+// maxSimulcastLayers is what the server takes per track.
+const maxSimulcastLayers = 3
+
+// simulcastRIDs are the RIDs of n layers, lowest first.
+func simulcastRIDs(n int) []string {
+	switch {
+	case n >= 3:
+		return []string{"q", "h", "f"}
+	case n == 2:
+		return []string{"q", "f"}
+	}
+	return nil
 }
 
 func (c PublisherConfig) withDefaults() PublisherConfig {
@@ -64,6 +97,9 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 	}
 	if c.Name == "" {
 		c.Name = "loadtest publisher"
+	}
+	if c.Codec == "" {
+		c.Codec = CodecVP8
 	}
 	return c
 }
@@ -101,12 +137,91 @@ type Publisher struct {
 	wg sync.WaitGroup
 }
 
-// videoTrack is one published VP8 track and its keyframe state.
+// videoTrack is one published VP8 track, or one simulcast layer of one,
+// and its keyframe state.
 type videoTrack struct {
 	track    *webrtc.TrackLocalStaticRTP
-	src      *vp8Source
+	src      frameSource
 	forceKey atomic.Bool // set by RTCP PLI/FIR, consumed by the next frame
 	lastKey  time.Time
+
+	// A simulcast layer: its RID, its transceiver (for the MID), the
+	// track id it belongs to, whether the server paused it, and the
+	// writer that stamps MID and RID (set once negotiated).
+	rid      string
+	trackID  string
+	tc       *webrtc.RTPTransceiver
+	paused   atomic.Bool
+	stamping rtpWriter
+}
+
+// frameSource makes a video track's frames: vp8Source or h264Source.
+type frameSource interface {
+	writeFrame(w rtpWriter, key bool, sentAt int64) (int, error)
+}
+
+// newVideoSource returns the frame source of the publisher's codec.
+func (c PublisherConfig) newVideoSource(bitrate int) frameSource {
+	if c.Codec == CodecH264 {
+		return newH264Source(bitrate, c.FPS, c.KeyframeInterval)
+	}
+	return newRealisticVP8Source(bitrate, c.FPS, c.KeyframeInterval)
+}
+
+// videoCodec is the track codec of the publisher's codec.
+func (c PublisherConfig) videoCodec() webrtc.RTPCodecCapability {
+	if c.Codec == CodecH264 {
+		return h264Codec
+	}
+	return vp8Codec
+}
+
+// stampWriter writes through track with the MID and RID header extensions
+// a browser's simulcast sender puts on every packet (Pion's does not).
+type stampWriter struct {
+	track        *webrtc.TrackLocalStaticRTP
+	midID, ridID uint8
+	mid, rid     []byte
+}
+
+func (w *stampWriter) WriteRTP(p *rtp.Packet) error {
+	if err := p.Header.SetExtension(w.midID, w.mid); err != nil {
+		return err
+	}
+	if err := p.Header.SetExtension(w.ridID, w.rid); err != nil {
+		return err
+	}
+	return w.track.WriteRTP(p)
+}
+
+// writer is where the pacing goroutine writes this track's frames.
+func (vt *videoTrack) writer() rtpWriter {
+	if vt.stamping != nil {
+		return vt.stamping
+	}
+	return vt.track
+}
+
+// stamp sets up the MID/RID stamping of a simulcast layer once its
+// transceiver is negotiated.
+func (vt *videoTrack) stamp() error {
+	if vt.rid == "" {
+		return nil
+	}
+	w := &stampWriter{track: vt.track, mid: []byte(vt.tc.Mid()), rid: []byte(vt.rid)}
+	for _, e := range vt.tc.Sender().GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			w.midID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			w.ridID = uint8(e.ID)
+		}
+	}
+	if w.midID == 0 || w.ridID == 0 || len(w.mid) == 0 {
+		return errors.New("loadtest: simulcast: the server's answer negotiates no MID and RID header extensions")
+	}
+	vt.stamping = w
+	return nil
 }
 
 // NewPublisher returns a publisher for cfg; Start connects it.
@@ -160,7 +275,7 @@ func (p *Publisher) start(ctx context.Context) error {
 	p.mu.Unlock()
 	cfg := p.cfg
 
-	api, err := newAPI()
+	api, err := newAPI(cfg.Simulcast > 1, cfg.Codec)
 	if err != nil {
 		return err
 	}
@@ -190,6 +305,10 @@ func (p *Publisher) start(ctx context.Context) error {
 	pc.OnICECandidate(local.onCandidate)
 
 	conn, err := dial(ctx, cfg.URL, func(env Envelope) {
+		if env.Type == TypeLayers {
+			p.onLayers(env)
+			return
+		}
 		if env.Type != TypeTrickle {
 			return
 		}
@@ -294,6 +413,11 @@ func (p *Publisher) startSending(ctx context.Context, connected, failed <-chan s
 		return fmt.Errorf("loadtest: publisher waiting for ICE: %w", ctx.Err())
 	}
 
+	for _, vt := range p.video {
+		if err := vt.stamp(); err != nil {
+			return err
+		}
+	}
 	sendCtx, cancel := context.WithCancel(context.Background())
 	firstSent := make(chan struct{})
 	p.mu.Lock()
@@ -331,17 +455,23 @@ func (p *Publisher) addTracks(pc *webrtc.PeerConnection) ([]TrackInfo, error) {
 	var meta []TrackInfo
 	for i := range cfg.VideoTracks {
 		id := fmt.Sprintf("video%d", i)
-		t, err := webrtc.NewTrackLocalStaticRTP(vp8Codec, id, "halo-loadtest")
-		if err != nil {
-			return nil, fmt.Errorf("loadtest: video track: %w", err)
+		if rids := simulcastRIDs(cfg.Simulcast); rids != nil {
+			if err := p.addSimulcast(pc, id, rids); err != nil {
+				return nil, err
+			}
+		} else {
+			t, err := webrtc.NewTrackLocalStaticRTP(cfg.videoCodec(), id, "halo-loadtest")
+			if err != nil {
+				return nil, fmt.Errorf("loadtest: video track: %w", err)
+			}
+			vt := &videoTrack{track: t, src: cfg.newVideoSource(cfg.VideoBitrate)}
+			sender, err := pc.AddTrack(t)
+			if err != nil {
+				return nil, fmt.Errorf("loadtest: add %s: %w", id, err)
+			}
+			p.video = append(p.video, vt)
+			p.readRTCP(sender, vt)
 		}
-		vt := &videoTrack{track: t, src: newRealisticVP8Source(cfg.VideoBitrate, cfg.FPS, cfg.KeyframeInterval)}
-		sender, err := pc.AddTrack(t)
-		if err != nil {
-			return nil, fmt.Errorf("loadtest: add %s: %w", id, err)
-		}
-		p.video = append(p.video, vt)
-		p.readRTCP(sender, vt)
 		source := "camera"
 		if i < len(cfg.Sources) && cfg.Sources[i] != "" {
 			source = cfg.Sources[i]
@@ -364,6 +494,64 @@ func (p *Publisher) addTracks(pc *webrtc.PeerConnection) ([]TrackInfo, error) {
 	return meta, nil
 }
 
+// addSimulcast adds one video track sent in layers rids (lowest first):
+// one transceiver, one encoding per layer, each with its own source and
+// RTCP reader.
+func (p *Publisher) addSimulcast(pc *webrtc.PeerConnection, id string, rids []string) error {
+	cfg := p.cfg
+	var tc *webrtc.RTPTransceiver
+	for k, rid := range rids {
+		t, err := webrtc.NewTrackLocalStaticRTP(cfg.videoCodec(), id, "halo-loadtest", webrtc.WithRTPStreamID(rid))
+		if err != nil {
+			return fmt.Errorf("loadtest: video track: %w", err)
+		}
+		if k == 0 {
+			tc, err = pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		} else {
+			err = tc.Sender().AddEncoding(t)
+		}
+		if err != nil {
+			return fmt.Errorf("loadtest: add %s layer %s: %w", id, rid, err)
+		}
+		bitrate := cfg.VideoBitrate >> (2 * (len(rids) - 1 - k)) // a quarter per layer down
+		vt := &videoTrack{track: t, src: cfg.newVideoSource(max(bitrate, 30_000)),
+			rid: rid, trackID: id, tc: tc}
+		p.video = append(p.video, vt)
+		p.goOwned(func() {
+			for {
+				pkts, _, err := tc.Sender().ReadSimulcastRTCP(rid)
+				if err != nil {
+					return
+				}
+				p.onRTCP(pkts, vt)
+			}
+		})
+	}
+	return nil
+}
+
+// onLayers applies the server's layers message: the layers of a
+// simulcast track its viewers want; the others are paused (a resumed one
+// starts on a keyframe, as a browser's encoder does).
+func (p *Publisher) onLayers(env Envelope) {
+	var m struct {
+		ClientTrackID string   `json:"client_track_id"`
+		Active        []string `json:"active"`
+	}
+	if env.Decode(&m) != nil {
+		return
+	}
+	for _, vt := range p.video {
+		if vt.rid == "" || vt.trackID != m.ClientTrackID {
+			continue
+		}
+		paused := !slices.Contains(m.Active, vt.rid)
+		if vt.paused.Swap(paused) && !paused {
+			vt.forceKey.Store(true)
+		}
+	}
+}
+
 // readRTCP starts the goroutine that reads a sender's RTCP (which also drives
 // the interceptors: NACK responder, reports). PLI and FIR on a video sender
 // request a keyframe. It ends when the peer connection closes.
@@ -374,17 +562,22 @@ func (p *Publisher) readRTCP(sender *webrtc.RTPSender, vt *videoTrack) {
 			if err != nil {
 				return
 			}
-			for _, pkt := range pkts {
-				switch pkt.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					if vt != nil {
-						p.plis.Add(1)
-						vt.forceKey.Store(true)
-					}
-				}
-			}
+			p.onRTCP(pkts, vt)
 		}
 	})
+}
+
+// onRTCP counts and answers keyframe requests for vt (nil: audio).
+func (p *Publisher) onRTCP(pkts []rtcp.Packet, vt *videoTrack) {
+	for _, pkt := range pkts {
+		switch pkt.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			if vt != nil {
+				p.plis.Add(1)
+				vt.forceKey.Store(true)
+			}
+		}
+	}
 }
 
 // goOwned runs f on a goroutine that Close waits for, unless Close has
@@ -447,12 +640,15 @@ func (p *Publisher) pace(ctx context.Context, firstSent chan<- struct{}) {
 func (p *Publisher) sendFrames(now time.Time) {
 	sentAt := time.Now().UnixNano()
 	for _, vt := range p.video {
+		if vt.paused.Load() {
+			continue
+		}
 		key := vt.forceKey.Swap(false) || vt.lastKey.IsZero() || now.Sub(vt.lastKey) >= p.cfg.KeyframeInterval
 		if key {
 			vt.lastKey = now
 			p.keyframes.Add(1)
 		}
-		n, _ := vt.src.writeFrame(vt.track, key, sentAt)
+		n, _ := vt.src.writeFrame(vt.writer(), key, sentAt)
 		p.videoPackets.Add(uint64(n))
 		p.videoFrames.Add(1)
 	}

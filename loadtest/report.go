@@ -271,7 +271,12 @@ type ServerCost struct {
 	AudienceAtRSS  int      `json:"audience_at_rss,omitempty"`
 	KiBPerViewer   *float64 `json:"kib_per_viewer,omitempty"`
 	MemoryNote     string   `json:"memory_note,omitempty"`
-	Errors         []string `json:"errors,omitempty"`
+	// The server's go_goroutines at the baseline and with the audience;
+	// GoroutinesPerViewer is given when KiBPerViewer is (a fresh baseline).
+	GoroutinesBaseline  int      `json:"goroutines_baseline,omitempty"`
+	GoroutinesAudience  int      `json:"goroutines_audience,omitempty"`
+	GoroutinesPerViewer *float64 `json:"goroutines_per_viewer,omitempty"`
+	Errors              []string `json:"errors,omitempty"`
 }
 
 // WriteJSON writes the report as indented JSON.

@@ -96,6 +96,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		if sv.MemoryNote != "" {
 			row("", "%s", sv.MemoryNote)
 		}
+		if sv.GoroutinesAudience > 0 {
+			per := ""
+			if sv.GoroutinesPerViewer != nil {
+				per = fmt.Sprintf(": %+.1f per viewer", *sv.GoroutinesPerViewer)
+			}
+			row("server goroutines", "%d before the first viewer of this run, %d with %d viewers%s",
+				sv.GoroutinesBaseline, sv.GoroutinesAudience, sv.AudienceAtRSS, per)
+		}
 		for _, e := range sv.Errors {
 			row("server probe", "%s", e)
 		}

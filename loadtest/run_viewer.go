@@ -22,7 +22,7 @@ func (r *run) launch(ctx context.Context, rv *runViewer) {
 			rv.fail(fmt.Errorf("token: %w", err))
 			return
 		}
-		vcfg := ViewerConfig{URL: r.cfg.Target.URL, Room: pv.Room, Token: tok, Name: pv.Identity, Region: r.plan.Region}
+		vcfg := ViewerConfig{URL: r.cfg.Target.URL, Room: pv.Room, Token: tok, Name: pv.Identity, Region: r.plan.Region, Lean: !r.cfg.PionViewers}
 		if r.cfg.Target.WHEP != "" {
 			vcfg.URL, vcfg.WHEPURL = "", RoomURL(r.cfg.Target.WHEP, pv.Room)
 			vcfg.NoAudio = r.plan.room(pv.Room).AudioTracks == 0

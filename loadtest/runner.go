@@ -33,6 +33,9 @@ type RunConfig struct {
 	// from its start until every track delivered media; default 10s. A
 	// viewer that misses it counts as failed (code no_media).
 	MediaTimeout time.Duration
+	// PionViewers makes the viewers ordinary Pion PeerConnections instead
+	// of lean ones (ViewerConfig.Lean), e.g. to compare their cost.
+	PionViewers bool
 	// Server, when set, is measured: CPU, RSS, packets forwarded.
 	Server ServerProbe
 	// Progress, when set, is called every ProgressInterval (default 1s) on
@@ -87,6 +90,7 @@ func (c RunConfig) plan() Plan {
 		s.Publisher = s.Publisher.merged(&MediaSpec{
 			VideoKbps: pc.VideoBitrate / 1000, FPS: pc.FPS,
 			KeyframeInterval: Duration(pc.KeyframeInterval), VideoTracks: &tracks, Audio: &audio,
+			Simulcast: pc.Simulcast, Codec: pc.Codec,
 		})
 		s.Rooms = []RoomGroup{{Count: 1, Publishers: 1, Viewers: c.Viewers}}
 	}

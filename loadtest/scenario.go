@@ -96,6 +96,11 @@ type MediaSpec struct {
 	// AudioDTX: the audio talks and pauses as Opus DTX does (default
 	// true); false sends 50 packets a second throughout.
 	AudioDTX *bool `yaml:"audio_dtx"`
+	// Simulcast is the number of layers per video track (2 or 3; 0: none),
+	// see PublisherConfig.Simulcast.
+	Simulcast int `yaml:"simulcast"`
+	// Codec is the video codec: vp8 (default) or h264.
+	Codec string `yaml:"codec"`
 }
 
 // ViewerSpec is what each viewer does besides watching.
@@ -281,6 +286,10 @@ func (m MediaSpec) validate(field string) error {
 		return bad("keyframe_interval", "%s is outside 0..1h", time.Duration(m.KeyframeInterval))
 	case m.VideoTracks != nil && (*m.VideoTracks < 0 || *m.VideoTracks > maxVideoTracks):
 		return bad("video_tracks", "%d is outside 0..%d", *m.VideoTracks, maxVideoTracks)
+	case m.Codec != "" && m.Codec != CodecVP8 && m.Codec != CodecH264:
+		return bad("codec", "%q is not vp8 or h264", m.Codec)
+	case m.Simulcast < 0 || m.Simulcast > maxSimulcastLayers:
+		return bad("simulcast", "%d is outside 0..%d layers", m.Simulcast, maxSimulcastLayers)
 	case m.VideoTracks != nil && *m.VideoTracks == 0 && m.Audio != nil && !*m.Audio:
 		return bad("audio", "no video tracks and no audio: nothing to publish")
 	}
@@ -310,6 +319,12 @@ func (m MediaSpec) merged(o *MediaSpec) MediaSpec {
 	if o.AudioDTX != nil {
 		m.AudioDTX = o.AudioDTX
 	}
+	if o.Simulcast != 0 {
+		m.Simulcast = o.Simulcast
+	}
+	if o.Codec != "" {
+		m.Codec = o.Codec
+	}
 	return m
 }
 
@@ -320,6 +335,8 @@ func (m MediaSpec) publisherConfig() PublisherConfig {
 		FPS:              m.FPS,
 		KeyframeInterval: time.Duration(m.KeyframeInterval),
 		AudioDTX:         m.AudioDTX == nil || *m.AudioDTX,
+		Simulcast:        m.Simulcast,
+		Codec:            m.Codec,
 	}
 	if m.VideoTracks != nil {
 		c.VideoTracks = *m.VideoTracks

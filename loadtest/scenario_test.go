@@ -54,6 +54,8 @@ func TestParseScenario_BadInputNamesTheField(t *testing.T) {
 		{"rooms: [{count: 100000, viewers: 100}]\n", "participants"},
 		{"rooms: [{count: 1, publisher: {fps: 1000}}]\n", "rooms[0].publisher.fps"},
 		{"publisher: {video_tracks: 0, audio: false}\n", "nothing to publish"},
+		{"publisher: {simulcast: 4}\n", "publisher.simulcast: 4 is outside 0..3 layers"},
+		{"publisher: {codec: av1}\n", "publisher.codec: \"av1\" is not vp8 or h264"},
 		{"publisher: {video_kbps: -5}\n", "publisher.video_kbps"},
 		{"social: {rooms: 3}\n", "social.arrival_rate"},
 		{"social: {rooms: 3, arrival_rate: 1}\nrooms: [{count: 1}]\n", "not both"},

@@ -80,3 +80,31 @@ func TestScrapeCounter_RefusesWhatIsNotAnExposition(t *testing.T) {
 		})
 	}
 }
+
+// The server probe reads the node's go_goroutines gauge with its counters,
+// and marks it unknown on an endpoint without one.
+func TestServerProbe_ReadsGoroutines(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	fwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_packets_forwarded_total", Help: "RTP packets written to viewers."})
+	reg.MustRegister(fwd, prometheus.NewGoCollector())
+	s, err := ServerProbe{MetricsURL: metricsServer(t, reg)}.sample(context.Background())
+	if err != nil || s.goroutines < 1 || !s.hasFwd {
+		t.Fatalf("sample = %+v, %v; want the goroutine gauge", s, err)
+	}
+	bare := prometheus.NewRegistry()
+	bare.MustRegister(fwd)
+	s, err = ServerProbe{MetricsURL: metricsServer(t, bare)}.sample(context.Background())
+	if err != nil || s.goroutines != -1 {
+		t.Fatalf("sample without go_goroutines = %+v, %v; want -1", s, err)
+	}
+	// Per viewer only from a baseline of a server that had served nobody.
+	a := serverSample{goroutines: 30, hasFwd: true}
+	aud := serverSample{goroutines: 830, hasFwd: true}
+	if c := serverCost(a, aud, aud, 100); c.GoroutinesPerViewer == nil || *c.GoroutinesPerViewer != 8 {
+		t.Fatalf("fresh server: %+v", c)
+	}
+	a.forwarded = 5
+	if c := serverCost(a, aud, aud, 100); c.GoroutinesPerViewer != nil || c.GoroutinesAudience != 830 {
+		t.Fatalf("server that ran before: %+v", c)
+	}
+}

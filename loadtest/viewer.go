@@ -29,6 +29,15 @@ type ViewerConfig struct {
 	// one audio track.
 	WHEPURL string
 	NoAudio bool
+	// Lean makes the viewer receive without Pion's PeerConnection: its own
+	// ICE checks, DTLS and SRTP on one socket read by one goroutine with
+	// recvmmsg (see leanPeer). It sends the same feedback (receiver
+	// reports, NACKs, transport-cc) for less CPU per packet.
+	Lean bool
+	// DropEvery, on a lean viewer, drops every n-th RTP packet as it
+	// arrives, before decryption: a lossy link, to see NACK repair work
+	// against a server. 0: none.
+	DropEvery int
 }
 
 // ViewerStats are what a viewer has received since Start.
@@ -115,11 +124,14 @@ type Viewer struct {
 	mu          sync.Mutex
 	conn        *Conn
 	pc          *webrtc.PeerConnection
+	lean        *leanPeer
 	closed      bool
 	videoOpened int           // video tracks seen by OnTrack, for ordering
 	active      int           // tracks that delivered a packet
 	activeCh    chan struct{} // closed and replaced when active grows
 	signalErr   error         // first error answering an offer
+
+	onLean func(*leanPeer) // test hook: each new lean transport, before use
 
 	signals chan Envelope // offers and trickles, in arrival order
 	stop    chan struct{} // closed by Close
@@ -169,6 +181,9 @@ func (v *Viewer) start(ctx context.Context) error {
 	}
 	v.mu.Unlock()
 	if v.cfg.WHEPURL != "" {
+		if v.cfg.Lean {
+			return v.startLeanWHEP(ctx)
+		}
 		return v.startWHEP(ctx)
 	}
 
@@ -182,6 +197,9 @@ func (v *Viewer) start(ctx context.Context) error {
 	v.mu.Lock()
 	v.conn = conn
 	v.mu.Unlock()
+	if v.cfg.Lean {
+		return v.startLeanWS(ctx, conn)
+	}
 	pc, remote, local, err := v.newPeer(conn)
 	if err != nil {
 		return err
@@ -505,6 +523,9 @@ func (v *Viewer) Close() error {
 	if conn != nil {
 		_, _ = conn.Send(TypeLeave, struct{}{})
 	}
+	if lp := v.leanPeerNow(); lp != nil {
+		_ = lp.Close()
+	}
 	if pc != nil {
 		if cerr := pc.Close(); cerr != nil {
 			err = fmt.Errorf("loadtest: close viewer pc: %w", cerr)
@@ -523,9 +544,12 @@ func (v *Viewer) Close() error {
 // new connection (counted in ViewerStats.Recoveries).
 func (v *Viewer) DropConnection() {
 	v.mu.Lock()
-	pc := v.pc
+	pc, lp := v.pc, v.lean
 	v.mu.Unlock()
 	if pc != nil {
 		_ = pc.Close()
+	}
+	if lp != nil {
+		_ = lp.Close()
 	}
 }

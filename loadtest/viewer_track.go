@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"strings"
 	"time"
 
 	"github.com/pion/rtp"
@@ -29,7 +30,8 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 	v.mu.Unlock()
 	clock := t.Codec().ClockRate
-	v.goOwned(func() { v.readTrack(t, video, firstVideo, clock) })
+	h264 := strings.EqualFold(t.Codec().MimeType, webrtc.MimeTypeH264)
+	v.goOwned(func() { v.readTrack(t, video, firstVideo, h264, clock) })
 	v.goOwned(func() {
 		buf := make([]byte, readBufferSize)
 		for {
@@ -42,9 +44,9 @@ func (v *Viewer) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 
 // readTrack reads one remote track until it ends (renegotiated away or the
 // peer connection closed), on one goroutine with one buffer.
-func (v *Viewer) readTrack(t *webrtc.TrackRemote, video, firstVideo bool, clockRate uint32) {
+func (v *Viewer) readTrack(t *webrtc.TrackRemote, video, firstVideo, h264 bool, clockRate uint32) {
 	buf := make([]byte, readBufferSize)
-	r := &trackReader{v: v, video: video, firstVideo: firstVideo, clockRate: clockRate}
+	r := &trackReader{v: v, video: video, firstVideo: firstVideo, h264: h264, clockRate: clockRate}
 	if firstVideo {
 		v.videoSSRC.Store(uint32(t.SSRC()))
 	}
@@ -64,6 +66,8 @@ func (v *Viewer) readTrack(t *webrtc.TrackRemote, video, firstVideo bool, clockR
 type trackReader struct {
 	v                   *Viewer
 	video, firstVideo   bool
+	h264                bool   // H.264 video (else VP8)
+	frameTS             uint32 // H.264: RTP timestamp of the current access unit
 	clockRate           uint32 // RTP clock of the track; 0 means unknown (no jitter)
 	pkt                 rtp.Packet
 	seq                 seqTracker
@@ -98,9 +102,22 @@ func (r *trackReader) handle(b []byte) {
 		v.audioPackets.Add(1)
 	} else {
 		v.videoPackets.Add(1)
-		if info, err := ParseVP8(r.pkt.Payload); err == nil && info.FrameStart {
-			v.onFrame(info, r.firstVideo, !r.gotFrame, now)
-			r.gotFrame = true
+		switch {
+		case r.h264:
+			// An access unit is the packets of one timestamp; its first
+			// packet says whether it is a keyframe (an SPS first).
+			info := parseH264(r.pkt.Payload)
+			if !r.gotFrame || r.pkt.Timestamp != r.frameTS {
+				v.onFrame(info.Keyframe, r.firstVideo, !r.gotFrame, now, info.SentAt)
+				r.gotFrame, r.frameTS = true, r.pkt.Timestamp
+			} else if info.SentAt != 0 {
+				v.recordLatency(info.SentAt)
+			}
+		default:
+			if info, err := ParseVP8(r.pkt.Payload); err == nil && info.FrameStart {
+				v.onFrame(info.Keyframe, r.firstVideo, !r.gotFrame, now, info.SentAt)
+				r.gotFrame = true
+			}
 		}
 	}
 	if !r.gotPacket {
@@ -143,18 +160,18 @@ func (r *trackReader) updateJitter(now int64) {
 // onFrame records a video frame start: the first-frame and first-keyframe
 // facts, freezes on the first video track, and the one-way latency. now is
 // the arrival time in ns since the viewer's epoch.
-func (v *Viewer) onFrame(info VP8Info, firstVideoTrack, firstOfTrack bool, now int64) {
+func (v *Viewer) onFrame(key, firstVideoTrack, firstOfTrack bool, now, sentAt int64) {
 	v.frames.Add(1)
-	if info.Keyframe {
+	if key {
 		v.keyframes.Add(1)
 	}
 	if firstOfTrack {
-		if info.Keyframe {
+		if key {
 			v.keyFirstTracks.Add(1)
 		}
 		if firstVideoTrack {
 			state := int32(2)
-			if info.Keyframe {
+			if key {
 				state = 1
 			}
 			v.firstVideo.CompareAndSwap(0, state)
@@ -166,11 +183,17 @@ func (v *Viewer) onFrame(info VP8Info, firstVideoTrack, firstOfTrack bool, now i
 			v.freezeNS.Add(uint64(now - last))
 		}
 	}
-	if info.Keyframe && v.firstKeyAt.Load() == 0 {
+	if key && v.firstKeyAt.Load() == 0 {
 		v.firstKeyAt.CompareAndSwap(0, max(now, 1))
 	}
-	if info.SentAt != 0 && info.SentAt >= v.joinedWall.Load() {
-		v.latency.record(time.Duration(time.Now().UnixNano() - info.SentAt))
+	v.recordLatency(sentAt)
+}
+
+// recordLatency records the one-way latency of a frame sent at sentAt
+// (Unix ns; 0: unknown) after the viewer joined.
+func (v *Viewer) recordLatency(sentAt int64) {
+	if sentAt != 0 && sentAt >= v.joinedWall.Load() {
+		v.latency.record(time.Duration(time.Now().UnixNano() - sentAt))
 	}
 }
 

@@ -28,6 +28,12 @@ var (
 			{Type: "nack", Parameter: "pli"},
 		},
 	}
+	h264Codec = webrtc.RTPCodecCapability{
+		MimeType:     webrtc.MimeTypeH264,
+		ClockRate:    90000,
+		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+		RTCPFeedback: vp8Codec.RTCPFeedback,
+	}
 	opusCodec = webrtc.RTPCodecCapability{
 		MimeType:    webrtc.MimeTypeOpus,
 		ClockRate:   48000,
@@ -40,10 +46,19 @@ var (
 // interceptors (NACK generator and responder, RTCP reports, TWCC), loopback
 // candidates included (the server may listen on lo only, as in tests run in
 // an empty network namespace) and mDNS off (no multicast needed or wanted).
-func newAPI() (*webrtc.API, error) {
-	m, err := newMediaEngine()
+// simulcast adds the MID and RID header extensions a simulcast sender
+// needs.
+func newAPI(simulcast bool, codec string) (*webrtc.API, error) {
+	m, err := newMediaEngine(codec)
 	if err != nil {
 		return nil, err
+	}
+	if simulcast {
+		for _, uri := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI} {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+				return nil, fmt.Errorf("loadtest: simulcast header extensions: %w", err)
+			}
+		}
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
@@ -52,10 +67,19 @@ func newAPI() (*webrtc.API, error) {
 	return buildAPI(m, ir, false), nil
 }
 
-func newMediaEngine() (*webrtc.MediaEngine, error) {
+// newMediaEngine registers Opus and the video codec ("vp8", "h264", or ""
+// for both, VP8 first: a viewer takes either).
+func newMediaEngine(codec string) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: vp8Codec, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, fmt.Errorf("loadtest: register VP8: %w", err)
+	if codec != CodecH264 {
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: vp8Codec, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("loadtest: register VP8: %w", err)
+		}
+	}
+	if codec != CodecVP8 {
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264Codec, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("loadtest: register H.264: %w", err)
+		}
 	}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: opusCodec, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("loadtest: register Opus: %w", err)
@@ -114,7 +138,7 @@ func loopbackTarget(rawURL string) bool {
 }
 
 func newViewerAPI(loopbackOnly bool) (*webrtc.API, error) {
-	m, err := newMediaEngine()
+	m, err := newMediaEngine("")
 	if err != nil {
 		return nil, err
 	}

@@ -54,38 +54,11 @@ func whipExchange(ctx context.Context, pc *webrtc.PeerConnection, endpoint, toke
 	case <-ctx.Done():
 		return "", fmt.Errorf("loadtest: gathering candidates: %w", ctx.Err())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(pc.LocalDescription().SDP))
+	answer, resource, err := whipPost(ctx, endpoint, token, pc.LocalDescription().SDP)
 	if err != nil {
-		return "", fmt.Errorf("loadtest: %s: %w", endpoint, err)
+		return "", err
 	}
-	req.Header.Set("Content-Type", "application/sdp")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := whipClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("loadtest: POST %s: %w", endpoint, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSDPBytes))
-	if err != nil {
-		return "", fmt.Errorf("loadtest: POST %s: read answer: %w", endpoint, err)
-	}
-	if resp.StatusCode != http.StatusCreated {
-		msg := string(bytes.TrimSpace(body))
-		if len(msg) > 200 {
-			msg = msg[:200]
-		}
-		return "", fmt.Errorf("loadtest: POST %s: %w", endpoint, &HTTPError{Status: resp.StatusCode, Body: msg})
-	}
-	resource := ""
-	if loc := resp.Header.Get("Location"); loc != "" {
-		base, _ := url.Parse(endpoint)
-		if ref, err := url.Parse(loc); err == nil && base != nil {
-			resource = base.ResolveReference(ref).String()
-		}
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return "", fmt.Errorf("loadtest: set remote answer: %w", err)
 	}
 	return resource, nil
@@ -133,4 +106,52 @@ func withQuery(raw, key, value string) string {
 // fixed endpoint).
 func RoomURL(endpoint, room string) string {
 	return strings.ReplaceAll(endpoint, "{room}", url.PathEscape(room))
+}
+
+// whipPost POSTs an offer to a WHIP or WHEP endpoint with the bearer token
+// (none when empty) and returns the answer and the session's resource URL
+// (the Location header resolved against endpoint; "" when the server gives
+// none: the session then ends when the peer connection does).
+func whipPost(ctx context.Context, endpoint, token, offer string) (answer, resource string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(offer))
+	if err != nil {
+		return "", "", fmt.Errorf("loadtest: %s: %w", endpoint, err)
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := whipClient.Do(req)
+	if err != nil {
+		return "", "", fmt.Errorf("loadtest: POST %s: %w", endpoint, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSDPBytes))
+	if err != nil {
+		return "", "", fmt.Errorf("loadtest: POST %s: read answer: %w", endpoint, err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		msg := string(bytes.TrimSpace(body))
+		if len(msg) > 200 {
+			msg = msg[:200]
+		}
+		return "", "", fmt.Errorf("loadtest: POST %s: %w", endpoint, &HTTPError{Status: resp.StatusCode, Body: msg})
+	}
+	resource = ""
+	if loc := resp.Header.Get("Location"); loc != "" {
+		base, _ := url.Parse(endpoint)
+		if ref, err := url.Parse(loc); err == nil && base != nil {
+			resource = base.ResolveReference(ref).String()
+		}
+		// A Location that is the endpoint itself names no session of its
+		// own (some servers answer so): a DELETE there would be another
+		// request to the endpoint, not the end of this session.
+		if e, _ := url.Parse(endpoint); e != nil {
+			e.RawQuery = ""
+			if resource == e.String() {
+				resource = ""
+			}
+		}
+	}
+	return string(body), resource, nil
 }

@@ -6,6 +6,7 @@
 //
 //	halo-loadtest [flags]                       run a scenario
 //	halo-loadtest merge a.json b.json [--json out.json] [--html report.html]
+//	halo-loadtest bench-server [--sfu bin/halo-sfu] [--viewers 100,200]   whole-server benchmark (make bench-server)
 //
 // Authentication: --token gives one token to every participant; --secret
 // mints an HS256 token per participant (the server's signing secret). Both
@@ -64,13 +65,16 @@ type options struct {
 	shardSpec              string
 	cpuProfile             string
 	shapeFlags             []string
+	viewerKind             string
+	simulcast              int
+	codec                  string
 }
 
 // shape flags describe the scenario; they and --scenario exclude each
 // other.
 var shapeFlags = map[string]bool{
 	"viewers": true, "rooms": true, "publishers": true, "bitrate": true, "fps": true,
-	"video-tracks": true, "keyframe-interval": true, "no-audio": true, "no-dtx": true, "duration": true,
+	"video-tracks": true, "simulcast": true, "codec": true, "keyframe-interval": true, "no-audio": true, "no-dtx": true, "duration": true,
 	"ramp": true, "churn": true, "region": true, "chat-per-minute": true,
 	"reactions-per-minute": true, "seed": true, "room": true,
 }
@@ -107,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.keyInterval, "keyframe-interval", 2*time.Second, "time between keyframes")
 	fs.IntVar(&o.tracks, "video-tracks", 1, "video tracks per publisher (multi-camera)")
 	fs.BoolVar(&o.noAudio, "no-audio", false, "publish no audio track")
+	fs.StringVar(&o.codec, "codec", "vp8", "video codec the publishers send: vp8 or h264 (for servers that take no VP8)")
+	fs.IntVar(&o.simulcast, "simulcast", 0, "send each video track in 2 or 3 simulcast layers (RIDs q, h, f; each a quarter of the bitrate of the one above)")
 	fs.BoolVar(&o.noDTX, "no-dtx", false, "audio without DTX silences: 50 packets a second throughout")
 	fs.StringVar(&o.region, "region", "", "viewers' region, sent as ?region=")
 	fs.Float64Var(&o.chatRate, "chat-per-minute", 0, "chat messages per viewer per minute")
@@ -114,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the plan (churn stays)")
 	fs.DurationVar(&o.mediaTimeout, "media-timeout", 10*time.Second, "time a viewer has to receive media on every track")
 	fs.Float64Var(&o.maxLoss, "max-loss", 1, "loss percentage (after repair) at or above which the run fails")
+	fs.StringVar(&o.viewerKind, "viewer", "lean", "viewer transport: lean (own ICE/DTLS/SRTP, one batched reader per viewer) or pion (a Pion PeerConnection)")
 	fs.IntVar(&o.server.PID, "server-pid", 0, "pid of the server on this machine: report its CPU, kernel share and memory")
 	fs.StringVar(&o.server.MetricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:7881/metrics), for packets forwarded")
 	if err := fs.Parse(args); err != nil {
@@ -131,10 +138,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.target.URL = "ws://127.0.0.1:7880/ws"
 	}
 	switch {
+	case o.viewerKind != "lean" && o.viewerKind != "pion":
+		return o, fmt.Errorf("--viewer %q: want lean or pion", o.viewerKind)
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	case o.token == "" && o.secret == "":
-		return o, errors.New("give --token or --secret (or HALO_LOADTEST_TOKEN / HALO_LOADTEST_SECRET)")
 	case o.token != "" && o.secret != "":
 		return o, errors.New("give --token or --secret, not both")
 	case o.target.URL != "" && (o.target.WHIP != "" || o.target.WHEP != ""):
@@ -172,7 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		Rooms: []loadtest.RoomGroup{{Count: o.rooms, Publishers: o.publishers, Viewers: o.viewers}},
 		Publisher: loadtest.MediaSpec{
 			VideoKbps: o.bitrate / 1000, FPS: o.fps, KeyframeInterval: loadtest.Duration(o.keyInterval),
-			VideoTracks: &tracks, Audio: &audio, AudioDTX: &dtx,
+			VideoTracks: &tracks, Audio: &audio, AudioDTX: &dtx, Simulcast: o.simulcast, Codec: o.codec,
 		},
 		Churn:  loadtest.Churn{MeanWatch: loadtest.Duration(o.churn)},
 		Viewer: loadtest.ViewerSpec{Region: o.region, ChatPerMinute: o.chatRate, ReactionsPerMinute: o.reactionRate},
@@ -186,6 +193,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "merge" {
 		return runMerge(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "bench-server" {
+		return runBench(ctx, args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -209,14 +219,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Scenario:     o.scenario,
 		Shard:        o.shard,
 		MediaTimeout: o.mediaTimeout,
+		PionViewers:  o.viewerKind == "pion",
 		Server:       o.server,
 		Progress:     func(p loadtest.Progress) { status.update(loadtest.StatusLine(p)) },
 	}
-	if o.secret != "" {
+	switch {
+	case o.secret != "":
 		length := o.scenario.Plan().Length
 		cfg.TokenFunc = loadtest.RoomTokenMinter(o.secret, length+time.Hour)
-	} else {
+	case o.token != "" || o.target.URL == "":
+		// A plain WHIP/WHEP server may take no token: none is sent.
 		cfg.Token = o.token
+	default:
+		// No credentials for our protocol: a server in dev mode (make
+		// run) gives a token per participant.
+		mint, err := loadtest.DevTokenMinter(ctx, o.target.URL)
+		if err != nil {
+			fmt.Fprintln(stderr, "halo-loadtest: give --token or --secret (or HALO_LOADTEST_TOKEN / HALO_LOADTEST_SECRET);",
+				"without them a dev-mode server's /dev/token is asked, and:", err)
+			return 2
+		}
+		cfg.TokenFunc = mint
 	}
 	rep, err := loadtest.Run(ctx, cfg)
 	status.done()

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/halobuzz/live/config"
 )
 
 func TestMain(m *testing.M) {
@@ -21,7 +23,6 @@ func TestRun_UsageErrorsExitTwo(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no credentials", nil, "--token or --secret"},
 		{"both credentials", []string{"--token", "a", "--secret", "b"}, "not both"},
 		{"bad number", []string{"--token", "a", "--fps", "0"}, "--fps"},
 		{"nothing to publish", []string{"--token", "a", "--video-tracks", "0", "--no-audio"}, "nothing to publish"},
@@ -101,5 +102,24 @@ func TestStatus_RedrawsInPlaceOnATerminal(t *testing.T) {
 	s.done()
 	if b.String() != "\r\x1b[Kone\r\x1b[Ktwo\n" {
 		t.Fatalf("status wrote %q", b.String())
+	}
+}
+
+// Without credentials, against our protocol: a server in dev mode (make
+// run) gives each participant a token of its own from /dev/token; any
+// other server is a usage error that says what to give.
+func TestRun_NoCredentialsAsksADevServer(t *testing.T) {
+	t.Setenv("HALO_LOADTEST_TOKEN", "")
+	t.Setenv("HALO_LOADTEST_SECRET", "")
+	dev := startServer(t, func(c *config.Config) { c.Dev = true })
+	code, stdout, stderr := runCmd(t, context.Background(), "--url", dev.wsURL, "--room", "devroom", "--viewers", "2",
+		"--duration", "1s", "--bitrate", "300000")
+	if code != 0 {
+		t.Fatalf("dev server: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	prod := startServer(t)
+	code, _, stderr = runCmd(t, context.Background(), "--url", prod.wsURL, "--viewers", "1", "--duration", "1s")
+	if code != 2 || !strings.Contains(stderr, "give --token or --secret") || !strings.Contains(stderr, "/dev/token") {
+		t.Fatalf("server without dev mode: exit %d, want 2 with a hint:\n%s", code, stderr)
 	}
 }

@@ -28,7 +28,7 @@ type testServer struct {
 	metricsURL string
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T, opts ...func(*config.Config)) *testServer {
 	t.Helper()
 	cfg := config.Default()
 	secret := make([]byte, 32)
@@ -40,6 +40,9 @@ func startServer(t *testing.T) *testServer {
 	cfg.SFU.IncludeLoopback = true
 	cfg.Room.EmptyTimeout = 100 * time.Millisecond
 	cfg.Limits.JoinsPerIPPerMinute = 100_000
+	for _, o := range opts {
+		o(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}

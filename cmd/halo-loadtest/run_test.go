@@ -111,10 +111,12 @@ func TestRun_ServerCostAndMemoryPerViewerOnlyFromAFreshBaseline(t *testing.T) {
 	}
 	fresh, reused := readJSON(t, first).Server, readJSON(t, second).Server
 	if fresh == nil || fresh.CPUSeconds <= 0 || fresh.CPUMicrosPerForwarded <= 0 || fresh.KernelPercent < 0 || fresh.KernelPercent > 100 ||
-		fresh.RSSBaselineKiB <= 0 || fresh.AudienceAtRSS != 3 || fresh.KiBPerViewer == nil {
+		fresh.RSSBaselineKiB <= 0 || fresh.AudienceAtRSS != 3 || fresh.KiBPerViewer == nil ||
+		fresh.GoroutinesPerViewer == nil || *fresh.GoroutinesPerViewer <= 0 || fresh.GoroutinesAudience <= fresh.GoroutinesBaseline {
 		t.Fatalf("server figures of a fresh server: %+v", fresh)
 	}
-	if reused == nil || reused.KiBPerViewer != nil || !strings.Contains(reused.MemoryNote, "already forwarded") {
+	if reused == nil || reused.KiBPerViewer != nil || reused.GoroutinesPerViewer != nil || reused.GoroutinesAudience == 0 ||
+		!strings.Contains(reused.MemoryNote, "already forwarded") {
 		t.Fatalf("server figures of a server that ran before: %+v", reused)
 	}
 }
