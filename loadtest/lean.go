@@ -66,6 +66,7 @@ type leanPeer struct {
 	dtlsIn    chan []byte
 	dtlsConn  *dtls.Conn
 	decrypt   atomic.Pointer[srtp.Context] // reader goroutine only
+	early     [][]byte                     // SRTP that came before the keys; reader goroutine only
 	encMu     sync.Mutex
 	encrypt   *srtp.Context // RTCP out, under encMu
 
@@ -370,19 +371,39 @@ func (p *leanPeer) handle(b []byte, from netip.AddrPort) {
 	case c >= 128 && c < 192 && len(b) >= 2:
 		ctx := p.decrypt.Load()
 		if ctx == nil {
+			// The handshake goroutine has not set the keys up yet: the
+			// server may already send media right behind its last DTLS
+			// flight (often a late joiner's cached keyframe). Keep it.
+			if len(p.early) < maxEarlySRTP {
+				p.early = append(p.early, bytes.Clone(b))
+			}
 			return
 		}
-		if b[1] >= 192 && b[1] <= 223 {
-			p.handleRTCP(ctx, b)
-			return
-		}
-		if d := p.dropEvery.Load(); d > 0 {
-			if p.rtpSeen++; p.rtpSeen%d == 0 {
-				return
+		if early := p.early; len(early) > 0 {
+			p.early = nil
+			for _, e := range early {
+				p.handleSRTP(ctx, e)
 			}
 		}
-		p.handleRTP(ctx, b)
+		p.handleSRTP(ctx, b)
 	}
+}
+
+// maxEarlySRTP is how many packets that arrive before the keys are kept.
+const maxEarlySRTP = 256
+
+// handleSRTP handles one SRTP or SRTCP packet (reader goroutine).
+func (p *leanPeer) handleSRTP(ctx *srtp.Context, b []byte) {
+	if b[1] >= 192 && b[1] <= 223 {
+		p.handleRTCP(ctx, b)
+		return
+	}
+	if d := p.dropEvery.Load(); d > 0 {
+		if p.rtpSeen++; p.rtpSeen%d == 0 {
+			return
+		}
+	}
+	p.handleRTP(ctx, b)
 }
 
 func (p *leanPeer) handleSTUN(b []byte, from netip.AddrPort) {
