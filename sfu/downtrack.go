@@ -89,8 +89,9 @@ type DownTrack struct {
 	outMu sync.Mutex
 	// The writer's batch that holds (or held) the last packet queued, and
 	// its flush count then (awaitPending); guarded by mu.
-	lastBatch *sendBatch
-	lastEpoch uint64
+	lastBatch    *sendBatch
+	lastEpoch    uint64
+	pendingSince int64 // monoNow when a new anchor first waited for it
 	// Sender report counts (senderreport.go): packets and payload octets sent.
 	srPackets, srOctets atomic.Uint64
 }
@@ -238,8 +239,8 @@ func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bo
 		d.pliPending.Store(false)
 		d.servePLI(t)
 	}
-	if d.state == dtWaiting {
-		d.awaitPending(sc.batch) // a new anchor: the old source's last packets leave first
+	if d.state == dtWaiting && !d.pendingSent(sc.batch, t.fwdAt) {
+		return 0 // a new anchor: the old source's last packets leave first
 	}
 	switch d.state {
 	case dtLive:

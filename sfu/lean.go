@@ -8,10 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/pion/dtls/v3"
@@ -414,23 +414,26 @@ func (b *sendBatch) send(s *mediaSocket, ms []ipv4.Message) {
 	}
 }
 
-// awaitPending waits until the down-track's last packet queued in another
-// writer's batch has left: a viewer re-anchored to another source (a
-// simulcast layer, a republished track) is written by that source's
-// forwarder from now on, and its first packets must not overtake the last
-// ones of the old source. The old writer flushes at the end of its round,
-// within microseconds, and never needs this down-track's lock to do so.
-// d.mu is held.
-func (d *DownTrack) awaitPending(mine *sendBatch) {
+// pendingSent reports whether the down-track's last packet queued in
+// another writer's batch has left. A viewer re-anchored to another source
+// (a simulcast layer, a republished track) is written by that source's
+// forwarder from then on, and its first packets must not overtake the last
+// ones of the old source: until the old writer has flushed (at the end of
+// its round, microseconds), the new anchor waits for the next packet. It
+// never waits in place: the old writer's round may still need this
+// down-track's lock. After 50 ms it gives up (a writer stuck on its
+// socket). d.mu is held; now is monoNow.
+func (d *DownTrack) pendingSent(mine *sendBatch, now int64) bool {
 	b := d.lastBatch
-	if b == nil || b == mine {
-		return
+	if b == nil || b == mine || b.flushes.Load() > d.lastEpoch {
+		d.lastBatch, d.pendingSince = nil, 0
+		return true
 	}
-	for i := 0; b.flushes.Load() <= d.lastEpoch; i++ {
-		if i == 10000 { // ~ tens of milliseconds: a writer stuck on its socket
-			break
-		}
-		runtime.Gosched()
+	if d.pendingSince == 0 {
+		d.pendingSince = now
+	} else if now-d.pendingSince > int64(50*time.Millisecond) {
+		d.lastBatch, d.pendingSince = nil, 0
+		return true
 	}
-	d.lastBatch = nil
+	return false
 }
