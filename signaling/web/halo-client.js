@@ -396,6 +396,11 @@ export class HaloClient extends EventTarget {
         await this.connect();
         await this._joinRequest();
         for (const p of this.published) await this.publish(p.stream, p.trackMeta, true);
+        // The new node takes over the old track ids when each track's
+        // first packets reach it, which must happen before the old node
+        // unpublishes them on our leave: wait until every sender has sent
+        // media, and a moment for the node to name the tracks (at most 3 s).
+        await this._mediaFlowing(3000);
       } finally {
         for (const p of old.pending.values()) {
           clearTimeout(p.timer);
@@ -410,6 +415,31 @@ export class HaloClient extends EventTarget {
       this._emit('moved', { url });
     })();
     return this.moving;
+  }
+
+  // _mediaFlowing resolves once every sender of the publisher connection
+  // has sent packets, plus 500 ms, or after timeoutMs.
+  async _mediaFlowing(timeoutMs) {
+    const pc = this.publisher;
+    if (!pc) return;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const senders = pc.getSenders().filter((s) => s.track);
+      let flowing = 0;
+      for (const s of senders) {
+        try {
+          const stats = await s.getStats();
+          let sent = false;
+          stats.forEach((r) => { if (r.type === 'outbound-rtp' && r.packetsSent > 0) sent = true; });
+          if (sent) flowing++;
+        } catch { /* not yet */ }
+      }
+      if (senders.length > 0 && flowing >= senders.length) {
+        await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, deadline - Date.now()))));
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   // _refreshToken answers token_expiring with a fresh token from
