@@ -88,7 +88,7 @@ type DownTrack struct {
 	out   atomic.Pointer[leanOut]
 	outMu sync.Mutex
 	// The writer's batch that holds (or held) the last packet queued, and
-	// its flush count then (awaitPending); guarded by mu.
+	// its flush count then (pendingSent); guarded by mu.
 	lastBatch    *sendBatch
 	lastEpoch    uint64
 	pendingSince int64 // monoNow when a new anchor first waited for it
@@ -428,53 +428,50 @@ func (d *DownTrack) write(b *binding, h *rtp.Header, payload []byte, sb *sendBat
 
 // writeOut is write without estimation.
 func (d *DownTrack) writeOut(b *binding, h *rtp.Header, payload []byte, sb *sendBatch) int {
+	st := &d.src.Load().engine.stats
 	var n int
+	l := d.link
 	var k *leanKeys
 	var p *leanPath
-	if l := d.link; l != nil {
+	if l != nil {
 		k, p = l.keys.Load(), l.path.Load()
 		if (k == nil || p == nil) && l.started.Load() {
 			return 0 // the pair left the engine's sockets: the connection is being replaced
 		}
-		if l.viaPion.Load() {
-			k = nil // Pion's SRTP state has the connection's packets: it keeps them
-		}
 	}
-	if k != nil && p != nil {
-		n = d.writeLean(k, p, h, payload, sb)
-		if n == 0 {
-			d.src.Load().engine.stats.writeErrors.Add(1)
+	switch {
+	case k != nil && p != nil && !l.viaPion.Load():
+		if n = d.writeLean(k, p, h, payload, sb); n == 0 {
+			st.writeErrors.Add(1)
 			return 0
 		}
-		d.link.started.Store(true)
-		if sb == nil {
-			d.src.Load().engine.stats.directPackets.Add(1) // a batch counts its own
+		if !l.started.Load() {
+			l.started.Store(true)
 		}
-	} else {
-		if k != nil && !d.link.viaPion.Load() {
-			// Encrypted packets went out through Pion (a first pair that
-			// was not on the engine's sockets): were the connection to
-			// move to the lean path, its own rollover counts would start
-			// from zero while the viewer's continue.
-			d.link.viaPion.Store(true)
+		if sb == nil {
+			st.directPackets.Add(1) // a batch counts its own
+		}
+	default:
+		if k != nil && !l.viaPion.Load() {
+			// Encrypted packets go out through Pion after the handshake (a
+			// first pair not on the engine's sockets): were the connection
+			// to move to the lean path later, its own rollover counts would
+			// start from zero while the viewer's continue. It stays here.
+			l.viaPion.Store(true)
 		}
 		var err error
-		n, err = b.writer.WriteRTP(h, payload)
-		if err != nil {
-			if t := d.src.Load(); t != nil {
-				t.engine.stats.writeErrors.Add(1)
-			}
+		if n, err = b.writer.WriteRTP(h, payload); err != nil {
+			st.writeErrors.Add(1)
 			return 0
 		}
 	}
 	if n > 0 {
 		d.srPackets.Add(1)
 		d.srOctets.Add(uint64(len(payload)))
-	}
-	if d.relay && n > 0 {
-		st := &d.src.Load().engine.stats
-		st.relayPacketsOut.Add(1)
-		st.relayBytesOut.Add(uint64(n))
+		if d.relay {
+			st.relayPacketsOut.Add(1)
+			st.relayBytesOut.Add(uint64(n))
+		}
 	}
 	return n
 }
