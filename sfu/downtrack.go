@@ -149,12 +149,20 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 // Unbind implements webrtc.TrackLocal: the viewer stopped the track, so its
 // source stops writing to it.
 func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
-	if d.sub != nil {
-		d.sub.unbindSSRC(uint32(ctx.SSRC()), d)
+	if d.sub != nil && d.sub.handed.Load() != nil {
+		return nil // Pion's connection closed after the hand-over (handoff.go): the viewer still watches
+	}
+	d.unbindSub()
+	return nil
+}
+
+// unbindSub stops the down-track: its source no longer writes to it.
+func (d *DownTrack) unbindSub() {
+	if b := d.bind.Load(); b != nil && d.sub != nil {
+		d.sub.unbindSSRC(b.ssrc, d)
 	}
 	d.cancelNext()
 	d.src.Load().removeDown(d)
-	return nil
 }
 
 // ID is the id of the track the down-track was created for. It stays the

@@ -25,19 +25,23 @@ import (
 // Engine is the process's media plane: the Pion APIs built once, the one UDP
 // port every peer shares, the fan-out workers, and the counters.
 type Engine struct {
-	pubAPI     *webrtc.API
-	bweMode    string      // sfu.bandwidth_estimation: which viewer connections are estimated (bwe.go)
-	relayInAPI *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
-	udp        net.PacketConn
-	udpMux     ice.UDPMux
-	udpAddrs   []net.Addr
-	socks      []*mediaSocket       // the UDP mux's sockets, which viewers' media is written to (lean.go)
-	subSE      webrtc.SettingEngine // what each lean viewer connection's API is built from (viewerrtcp.go)
-	tcp        net.Listener
-	tcpMux     ice.TCPMux
-	fan        *fanout
-	log        *slog.Logger
-	lf         logging.LoggerFactory
+	pubAPI  *webrtc.API
+	bweMode string // sfu.bandwidth_estimation: which viewer connections are estimated (bwe.go)
+	handoff bool   // WHEP viewers' connections are taken over from Pion once up (handoff.go)
+	// handoffSilence is how long a handed-over viewer may be silent, in
+	// nanoseconds (handoffTimeout).
+	handoffSilence atomic.Int64
+	relayInAPI     *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
+	udp            net.PacketConn
+	udpMux         ice.UDPMux
+	udpAddrs       []net.Addr
+	socks          []*mediaSocket       // the UDP mux's sockets, which viewers' media is written to (lean.go)
+	subSE          webrtc.SettingEngine // what each lean viewer connection's API is built from (viewerrtcp.go)
+	tcp            net.Listener
+	tcpMux         ice.TCPMux
+	fan            *fanout
+	log            *slog.Logger
+	lf             logging.LoggerFactory
 
 	// Bandwidth estimation toward viewers (bwe.go).
 	bweMu sync.Mutex
@@ -49,6 +53,7 @@ type Engine struct {
 	stats       counters
 	q           quality // viewers' reports, ICE failures, freezes (quality.go)
 	sr          senderReports
+	handedOff   handedOffSet // viewer connections served without Pion (handoff.go)
 }
 
 type counters struct {
@@ -67,6 +72,7 @@ type counters struct {
 	publishers, subscribers          atomic.Int64
 	layerSwitches                    atomic.Uint64
 	directPackets, sendCalls         atomic.Uint64 // the lean path (lean.go)
+	handedOver                       atomic.Uint64 // viewer connections taken over from Pion (handoff.go)
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -99,6 +105,7 @@ type Stats struct {
 	LayerSwitches    uint64 // viewers moved to another simulcast layer at its keyframe
 	DirectPackets    uint64 // of PacketsForwarded, written on the lean path (encrypted and sent by the engine, not Pion)
 	SendCalls        uint64 // sendmmsg calls of the lean path's batches
+	HandedOver       uint64 // viewer connections the engine took over from Pion (handoff.go)
 }
 
 // NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
@@ -125,7 +132,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	// One view of the host's interfaces for every connection: Pion's ICE
 	// agent would otherwise read them (netlink) for each new peer, a cost
 	// and garbage per join that the shared UDP port makes pointless.
-	rn, err := newRecordingNet()
+	rn, err := newRecordingNet(&e.handedOff)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: network: %w", err)
 	}
@@ -148,23 +155,24 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		}
 		e.udpMux = mux
 		e.udpAddrs = mux.GetListenAddresses()
-		for _, c := range rn.conns {
-			e.socks = append(e.socks, newMediaSocket(c))
-		}
+		e.socks = rn.socks
 	} else {
 		udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.UDPAddress, strconv.Itoa(cfg.UDPPort)))
 		if err != nil {
 			return nil, fmt.Errorf("sfu: listen on UDP %s port %d: %w", cfg.UDPAddress, cfg.UDPPort, err)
 		}
+		muxed := udp
 		if c, ok := udp.(*net.UDPConn); ok {
 			// As the every-address path asks: the kernel default (~208 KiB)
 			// drops a publisher's burst while the node is busy.
 			_ = c.SetReadBuffer(4 << 20)
 			_ = c.SetWriteBuffer(4 << 20)
-			e.socks = []*mediaSocket{newMediaSocket(c)}
+			s := newMediaSocket(c)
+			e.socks = []*mediaSocket{s}
+			muxed = &muxConn{UDPConn: c, sock: s, set: &e.handedOff}
 		}
 		e.udp = udp
-		e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
+		e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), muxed)
 		e.udpAddrs = []net.Addr{udp.LocalAddr()}
 	}
 
@@ -240,6 +248,8 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		return nil, err
 	}
 	e.bweMode = cfg.BandwidthEstimation
+	e.handoff = !cfg.PionViewers
+	e.handoffSilence.Store(int64(handoffTimeout))
 	workers := cfg.FanoutWorkers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -323,6 +333,7 @@ func (e *Engine) Stats() Stats {
 		LayerSwitches:    s.layerSwitches.Load(),
 		DirectPackets:    s.directPackets.Load(),
 		SendCalls:        s.sendCalls.Load(),
+		HandedOver:       s.handedOver.Load(),
 		RelaysIn:         s.relaysIn.Load(),
 		RelaysOut:        s.relaysOut.Load(),
 		RelayTracksIn:    s.relayTracksIn.Load(),

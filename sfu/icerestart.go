@@ -140,6 +140,9 @@ func (s *Subscriber) RestartICE(ctx context.Context, ufrag, pwd string) (ICEFrag
 	if !s.answerer {
 		return ICEFragment{}, fmt.Errorf("%w: the server offers on this connection", ErrInvalidSDP)
 	}
+	if h := s.handed.Load(); h != nil {
+		return h.restart(ufrag, pwd)
+	}
 	return restartICE(ctx, s.pc, ufrag, pwd)
 }
 
@@ -157,4 +160,11 @@ func remoteUfrag(pc *webrtc.PeerConnection) string {
 func (p *Publisher) RemoteUfrag() string { return remoteUfrag(p.pc) }
 
 // RemoteUfrag returns the client's current ICE username fragment.
-func (s *Subscriber) RemoteUfrag() string { return remoteUfrag(s.pc) }
+func (s *Subscriber) RemoteUfrag() string {
+	if h := s.handed.Load(); h != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.remoteUfrag
+	}
+	return remoteUfrag(s.pc)
+}

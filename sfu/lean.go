@@ -48,12 +48,18 @@ type leanLink struct {
 	started atomic.Bool // a packet left on the lean path
 	lost    atomic.Bool // the pair left the engine's sockets after the start
 	viaPion atomic.Bool // packets went through Pion's SRTP session after the handshake: they always will
-	onLost  func()
+	// handedOver: Pion no longer runs the connection (handoff.go); what
+	// its teardown reports about the pair is not news.
+	handedOver atomic.Bool
+	onLost     func()
 }
 
 type leanKeys struct {
 	profile   srtp.ProtectionProfile
 	key, salt []byte
+	// The viewer's own key and salt: its RTCP is decrypted with them once
+	// the connection is handed over from Pion (handoff.go).
+	remoteKey, remoteSalt []byte
 }
 
 type leanPath struct {
@@ -73,6 +79,9 @@ func (e *Engine) attachLean(pc *webrtc.PeerConnection, onLost func()) *leanLink 
 	l := &leanLink{onLost: onLost}
 	dt := pc.SCTP().Transport()
 	dt.ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
+		if l.handedOver.Load() {
+			return
+		}
 		path := e.pathFor(p)
 		if path == nil && l.started.Load() && !l.lost.Swap(true) && l.onLost != nil {
 			go l.onLost()
@@ -148,8 +157,8 @@ func (e *Engine) ownsAddr(a netip.Addr) bool {
 // test of the lean path fails on it).
 var errNoDTLSConn = errors.New("sfu: cannot reach the DTLS connection of a Pion DTLSTransport")
 
-// dtlsKeys derives the connection's outgoing SRTP master key and salt
-// (RFC 5764 section 4.2), as Pion does when it starts its SRTP session.
+// dtlsKeys derives the connection's SRTP master keys and salts (RFC 5764
+// section 4.2), as Pion does when it starts its SRTP session.
 //
 // Pion does not export its DTLS connection, so it is read from the
 // transport's unexported field: the one place this package depends on
@@ -197,7 +206,8 @@ func dtlsKeys(dt *webrtc.DTLSTransport) (*leanKeys, error) {
 	if err := cfg.ExtractSessionKeysFromDTLS(&st, role.IsClient); err != nil {
 		return nil, fmt.Errorf("sfu: SRTP keys: %w", err)
 	}
-	return &leanKeys{profile: p, key: cfg.Keys.LocalMasterKey, salt: cfg.Keys.LocalMasterSalt}, nil
+	return &leanKeys{profile: p, key: cfg.Keys.LocalMasterKey, salt: cfg.Keys.LocalMasterSalt,
+		remoteKey: cfg.Keys.RemoteMasterKey, remoteSalt: cfg.Keys.RemoteMasterSalt}, nil
 }
 
 // leanOut is a down-track's SRTP context (contexts are not safe for

@@ -45,7 +45,11 @@ func (e *Engine) startSenderReports() {
 				list = append(list, s)
 			}
 			r.mu.Unlock()
+			mono := monoNow()
 			for _, s := range list {
+				if h := s.handed.Load(); h != nil {
+					h.checkSilence(mono)
+				}
 				s.sendReports(time.Now())
 			}
 			clear(list)
@@ -93,9 +97,17 @@ func (s *Subscriber) sendReports(now time.Time) {
 			pkts = append(pkts, sr)
 		}
 	}
-	if len(pkts) > 0 {
-		_ = s.pc.WriteRTCP(pkts)
+	if len(pkts) == 0 {
+		return
 	}
+	s.rtcpMu.Lock()
+	defer s.rtcpMu.Unlock()
+	if h := s.handed.Load(); h != nil {
+		_ = h.writeRTCP(pkts)
+		return
+	}
+	s.rtcpWrites++
+	_ = s.pc.WriteRTCP(pkts)
 }
 
 // senderReport is the down-track's report at now (mono: monoNow), or nil

@@ -3,7 +3,11 @@ package sfu
 import (
 	"net"
 	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
 
+	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"golang.org/x/net/ipv4"
@@ -58,27 +62,182 @@ func (e *Engine) socketFor(local netip.AddrPort, remote netip.Addr) *mediaSocket
 }
 
 // recordingNet is the standard network for Pion's every-address UDP mux,
-// keeping the sockets it opens so that the engine can write to them.
+// keeping the sockets it opens so that the engine can write to them. Each
+// socket reaches the mux through a muxConn.
 type recordingNet struct {
 	*stdnet.Net
-	conns []*net.UDPConn
+	set   *handedOffSet
+	socks []*mediaSocket
 }
 
-func newRecordingNet() (*recordingNet, error) {
+func newRecordingNet(set *handedOffSet) (*recordingNet, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil, err
 	}
-	return &recordingNet{Net: n}, nil
+	return &recordingNet{Net: n, set: set}, nil
 }
 
 // ListenUDP implements transport.Net.
 func (n *recordingNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := n.Net.ListenUDP(network, laddr)
-	if err == nil {
-		if uc, ok := c.(*net.UDPConn); ok {
-			n.conns = append(n.conns, uc)
-		}
+	if err != nil {
+		return c, err
 	}
-	return c, err
+	uc, ok := c.(*net.UDPConn)
+	if !ok {
+		return c, nil
+	}
+	s := newMediaSocket(uc)
+	n.socks = append(n.socks, s)
+	return &muxConn{UDPConn: uc, sock: s, set: n.set}, nil
+}
+
+// muxConn is an engine socket as Pion's UDP mux sees it: packets from a
+// viewer whose connection was handed over from Pion (handoff.go) are
+// handled here and never reach the mux, and whatever Pion would still send
+// such a viewer (its connection's teardown) is dropped. Nothing else is
+// touched: with no connection handed over, one atomic load per packet.
+type muxConn struct {
+	*net.UDPConn
+	sock *mediaSocket
+	set  *handedOffSet
+}
+
+// ReadFromAddrPort is what the mux reads with (ice.AddrPortReaderWriter).
+func (c *muxConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, ap, err := c.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil || c.set.n.Load() == 0 {
+			return n, ap, err
+		}
+		if h := c.set.get(c.sock, ap); h != nil {
+			h.receive(b[:n], c.sock, canonicalAddrPort(ap))
+			continue
+		}
+		if c.set.restarting.Load() > 0 && n > 0 && b[0] < 4 {
+			// A check from a new address, with an ICE restart's new
+			// credentials?
+			if h := c.set.byCheck(b[:n]); h != nil {
+				h.receive(b[:n], c.sock, canonicalAddrPort(ap))
+				continue
+			}
+		}
+		return n, ap, err
+	}
+}
+
+// ReadFrom implements net.PacketConn (the mux reads with ReadFromAddrPort).
+func (c *muxConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, ap, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(ap), nil
+}
+
+// WriteToAddrPort is what the mux writes with.
+func (c *muxConn) WriteToAddrPort(b []byte, ap netip.AddrPort) (int, error) {
+	if c.set.n.Load() != 0 && c.set.get(c.sock, ap) != nil {
+		return len(b), nil
+	}
+	return c.UDPConn.WriteToUDPAddrPort(b, ap)
+}
+
+// WriteTo implements net.PacketConn.
+func (c *muxConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		return c.WriteToAddrPort(b, ua.AddrPort())
+	}
+	return c.UDPConn.WriteTo(b, addr)
+}
+
+// canonicalAddrPort is the form a peer's address is kept in: IPv4 as
+// IPv4 (not mapped), no zone but a link-local one's.
+func canonicalAddrPort(ap netip.AddrPort) netip.AddrPort {
+	a := ap.Addr().Unmap()
+	if !a.IsLinkLocalUnicast() {
+		a = a.WithZone("")
+	}
+	return netip.AddrPortFrom(a, ap.Port())
+}
+
+// handedOffSet is the engine's viewer connections served without Pion, by
+// the socket and the peer address of their pair.
+type handedOffSet struct {
+	n  atomic.Int32
+	mu sync.RWMutex
+	m  map[handoffKey]*handedOff
+	// Connections in an ICE restart, by their new ufrag: a check from an
+	// address not yet known is theirs if it names one.
+	restarting atomic.Int32
+	byUfrag    map[string]*handedOff
+}
+
+type handoffKey struct {
+	sock *mediaSocket
+	ap   netip.AddrPort // canonical
+}
+
+func (s *handedOffSet) get(sock *mediaSocket, ap netip.AddrPort) *handedOff {
+	s.mu.RLock()
+	h := s.m[handoffKey{sock, canonicalAddrPort(ap)}]
+	s.mu.RUnlock()
+	return h
+}
+
+// put files h under k, replacing what was there (a peer address that a
+// closed connection left behind).
+func (s *handedOffSet) put(k handoffKey, h *handedOff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[handoffKey]*handedOff{}
+	}
+	s.m[k] = h
+	s.n.Store(int32(len(s.m)))
+}
+
+// remove takes h out from under k (if it is still there).
+func (s *handedOffSet) remove(k handoffKey, h *handedOff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[k] == h {
+		delete(s.m, k)
+	}
+	s.n.Store(int32(len(s.m)))
+}
+
+func (s *handedOffSet) putUfrag(ufrag string, h *handedOff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byUfrag == nil {
+		s.byUfrag = map[string]*handedOff{}
+	}
+	s.byUfrag[ufrag] = h
+}
+
+func (s *handedOffSet) removeUfrag(ufrag string, h *handedOff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byUfrag[ufrag] == h {
+		delete(s.byUfrag, ufrag)
+	}
+}
+
+// byCheck returns the connection a STUN binding request names by the
+// ufrag of an ICE restart, or nil.
+func (s *handedOffSet) byCheck(pkt []byte) *handedOff {
+	if !stun.IsMessage(pkt) {
+		return nil
+	}
+	m := &stun.Message{Raw: pkt}
+	var user stun.Username
+	if m.Decode() != nil || m.Type != stun.BindingRequest || user.GetFrom(m) != nil {
+		return nil
+	}
+	local, _, _ := strings.Cut(string(user), ":")
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byUfrag[local]
 }

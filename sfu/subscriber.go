@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -45,6 +46,13 @@ type Subscriber struct {
 	connected  bool       // DTLS is up and SRTP started: RTCP streams can be opened without waiting
 	ssrcMu     sync.RWMutex
 	ssrcs      map[uint32]*DownTrack // the down-tracks by the SSRC they send
+
+	// Handing the connection over from Pion (handoff.go).
+	handoverOK  bool // a WHEP viewer on the lean path: set once, before the connection starts
+	handingOver atomic.Bool
+	handed      atomic.Pointer[handedOff] // set once Pion no longer runs the connection
+	rtcpMu      sync.Mutex                // sender reports: which way they go, and how many went through Pion
+	rtcpWrites  uint64
 }
 
 type subscription struct {
@@ -102,6 +110,9 @@ func (e *Engine) newSubscriber(ev SubscriberEvents, estimate bool) (*Subscriber,
 		}
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if s.handed.Load() != nil {
+			return // Pion's connection was closed after the hand-over
+		}
 		if st == webrtc.PeerConnectionStateConnected {
 			s.onConnected()
 		}
@@ -199,7 +210,9 @@ func (s *Subscriber) RemoveTrack(trackID string) error {
 	for _, k := range keys {
 		sub := s.subs[k]
 		delete(s.subs, k)
-		if e := s.pc.RemoveTrack(sub.sender); e != nil && err == nil {
+		if s.handed.Load() != nil {
+			sub.dt.unbindSub()
+		} else if e := s.pc.RemoveTrack(sub.sender); e != nil && err == nil {
 			err = e
 		}
 		// Unbind may not run when the track was never bound; removing twice is harmless.
@@ -329,6 +342,7 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 		return "", ErrClosed
 	}
 	s.answerer = true
+	s.handoverOK = !s.relay && s.link != nil && s.e.handoff
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		s.mu.Unlock()
 		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
@@ -350,6 +364,9 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 // AddCandidate adds a viewer's ICE candidate, keeping it until a remote
 // description exists.
 func (s *Subscriber) AddCandidate(c webrtc.ICECandidateInit) error {
+	if s.handed.Load() != nil {
+		return nil // the pair is settled; a restart brings its own
+	}
 	s.mu.Lock()
 	if s.pc.RemoteDescription() == nil {
 		if len(s.pending) >= MaxPendingCandidates {
@@ -375,6 +392,9 @@ func (s *Subscriber) Close() error {
 	subs := s.subs
 	s.subs = map[string]*subscription{}
 	s.mu.Unlock()
+	if h := s.handed.Load(); h != nil {
+		h.release()
+	}
 	err := s.pc.Close()
 	for _, sub := range subs {
 		sub.dt.Track().removeDown(sub.dt)

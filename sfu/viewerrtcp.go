@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,16 +72,45 @@ func (b *rtcpSink) Write(p []byte) (int, error) {
 	if d := b.s.bySSRC(b.ssrc); d != nil {
 		dispatchViewerRTCP(d, b.ssrc, pkts, time.Now())
 	}
-	// Transport-wide feedback is about the connection, whichever media
-	// SSRC it names.
+	// Pion writes a compound packet to the buffer of every SSRC it names:
+	// transport-wide feedback is taken from its media SSRC's only.
 	if bw := b.s.bwe; bw != nil {
 		for _, pkt := range pkts {
-			if _, ok := pkt.(*rtcp.TransportLayerCC); ok {
+			if cc, ok := pkt.(*rtcp.TransportLayerCC); ok && cc.MediaSSRC == b.ssrc {
 				_ = bw.est.WriteRTCP([]rtcp.Packet{pkt}, nil)
 			}
 		}
 	}
+	b.s.maybeHandOver()
 	return len(p), nil
+}
+
+// handleRTCP handles a compound packet of the viewer's feedback (a
+// handed-over connection's, handoff.go): each part by the down-tracks it
+// is about, transport-wide feedback by the estimator.
+func (s *Subscriber) handleRTCP(pkts []rtcp.Packet, now time.Time) {
+	var seen [8]uint32
+	n := 0
+	for _, pkt := range pkts {
+		if cc, ok := pkt.(*rtcp.TransportLayerCC); ok {
+			if bw := s.bwe; bw != nil {
+				_ = bw.est.WriteRTCP([]rtcp.Packet{cc}, nil)
+			}
+			continue
+		}
+		for _, ssrc := range pkt.DestinationSSRC() {
+			if slices.Contains(seen[:n], ssrc) {
+				continue
+			}
+			if n < len(seen) {
+				seen[n] = ssrc
+				n++
+			}
+			if d := s.bySSRC(ssrc); d != nil {
+				dispatchViewerRTCP(d, ssrc, pkts, now)
+			}
+		}
+	}
 }
 
 func (b *rtcpSink) Read([]byte) (int, error) {

@@ -86,6 +86,7 @@ func NewMetrics(engine *sfu.Engine, rooms *room.Manager) *Metrics {
 		counter("halo_write_errors_total", "Writes to viewers that failed (closed connections).", func(s sfu.Stats) uint64 { return s.WriteErrors })
 		counter("halo_forwarded_packets_direct_total", "Of halo_forwarded_packets_total, packets the server encrypted and sent itself in batches (the lean write path); the rest went through Pion's write chain (ICE-TCP or TURN viewers).", func(s sfu.Stats) uint64 { return s.DirectPackets })
 		counter("halo_send_calls_total", "sendmmsg system calls of the lean write path: halo_forwarded_packets_direct_total divided by this is the mean batch.", func(s sfu.Stats) uint64 { return s.SendCalls })
+		counter("halo_viewers_handed_over_total", "WHEP viewer connections the engine took over from Pion once up (consent checks, RTCP and sender reports its own; Pion's connection closed).", func(s sfu.Stats) uint64 { return s.HandedOver })
 		counter("halo_keyframe_replays_total", "Late joiners started from the cached keyframe.", func(s sfu.Stats) uint64 { return s.Replays })
 		gauge("halo_tracks", "Published tracks being forwarded.", func(s sfu.Stats) int64 { return s.Tracks })
 		gauge("halo_down_tracks", "Viewer copies of tracks.", func(s sfu.Stats) int64 { return s.DownTracks })

@@ -1,0 +1,367 @@
+package sfu
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/stun/v4"
+)
+
+// Handing a viewer's connection over from Pion. Once a WHEP viewer's
+// connection is up and its packets take the lean path (lean.go), what Pion
+// still does for it is small: answer the viewer's ICE consent checks,
+// decrypt its RTCP, notice when it goes away. For that a Pion
+// PeerConnection keeps 13 goroutines and about 90 KiB per viewer (the ICE
+// agent, the DTLS connection, two SRTP sessions and their buffers, the
+// demultiplexer). So once the viewer has shown that its side of the
+// handshake is done (its first SRTCP packet decrypted), the engine takes
+// the connection over and closes Pion's:
+//
+//   - the viewer's packets are taken off the engine's socket before Pion's
+//     UDP mux sees them (muxConn): STUN binding requests are answered with
+//     the connection's ICE credentials (RFC 8445 section 7.3, RFC 7675
+//     consent), SRTCP is decrypted with the viewer's key (kept from the
+//     DTLS handshake) and handled as before, a DTLS alert (the viewer
+//     closing) ends the session;
+//   - nothing Pion's teardown would send reaches the viewer (the same
+//     socket wrapper drops it), so the viewer sees no change;
+//   - sender reports are encrypted with the connection's key, their SRTCP
+//     index carried on from Pion's;
+//   - a viewer silent for handoffTimeout (no consent check, no RTCP) has
+//     failed, as Pion's ICE timeouts would have decided;
+//   - an ICE restart (WHEP PATCH) gets new credentials, and the pair moves
+//     to the address the viewer nominates with them.
+//
+// Only WHEP viewers are handed over: a viewer of the WebSocket protocol is
+// renegotiated as tracks come and go, which needs Pion's connection. A
+// relay to another node, a connection on ICE-TCP or TURN (not on the
+// engine's sockets) and one whose packets went through Pion after the
+// handshake stay with Pion too.
+
+// handoffTimeout is how long a handed-over viewer may stay silent: Pion's
+// disconnected and failed timeouts together (engine.go). The engine's
+// handoffSilence holds it (tests shorten it).
+const handoffTimeout = 15 * time.Second
+
+// handedOff is one viewer connection served without Pion.
+type handedOff struct {
+	s      *Subscriber
+	set    *handedOffSet
+	lastIn atomic.Int64 // monoNow of the viewer's last packet
+	gone   atomic.Bool
+
+	mu                     sync.Mutex // the fields below
+	key                    handoffKey
+	ufrag, pwd             string // ours
+	remoteUfrag, remotePwd string
+	old                    *iceCreds // an ICE restart's previous credentials, valid until the new ones are used
+	candidates             []string  // our candidates, as an ICE restart's answer gives them
+	in                     *srtp.Context
+	buf                    []byte
+
+	outMu sync.Mutex
+	out   *srtp.Context
+	obuf  []byte
+}
+
+type iceCreds struct{ ufrag, pwd, remoteUfrag string }
+
+// maybeHandOver hands the connection over from Pion if it can be (on the
+// goroutine of Pion's SRTCP session, which has just decrypted the viewer's
+// feedback: the viewer's handshake is done).
+func (s *Subscriber) maybeHandOver() {
+	if !s.handoverOK || s.handingOver.Load() {
+		return
+	}
+	l := s.link
+	if l == nil || l.keys.Load() == nil || l.path.Load() == nil || !l.started.Load() || l.viaPion.Load() || l.lost.Load() {
+		return
+	}
+	if l.path.Load().sock.dual || !s.handingOver.CompareAndSwap(false, true) {
+		return
+	}
+	go s.handOver()
+}
+
+// handOver takes the connection over from Pion and closes Pion's.
+func (s *Subscriber) handOver() {
+	l := s.link
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	pc := s.pc
+	dt := pc.SCTP().Transport()
+	it := dt.ICETransport()
+	lp, err := it.GetLocalParameters()
+	var rp struct{ UsernameFragment, Password string }
+	if err == nil {
+		p, e := it.GetRemoteParameters()
+		rp.UsernameFragment, rp.Password, err = p.UsernameFragment, p.Password, e
+	}
+	var keys *leanKeys
+	if err == nil {
+		keys, err = dtlsKeys(dt)
+	}
+	path := l.path.Load()
+	if err == nil && (path == nil || l.viaPion.Load() || l.lost.Load()) {
+		err = fmt.Errorf("the pair is not on the engine's sockets")
+	}
+	var h *handedOff
+	if err == nil {
+		h, err = newHandedOff(s, keys)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		s.e.log.Debug("viewer connection stays with Pion", "err", err)
+		return
+	}
+	h.key = handoffKey{path.sock, canonicalAddrPort(path.ap)}
+	h.ufrag, h.pwd = lp.UsernameFragment, lp.Password
+	h.remoteUfrag, h.remotePwd = rp.UsernameFragment, rp.Password
+	if ld := pc.LocalDescription(); ld != nil {
+		if f, err := iceFragmentOf(ld.SDP); err == nil {
+			h.candidates = f.Candidates
+		}
+	}
+	h.lastIn.Store(monoNow())
+	// Sender reports go on from the SRTCP index Pion's session reached:
+	// it encrypted at most one packet per report sent.
+	s.rtcpMu.Lock()
+	s.ssrcMu.RLock()
+	for ssrc := range s.ssrcs {
+		h.out.SetIndex(ssrc, uint32(s.rtcpWrites))
+	}
+	s.ssrcMu.RUnlock()
+	l.handedOver.Store(true)
+	s.handed.Store(h)
+	s.rtcpMu.Unlock()
+	s.e.handedOff.put(h.key, h)
+	s.mu.Unlock()
+
+	// The ICE transport first: Pion's DTLS close then has no way out
+	// (and the socket drops what it would send anyway).
+	_ = it.Stop()
+	_ = pc.Close()
+	s.e.stats.handedOver.Add(1)
+}
+
+func newHandedOff(s *Subscriber, k *leanKeys) (*handedOff, error) {
+	in, err := srtp.CreateContext(k.remoteKey, k.remoteSalt, k.profile, srtp.SRTCPReplayProtection(256))
+	if err != nil {
+		return nil, err
+	}
+	out, err := srtp.CreateContext(k.key, k.salt, k.profile)
+	if err != nil {
+		return nil, err
+	}
+	return &handedOff{s: s, set: &s.e.handedOff, in: in, out: out, buf: make([]byte, 1500), obuf: make([]byte, 1500)}, nil
+}
+
+// receive handles a packet of the viewer's (on the socket's reading
+// goroutine, the mux's: it must not block). pkt is reused afterwards.
+func (h *handedOff) receive(pkt []byte, sock *mediaSocket, from netip.AddrPort) {
+	if len(pkt) == 0 || h.gone.Load() {
+		return
+	}
+	switch b := pkt[0]; {
+	case b < 4:
+		h.answerCheck(pkt, sock, from)
+	case b >= 20 && b <= 63:
+		h.lastIn.Store(monoNow())
+		// After the handshake a viewer sends DTLS only to close: an alert
+		// (close_notify, or a fatal one).
+		if b == 21 {
+			h.fail(false)
+		}
+	case b >= 128 && b <= 191:
+		h.lastIn.Store(monoNow())
+		if len(pkt) >= 8 && pkt[1] >= 192 && pkt[1] <= 223 {
+			h.readRTCP(pkt)
+		}
+	}
+}
+
+// answerCheck answers an ICE connectivity or consent check that carries
+// the connection's credentials (or an ICE restart's new ones). A check
+// nominating a new address with the new credentials moves the pair there.
+func (h *handedOff) answerCheck(pkt []byte, sock *mediaSocket, from netip.AddrPort) {
+	m := &stun.Message{Raw: pkt}
+	if err := m.Decode(); err != nil || m.Type != stun.BindingRequest {
+		return
+	}
+	var user stun.Username
+	if user.GetFrom(m) != nil {
+		return
+	}
+	h.mu.Lock()
+	pwd, current := "", false
+	switch string(user) {
+	case h.ufrag + ":" + h.remoteUfrag:
+		pwd, current = h.pwd, true
+	default:
+		if o := h.old; o != nil && string(user) == o.ufrag+":"+o.remoteUfrag {
+			pwd = o.pwd
+		}
+	}
+	h.mu.Unlock()
+	if pwd == "" || stun.NewShortTermIntegrity(pwd).Check(m) != nil {
+		return
+	}
+	h.lastIn.Store(monoNow())
+	if current && m.Contains(stun.AttrUseCandidate) {
+		h.nominated(sock, from)
+	}
+	resp, err := stun.Build(m, stun.BindingSuccess,
+		&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())},
+		stun.NewShortTermIntegrity(pwd), stun.Fingerprint)
+	if err != nil {
+		return
+	}
+	_, _ = sock.conn.WriteToUDPAddrPort(resp.Raw, sockAddr(sock, from))
+}
+
+// sockAddr is peer address a as sock's family writes to it.
+func sockAddr(sock *mediaSocket, a netip.AddrPort) netip.AddrPort {
+	if !sock.local.Addr().Is4() && a.Addr().Is4() {
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
+	}
+	return a
+}
+
+// nominated moves the pair to from on sock, if it is elsewhere (after an
+// ICE restart); the restart's old credentials are dropped.
+func (h *handedOff) nominated(sock *mediaSocket, from netip.AddrPort) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.old != nil {
+		h.old = nil
+		h.set.restarting.Add(-1)
+	}
+	k := handoffKey{sock, from}
+	if k == h.key || (sock.dual && from.Addr().Is4()) {
+		return
+	}
+	old := h.key
+	h.key = k
+	ap := sockAddr(sock, from)
+	h.s.link.path.Store(&leanPath{sock: sock, addr: net.UDPAddrFromAddrPort(ap), ap: ap})
+	h.set.put(k, h)
+	h.set.remove(old, h)
+}
+
+// restart is an ICE restart of a handed-over connection: the viewer's new
+// credentials, and new ones of ours, which the answer carries with our
+// candidates. Checks with the old credentials are answered until the new
+// ones are used.
+func (h *handedOff) restart(ufrag, pwd string) (ICEFragment, error) {
+	for _, v := range [...]string{ufrag, pwd} {
+		if v == "" || strings.ContainsAny(v, "\r\n: ") {
+			return ICEFragment{}, fmt.Errorf("%w: ICE credentials must be non-empty and on one line", ErrInvalidSDP)
+		}
+	}
+	lu, lp := randomICE(16), randomICE(32)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.old == nil {
+		h.set.restarting.Add(1)
+	}
+	h.old = &iceCreds{ufrag: h.ufrag, pwd: h.pwd, remoteUfrag: h.remoteUfrag}
+	h.ufrag, h.pwd, h.remoteUfrag, h.remotePwd = lu, lp, ufrag, pwd
+	h.set.putUfrag(lu, h)
+	return ICEFragment{Ufrag: lu, Pwd: lp, Candidates: append([]string(nil), h.candidates...)}, nil
+}
+
+// randomICE returns n characters of ice-char (RFC 8839) from the system's
+// random source.
+func randomICE(n int) string {
+	const chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b)
+}
+
+// readRTCP decrypts and handles the viewer's feedback.
+func (h *handedOff) readRTCP(pkt []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	plain, err := h.in.DecryptRTCP(h.buf[:0], pkt, nil)
+	if err != nil {
+		return
+	}
+	pkts, err := rtcp.Unmarshal(plain)
+	if err != nil {
+		return
+	}
+	h.s.handleRTCP(pkts, time.Now())
+}
+
+// writeRTCP encrypts and sends RTCP to the viewer.
+func (h *handedOff) writeRTCP(pkts []rtcp.Packet) error {
+	raw, err := rtcp.Marshal(pkts)
+	if err != nil {
+		return err
+	}
+	h.outMu.Lock()
+	defer h.outMu.Unlock()
+	ct, err := h.out.EncryptRTCP(h.obuf[:0], raw, nil)
+	if err != nil {
+		return err
+	}
+	p := h.s.link.path.Load()
+	_, err = p.sock.conn.WriteToUDPAddrPort(ct, p.ap)
+	return err
+}
+
+// fail ends the session: the viewer closed (an alert), or went silent
+// (counted as an ICE failure of an established connection).
+func (h *handedOff) fail(silent bool) {
+	if h.gone.Swap(true) {
+		return
+	}
+	s := h.s
+	if silent {
+		s.e.q.ice[ICERoleViewer][ICEStageEstablished].Add(1)
+	}
+	go func() {
+		s.failed.Do(func() {
+			if s.events.OnFailed != nil {
+				s.events.OnFailed()
+			}
+		})
+		_ = s.Close()
+	}()
+}
+
+// release takes h out of the engine's set (the session closed).
+func (h *handedOff) release() {
+	h.gone.Store(true)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.set.remove(h.key, h)
+	h.set.removeUfrag(h.ufrag, h)
+	if h.old != nil {
+		h.set.removeUfrag(h.old.ufrag, h)
+		h.old = nil
+		h.set.restarting.Add(-1)
+	}
+}
+
+// checkSilence fails a handed-over connection silent for handoffTimeout.
+func (h *handedOff) checkSilence(now int64) {
+	if now-h.lastIn.Load() > h.s.e.handoffSilence.Load() {
+		h.fail(true)
+	}
+}

@@ -1,0 +1,241 @@
+package sfu
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// waitHandedOver waits until n viewer connections were taken over from Pion.
+func waitHandedOver(t *testing.T, e *Engine, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for e.Stats().HandedOver < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d viewer connections handed over from Pion", e.Stats().HandedOver, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// selectedPairStats returns the viewer's ICE pair statistics: how many
+// checks it sent and how many answers it had.
+func selectedPairStats(t *testing.T, pc *webrtc.PeerConnection) webrtc.ICECandidatePairStats {
+	t.Helper()
+	for _, s := range pc.GetStats() {
+		if p, ok := s.(webrtc.ICECandidatePairStats); ok && p.Nominated {
+			return p
+		}
+	}
+	t.Fatal("the viewer has no nominated ICE pair")
+	return webrtc.ICECandidatePairStats{}
+}
+
+// waitFor polls cond for up to 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Once a WHEP viewer's connection is handed over from Pion, the viewer
+// notices nothing: every packet keeps arriving in order, its consent
+// checks are answered, sender reports keep coming, and its NACKs and
+// picture losses are still served.
+func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
+	e := newLoopbackEngine(t)
+	tr, _ := feedTrack(t, e, 100, 50)
+	v := newPionViewerOpts(t, e, true, tr)
+	states := make(chan webrtc.PeerConnectionState, 16)
+	v.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		select {
+		case states <- s:
+		default:
+		}
+	})
+	select {
+	case <-v.started:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no packet")
+	}
+	waitHandedOver(t, e, 1)
+	if v.sub.handed.Load() == nil {
+		t.Fatal("the viewer's subscriber was not the one handed over")
+	}
+	if st := v.sub.pc.ConnectionState(); st != webrtc.PeerConnectionStateClosed {
+		t.Fatalf("Pion's connection is %s after the hand-over, want closed", st)
+	}
+	for len(states) > 0 {
+		<-states // the way up
+	}
+	at := len(v.received())
+	checks := selectedPairStats(t, v.pc)
+	v.mu.Lock()
+	srs, ssrc := len(v.srs), v.ssrc
+	v.mu.Unlock()
+
+	// Pion's viewer checks its pair every 2 s: let a few go by.
+	time.Sleep(4500 * time.Millisecond)
+	got := v.received()
+	if len(got)-at < 300 {
+		t.Fatalf("%d packets in 4.5 s after the hand-over, want ~450", len(got)-at)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] != got[i-1]+1 {
+			t.Fatalf("packet %d follows %d (%d packets before the hand-over)", got[i], got[i-1], at)
+		}
+	}
+	after := selectedPairStats(t, v.pc)
+	if after.RequestsSent <= checks.RequestsSent || after.ResponsesReceived-checks.ResponsesReceived < after.RequestsSent-checks.RequestsSent-1 {
+		t.Fatalf("consent checks after the hand-over: %d sent, %d answered", after.RequestsSent-checks.RequestsSent, after.ResponsesReceived-checks.ResponsesReceived)
+	}
+	v.mu.Lock()
+	newSRs := len(v.srs) - srs
+	v.mu.Unlock()
+	if newSRs < 3 {
+		t.Fatalf("%d sender reports in 4.5 s after the hand-over", newSRs)
+	}
+	select {
+	case s := <-states:
+		t.Fatalf("the viewer's connection went %s", s)
+	default:
+	}
+
+	// Feedback still works: a NACK is answered from the cache, a picture
+	// loss counted.
+	before := e.Stats()
+	lost := []uint16{got[len(got)-20], got[len(got)-10]}
+	var nacks []rtcp.NackPair
+	for _, s := range lost {
+		nacks = append(nacks, rtcp.NackPair{PacketID: s})
+	}
+	if err := v.pc.WriteRTCP([]rtcp.Packet{
+		&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: nacks},
+		&rtcp.PictureLossIndication{MediaSSRC: ssrc},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the NACK after the hand-over was not answered", func() bool {
+		st := e.Stats()
+		return st.NACKsAnswered-before.NACKsAnswered == uint64(len(lost)) && st.PLIsReceived > before.PLIsReceived
+	})
+	waitFor(t, "the resent packets did not arrive", func() bool {
+		seen := map[uint16]int{}
+		for _, s := range v.received() {
+			seen[s]++
+		}
+		return seen[lost[0]] == 2 && seen[lost[1]] == 2
+	})
+}
+
+// A handed-over viewer that closes its connection (DTLS close_notify)
+// leaves at once; one that goes silent is dropped after the timeout and
+// counted as an ICE failure.
+func TestHandoff_ViewerLeavingOrSilentEndsTheSession(t *testing.T) {
+	e := newLoopbackEngine(t)
+	tr, _ := feedTrack(t, e, 100, 50)
+	closing := newPionViewer(t, e, tr)
+	silent := newPionViewer(t, e, tr)
+	<-closing.started
+	<-silent.started
+	waitHandedOver(t, e, 2)
+	if n := e.Stats().Subscribers; n != 2 {
+		t.Fatalf("%d subscribers", n)
+	}
+
+	if err := closing.pc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the closed viewer's session stayed", func() bool { return e.Stats().Subscribers == 1 })
+	closing.sub.mu.Lock()
+	closed := closing.sub.closed
+	closing.sub.mu.Unlock()
+	if !closed {
+		t.Fatal("the wrong session ended")
+	}
+	if n := e.q.ice[ICERoleViewer][ICEStageEstablished].Load(); n != 0 {
+		t.Fatalf("a viewer closing counted as %d ICE failures", n)
+	}
+
+	e.handoffSilence.Store(int64(2 * time.Second))
+	// Stopping the viewer's ICE first: it sends nothing more, not even its
+	// DTLS close.
+	if err := silent.pc.SCTP().Transport().ICETransport().Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the silent viewer's session stayed", func() bool { return e.Stats().Subscribers == 0 })
+	if n := e.q.ice[ICERoleViewer][ICEStageEstablished].Load(); n != 1 {
+		t.Fatalf("the silent viewer counted as %d ICE failures, want 1", n)
+	}
+	if e.handedOff.n.Load() != 0 {
+		t.Fatalf("%d handed-over connections left in the engine's set", e.handedOff.n.Load())
+	}
+}
+
+// An ICE restart (a WHEP PATCH) of a handed-over viewer: the viewer's new
+// checks, from its new address, are answered with the new credentials, and
+// the media follows the pair there.
+func TestHandoff_ICERestartMovesThePair(t *testing.T) {
+	e := newLoopbackEngine(t)
+	tr, _ := feedTrack(t, e, 100, 50)
+	v := newPionViewer(t, e, tr)
+	<-v.started
+	waitHandedOver(t, e, 1)
+	states := make(chan webrtc.ICEConnectionState, 32)
+	v.pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		select {
+		case states <- s:
+		default:
+		}
+	})
+	firstUfrag := v.sub.RemoteUfrag()
+	answer := v.pc.RemoteDescription().SDP
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	restart := gatheredOffer(t, v.pc, &webrtc.OfferOptions{ICERestart: true})
+	creds, err := iceFragmentOf(restart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.sub.RestartICE(ctx, creds.Ufrag, creds.Pwd)
+	if err != nil {
+		t.Fatalf("RestartICE: %v", err)
+	}
+	if got.Ufrag == "" || len(got.Candidates) == 0 {
+		t.Fatalf("restart answered %+v", got)
+	}
+	if r := v.sub.RemoteUfrag(); r == firstUfrag || r != creds.Ufrag {
+		t.Fatalf("remote ufrag %q after the restart, want the client's new %q", r, creds.Ufrag)
+	}
+	newAnswer, err := withICECredentials(answer, got.Ufrag, got.Pwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPath := v.sub.link.path.Load()
+	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: newAnswer}); err != nil {
+		t.Fatal(err)
+	}
+	waitICE(t, states, webrtc.ICEConnectionStateChecking)
+	waitICE(t, states, webrtc.ICEConnectionStateConnected)
+	pair, err := v.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatalf("no pair after the restart: %v", err)
+	}
+	moved := pair.Local.Port != uint16(oldPath.ap.Port())
+	at := len(v.received())
+	waitFor(t, "no media after the restart", func() bool { return len(v.received()) > at+100 })
+	if moved {
+		if p := v.sub.link.path.Load(); p.ap.Port() != pair.Local.Port {
+			t.Fatalf("media goes to port %d, the viewer's new pair is on %d", p.ap.Port(), pair.Local.Port)
+		}
+	}
+	t.Logf("the viewer's address moved: %v", moved)
+}
