@@ -74,25 +74,42 @@ type handedOff struct {
 
 type iceCreds struct{ ufrag, pwd, remoteUfrag string }
 
-// maybeHandOver hands the connection over from Pion if it can be (on the
-// goroutine of Pion's SRTCP session, which has just decrypted the viewer's
-// feedback: the viewer's handshake is done).
-func (s *Subscriber) maybeHandOver() {
-	if !s.handoverOK || s.handingOver.Load() {
-		return
+// handoffAfter is how long a connection runs in Pion before it is handed
+// over: past a join storm's handshakes and first keyframes, which the
+// hand-over's work (closing Pion's connection) would otherwise compete
+// with. handoffsPerRound bounds the hand-overs of one sender-report round
+// (one a second), for the same reason.
+const (
+	handoffAfter     = 2 * time.Second
+	handoffsPerRound = 25
+)
+
+// readyForHandOver reports whether the connection can be handed over from
+// Pion now (mono: monoNow): a WHEP viewer whose packets take the lean path
+// on one of the engine's sockets, up for handoffAfter, whose feedback
+// Pion's SRTCP session has decrypted (the viewer's side of the handshake
+// is done: it will not need a DTLS retransmission).
+func (s *Subscriber) readyForHandOver(mono int64) bool {
+	if !s.handoverOK || !s.rtcpSeen.Load() || s.handingOver.Load() {
+		return false
+	}
+	if at := s.connectedAt.Load(); at == 0 || mono-at < int64(handoffAfter) {
+		return false
 	}
 	l := s.link
-	if l == nil || l.keys.Load() == nil || l.path.Load() == nil || !l.started.Load() || l.viaPion.Load() || l.lost.Load() {
-		return
+	if l == nil || l.keys.Load() == nil || !l.started.Load() || l.viaPion.Load() || l.lost.Load() {
+		return false
 	}
-	if l.path.Load().sock.dual || !s.handingOver.CompareAndSwap(false, true) {
-		return
-	}
-	go s.handOver()
+	p := l.path.Load()
+	return p != nil && !p.sock.dual
 }
 
-// handOver takes the connection over from Pion and closes Pion's.
+// handOver takes the connection over from Pion and closes Pion's (on
+// the sender-report loop's goroutine).
 func (s *Subscriber) handOver() {
+	if !s.handingOver.CompareAndSwap(false, true) {
+		return
+	}
 	l := s.link
 	s.mu.Lock()
 	if s.closed {

@@ -46,9 +46,13 @@ func (e *Engine) startSenderReports() {
 			}
 			r.mu.Unlock()
 			mono := monoNow()
+			handoffs := 0
 			for _, s := range list {
 				if h := s.handed.Load(); h != nil {
 					h.checkSilence(mono)
+				} else if handoffs < handoffsPerRound && s.readyForHandOver(mono) {
+					handoffs++
+					s.handOver()
 				}
 				s.sendReports(time.Now())
 			}

@@ -50,6 +50,8 @@ type Subscriber struct {
 	// Handing the connection over from Pion (handoff.go).
 	handoverOK  bool // a WHEP viewer on the lean path: set once, before the connection starts
 	handingOver atomic.Bool
+	rtcpSeen    atomic.Bool               // Pion's SRTCP session decrypted the viewer's feedback
+	connectedAt atomic.Int64              // monoNow when the connection came up
 	handed      atomic.Pointer[handedOff] // set once Pion no longer runs the connection
 	rtcpMu      sync.Mutex                // sender reports: which way they go, and how many went through Pion
 	rtcpWrites  uint64

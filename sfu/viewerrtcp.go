@@ -81,7 +81,9 @@ func (b *rtcpSink) Write(p []byte) (int, error) {
 			}
 		}
 	}
-	b.s.maybeHandOver()
+	if !b.s.rtcpSeen.Load() {
+		b.s.rtcpSeen.Store(true)
+	}
 	return len(p), nil
 }
 
@@ -230,6 +232,7 @@ func (s *Subscriber) onConnected() {
 		return
 	}
 	s.connected = true
+	s.connectedAt.Store(monoNow())
 	s.openRTCPLocked()
 	s.mu.Unlock()
 	if s.link != nil {
