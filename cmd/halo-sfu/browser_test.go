@@ -214,6 +214,9 @@ type watchStats struct {
 	AudioPacketsReceived int      `json:"audioPacketsReceived"`
 	FirstFrameMs         *float64 `json:"firstFrameMs"`
 	State                string   `json:"state"`
+	ICEChecksSent        int      `json:"iceChecksSent"`
+	ICEChecksAnswered    int      `json:"iceChecksAnswered"`
+	ConnectionState      string   `json:"connectionState"`
 }
 
 const haloStatsJS = `window.haloStats ? window.haloStats() : null`
@@ -359,6 +362,34 @@ func TestBrowser_PublishWHIPWatchWHEP(t *testing.T) {
 	// WHEP POST to the first decoded frame, for docs/benchmarks.md.
 	t.Logf("first-frame-ms=%.0f", *st.FirstFrameMs)
 	waitViewerCount(t, live, 1)
+	assertNoPageProblems(t, b)
+}
+
+// A browser's WHEP connection handed over from Pion (sfu/handoff.go): the
+// page keeps decoding, its consent checks keep being answered, and its
+// connection stays connected.
+func TestBrowser_WHEPViewerHandedOverKeepsPlaying(t *testing.T) {
+	n := startNode(t, nil)
+	b := newBrowser(t)
+	live, viewer := b.ctx, b.tab("watch")
+
+	capture := goLive(t, live, n, "handoff", "whip")
+	watch(t, viewer, n, "handoff", "whep")
+	waitDecoded(t, viewer, capture)
+	eventually(t, "the WHEP viewer's connection handed over from Pion", func() bool { return n.engine.Stats().HandedOver >= 1 })
+	at := waitPage(t, viewer, "the page's stats", haloStatsJS, func(s watchStats) bool { return s.State != "" })
+	st := waitPage(t, viewer, "consent checks answered and frames decoded after the hand-over", haloStatsJS, func(s watchStats) bool {
+		return s.ICEChecksAnswered >= at.ICEChecksAnswered+3 && s.FramesDecoded >= at.FramesDecoded+60
+	})
+	// Every check answered, but those in flight when the page was asked.
+	if sent, answered := st.ICEChecksSent-at.ICEChecksSent, st.ICEChecksAnswered-at.ICEChecksAnswered; answered < sent-2 {
+		t.Fatalf("after the hand-over the page sent %d ICE checks and had %d answered", sent, answered)
+	}
+	if st.ConnectionState != "connected" || st.State != "live" {
+		t.Fatalf("after the hand-over the page's connection is %q, its state %q", st.ConnectionState, st.State)
+	}
+	t.Logf("after the hand-over: checks %d -> %d sent, %d -> %d answered; frames %d -> %d",
+		at.ICEChecksSent, st.ICEChecksSent, at.ICEChecksAnswered, st.ICEChecksAnswered, at.FramesDecoded, st.FramesDecoded)
 	assertNoPageProblems(t, b)
 }
 

@@ -282,6 +282,7 @@ export function watchView(room, params) {
     const s = {
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, fps: 0,
       videoPacketsReceived: 0, audioPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, bytes: 0, ts: 0,
+      iceChecksSent: 0, iceChecksAnswered: 0, connectionState: '',
     };
     const conn = pc;
     s.pc = conn;
@@ -292,8 +293,15 @@ export function watchView(room, params) {
     } catch {
       return s;
     }
+    s.connectionState = conn.connectionState;
     let video = null;
     report.forEach((r) => {
+      if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') {
+        // The ICE checks of the pair in use (consent checks once up), and
+        // the server's answers to them.
+        s.iceChecksSent = Math.max(s.iceChecksSent, r.requestsSent || 0);
+        s.iceChecksAnswered = Math.max(s.iceChecksAnswered, r.responsesReceived || 0);
+      }
       if (r.type !== 'inbound-rtp') return;
       const kind = r.kind || r.mediaType;
       s.packetsReceived += r.packetsReceived || 0;
@@ -380,6 +388,9 @@ export function watchView(room, params) {
       videoPacketsReceived: s.videoPacketsReceived,
       audioPacketsReceived: s.audioPacketsReceived,
       packetsLost: s.packetsLost,
+      iceChecksSent: s.iceChecksSent,
+      iceChecksAnswered: s.iceChecksAnswered,
+      connectionState: s.connectionState,
       firstFrameMs: firstFrameAt ? Math.round(firstFrameAt - t0) : null,
       state,
       // What the viewer sees: the overlay's rates so far, the placeholder,
