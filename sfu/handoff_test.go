@@ -1,11 +1,16 @@
 package sfu
 
 import (
+	"bytes"
 	"context"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -238,4 +243,98 @@ func TestHandoff_ICERestartMovesThePair(t *testing.T) {
 		}
 	}
 	t.Logf("the viewer's address moved: %v", moved)
+}
+
+// FuzzHandedOverPacket feeds what a handed-over viewer's address sends
+// (anything: STUN, DTLS, SRTCP, garbage) to its connection and to the
+// check-by-ufrag lookup: no panic, and the connection stays filed under
+// exactly the address its media goes to.
+func FuzzHandedOverPacket(f *testing.F) {
+	e := newLoopbackEngine(f)
+	sub, err := e.NewSubscriber(SubscriberEvents{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = sub.Close() })
+	sock := e.socks[0]
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = peer.Close() })
+	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	other := netip.AddrPortFrom(from.Addr(), from.Port()+1)
+	keys := &leanKeys{profile: srtp.ProtectionProfileAeadAes128Gcm,
+		key: bytes.Repeat([]byte{1}, 16), salt: bytes.Repeat([]byte{2}, 12),
+		remoteKey: bytes.Repeat([]byte{3}, 16), remoteSalt: bytes.Repeat([]byte{4}, 12)}
+
+	// Seeds: what a viewer does send.
+	viewer, err := srtp.CreateContext(keys.remoteKey, keys.remoteSalt, keys.profile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rr, _ := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{{SSRC: 7}}},
+		&rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: 7, Nacks: []rtcp.NackPair{{PacketID: 5, LostPackets: 3}}},
+	})
+	srtcpRR, err := viewer.EncryptRTCP(nil, rr, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	check := func(user, pwd string, nominate bool) []byte {
+		setters := []stun.Setter{stun.TransactionID, stun.BindingRequest, stun.NewUsername(user)}
+		if nominate {
+			setters = append(setters, stun.RawAttribute{Type: stun.AttrUseCandidate})
+		}
+		setters = append(setters, stun.NewShortTermIntegrity(pwd), stun.Fingerprint)
+		m, err := stun.Build(setters...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return m.Raw
+	}
+	for _, seed := range [][]byte{
+		check("local:remote", "localpassword", false),
+		check("local:remote", "localpassword", true),
+		check("local:remote", "wrongpassword", true),
+		check("restart:remote", "restartpassword", true),
+		srtcpRR,
+		{21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0}, // a DTLS alert
+		{22, 0xfe, 0xfd},
+		{0x80, 0xc9, 0, 1},
+		{},
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	f.Fuzz(func(t *testing.T, pkt []byte, fromOther bool) {
+		h, err := newHandedOff(sub, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ufrag, h.pwd, h.remoteUfrag = "local", "localpassword", "remote"
+		h.key = handoffKey{sock, from}
+		h.lastIn.Store(monoNow())
+		sub.link.path.Store(&leanPath{sock: sock, addr: net.UDPAddrFromAddrPort(from), ap: from})
+		e.handedOff.put(h.key, h)
+		defer h.release()
+		src := from
+		if fromOther {
+			src = other
+		}
+		_ = e.handedOff.byCheck(pkt)
+		h.receive(pkt, sock, src)
+		h.mu.Lock()
+		key := h.key
+		h.mu.Unlock()
+		if e.handedOff.get(key.sock, key.ap) != h {
+			t.Fatalf("the connection is not filed under its key %v", key.ap)
+		}
+		if p := sub.link.path.Load(); p == nil || p.ap != key.ap {
+			t.Fatalf("media goes to %v, the connection is filed under %v", p, key.ap)
+		}
+		if key.ap != from && e.handedOff.get(sock, from) == h {
+			t.Fatal("the connection is still filed under its old address")
+		}
+	})
 }
