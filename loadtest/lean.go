@@ -269,7 +269,7 @@ func (p *leanPeer) addCandidateLocked(c string) {
 }
 
 // tickLoop sends connectivity checks until a pair works, then transport-cc
-// feedback every 100 ms.
+// feedback every 100 ms and consent checks every 5 s.
 func (p *leanPeer) tickLoop() {
 	defer p.wg.Done()
 	t := time.NewTicker(50 * time.Millisecond)
@@ -283,6 +283,11 @@ func (p *leanPeer) tickLoop() {
 		if p.peer.Load() == nil || (p.controlling && !p.nominated()) {
 			p.check()
 			continue
+		}
+		if n%100 == 0 && p.controlling {
+			// Consent checks every 5 s on the pair in use, as a browser
+			// sends them (RFC 7675).
+			p.checkTo(*p.peer.Load())
 		}
 		if n%2 == 0 {
 			p.recMu.Lock()
@@ -313,26 +318,37 @@ func (p *leanPeer) check() {
 		return
 	}
 	for _, c := range cands {
-		setters := []stun.Setter{stun.TransactionID, stun.BindingRequest,
-			stun.NewUsername(r.ufrag + ":" + p.local.ufrag), ice.PriorityAttr(2130706431)}
-		if p.controlling {
-			setters = append(setters, ice.AttrControlling(p.tieBreaker), ice.UseCandidate())
-		} else {
-			setters = append(setters, ice.AttrControlled(p.tieBreaker))
-		}
-		setters = append(setters, stun.NewShortTermIntegrity(r.pwd), stun.Fingerprint)
-		m, err := stun.Build(setters...)
-		if err != nil {
-			continue
-		}
-		p.mu.Lock()
-		if len(p.pending) > 256 {
-			clear(p.pending)
-		}
-		p.pending[m.TransactionID] = c
-		p.mu.Unlock()
-		_, _ = p.sock.WriteToUDPAddrPort(m.Raw, c)
+		p.checkTo(c)
 	}
+}
+
+// checkTo sends a binding request to one candidate of the server.
+func (p *leanPeer) checkTo(c netip.AddrPort) {
+	p.mu.Lock()
+	r := p.remote
+	p.mu.Unlock()
+	if r == nil {
+		return
+	}
+	setters := []stun.Setter{stun.TransactionID, stun.BindingRequest,
+		stun.NewUsername(r.ufrag + ":" + p.local.ufrag), ice.PriorityAttr(2130706431)}
+	if p.controlling {
+		setters = append(setters, ice.AttrControlling(p.tieBreaker), ice.UseCandidate())
+	} else {
+		setters = append(setters, ice.AttrControlled(p.tieBreaker))
+	}
+	setters = append(setters, stun.NewShortTermIntegrity(r.pwd), stun.Fingerprint)
+	m, err := stun.Build(setters...)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	if len(p.pending) > 256 {
+		clear(p.pending)
+	}
+	p.pending[m.TransactionID] = c
+	p.mu.Unlock()
+	_, _ = p.sock.WriteToUDPAddrPort(m.Raw, c)
 }
 
 // readLoop is the viewer's one receive goroutine.
