@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/stun/v4"
+	"github.com/pion/webrtc/v4"
 )
 
 // Handing a viewer's connection over from Pion. Once a WHEP viewer's
@@ -80,8 +81,9 @@ type iceCreds struct{ ufrag, pwd, remoteUfrag string }
 // with. handoffsPerRound bounds the hand-overs of one sender-report round
 // (one a second), for the same reason.
 const (
-	handoffAfter     = 2 * time.Second
-	handoffsPerRound = 25
+	handoffAfter        = 2 * time.Second
+	handoffAfterRestart = 10 * time.Second
+	handoffsPerRound    = 25
 )
 
 // readyForHandOver reports whether the connection can be handed over from
@@ -90,10 +92,19 @@ const (
 // Pion's SRTCP session has decrypted (the viewer's side of the handshake
 // is done: it will not need a DTLS retransmission).
 func (s *Subscriber) readyForHandOver(mono int64) bool {
-	if !s.handoverOK || !s.rtcpSeen.Load() || s.handingOver.Load() {
+	if !s.handoverOK.Load() || !s.rtcpSeen.Load() || s.handingOver.Load() {
 		return false
 	}
 	if at := s.connectedAt.Load(); at == 0 || mono-at < int64(handoffAfter) {
+		return false
+	}
+	// Not while Pion restarts ICE (its checks with the new credentials
+	// would reach a closed agent): its state says checking, and the pair
+	// is given time to settle after.
+	if at := s.restartedAt.Load(); at != 0 && mono-at < int64(handoffAfterRestart) {
+		return false
+	}
+	if st := s.pc.ICEConnectionState(); st != webrtc.ICEConnectionStateConnected && st != webrtc.ICEConnectionStateCompleted {
 		return false
 	}
 	l := s.link

@@ -143,6 +143,7 @@ func (s *Subscriber) RestartICE(ctx context.Context, ufrag, pwd string) (ICEFrag
 	if h := s.handed.Load(); h != nil {
 		return h.restart(ufrag, pwd)
 	}
+	s.restartedAt.Store(monoNow())
 	return restartICE(ctx, s.pc, ufrag, pwd)
 }
 

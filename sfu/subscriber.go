@@ -48,10 +48,11 @@ type Subscriber struct {
 	ssrcs      map[uint32]*DownTrack // the down-tracks by the SSRC they send
 
 	// Handing the connection over from Pion (handoff.go).
-	handoverOK  bool // a WHEP viewer on the lean path: set once, before the connection starts
+	handoverOK  atomic.Bool // a WHEP viewer on the lean path (set by AnswerOffer)
 	handingOver atomic.Bool
 	rtcpSeen    atomic.Bool               // Pion's SRTCP session decrypted the viewer's feedback
 	connectedAt atomic.Int64              // monoNow when the connection came up
+	restartedAt atomic.Int64              // monoNow of the last ICE restart in Pion
 	handed      atomic.Pointer[handedOff] // set once Pion no longer runs the connection
 	rtcpMu      sync.Mutex                // sender reports: which way they go, and how many went through Pion
 	rtcpWrites  uint64
@@ -344,7 +345,7 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 		return "", ErrClosed
 	}
 	s.answerer = true
-	s.handoverOK = !s.relay && s.link != nil && s.e.handoff
+	s.handoverOK.Store(!s.relay && s.link != nil && s.e.handoff)
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		s.mu.Unlock()
 		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
