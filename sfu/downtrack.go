@@ -468,6 +468,10 @@ func (d *DownTrack) writeOut(b *binding, h *rtp.Header, payload []byte, sb *send
 			l.viaPion.Store(true)
 		}
 		var err error
+		if b.writer == nil {
+			st.writeErrors.Add(1) // handed over from Pion: nothing goes its way any more
+			return 0
+		}
 		if n, err = b.writer.WriteRTP(h, payload); err != nil {
 			st.writeErrors.Add(1)
 			return 0

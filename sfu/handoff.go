@@ -181,6 +181,20 @@ func (s *Subscriber) handOver() {
 	_ = it.Stop()
 	_ = pc.Close()
 	s.e.stats.handedOver.Add(1)
+
+	// Nothing of Pion's connection is needed any more: let it go (its
+	// ICE agent, DTLS connection, SRTP sessions and buffers).
+	s.mu.Lock()
+	s.rtcpMu.Lock()
+	s.pc = nil
+	for _, sub := range s.subs {
+		sub.sender = nil
+		if b := sub.dt.bind.Load(); b != nil {
+			sub.dt.bind.Store(&binding{ssrc: b.ssrc, pt: b.pt})
+		}
+	}
+	s.rtcpMu.Unlock()
+	s.mu.Unlock()
 }
 
 func newHandedOff(s *Subscriber, k *leanKeys) (*handedOff, error) {

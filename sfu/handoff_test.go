@@ -71,13 +71,21 @@ func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("no packet")
 	}
+	v.sub.mu.Lock()
+	pionPC := v.sub.pc
+	v.sub.mu.Unlock()
 	waitHandedOver(t, e, 1)
 	if v.sub.handed.Load() == nil {
 		t.Fatal("the viewer's subscriber was not the one handed over")
 	}
-	if st := v.sub.pc.ConnectionState(); st != webrtc.PeerConnectionStateClosed {
-		t.Fatalf("Pion's connection is %s after the hand-over, want closed", st)
+	if pionPC != nil && pionPC.ConnectionState() != webrtc.PeerConnectionStateClosed {
+		t.Fatalf("Pion's connection is %s after the hand-over, want closed", pionPC.ConnectionState())
 	}
+	waitFor(t, "the subscriber still holds Pion's connection", func() bool {
+		v.sub.mu.Lock()
+		defer v.sub.mu.Unlock()
+		return v.sub.pc == nil
+	})
 	for len(states) > 0 {
 		<-states // the way up
 	}

@@ -167,5 +167,11 @@ func (s *Subscriber) RemoteUfrag() string {
 		defer h.mu.Unlock()
 		return h.remoteUfrag
 	}
-	return remoteUfrag(s.pc)
+	s.mu.Lock()
+	pc := s.pc
+	s.mu.Unlock()
+	if pc == nil {
+		return s.RemoteUfrag() // handed over meanwhile
+	}
+	return remoteUfrag(pc)
 }

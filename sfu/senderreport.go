@@ -110,8 +110,10 @@ func (s *Subscriber) sendReports(now time.Time) {
 		_ = h.writeRTCP(pkts)
 		return
 	}
-	s.rtcpWrites++
-	_ = s.pc.WriteRTCP(pkts)
+	if s.pc != nil {
+		s.rtcpWrites++
+		_ = s.pc.WriteRTCP(pkts)
+	}
 }
 
 // senderReport is the down-track's report at now (mono: monoNow), or nil

@@ -190,6 +190,9 @@ func (s *Subscriber) AddTrack(t *Track) error {
 }
 
 func (s *Subscriber) addLocked(t *Track) error {
+	if s.pc == nil {
+		return ErrClosed // handed over from Pion (handoff.go): a WHEP session takes no new tracks
+	}
 	dt := s.newDownTrack(t)
 	// AddTrack reuses the media section of a removed track of the same kind,
 	// so a viewer who stays through many broadcasts keeps a short SDP.
@@ -287,7 +290,7 @@ func (s *Subscriber) TrackIDs() []string {
 // negotiateLocked sends a new offer, or remembers to once the outstanding
 // one is answered.
 func (s *Subscriber) negotiateLocked() {
-	if s.closed {
+	if s.closed || s.pc == nil {
 		return
 	}
 	if s.awaiting {
@@ -340,7 +343,7 @@ func (s *Subscriber) HandleAnswer(sdp string) error {
 // AddTrack/HandleAnswer.
 func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Track) (string, error) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.pc == nil {
 		s.mu.Unlock()
 		return "", ErrClosed
 	}
@@ -371,7 +374,12 @@ func (s *Subscriber) AddCandidate(c webrtc.ICECandidateInit) error {
 		return nil // the pair is settled; a restart brings its own
 	}
 	s.mu.Lock()
-	if s.pc.RemoteDescription() == nil {
+	pc := s.pc
+	if pc == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	if pc.RemoteDescription() == nil {
 		if len(s.pending) >= MaxPendingCandidates {
 			s.mu.Unlock()
 			return errPendingFull
@@ -381,7 +389,7 @@ func (s *Subscriber) AddCandidate(c webrtc.ICECandidateInit) error {
 		return nil
 	}
 	s.mu.Unlock()
-	return addCandidate(s.pc, c)
+	return addCandidate(pc, c)
 }
 
 // Close ends the connection; its down-tracks are unbound from their tracks.
@@ -394,11 +402,15 @@ func (s *Subscriber) Close() error {
 	s.closed = true
 	subs := s.subs
 	s.subs = map[string]*subscription{}
+	pc := s.pc
 	s.mu.Unlock()
 	if h := s.handed.Load(); h != nil {
 		h.release()
 	}
-	err := s.pc.Close()
+	var err error
+	if pc != nil {
+		err = pc.Close()
+	}
 	for _, sub := range subs {
 		sub.dt.Track().removeDown(sub.dt)
 	}

@@ -232,12 +232,13 @@ func (s *Subscriber) onConnected() {
 		return
 	}
 	s.connected = true
-	s.connectedAt.Store(monoNow())
+	pc := s.pc
 	s.openRTCPLocked()
 	s.mu.Unlock()
-	if s.link != nil {
-		s.link.start(s.pc.SCTP().Transport(), s.e)
+	if s.link != nil && pc != nil {
+		s.link.start(pc.SCTP().Transport(), s.e)
 	}
+	s.connectedAt.Store(monoNow())
 }
 
 // openRTCPLocked opens the RTCP read streams of the negotiated senders
@@ -248,7 +249,7 @@ func (s *Subscriber) openRTCPLocked() {
 		return
 	}
 	for _, sub := range s.subs {
-		if !sub.rtcpOpen && sub.sender.SetReadDeadline(time.Time{}) == nil {
+		if !sub.rtcpOpen && sub.sender != nil && sub.sender.SetReadDeadline(time.Time{}) == nil {
 			sub.rtcpOpen = true
 		}
 	}
