@@ -145,7 +145,7 @@ type SFUConfig struct {
 	// PionViewers keeps each WHEP viewer's connection in Pion for its
 	// whole life. Default false: once a viewer's connection is up, the
 	// engine takes it over (consent checks, RTCP, sender reports) and
-	// closes Pion's, which saves 13 goroutines and about 100 KiB per
+	// closes Pion's, which saves 13 goroutines and about 120 KiB per
 	// viewer. A switch to turn that off if a client misbehaves with it.
 	PionViewers bool `mapstructure:"pion_viewers"`
 }
