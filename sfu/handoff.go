@@ -52,12 +52,25 @@ import (
 // handoffSilence holds it (tests shorten it).
 const handoffTimeout = 15 * time.Second
 
+// handoffAlertGrace is how long after a DTLS alert a viewer that sends
+// nothing authenticated is taken to have closed: longer than the gap
+// between a browser's consent checks and receiver reports (an audio-only
+// viewer reports every 5 s, checks every 2.5-5 s). Held by the engine's
+// handoffAlertGrace (tests shorten it).
+const handoffAlertGrace = 6 * time.Second
+
 // handedOff is one viewer connection served without Pion.
 type handedOff struct {
 	s      *Subscriber
 	set    *handedOffSet
-	lastIn atomic.Int64 // monoNow of the viewer's last packet
-	gone   atomic.Bool
+	lastIn atomic.Int64 // monoNow of the viewer's last authenticated packet (a check with its credentials, SRTCP that decrypts)
+	// alertAt is monoNow of a DTLS alert from the viewer's address. It
+	// cannot be verified here (the DTLS keys stay in Pion's closed
+	// connection), and anyone can send a packet from a spoofed address:
+	// the session ends when no authenticated packet follows it for
+	// handoffAlertGrace.
+	alertAt atomic.Int64
+	gone    atomic.Bool
 
 	mu                     sync.Mutex // the fields below
 	key                    handoffKey
@@ -219,14 +232,12 @@ func (h *handedOff) receive(pkt []byte, sock *mediaSocket, from netip.AddrPort) 
 	case b < 4:
 		h.answerCheck(pkt, sock, from)
 	case b >= 20 && b <= 63:
-		h.lastIn.Store(monoNow())
 		// After the handshake a viewer sends DTLS only to close: an alert
 		// (close_notify, or a fatal one).
 		if b == 21 {
-			h.fail(false)
+			h.alertAt.CompareAndSwap(0, monoNow())
 		}
 	case b >= 128 && b <= 191:
-		h.lastIn.Store(monoNow())
 		if len(pkt) >= 8 && pkt[1] >= 192 && pkt[1] <= 223 {
 			h.readRTCP(pkt)
 		}
@@ -343,6 +354,7 @@ func (h *handedOff) readRTCP(pkt []byte) {
 	if err != nil {
 		return
 	}
+	h.lastIn.Store(monoNow())
 	pkts, err := rtcp.Unmarshal(plain)
 	if err != nil {
 		return
@@ -402,7 +414,18 @@ func (h *handedOff) release() {
 }
 
 // checkSilence fails a handed-over connection silent for handoffTimeout.
+// One that sent a DTLS alert and nothing authenticated since, for
+// handoffAlertGrace, has closed.
 func (h *handedOff) checkSilence(now int64) {
+	if a := h.alertAt.Load(); a != 0 {
+		switch {
+		case h.lastIn.Load() > a:
+			h.alertAt.CompareAndSwap(a, 0) // it is still there: not its alert
+		case now-a >= h.s.e.handoffAlertGrace.Load():
+			h.fail(false)
+			return
+		}
+	}
 	if now-h.lastIn.Load() > h.s.e.handoffSilence.Load() {
 		h.fail(true)
 	}

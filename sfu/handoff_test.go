@@ -150,10 +150,13 @@ func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 }
 
 // A handed-over viewer that closes its connection (DTLS close_notify)
-// leaves at once; one that goes silent is dropped after the timeout and
-// counted as an ICE failure.
+// leaves once it has sent nothing else for the alert's grace; a forged
+// alert (from anyone who can spoof the viewer's address) does not end a
+// session whose viewer is still there; a viewer that goes silent is
+// dropped after the timeout and counted as an ICE failure.
 func TestHandoff_ViewerLeavingOrSilentEndsTheSession(t *testing.T) {
 	e := newLoopbackEngine(t)
+	e.handoffAlertGrace.Store(int64(1500 * time.Millisecond))
 	tr, _ := feedTrack(t, e, 100, 50)
 	closing := newPionViewer(t, e, tr)
 	silent := newPionViewer(t, e, tr)
@@ -162,6 +165,17 @@ func TestHandoff_ViewerLeavingOrSilentEndsTheSession(t *testing.T) {
 	waitHandedOver(t, e, 2)
 	if n := e.Stats().Subscribers; n != 2 {
 		t.Fatalf("%d subscribers", n)
+	}
+
+	// A forged alert "from" the silent viewer while it still watches.
+	h := silent.sub.handed.Load()
+	h.mu.Lock()
+	key := h.key
+	h.mu.Unlock()
+	h.receive([]byte{21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 2, 2, 0}, key.sock, key.ap)
+	time.Sleep(3500 * time.Millisecond) // the grace, and the viewer's next receiver reports
+	if n := e.Stats().Subscribers; n != 2 {
+		t.Fatalf("a forged DTLS alert ended a session: %d subscribers", n)
 	}
 
 	if err := closing.pc.Close(); err != nil {
