@@ -31,13 +31,14 @@ import (
 //     the connection's ICE credentials (RFC 8445 section 7.3, RFC 7675
 //     consent), SRTCP is decrypted with the viewer's key (kept from the
 //     DTLS handshake) and handled as before, a DTLS alert (the viewer
-//     closing) ends the session;
+//     closing) ends the session unless authenticated packets follow it;
 //   - nothing Pion's teardown would send reaches the viewer (the same
 //     socket wrapper drops it), so the viewer sees no change;
 //   - sender reports are encrypted with the connection's key, their SRTCP
 //     index carried on from Pion's;
-//   - a viewer silent for handoffTimeout (no consent check, no RTCP) has
-//     failed, as Pion's ICE timeouts would have decided;
+//   - a viewer silent for handoffTimeout (no consent check with its
+//     credentials, no SRTCP that decrypts: only authenticated packets
+//     count) has failed, as Pion's ICE timeouts would have decided;
 //   - an ICE restart (WHEP PATCH) gets new credentials, and the pair moves
 //     to the address the viewer nominates with them.
 //
