@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"crypto/rand"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/halobuzz/live/internal/id"
 	"github.com/pion/rtcp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/stun/v4"
@@ -323,7 +323,9 @@ func (h *handedOff) restart(ufrag, pwd string) (ICEFragment, error) {
 			return ICEFragment{}, fmt.Errorf("%w: ICE credentials must be non-empty and on one line", ErrInvalidSDP)
 		}
 	}
-	lu, lp := randomICE(16), randomICE(32)
+	// Hex is ice-char; the password carries 128 random bits (RFC 8839
+	// asks for at least 128), the ufrag 64.
+	lu, lp := id.New("")[:16], id.New("")
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.old == nil {
@@ -333,18 +335,6 @@ func (h *handedOff) restart(ufrag, pwd string) (ICEFragment, error) {
 	h.ufrag, h.pwd, h.remoteUfrag, h.remotePwd = lu, lp, ufrag, pwd
 	h.set.putUfrag(lu, h)
 	return ICEFragment{Ufrag: lu, Pwd: lp, Candidates: append([]string(nil), h.candidates...)}, nil
-}
-
-// randomICE returns n characters of ice-char (RFC 8839) from the system's
-// random source.
-func randomICE(n int) string {
-	const chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = chars[int(b[i])%len(chars)]
-	}
-	return string(b)
 }
 
 // readRTCP decrypts and handles the viewer's feedback.
