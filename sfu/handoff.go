@@ -190,25 +190,30 @@ func (s *Subscriber) handOver() {
 	s.e.handedOff.put(h.key, h)
 	s.mu.Unlock()
 
-	// The ICE transport first: Pion's DTLS close then has no way out
-	// (and the socket drops what it would send anyway).
-	_ = it.Stop()
-	_ = pc.Close()
 	s.e.stats.handedOver.Add(1)
 
-	// Nothing of Pion's connection is needed any more: let it go (its
-	// ICE agent, DTLS connection, SRTP sessions and buffers).
-	s.mu.Lock()
-	s.rtcpMu.Lock()
-	s.pc = nil
-	for _, sub := range s.subs {
-		sub.sender = nil
-		if b := sub.dt.bind.Load(); b != nil {
-			sub.dt.bind.Store(&binding{ssrc: b.ssrc, pt: b.pt})
+	// Pion's connection is closed on a goroutine of its own: were its
+	// teardown ever slow, the sender-report loop (every viewer's reports
+	// and silence checks) must not wait for it.
+	go func() {
+		// The ICE transport first: Pion's DTLS close then has no way out
+		// (and the socket drops what it would send anyway).
+		_ = it.Stop()
+		_ = pc.Close()
+		// Nothing of it is needed any more: let it go (its ICE agent,
+		// DTLS connection, SRTP sessions and buffers).
+		s.mu.Lock()
+		s.rtcpMu.Lock()
+		s.pc = nil
+		for _, sub := range s.subs {
+			sub.sender = nil
+			if b := sub.dt.bind.Load(); b != nil {
+				sub.dt.bind.Store(&binding{ssrc: b.ssrc, pt: b.pt})
+			}
 		}
-	}
-	s.rtcpMu.Unlock()
-	s.mu.Unlock()
+		s.rtcpMu.Unlock()
+		s.mu.Unlock()
+	}()
 }
 
 func newHandedOff(s *Subscriber, k *leanKeys) (*handedOff, error) {
