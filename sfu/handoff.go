@@ -20,11 +20,12 @@ import (
 // connection is up and its packets take the lean path (lean.go), what Pion
 // still does for it is small: answer the viewer's ICE consent checks,
 // decrypt its RTCP, notice when it goes away. For that a Pion
-// PeerConnection keeps 13 goroutines and about 90 KiB per viewer (the ICE
-// agent, the DTLS connection, two SRTP sessions and their buffers, the
-// demultiplexer). So once the viewer has shown that its side of the
-// handshake is done (its first SRTCP packet decrypted), the engine takes
-// the connection over and closes Pion's:
+// PeerConnection keeps 13 goroutines and about 120 KiB per viewer (their
+// stacks, the ICE agent, the DTLS connection, two SRTP sessions and their
+// buffers, the demultiplexer; docs/benchmarks.md section 2). So once the
+// viewer has shown that its side of the handshake is done (its first SRTCP
+// packet decrypted), the engine takes the connection over, closes Pion's
+// and lets it go:
 //
 //   - the viewer's packets are taken off the engine's socket before Pion's
 //     UDP mux sees them (muxConn): STUN binding requests are answered with
