@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,6 +58,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // picture losses are still served.
 func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 	e := newLoopbackEngine(t)
+	var rtts atomic.Int64 // receiver reports that gave a round-trip time
+	e.SetQualityObserver(func(r ViewerReport) {
+		if r.RTT > 0 {
+			rtts.Add(1)
+		}
+	})
 	tr, _ := feedTrack(t, e, 100, 50)
 	v := newPionViewerOpts(t, e, true, tr)
 	states := make(chan webrtc.PeerConnectionState, 16)
@@ -89,6 +96,7 @@ func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 	for len(states) > 0 {
 		<-states // the way up
 	}
+	rttsAt := rtts.Load()
 	at := len(v.received())
 	checks := selectedPairStats(t, v.pc)
 	v.mu.Lock()
@@ -115,6 +123,11 @@ func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 	v.mu.Unlock()
 	if newSRs < 3 {
 		t.Fatalf("%d sender reports in 4.5 s after the hand-over", newSRs)
+	}
+	// The viewer's receiver reports echo ours: the round-trip time is
+	// still measured.
+	if n := rtts.Load() - rttsAt; n < 3 {
+		t.Fatalf("%d receiver reports with a round-trip time in 4.5 s after the hand-over", n)
 	}
 	select {
 	case s := <-states:
