@@ -52,6 +52,10 @@ const (
 // about 50 ms behind the newest packet. Packets after the span keep their
 // true spacing.
 type DownTrack struct {
+	// lists is how many tracks' down-track lists it is on: two while it
+	// waits for a new source's keyframe. It counts once in the engine's
+	// down-tracks (halo_down_tracks) all the same.
+	lists        atomic.Int32
 	id, streamID string
 	kind         webrtc.RTPCodecType
 	codec        webrtc.RTPCodecCapability

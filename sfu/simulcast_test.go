@@ -98,6 +98,11 @@ func TestSimulcast_ViewerMovesBetweenLayersOnKeyframes(t *testing.T) {
 	if d.Track() != r.layers[0] {
 		t.Fatal("moved before the high layer's keyframe")
 	}
+	// Waiting for the high layer's keyframe it is on both layers' lists,
+	// and still one viewer's copy (halo_down_tracks).
+	if n := r.g.e.Stats().DownTracks; n != 1 {
+		t.Fatalf("a viewer waiting for a layer's keyframe counts as %d down-tracks", n)
+	}
 	r.frame(2, true)
 	r.frame(2, false)
 	r.frame(0, false) // the low layer no longer reaches the viewer
@@ -121,6 +126,9 @@ func TestSimulcast_ViewerMovesBetweenLayersOnKeyframes(t *testing.T) {
 	}
 	if r.layers[0].ViewerCount() != 0 || r.layers[2].ViewerCount() != 1 {
 		t.Fatalf("viewers per layer: low %d high %d", r.layers[0].ViewerCount(), r.layers[2].ViewerCount())
+	}
+	if n := r.g.e.Stats().DownTracks; n != 1 {
+		t.Fatalf("after the switch, %d down-tracks", n)
 	}
 
 	// The publisher stops sending its high layer (its own congestion): the

@@ -175,14 +175,16 @@ func (t *Track) addDown(d *DownTrack) {
 			return
 		}
 	}
-	if d.relay {
-		t.engine.stats.relayTracksOut.Add(1)
-	}
 	next := make([]*DownTrack, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, d)
 	t.downs.Store(&next)
-	t.engine.stats.downTracks.Add(1)
+	if d.lists.Add(1) == 1 {
+		t.engine.stats.downTracks.Add(1)
+		if d.relay {
+			t.engine.stats.relayTracksOut.Add(1)
+		}
+	}
 	t.engine.watchDown(d)
 }
 
@@ -200,9 +202,11 @@ func (t *Track) removeDown(d *DownTrack) {
 		if d.Track() == t { // not a simulcast viewer leaving this layer for another
 			t.engine.unwatchDown(d)
 		}
-		t.engine.stats.downTracks.Add(-1)
-		if d.relay {
-			t.engine.stats.relayTracksOut.Add(-1)
+		if d.lists.Add(-1) == 0 {
+			t.engine.stats.downTracks.Add(-1)
+			if d.relay {
+				t.engine.stats.relayTracksOut.Add(-1)
+			}
 		}
 	}
 	t.downs.Store(&next)
