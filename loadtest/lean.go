@@ -312,11 +312,8 @@ func (p *leanPeer) nominated() bool {
 // check sends a binding request to every candidate of the server.
 func (p *leanPeer) check() {
 	p.mu.Lock()
-	r, cands := p.remote, p.cands
+	cands := p.cands
 	p.mu.Unlock()
-	if r == nil {
-		return
-	}
 	for _, c := range cands {
 		p.checkTo(c)
 	}

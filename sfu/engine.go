@@ -25,25 +25,20 @@ import (
 // Engine is the process's media plane: the Pion APIs built once, the one UDP
 // port every peer shares, the fan-out workers, and the counters.
 type Engine struct {
-	pubAPI  *webrtc.API
-	bweMode string // sfu.bandwidth_estimation: which viewer connections are estimated (bwe.go)
-	handoff bool   // WHEP viewers' connections are taken over from Pion once up (handoff.go)
-	// handoffSilence is how long a handed-over viewer may be silent, in
-	// nanoseconds (handoffTimeout).
-	handoffSilence atomic.Int64
-	// handoffAlertGrace: handoffAlertGrace, in nanoseconds.
-	handoffAlertGrace atomic.Int64
-	relayInAPI        *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
-	udp               net.PacketConn
-	udpMux            ice.UDPMux
-	udpAddrs          []net.Addr
-	socks             []*mediaSocket       // the UDP mux's sockets, which viewers' media is written to (lean.go)
-	subSE             webrtc.SettingEngine // what each lean viewer connection's API is built from (viewerrtcp.go)
-	tcp               net.Listener
-	tcpMux            ice.TCPMux
-	fan               *fanout
-	log               *slog.Logger
-	lf                logging.LoggerFactory
+	pubAPI     *webrtc.API
+	bweMode    string      // sfu.bandwidth_estimation: which viewer connections are estimated (bwe.go)
+	handoff    bool        // WHEP viewers' connections are taken over from Pion once up (handoff.go)
+	relayInAPI *webrtc.API // the edge side of relays: not on the UDP mux (relay.go)
+	udp        net.PacketConn
+	udpMux     ice.UDPMux
+	udpAddrs   []net.Addr
+	socks      []*mediaSocket       // the UDP mux's sockets, which viewers' media is written to (lean.go)
+	subSE      webrtc.SettingEngine // what each lean viewer connection's API is built from (viewerrtcp.go)
+	tcp        net.Listener
+	tcpMux     ice.TCPMux
+	fan        *fanout
+	log        *slog.Logger
+	lf         logging.LoggerFactory
 
 	// Bandwidth estimation toward viewers (bwe.go).
 	bweMu sync.Mutex
@@ -251,8 +246,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	}
 	e.bweMode = cfg.BandwidthEstimation
 	e.handoff = !cfg.PionViewers
-	e.handoffSilence.Store(int64(handoffTimeout))
-	e.handoffAlertGrace.Store(int64(handoffAlertGrace))
+	e.handedOff.setDefaults()
 	workers := cfg.FanoutWorkers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)

@@ -50,16 +50,107 @@ import (
 // handshake stay with Pion too.
 
 // handoffTimeout is how long a handed-over viewer may stay silent: Pion's
-// disconnected and failed timeouts together (engine.go). The engine's
-// handoffSilence holds it (tests shorten it).
-const handoffTimeout = 15 * time.Second
-
+// disconnected and failed timeouts together (engine.go).
 // handoffAlertGrace is how long after a DTLS alert a viewer that sends
 // nothing authenticated is taken to have closed: longer than the gap
 // between a browser's consent checks and receiver reports (an audio-only
-// viewer reports every 5 s, checks every 2.5-5 s). Held by the engine's
-// handoffAlertGrace (tests shorten it).
-const handoffAlertGrace = 6 * time.Second
+// viewer reports every 5 s, checks every 2.5-5 s). The engine's
+// handedOffSet holds both (tests shorten them).
+const (
+	handoffTimeout    = 15 * time.Second
+	handoffAlertGrace = 6 * time.Second
+)
+
+// handedOffSet is the engine's viewer connections served without Pion, by
+// the socket and the peer address of their pair.
+type handedOffSet struct {
+	n  atomic.Int32 // len(m), read on every packet of the engine's sockets
+	mu sync.RWMutex
+	m  map[handoffKey]*handedOff
+	// Connections in an ICE restart, by their new ufrag: a check from an
+	// address not yet known is theirs if it names one.
+	restarting atomic.Int32
+	byUfrag    map[string]*handedOff
+	// handoffTimeout and handoffAlertGrace, in nanoseconds.
+	silence, alertGrace atomic.Int64
+}
+
+type handoffKey struct {
+	sock *mediaSocket
+	ap   netip.AddrPort // canonicalAddrPort
+}
+
+func (s *handedOffSet) setDefaults() {
+	s.silence.Store(int64(handoffTimeout))
+	s.alertGrace.Store(int64(handoffAlertGrace))
+}
+
+// get returns the connection of the pair from sock to ap (canonical).
+func (s *handedOffSet) get(sock *mediaSocket, ap netip.AddrPort) *handedOff {
+	s.mu.RLock()
+	h := s.m[handoffKey{sock, ap}]
+	s.mu.RUnlock()
+	return h
+}
+
+// put files h under k, replacing what was there (a peer address that a
+// closed connection left behind).
+func (s *handedOffSet) put(k handoffKey, h *handedOff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	file(&s.m, k, h)
+	s.n.Store(int32(len(s.m)))
+}
+
+// remove takes h out from under k (if it is still there).
+func (s *handedOffSet) remove(k handoffKey, h *handedOff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unfile(s.m, k, h)
+	s.n.Store(int32(len(s.m)))
+}
+
+func (s *handedOffSet) putUfrag(ufrag string, h *handedOff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	file(&s.byUfrag, ufrag, h)
+}
+
+func (s *handedOffSet) removeUfrag(ufrag string, h *handedOff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unfile(s.byUfrag, ufrag, h)
+}
+
+func file[K comparable](m *map[K]*handedOff, k K, h *handedOff) {
+	if *m == nil {
+		*m = map[K]*handedOff{}
+	}
+	(*m)[k] = h
+}
+
+func unfile[K comparable](m map[K]*handedOff, k K, h *handedOff) {
+	if m[k] == h {
+		delete(m, k)
+	}
+}
+
+// byCheck returns the connection a STUN binding request names by the
+// ufrag of an ICE restart, or nil.
+func (s *handedOffSet) byCheck(pkt []byte) *handedOff {
+	if !stun.IsMessage(pkt) {
+		return nil
+	}
+	m := &stun.Message{Raw: pkt}
+	var user stun.Username
+	if m.Decode() != nil || m.Type != stun.BindingRequest || user.GetFrom(m) != nil {
+		return nil
+	}
+	local, _, _ := strings.Cut(string(user), ":")
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byUfrag[local]
+}
 
 // handedOff is one viewer connection served without Pion.
 type handedOff struct {
@@ -74,14 +165,14 @@ type handedOff struct {
 	alertAt atomic.Int64
 	gone    atomic.Bool
 
-	mu                     sync.Mutex // the fields below
-	key                    handoffKey
-	ufrag, pwd             string // ours
-	remoteUfrag, remotePwd string
-	old                    *iceCreds // an ICE restart's previous credentials, valid until the new ones are used
-	candidates             []string  // our candidates, as an ICE restart's answer gives them
-	in                     *srtp.Context
-	buf                    []byte
+	mu          sync.Mutex // the fields below
+	key         handoffKey
+	ufrag, pwd  string // ours
+	remoteUfrag string
+	old         *iceCreds // an ICE restart's previous credentials, valid until the new ones are used
+	candidates  []string  // our candidates, as an ICE restart's answer gives them
+	in          *srtp.Context
+	buf         []byte
 
 	outMu sync.Mutex
 	out   *srtp.Context
@@ -146,10 +237,9 @@ func (s *Subscriber) handOver() {
 	dt := pc.SCTP().Transport()
 	it := dt.ICETransport()
 	lp, err := it.GetLocalParameters()
-	var rp struct{ UsernameFragment, Password string }
+	var rp webrtc.ICEParameters
 	if err == nil {
-		p, e := it.GetRemoteParameters()
-		rp.UsernameFragment, rp.Password, err = p.UsernameFragment, p.Password, e
+		rp, err = it.GetRemoteParameters()
 	}
 	var keys *leanKeys
 	if err == nil {
@@ -170,7 +260,7 @@ func (s *Subscriber) handOver() {
 	}
 	h.key = handoffKey{path.sock, canonicalAddrPort(path.ap)}
 	h.ufrag, h.pwd = lp.UsernameFragment, lp.Password
-	h.remoteUfrag, h.remotePwd = rp.UsernameFragment, rp.Password
+	h.remoteUfrag = rp.UsernameFragment
 	if ld := pc.LocalDescription(); ld != nil {
 		if f, err := iceFragmentOf(ld.SDP); err == nil {
 			h.candidates = f.Candidates
@@ -303,10 +393,7 @@ func sockAddr(sock *mediaSocket, a netip.AddrPort) netip.AddrPort {
 func (h *handedOff) nominated(sock *mediaSocket, from netip.AddrPort) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.old != nil {
-		h.old = nil
-		h.set.restarting.Add(-1)
-	}
+	h.dropOldLocked()
 	k := handoffKey{sock, from}
 	if k == h.key || (sock.dual && from.Addr().Is4()) {
 		return
@@ -324,21 +411,18 @@ func (h *handedOff) nominated(sock *mediaSocket, from netip.AddrPort) {
 // candidates. Checks with the old credentials are answered until the new
 // ones are used.
 func (h *handedOff) restart(ufrag, pwd string) (ICEFragment, error) {
-	for _, v := range [...]string{ufrag, pwd} {
-		if v == "" || strings.ContainsAny(v, "\r\n: ") {
-			return ICEFragment{}, fmt.Errorf("%w: ICE credentials must be non-empty and on one line", ErrInvalidSDP)
-		}
+	if err := checkICECredentials(ufrag, pwd); err != nil {
+		return ICEFragment{}, err
 	}
 	// Hex is ice-char; the password carries 128 random bits (RFC 8839
 	// asks for at least 128), the ufrag 64.
 	lu, lp := id.New("")[:16], id.New("")
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.old == nil {
-		h.set.restarting.Add(1)
-	}
+	h.dropOldLocked()
+	h.set.restarting.Add(1)
 	h.old = &iceCreds{ufrag: h.ufrag, pwd: h.pwd, remoteUfrag: h.remoteUfrag}
-	h.ufrag, h.pwd, h.remoteUfrag, h.remotePwd = lu, lp, ufrag, pwd
+	h.ufrag, h.pwd, h.remoteUfrag = lu, lp, ufrag
 	h.set.putUfrag(lu, h)
 	return ICEFragment{Ufrag: lu, Pwd: lp, Candidates: append([]string(nil), h.candidates...)}, nil
 }
@@ -403,11 +487,18 @@ func (h *handedOff) release() {
 	defer h.mu.Unlock()
 	h.set.remove(h.key, h)
 	h.set.removeUfrag(h.ufrag, h)
-	if h.old != nil {
-		h.set.removeUfrag(h.old.ufrag, h)
-		h.old = nil
-		h.set.restarting.Add(-1)
+	h.dropOldLocked()
+}
+
+// dropOldLocked ends an ICE restart's grace for the previous credentials.
+// h.mu is held.
+func (h *handedOff) dropOldLocked() {
+	if h.old == nil {
+		return
 	}
+	h.set.removeUfrag(h.old.ufrag, h)
+	h.old = nil
+	h.set.restarting.Add(-1)
 }
 
 // checkSilence fails a handed-over connection silent for handoffTimeout.
@@ -418,12 +509,12 @@ func (h *handedOff) checkSilence(now int64) {
 		switch {
 		case h.lastIn.Load() > a:
 			h.alertAt.CompareAndSwap(a, 0) // it is still there: not its alert
-		case now-a >= h.s.e.handoffAlertGrace.Load():
+		case now-a >= h.set.alertGrace.Load():
 			h.fail(false)
 			return
 		}
 	}
-	if now-h.lastIn.Load() > h.s.e.handoffSilence.Load() {
+	if now-h.lastIn.Load() > h.set.silence.Load() {
 		h.fail(true)
 	}
 }

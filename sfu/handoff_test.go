@@ -169,7 +169,7 @@ func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 // dropped after the timeout and counted as an ICE failure.
 func TestHandoff_ViewerLeavingOrSilentEndsTheSession(t *testing.T) {
 	e := newLoopbackEngine(t)
-	e.handoffAlertGrace.Store(int64(1500 * time.Millisecond))
+	e.handedOff.alertGrace.Store(int64(1500 * time.Millisecond))
 	tr, _ := feedTrack(t, e, 100, 50)
 	closing := newPionViewer(t, e, tr)
 	silent := newPionViewer(t, e, tr)
@@ -205,7 +205,7 @@ func TestHandoff_ViewerLeavingOrSilentEndsTheSession(t *testing.T) {
 		t.Fatalf("a viewer closing counted as %d ICE failures", n)
 	}
 
-	e.handoffSilence.Store(int64(2 * time.Second))
+	e.handedOff.silence.Store(int64(2 * time.Second))
 	// Stopping the viewer's ICE first: it sends nothing more, not even its
 	// DTLS close.
 	if err := silent.pc.SCTP().Transport().ICETransport().Stop(); err != nil {
@@ -269,15 +269,15 @@ func TestHandoff_ICERestartMovesThePair(t *testing.T) {
 	if err != nil || pair == nil {
 		t.Fatalf("no pair after the restart: %v", err)
 	}
-	moved := pair.Local.Port != uint16(oldPath.ap.Port())
+	// Pion's viewer gathers new candidates (new sockets) for a restart.
+	if pair.Local.Port == uint16(oldPath.ap.Port()) {
+		t.Fatalf("the viewer's pair stayed on port %d: the restart did not move it", pair.Local.Port)
+	}
 	at := len(v.received())
 	waitFor(t, "no media after the restart", func() bool { return len(v.received()) > at+100 })
-	if moved {
-		if p := v.sub.link.path.Load(); p.ap.Port() != pair.Local.Port {
-			t.Fatalf("media goes to port %d, the viewer's new pair is on %d", p.ap.Port(), pair.Local.Port)
-		}
+	if p := v.sub.link.path.Load(); p.ap.Port() != pair.Local.Port {
+		t.Fatalf("media goes to port %d, the viewer's new pair is on %d", p.ap.Port(), pair.Local.Port)
 	}
-	t.Logf("the viewer's address moved: %v", moved)
 }
 
 // FuzzHandedOverPacket feeds what a handed-over viewer's address sends

@@ -53,12 +53,8 @@ func restartICE(ctx context.Context, pc *webrtc.PeerConnection, ufrag, pwd strin
 // uses, so the edit cannot touch anything but those attributes (a line-based
 // edit also rewrote look-alike lines and depended on CRLF line ends).
 func withICECredentials(description, ufrag, pwd string) (string, error) {
-	for _, v := range [...]string{ufrag, pwd} {
-		// A value is one attribute value: no line break may smuggle in
-		// another SDP line, and an empty value is no credential.
-		if v == "" || strings.ContainsAny(v, "\r\n") {
-			return "", fmt.Errorf("%w: ICE credentials must be non-empty and on one line", ErrInvalidSDP)
-		}
+	if err := checkICECredentials(ufrag, pwd); err != nil {
+		return "", err
 	}
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(description); err != nil {
@@ -128,6 +124,17 @@ func iceFragmentOf(description string) (ICEFragment, error) {
 	return f, nil
 }
 
+// checkICECredentials refuses what cannot be an ICE ufrag or password: a
+// value is one attribute value, so no line break may smuggle in another
+// SDP line, and an empty value is no credential. A ufrag has no colon (it
+// is half of a check's USERNAME, "ours:theirs").
+func checkICECredentials(ufrag, pwd string) error {
+	if ufrag == "" || pwd == "" || strings.ContainsAny(ufrag+pwd, "\r\n") || strings.Contains(ufrag, ":") {
+		return fmt.Errorf("%w: ICE credentials must be non-empty and on one line", ErrInvalidSDP)
+	}
+	return nil
+}
+
 // RestartICE restarts ICE on a publisher with the client's new credentials.
 func (p *Publisher) RestartICE(ctx context.Context, ufrag, pwd string) (ICEFragment, error) {
 	return restartICE(ctx, p.pc, ufrag, pwd)
@@ -162,16 +169,14 @@ func (p *Publisher) RemoteUfrag() string { return remoteUfrag(p.pc) }
 
 // RemoteUfrag returns the client's current ICE username fragment.
 func (s *Subscriber) RemoteUfrag() string {
+	s.mu.Lock()
+	pc := s.pc
+	s.mu.Unlock()
+	// Read after pc: the hand-over is recorded before pc is let go.
 	if h := s.handed.Load(); h != nil {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.remoteUfrag
-	}
-	s.mu.Lock()
-	pc := s.pc
-	s.mu.Unlock()
-	if pc == nil {
-		return s.RemoteUfrag() // handed over meanwhile
 	}
 	return remoteUfrag(pc)
 }

@@ -110,10 +110,10 @@ func (s *Subscriber) sendReports(now time.Time) {
 		_ = h.writeRTCP(pkts)
 		return
 	}
-	if s.pc != nil {
-		s.rtcpWrites++
-		_ = s.pc.WriteRTCP(pkts)
-	}
+	// Not handed over: Pion's connection is still there (it is let go
+	// only after the hand-over, under rtcpMu).
+	s.rtcpWrites++
+	_ = s.pc.WriteRTCP(pkts)
 }
 
 // senderReport is the down-track's report at now (mono: monoNow), or nil

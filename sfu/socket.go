@@ -3,11 +3,7 @@ package sfu
 import (
 	"net"
 	"net/netip"
-	"strings"
-	"sync"
-	"sync/atomic"
 
-	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"golang.org/x/net/ipv4"
@@ -111,19 +107,17 @@ func (c *muxConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		if err != nil || c.set.n.Load() == 0 {
 			return n, ap, err
 		}
-		if h := c.set.get(c.sock, ap); h != nil {
-			h.receive(b[:n], c.sock, canonicalAddrPort(ap))
-			continue
-		}
-		if c.set.restarting.Load() > 0 && n > 0 && b[0] < 4 {
+		from := canonicalAddrPort(ap)
+		h := c.set.get(c.sock, from)
+		if h == nil && c.set.restarting.Load() > 0 && n > 0 && b[0] < 4 {
 			// A check from a new address, with an ICE restart's new
 			// credentials?
-			if h := c.set.byCheck(b[:n]); h != nil {
-				h.receive(b[:n], c.sock, canonicalAddrPort(ap))
-				continue
-			}
+			h = c.set.byCheck(b[:n])
 		}
-		return n, ap, err
+		if h == nil {
+			return n, ap, err
+		}
+		h.receive(b[:n], c.sock, from)
 	}
 }
 
@@ -138,7 +132,7 @@ func (c *muxConn) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // WriteToAddrPort is what the mux writes with.
 func (c *muxConn) WriteToAddrPort(b []byte, ap netip.AddrPort) (int, error) {
-	if c.set.n.Load() != 0 && c.set.get(c.sock, ap) != nil {
+	if c.set.n.Load() != 0 && c.set.get(c.sock, canonicalAddrPort(ap)) != nil {
 		return len(b), nil
 	}
 	return c.UDPConn.WriteToUDPAddrPort(b, ap)
@@ -160,84 +154,4 @@ func canonicalAddrPort(ap netip.AddrPort) netip.AddrPort {
 		a = a.WithZone("")
 	}
 	return netip.AddrPortFrom(a, ap.Port())
-}
-
-// handedOffSet is the engine's viewer connections served without Pion, by
-// the socket and the peer address of their pair.
-type handedOffSet struct {
-	n  atomic.Int32
-	mu sync.RWMutex
-	m  map[handoffKey]*handedOff
-	// Connections in an ICE restart, by their new ufrag: a check from an
-	// address not yet known is theirs if it names one.
-	restarting atomic.Int32
-	byUfrag    map[string]*handedOff
-}
-
-type handoffKey struct {
-	sock *mediaSocket
-	ap   netip.AddrPort // canonical
-}
-
-func (s *handedOffSet) get(sock *mediaSocket, ap netip.AddrPort) *handedOff {
-	s.mu.RLock()
-	h := s.m[handoffKey{sock, canonicalAddrPort(ap)}]
-	s.mu.RUnlock()
-	return h
-}
-
-// put files h under k, replacing what was there (a peer address that a
-// closed connection left behind).
-func (s *handedOffSet) put(k handoffKey, h *handedOff) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[handoffKey]*handedOff{}
-	}
-	s.m[k] = h
-	s.n.Store(int32(len(s.m)))
-}
-
-// remove takes h out from under k (if it is still there).
-func (s *handedOffSet) remove(k handoffKey, h *handedOff) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m[k] == h {
-		delete(s.m, k)
-	}
-	s.n.Store(int32(len(s.m)))
-}
-
-func (s *handedOffSet) putUfrag(ufrag string, h *handedOff) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.byUfrag == nil {
-		s.byUfrag = map[string]*handedOff{}
-	}
-	s.byUfrag[ufrag] = h
-}
-
-func (s *handedOffSet) removeUfrag(ufrag string, h *handedOff) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.byUfrag[ufrag] == h {
-		delete(s.byUfrag, ufrag)
-	}
-}
-
-// byCheck returns the connection a STUN binding request names by the
-// ufrag of an ICE restart, or nil.
-func (s *handedOffSet) byCheck(pkt []byte) *handedOff {
-	if !stun.IsMessage(pkt) {
-		return nil
-	}
-	m := &stun.Message{Raw: pkt}
-	var user stun.Username
-	if m.Decode() != nil || m.Type != stun.BindingRequest || user.GetFrom(m) != nil {
-		return nil
-	}
-	local, _, _ := strings.Cut(string(user), ":")
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.byUfrag[local]
 }

@@ -69,18 +69,8 @@ func (b *rtcpSink) Write(p []byte) (int, error) {
 	if err != nil {
 		return len(p), nil
 	}
-	if d := b.s.bySSRC(b.ssrc); d != nil {
-		dispatchViewerRTCP(d, b.ssrc, pkts, time.Now())
-	}
-	// Pion writes a compound packet to the buffer of every SSRC it names:
-	// transport-wide feedback is taken from its media SSRC's only.
-	if bw := b.s.bwe; bw != nil {
-		for _, pkt := range pkts {
-			if cc, ok := pkt.(*rtcp.TransportLayerCC); ok && cc.MediaSSRC == b.ssrc {
-				_ = bw.est.WriteRTCP([]rtcp.Packet{pkt}, nil)
-			}
-		}
-	}
+	// Pion writes a compound packet to the buffer of every SSRC it names.
+	b.s.handleRTCPFor(b.ssrc, pkts, time.Now())
 	if !b.s.rtcpSeen.Load() {
 		b.s.rtcpSeen.Store(true)
 	}
@@ -88,28 +78,33 @@ func (b *rtcpSink) Write(p []byte) (int, error) {
 }
 
 // handleRTCP handles a compound packet of the viewer's feedback (a
-// handed-over connection's, handoff.go): each part by the down-tracks it
-// is about, transport-wide feedback by the estimator.
+// handed-over connection's, handoff.go) as Pion's SRTCP session does: once
+// for each SSRC it names.
 func (s *Subscriber) handleRTCP(pkts []rtcp.Packet, now time.Time) {
-	var seen [8]uint32
-	n := 0
+	var buf [8]uint32
+	seen := buf[:0]
 	for _, pkt := range pkts {
-		if cc, ok := pkt.(*rtcp.TransportLayerCC); ok {
-			if bw := s.bwe; bw != nil {
-				_ = bw.est.WriteRTCP([]rtcp.Packet{cc}, nil)
-			}
-			continue
-		}
 		for _, ssrc := range pkt.DestinationSSRC() {
-			if slices.Contains(seen[:n], ssrc) {
-				continue
+			if !slices.Contains(seen, ssrc) {
+				seen = append(seen, ssrc)
+				s.handleRTCPFor(ssrc, pkts, now)
 			}
-			if n < len(seen) {
-				seen[n] = ssrc
-				n++
-			}
-			if d := s.bySSRC(ssrc); d != nil {
-				dispatchViewerRTCP(d, ssrc, pkts, now)
+		}
+	}
+}
+
+// handleRTCPFor handles the parts of a compound packet about ssrc: the
+// down-track sending it takes its NACKs, picture losses and reports, the
+// estimator the transport-wide feedback naming it (so a compound is fed
+// to the estimator once, whatever else it names).
+func (s *Subscriber) handleRTCPFor(ssrc uint32, pkts []rtcp.Packet, now time.Time) {
+	if d := s.bySSRC(ssrc); d != nil {
+		dispatchViewerRTCP(d, ssrc, pkts, now)
+	}
+	if bw := s.bwe; bw != nil {
+		for _, pkt := range pkts {
+			if cc, ok := pkt.(*rtcp.TransportLayerCC); ok && cc.MediaSSRC == ssrc {
+				_ = bw.est.WriteRTCP([]rtcp.Packet{pkt}, nil)
 			}
 		}
 	}
