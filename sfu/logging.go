@@ -25,7 +25,8 @@ const levelTrace = slog.LevelDebug - 4
 // of warnings and readable at info:
 //   - routine: the state changes every connection goes through (signaling,
 //     ICE and peer connection state, a DTLS close_notify closing it, an
-//     ICE check before the first candidate) go to Debug, and so does
+//     ICE check before the first candidate, a stray STUN message for no
+//     connection) go to Debug, and so does
 //     srtp's info, which is a line per dropped packet; the participant's
 //     join and leave are logged at info with the room and participant,
 //     which Pion's records lack.
@@ -108,6 +109,14 @@ var routine = []string{
 	// before its endpoint is set up) or any more (the client's DTLS
 	// close_notify after ours) is queued; a full queue still warns.
 	"Warning: mux: no endpoint for packet starting with %d, adding to queue",
+	// warn: the UDP mux met a STUN message from an address no connection
+	// has (any more) that names none by its username. A client's answer
+	// to a check that was in flight when its connection closed is one
+	// (seen at a browser's teardown, from its second interface); anyone
+	// who can reach the port can send them, so at warn they would be a
+	// line per packet for a flood. Packets for no connection are dropped.
+	"No Username attribute in STUN message from",
+	"Failed to handle decode ICE from",
 }
 
 func isRoutine(format string) bool {

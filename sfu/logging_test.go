@@ -148,6 +148,12 @@ func TestPionLogger_RoutineAndTeardownGoToDebug(t *testing.T) {
 		{"browser's active TCP candidate", func(l *pionLogger) {
 			l.Infof("Ignoring remote candidate with tcpType active: %s", "tcp4 host 192.0.2.2:9")
 		}, "DEBUG"},
+		{"late STUN answer after a close", func(l *pionLogger) {
+			l.Warnf("No Username attribute in STUN message from %s", "192.0.2.2:53865")
+		}, "DEBUG"},
+		{"stray STUN that does not decode", func(l *pionLogger) {
+			l.Warnf("Failed to handle decode ICE from %s: %v", "192.0.2.2:53865", errors.New("unexpected EOF"))
+		}, "DEBUG"},
 		// What is not routine stays where Pion put it.
 		{"mux queue full", func(l *pionLogger) {
 			l.Warnf("Warning: mux: no endpoint for packet starting with %d, not adding to queue size(%d)", 21, 64)
