@@ -33,7 +33,7 @@ const relayIdentity = "node:"
 func (s *Server) RelayHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.routeRelay(mux)
-	return mux
+	return s.recoverPanics(mux)
 }
 
 func (s *Server) routeRelay(mux *http.ServeMux) {

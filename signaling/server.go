@@ -126,7 +126,7 @@ func (s *Server) Handler() http.Handler {
 		s.routeRelay(mux) // else on its own listener (RelayHandler)
 	}
 	s.routeWeb(mux)
-	return mux
+	return s.recoverPanics(mux)
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
