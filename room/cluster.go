@@ -27,6 +27,9 @@ type clusterState struct {
 	beatFailures atomic.Uint64
 	latency      latencyHist  // heartbeats that reached the store: PutNode + Renew
 	nodes        atomic.Int64 // live nodes at the last heartbeat
+	// nodeList is the registry as the last heartbeat read it (relays look
+	// their origin up there before asking the store).
+	nodeList atomic.Pointer[[]NodeInfo]
 
 	boot string // this process's incarnation, on every event it publishes
 	seq  uint64 // last event sequence number; the store writer's alone
@@ -193,12 +196,13 @@ func (m *Manager) flushViewers() {
 			c.viewersDirty[r] = true // not yet: the last count left under a second ago
 			c.mu.Unlock()
 		}
-		m.storeWrite(func(ctx context.Context) error {
+		m.storeOp(storeOp{kind: opSetViewers, room: r.name, prepare: func(op *storeOp) bool {
 			if m.Room(r.name) != r {
-				return nil // removed: writing would bring its entry back
+				return false // removed: writing would bring its entry back
 			}
-			return m.store.SetViewers(ctx, r.name, r.ViewerCount())
-		})
+			op.viewers = r.ViewerCount()
+			return true
+		}})
 	}
 }
 

@@ -76,7 +76,7 @@ type Manager struct {
 
 	storeMu     sync.Mutex
 	storeClosed bool
-	writes      chan func(context.Context) error // FIFO: one writer keeps Put before Delete
+	writes      chan storeWriteItem // FIFO: one writer keeps Put before Delete (batch.go)
 	writerDone  chan struct{}
 	dropped     atomic.Uint64
 
@@ -106,7 +106,7 @@ func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 	}
 	m := &Manager{
 		engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{},
-		writes: make(chan func(context.Context) error, storeQueue), writerDone: make(chan struct{}),
+		writes: make(chan storeWriteItem, storeQueue), writerDone: make(chan struct{}),
 	}
 	m.cluster.started = time.Now()
 	go m.writer()
@@ -184,13 +184,17 @@ func (m *Manager) removeIfEmpty(r *Room) {
 // on its next heartbeat (re-registration), so nothing stays lost. It
 // reports whether f was queued.
 func (m *Manager) storeWrite(f func(context.Context) error) bool {
+	return m.enqueue(storeWriteItem{f: f})
+}
+
+func (m *Manager) enqueue(it storeWriteItem) bool {
 	m.storeMu.Lock()
 	defer m.storeMu.Unlock()
 	if m.storeClosed {
 		return false // the node is stopping; its records expire with it
 	}
 	select {
-	case m.writes <- f:
+	case m.writes <- it:
 		return true
 	default:
 		m.cluster.resync.Store(true)
@@ -199,22 +203,6 @@ func (m *Manager) storeWrite(f func(context.Context) error) bool {
 				"dropped", m.dropped.Load())
 		}
 		return false
-	}
-}
-
-func (m *Manager) writer() {
-	defer close(m.writerDone)
-	for f := range m.writes {
-		ctx, cancel := context.WithTimeout(context.Background(), m.writeTimeout())
-		if err := f(ctx); err != nil {
-			m.cluster.writeErrors.Add(1)
-			m.cluster.resync.Store(true)
-			if m.cluster.writeErrors.Load()%100 == 1 {
-				m.log.Warn("room store write failed; state is rewritten at the next heartbeat", "err", err,
-					"failed", m.cluster.writeErrors.Load())
-			}
-		}
-		cancel()
 	}
 }
 

@@ -597,15 +597,7 @@ func (m *Manager) publish(r *Room, ev wireEvent) {
 		return
 	}
 	ev.V, ev.Node, ev.Boot = 1, m.opt.NodeID, m.cluster.boot
-	m.storeWrite(func(ctx context.Context) error {
-		m.cluster.seq++ // only the writer goroutine touches seq
-		ev.Seq = m.cluster.seq
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		return m.store.Publish(ctx, r.name, b)
-	})
+	m.storeOp(m.publishOp(r.name, ev))
 }
 
 // remoteViewers is the room's viewer count on other nodes.

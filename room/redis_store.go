@@ -121,6 +121,100 @@ func (s *RedisStore) roomWrite(ctx context.Context, room string, f func(p redis.
 	return nil
 }
 
+// applyOps implements batchStore (batch.go): the ops in one MULTI/EXEC,
+// one round trip, on a single Redis or a Sentinel-managed primary. A Redis
+// Cluster transaction cannot span slots, so there each room's ops (all its
+// keys are in its slot) are one MULTI/EXEC, rooms in the order of their
+// first op: a room's records and events keep their order, which is the
+// order that matters (events are per room). Each room written to is leased
+// as by roomWrite, and indexed the first time, after the transaction.
+func (s *RedisStore) applyOps(ctx context.Context, ops []storeOp) error {
+	_, cluster := s.rdb.(*redis.ClusterClient)
+	groups := [][]storeOp{ops}
+	if cluster {
+		groups = groups[:0]
+		at := map[string]int{}
+		for _, op := range ops {
+			i, ok := at[op.room]
+			if !ok {
+				i = len(groups)
+				at[op.room] = i
+				groups = append(groups, nil)
+			}
+			groups[i] = append(groups[i], op)
+		}
+	}
+	var leased []string
+	for _, g := range groups {
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			leased = s.queueOps(ctx, p, g, cluster, leased)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("redis store: %d writes: %w", len(g), err)
+		}
+	}
+	var fresh []any
+	for _, room := range leased {
+		if _, done := s.indexed.Load(room); !done {
+			fresh = append(fresh, room)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := s.rdb.SAdd(ctx, s.roomsKey(), fresh...).Err(); err != nil {
+		return fmt.Errorf("redis store: rooms index: %w", err)
+	}
+	for _, room := range fresh {
+		s.indexed.Store(room, true)
+	}
+	return nil
+}
+
+// queueOps queues ops on p, then the lease of every room they put
+// something in (touch), and returns leased with those rooms added.
+func (s *RedisStore) queueOps(ctx context.Context, p redis.Pipeliner, ops []storeOp, cluster bool, leased []string) []string {
+	first := len(leased)
+	lease := func(room string) {
+		for _, r := range leased[first:] {
+			if r == room {
+				return
+			}
+		}
+		leased = append(leased, room)
+	}
+	for _, op := range ops {
+		switch op.kind {
+		case opPutParticipant:
+			b, _ := json.Marshal(op.participant)
+			p.HSet(ctx, s.partKey(op.room, s.node, "p"), op.participant.ID, b)
+			lease(op.room)
+		case opDeleteParticipant:
+			p.HDel(ctx, s.partKey(op.room, s.node, "p"), op.id)
+		case opPutTrack:
+			b, _ := json.Marshal(op.track)
+			p.HSet(ctx, s.partKey(op.room, s.node, "t"), op.track.ID, b)
+			lease(op.room)
+		case opDeleteTrack:
+			p.HDel(ctx, s.partKey(op.room, s.node, "t"), op.id)
+		case opSetViewers:
+			p.Set(ctx, s.partKey(op.room, s.node, "v"), op.viewers, s.ttl)
+			lease(op.room)
+		case opPublish:
+			if cluster {
+				p.SPublish(ctx, s.channel(op.room), op.payload)
+			} else {
+				p.Publish(ctx, s.channel(op.room), op.payload)
+			}
+		}
+	}
+	for _, room := range leased[first:] {
+		s.touch(ctx, p, room)
+	}
+	return leased
+}
+
 // PutParticipant implements Store.
 func (s *RedisStore) PutParticipant(ctx context.Context, room string, rec ParticipantRecord) error {
 	b, _ := json.Marshal(rec)
@@ -460,3 +554,5 @@ func (s *RedisStore) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	sortNodes(out)
 	return out, nil
 }
+
+var _ batchStore = (*RedisStore)(nil)

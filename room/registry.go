@@ -72,6 +72,7 @@ func (m *Manager) beat(ctx context.Context, cpu *cpuMeter) {
 	}
 	if nodes, err := m.store.Nodes(bctx); err == nil {
 		c.nodes.Store(int64(len(nodes)))
+		c.nodeList.Store(&nodes)
 		live := make(map[string]bool, len(nodes))
 		for _, n := range nodes {
 			live[n.ID] = true

@@ -235,18 +235,9 @@ func (r *Room) startRelay(origin string, ids []string, kinds [2]int, old *edgeRe
 func (r *Room) connectRelay(origin string, ids []string, kinds [2]int, old *edgeRelay) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nodes, err := r.m.store.Nodes(ctx)
+	node, err := r.m.originNode(ctx, origin)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
-	}
-	var node *NodeInfo
-	for i := range nodes {
-		if nodes[i].ID == origin {
-			node = &nodes[i]
-		}
-	}
-	if node == nil {
-		return fmt.Errorf("%w: node %q is not registered", ErrRelayUnavailable, origin)
+		return err
 	}
 	er := &edgeRelay{r: r, origin: origin, ids: ids, owners: map[string]*Participant{}, old: old, gen: r.m.relayGen.Add(1)}
 	pub, err := r.m.engine.NewRelayIn("", sfu.PublisherEvents{
@@ -281,6 +272,36 @@ func (r *Room) connectRelay(origin string, ids []string, kinds [2]int, old *edge
 	r.mu.Unlock()
 	r.m.log.Info("relay connected", "room", r.name, "origin", origin, "tracks", len(ids))
 	return nil
+}
+
+// originNode returns the registry entry of origin: as the last heartbeat
+// read it (at most a heartbeat old), else from the store. The entry only
+// gives the relay's address, which a node keeps while it lives; a relay
+// that fails on a stale one is retried (relayRetry) after the next
+// heartbeat. Reading the store here cost a far edge a round trip to Redis
+// (240 ms at 120 ms away) before its first relay could start.
+func (m *Manager) originNode(ctx context.Context, origin string) (*NodeInfo, error) {
+	find := func(nodes []NodeInfo) *NodeInfo {
+		for i := range nodes {
+			if nodes[i].ID == origin {
+				return &nodes[i]
+			}
+		}
+		return nil
+	}
+	if known := m.cluster.nodeList.Load(); known != nil {
+		if n := find(*known); n != nil {
+			return n, nil
+		}
+	}
+	nodes, err := m.store.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
+	}
+	if n := find(nodes); n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("%w: node %q is not registered", ErrRelayUnavailable, origin)
 }
 
 // addRelayed makes a relayed track a published track of the room (or the

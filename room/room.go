@@ -1,7 +1,6 @@
 package room
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"time"
@@ -128,7 +127,7 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Particip
 	p.joinedState = r.snapshotLocked()
 	if !spec.Relay { // another node's relay is not a participant of the room
 		rec := ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID}
-		r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutParticipant(ctx, r.name, rec) })
+		r.m.storeOp(storeOp{kind: opPutParticipant, room: r.name, participant: rec})
 	}
 	r.m.log.Info("participant joined", "room", r.name, "participant", p.id, "role", p.role(), "identity", spec.Identity)
 	return p, nil
@@ -241,7 +240,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 
 func (r *Room) putTrack(info TrackInfo) {
 	rec := TrackRecord{ID: info.ID, ParticipantID: info.ParticipantID, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID, Layers: info.Layers}
-	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.PutTrack(ctx, r.name, rec) })
+	r.m.storeOp(storeOp{kind: opPutTrack, room: r.name, track: rec})
 }
 
 // removeTrack forgets an ended track and unsubscribes everyone from it.
@@ -270,7 +269,7 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 		p.sink.Event(ev)
 	}
 	// The record goes before the event, as on publish.
-	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteTrack(ctx, r.name, id) })
+	r.m.storeOp(storeOp{kind: opDeleteTrack, room: r.name, id: id})
 	if !r.m.isDraining() {
 		// A draining node's tracks are not unpublished for the cluster:
 		// they are lost to it (node_gone), kept for the broadcaster's
@@ -329,7 +328,7 @@ func (r *Room) leave(p *Participant) {
 	}
 	r.mu.Unlock()
 	deliver(sinks, ParticipantLeft{ParticipantID: p.id})
-	r.m.storeWrite(func(ctx context.Context) error { return r.m.store.DeleteParticipant(ctx, r.name, p.id) })
+	r.m.storeOp(storeOp{kind: opDeleteParticipant, room: r.name, id: p.id})
 	if ordered {
 		r.shareCluster(ParticipantLeft{ParticipantID: p.id})
 		r.sendMu.Unlock()

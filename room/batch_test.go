@@ -1,0 +1,235 @@
+package room
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/id"
+	"github.com/halobuzz/live/sfu"
+	"github.com/redis/go-redis/v9"
+)
+
+var execCalls = regexp.MustCompile(`cmdstat_exec:calls=(\d+)`)
+
+// transactions returns how many MULTI/EXEC transactions the Redis servers
+// behind c have run.
+func transactions(t *testing.T, c redis.UniversalClient) int {
+	t.Helper()
+	ctx := context.Background()
+	count := func(cl *redis.Client) int {
+		info, err := cl.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := execCalls.FindStringSubmatch(info)
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		total := 0
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, cl *redis.Client) error {
+			n := count(cl)
+			mu.Lock()
+			total += n
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return total
+	}
+	return count(c.(*redis.Client))
+}
+
+// checkBatchedWrites queues, behind a write that stalls, the records and
+// events of participants joining each of rooms (a batch's worth), then lets the queue
+// run: they reach Redis in one transaction per room on a Redis Cluster
+// (want), in one on a single Redis, every record is there, and another
+// node receives every event once, in order, each after its record.
+func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis.UniversalClient, rooms []string, want int) {
+	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	m := NewManager(e, store, Options{NodeID: store.NodeID(), EmptyTimeout: time.Hour})
+	defer m.Close()
+	ctx := context.Background()
+
+	type seen struct {
+		seq        uint64
+		id         string
+		recordThen bool
+	}
+	var mu sync.Mutex
+	got := map[string][]seen{}
+	for _, room := range rooms {
+		cancel, err := observer.Subscribe(room, func(b []byte) {
+			ev, err := parseWireEvent(b)
+			if err != nil || ev.Participant == nil {
+				t.Errorf("event %q: %v", b, err)
+				return
+			}
+			st, err := observer.Room(ctx, room)
+			has := false
+			for _, p := range st.Participants {
+				has = has || p.ID == ev.Participant.ID
+			}
+			mu.Lock()
+			got[room] = append(got[room], seen{ev.Seq, ev.Participant.ID, err == nil && has})
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel()
+	}
+	time.Sleep(200 * time.Millisecond) // the subscriptions are active
+
+	gate := make(chan struct{})
+	m.storeWrite(func(context.Context) error { <-gate; return nil }) // a write the store is slow to answer
+	n := maxBatch / (2 * len(rooms))                                 // one batch's worth
+	for i := range n {
+		for _, room := range rooms {
+			pid := fmt.Sprintf("p_%02d", i)
+			m.storeOp(storeOp{kind: opPutParticipant, room: room, participant: ParticipantRecord{ID: pid, Identity: pid, Node: store.NodeID()}})
+			m.storeOp(m.publishOp(room, wireEvent{V: 1, Node: store.NodeID(), Boot: "boot", Type: evJoined,
+				Participant: &wireParticipant{ID: pid, Identity: pid}}))
+		}
+	}
+	done := make(chan struct{})
+	before := transactions(t, c)
+	close(gate)
+	m.storeWrite(func(context.Context) error { close(done); return nil })
+	<-done
+	if tx := transactions(t, c) - before; tx != want {
+		t.Errorf("%d writes queued behind a slow one took %d transactions, want %d", 2*n*len(rooms), tx, want)
+	}
+	for _, room := range rooms {
+		st, err := observer.Room(ctx, room)
+		if err != nil || len(st.Participants) != n {
+			t.Fatalf("room %s holds %d participants (%v), want %d", room, len(st.Participants), err, n)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, room := range rooms {
+		for {
+			mu.Lock()
+			k := len(got[room])
+			mu.Unlock()
+			if k >= n || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mu.Lock()
+		evs := got[room]
+		mu.Unlock()
+		if len(evs) != n {
+			t.Fatalf("room %s: %d events received, want %d", room, len(evs), n)
+		}
+		for i, ev := range evs {
+			if want := fmt.Sprintf("p_%02d", i); ev.id != want || (i > 0 && ev.seq <= evs[i-1].seq) {
+				t.Fatalf("room %s: event %d is %s seq %d after seq %d, want %s in sequence order", room, i, ev.id, ev.seq, evs[max(i-1, 0)].seq, want)
+			}
+			if !ev.recordThen {
+				t.Errorf("room %s: the event of %s arrived before its record", room, ev.id)
+			}
+		}
+	}
+}
+
+// Writes queued while the store is busy leave together: one round trip.
+func TestStoreWrites_QueuedWritesLeaveInOneTransaction(t *testing.T) {
+	srv := startRedis(t)
+	nodes := redisNodes(t, srv, 10*time.Second)
+	checkBatchedWrites(t, nodes("a").(*RedisStore), nodes("observer"), srv.client(t), []string{"batch"}, 1)
+}
+
+// On a Redis Cluster a transaction stays within one slot: one per room.
+func TestStoreWrites_QueuedWritesLeaveInOneTransactionPerRoomOnACluster(t *testing.T) {
+	addrs := startRedisCluster(t)
+	prefix := "b" + id.New("")[:6] + ":"
+	handle := func(node string) (*RedisStore, redis.UniversalClient) {
+		c := NewRedisClient(config.RedisConfig{Addrs: addrs, Timeout: time.Second})
+		t.Cleanup(func() { _ = c.Close() })
+		s, err := NewRedisStore(c, prefix, RedisOptions{NodeID: node, TTL: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s, c
+	}
+	a, c := handle("a")
+	observer, _ := handle("observer")
+	checkBatchedWrites(t, a, observer, c, []string{"one", "two", "three"}, 3)
+}
+
+// A node's Redis handle opens its connections ahead: the subscription
+// connection (so a far node's first room does not wait for a dial and a
+// HELLO) and the pool's idle connections. Releasing it closes them.
+func TestOpenStore_OpensItsConnectionsAhead(t *testing.T) {
+	srv := startRedis(t)
+	cfg := config.Default()
+	cfg.Redis.Addrs = []string{srv.addr()}
+	cfg.Node.ID = "ahead"
+	store, release, err := OpenStore(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = store
+	admin := redis.NewClient(&redis.Options{Addr: srv.addr(), PoolSize: 1}) // no idle connections of its own
+	defer admin.Close()
+	clients := func() (subscribed, idle int) {
+		list, err := admin.ClientList(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range regexp.MustCompile(`\n`).Split(list, -1) {
+			switch {
+			case line == "":
+			case regexp.MustCompile(` sub=[1-9]`).MatchString(line):
+				subscribed++
+			case regexp.MustCompile(` cmd=(client|info)`).MatchString(line):
+				// the test's own connection
+			default:
+				idle++
+			}
+		}
+		return subscribed, idle
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sub, idle := clients()
+		if sub == 1 && idle >= redisMinIdleConns {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("before any room: %d subscription connections (want 1) and %d others (want >= %d)", sub, idle, redisMinIdleConns)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release()
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		sub, idle := clients()
+		if sub == 0 && idle == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after release: %d subscription connections and %d others still open", sub, idle)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
