@@ -31,6 +31,8 @@ const (
 	opDeleteTrack
 	opSetViewers
 	opPublish
+	opClaimOrigin
+	opReleaseOrigin
 )
 
 // storeOp is one queued write of a room.
@@ -39,9 +41,12 @@ type storeOp struct {
 	room        string
 	participant ParticipantRecord // opPutParticipant
 	track       TrackRecord       // opPutTrack
-	id          string            // opDeleteParticipant, opDeleteTrack
+	id          string            // opDeleteParticipant, opDeleteTrack, the track of opClaimOrigin and opReleaseOrigin
 	viewers     int               // opSetViewers
 	payload     []byte            // opPublish
+	// claimed, for opClaimOrigin, is given the node that holds the claim
+	// once it is known (on the writer goroutine).
+	claimed func(holder string)
 	// prepare, when set, runs on the writer goroutine just before the op is
 	// sent: it fills what must be read then (an event's sequence number, a
 	// count) and reports false to drop the op.
@@ -63,6 +68,14 @@ func (op *storeOp) apply(ctx context.Context, s Store) error {
 		return s.SetViewers(ctx, op.room, op.viewers)
 	case opPublish:
 		return s.Publish(ctx, op.room, op.payload)
+	case opClaimOrigin:
+		holder, err := s.ClaimOrigin(ctx, op.room, op.id)
+		if err == nil && op.claimed != nil {
+			op.claimed(holder)
+		}
+		return err
+	case opReleaseOrigin:
+		return s.ReleaseOrigin(ctx, op.room, op.id)
 	}
 	return nil
 }

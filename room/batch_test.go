@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -231,5 +232,55 @@ func TestOpenStore_OpensItsConnectionsAhead(t *testing.T) {
 			t.Fatalf("after release: %d subscription connections and %d others still open", sub, idle)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Origin claims and releases go in the batch too, and the claim's holder
+// still comes back: this node's for a free track, the other node's for one
+// it holds.
+func TestStoreWrites_OriginClaimsInTheBatch(t *testing.T) {
+	srv := startRedis(t)
+	nodes := redisNodes(t, srv, 10*time.Second)
+	a, b := nodes("a").(*RedisStore), nodes("b")
+	ctx := context.Background()
+	if _, err := b.ClaimOrigin(ctx, "claims", "theirs"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ClaimOrigin(ctx, "claims", "ending"); err != nil {
+		t.Fatal(err)
+	}
+	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	m := NewManager(e, a, Options{NodeID: "a", EmptyTimeout: time.Hour})
+	defer m.Close()
+
+	gate := make(chan struct{})
+	m.storeWrite(func(context.Context) error { <-gate; return nil })
+	holders := map[string]string{}
+	for _, track := range []string{"free", "theirs"} {
+		m.storeOp(storeOp{kind: opClaimOrigin, room: "claims", id: track, claimed: func(h string) { holders[track] = h }})
+	}
+	m.storeOp(storeOp{kind: opReleaseOrigin, room: "claims", id: "ending"})
+	done := make(chan struct{})
+	before := transactions(t, srv.client(t))
+	close(gate)
+	m.storeWrite(func(context.Context) error { close(done); return nil })
+	<-done
+	if tx := transactions(t, srv.client(t)) - before; tx != 1 {
+		t.Errorf("two claims and a release took %d transactions, want 1", tx)
+	}
+	if holders["free"] != "a" || holders["theirs"] != "b" {
+		t.Errorf("claims answered %v, want free by a and theirs by b", holders)
+	}
+	for track, want := range map[string]string{"free": "a", "theirs": "b"} {
+		if got, err := b.Origin(ctx, "claims", track); err != nil || got != want {
+			t.Errorf("origin of %s: %q %v, want %s", track, got, err, want)
+		}
+	}
+	if _, err := b.Origin(ctx, "claims", "ending"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("released origin still held: %v", err)
 	}
 }

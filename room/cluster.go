@@ -238,7 +238,7 @@ func (r *Room) nodeRoom() (NodeRoom, []string) {
 		}
 		i := t.info
 		st.Tracks = append(st.Tracks, TrackRecord{ID: i.ID, ParticipantID: i.ParticipantID, Kind: i.Kind,
-			Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Node: node, Layers: i.Layers})
+			Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Node: node, Layers: i.Layers, Siblings: i.Siblings})
 		origins = append(origins, i.ID)
 	}
 	return st, origins
@@ -281,13 +281,11 @@ func (r *Room) claimOrigin(trackID string) {
 		return
 	}
 	m := r.m
-	m.storeWrite(func(ctx context.Context) error {
-		holder, err := m.store.ClaimOrigin(ctx, r.name, trackID)
-		if err == nil && holder != m.store.NodeID() {
+	m.storeOp(storeOp{kind: opClaimOrigin, room: r.name, id: trackID, claimed: func(holder string) {
+		if holder != m.store.NodeID() {
 			m.log.Warn("cluster: another node holds the origin of a local track", "room", r.name, "track", trackID, "holder", holder)
 		}
-		return err
-	})
+	}})
 }
 
 // releaseOrigin queues the release of a track's origin claim.
@@ -295,8 +293,7 @@ func (r *Room) releaseOrigin(trackID string) {
 	if !r.m.opt.Cluster {
 		return
 	}
-	m := r.m
-	m.storeWrite(func(ctx context.Context) error { return m.store.ReleaseOrigin(ctx, r.name, trackID) })
+	r.m.storeOp(storeOp{kind: opReleaseOrigin, room: r.name, id: trackID})
 }
 
 // StoreStats are the counters of the node's use of the Store.
@@ -323,6 +320,11 @@ type StoreStats struct {
 	// HandOverTimeouts counts drains that ended before their clients and
 	// relays were handed over.
 	HandOverTimeouts uint64
+	// RelaysConnected counts the relay connections this node set up to
+	// origin nodes (one per origin and room, and one more each time the
+	// origin starts a track the relay does not carry); RelaysFailed those
+	// that could not be (each is retried while it is needed).
+	RelaysConnected, RelaysFailed uint64
 	// HeartbeatLatency is how long the heartbeats that reached the store
 	// took (registry entry and lease renewal: two round trips to Redis).
 	HeartbeatLatency LatencyHistogram
@@ -375,6 +377,7 @@ func (m *Manager) StoreStats() StoreStats {
 		Up: !m.opt.Cluster || c.up.Load(), OriginsLost: m.originsLost.Load(),
 		Draining: m.isDraining(), HandOverTimeouts: m.handOverTimeouts.Load(),
 		HeartbeatLatency: c.latency.snapshot(),
+		RelaysConnected:  m.relaysConnected.Load(), RelaysFailed: m.relayFailures.Load(),
 	}
 }
 

@@ -34,6 +34,10 @@ type TrackInfo struct {
 	// track in; empty for a single encoding (and for a relayed copy, which
 	// carries one layer).
 	Layers []string
+	// Siblings is how many tracks the publisher sends, this one included,
+	// when it started (sfu.TrackInfo.Siblings; 0: not known). Not shown to
+	// clients: an edge node waits for all of them before it relays.
+	Siblings int
 }
 
 // Events.

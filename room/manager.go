@@ -82,11 +82,12 @@ type Manager struct {
 
 	cluster clusterState // cluster.go
 
-	relayWG       sync.WaitGroup // relay set-ups under way (relay.go)
-	relaysDone    bool           // Close waits for relayWG: no more goRelay (guarded by mu)
-	relayFailures atomic.Uint64
-	relayGen      atomic.Uint64
-	originsLost   atomic.Uint64 // rooms' origin nodes lost (originlost.go)
+	relayWG         sync.WaitGroup // relay set-ups under way (relay.go)
+	relaysDone      bool           // Close waits for relayWG: no more goRelay (guarded by mu)
+	relayFailures   atomic.Uint64
+	relaysConnected atomic.Uint64
+	relayGen        atomic.Uint64
+	originsLost     atomic.Uint64 // rooms' origin nodes lost (originlost.go)
 	// handOverTimeouts counts drains whose hand-over did not finish (drain.go).
 	handOverTimeouts atomic.Uint64
 }

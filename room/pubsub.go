@@ -64,6 +64,8 @@ type wireTrack struct {
 	MID           string   `json:"mid"`
 	Codec         string   `json:"codec"`
 	Layers        []string `json:"layers,omitempty"`
+	// Siblings: how many tracks its publisher sends (TrackInfo.Siblings).
+	Siblings int `json:"siblings,omitempty"`
 }
 
 // Event types on the wire.
@@ -86,6 +88,10 @@ const (
 	maxWireField = 256
 	maxWireText  = 4096
 )
+
+// maxSiblings bounds wireTrack.Siblings: more tracks than one publisher
+// may send (limits.tracks_per_participant is far below).
+const maxSiblings = 64
 
 // errBadEvent is returned by parseWireEvent for anything it refuses.
 var errBadEvent = errors.New("room: bad cross-node event")
@@ -110,6 +116,9 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 	}
 	if t := ev.Track; t != nil {
 		fields = append(fields, t.ID, t.ParticipantID, t.Kind, t.Source, t.Name, t.MID, t.Codec)
+		if t.Siblings < 0 || t.Siblings > maxSiblings {
+			return ev, fmt.Errorf("%w: %d sibling tracks", errBadEvent, t.Siblings)
+		}
 		if len(t.Layers) > 3 {
 			return ev, fmt.Errorf("%w: %d simulcast layers", errBadEvent, len(t.Layers))
 		}
@@ -356,7 +365,7 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 					joined = append(joined, ParticipantJoined{Participant: info})
 				}
 			}
-			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec, Layers: t.Layers}
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec, Layers: t.Layers, Siblings: t.Siblings}
 			if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
 				published = append(published, TrackPublished{Track: info})
 			}
@@ -461,7 +470,7 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 			}
 		case evPublished:
 			t := ev.Track
-			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec, Layers: t.Layers}
+			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec, Layers: t.Layers, Siblings: t.Siblings}
 			old, known := l.tracks[t.ID]
 			_, wasLost := l.lost[t.ID]
 			delete(l.lost, t.ID)
@@ -670,7 +679,7 @@ func (r *Room) shareCluster(evs ...Event) {
 		case TrackPublished:
 			i := e.Track
 			w = wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
-				Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Layers: i.Layers}}
+				Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Layers: i.Layers, Siblings: i.Siblings}}
 		case TrackUnpublished:
 			w = wireEvent{Type: evUnpublished, ID: e.TrackID, Owner: e.ParticipantID}
 		case Chat:

@@ -321,7 +321,7 @@ func FuzzParseWireEvent(f *testing.F) {
 	for _, ev := range []wireEvent{
 		{V: 1, Node: "a", Boot: "b_1", Seq: 1, Type: evChat, ID: "p_1", Name: "A", Text: "hi"},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 2, Type: evJoined, Participant: &wireParticipant{ID: "p_1", Publisher: true}},
-		{V: 1, Node: "a", Boot: "b_1", Seq: 3, Type: evPublished, Track: &wireTrack{ID: "t_1", ParticipantID: "p_1", Kind: "video"}},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 3, Type: evPublished, Track: &wireTrack{ID: "t_1", ParticipantID: "p_1", Kind: "video", Siblings: 2}},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 4, Type: evViewers, Viewers: 12},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 5, Type: evNodeGone},
 	} {
@@ -329,6 +329,8 @@ func FuzzParseWireEvent(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"v":1,"type":"chat"}`))
+	f.Add([]byte(`{"v":1,"node":"a","boot":"b","seq":1,"type":"track_published","track":{"id":"t","participant_id":"p","siblings":-1}}`))
+	f.Add([]byte(`{"v":1,"node":"a","boot":"b","seq":1,"type":"track_published","track":{"id":"t","participant_id":"p","siblings":65}}`))
 	f.Add([]byte(`{"v":1,"node":"a","boot":"b","seq":1,"type":"participant_joined","participant":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := parseWireEvent(b)
@@ -344,6 +346,9 @@ func FuzzParseWireEvent(f *testing.F) {
 		case evPublished:
 			if ev.Track == nil {
 				t.Fatal("track_published without a track accepted")
+			}
+			if ev.Track.Siblings < 0 || ev.Track.Siblings > maxSiblings {
+				t.Fatalf("accepted %d sibling tracks", ev.Track.Siblings)
 			}
 		}
 		if ev.Seq == 0 || ev.Node == "" || len(ev.Text) > maxWireText {

@@ -146,12 +146,18 @@ func (s *RedisStore) applyOps(ctx context.Context, ops []storeOp) error {
 	}
 	var leased []string
 	for _, g := range groups {
+		var claims []claimCmd
 		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			leased = s.queueOps(ctx, p, g, cluster, leased)
+			leased, claims = s.queueOps(ctx, p, g, cluster, leased)
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("redis store: %d writes: %w", len(g), err)
+		}
+		for _, c := range claims {
+			if holder, err := c.cmd.Text(); err == nil && c.claimed != nil {
+				c.claimed(holder)
+			}
 		}
 	}
 	var fresh []any
@@ -172,9 +178,18 @@ func (s *RedisStore) applyOps(ctx context.Context, ops []storeOp) error {
 	return nil
 }
 
+// claimCmd is an origin claim sent in a batch, and who wants its result.
+type claimCmd struct {
+	cmd     *redis.Cmd
+	claimed func(holder string)
+}
+
 // queueOps queues ops on p, then the lease of every room they put
-// something in (touch), and returns leased with those rooms added.
-func (s *RedisStore) queueOps(ctx context.Context, p redis.Pipeliner, ops []storeOp, cluster bool, leased []string) []string {
+// something in (touch); it returns leased with those rooms added, and the
+// batch's origin claims. The scripts go as EVAL: EVALSHA's fallback on a
+// Redis that does not know the script yet cannot run inside a MULTI.
+func (s *RedisStore) queueOps(ctx context.Context, p redis.Pipeliner, ops []storeOp, cluster bool, leased []string) ([]string, []claimCmd) {
+	var claims []claimCmd
 	first := len(leased)
 	lease := func(room string) {
 		for _, r := range leased[first:] {
@@ -207,12 +222,17 @@ func (s *RedisStore) queueOps(ctx context.Context, p redis.Pipeliner, ops []stor
 			} else {
 				p.Publish(ctx, s.channel(op.room), op.payload)
 			}
+		case opClaimOrigin:
+			cmd := claimScript.Eval(ctx, p, []string{s.roomKey(op.room, "origin:"+op.id)}, s.node, s.ttlMillis())
+			claims = append(claims, claimCmd{cmd: cmd, claimed: op.claimed})
+		case opReleaseOrigin:
+			releaseScript.Eval(ctx, p, []string{s.roomKey(op.room, "origin:"+op.id)}, s.node)
 		}
 	}
 	for _, room := range leased[first:] {
 		s.touch(ctx, p, room)
 	}
-	return leased
+	return leased, claims
 }
 
 // PutParticipant implements Store.

@@ -65,11 +65,42 @@ type edgeRelay struct {
 	old     *edgeRelay // the relay this one replaces, closed when all its tracks arrived
 }
 
+// relayGather is the longest a relay waits for the rest of a publisher's
+// tracks (TrackInfo.Siblings) once the first is known here. A broadcaster's
+// audio and video start together, but their announcements can reach this
+// node a few round trips to Redis apart; a relay set up for the first alone
+// has to be set up again for both (its HTTP request, ICE and DTLS: 2.7 s to
+// a node 180 ms away), which the viewers waiting for the broadcast to start
+// would wait for.
+const relayGather = 500 * time.Millisecond
+
 // relayState is a room's relays (guarded by Room.mu).
 type relayState struct {
 	relays  map[string]*edgeRelay // by origin node
 	pending map[string]bool       // origins whose relay is being set up
 	timer   *time.Timer           // closes the relays when no local viewer is left
+	// gathering holds, by origin, when the relay began waiting for a
+	// publisher's other tracks.
+	gathering map[string]time.Time
+}
+
+// incomplete reports whether tracks (one origin's) lack some of a
+// publisher's announced siblings.
+func incomplete(tracks []RemoteTrack) bool {
+	have, want := map[string]int{}, map[string]int{}
+	for _, t := range tracks {
+		p := t.Info.ParticipantID
+		have[p]++
+		if n := t.Info.Siblings; n > 0 && n <= maxSiblings {
+			want[p] = max(want[p], n)
+		}
+	}
+	for p, n := range want {
+		if have[p] < n {
+			return true
+		}
+	}
+	return false
 }
 
 // owner returns the stand-in participant that owns a relayed track of the
@@ -115,6 +146,18 @@ func (r *Room) neededRemoteLocked(all bool) map[string][]RemoteTrack {
 	return out
 }
 
+// originTracksLocked returns every remote track of origin (needed or
+// not: a publisher's siblings count them all); r.mu is held.
+func (r *Room) originTracksLocked(origin string) []RemoteTrack {
+	var out []RemoteTrack
+	for _, t := range r.RemoteTracks() {
+		if t.Node == origin {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func (r *Room) wantedLocked(id string) bool {
 	for _, p := range r.participants {
 		if p.wantRemote[id] {
@@ -149,6 +192,25 @@ func (r *Room) demandRelays(all bool) {
 		if r.relay.pending[origin] {
 			continue // being set up; it is checked again when it is
 		}
+		if incomplete(r.originTracksLocked(origin)) {
+			if r.relay.gathering == nil {
+				r.relay.gathering = map[string]time.Time{}
+			}
+			began, waiting := r.relay.gathering[origin]
+			if !waiting {
+				began = time.Now()
+				r.relay.gathering[origin] = began
+				time.AfterFunc(relayGather, func() {
+					if !r.m.isDraining() {
+						r.demandRelays(false)
+					}
+				})
+			}
+			if time.Since(began) < relayGather {
+				continue // the other tracks' announcements are on their way
+			}
+		}
+		delete(r.relay.gathering, origin)
 		if r.relay.pending == nil {
 			r.relay.pending = map[string]bool{}
 		}
@@ -270,6 +332,7 @@ func (r *Room) connectRelay(origin string, ids []string, kinds [2]int, old *edge
 	}
 	r.relay.relays[origin] = er
 	r.mu.Unlock()
+	r.m.relaysConnected.Add(1)
 	r.m.log.Info("relay connected", "room", r.name, "origin", origin, "tracks", len(ids))
 	return nil
 }

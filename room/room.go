@@ -203,7 +203,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	si := t.Info()
 	info := TrackInfo{
 		ID: si.ID, ParticipantID: owner.id, Kind: si.Kind.String(), Source: si.Source,
-		Name: si.Name, MID: si.MID, Codec: si.MimeType, Layers: si.Layers,
+		Name: si.Name, MID: si.MID, Codec: si.MimeType, Layers: si.Layers, Siblings: si.Siblings,
 	}
 	if r.republished(owner, t) {
 		return
@@ -239,7 +239,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 }
 
 func (r *Room) putTrack(info TrackInfo) {
-	rec := TrackRecord{ID: info.ID, ParticipantID: info.ParticipantID, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID, Layers: info.Layers}
+	rec := TrackRecord{ID: info.ID, ParticipantID: info.ParticipantID, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID, Layers: info.Layers, Siblings: info.Siblings}
 	r.m.storeOp(storeOp{kind: opPutTrack, room: r.name, track: rec})
 }
 

@@ -35,6 +35,8 @@ type TrackRecord struct {
 	Node          string `json:"node"` // where the publisher is connected (the origin)
 	// Layers are the simulcast layers (RIDs) the track is sent in.
 	Layers []string `json:"layers,omitempty"`
+	// Siblings is how many tracks its publisher sends (TrackInfo.Siblings).
+	Siblings int `json:"siblings,omitempty"`
 }
 
 // RoomState is everything a Store holds about one room, over all nodes.

@@ -124,6 +124,9 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	if tr := transceiverOf(p.pc, recv); tr != nil {
 		info.MID = tr.Mid()
 	}
+	if !p.relay {
+		info.Siblings = sendingTracks(p.pc.RemoteDescription())
+	}
 	if info.Source == "" {
 		info.Source = "camera"
 		if info.Kind == webrtc.RTPCodecTypeAudio {
@@ -218,6 +221,37 @@ func (p *Publisher) addLayer(primary *Track, remote *webrtc.TrackRemote, recv *w
 		t.readLoop()
 	}()
 	t.RequestKeyframe()
+}
+
+// sendingTracks counts the audio and video sections of a publisher's offer
+// that send media (sendonly or sendrecv, not rejected with port 0).
+func sendingTracks(offer *webrtc.SessionDescription) int {
+	if offer == nil {
+		return 0
+	}
+	parsed, err := offer.Unmarshal()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range parsed.MediaDescriptions {
+		if m.MediaName.Port.Value == 0 || (m.MediaName.Media != "audio" && m.MediaName.Media != "video") {
+			continue
+		}
+		sends := true // sendrecv when the section names no direction
+		for _, a := range m.Attributes {
+			switch a.Key {
+			case "recvonly", "inactive":
+				sends = false
+			case "sendonly", "sendrecv":
+				sends = true
+			}
+		}
+		if sends {
+			n++
+		}
+	}
+	return n
 }
 
 func transceiverOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) *webrtc.RTPTransceiver {

@@ -27,6 +27,11 @@ type TrackInfo struct {
 	// Layers lists every RID the publisher offered for the track.
 	RID    string
 	Layers []string
+	// Siblings is how many audio and video tracks the publisher's last
+	// offer sends, this one included, when the track started (0 for a
+	// relay's): another node relaying the broadcast waits for all of them
+	// rather than set a relay up twice (room/relay.go).
+	Siblings int
 }
 
 // inlineFanout is how many down-tracks one writer takes before the list is

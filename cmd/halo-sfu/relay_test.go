@@ -48,6 +48,12 @@ func TestRelay_ThreeNodesOneStreamPerNode(t *testing.T) {
 		if s := n.engine.Stats(); s.RelayTracksIn != 2 || s.RelaysIn != 1 {
 			t.Fatalf("%s receives %d tracks over %d relays, want 2 over 1", n.cfg.Node.ID, s.RelayTracksIn, s.RelaysIn)
 		}
+		// The viewers were waiting when the broadcast began: the edge waited
+		// for both of its tracks rather than relay the first alone and set
+		// the relay up again for the second.
+		if s := n.rooms.StoreStats(); s.RelaysConnected != 1 || s.RelaysFailed != 0 {
+			t.Errorf("%s set up %d relay connections (%d failed), want one", n.cfg.Node.ID, s.RelaysConnected, s.RelaysFailed)
+		}
 	}
 	p0 := pub.Stats()
 	v0 := make([]loadtest.ViewerStats, len(viewers))
