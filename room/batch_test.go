@@ -177,9 +177,9 @@ func TestStoreWrites_QueuedWritesLeaveInOneTransactionPerRoomOnACluster(t *testi
 	checkBatchedWrites(t, a, observer, c, []string{"one", "two", "three"}, 3)
 }
 
-// A node's Redis handle opens its connections ahead: the subscription
-// connection (so a far node's first room does not wait for a dial and a
-// HELLO) and the pool's idle connections. Releasing it closes them.
+// A node's Redis handle gets ready ahead: the subscription connection (so
+// a far node's first room does not wait for a dial and a HELLO), the pool's
+// idle connections, and its scripts. Releasing it closes the connections.
 func TestOpenStore_OpensItsConnectionsAhead(t *testing.T) {
 	srv := startRedis(t)
 	cfg := config.Default()
@@ -220,6 +220,17 @@ func TestOpenStore_OpensItsConnectionsAhead(t *testing.T) {
 			t.Fatalf("before any room: %d subscription connections (want 1) and %d others (want >= %d)", sub, idle, redisMinIdleConns)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The scripts too: a room's first read or claim is not refused for an
+	// unknown script first.
+	loaded, err := admin.ScriptExists(context.Background(), roomScript.Hash(), claimScript.Hash(), renewScript.Hash(), releaseScript.Hash()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range loaded {
+		if !ok {
+			t.Errorf("script %d not loaded before any room", i)
+		}
 	}
 	release()
 	deadline = time.Now().Add(5 * time.Second)

@@ -88,13 +88,20 @@ func (s *RedisStore) pubSubLocked() *redis.PubSub {
 	return s.ps
 }
 
-// Warm opens the subscription connection now, subscribed to a channel of
-// the node's own that nothing is published on, so that the first room the
-// node serves subscribes on an open connection: one round trip less than
+// Warm gets the handle ready for its first room: it loads the store's
+// scripts (a script Redis does not know yet costs a second round trip, its
+// text after the refused hash), and opens the subscription connection,
+// subscribed to a channel of the node's own that nothing is published on,
+// so that the first room subscribes on an open connection rather than pay
 // a new connection's dial and HELLO (480 ms for a node 120 ms from Redis,
 // on the path to a far region's first frame). A Redis Cluster's
 // subscriptions are per shard and opened as rooms need them.
 func (s *RedisStore) Warm(ctx context.Context) error {
+	for _, sc := range []*redis.Script{roomScript, claimScript, renewScript, releaseScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("redis store: load scripts: %w", err)
+		}
+	}
 	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
 		return nil
 	}

@@ -295,47 +295,82 @@ func (s *RedisStore) roomNodes(ctx context.Context, room string) ([]string, erro
 	return nodes, nil
 }
 
+// roomScript reads a room in one round trip: for each node of the room
+// (KEYS[1], its nodes set), its participants, its tracks and its viewer
+// count ("" when the lease ended). Every key it reads carries the room's
+// hash tag, so on a Redis Cluster they are all in KEYS[1]'s slot. Reading
+// the set first and the nodes' parts after cost two round trips: 480 ms
+// for a node 120 ms from Redis, on the path to a far region's first frame.
+var roomScript = redis.NewScript(`
+local out = {}
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local base = ARGV[1] .. n .. ':'
+  local v = redis.call('GET', base .. 'v')
+  if not v then v = '' end
+  if ARGV[2] == 'counts' then
+    out[#out+1] = {n, redis.call('HLEN', base .. 'p'), v}
+  else
+    out[#out+1] = {n, redis.call('HVALS', base .. 'p'), redis.call('HVALS', base .. 't'), v}
+  end
+end
+return out`)
+
+// roomParts runs roomScript for room (what: "counts" or "state") and
+// returns one entry per node of the room.
+func (s *RedisStore) roomParts(ctx context.Context, room, what string) ([][]any, error) {
+	res, err := roomScript.Run(ctx, s.rdb, []string{s.roomKey(room, "nodes")}, s.roomKey(room, "n:"), what).Slice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis store: room %s: %w", room, err)
+	}
+	parts := make([][]any, 0, len(res))
+	for _, r := range res {
+		if p, ok := r.([]any); ok && len(p) >= 3 {
+			parts = append(parts, p)
+		}
+	}
+	return parts, nil
+}
+
+// strs returns the strings of a script's array reply.
+func strs(v any) []string {
+	a, _ := v.([]any)
+	out := make([]string, 0, len(a))
+	for _, x := range a {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Room implements Store.
 func (s *RedisStore) Room(ctx context.Context, room string) (RoomState, error) {
-	nodes, err := s.roomNodes(ctx, room)
+	parts, err := s.roomParts(ctx, room, "state")
 	if err != nil {
 		return RoomState{}, err
 	}
-	type part struct {
-		p, t *redis.MapStringStringCmd
-		v    *redis.StringCmd
-	}
-	parts := make([]part, len(nodes))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, n := range nodes {
-			parts[i] = part{
-				p: p.HGetAll(ctx, s.partKey(room, n, "p")),
-				t: p.HGetAll(ctx, s.partKey(room, n, "t")),
-				v: p.Get(ctx, s.partKey(room, n, "v")),
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return RoomState{}, fmt.Errorf("redis store: room %s: %w", room, err)
-	}
 	st := RoomState{Name: room, Viewers: map[string]int{}}
 	var stale []any
-	for i, n := range nodes {
-		pt := parts[i]
-		v, verr := pt.v.Int()
-		if errors.Is(verr, redis.Nil) && len(pt.p.Val()) == 0 && len(pt.t.Val()) == 0 {
+	for _, pt := range parts {
+		if len(pt) < 4 {
+			continue
+		}
+		n, _ := pt[0].(string)
+		ps, ts := strs(pt[1]), strs(pt[2])
+		vs, _ := pt[3].(string)
+		if vs == "" && len(ps) == 0 && len(ts) == 0 {
 			stale = append(stale, n) // its lease ended
 			continue
 		}
+		v, _ := strconv.Atoi(vs)
 		st.Viewers[n] = v
-		for _, raw := range pt.p.Val() {
+		for _, raw := range ps {
 			var r ParticipantRecord
 			if json.Unmarshal([]byte(raw), &r) == nil {
 				st.Participants = append(st.Participants, r)
 			}
 		}
-		for _, raw := range pt.t.Val() {
+		for _, raw := range ts {
 			var t TrackRecord
 			if json.Unmarshal([]byte(raw), &t) == nil {
 				st.Tracks = append(st.Tracks, t)
@@ -354,31 +389,20 @@ func (s *RedisStore) Room(ctx context.Context, room string) (RoomState, error) {
 
 // Counts implements Store.
 func (s *RedisStore) Counts(ctx context.Context, room string) (RoomCounts, error) {
-	nodes, err := s.roomNodes(ctx, room)
+	parts, err := s.roomParts(ctx, room, "counts")
 	if err != nil {
 		return RoomCounts{}, err
 	}
-	type part struct {
-		p *redis.IntCmd
-		v *redis.StringCmd
-	}
-	parts := make([]part, len(nodes))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, n := range nodes {
-			parts[i] = part{p: p.HLen(ctx, s.partKey(room, n, "p")), v: p.Get(ctx, s.partKey(room, n, "v"))}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return RoomCounts{}, fmt.Errorf("redis store: room %s: %w", room, err)
-	}
 	c := RoomCounts{Participants: map[string]int{}, Viewers: map[string]int{}}
-	for i, n := range nodes {
-		v, verr := parts[i].v.Int()
-		if errors.Is(verr, redis.Nil) && parts[i].p.Val() == 0 {
+	for _, pt := range parts {
+		n, _ := pt[0].(string)
+		np, _ := pt[1].(int64)
+		vs, _ := pt[2].(string)
+		if vs == "" && np == 0 {
 			continue
 		}
-		c.Participants[n] = int(parts[i].p.Val())
+		v, _ := strconv.Atoi(vs)
+		c.Participants[n] = int(np)
 		c.Viewers[n] = v
 	}
 	return c, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/halobuzz/live/internal/id"
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -224,13 +225,15 @@ func (p *Publisher) addLayer(primary *Track, remote *webrtc.TrackRemote, recv *w
 }
 
 // sendingTracks counts the audio and video sections of a publisher's offer
-// that send media (sendonly or sendrecv, not rejected with port 0).
+// that send media (sendonly or sendrecv, not rejected with port 0). It
+// parses the text: offer may be Pion's own description, whose Unmarshal
+// would write a field Pion's goroutines read.
 func sendingTracks(offer *webrtc.SessionDescription) int {
 	if offer == nil {
 		return 0
 	}
-	parsed, err := offer.Unmarshal()
-	if err != nil {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer.SDP); err != nil {
 		return 0
 	}
 	n := 0
