@@ -105,6 +105,14 @@ func (m *Manager) remoteParticipants(room string, served bool) (int, error) {
 		}
 		return 0, nil
 	}
+	if served {
+		// The other nodes publish their counts on the room's channel (at
+		// most a second apart, as the cache below ages): no round trip to
+		// the store, which for a node far from Redis was most of a join.
+		if n, ok := m.linkedMembers(room); ok {
+			return n, nil
+		}
+	}
 	c := &m.cluster
 	c.mu.Lock()
 	last, known := c.remote[room]

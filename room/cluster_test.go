@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,11 +23,17 @@ const (
 // the test, as a node configured with redis.addrs does.
 func newClusterNode(t *testing.T, srv *redisServer, prefix, id string, opt Options) (*Manager, Store) {
 	t.Helper()
-	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	store, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: id, TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: id, TTL: clusterTTL})
+	return newClusterNodeOn(t, store, id, opt), store
+}
+
+// newClusterNodeOn starts a cluster Manager for node id on store.
+func newClusterNodeOn(t *testing.T, store Store, id string, opt Options) *Manager {
+	t.Helper()
+	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +48,7 @@ func newClusterNode(t *testing.T, srv *redisServer, prefix, id string, opt Optio
 		_ = store.Close()
 		e.Close()
 	})
-	return m, store
+	return m
 }
 
 func clusterPrefix() string { return "c" + id.New("")[:8] + ":" }
@@ -114,6 +121,68 @@ func TestCluster_ParticipantLimitCountsEveryNode(t *testing.T) {
 		if _, err := m.Join("full", ParticipantSpec{Identity: "late"}, &rec); !errors.Is(err, ErrRoomFull) {
 			t.Errorf("fourth participant on node %s: %v, want ErrRoomFull", name, err)
 		}
+	}
+}
+
+// countingStore counts the room count reads of a node's real Redis store.
+type countingStore struct {
+	*RedisStore
+	counts atomic.Int32
+}
+
+func (s *countingStore) Counts(ctx context.Context, room string) (RoomCounts, error) {
+	s.counts.Add(1)
+	return s.RedisStore.Counts(ctx, room)
+}
+
+// A join in a room the node serves checks the participant limit against
+// the counts the other nodes publish on the room's channel, without a
+// round trip to Redis (for a node far from Redis, most of a join), and
+// the limit holds as the other nodes' participants come and go.
+func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
+	srv := startRedis(t)
+	prefix := clusterPrefix()
+	a, _ := newClusterNode(t, srv, prefix, "a", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
+	rs, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "b", TTL: clusterTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := &countingStore{RedisStore: rs}
+	b := newClusterNodeOn(t, sb, "b", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
+	var rec recorder
+	var onA []*Participant
+	for _, id := range []string{"x", "y"} {
+		p, err := a.Join("full", ParticipantSpec{Identity: id}, &rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onA = append(onA, p)
+	}
+	pollFor(t, "a's participants reach the store", func() bool {
+		c, err := rs.Counts(context.Background(), "full")
+		return err == nil && c.Participants["a"] == 2
+	})
+	if _, err := b.Join("full", ParticipantSpec{Identity: "z"}, &rec); err != nil {
+		t.Fatalf("third participant of a room of 3, on another node: %v", err)
+	}
+	pollFor(t, "b knows a's count from a's events", func() bool {
+		n, ok := b.linkedMembers("full")
+		return ok && n == 2
+	})
+	before := sb.counts.Load()
+	if _, err := b.Join("full", ParticipantSpec{Identity: "late"}, &rec); !errors.Is(err, ErrRoomFull) {
+		t.Errorf("fourth participant on b: %v, want ErrRoomFull", err)
+	}
+	onA[0].Leave()
+	pollFor(t, "b learns a's participant left", func() bool {
+		n, ok := b.linkedMembers("full")
+		return ok && n == 1
+	})
+	if _, err := b.Join("full", ParticipantSpec{Identity: "again"}, &rec); err != nil {
+		t.Errorf("a place became free on a, b still refuses: %v", err)
+	}
+	if n := sb.counts.Load() - before; n != 0 {
+		t.Errorf("b read the room's counts from Redis %d times for joins in a room it serves, want 0", n)
 	}
 }
 

@@ -152,7 +152,11 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 		m.linkRoom(r)
 	}
 	m.mu.Unlock()
-	return r.join(spec, sink, remote)
+	p, err := r.join(spec, sink, remote)
+	if err == nil && !spec.Relay {
+		r.viewersChangedCluster() // the participant count other nodes read (linkedMembers)
+	}
+	return p, err
 }
 
 // Room returns the room called name, or nil.

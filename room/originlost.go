@@ -57,6 +57,7 @@ func (r *Room) loseOrigin(l *roomLink, node string) {
 		}
 		_, counted := l.viewers[node]
 		delete(l.viewers, node)
+		delete(l.members, node)
 		if len(tracks) == 0 && len(parts) == 0 {
 			return nil, counted
 		}

@@ -43,9 +43,13 @@ type wireEvent struct {
 	ID      string `json:"id,omitempty"`
 	Owner   string `json:"owner,omitempty"`
 	Viewers int    `json:"viewers,omitempty"`
-	Name    string `json:"name,omitempty"`  // chat or reaction sender's name
-	Text    string `json:"text,omitempty"`  // chat text
-	Emoji   string `json:"emoji,omitempty"` // reaction
+	// Participants, on a viewers event, is the sending node's participant
+	// count of the room (as its store record counts them); absent from
+	// nodes that do not send it.
+	Participants *int   `json:"participants,omitempty"`
+	Name         string `json:"name,omitempty"`  // chat or reaction sender's name
+	Text         string `json:"text,omitempty"`  // chat text
+	Emoji        string `json:"emoji,omitempty"` // reaction
 }
 
 type wireParticipant struct {
@@ -150,7 +154,7 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 	case evUnpublished:
 		ok = ev.ID != "" && ev.Owner != ""
 	case evViewers:
-		ok = ev.Viewers >= 0
+		ok = ev.Viewers >= 0 && (ev.Participants == nil || *ev.Participants >= 0)
 	case evChat:
 		ok = ev.ID != ""
 	case evReaction:
@@ -188,11 +192,16 @@ type roomLink struct {
 	lost         map[string]RemoteTrack // tracks of lost origins, kept for a republish (originlost.go)
 	timers       []*time.Timer          // the lost tracks' grace periods
 	viewers      map[string]int         // node -> its viewer count
-	lastSeq      map[string]uint64      // boot -> last sequence taken
-	sentViewers  int                    // this node's count last published
-	sentAt       time.Time
-	pending      bool // a link job is queued
-	unseeded     bool // the room has not been read from the store yet
+	// members is, by node, its participant count, when it is known (from
+	// the store or a viewers event that carries it): the join limit reads
+	// it rather than the store (remoteParticipants).
+	members     map[string]int
+	sentMembers int               // this node's participant count last published
+	lastSeq     map[string]uint64 // boot -> last sequence taken
+	sentViewers int               // this node's count last published
+	sentAt      time.Time
+	pending     bool // a link job is queued
+	unseeded    bool // the room has not been read from the store yet
 	// reread: read the room once more at the next heartbeat. A channel
 	// subscription is confirmed asynchronously, on another connection than
 	// the first read: an event published in between is neither read nor
@@ -223,7 +232,7 @@ func (m *Manager) linkRoom(r *Room) {
 		return
 	}
 	l := &roomLink{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{}, lost: map[string]RemoteTrack{},
-		viewers: map[string]int{}, lastSeq: map[string]uint64{}, sentViewers: -1, unseeded: true}
+		viewers: map[string]int{}, members: map[string]int{}, lastSeq: map[string]uint64{}, sentViewers: -1, sentMembers: -1, unseeded: true}
 	c := &m.cluster
 	c.mu.Lock()
 	c.links[r] = l
@@ -383,9 +392,14 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 				left = append(left, ParticipantLeft{ParticipantID: id})
 			}
 		}
+		members := map[string]int{}
+		for _, p := range st.Participants {
+			members[p.Node]++
+		}
 		for node, v := range st.Viewers {
 			if node != self {
 				l.viewers[node] = v
+				l.members[node] = members[node]
 			}
 		}
 		// In the order one node would send them.
@@ -490,6 +504,11 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 			}
 		case evViewers:
 			l.viewers[ev.Node] = ev.Viewers
+			if ev.Participants != nil {
+				l.members[ev.Node] = *ev.Participants
+			} else {
+				delete(l.members, ev.Node) // a node that does not say: read the store
+			}
 			return nil, true
 		case evChat:
 			return []Event{Chat{ParticipantID: ev.ID, Name: ev.Name, Text: ev.Text}}, false
@@ -705,9 +724,9 @@ func (m *Manager) publishViewers(r *Room) bool {
 	if l == nil {
 		return false
 	}
-	n := r.ViewerCountLocal()
+	n, k := r.ViewerCountLocal(), r.memberCount()
 	l.mu.Lock()
-	if n == l.sentViewers {
+	if n == l.sentViewers && k == l.sentMembers {
 		l.mu.Unlock()
 		return false
 	}
@@ -715,10 +734,52 @@ func (m *Manager) publishViewers(r *Room) bool {
 		l.mu.Unlock()
 		return true
 	}
-	l.sentViewers, l.sentAt = n, time.Now()
+	l.sentViewers, l.sentMembers, l.sentAt = n, k, time.Now()
 	l.mu.Unlock()
-	m.publish(r, wireEvent{Type: evViewers, Viewers: n})
+	m.publish(r, wireEvent{Type: evViewers, Viewers: n, Participants: &k})
 	return false
+}
+
+// memberCount is the room's participants on this node as its store record
+// counts them (another node's relay is not one).
+func (r *Room) memberCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.participants {
+		if !p.spec.Relay {
+			n++
+		}
+	}
+	return n
+}
+
+// linkedMembers returns the participants of room on other nodes as the
+// room's link knows them, and false when it cannot tell (the room is not
+// linked or not read yet, or a node has not said).
+func (m *Manager) linkedMembers(room string) (int, bool) {
+	r := m.Room(room)
+	if r == nil {
+		return 0, false
+	}
+	l := m.link(r)
+	if l == nil {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unseeded {
+		return 0, false
+	}
+	n := 0
+	for node := range l.viewers {
+		k, ok := l.members[node]
+		if !ok {
+			return 0, false
+		}
+		n += k
+	}
+	return n, true
 }
 
 // ViewerCountLocal returns the number of viewers on this node.

@@ -65,15 +65,6 @@ type edgeRelay struct {
 	old     *edgeRelay // the relay this one replaces, closed when all its tracks arrived
 }
 
-// relayGather is the longest a relay waits for the rest of a publisher's
-// tracks (TrackInfo.Siblings) once the first is known here. A broadcaster's
-// audio and video start together, but their announcements can reach this
-// node a few round trips to Redis apart; a relay set up for the first alone
-// has to be set up again for both (its HTTP request, ICE and DTLS: 2.7 s to
-// a node 180 ms away), which the viewers waiting for the broadcast to start
-// would wait for.
-const relayGather = 500 * time.Millisecond
-
 // relayState is a room's relays (guarded by Room.mu).
 type relayState struct {
 	relays  map[string]*edgeRelay // by origin node
@@ -82,25 +73,6 @@ type relayState struct {
 	// gathering holds, by origin, when the relay began waiting for a
 	// publisher's other tracks.
 	gathering map[string]time.Time
-}
-
-// incomplete reports whether tracks (one origin's) lack some of a
-// publisher's announced siblings.
-func incomplete(tracks []RemoteTrack) bool {
-	have, want := map[string]int{}, map[string]int{}
-	for _, t := range tracks {
-		p := t.Info.ParticipantID
-		have[p]++
-		if n := t.Info.Siblings; n > 0 && n <= maxSiblings {
-			want[p] = max(want[p], n)
-		}
-	}
-	for p, n := range want {
-		if have[p] < n {
-			return true
-		}
-	}
-	return false
 }
 
 // owner returns the stand-in participant that owns a relayed track of the
@@ -141,18 +113,6 @@ func (r *Room) neededRemoteLocked(all bool) map[string][]RemoteTrack {
 	for _, t := range remote {
 		if all || r.wantedLocked(t.Info.ID) {
 			out[t.Node] = append(out[t.Node], t)
-		}
-	}
-	return out
-}
-
-// originTracksLocked returns every remote track of origin (needed or
-// not: a publisher's siblings count them all); r.mu is held.
-func (r *Room) originTracksLocked(origin string) []RemoteTrack {
-	var out []RemoteTrack
-	for _, t := range r.RemoteTracks() {
-		if t.Node == origin {
-			out = append(out, t)
 		}
 	}
 	return out
@@ -335,36 +295,6 @@ func (r *Room) connectRelay(origin string, ids []string, kinds [2]int, old *edge
 	r.m.relaysConnected.Add(1)
 	r.m.log.Info("relay connected", "room", r.name, "origin", origin, "tracks", len(ids))
 	return nil
-}
-
-// originNode returns the registry entry of origin: as the last heartbeat
-// read it (at most a heartbeat old), else from the store. The entry only
-// gives the relay's address, which a node keeps while it lives; a relay
-// that fails on a stale one is retried (relayRetry) after the next
-// heartbeat. Reading the store here cost a far edge a round trip to Redis
-// (240 ms at 120 ms away) before its first relay could start.
-func (m *Manager) originNode(ctx context.Context, origin string) (*NodeInfo, error) {
-	find := func(nodes []NodeInfo) *NodeInfo {
-		for i := range nodes {
-			if nodes[i].ID == origin {
-				return &nodes[i]
-			}
-		}
-		return nil
-	}
-	if known := m.cluster.nodeList.Load(); known != nil {
-		if n := find(*known); n != nil {
-			return n, nil
-		}
-	}
-	nodes, err := m.store.Nodes(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
-	}
-	if n := find(nodes); n != nil {
-		return n, nil
-	}
-	return nil, fmt.Errorf("%w: node %q is not registered", ErrRelayUnavailable, origin)
 }
 
 // addRelayed makes a relayed track a published track of the room (or the

@@ -329,6 +329,9 @@ func (r *Room) leave(p *Participant) {
 	r.mu.Unlock()
 	deliver(sinks, ParticipantLeft{ParticipantID: p.id})
 	r.m.storeOp(storeOp{kind: opDeleteParticipant, room: r.name, id: p.id})
+	if !p.spec.Relay {
+		r.viewersChangedCluster() // the participant count other nodes read (linkedMembers)
+	}
 	if ordered {
 		r.shareCluster(ParticipantLeft{ParticipantID: p.id})
 		r.sendMu.Unlock()

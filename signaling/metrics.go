@@ -127,12 +127,15 @@ func registerStoreMetrics(reg prometheus.Registerer, rooms *room.Manager) {
 		func(s room.StoreStats) uint64 { return s.OriginsLost })
 	counter("halo_drain_handover_timeouts_total", "Drains that ended before every redirected client and every relay served had moved to another node.",
 		func(s room.StoreStats) uint64 { return s.HandOverTimeouts })
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "halo_relay_connections_total",
-		Help: "Relay connections this node set up to origin nodes (one per origin and room, one more when the origin starts a track the relay lacks).", ConstLabels: prometheus.Labels{"result": "connected"}},
-		func() float64 { return float64(rooms.StoreStats().RelaysConnected) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "halo_relay_connections_total",
-		Help: "Relay connections this node set up to origin nodes (one per origin and room, one more when the origin starts a track the relay lacks).", ConstLabels: prometheus.Labels{"result": "failed"}},
-		func() float64 { return float64(rooms.StoreStats().RelaysFailed) }))
+	for result, f := range map[string]func(room.StoreStats) uint64{
+		"connected": func(s room.StoreStats) uint64 { return s.RelaysConnected },
+		"failed":    func(s room.StoreStats) uint64 { return s.RelaysFailed },
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "halo_relay_connections_total",
+			Help:        "Relay connections this node set up to origin nodes (one per origin and room, one more when the origin starts a track the relay lacks), and those that failed.",
+			ConstLabels: prometheus.Labels{"result": result}},
+			func() float64 { return float64(f(rooms.StoreStats())) }))
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_draining",
 		Help: "1 while the node drains (SIGTERM): it takes no new session and hands its clients and relays over."},
 		func() float64 {

@@ -12,6 +12,7 @@ import (
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/loadtest"
 	"github.com/pion/webrtc/v4"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Three nodes on one Redis: a broadcaster on a, twenty viewers on each of b
@@ -51,8 +52,18 @@ func TestRelay_ThreeNodesOneStreamPerNode(t *testing.T) {
 		// The viewers were waiting when the broadcast began: the edge waited
 		// for both of its tracks rather than relay the first alone and set
 		// the relay up again for the second.
-		if s := n.rooms.StoreStats(); s.RelaysConnected != 1 || s.RelaysFailed != 0 {
-			t.Errorf("%s set up %d relay connections (%d failed), want one", n.cfg.Node.ID, s.RelaysConnected, s.RelaysFailed)
+		fams, err := n.metrics.Registry().Gather() // the cluster test nodes have no metrics listener
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]*dto.MetricFamily{}
+		for _, f := range fams {
+			byName[f.GetName()] = f
+		}
+		connected, _ := sample(byName, "halo_relay_connections_total", "result", "connected")
+		failed, ok := sample(byName, "halo_relay_connections_total", "result", "failed")
+		if connected != 1 || failed != 0 || !ok {
+			t.Errorf("%s: halo_relay_connections_total connected %v, failed %v (exported: %v), want one connected", n.cfg.Node.ID, connected, failed, ok)
 		}
 	}
 	p0 := pub.Stats()
