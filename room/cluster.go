@@ -179,8 +179,10 @@ func (m *Manager) haltHeartbeat() bool {
 	return true
 }
 
-// viewersChangedCluster marks r's viewer count for the next flush.
-func (r *Room) viewersChangedCluster() {
+// countsChangedCluster marks r's viewer and participant counts for the
+// next flush (the store's viewer count, the counts event other nodes'
+// join limit reads).
+func (r *Room) countsChangedCluster() {
 	c := &r.m.cluster
 	if !r.m.opt.Cluster {
 		return
@@ -245,8 +247,7 @@ func (r *Room) nodeRoom() (NodeRoom, []string) {
 			continue // another node's track
 		}
 		i := t.info
-		st.Tracks = append(st.Tracks, TrackRecord{ID: i.ID, ParticipantID: i.ParticipantID, Kind: i.Kind,
-			Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Node: node, Layers: i.Layers, Siblings: i.Siblings})
+		st.Tracks = append(st.Tracks, i.record(node))
 		origins = append(origins, i.ID)
 	}
 	return st, origins

@@ -154,7 +154,7 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 	m.mu.Unlock()
 	p, err := r.join(spec, sink, remote)
 	if err == nil && !spec.Relay {
-		r.viewersChangedCluster() // the participant count other nodes read (linkedMembers)
+		r.countsChangedCluster() // the participant count other nodes read (linkedMembers)
 	}
 	return p, err
 }

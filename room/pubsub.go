@@ -72,6 +72,16 @@ type wireTrack struct {
 	Siblings int `json:"siblings,omitempty"`
 }
 
+func wireTrackOf(i TrackInfo) *wireTrack {
+	return &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID, Kind: i.Kind, Source: i.Source, Name: i.Name,
+		MID: i.MID, Codec: i.Codec, Layers: i.Layers, Siblings: i.Siblings}
+}
+
+func (t *wireTrack) info() TrackInfo {
+	return TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name,
+		MID: t.MID, Codec: t.Codec, Layers: t.Layers, Siblings: t.Siblings}
+}
+
 // Event types on the wire.
 const (
 	evJoined      = "participant_joined"
@@ -374,7 +384,7 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 					joined = append(joined, ParticipantJoined{Participant: info})
 				}
 			}
-			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec, Layers: t.Layers, Siblings: t.Siblings}
+			info := t.info()
 			if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
 				published = append(published, TrackPublished{Track: info})
 			}
@@ -484,7 +494,7 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 			}
 		case evPublished:
 			t := ev.Track
-			info := TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name, MID: t.MID, Codec: t.Codec, Layers: t.Layers, Siblings: t.Siblings}
+			info := t.info()
 			old, known := l.tracks[t.ID]
 			_, wasLost := l.lost[t.ID]
 			delete(l.lost, t.ID)
@@ -696,9 +706,7 @@ func (r *Room) shareCluster(evs ...Event) {
 		case ParticipantLeft:
 			w = wireEvent{Type: evLeft, ID: e.ParticipantID}
 		case TrackPublished:
-			i := e.Track
-			w = wireEvent{Type: evPublished, Track: &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID,
-				Kind: i.Kind, Source: i.Source, Name: i.Name, MID: i.MID, Codec: i.Codec, Layers: i.Layers, Siblings: i.Siblings}}
+			w = wireEvent{Type: evPublished, Track: wireTrackOf(e.Track)}
 		case TrackUnpublished:
 			w = wireEvent{Type: evUnpublished, ID: e.TrackID, Owner: e.ParticipantID}
 		case Chat:

@@ -172,15 +172,6 @@ func (s *RedisStore) wrap(room string, err error) error {
 	return nil
 }
 
-// roomNodes returns the node ids listed in room's node set.
-func (s *RedisStore) roomNodes(ctx context.Context, room string) ([]string, error) {
-	nodes, err := s.rdb.SMembers(ctx, s.roomKey(room, "nodes")).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis store: room %s: %w", room, err)
-	}
-	return nodes, nil
-}
-
 // roomScript reads a room in one round trip: for each node of the room
 // (KEYS[1], its nodes set), its participants, its tracks and its viewer
 // count ("" when the lease ended). Every key it reads carries the room's

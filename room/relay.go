@@ -95,11 +95,12 @@ func (nopSink) Event(Event) {}
 
 // neededRemote returns, by origin node, the remote tracks this node's
 // participants need: all of them when someone subscribes to everything
-// (or watches over WHEP), else those asked for by id. r.mu is held.
-func (r *Room) neededRemoteLocked(all bool) map[string][]RemoteTrack {
+// (or watches over WHEP; it then reports all), else those asked for by
+// id. r.mu is held.
+func (r *Room) neededRemoteLocked(all bool) (map[string][]RemoteTrack, bool) {
 	remote := r.RemoteTracks()
 	if len(remote) == 0 {
-		return nil
+		return nil, all
 	}
 	if !all {
 		for _, p := range r.participants {
@@ -115,7 +116,7 @@ func (r *Room) neededRemoteLocked(all bool) map[string][]RemoteTrack {
 			out[t.Node] = append(out[t.Node], t)
 		}
 	}
-	return out
+	return out, all
 }
 
 func (r *Room) wantedLocked(id string) bool {
@@ -134,7 +135,7 @@ func (r *Room) demandRelays(all bool) {
 		return
 	}
 	r.mu.Lock()
-	need := r.neededRemoteLocked(all)
+	need, all := r.neededRemoteLocked(all)
 	var start []func()
 	for origin, tracks := range need {
 		ids := make([]string, 0, len(tracks))
@@ -152,7 +153,9 @@ func (r *Room) demandRelays(all bool) {
 		if r.relay.pending[origin] {
 			continue // being set up; it is checked again when it is
 		}
-		if incomplete(r.originTracksLocked(origin)) {
+		// Waiting for a publisher's other tracks is worth it only when they
+		// are wanted: everything is (tracks is then all of origin's).
+		if all && incomplete(tracks) {
 			if r.relay.gathering == nil {
 				r.relay.gathering = map[string]time.Time{}
 			}

@@ -37,18 +37,6 @@ func incomplete(tracks []RemoteTrack) bool {
 	return false
 }
 
-// originTracksLocked returns every remote track of origin (needed or
-// not: a publisher's siblings count them all); r.mu is held.
-func (r *Room) originTracksLocked(origin string) []RemoteTrack {
-	var out []RemoteTrack
-	for _, t := range r.RemoteTracks() {
-		if t.Node == origin {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 // originNode returns the registry entry of origin: as the last heartbeat
 // read it (at most a heartbeat old), else from the store. The entry only
 // gives the relay's address, which a node keeps while it lives; a relay

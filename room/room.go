@@ -239,8 +239,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 }
 
 func (r *Room) putTrack(info TrackInfo) {
-	rec := TrackRecord{ID: info.ID, ParticipantID: info.ParticipantID, Kind: info.Kind, Source: info.Source, Name: info.Name, MID: info.MID, Codec: info.Codec, Node: r.m.opt.NodeID, Layers: info.Layers, Siblings: info.Siblings}
-	r.m.storeOp(storeOp{kind: opPutTrack, room: r.name, track: rec})
+	r.m.storeOp(storeOp{kind: opPutTrack, room: r.name, track: info.record(r.m.opt.NodeID)})
 }
 
 // removeTrack forgets an ended track and unsubscribes everyone from it.
@@ -330,7 +329,7 @@ func (r *Room) leave(p *Participant) {
 	deliver(sinks, ParticipantLeft{ParticipantID: p.id})
 	r.m.storeOp(storeOp{kind: opDeleteParticipant, room: r.name, id: p.id})
 	if !p.spec.Relay {
-		r.viewersChangedCluster() // the participant count other nodes read (linkedMembers)
+		r.countsChangedCluster() // the participant count other nodes read (linkedMembers)
 	}
 	if ordered {
 		r.shareCluster(ParticipantLeft{ParticipantID: p.id})
@@ -347,7 +346,7 @@ func (r *Room) leave(p *Participant) {
 // between are coalesced into that one event, which is sent only when the
 // count differs from the last one sent.
 func (r *Room) viewersChanged() {
-	r.viewersChangedCluster()
+	r.countsChangedCluster()
 	r.relayViewersChanged()
 	r.mu.Lock()
 	if r.vcTimer != nil {

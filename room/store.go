@@ -39,6 +39,18 @@ type TrackRecord struct {
 	Siblings int `json:"siblings,omitempty"`
 }
 
+// record is the store record of a track published on node.
+func (i TrackInfo) record(node string) TrackRecord {
+	return TrackRecord{ID: i.ID, ParticipantID: i.ParticipantID, Kind: i.Kind, Source: i.Source, Name: i.Name,
+		MID: i.MID, Codec: i.Codec, Node: node, Layers: i.Layers, Siblings: i.Siblings}
+}
+
+// info is the track a store record describes.
+func (t TrackRecord) info() TrackInfo {
+	return TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name,
+		MID: t.MID, Codec: t.Codec, Layers: t.Layers, Siblings: t.Siblings}
+}
+
 // RoomState is everything a Store holds about one room, over all nodes.
 type RoomState struct {
 	Name         string

@@ -36,6 +36,21 @@ func scrape(t *testing.T, n *testNode) map[string]*dto.MetricFamily {
 	return fams
 }
 
+// gather reads the node's metrics from its registry, for a node started
+// without a metrics listener.
+func gather(t *testing.T, n *testNode) map[string]*dto.MetricFamily {
+	t.Helper()
+	fams, err := n.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]*dto.MetricFamily, len(fams))
+	for _, f := range fams {
+		out[f.GetName()] = f
+	}
+	return out
+}
+
 // sample returns the value of the series name with labels (among others),
 // summed over the series that match; a histogram gives its count. ok is
 // false when no series matches.

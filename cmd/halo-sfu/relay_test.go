@@ -12,7 +12,6 @@ import (
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/loadtest"
 	"github.com/pion/webrtc/v4"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // Three nodes on one Redis: a broadcaster on a, twenty viewers on each of b
@@ -52,16 +51,9 @@ func TestRelay_ThreeNodesOneStreamPerNode(t *testing.T) {
 		// The viewers were waiting when the broadcast began: the edge waited
 		// for both of its tracks rather than relay the first alone and set
 		// the relay up again for the second.
-		fams, err := n.metrics.Registry().Gather() // the cluster test nodes have no metrics listener
-		if err != nil {
-			t.Fatal(err)
-		}
-		byName := map[string]*dto.MetricFamily{}
-		for _, f := range fams {
-			byName[f.GetName()] = f
-		}
-		connected, _ := sample(byName, "halo_relay_connections_total", "result", "connected")
-		failed, ok := sample(byName, "halo_relay_connections_total", "result", "failed")
+		fams := gather(t, n) // the cluster test nodes have no metrics listener
+		connected, _ := sample(fams, "halo_relay_connections_total", "result", "connected")
+		failed, ok := sample(fams, "halo_relay_connections_total", "result", "failed")
 		if connected != 1 || failed != 0 || !ok {
 			t.Errorf("%s: halo_relay_connections_total connected %v, failed %v (exported: %v), want one connected", n.cfg.Node.ID, connected, failed, ok)
 		}
