@@ -58,8 +58,8 @@ test: deps tools fmt vet
 # whose only interface is lo: loopback ICE must be enough.
 test-netns:
 	@if command -v ip >/dev/null && unshare --net true 2>/dev/null; then \
-		$(GO) test -c -o build/halo-sfu.test ./cmd/halo-sfu && \
-		cd cmd/halo-sfu && unshare --net sh -c 'ip link set lo up && ../../build/halo-sfu.test -test.count=1 \
+		$(GO) test -c -o build/node.test ./internal/node && \
+		cd internal/node && unshare --net sh -c 'ip link set lo up && ../../build/node.test -test.count=1 \
 			-test.run "TestBroadcast|TestLateJoiner|TestMultiCamera|TestWHIP_PublisherSeen|TestWHEP_Viewer|TestLoss|TestUpstreamLoss"' && \
 		echo "netns: media tests pass with only lo"; \
 	else echo "netns: unshare not permitted here, skipped"; fi
@@ -122,7 +122,7 @@ BENCH_MAX_LOAD ?= 0
 # above; about 1 min per run).
 bench-relay: deps
 	HALO_BENCH=1 HALO_BENCH_RUNS=$(BENCH_RUNS) HALO_BENCH_MAX_LOAD=$(BENCH_MAX_LOAD) \
-		$(GO) test -count=1 -timeout 30m -run '^TestRelayBench_HopCost$$' -v ./cmd/halo-sfu | grep -v '^=== RUN\|^--- \|^PASS\|^ok'
+		$(GO) test -count=1 -timeout 30m -run '^TestRelayBench_HopCost$$' -v ./internal/node | grep -v '^=== RUN\|^--- \|^PASS\|^ok'
 
 # region-sim runs a broadcast across three simulated regions (network
 # namespaces, 40/120/180 ms between them; needs root and iproute2) and prints
@@ -135,11 +135,11 @@ region-sim: deps build
 # bench-bwe measures how fast viewers' layers follow their link, and what
 # bandwidth estimation costs per forwarded packet at 100 viewers.
 bench-bwe: build
-	HALO_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBWEBench_' ./cmd/halo-sfu | grep -v '^=== RUN\|^--- \|^PASS\|^ok'
+	HALO_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBWEBench_' ./internal/node | grep -v '^=== RUN\|^--- \|^PASS\|^ok'
 
 bench-media: build
 	HALO_BENCH=1 HALO_BENCH_SERVERS="$(BENCH_SERVERS)" HALO_BENCH_RUNS=$(BENCH_RUNS) HALO_BENCH_MAX_LOAD=$(BENCH_MAX_LOAD) \
-		$(GO) test -count=1 -v -timeout 60m -run '^TestMediaBench_(JoinStorm|NACKFlood)$$' ./cmd/halo-sfu
+		$(GO) test -count=1 -v -timeout 60m -run '^TestMediaBench_(JoinStorm|NACKFlood)$$' ./internal/node
 
 # fuzz runs each fuzz target for FUZZTIME.
 fuzz:

@@ -7,25 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halobuzz/live/internal/testutil"
 )
 
 // The tests in this file run the real clients, with real Pion peers over
 // loopback, against fakeRoom (a stand-in for the server). They prove the
 // clients' own behaviour: the server's is proven by its integration tests.
-
-// eventually polls cond until it holds or ctx ends.
-func eventually(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
 
 func startPublisher(t *testing.T, ctx context.Context, cfg PublisherConfig) *Publisher {
 	t.Helper()
@@ -66,7 +54,7 @@ func TestPublisher_PublishesTracksWithMetadataAndAnswersPLI(t *testing.T) {
 		}
 	}
 
-	eventually(ctx, t, "server receives frames of both tracks", func() bool { return room.serverKeyframes.Load() >= 2 })
+	testutil.EventuallyCtx(ctx, t, "server receives frames of both tracks", func() bool { return room.serverKeyframes.Load() >= 2 })
 	first := room.firstFrame.Load()
 	if !first.Keyframe || first.Width != VP8Width || first.Height != VP8Height || first.SentAt == 0 {
 		t.Fatalf("first frame at the server: %+v", first)
@@ -76,7 +64,7 @@ func TestPublisher_PublishesTracksWithMetadataAndAnswersPLI(t *testing.T) {
 	}
 
 	room.requestKeyframe()
-	eventually(ctx, t, "PLI turns into keyframes", func() bool {
+	testutil.EventuallyCtx(ctx, t, "PLI turns into keyframes", func() bool {
 		s := p.Stats()
 		return s.PLIs >= 2 && s.Keyframes >= 4 && room.serverKeyframes.Load() >= 4
 	})
@@ -103,7 +91,7 @@ func TestViewer_ReceivesMediaAndAnswersRenegotiation(t *testing.T) {
 		if err := v.WaitTracks(ctx, 2); err != nil {
 			t.Fatal(err)
 		}
-		eventually(ctx, t, "viewer sees frames", func() bool { s := v.Stats(); return s.Frames >= 3 && s.AudioPackets > 0 })
+		testutil.EventuallyCtx(ctx, t, "viewer sees frames", func() bool { s := v.Stats(); return s.Frames >= 3 && s.AudioPackets > 0 })
 		s := v.Stats()
 		if s.Tracks != 2 || !s.FirstVideoIsKeyframe || s.KeyframeFirstTracks != 1 || s.Keyframes == 0 {
 			t.Fatalf("stats %+v", s)
@@ -120,7 +108,7 @@ func TestViewer_ReceivesMediaAndAnswersRenegotiation(t *testing.T) {
 		if err := v.WaitTracks(ctx, 3); err != nil {
 			t.Fatal("after renegotiation:", err)
 		}
-		eventually(ctx, t, "second video track's first frame", func() bool { return v.Stats().KeyframeFirstTracks == 2 })
+		testutil.EventuallyCtx(ctx, t, "second video track's first frame", func() bool { return v.Stats().KeyframeFirstTracks == 2 })
 		if err := v.SignalError(); err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +287,7 @@ func TestViewer_FloodNACKsNamesTheNewestPacketsItReceived(t *testing.T) {
 		fctx, stop := context.WithCancel(ctx)
 		sent := make(chan uint64, 1)
 		go func() { sent <- v.FloodNACKs(fctx, NACKFlood{Rate: 20, Span: 170}) }()
-		eventually(ctx, t, "NACKs at the server", func() bool { return len(room.receivedNACKs()) >= 3 })
+		testutil.EventuallyCtx(ctx, t, "NACKs at the server", func() bool { return len(room.receivedNACKs()) >= 3 })
 		stop()
 		n := <-sent
 		got := room.receivedNACKs()
@@ -323,7 +311,7 @@ func TestViewer_FloodNACKsNamesTheNewestPacketsItReceived(t *testing.T) {
 		}
 		// After the flood the viewer still watches.
 		before := v.Stats().VideoPackets
-		eventually(ctx, t, "video after the flood", func() bool { return v.Stats().VideoPackets > before })
+		testutil.EventuallyCtx(ctx, t, "video after the flood", func() bool { return v.Stats().VideoPackets > before })
 	})
 }
 
@@ -344,7 +332,7 @@ func TestViewer_ReceiverReportsEchoSenderReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Pion sends sender reports and receiver reports about once a second.
-		eventually(ctx, t, "a receiver report echoing a sender report", func() bool { return room.rrWithLSR.Load() > 0 })
+		testutil.EventuallyCtx(ctx, t, "a receiver report echoing a sender report", func() bool { return room.rrWithLSR.Load() > 0 })
 	})
 }
 

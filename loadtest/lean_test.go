@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
@@ -27,7 +28,7 @@ func TestLeanViewer_NACKsWhatItMissed(t *testing.T) {
 	if err := v.WaitTracks(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(ctx, t, "NACKs at the server", func() bool { return len(room.receivedNACKs()) >= 3 })
+	testutil.EventuallyCtx(ctx, t, "NACKs at the server", func() bool { return len(room.receivedNACKs()) >= 3 })
 	if s := v.Stats(); s.LostRaw == 0 {
 		t.Fatalf("stats %+v: no gap counted on a lossy link", s)
 	}

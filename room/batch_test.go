@@ -12,6 +12,7 @@ import (
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/id"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/sfu"
 	"github.com/redis/go-redis/v9"
 )
@@ -153,9 +154,9 @@ func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis
 
 // Writes queued while the store is busy leave together: one round trip.
 func TestStoreWrites_QueuedWritesLeaveInOneTransaction(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	nodes := redisNodes(t, srv, 10*time.Second)
-	checkBatchedWrites(t, nodes("a").(*RedisStore), nodes("observer"), srv.client(t), []string{"batch"}, 1)
+	checkBatchedWrites(t, nodes("a").(*RedisStore), nodes("observer"), redisClient(t, srv), []string{"batch"}, 1)
 }
 
 // On a Redis Cluster a transaction stays within one slot: one per room.
@@ -181,16 +182,16 @@ func TestStoreWrites_QueuedWritesLeaveInOneTransactionPerRoomOnACluster(t *testi
 // a far node's first room does not wait for a dial and a HELLO), the pool's
 // idle connections, and its scripts. Releasing it closes the connections.
 func TestOpenStore_OpensItsConnectionsAhead(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	cfg := config.Default()
-	cfg.Redis.Addrs = []string{srv.addr()}
+	cfg.Redis.Addrs = []string{srv.Addr()}
 	cfg.Node.ID = "ahead"
 	store, release, err := OpenStore(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = store
-	admin := redis.NewClient(&redis.Options{Addr: srv.addr(), PoolSize: 1}) // no idle connections of its own
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 1}) // no idle connections of its own
 	defer admin.Close()
 	clients := func() (subscribed, idle int) {
 		list, err := admin.ClientList(context.Background()).Result()
@@ -250,7 +251,7 @@ func TestOpenStore_OpensItsConnectionsAhead(t *testing.T) {
 // still comes back: this node's for a free track, the other node's for one
 // it holds.
 func TestStoreWrites_OriginClaimsInTheBatch(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	nodes := redisNodes(t, srv, 10*time.Second)
 	a, b := nodes("a").(*RedisStore), nodes("b")
 	ctx := context.Background()
@@ -276,11 +277,11 @@ func TestStoreWrites_OriginClaimsInTheBatch(t *testing.T) {
 	}
 	m.storeOp(storeOp{kind: opReleaseOrigin, room: "claims", id: "ending"})
 	done := make(chan struct{})
-	before := transactions(t, srv.client(t))
+	before := transactions(t, redisClient(t, srv))
 	close(gate)
 	m.storeWrite(func(context.Context) error { close(done); return nil })
 	<-done
-	if tx := transactions(t, srv.client(t)) - before; tx != 1 {
+	if tx := transactions(t, redisClient(t, srv)) - before; tx != 1 {
 		t.Errorf("two claims and a release took %d transactions, want 1", tx)
 	}
 	if holders["free"] != "a" || holders["theirs"] != "b" {

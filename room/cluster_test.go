@@ -9,6 +9,7 @@ import (
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/id"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/sfu"
 )
 
@@ -21,9 +22,9 @@ const (
 
 // newClusterNode starts a Manager that shares srv with the other nodes of
 // the test, as a node configured with redis.addrs does.
-func newClusterNode(t *testing.T, srv *redisServer, prefix, id string, opt Options) (*Manager, Store) {
+func newClusterNode(t *testing.T, srv *testutil.Redis, prefix, id string, opt Options) (*Manager, Store) {
 	t.Helper()
-	store, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: id, TTL: clusterTTL})
+	store, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: id, TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func newClusterNodeOn(t *testing.T, store Store, id string, opt Options) *Manage
 func clusterPrefix() string { return "c" + id.New("")[:8] + ":" }
 
 func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	a, storeA := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
 	b, storeB := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
@@ -95,7 +96,7 @@ func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) 
 }
 
 func TestCluster_ParticipantLimitCountsEveryNode(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	a, storeA := newClusterNode(t, srv, prefix, "a", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
 	b, _ := newClusterNode(t, srv, prefix, "b", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
@@ -140,10 +141,10 @@ func (s *countingStore) Counts(ctx context.Context, room string) (RoomCounts, er
 // round trip to Redis (for a node far from Redis, most of a join), and
 // the limit holds as the other nodes' participants come and go.
 func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	a, _ := newClusterNode(t, srv, prefix, "a", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
-	rs, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "b", TTL: clusterTTL})
+	rs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "b", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 }
 
 func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
 	b, storeB := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
@@ -212,14 +213,14 @@ func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
 }
 
 func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
 	var rec recorder
 	if _, err := a.Join("kept", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
 		t.Fatal(err)
 	}
-	observer, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "observer", TTL: clusterTTL})
+	observer, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "observer", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
 		return err == nil
 	})
 
-	srv.stop()
+	srv.Stop()
 	pollFor(t, "a notices the store is down", func() bool { return !a.StoreStats().Up && !a.ClusterReady() })
 	// A room the node serves keeps taking joins; a new room needs the
 	// cluster and is refused, retryably.
@@ -242,7 +243,7 @@ func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
 		t.Fatal("a refused join left a room behind")
 	}
 
-	srv.start() // empty: everything was lost
+	srv.Start() // empty: everything was lost
 	pollFor(t, "a re-registers itself and its room, with the join made while Redis was down", func() bool {
 		st, err := observer.Room(context.Background(), "kept")
 		nodes, nerr := observer.Nodes(context.Background())

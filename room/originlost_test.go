@@ -3,6 +3,8 @@ package room
 import (
 	"testing"
 	"time"
+
+	"github.com/halobuzz/live/internal/testutil"
 )
 
 // Which local publish takes over a track of another node: none while its
@@ -10,10 +12,10 @@ import (
 // it, and a lost origin's track during the grace period. A lost track that
 // nobody takes is unpublished when the grace period ends.
 func TestCluster_TrackTakeOver(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour, RepublishGrace: 800 * time.Millisecond})
-	zs, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
+	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/halobuzz/live/internal/testutil"
 )
 
 // chats returns the texts of the Chat events rec received from sender.
@@ -129,7 +131,7 @@ func (r *recorder) index(match func(Event) bool) int {
 // Two nodes of one room: chat, reactions and the room's viewer count cross
 // over, in order, exactly once.
 func TestCluster_RoomEventsCrossNodes(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
 	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
@@ -195,10 +197,10 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 // track_published), listed for joiners, and when its node dies its track
 // ends and it leaves.
 func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
-	zs, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
+	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +244,7 @@ func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 
 // A room event delivered twice, or an old one delivered late, is dropped.
 func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	b, storeB := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
 	var onB recorder
@@ -270,10 +272,10 @@ func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
 // After Redis restarts (empty), a node still knows the other nodes'
 // broadcasters (nobody is told they left) and their events flow again.
 func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
 	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
-	zs, err := NewRedisStore(srv.client(t), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
+	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +293,7 @@ func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 	pollFor(t, "b knows z's broadcaster", knowsFar)
 	z.heartbeat()
 
-	srv.restart()
+	srv.Restart()
 	pollFor(t, "b and z re-registered", func() bool {
 		list, err := b.Nodes(context.Background())
 		return err == nil && len(list) == 2 && b.ClusterReady()

@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/halobuzz/live/internal/testutil"
 )
 
 // The cost of what the join path and the write queue do against a local
 // redis-server: one participant count read (the limit check), and one
 // participant write.
 func BenchmarkRedisStore(b *testing.B) {
-	srv := startRedis(b)
-	store, err := NewRedisStore(srv.client(b), "bench:", RedisOptions{NodeID: "a", TTL: time.Minute})
+	srv := testutil.StartRedis(b)
+	store, err := NewRedisStore(redisClient(b, srv), "bench:", RedisOptions{NodeID: "a", TTL: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/id"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -90,7 +91,7 @@ func TestStoreContract_RedisCluster(t *testing.T) {
 // "halo-primary"; it returns the Sentinel's address.
 func startSentinel(t *testing.T) string {
 	t.Helper()
-	primary := startRedis(t)
+	primary := testutil.StartRedis(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func startSentinel(t *testing.T) string {
 	_ = ln.Close()
 	dir := t.TempDir()
 	conf := dir + "/sentinel.conf"
-	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor halo-primary 127.0.0.1 %d 1\n", port, dir, primary.port)
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor halo-primary 127.0.0.1 %d 1\n", port, dir, primary.Port())
 	if err := writeFile(conf, text); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func startSentinel(t *testing.T) string {
 	defer sc.Close()
 	pollFor(t, "the Sentinel knows the primary", func() bool {
 		a, err := sc.GetMasterAddrByName(context.Background(), "halo-primary").Result()
-		return err == nil && len(a) == 2 && a[1] == strconv.Itoa(primary.port)
+		return err == nil && len(a) == 2 && a[1] == strconv.Itoa(primary.Port())
 	})
 	return addr
 }

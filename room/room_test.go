@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/sfu"
 	"go.uber.org/goleak"
 )
@@ -59,17 +60,6 @@ func newTestManager(t *testing.T, opt Options) (*Manager, *MemoryStore) {
 	return m, store
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestJoinLeave_EventsStoreAndEmptyRoomRemoval(t *testing.T) {
 	m, store := newTestManager(t, Options{})
 	var a, b recorder
@@ -81,7 +71,7 @@ func TestJoinLeave_EventsStoreAndEmptyRoomRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "store holds both participants", func() bool {
+	testutil.Eventually(t, "store holds both participants", func() bool {
 		st, err := store.Room(context.Background(), "r")
 		return err == nil && len(st.Participants) == 2 && st.Participants[0].Node == "n1"
 	})
@@ -93,12 +83,12 @@ func TestJoinLeave_EventsStoreAndEmptyRoomRemoval(t *testing.T) {
 	}
 	pb.Leave()
 	pb.Leave() // twice is harmless
-	eventually(t, "viewer count event 0", func() bool {
+	testutil.Eventually(t, "viewer count event 0", func() bool {
 		return a.has(func(ev Event) bool { v, ok := ev.(ViewerCount); return ok && v.Count == 0 })
 	})
 	pa.Leave()
-	eventually(t, "empty room removed", func() bool { return m.Room("r") == nil })
-	eventually(t, "store forgets the room", func() bool {
+	testutil.Eventually(t, "empty room removed", func() bool { return m.Room("r") == nil })
+	testutil.Eventually(t, "store forgets the room", func() bool {
 		_, err := store.Room(context.Background(), "r")
 		return errors.Is(err, ErrNotFound)
 	})
@@ -294,7 +284,7 @@ func TestViewers_AreCountedNotAnnounced(t *testing.T) {
 		}
 		ps = append(ps, p)
 	}
-	eventually(t, "a viewer count of 12", func() bool {
+	testutil.Eventually(t, "a viewer count of 12", func() bool {
 		return host.has(func(ev Event) bool { v, ok := ev.(ViewerCount); return ok && v.Count == viewers })
 	})
 	if got := m.Room("aud").ViewerCount(); got != viewers {
@@ -312,7 +302,7 @@ func TestViewers_AreCountedNotAnnounced(t *testing.T) {
 	for _, p := range ps {
 		p.Leave()
 	}
-	eventually(t, "a viewer count of 0", func() bool {
+	testutil.Eventually(t, "a viewer count of 0", func() bool {
 		return host.has(func(ev Event) bool { v, ok := ev.(ViewerCount); return ok && v.Count == 0 })
 	})
 	elapsed := time.Since(start)

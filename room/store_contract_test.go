@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/halobuzz/live/internal/testutil"
 )
 
 // storeFactory makes node id's handle on one shared state whose leases
@@ -50,7 +52,7 @@ func TestStoreContract_Memory(t *testing.T) {
 }
 
 func TestStoreContract_Redis(t *testing.T) {
-	srv := startRedis(t)
+	srv := testutil.StartRedis(t)
 	runStoreContract(t, func(t *testing.T, ttl time.Duration) func(string) Store {
 		return redisNodes(t, srv, ttl)
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/pion/rtcp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/stun/v4"
@@ -38,18 +39,6 @@ func selectedPairStats(t *testing.T, pc *webrtc.PeerConnection) webrtc.ICECandid
 	}
 	t.Fatal("the viewer has no nominated ICE pair")
 	return webrtc.ICECandidatePairStats{}
-}
-
-// waitFor polls cond for up to 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Once a WHEP viewer's connection is handed over from Pion, the viewer
@@ -88,7 +77,7 @@ func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 	if pionPC != nil && pionPC.ConnectionState() != webrtc.PeerConnectionStateClosed {
 		t.Fatalf("Pion's connection is %s after the hand-over, want closed", pionPC.ConnectionState())
 	}
-	waitFor(t, "the subscriber still holds Pion's connection", func() bool {
+	testutil.Eventually(t, "the subscriber still holds Pion's connection", func() bool {
 		v.sub.mu.Lock()
 		defer v.sub.mu.Unlock()
 		return v.sub.pc == nil
@@ -149,11 +138,11 @@ func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the NACK after the hand-over was not answered", func() bool {
+	testutil.Eventually(t, "the NACK after the hand-over was not answered", func() bool {
 		st := e.Stats()
 		return st.NACKsAnswered-before.NACKsAnswered == uint64(len(lost)) && st.PLIsReceived > before.PLIsReceived
 	})
-	waitFor(t, "the resent packets did not arrive", func() bool {
+	testutil.Eventually(t, "the resent packets did not arrive", func() bool {
 		seen := map[uint16]int{}
 		for _, s := range v.received() {
 			seen[s]++
@@ -194,7 +183,7 @@ func TestHandoff_ViewerLeavingOrSilentEndsTheSession(t *testing.T) {
 	if err := closing.pc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the closed viewer's session stayed", func() bool { return e.Stats().Subscribers == 1 })
+	testutil.Eventually(t, "the closed viewer's session stayed", func() bool { return e.Stats().Subscribers == 1 })
 	closing.sub.mu.Lock()
 	closed := closing.sub.closed
 	closing.sub.mu.Unlock()
@@ -211,7 +200,7 @@ func TestHandoff_ViewerLeavingOrSilentEndsTheSession(t *testing.T) {
 	if err := silent.pc.SCTP().Transport().ICETransport().Stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the silent viewer's session stayed", func() bool { return e.Stats().Subscribers == 0 })
+	testutil.Eventually(t, "the silent viewer's session stayed", func() bool { return e.Stats().Subscribers == 0 })
 	if n := e.q.ice[ICERoleViewer][ICEStageEstablished].Load(); n != 1 {
 		t.Fatalf("the silent viewer counted as %d ICE failures, want 1", n)
 	}
@@ -274,7 +263,7 @@ func TestHandoff_ICERestartMovesThePair(t *testing.T) {
 		t.Fatalf("the viewer's pair stayed on port %d: the restart did not move it", pair.Local.Port)
 	}
 	at := len(v.received())
-	waitFor(t, "no media after the restart", func() bool { return len(v.received()) > at+100 })
+	testutil.Eventually(t, "no media after the restart", func() bool { return len(v.received()) > at+100 })
 	if p := v.sub.link.path.Load(); p.ap.Port() != pair.Local.Port {
 		t.Fatalf("media goes to port %d, the viewer's new pair is on %d", p.ap.Port(), pair.Local.Port)
 	}

@@ -2,12 +2,11 @@ package sfu
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -37,26 +36,8 @@ func newPionViewer(t *testing.T, e *Engine, tracks ...*Track) *pionViewer {
 // off, so that a test sees a packet sent twice (a browser drops the copy).
 func newPionViewerOpts(t *testing.T, e *Engine, seeRepeats bool, tracks ...*Track) *pionViewer {
 	t.Helper()
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetSRTPReplayProtectionWindow(1024)
-	se.DisableSRTPReplayProtection(seeRepeats)
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := testutil.LoopbackPeer(t, testutil.PeerOptions{ReplayWindow: 1024, SeeRepeats: seeRepeats})
 	v := &pionViewer{pc: pc, heads: map[uint16]byte{}, started: make(chan struct{})}
-	t.Cleanup(func() { _ = pc.Close() })
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}

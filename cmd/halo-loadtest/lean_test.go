@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
 )
 
@@ -66,7 +67,7 @@ func TestLeanViewer_NACKRepairAgainstTheServer(t *testing.T) {
 	if err := v.WaitTracks(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "gaps and their repair", func() bool { s := v.Stats(); return s.LostRaw >= 20 && s.Repaired >= s.LostRaw/2 })
+	testutil.EventuallyCtx(ctx, t, "gaps and their repair", func() bool { s := v.Stats(); return s.LostRaw >= 20 && s.Repaired >= s.LostRaw/2 })
 	if s := v.Stats(); s.Lost*4 > s.LostRaw {
 		t.Fatalf("stats %+v: most gaps stayed open", s)
 	}
@@ -96,9 +97,9 @@ func TestLeanViewer_RecoversFromADroppedConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.DropConnection()
-	waitFor(ctx, t, "a new connection after media_failed", func() bool { return v.Stats().Recoveries == 1 })
+	testutil.EventuallyCtx(ctx, t, "a new connection after media_failed", func() bool { return v.Stats().Recoveries == 1 })
 	before := v.Stats().VideoPackets
-	waitFor(ctx, t, "media flowing again", func() bool { return v.Stats().VideoPackets > before+50 })
+	testutil.EventuallyCtx(ctx, t, "media flowing again", func() bool { return v.Stats().VideoPackets > before+50 })
 	if err := v.SignalError(); err != nil {
 		t.Fatal(err)
 	}

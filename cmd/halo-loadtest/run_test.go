@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
 )
 
@@ -174,7 +175,7 @@ func TestRun_InterruptStillWritesTheReports(t *testing.T) {
 	defer cancel()
 	done := make(chan struct{})
 	var code int
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	go func() {
 		defer close(done)
 		code = run(ctx, []string{"--url", srv.wsURL, "--secret", srv.secret, "--room", "ctrlc", "--viewers", "2",
@@ -202,24 +203,6 @@ func TestRun_InterruptStillWritesTheReports(t *testing.T) {
 	if b, err := os.ReadFile(htmlOut); err != nil || !bytes.Contains(b, []byte("<svg")) {
 		t.Fatalf("HTML report: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while the command writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Ramp and churn behave as configured: every planned viewer (identities

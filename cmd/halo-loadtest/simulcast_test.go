@@ -7,21 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
 )
-
-// waitFor polls cond every 100 ms until it holds, or fails the test when
-// ctx ends.
-func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 // A simulcast publisher over the WebSocket sends three layers the server
 // takes as one track in layers: a lean viewer gets one of them, climbs to
@@ -85,7 +73,7 @@ func TestSimulcast_WebSocketPublisherLayersReachALeanViewer(t *testing.T) {
 	// On an open link the server's estimate, fed by the viewer's
 	// transport-cc feedback only, climbs until it sends the top layer.
 	var trackID string
-	waitFor(ctx, t, "the top layer, by the estimate from the viewer's feedback", func() bool {
+	testutil.EventuallyCtx(ctx, t, "the top layer, by the estimate from the viewer's feedback", func() bool {
 		s := read()
 		for id, rid := range s.Layers {
 			if rid == "f" {
@@ -97,9 +85,9 @@ func TestSimulcast_WebSocketPublisherLayersReachALeanViewer(t *testing.T) {
 	if _, err := v.Conn().Request(ctx, "set_layer", map[string]string{"track_id": trackID, "max": "low"}); err != nil {
 		t.Fatal("set_layer:", err)
 	}
-	waitFor(ctx, t, "the low layer after the cap", func() bool { return read().Layers[trackID] == "q" })
+	testutil.EventuallyCtx(ctx, t, "the low layer after the cap", func() bool { return read().Layers[trackID] == "q" })
 	before := v.Stats().VideoPackets
-	waitFor(ctx, t, "video on the low layer", func() bool { return v.Stats().VideoPackets > before+20 })
+	testutil.EventuallyCtx(ctx, t, "video on the low layer", func() bool { return v.Stats().VideoPackets > before+20 })
 	if s := v.Stats(); s.Lost > 0 || s.Keyframes == 0 {
 		t.Fatalf("viewer stats %+v", s)
 	}

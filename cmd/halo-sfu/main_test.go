@@ -1,40 +1,122 @@
 package main
 
+// The binary's own tests: flags, configuration errors, exit codes and the
+// dev-mode banner, through run (main without the process). What a node
+// does once it runs is tested in internal/node.
+
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/halobuzz/live/internal/testutil"
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package when any goroutine outlives the tests: every
-// session, track reader, fan-out worker and listener must be stopped by the
-// node's shutdown and the clients' Close.
-//
-// One exclusion: an ICE agent's task loop left running alone, seen about once
-// in five runs of this package and not pinned to any test of ours. Most
-// likely Pion's ICEGatherer: its close returns early when the agent was never
-// created, without marking the gatherer closed, so a later call on the closed
-// connection (LocalDescription, GetLocalParameters) creates an agent that
-// nobody closes. A real leak, a peer connection never closed, still shows here
-// through its other goroutines (interceptor loops, DTLS, SRTP, mux readers).
+// TestMain fails the package when any goroutine outlives the tests: run
+// must stop everything it started.
 func TestMain(m *testing.M) {
-	if os.Getenv(asNodeEnv) == "1" {
-		// A node of a failure test, in its own process (startNodeProc): it
-		// can be killed like a real one.
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		code := run(ctx, nil, os.Environ(), os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
-	}
 	goleak.VerifyTestMain(m,
+		// See internal/node's TestMain: Pion's ICE agent's task loop, once
+		// in a while, outlives a closed connection.
 		goleak.IgnoreTopFunction("github.com/pion/ice/v4/internal/taskloop.(*Loop).runLoop"),
-		// After a failed dial (Redis killed by a cluster test) go-redis
-		// probes the server once a second from a goroutine of the pool that
-		// returns at its next probe after the pool closed.
-		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"),
 	)
+}
+
+// The binary's own path: run() with --dev prints a token and a URL, serves,
+// and exits 0 on SIGTERM within the shutdown timeout.
+func TestRun_DevModePrintsTokenAndStopsOnSignal(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut testutil.SyncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"--dev", "--http.listen", "127.0.0.1:0", "--metrics.listen", "", "--sfu.udp_port", "0"}, nil, &out, &errOut)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "token") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "ws://") || !strings.Contains(out.String(), "eyJ") {
+		t.Fatalf("dev output lacks a URL or token:\n%s\n%s", out.String(), errOut.String())
+	}
+	// main turns SIGTERM into this cancellation.
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit code %d; stderr:\n%s", c, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after the signal")
+	}
+}
+
+// A config error names the key and exits 2.
+func TestRun_BadConfigNamesTheKey(t *testing.T) {
+	var out, errOut testutil.SyncBuffer
+	code := run(context.Background(), []string{"--sfu.udp_port", "70000", "--dev"}, nil, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "sfu.udp_port") {
+		t.Fatalf("code %d, stderr %q", code, errOut.String())
+	}
+	code = run(context.Background(), nil, []string{"HALO_AUTH_SECRET="}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "auth.secret") {
+		t.Fatalf("production start without a secret: code %d, stderr %q", code, errOut.String())
+	}
+}
+
+// --print-config shows the effective configuration with the secret masked.
+func TestRun_PrintConfigMasksSecrets(t *testing.T) {
+	var out, errOut testutil.SyncBuffer
+	secret := strings.Repeat("s3cr3t", 8)
+	code := run(context.Background(), []string{"--print-config"}, []string{"HALO_AUTH_SECRET=" + secret, "HALO_SFU_UDP_PORT=9999"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("code %d: %s", code, errOut.String())
+	}
+	if strings.Contains(out.String(), secret) || !strings.Contains(out.String(), "******") || !strings.Contains(out.String(), "9999") {
+		t.Fatalf("print-config output:\n%s", out.String())
+	}
+}
+
+// A node that names Redis outside dev mode needs the cluster secret.
+func TestRun_RedisWithoutClusterSecretIsRefused(t *testing.T) {
+	var out, errOut testutil.SyncBuffer
+	code := run(context.Background(), nil, []string{
+		"HALO_AUTH_SECRET=" + strings.Repeat("c3", 20), "HALO_REDIS_ADDRS=127.0.0.1:6379",
+	}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "cluster.secret") {
+		t.Fatalf("code %d, stderr %q", code, errOut.String())
+	}
+}
+
+// Dev mode opens /dev/token, which hands a signed token to anyone. HALO_DEV
+// or `dev: true` left in a production environment must not open it: the
+// server refuses to start and says that only --dev enables dev mode; a
+// production node has no /dev/token at all.
+func TestDevMode_HALODEVDoesNotEnableIt(t *testing.T) {
+	secret := "HALO_AUTH_SECRET=" + strings.Repeat("0123456789abcdef", 4)
+	args := []string{"--http.listen", "127.0.0.1:0", "--metrics.listen", "", "--sfu.udp_port", "0"}
+	var out, errOut testutil.SyncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := run(ctx, args, []string{"HALO_DEV=true", secret}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "HALO_DEV: only the --dev flag enables dev mode") {
+		t.Fatalf("HALO_DEV=true: exit %d, stderr %q; want exit 2 naming HALO_DEV", code, errOut.String())
+	}
+	if strings.Contains(out.String(), "eyJ") || strings.Contains(out.String(), "DEV mode") {
+		t.Fatalf("HALO_DEV=true printed a dev token:\n%s", out.String())
+	}
+	// Without a secret the production rule is what the operator reads too.
+	errOut = testutil.SyncBuffer{}
+	if code := run(ctx, args, []string{"HALO_DEV=1"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "HALO_DEV") {
+		t.Fatalf("HALO_DEV=1 without a secret: exit %d, stderr %q", code, errOut.String())
+	}
+	// --dev never signs with a configured secret: /dev/token would sign
+	// production tokens for anyone.
+	errOut = testutil.SyncBuffer{}
+	if code := run(ctx, append([]string{"--dev"}, args...), []string{secret}, &out, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "auth.secret: is set, but dev mode (--dev) always generates its own secret") {
+		t.Fatalf("--dev with a secret: exit %d, stderr %q", code, errOut.String())
+	}
+
 }

@@ -16,13 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/internal/version"
 )
 
 // --version prints the build and exits 0 before any configuration is read:
 // it works without a secret or a config file.
 func TestVersion_PrintsTheBuildWithoutAConfig(t *testing.T) {
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	code := run(context.Background(), []string{"--version"}, []string{"HALO_AUTH_SECRET="}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
@@ -128,14 +129,14 @@ func TestREADME_ProductionCommandsStartANode(t *testing.T) {
 		t.Fatalf("--version = %q (%v), want the stamped version and commit", out, err)
 	}
 
-	httpPort, metricsPort := freePort(t), freePort(t)
+	httpPort, metricsPort := testutil.FreePort(t), testutil.FreePort(t)
 	cmd := exec.Command("sh", "-c", "exec "+strings.TrimPrefix(lines[2], "make build && "))
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		fmt.Sprintf("HALO_HTTP_LISTEN=127.0.0.1:%d", httpPort),
 		fmt.Sprintf("HALO_METRICS_LISTEN=127.0.0.1:%d", metricsPort),
 		"HALO_SFU_UDP_PORT=0", "HALO_SFU_UDP_ADDRESS=127.0.0.1")
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestREADME_ProductionCommandsStartANode(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	eventually(t, "the node answers /healthz", func() bool {
+	testutil.Eventually(t, "the node answers /healthz", func() bool {
 		code, _ := get(fmt.Sprintf("http://127.0.0.1:%d/healthz", httpPort))
 		return code == http.StatusOK
 	})

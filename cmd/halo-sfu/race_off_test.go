@@ -1,6 +1,0 @@
-//go:build !race
-
-package main
-
-// testBitrate is the video bitrate of test broadcasts.
-const testBitrate = 2_500_000
