@@ -115,7 +115,7 @@ type serverSample struct {
 
 // The server's counters a run reads (docs/operations.md).
 const (
-	metricForwarded  = "halo_packets_forwarded_total"
+	metricForwarded  = "halo_forwarded_packets_total"
 	metricSkipped    = "halo_forwarder_skipped_total"
 	metricNACKs      = "halo_nacks_received_total"
 	metricGoroutines = "go_goroutines"

@@ -26,7 +26,7 @@ func internalErrors(t *testing.T, m *Metrics) float64 {
 // stack and counted, and the server goes on serving.
 func TestRecoverPanics_AnswersInternalLogsAndCounts(t *testing.T) {
 	var logs bytes.Buffer
-	s := &Server{log: slog.New(slog.NewJSONHandler(&logs, nil)), metrics: NewMetrics(nil, nil)}
+	s := &Server{log: slog.New(slog.NewJSONHandler(&logs, nil)), metrics: NewMetrics(nil)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("index out of range") })
 	mux.HandleFunc("GET /abort", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })

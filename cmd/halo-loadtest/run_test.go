@@ -55,7 +55,7 @@ func TestRun_JSONReportPacketsMatchTheServersMetrics(t *testing.T) {
 	}
 	rep := readJSON(t, out)
 	t.Logf("report:\n%s%s", stdout, stderr)
-	forwarded, err := loadtest.ScrapeCounter(context.Background(), srv.metricsURL, "halo_packets_forwarded_total")
+	forwarded, err := loadtest.ScrapeCounter(context.Background(), srv.metricsURL, "halo_forwarded_packets_total")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -296,7 +296,7 @@ func TestBWE_ViewersGetTheLayerTheirLinkCarries(t *testing.T) {
 	if err := env.Decode(&st); err != nil || st.Estimate <= 0 || len(st.Layers) != 1 {
 		t.Errorf("stats: %+v (%v), want an estimate and the video's layer", st, err)
 	}
-	families, err := n.metrics.Registry().Gather()
+	families, err := n.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

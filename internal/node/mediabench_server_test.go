@@ -246,7 +246,7 @@ func procCPU(pid int) time.Duration {
 // serverCost is the server's work between two samples.
 type serverCost struct {
 	wall, cpu time.Duration
-	forwarded float64 // halo_packets_forwarded_total: live and replayed packets written to viewers
+	forwarded float64 // halo_forwarded_packets_total: live and replayed packets written to viewers
 	nacks     map[string]float64
 	// kernel drops at full receive buffers, by side
 	serverDrops, clientDrops uint64
@@ -259,7 +259,7 @@ func costBetween(a, b serverSample) serverCost {
 	if t := b.machineTotal - a.machineTotal; t > 0 {
 		c.machineBusy = float64(b.machineBusy-a.machineBusy) / float64(t)
 	}
-	c.forwarded = b.counters["halo_packets_forwarded_total"] - a.counters["halo_packets_forwarded_total"]
+	c.forwarded = b.counters["halo_forwarded_packets_total"] - a.counters["halo_forwarded_packets_total"]
 	for _, k := range []string{"received", "answered", "ignored", "dropped"} {
 		name := "halo_nacks_" + k + "_total"
 		if _, ok := b.counters[name]; ok {

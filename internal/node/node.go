@@ -17,6 +17,7 @@ import (
 	"github.com/halobuzz/live/sfu"
 	"github.com/halobuzz/live/signaling"
 	"github.com/halobuzz/live/signaling/auth"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -27,8 +28,8 @@ type Node struct {
 	engine    *sfu.Engine
 	rooms     *room.Manager
 	server    *signaling.Server
-	metrics   *signaling.Metrics
-	closeSt   func() // releases the room store (the Redis client)
+	registry  *prometheus.Registry // served on metrics.listen
+	closeSt   func()               // releases the room store (the Redis client)
 	httpLn    net.Listener
 	httpSrv   *http.Server
 	metricsLn net.Listener
@@ -83,15 +84,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		RepublishGrace:        cfg.Room.RepublishGrace,
 		Log:                   log,
 	})
-	metrics := signaling.NewMetrics(engine, rooms)
-	srv, err := signaling.New(cfg, rooms, metrics, log)
+	registry, reg := newRegistry(cfg.Node.ID, cfg.Node.Region)
+	engine.RegisterMetrics(reg)
+	rooms.RegisterMetrics(reg)
+	srv, err := signaling.New(cfg, rooms, signaling.NewMetrics(reg), log)
 	if err != nil {
 		rooms.Close()
 		closeStore()
 		engine.Close()
 		return nil, err
 	}
-	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, metrics: metrics, closeSt: closeStore}, nil
+	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore}, nil
 }
 
 // Start opens the node's listeners: signalling (http.listen), the relay
@@ -123,7 +126,7 @@ func (n *Node) Start() error {
 		}
 		n.metricsLn = ml
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry(), promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}))
 		if n.cfg.Metrics.Pprof {
 			// Profiles on the internal metrics listener only, never on
 			// http.listen, and only when asked for (metrics.pprof).

@@ -1,16 +1,12 @@
-package signaling
+package sfu
 
-import (
-	"github.com/halobuzz/live/room"
-	"github.com/halobuzz/live/sfu"
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // bweCollector exports the viewers' bandwidth estimates as a histogram of
 // the current estimate of every viewer connection (built at each scrape),
 // and the simulcast layer switches.
 type bweCollector struct {
-	engine   *sfu.Engine
+	engine   *Engine
 	hist     *prometheus.Desc
 	switches *prometheus.Desc
 }
@@ -18,7 +14,7 @@ type bweCollector struct {
 // bweBuckets are bits per second: from a 2G link to a fibre one.
 var bweBuckets = []float64{100e3, 200e3, 300e3, 500e3, 750e3, 1e6, 1.5e6, 2e6, 3e6, 5e6, 10e6, 20e6}
 
-func registerBWEMetrics(reg prometheus.Registerer, engine *sfu.Engine) {
+func registerBWEMetrics(reg prometheus.Registerer, engine *Engine) {
 	reg.MustRegister(&bweCollector{
 		engine: engine,
 		hist: prometheus.NewDesc("halo_viewer_bandwidth_bps",
@@ -49,30 +45,4 @@ func (c *bweCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstHistogram(c.hist, uint64(len(est)), sum, counts)
 	ch <- prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(c.engine.Stats().LayerSwitches))
-}
-
-// storeLatencyCollector exports the heartbeats' round trips to the store.
-type storeLatencyCollector struct {
-	rooms *room.Manager
-	desc  *prometheus.Desc
-}
-
-func registerStoreLatency(reg prometheus.Registerer, rooms *room.Manager) {
-	reg.MustRegister(&storeLatencyCollector{rooms: rooms, desc: prometheus.NewDesc("halo_store_heartbeat_duration_seconds",
-		"Heartbeats that reached the store (Redis): the registry entry and the lease renewal, two round trips.", nil, nil)})
-}
-
-// Describe implements prometheus.Collector.
-func (c *storeLatencyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-// Collect implements prometheus.Collector.
-func (c *storeLatencyCollector) Collect(ch chan<- prometheus.Metric) {
-	h := c.rooms.StoreStats().HeartbeatLatency
-	buckets := make(map[float64]uint64, len(room.LatencyBuckets))
-	for i, b := range room.LatencyBuckets {
-		if i < len(h.Buckets) {
-			buckets[b] = h.Buckets[i]
-		}
-	}
-	ch <- prometheus.MustNewConstHistogram(c.desc, h.Count, h.SumSeconds, buckets)
 }

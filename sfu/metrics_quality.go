@@ -1,7 +1,6 @@
-package signaling
+package sfu
 
 import (
-	"github.com/halobuzz/live/sfu"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -9,7 +8,7 @@ import (
 // registerQualityMetrics adds what viewers live through: the histograms of
 // their receiver reports (fed by the engine's quality observer, about once
 // a second per viewer and track), ICE failures and freezes.
-func registerQualityMetrics(reg prometheus.Registerer, engine *sfu.Engine) {
+func registerQualityMetrics(reg prometheus.Registerer, engine *Engine) {
 	loss := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "halo_viewer_loss_ratio",
 		Help:    "Fraction of packets lost, per viewer receiver report (RTCP RR; one observation per viewer, track and report, about 1/s), by media kind.",
@@ -33,7 +32,7 @@ func registerQualityMetrics(reg prometheus.Registerer, engine *sfu.Engine) {
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		byKind[k] = kindSeries{loss.WithLabelValues(k.String()), rtt.WithLabelValues(k.String()), jitter.WithLabelValues(k.String())}
 	}
-	engine.SetQualityObserver(func(r sfu.ViewerReport) {
+	engine.SetQualityObserver(func(r ViewerReport) {
 		if int(r.Kind) >= len(byKind) || byKind[r.Kind].loss == nil {
 			return
 		}
@@ -56,7 +55,7 @@ func registerQualityMetrics(reg prometheus.Registerer, engine *sfu.Engine) {
 
 // qualityCollector reports the engine's ICE failure and freeze counters.
 type qualityCollector struct {
-	engine       *sfu.Engine
+	engine       *Engine
 	ice, freezes *prometheus.Desc
 }
 
@@ -69,13 +68,13 @@ func (c *qualityCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *qualityCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.engine.QualityStats()
-	roles := [...]string{sfu.ICERolePublisher: "publisher", sfu.ICERoleViewer: "viewer", sfu.ICERoleRelay: "relay"}
-	stages := [...]string{sfu.ICEStageSetup: "setup", sfu.ICEStageEstablished: "established"}
+	roles := [...]string{ICERolePublisher: "publisher", ICERoleViewer: "viewer", ICERoleRelay: "relay"}
+	stages := [...]string{ICEStageSetup: "setup", ICEStageEstablished: "established"}
 	for r, name := range roles {
 		for st, stage := range stages {
 			ch <- prometheus.MustNewConstMetric(c.ice, prometheus.CounterValue, float64(s.ICEFailures[r][st]), name, stage)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(c.freezes, prometheus.CounterValue, float64(s.Freezes[sfu.FreezeSource]), "source")
-	ch <- prometheus.MustNewConstMetric(c.freezes, prometheus.CounterValue, float64(s.Freezes[sfu.FreezeDelivery]), "delivery")
+	ch <- prometheus.MustNewConstMetric(c.freezes, prometheus.CounterValue, float64(s.Freezes[FreezeSource]), "source")
+	ch <- prometheus.MustNewConstMetric(c.freezes, prometheus.CounterValue, float64(s.Freezes[FreezeDelivery]), "delivery")
 }

@@ -1,0 +1,70 @@
+package sfu
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RegisterMetrics registers the media plane's metrics on reg: packets and
+// bytes forwarded, NACKs and PLIs, tracks and down-tracks, relays, what
+// viewers report (loss, jitter, RTT, bandwidth estimates), ICE failures and
+// freezes. Counters are read from the engine's own atomics at scrape time,
+// so the packet path never touches a Prometheus type.
+func (e *Engine) RegisterMetrics(reg prometheus.Registerer) {
+	registerBWEMetrics(reg, e)
+	counter := func(name, help string, f func(Stats) uint64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(e.Stats())) }))
+	}
+	gauge := func(name, help string, f func(Stats) int64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return float64(f(e.Stats())) }))
+	}
+	counter("halo_forwarded_packets_total", "RTP packets written to viewers.", func(s Stats) uint64 { return s.PacketsForwarded })
+	counter("halo_forwarded_bytes_total", "RTP bytes written to viewers.", func(s Stats) uint64 { return s.BytesForwarded })
+	counter("halo_nacks_received_total", "Packets viewers reported lost.", func(s Stats) uint64 { return s.NACKsReceived })
+	counter("halo_nacks_answered_total", "Lost packets resent from the shared cache.", func(s Stats) uint64 { return s.NACKsAnswered })
+	counter("halo_nacks_ignored_total", "Lost packets not resent: asked again within an RTT, sent less than an RTT ago, or gone from the cache.", func(s Stats) uint64 { return s.NACKsIgnored })
+	counter("halo_nacks_dropped_total", "Lost packets not resent because the viewer's retransmission budget (sfu.nack_budget) was spent.", func(s Stats) uint64 { return s.NACKsDropped })
+	counter("halo_plis_sent_total", "Keyframe requests sent to publishers.", func(s Stats) uint64 { return s.PLIsSent })
+	counter("halo_plis_received_total", "Picture losses viewers reported (PLI or FIR).", func(s Stats) uint64 { return s.PLIsReceived })
+	counter("halo_plis_from_cache_total", "Viewers' picture losses answered by replaying the cached picture to them alone.", func(s Stats) uint64 { return s.PLIsFromCache })
+	counter("halo_plis_ignored_total", "Viewers' picture losses ignored (a replay was sent to that viewer within 500 ms).", func(s Stats) uint64 { return s.PLIsIgnored })
+	counter("halo_forwarder_skipped_total", "Packets a track's forwarder skipped because it fell more than 1024 packets behind its reader.", func(s Stats) uint64 { return s.ForwarderSkipped })
+	counter("halo_write_errors_total", "Writes to viewers that failed (closed connections).", func(s Stats) uint64 { return s.WriteErrors })
+	counter("halo_forwarded_packets_direct_total", "Of halo_forwarded_packets_total, packets the server encrypted and sent itself in batches (the lean write path); the rest went through Pion's write chain (ICE-TCP or TURN viewers).", func(s Stats) uint64 { return s.DirectPackets })
+	counter("halo_send_calls_total", "sendmmsg system calls of the lean write path: halo_forwarded_packets_direct_total divided by this is the mean batch.", func(s Stats) uint64 { return s.SendCalls })
+	counter("halo_viewers_handed_over_total", "WHEP viewer connections the engine took over from Pion once up (consent checks, RTCP and sender reports its own; Pion's connection closed).", func(s Stats) uint64 { return s.HandedOver })
+	counter("halo_keyframe_replays_total", "Late joiners started from the cached keyframe.", func(s Stats) uint64 { return s.Replays })
+	gauge("halo_tracks", "Published tracks being forwarded.", func(s Stats) int64 { return s.Tracks })
+	gauge("halo_down_tracks", "Viewer copies of tracks.", func(s Stats) int64 { return s.DownTracks })
+	registerQualityMetrics(reg, e)
+	reg.MustRegister(&relayCollector{engine: e,
+		tracks:  prometheus.NewDesc("halo_relay_tracks", "Tracks relayed between nodes: in = received from their origin node, out = sent to edge nodes (one per track and edge).", []string{"direction"}, nil),
+		packets: prometheus.NewDesc("halo_relay_packets_total", "RTP packets relayed between nodes.", []string{"direction"}, nil),
+		bytes:   prometheus.NewDesc("halo_relay_bytes_total", "RTP bytes relayed between nodes.", []string{"direction"}, nil),
+	})
+}
+
+// relayCollector reports the relay gauges and counters by direction.
+type relayCollector struct {
+	engine                 *Engine
+	tracks, packets, bytes *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.tracks
+	ch <- c.packets
+	ch <- c.bytes
+}
+
+// Collect implements prometheus.Collector.
+func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.engine.Stats()
+	ch <- prometheus.MustNewConstMetric(c.tracks, prometheus.GaugeValue, float64(s.RelayTracksIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.tracks, prometheus.GaugeValue, float64(s.RelayTracksOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(s.RelayPacketsIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(s.RelayPacketsOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.RelayBytesIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.RelayBytesOut), "out")
+}
