@@ -107,7 +107,7 @@ func (p *Participant) wantsAll() bool { return p.all.Load() && !p.left.Load() }
 
 // Publish applies a publisher offer (first or renegotiation) and returns the
 // answer. With complete, the answer carries every ICE candidate (WHIP).
-func (p *Participant) Publish(ctx context.Context, offer string, meta map[string]sfu.TrackMeta, complete bool) (string, error) {
+func (p *Participant) Publish(ctx context.Context, offer string, meta map[string]TrackMeta, complete bool) (string, error) {
 	if !p.mayPublish.Load() {
 		return "", fmt.Errorf("%w: publish", ErrForbidden)
 	}
@@ -156,7 +156,7 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 		p.room.mu.Unlock()
 	}
 	p.mu.Unlock()
-	answer, err := pub.HandleOffer(ctx, offer, meta, complete)
+	answer, err := pub.HandleOffer(ctx, offer, mediaMeta(meta), complete)
 	if err != nil && fresh {
 		// A first offer that Pion refused half-way leaves the connection
 		// where no later offer applies: discard it, so the next publish
@@ -316,14 +316,15 @@ func (p *Participant) SetLayer(id string, cap int) (bool, error) {
 
 // ViewerStats returns the participant's bandwidth estimate and simulcast
 // layers (zero before it receives anything).
-func (p *Participant) ViewerStats() sfu.ViewerStats {
+func (p *Participant) ViewerStats() ViewerStats {
 	p.mu.Lock()
 	sub := p.subscriber
 	p.mu.Unlock()
 	if sub == nil {
-		return sfu.ViewerStats{Layers: map[string]string{}}
+		return ViewerStats{Layers: map[string]string{}}
 	}
-	return sub.Stats()
+	st := sub.Stats()
+	return ViewerStats{BandwidthEstimate: st.BandwidthEstimate, Layers: st.Layers}
 }
 
 // SetDefaultLayer caps the simulcast layer of every track the participant
@@ -557,27 +558,27 @@ func (p *Participant) offeredConn() (interface {
 // PatchICE applies a WHIP/WHEP trickle or ICE restart: with credentials that
 // differ from the current ones it restarts ICE and returns the server's new
 // fragment (restarted=true); otherwise it adds the candidates.
-func (p *Participant) PatchICE(ctx context.Context, frag sfu.ICEFragment, mid string) (sfu.ICEFragment, bool, error) {
+func (p *Participant) PatchICE(ctx context.Context, frag ICEFragment, mid string) (ICEFragment, bool, error) {
 	conn, _ := p.offeredConn()
 	if conn == nil {
-		return sfu.ICEFragment{}, false, ErrNoSubscription
+		return ICEFragment{}, false, ErrNoSubscription
 	}
 	if frag.Ufrag != "" && frag.Ufrag != conn.RemoteUfrag() {
 		out, err := conn.RestartICE(ctx, frag.Ufrag, frag.Pwd)
 		if err != nil {
-			return sfu.ICEFragment{}, false, err
+			return ICEFragment{}, false, err
 		}
 		for _, c := range frag.Candidates {
 			_ = conn.AddCandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &mid})
 		}
-		return out, true, nil
+		return iceFragmentOf(out), true, nil
 	}
 	for _, c := range frag.Candidates {
 		if err := conn.AddCandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &mid}); err != nil {
-			return sfu.ICEFragment{}, false, err
+			return ICEFragment{}, false, err
 		}
 	}
-	return sfu.ICEFragment{}, false, nil
+	return ICEFragment{}, false, nil
 }
 
 // watchWait is how long a WHEP viewer waits for a starting broadcaster's video.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/halobuzz/live/room"
-	"github.com/halobuzz/live/sfu"
 	"github.com/halobuzz/live/signaling/auth"
 )
 
@@ -75,9 +74,9 @@ var wireCodes = []struct {
 	{auth.ErrSignature, CodeUnauthorized, "the token is not valid"},
 	{auth.ErrClaims, CodeUnauthorized, "the token is not valid"},
 	{room.ErrForbidden, CodeForbidden, "the token does not grant this"},
-	{sfu.ErrInvalidSDP, CodeInvalidSDP, "the SDP was refused (it must parse, stay within the m-line and size limits, " +
+	{room.ErrInvalidSDP, CodeInvalidSDP, "the SDP was refused (it must parse, stay within the m-line and size limits, " +
 		"and carry RFC 8839 ICE credentials and a DTLS fingerprint)"},
-	{sfu.ErrUnsupportedCodec, CodeUnsupportedCodec, "offer VP8, VP9, H264, AV1 or Opus"},
+	{room.ErrUnsupportedCodec, CodeUnsupportedCodec, "offer VP8, VP9, H264, AV1 or Opus"},
 	{room.ErrUnknownTrack, CodeUnknownTrack, "no such track in the room"},
 	{room.ErrTooManyTracks, CodeTooManyTracks, "more tracks than a participant may publish"},
 	{room.ErrRoomFull, CodeRoomFull, "the room is full"},
@@ -86,12 +85,12 @@ var wireCodes = []struct {
 	{room.ErrMediaFailed, CodeMediaFailed, "the media connection failed"},
 	{room.ErrClusterUnavailable, CodeClusterUnavailable, "the cluster's shared state is unreachable; retry in a few seconds"},
 	{room.ErrRelayUnavailable, CodeClusterUnavailable, "the node that has this track cannot be reached now; retry in a few seconds"},
-	{sfu.ErrTooManyCandidates, CodeTooManyCandidates, fmt.Sprintf("at most %d candidates are kept before the offer or answer", sfu.MaxPendingCandidates)},
-	{sfu.ErrInvalidCandidate, CodeBadRequest, "the ICE candidate was refused"},
-	{sfu.ErrNoOffer, CodeBadRequest, "no offer is waiting for an answer"},
+	{room.ErrTooManyCandidates, CodeTooManyCandidates, fmt.Sprintf("at most %d candidates are kept before the offer or answer", room.MaxPendingCandidates)},
+	{room.ErrInvalidCandidate, CodeBadRequest, "the ICE candidate was refused"},
+	{room.ErrNoOffer, CodeBadRequest, "no offer is waiting for an answer"},
 	{room.ErrNoSubscription, CodeBadRequest, "there is no subscriber connection"},
 	{room.ErrLeft, CodeNotJoined, "the participant has left"},
-	{sfu.ErrClosed, CodeMediaFailed, "the media connection is closed"},
+	{room.ErrMediaClosed, CodeMediaFailed, "the media connection is closed"},
 	{room.ErrRoomRateLimited, CodeRoomRateLimited, "the room's chat and reaction rate is exceeded: retry later"},
 }
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/halobuzz/live/room"
-	"github.com/halobuzz/live/sfu"
 	"github.com/halobuzz/live/signaling/auth"
 )
 
@@ -16,9 +15,9 @@ import (
 func TestToWire_NeverShowsInternalText(t *testing.T) {
 	const inside = "InvalidModificationError: have-remote-offer /etc/halo 10.0.0.7:6379"
 	for _, err := range []error{
-		fmt.Errorf("%w: %s", sfu.ErrInvalidSDP, inside),
-		fmt.Errorf("%w: %s", sfu.ErrInvalidCandidate, inside),
-		fmt.Errorf("%w: %s", sfu.ErrTooManyCandidates, inside),
+		fmt.Errorf("%w: %s", room.ErrInvalidSDP, inside),
+		fmt.Errorf("%w: %s", room.ErrInvalidCandidate, inside),
+		fmt.Errorf("%w: %s", room.ErrTooManyCandidates, inside),
 		fmt.Errorf("%w: %s", auth.ErrSignature, inside),
 		fmt.Errorf("%w: %s", room.ErrForbidden, inside),
 		fmt.Errorf("%w: %s", room.ErrLeft, inside),
@@ -37,7 +36,7 @@ func TestToWire_NeverShowsInternalText(t *testing.T) {
 	if w := toWire(fmt.Errorf("%w: redis down", room.ErrClusterUnavailable)); w.Code != CodeClusterUnavailable || w.Fatal || httpStatus(w.Code) != 503 {
 		t.Errorf("cluster unavailable -> %+v, want a retryable (non-fatal, 503) %s", w, CodeClusterUnavailable)
 	}
-	if w := toWire(fmt.Errorf("%w: at most 64", sfu.ErrTooManyCandidates)); w.Code != CodeTooManyCandidates || w.Fatal {
+	if w := toWire(fmt.Errorf("%w: at most 64", room.ErrTooManyCandidates)); w.Code != CodeTooManyCandidates || w.Fatal {
 		t.Errorf("too many candidates -> %+v, want a non-fatal %s", w, CodeTooManyCandidates)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/room"
-	"github.com/halobuzz/live/sfu"
 	"github.com/halobuzz/live/signaling/auth"
 )
 
@@ -58,18 +57,18 @@ func TestDecodeData_RejectsNonObjects(t *testing.T) {
 // below must keep its code (clients depend on them).
 func TestToWire_MapsEveryError(t *testing.T) {
 	cases := map[error]string{
-		auth.ErrExpired:         CodeUnauthorized,
-		auth.ErrSignature:       CodeUnauthorized,
-		room.ErrForbidden:       CodeForbidden,
-		room.ErrRoomFull:        CodeRoomFull,
-		room.ErrDraining:        CodeShuttingDown,
-		room.ErrUnknownTrack:    CodeUnknownTrack,
-		room.ErrTooManyTracks:   CodeTooManyTracks,
-		room.ErrNoTracks:        CodeNotFound,
-		sfu.ErrInvalidSDP:       CodeInvalidSDP,
-		sfu.ErrUnsupportedCodec: CodeUnsupportedCodec,
-		sfu.ErrNoOffer:          CodeBadRequest,
-		errors.New("boom"):      CodeInternal,
+		auth.ErrExpired:          CodeUnauthorized,
+		auth.ErrSignature:        CodeUnauthorized,
+		room.ErrForbidden:        CodeForbidden,
+		room.ErrRoomFull:         CodeRoomFull,
+		room.ErrDraining:         CodeShuttingDown,
+		room.ErrUnknownTrack:     CodeUnknownTrack,
+		room.ErrTooManyTracks:    CodeTooManyTracks,
+		room.ErrNoTracks:         CodeNotFound,
+		room.ErrInvalidSDP:       CodeInvalidSDP,
+		room.ErrUnsupportedCodec: CodeUnsupportedCodec,
+		room.ErrNoOffer:          CodeBadRequest,
+		errors.New("boom"):       CodeInternal,
 	}
 	for err, code := range cases {
 		wrapped := errors.Join(errors.New("context"), err)
@@ -77,7 +76,7 @@ func TestToWire_MapsEveryError(t *testing.T) {
 			t.Errorf("%v -> %s, want %s", err, got, code)
 		}
 	}
-	if !toWire(room.ErrRoomFull).Fatal || toWire(sfu.ErrInvalidSDP).Fatal {
+	if !toWire(room.ErrRoomFull).Fatal || toWire(room.ErrInvalidSDP).Fatal {
 		t.Error("fatal flags wrong")
 	}
 }
@@ -153,7 +152,7 @@ func FuzzParseSDPFrag(f *testing.F) {
 		if len(frag.Candidates) > 64 || len(mid) > 32 {
 			t.Fatalf("accepted %d candidates, mid of %d bytes", len(frag.Candidates), len(mid))
 		}
-		if frag.Ufrag != "" && sfu.CheckICECredentials(frag.Ufrag, frag.Pwd) != nil {
+		if frag.Ufrag != "" && room.CheckICECredentials(frag.Ufrag, frag.Pwd) != nil {
 			t.Fatalf("accepted credentials %q %q outside RFC 8839", frag.Ufrag, frag.Pwd)
 		}
 		if (frag.Ufrag == "") != (frag.Pwd == "") {

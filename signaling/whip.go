@@ -13,7 +13,6 @@ import (
 
 	"github.com/halobuzz/live/internal/id"
 	"github.com/halobuzz/live/room"
-	"github.com/halobuzz/live/sfu"
 )
 
 // WHIP (RFC 9725) and WHEP: one HTTP exchange creates a session, whose
@@ -261,7 +260,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	} else {
 		spec.Publish = false
 		if q := r.URL.Query().Get("layer"); q != "" {
-			cap, ok := sfu.ParseLayer(q)
+			cap, ok := room.ParseLayer(q)
 			if !ok {
 				refuse(newError(CodeBadRequest, `layer must be "low", "medium" or "high"`))
 				return
@@ -362,8 +361,8 @@ func (s *Server) handleWHIPPatch(w http.ResponseWriter, r *http.Request, kind st
 // parseSDPFrag parses a trickle-ice-sdpfrag (RFC 8840): ICE credentials
 // (checked as RFC 8839 says: ufrag 4-256, pwd 22-256 ice-chars), candidates
 // and the media section's mid. It never panics.
-func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
-	var f sfu.ICEFragment
+func parseSDPFrag(body string) (room.ICEFragment, string, error) {
+	var f room.ICEFragment
 	mid := "0"
 	for _, raw := range strings.Split(body, "\n") {
 		l := strings.TrimRight(raw, "\r")
@@ -393,7 +392,7 @@ func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
 	if (f.Ufrag == "") != (f.Pwd == "") {
 		return f, "", errors.New("ice-ufrag and ice-pwd come together")
 	}
-	if f.Ufrag != "" && sfu.CheckICECredentials(f.Ufrag, f.Pwd) != nil {
+	if f.Ufrag != "" && room.CheckICECredentials(f.Ufrag, f.Pwd) != nil {
 		return f, "", errors.New("ice-ufrag must be 4-256 and ice-pwd 22-256 characters of A-Z a-z 0-9 + / (RFC 8839)")
 	}
 	if len(mid) > 32 {
@@ -402,7 +401,7 @@ func parseSDPFrag(body string) (sfu.ICEFragment, string, error) {
 	return f, mid, nil
 }
 
-func formatSDPFrag(f sfu.ICEFragment, mid string) string {
+func formatSDPFrag(f room.ICEFragment, mid string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:%s\r\n", f.Ufrag, f.Pwd, mid)
 	for _, c := range f.Candidates {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/halobuzz/live/room"
-	"github.com/halobuzz/live/sfu"
 	"golang.org/x/time/rate"
 )
 
@@ -442,7 +441,7 @@ func (c *wsClient) publish(env envelope) error {
 	if d.SDP == "" {
 		return newError(CodeBadRequest, "sdp is missing")
 	}
-	meta := make(map[string]sfu.TrackMeta, len(d.Tracks))
+	meta := make(map[string]room.TrackMeta, len(d.Tracks))
 	for _, t := range d.Tracks {
 		switch t.Source {
 		case "", "camera", "screen", "microphone":
@@ -452,7 +451,7 @@ func (c *wsClient) publish(env envelope) error {
 		if t.TrackID == "" || len(t.TrackID) > 256 || len(t.Name) > 128 {
 			return newError(CodeBadRequest, "track_id must be 1..256 bytes and name at most 128")
 		}
-		meta[t.TrackID] = sfu.TrackMeta{Source: t.Source, Name: t.Name}
+		meta[t.TrackID] = room.TrackMeta{Source: t.Source, Name: t.Name}
 	}
 	if len(d.Tracks) > c.s.cfg.Limits.TracksPerParticipant {
 		return newError(CodeTooManyTracks, "more track metadata than tracks allowed")
@@ -497,7 +496,7 @@ func (c *wsClient) setLayer(env envelope) error {
 	if e := decodeData(env, &d); e != nil {
 		return e
 	}
-	cap, ok := sfu.ParseLayer(d.Max)
+	cap, ok := room.ParseLayer(d.Max)
 	if !ok || d.TrackID == "" {
 		return newError(CodeBadRequest, `set_layer needs track_id and max: "low", "medium" or "high"`)
 	}
