@@ -125,16 +125,8 @@ func toBool(raw any) (bool, error) {
 
 func toInt(raw any) (int, error) {
 	switch v := raw.(type) {
-	case int:
+	case int: // the YAML decoder gives int64 or uint64 only beyond int's range
 		return v, nil
-	case int64:
-		if v >= math.MinInt && v <= math.MaxInt {
-			return int(v), nil
-		}
-	case uint64:
-		if v <= math.MaxInt {
-			return int(v), nil
-		}
 	case float64:
 		if v == math.Trunc(v) && math.Abs(v) <= 1<<53 {
 			return int(v), nil

@@ -70,34 +70,35 @@ func load(args, environ []string, stderr io.Writer) (*Config, error) {
 		path = f.Value.String()
 	}
 
+	// Viper layers the sources: the defaults, then its config map (the file
+	// with the environment merged over it), then the flags that were given.
+	// doc.go says why viper reads neither the file nor the environment.
 	v := viper.New()
 	def := Default()
 	for _, l := range keys().leaves {
 		v.SetDefault(l.key, l.value(def).Interface())
-	}
-	// Each layer is applied with Set, in order, so the last one wins:
-	// file < environment < flags. explicit records every key set by any.
-	explicit := map[string]bool{}
-	set := func(values map[string]any) {
-		for k, val := range values {
-			v.Set(k, val)
-			explicit[k] = true
-		}
 	}
 	if path != "" {
 		fileValues, err := readFile(path)
 		if err != nil {
 			return nil, err
 		}
-		set(fileValues)
+		if err := v.MergeConfigMap(fileValues); err != nil {
+			return nil, err
+		}
 	}
-	set(env)
-	flagValues, err := changedFlags(fs)
-	if err != nil {
+	if err := v.MergeConfigMap(env); err != nil {
 		return nil, err
 	}
-	set(flagValues)
+	for _, f := range flagKeys {
+		if err := v.BindPFlag(f.key, fs.Lookup(f.key)); err != nil {
+			return nil, err
+		}
+	}
 
+	// Every value is already of its field's type (coerce), so viper's weak
+	// typing and decode hooks have nothing to convert; UnmarshalExact still
+	// refuses a key that Config lacks.
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
 		return nil, fmt.Errorf("decoding configuration: %w", err)
@@ -108,7 +109,7 @@ func load(args, environ []string, stderr io.Writer) (*Config, error) {
 	if cfg.Dev && cfg.Auth.Secret != "" && cfg.Auth.Secret != placeholderSecret {
 		return nil, fmt.Errorf("invalid configuration:\n%s", errDevSecret)
 	}
-	cfg.finish(explicit)
+	cfg.finish(v.InConfig("sfu.include_loopback"))
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -116,7 +117,9 @@ func load(args, environ []string, stderr io.Writer) (*Config, error) {
 }
 
 // finish fills the values that depend on others once all layers are in.
-func (c *Config) finish(explicit map[string]bool) {
+// loopbackSet reports that the file or the environment set
+// sfu.include_loopback.
+func (c *Config) finish(loopbackSet bool) {
 	for _, l := range keys().leaves {
 		if f := l.value(c); l.typ == stringSliceType && f.Len() == 0 {
 			f.SetZero()
@@ -125,7 +128,7 @@ func (c *Config) finish(explicit map[string]bool) {
 	if c.Node.ID == "" {
 		c.Node.ID = defaultNodeID()
 	}
-	if c.Dev && !explicit["sfu.include_loopback"] {
+	if c.Dev && !loopbackSet {
 		c.SFU.IncludeLoopback = true
 	}
 	if c.Dev {
@@ -154,24 +157,6 @@ func newFlagSet() *pflag.FlagSet {
 		}
 	}
 	return fs
-}
-
-// changedFlags returns the values of the flags given on the command line, by
-// key.
-func changedFlags(fs *pflag.FlagSet) (map[string]any, error) {
-	out := map[string]any{}
-	for _, f := range flagKeys {
-		if !fs.Changed(f.key) {
-			continue
-		}
-		l := keys().byKey[f.key]
-		val, err := l.coerce(fs.Lookup(f.key).Value.String())
-		if err != nil {
-			return nil, fmt.Errorf("flag --%s: %w", f.key, err)
-		}
-		out[l.key] = val
-	}
-	return out, nil
 }
 
 // parseEnviron reads the HALO_* entries of environ ("NAME=value"; the last of
