@@ -334,12 +334,6 @@ func dist(values []float64) Dist {
 	return Dist{N: len(values), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: values[len(values)-1]}
 }
 
-// percentile returns the q-quantile of sorted (nearest rank).
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	i := int(q*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
 func lossPercent(lost, received uint64) float64 {
 	if lost+received == 0 {
 		return 0

@@ -74,7 +74,7 @@ func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) 
 	}
 	pollFor(t, "node a sees b's viewers and both nodes' participants", func() bool {
 		st, err := storeA.Room(context.Background(), "show")
-		if err != nil || len(st.Participants) != 3 || st.Viewers["b"] != 2 || st.TotalViewers() != 2 {
+		if err != nil || len(st.Participants) != 3 || st.Viewers["b"] != 2 || totalViewers(st) != 2 {
 			return false
 		}
 		nodes := map[string]int{}

@@ -30,6 +30,7 @@ func (p *Participant) SetGrants(publish, subscribe bool) {
 	p.mu.Unlock()
 	if pub != nil {
 		p.offered.Store(0)
+		p.room.tracksChanged()
 		_ = pub.Close() // not current any more: no media_failed for it
 	}
 	if sub != nil {

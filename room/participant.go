@@ -123,6 +123,7 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 		return "", fmt.Errorf("%w: the offer sends no audio or video", sfu.ErrInvalidSDP)
 	}
 	p.offered.Store(int32(info.SendTracks))
+	p.room.tracksChanged()
 	p.mu.Lock()
 	if p.left.Load() {
 		p.mu.Unlock()
@@ -253,6 +254,25 @@ func (p *Participant) subscribeTracks(list []*published) error {
 		}
 	}
 	return nil
+}
+
+// autoSubscribe subscribes p to a track that started (or moved) while p
+// watches everything. A failure is not the caller's to handle (the track
+// is there for the others) but is never silent: a participant that left
+// meanwhile is normal; a session that takes no new track (a WHEP viewer
+// handed over from Pion watches the tracks it asked for) is logged at
+// debug; anything else at warn.
+func (p *Participant) autoSubscribe(t *published) {
+	err := p.subscribeTracks([]*published{t})
+	switch {
+	case err == nil, errors.Is(err, ErrLeft):
+	case errors.Is(err, ErrMediaClosed):
+		p.room.m.log.Debug("subscription: the session takes no new track", "room", p.room.name,
+			"participant", p.id, "track", t.info.ID, "err", err)
+	default:
+		p.room.m.log.Warn("subscription failed: the participant does not get the track", "room", p.room.name,
+			"participant", p.id, "track", t.info.ID, "err", err)
+	}
 }
 
 func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
@@ -387,17 +407,26 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 	r := p.room
 	r.waitLinked(ctx, watchWait)
 	r.demandRelays(true) // a WHEP player watches the room's broadcast, wherever it is published
-	tracks, err := r.watchTracks(want)
 	// A broadcaster starting this very moment: its offer announced tracks
 	// that have not arrived yet. WHEP cannot add them later, so wait a
-	// little for them rather than answer with part of the broadcast.
-	for deadline := time.Now().Add(watchWait); (err == nil || errors.Is(err, ErrNoTracks)) && (r.tracksPending() || r.relaysPending()) && time.Now().Before(deadline); {
+	// little for them rather than answer with part of the broadcast,
+	// looking again each time the room's tracks change.
+	deadline := time.NewTimer(watchWait)
+	defer deadline.Stop()
+	var tracks []*sfu.Track
+	for expired := false; ; {
+		changed := r.tracksChange()
+		tracks, err = r.watchTracks(want)
+		if expired || (err != nil && !errors.Is(err, ErrNoTracks)) || !(r.tracksPending() || r.relaysPending()) {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-changed:
+		case <-deadline.C:
+			expired = true // one last look
 		}
-		tracks, err = r.watchTracks(want)
 	}
 	if err != nil {
 		return "", err

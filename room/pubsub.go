@@ -547,6 +547,7 @@ func (r *Room) applyRemote(l *roomLink, f func() ([]Event, bool)) {
 	}
 	events, viewers := f()
 	l.mu.Unlock()
+	r.tracksChangedLocked() // another node's tracks may have come or gone
 	var sinks []EventSink
 	if len(events) > 0 {
 		sinks = r.sinksLocked(nil)

@@ -340,6 +340,7 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 		return // published here (the broadcaster moved to this node)
 	default:
 		r.tracks[id] = &published{track: t, info: info, owner: owner, relay: er, key: key}
+		r.tracksChangedLocked()
 		for _, p := range r.everyone {
 			if p.wantsAll() || p.wantRemote[id] {
 				subscribe = append(subscribe, p)
@@ -356,7 +357,7 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 		}
 	}
 	for _, p := range subscribe {
-		_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
+		p.autoSubscribe(&published{track: t, info: info, owner: owner})
 	}
 	if prev != nil && prev.origin != er.origin {
 		r.closeIfUnused(prev) // the track moved to another origin
@@ -438,6 +439,7 @@ func (r *Room) forgetRelayed(id string, match func(*published) bool) {
 		return
 	}
 	delete(r.tracks, id)
+	r.tracksChangedLocked()
 	others := slices.Clone(r.everyone)
 	r.mu.Unlock()
 	for _, p := range others {

@@ -61,7 +61,7 @@ func (m *Manager) originNode(ctx context.Context, origin string) (*NodeInfo, err
 	}
 	nodes, err := m.store.Nodes(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRelayUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrRelayUnavailable, err)
 	}
 	if n := find(nodes); n != nil {
 		return n, nil

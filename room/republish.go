@@ -171,7 +171,7 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 			p.unsubscribeTrack(id)
 		}
 		if p.wantsAll() {
-			_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
+			p.autoSubscribe(&published{track: t, info: info, owner: owner})
 		}
 	}
 	if wasRelayed {

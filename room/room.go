@@ -46,6 +46,38 @@ type Room struct {
 	lastVC       time.Time
 	sentVC       int
 	relay        relayState // relays from other nodes (relay.go)
+	// tracksMoved is closed (and forgotten) when the room's tracks change:
+	// one starts or ends here, another node's are announced or relayed, a
+	// publisher offers tracks or leaves. A WHEP viewer waiting for a
+	// broadcast that is starting waits on it (Participant.Watch).
+	tracksMoved chan struct{}
+}
+
+// tracksChangedLocked wakes whoever waits for the room's tracks to change.
+// r.mu is held.
+func (r *Room) tracksChangedLocked() {
+	if r.tracksMoved != nil {
+		close(r.tracksMoved)
+		r.tracksMoved = nil
+	}
+}
+
+// tracksChanged is tracksChangedLocked without the lock held.
+func (r *Room) tracksChanged() {
+	r.mu.Lock()
+	r.tracksChangedLocked()
+	r.mu.Unlock()
+}
+
+// tracksChange returns a channel closed at the room's next change of
+// tracks. Take it before reading the tracks, so no change is missed.
+func (r *Room) tracksChange() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tracksMoved == nil {
+		r.tracksMoved = make(chan struct{})
+	}
+	return r.tracksMoved
 }
 
 type published struct {
@@ -211,6 +243,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	r.sendMu.Lock()
 	r.mu.Lock()
 	r.tracks[info.ID] = &published{track: t, info: info, owner: owner, key: republishKey(owner.spec.Identity, si)}
+	r.tracksChangedLocked()
 	r.forgetRemoteLocked(info.ID) // a track of another node taken over (claimRemote)
 	evs := []Event{TrackPublished{Track: info}}
 	if !owner.onStage && !owner.spec.Hidden && r.participants[owner.id] == owner {
@@ -234,7 +267,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	r.sendMu.Unlock()
 	r.claimOrigin(info.ID)
 	for _, p := range subscribers {
-		_ = p.subscribeTracks([]*published{{track: t, info: info, owner: owner}})
+		p.autoSubscribe(&published{track: t, info: info, owner: owner})
 	}
 }
 
@@ -256,6 +289,7 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 		e.orphan.Stop()
 	}
 	delete(r.tracks, id)
+	r.tracksChangedLocked()
 	others := make([]*Participant, 0, len(r.everyone))
 	for _, p := range r.everyone {
 		if p != owner {
@@ -310,6 +344,7 @@ func (r *Room) leave(p *Participant) {
 		return
 	}
 	delete(r.participants, p.id)
+	r.tracksChangedLocked() // its offered tracks will not start
 	last := len(r.everyone) - 1
 	moved := r.everyone[last]
 	r.everyone[p.slot], moved.slot = moved, p.slot

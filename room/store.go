@@ -60,15 +60,6 @@ type RoomState struct {
 	Viewers map[string]int
 }
 
-// TotalViewers is the room's viewer count over all nodes.
-func (s RoomState) TotalViewers() int {
-	n := 0
-	for _, v := range s.Viewers {
-		n += v
-	}
-	return n
-}
-
 // RoomCounts are a room's counters per node: what the join path reads.
 type RoomCounts struct {
 	Participants map[string]int

@@ -173,7 +173,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		e.udpAddrs = []net.Addr{udp.LocalAddr()}
 	}
 
-	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se := sessionSettings(lf, cfg.IncludeLoopback)
 	se.SetNet(rn)
 	se.SetICEUDPMux(e.udpMux)
 	if cfg.TCPPort > 0 {
@@ -201,21 +201,6 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	if len(cfg.NAT1To1IPs) > 0 {
 		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
 	}
-	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
-	// Notice a vanished peer within ~15 s (Pion's default is 30 s): until
-	// then its down-tracks are still encrypted and sent into the void.
-	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	// AES-GCM first: in Pion it is several times cheaper per packet than
-	// AES-CM with HMAC-SHA1, and every browser supports it.
-	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
-	// A publisher's retransmission arrives an RTT (and a NACK interval)
-	// after the original, on the media SSRC (there is no RTX): with Pion's
-	// default SRTP replay window of 64 packets it is discarded as too old
-	// whenever more than 64 newer packets came first (2.5 Mbit/s and a
-	// 250 ms RTT), and the loss reaches every viewer. libwebrtc keeps
-	// 1,024 packets for the same reason.
-	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 
 	e.subSE = se
 	if e.pubAPI, err = newPublisherAPI(se, lf); err != nil {
@@ -229,17 +214,12 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	// its packets to the first. Each relay therefore has its own local port
 	// (outgoing: the edge sends the first checks, so a stateful firewall in
 	// front of it lets the answers in).
-	rse := webrtc.SettingEngine{LoggerFactory: lf}
+	rse := sessionSettings(lf, cfg.IncludeLoopback)
 	rse.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	rse.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	if cfg.UDPAddress != "" {
 		only := net.ParseIP(cfg.UDPAddress)
 		rse.SetIPFilter(func(ip net.IP) bool { return only == nil || only.IsUnspecified() || ip.Equal(only) })
 	}
-	rse.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
-	rse.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	rse.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
-	rse.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 	// The edge is the relay's DTLS server (the origin answers as the
 	// client). Its HelloVerifyRequest (a cookie round trip, RFC 6347
 	// section 4.2.1) guards a server against ClientHellos from spoofed
@@ -267,6 +247,30 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	e.startQuality()
 	e.startSenderReports()
 	return e, nil
+}
+
+// sessionSettings are what every connection of the engine shares, those
+// on the media port and an edge's relay connections alike: Pion's logs
+// through lf, loopback candidates when asked (dev mode, tests), ICE
+// timeouts, no mDNS, the SRTP profiles in order and the replay window.
+func sessionSettings(lf logging.LoggerFactory, includeLoopback bool) webrtc.SettingEngine {
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetIncludeLoopbackCandidate(includeLoopback)
+	// Notice a vanished peer within ~15 s (Pion's default is 30 s): until
+	// then its down-tracks are still encrypted and sent into the void.
+	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// AES-GCM first: in Pion it is several times cheaper per packet than
+	// AES-CM with HMAC-SHA1, and every browser supports it.
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	// A publisher's retransmission arrives an RTT (and a NACK interval)
+	// after the original, on the media SSRC (there is no RTX): with Pion's
+	// default SRTP replay window of 64 packets it is discarded as too old
+	// whenever more than 64 newer packets came first (2.5 Mbit/s and a
+	// 250 ms RTT), and the loss reaches every viewer. libwebrtc keeps
+	// 1,024 packets for the same reason.
+	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
+	return se
 }
 
 // srtpReplayWindow is how many packets older than the newest an incoming

@@ -58,7 +58,7 @@ func withICECredentials(description, ufrag, pwd string) (string, error) {
 	}
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(description); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return "", fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	n := setICECredentials(sd.Attributes, ufrag, pwd)
 	for _, m := range sd.MediaDescriptions {
@@ -69,7 +69,7 @@ func withICECredentials(description, ufrag, pwd string) (string, error) {
 	}
 	out, err := sd.Marshal()
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return "", fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	return string(out), nil
 }
@@ -97,7 +97,7 @@ func setICECredentials(attrs []sdp.Attribute, ufrag, pwd string) int {
 func iceFragmentOf(description string) (ICEFragment, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(description); err != nil {
-		return ICEFragment{}, fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return ICEFragment{}, fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	var f ICEFragment
 	seen := map[string]bool{}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
 	"github.com/halobuzz/live/internal/id"
@@ -53,8 +52,8 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	meta    map[string]TrackMeta
-	tracks  []*Track                  // started, for markStopped
-	pending []webrtc.ICECandidateInit // candidates that came before the offer
+	tracks  []*Track       // started, for markStopped
+	pending candidateQueue // candidates that came before the offer
 	closed  bool
 	failed  sync.Once
 	readers sync.WaitGroup
@@ -303,7 +302,7 @@ func (p *Publisher) HandleOffer(ctx context.Context, offer string, meta map[stri
 	p.mu.Unlock()
 	p.markStopped(offer)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return "", fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	answer, err := localAnswer(ctx, p.pc, complete)
 	if err != nil {
@@ -316,7 +315,7 @@ func (p *Publisher) HandleOffer(ctx context.Context, offer string, meta map[stri
 func localAnswer(ctx context.Context, pc *webrtc.PeerConnection, complete bool) (string, error) {
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return "", fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	var gathered <-chan struct{}
 	if complete {
@@ -340,13 +339,9 @@ func localAnswer(ctx context.Context, pc *webrtc.PeerConnection, complete bool) 
 func (p *Publisher) AddCandidate(c webrtc.ICECandidateInit) error {
 	p.mu.Lock()
 	if p.pc.RemoteDescription() == nil {
-		if len(p.pending) >= MaxPendingCandidates {
-			p.mu.Unlock()
-			return errPendingFull
-		}
-		p.pending = append(p.pending, c)
+		err := p.pending.hold(c)
 		p.mu.Unlock()
-		return nil
+		return err
 	}
 	p.mu.Unlock()
 	return addCandidate(p.pc, c)
@@ -354,22 +349,9 @@ func (p *Publisher) AddCandidate(c webrtc.ICECandidateInit) error {
 
 func (p *Publisher) flushCandidates() {
 	p.mu.Lock()
-	pending := p.pending
-	p.pending = nil
+	pending := p.pending.take()
 	p.mu.Unlock()
-	for _, c := range pending {
-		_ = addCandidate(p.pc, c)
-	}
-}
-
-func addCandidate(pc *webrtc.PeerConnection, c webrtc.ICECandidateInit) error {
-	if strings.TrimSpace(c.Candidate) == "" {
-		return nil // end of candidates
-	}
-	if err := pc.AddICECandidate(c); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidCandidate, err)
-	}
-	return nil
+	pending.addTo(p.pc)
 }
 
 // Close ends the connection and waits for its track readers to stop; every

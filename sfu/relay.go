@@ -97,7 +97,7 @@ func (p *Publisher) OfferRelay(ctx context.Context, audio, video int) (string, e
 // AcceptRelayAnswer applies the origin's answer to OfferRelay's offer.
 func (p *Publisher) AcceptRelayAnswer(answer string) error {
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func CheckOffer(offer string, lim OfferLimits) (OfferInfo, error) {
 	}
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(offer); err != nil {
-		return info, fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return info, fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	info.Sections = len(sd.MediaDescriptions)
 	if info.Sections == 0 {

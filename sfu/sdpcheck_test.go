@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/halobuzz/live/config"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -182,5 +183,24 @@ func TestAddCandidate_PendingIsBounded(t *testing.T) {
 	sub.mu.Unlock()
 	if np != MaxPendingCandidates || ns != MaxPendingCandidates {
 		t.Errorf("pending publisher %d subscriber %d, want %d each", np, ns, MaxPendingCandidates)
+	}
+}
+
+// A refused offer says why in the caller's terms (ErrInvalidSDP) and keeps
+// the parser's own error in the chain, for errors.Is/As and for the log.
+func TestCheckOffer_KeepsTheParsersCause(t *testing.T) {
+	var parseErr error
+	var sd sdp.SessionDescription
+	parseErr = sd.UnmarshalString("v=x\r\n")
+	if parseErr == nil {
+		t.Fatal("the parser took a broken description")
+	}
+	_, err := CheckOffer("v=x\r\n", OfferLimits{})
+	if !errors.Is(err, ErrInvalidSDP) {
+		t.Fatalf("err %v is not ErrInvalidSDP", err)
+	}
+	var chain interface{ Unwrap() []error }
+	if !errors.As(err, &chain) || len(chain.Unwrap()) != 2 || chain.Unwrap()[1].Error() != parseErr.Error() {
+		t.Fatalf("the parser's error is cut out of the chain: %#v", err)
 	}
 }

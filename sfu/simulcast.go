@@ -157,6 +157,20 @@ func (g *layerSet) rankLocked() {
 	g.ranked.Store(&list)
 }
 
+// rankLimit is the highest rank (0: the lowest layer) a viewer with cap
+// may receive, of ranked layers (or of the layers the publisher offered,
+// when more).
+func (g *layerSet) rankLimit(cap, ranked int) int {
+	n := max(len(g.rids), ranked)
+	switch cap {
+	case LayerLow:
+		return 0
+	case LayerMedium:
+		return min(1, n-1)
+	}
+	return n - 1
+}
+
 // pick returns the layer for a viewer with cap: the best active layer whose
 // rank is at or below the cap (low: the lowest, medium: the second,
 // high: the best), else the lowest active one, else the lowest.
@@ -165,14 +179,7 @@ func (g *layerSet) pick(cap int) *Track {
 	if len(list) == 0 {
 		return nil
 	}
-	n := max(len(g.rids), len(list))
-	limit := n - 1
-	switch cap {
-	case LayerLow:
-		limit = 0
-	case LayerMedium:
-		limit = min(1, n-1)
-	}
+	limit := g.rankLimit(cap, len(list))
 	var best, lowestActive *Track
 	for i, t := range list {
 		if !t.layer.active.Load() {
@@ -328,14 +335,7 @@ func (g *layerSet) desired(cap int) *Track {
 	if len(list) == 0 {
 		return nil
 	}
-	n := max(len(g.rids), len(list))
-	limit := n - 1
-	switch cap {
-	case LayerLow:
-		limit = 0
-	case LayerMedium:
-		limit = min(1, n-1)
-	}
+	limit := g.rankLimit(cap, len(list))
 	best := list[0]
 	for i, t := range list {
 		if rankOf(g, t, i, len(list)) <= limit {

@@ -31,9 +31,9 @@ type Subscriber struct {
 
 	mu       sync.Mutex
 	subs     map[string]*subscription
-	awaiting bool // an offer is out, waiting for its answer
-	renego   bool // something changed while awaiting
-	pending  []webrtc.ICECandidateInit
+	awaiting bool           // an offer is out, waiting for its answer
+	renego   bool           // something changed while awaiting
+	pending  candidateQueue // candidates that came before the answer
 	closed   bool
 	answerer bool // WHEP: the client offered, the SFU answers once
 	failed   sync.Once
@@ -323,13 +323,10 @@ func (s *Subscriber) HandleAnswer(sdp string) error {
 		return ErrNoOffer
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	s.awaiting = false
-	for _, c := range s.pending {
-		_ = addCandidate(s.pc, c)
-	}
-	s.pending = nil
+	s.pending.take().addTo(s.pc)
 	s.openRTCPLocked()
 	if s.renego {
 		s.renego = false
@@ -351,7 +348,7 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 	s.handoverOK.Store(!s.relay && s.link != nil && s.e.handoff)
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		s.mu.Unlock()
-		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return "", fmt.Errorf("%w: %w", ErrInvalidSDP, err)
 	}
 	for _, t := range tracks {
 		for _, dt := range s.relayCopies(t) {
@@ -380,13 +377,9 @@ func (s *Subscriber) AddCandidate(c webrtc.ICECandidateInit) error {
 		return nil
 	}
 	if pc.RemoteDescription() == nil {
-		if len(s.pending) >= MaxPendingCandidates {
-			s.mu.Unlock()
-			return errPendingFull
-		}
-		s.pending = append(s.pending, c)
+		err := s.pending.hold(c)
 		s.mu.Unlock()
-		return nil
+		return err
 	}
 	s.mu.Unlock()
 	return addCandidate(pc, c)

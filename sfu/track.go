@@ -298,14 +298,6 @@ func (t *Track) forwardLoop() {
 	}
 }
 
-// pump runs the forwarder's work synchronously until nothing is left
-// (tests and benchmarks, which call ingest themselves).
-func (t *Track) pump() {
-	t.forwardPending()
-	for t.replayRound() {
-	}
-}
-
 // forwardPending forwards every packet the reader has queued, in arrival order.
 func (t *Track) forwardPending() {
 	w := t.written.Load()

@@ -148,12 +148,12 @@ func NewRelayDialer(cfg *config.Config) (room.RelayDialer, error) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := client.Do(req)
 		if err != nil {
-			return "", nil, fmt.Errorf("%w: %v", room.ErrRelayUnavailable, err)
+			return "", nil, fmt.Errorf("%w: %w", room.ErrRelayUnavailable, err)
 		}
 		defer resp.Body.Close()
 		body, err := io.ReadAll(io.LimitReader(resp.Body, int64(cfg.Limits.MaxSDPBytes)+1))
 		if err != nil {
-			return "", nil, fmt.Errorf("%w: %v", room.ErrRelayUnavailable, err)
+			return "", nil, fmt.Errorf("%w: %w", room.ErrRelayUnavailable, err)
 		}
 		if resp.StatusCode != http.StatusCreated {
 			return "", nil, fmt.Errorf("%w: origin %s answered %d: %s", room.ErrRelayUnavailable, origin.ID, resp.StatusCode, strings.TrimSpace(string(body)))
