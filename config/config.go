@@ -131,7 +131,7 @@ type SFUConfig struct {
 	PacketCache int `mapstructure:"packet_cache"`
 	// KeyframeInterval is the minimum gap between keyframe requests sent to a
 	// publisher per track, so joining viewers cannot cause a request storm.
-	// Default 500ms; 0..10s.
+	// Default 500ms; 0..10s (0: no minimum gap).
 	KeyframeInterval time.Duration `mapstructure:"keyframe_min_interval"`
 	// NACKBudget is the most each viewer may have retransmitted, in bytes
 	// per second; NACKs beyond it are dropped and counted. 0 is unlimited.

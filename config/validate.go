@@ -79,7 +79,7 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	c.validateSFU(&p)
+	c.SFU.validate(&p)
 	c.validateAuth(&p)
 
 	l := c.Limits
@@ -130,8 +130,16 @@ func (c *Config) Validate() error {
 	return errors.Join(p...)
 }
 
-func (c *Config) validateSFU(p *problems) {
-	s := c.SFU
+// Validate reports every problem of the sfu section, as Config.Validate
+// does: the media engine checks the section it is given with it, so a
+// section built without Load (a test, a tool) is held to the same rules.
+func (s SFUConfig) Validate() error {
+	var p problems
+	s.validate(&p)
+	return errors.Join(p...)
+}
+
+func (s SFUConfig) validate(p *problems) {
 	p.port("sfu.udp_port", s.UDPPort)
 	if s.UDPAddress != "" && net.ParseIP(s.UDPAddress) == nil {
 		p.add("sfu.udp_address", "%q is not an IP address", s.UDPAddress)

@@ -60,7 +60,7 @@ func transactions(t *testing.T, c redis.UniversalClient) int {
 // (want), in one on a single Redis, every record is there, and another
 // node receives every event once, in order, each after its record.
 func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis.UniversalClient, rooms []string, want int) {
-	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestStoreWrites_OriginClaimsInTheBatch(t *testing.T) {
 	if _, err := a.ClaimOrigin(ctx, "claims", "ending"); err != nil {
 		t.Fatal(err)
 	}
-	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/sfu"
 )
 
@@ -22,7 +22,7 @@ func (s countingSink) Event(Event) { s.n.Add(1) }
 // the connection) and returns the manager and the events counter.
 func benchRoom(b *testing.B, size int) (*Manager, *atomic.Int64) {
 	b.Helper()
-	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -58,19 +58,10 @@ type remoteCount struct {
 // by the joins other nodes admit within that second.
 const remoteFresh = time.Second
 
-const (
-	defaultHeartbeat    = 2 * time.Second
-	defaultStoreTimeout = 500 * time.Millisecond
-	// viewerFlush is how often changed viewer counts are written.
-	viewerFlush = 250 * time.Millisecond
-)
+// viewerFlush is how often changed viewer counts are written.
+const viewerFlush = 250 * time.Millisecond
 
-func (m *Manager) storeTimeout() time.Duration {
-	if m.opt.StoreTimeout > 0 {
-		return m.opt.StoreTimeout
-	}
-	return defaultStoreTimeout
-}
+func (m *Manager) storeTimeout() time.Duration { return m.opt.StoreTimeout }
 
 // writeTimeout bounds one queued write: longer than a join-path read (a
 // write may carry a whole room), short enough that a dead store does not
@@ -82,12 +73,7 @@ func (m *Manager) writeTimeout() time.Duration {
 	return 5 * time.Second
 }
 
-func (m *Manager) heartbeatInterval() time.Duration {
-	if m.opt.Heartbeat > 0 {
-		return m.opt.Heartbeat
-	}
-	return defaultHeartbeat
-}
+func (m *Manager) heartbeatInterval() time.Duration { return m.opt.Heartbeat }
 
 // remoteParticipants returns the participants of room on other nodes, for
 // the join limit. Alone there are none to count. When the store cannot be

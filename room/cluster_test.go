@@ -34,11 +34,11 @@ func newClusterNode(t *testing.T, srv *testutil.Redis, prefix, id string, opt Op
 // newClusterNodeOn starts a cluster Manager for node id on store.
 func newClusterNodeOn(t *testing.T, store Store, id string, opt Options) *Manager {
 	t.Helper()
-	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt.NodeID, opt.Cluster, opt.Heartbeat = id, true, clusterHeartbeat
+	opt.NodeID, opt.Cluster, opt.Heartbeat, opt.StoreTimeout = id, true, clusterHeartbeat, config.Default().Redis.Timeout
 	opt.Node = NodeInfo{Region: "region-" + id, PublicURL: "http://" + id + ".test", RelayAddress: id + ".test:7883"}
 	m := NewManager(e, store, opt)
 	t.Cleanup(func() {

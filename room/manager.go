@@ -50,15 +50,16 @@ type Options struct {
 	Cluster bool
 	// Node is how the registry describes this node (Cluster only).
 	Node NodeInfo
-	// Heartbeat is the registry and lease renewal period. Default 2s.
+	// Heartbeat is the registry and lease renewal period
+	// (cluster.heartbeat_interval).
 	Heartbeat time.Duration
-	// StoreTimeout bounds the Store reads on the join path. Default 500ms.
+	// StoreTimeout bounds the Store reads on the join path (redis.timeout).
 	StoreTimeout time.Duration
 	// RelayDial asks another node for tracks of a room (Cluster only; see
 	// relay.go). Without it, other nodes' tracks are listed but not relayed.
 	RelayDial RelayDialer
 	// RelayGrace is how long a relay stays after the room's last local
-	// viewer left. Default 10s.
+	// viewer left (cluster.relay_grace; 0: it closes at once).
 	RelayGrace time.Duration
 }
 
@@ -101,9 +102,6 @@ const storeQueue = 4096
 func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
-	}
-	if opt.RelayGrace <= 0 {
-		opt.RelayGrace = 10 * time.Second
 	}
 	m := &Manager{
 		engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/sfu"
 )
 
@@ -30,7 +31,7 @@ func (g gatedStore) PutParticipant(ctx context.Context, room string, p Participa
 // Writes that do not fit the queue while the store stalls are counted, and
 // the state is whole again once it answers: nothing is silently lost.
 func TestStoreQueue_FullQueueIsCountedAndRepaired(t *testing.T) {
-	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func (f *failingRooms) Room(ctx context.Context, room string) (RoomState, error)
 // next heartbeat: a broadcaster already live on another node shows up.
 func TestLinkRoom_FailedFirstReadIsRetried(t *testing.T) {
 	shared := NewMemoryStore()
-	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,8 @@ func TestLinkRoom_FailedFirstReadIsRetried(t *testing.T) {
 	}))
 	flaky := &failingRooms{MemoryStore: shared.Node("b", 10*time.Second)}
 	flaky.fails.Store(2)
-	b := NewManager(e, flaky, Options{NodeID: "b", Cluster: true, Heartbeat: 100 * time.Millisecond, EmptyTimeout: time.Hour})
+	b := NewManager(e, flaky, Options{NodeID: "b", Cluster: true, Heartbeat: 100 * time.Millisecond,
+		StoreTimeout: config.Default().Redis.Timeout, EmptyTimeout: time.Hour})
 	defer b.Close()
 	var rec recorder
 	p, err := b.Join("late", ParticipantSpec{Identity: "watcher"}, &rec)

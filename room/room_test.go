@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/sfu"
 	"go.uber.org/goleak"
@@ -46,7 +45,7 @@ func (r *recorder) has(match func(Event) bool) bool {
 
 func newTestManager(t *testing.T, opt Options) (*Manager, *MemoryStore) {
 	t.Helper()
-	e, err := sfu.NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

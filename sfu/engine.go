@@ -106,22 +106,16 @@ type Stats struct {
 }
 
 // NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
-// optional TCP) port.
+// optional TCP) port. cfg is taken as it is (config.Default holds the
+// defaults) and checked with its own Validate.
 func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	cacheSize := cfg.PacketCache
-	if cacheSize == 0 {
-		cacheSize = 2048
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sfu: %w", err)
 	}
-	if cacheSize < 256 || cacheSize > 1<<15 || cacheSize&(cacheSize-1) != 0 {
-		return nil, fmt.Errorf("sfu: packet_cache %d is not a power of two in 256..32768", cacheSize)
-	}
-	e := &Engine{log: log.With("component", "sfu"), cacheSize: cacheSize, keyframeGap: cfg.KeyframeInterval, nackBudget: cfg.NACKBudget}
-	if e.keyframeGap <= 0 {
-		e.keyframeGap = 500 * time.Millisecond
-	}
+	e := &Engine{log: log.With("component", "sfu"), cacheSize: cfg.PacketCache, keyframeGap: cfg.KeyframeInterval, nackBudget: cfg.NACKBudget}
 
 	lf := newPionLoggerFactory(e.log)
 	e.lf = lf
@@ -235,6 +229,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	}
 	e.bweMode = cfg.BandwidthEstimation
 	e.handoff = !cfg.PionViewers
+	pionDTLS.usable(e.log) // says at start-up, not at the first viewer, if Pion's layout changed (dtlskeys.go)
 	e.handedOff.setDefaults()
 	workers := cfg.FanoutWorkers
 	if workers == 0 {

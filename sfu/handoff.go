@@ -241,9 +241,12 @@ func (s *Subscriber) handOver() {
 	if err == nil {
 		rp, err = it.GetRemoteParameters()
 	}
-	var keys *leanKeys
-	if err == nil {
-		keys, err = dtlsKeys(dt)
+	// The keys the link got when the connection came up (the DTLS
+	// handshake does not run again): the hand-over reads nothing of Pion's
+	// internals (dtlskeys.go).
+	keys := l.keys.Load()
+	if err == nil && keys == nil {
+		err = fmt.Errorf("the connection has no SRTP keys")
 	}
 	path := l.path.Load()
 	if err == nil && (path == nil || l.viaPion.Load() || l.lost.Load()) {

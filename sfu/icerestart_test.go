@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -106,7 +106,7 @@ func TestICEFragmentOf_FirstCredentialsAndDistinctCandidates(t *testing.T) {
 // credentials of its own and the connection checks and connects again over
 // them.
 func TestPublisher_ICERestartConnectsWithTheNewCredentials(t *testing.T) {
-	e, err := NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", IncludeLoopback: true, PacketCache: 256}, nil)
+	e, err := NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

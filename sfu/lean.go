@@ -1,20 +1,13 @@
 package sfu
 
 import (
-	"bytes"
-	"encoding/gob"
-	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
-	"github.com/pion/dtls/v3"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -72,8 +65,11 @@ type leanPath struct {
 // Pion goroutine) if the connection's pair moves off the engine's sockets
 // after packets went out on it: Pion's SRTP session has not seen them, so
 // its rollover counters would be wrong, and the connection must be replaced.
+//
+// There is no lean path when the engine has no UDP sockets of its own, or
+// when this Pion version's keys cannot be read (dtlskeys.go).
 func (e *Engine) attachLean(pc *webrtc.PeerConnection, onLost func()) *leanLink {
-	if len(e.socks) == 0 {
+	if len(e.socks) == 0 || !pionDTLS.usable(e.log) {
 		return nil
 	}
 	l := &leanLink{onLost: onLost}
@@ -150,64 +146,6 @@ func (e *Engine) ownsAddr(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// errNoDTLSConn is returned when Pion's DTLS transport does not have the
-// field the keys are read from (a Pion version whose layout changed: the
-// test of the lean path fails on it).
-var errNoDTLSConn = errors.New("sfu: cannot reach the DTLS connection of a Pion DTLSTransport")
-
-// dtlsKeys derives the connection's SRTP master keys and salts (RFC 5764
-// section 4.2), as Pion does when it starts its SRTP session.
-//
-// Pion does not export its DTLS connection, so it is read from the
-// transport's unexported field: the one place this package depends on
-// Pion's internals. It is safe once the connection is up: the field was
-// written before the transport reported Connected, which the connection's
-// state change follows.
-func dtlsKeys(dt *webrtc.DTLSTransport) (*leanKeys, error) {
-	f := reflect.ValueOf(dt).Elem().FieldByName("conn")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[*dtls.Conn]() {
-		return nil, errNoDTLSConn
-	}
-	conn := *(**dtls.Conn)(unsafe.Pointer(f.UnsafeAddr()))
-	if conn == nil {
-		return nil, errNoDTLSConn
-	}
-	prof, ok := conn.SelectedSRTPProtectionProfile()
-	if !ok {
-		return nil, errors.New("sfu: no SRTP protection profile was negotiated")
-	}
-	var p srtp.ProtectionProfile
-	switch prof {
-	case dtls.SRTP_AEAD_AES_128_GCM:
-		p = srtp.ProtectionProfileAeadAes128Gcm
-	case dtls.SRTP_AES128_CM_HMAC_SHA1_80:
-		p = srtp.ProtectionProfileAes128CmHmacSha1_80
-	default:
-		return nil, fmt.Errorf("sfu: SRTP protection profile %#x is not offered", uint16(prof))
-	}
-	st, ok := conn.ConnectionState()
-	if !ok {
-		return nil, errors.New("sfu: no DTLS connection state")
-	}
-	// The DTLS role decides which half of the exported keys is ours; the
-	// state has it only in its serialised form.
-	raw, err := st.MarshalBinary()
-	if err != nil {
-		return nil, fmt.Errorf("sfu: DTLS state: %w", err)
-	}
-	var role struct{ IsClient bool }
-	if err := gob.NewDecoder(bytes.NewReader(raw)).Decode(&role); err != nil {
-		return nil, fmt.Errorf("sfu: DTLS role: %w", err)
-	}
-	clear(raw)
-	cfg := srtp.Config{Profile: p}
-	if err := cfg.ExtractSessionKeysFromDTLS(&st, role.IsClient); err != nil {
-		return nil, fmt.Errorf("sfu: SRTP keys: %w", err)
-	}
-	return &leanKeys{profile: p, key: cfg.Keys.LocalMasterKey, salt: cfg.Keys.LocalMasterSalt,
-		remoteKey: cfg.Keys.RemoteMasterKey, remoteSalt: cfg.Keys.RemoteMasterSalt}, nil
 }
 
 // leanOut is a down-track's SRTP context (contexts are not safe for

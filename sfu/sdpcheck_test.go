@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -142,7 +142,7 @@ func FuzzCheckOffer(f *testing.F) {
 // Candidates trickled before the remote description are kept up to
 // MaxPendingCandidates per connection; the rest are refused, not stored.
 func TestAddCandidate_PendingIsBounded(t *testing.T) {
-	e, err := NewEngine(config.SFUConfig{UDPAddress: "127.0.0.1", PacketCache: 256}, nil)
+	e, err := NewEngine(testutil.SFUConfig(false), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
