@@ -11,6 +11,17 @@
 // renews its leases, re-registering whatever the store lost (cluster.go),
 // and room events cross nodes on the room's channel (pubsub.go).
 //
+// Its exported API speaks room's own vocabulary (media.go: track metadata,
+// ICE fragments, viewer stats, the media plane's errors), so signalling
+// imports room and never sfu. It registers its own metrics
+// (Manager.RegisterMetrics).
+//
+// Not yet where it belongs: the cluster machinery (the Store and its
+// implementations, the registry and heartbeat, pub/sub and reconciliation,
+// write batching, origin-lost and drain bookkeeping) still lives here and
+// shares the Manager's locks. It is to move behind a replication port that
+// room defines, into a package of its own (docs/design.md, "Next").
+//
 // What it must not do: speak any wire protocol (that is package signaling) or
 // touch packets (package sfu). Events for clients leave through EventSink,
 // which signalling implements.

@@ -6,9 +6,16 @@
 // the per-packet path (read once from the publisher, write to every viewer
 // without decoding), the shared packet cache that answers NACKs and gives late
 // joiners the current picture, and keyframe requests toward publishers, merged
-// and rate-limited per track.
+// and rate-limited per track. It registers its own metrics
+// (Engine.RegisterMetrics) on the registry the node gives it.
+//
+// One exception to "exported APIs only": dtlskeys.go reads a viewer
+// connection's DTLS keys from Pion's internals, because no exported API
+// gives them; it is checked when the package loads, and every viewer stays
+// on Pion's path if the check fails.
 //
 // What it must not do: know about rooms, tokens, WebSocket messages or Redis.
-// Callers (package room and signaling) decide who may publish and who watches
-// what; this package only moves packets and negotiates SDP.
+// Package room decides who may publish and who watches what; this package
+// only moves packets and negotiates SDP. Only room (and the composition root,
+// internal/node) import it: signalling speaks to rooms in room's words.
 package sfu

@@ -3,7 +3,7 @@
 //
 // It lives under internal/ because every server package (sfu, room,
 // signaling) needs the same rule and the import direction
-// cmd -> signaling -> room -> sfu leaves no server package that all of them
+// cmd -> internal/node -> signaling -> room -> sfu leaves no server package that all of them
 // could import for it; internal/ keeps it out of the module's public API.
 // It imports nothing of ours, so it adds no edge to that direction. config
 // and loadtest do not use it: config imports none of our packages, and the
