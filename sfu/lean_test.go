@@ -76,15 +76,7 @@ func newPionViewerOpts(t *testing.T, e *Engine, seeRepeats bool, tracks ...*Trac
 			once.Do(func() { close(v.started) })
 		}
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
+	testutil.LocalOffer(t, pc)
 	sub, err := e.NewSubscriber(SubscriberEvents{})
 	if err != nil {
 		t.Fatal(err)

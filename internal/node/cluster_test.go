@@ -21,15 +21,18 @@ const testClusterSecret = "test-cluster-secret-0123456789abcdef"
 // startClusterNode starts a node of a cluster on redis with the shared
 // auth secret, short heartbeats and leases.
 func startClusterNode(t *testing.T, r *testutil.Redis, id, region, authSecret string) *testNode {
-	return startNode(t, func(c *config.Config) {
-		c.Auth.Secret = authSecret
-		c.Node.ID, c.Node.Region = id, region
-		c.Redis.Addrs = []string{r.Addr()}
-		c.Cluster.Secret = testClusterSecret
-		c.Cluster.RelayAddress = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
-		c.Cluster.HeartbeatInterval = 300 * time.Millisecond
-		c.Cluster.NodeTTL = 1500 * time.Millisecond
-	})
+	return startNode(t, func(c *config.Config) { clusterConfig(t, c, r, id, region, authSecret) })
+}
+
+// clusterConfig makes c node id of region in a cluster on r.
+func clusterConfig(t *testing.T, c *config.Config, r *testutil.Redis, id, region, authSecret string) {
+	c.Auth.Secret = authSecret
+	c.Node.ID, c.Node.Region = id, region
+	c.Redis.Addrs = []string{r.Addr()}
+	c.Cluster.Secret = testClusterSecret
+	c.Cluster.RelayAddress = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	c.Cluster.HeartbeatInterval = 300 * time.Millisecond
+	c.Cluster.NodeTTL = 1500 * time.Millisecond
 }
 
 func (n *testNode) adminToken(grants auth.Grants) string {

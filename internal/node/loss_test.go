@@ -285,15 +285,7 @@ func TestLoss_NACKRepairsFivePercentLossEachWay(t *testing.T) {
 // the relay's address from the client's connectivity checks.
 func connectBehindRelay(t *testing.T, n *testNode, pc *webrtc.PeerConnection, path, token string, start func(server *net.UDPAddr) int) {
 	t.Helper()
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
+	testutil.LocalOffer(t, pc)
 	var lines []string
 	for _, l := range strings.SplitAfter(pc.LocalDescription().SDP, "\n") {
 		if !strings.HasPrefix(l, "a=candidate:") {

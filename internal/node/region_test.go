@@ -3,10 +3,8 @@ package node
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/halobuzz/live/config"
@@ -16,13 +14,7 @@ import (
 
 func startRegionNode(t *testing.T, r *testutil.Redis, id, region, secret string, redirect bool) *testNode {
 	return startNode(t, func(c *config.Config) {
-		c.Auth.Secret = secret
-		c.Node.ID, c.Node.Region = id, region
-		c.Redis.Addrs = []string{r.Addr()}
-		c.Cluster.Secret = testClusterSecret
-		c.Cluster.RelayAddress = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
-		c.Cluster.HeartbeatInterval = 300 * time.Millisecond
-		c.Cluster.NodeTTL = 1500 * time.Millisecond
+		clusterConfig(t, c, r, id, region, secret)
 		c.Cluster.RegionRedirect = redirect
 		c.Cluster.RegionHeader = "X-Region"
 	})

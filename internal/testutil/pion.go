@@ -47,3 +47,20 @@ func LoopbackPeer(t testing.TB, o PeerOptions) *webrtc.PeerConnection {
 	t.Cleanup(func() { _ = pc.Close() })
 	return pc
 }
+
+// LocalOffer makes pc's offer its local description and waits until ICE
+// gathering is complete: the local description then carries every
+// candidate, as a WHIP or WHEP client sends it. It returns that SDP.
+func LocalOffer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	return pc.LocalDescription().SDP
+}
