@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/signaling/auth"
 )
@@ -45,7 +44,7 @@ func (s *Server) routeRelay(mux *http.ServeMux) {
 // clustered reports whether the node serves relays: it shares a store and
 // has a cluster secret.
 func (s *Server) clustered() bool {
-	return len(s.cfg.Redis.Addrs) > 0 && s.clusterSigner != nil
+	return s.cfg.Clustered && s.clusterSigner != nil
 }
 
 // relayAuth checks a relay request's token and returns the asking node.
@@ -114,7 +113,7 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 // NewRelayDialer returns the room's RelayDialer for this node: it POSTs the
 // offer to the origin's relay endpoint (its cluster.relay_address, else its
 // public URL) with a relay token signed with cluster.secret.
-func NewRelayDialer(cfg *config.Config) (room.RelayDialer, error) {
+func NewRelayDialer(cfg Config) (room.RelayDialer, error) {
 	signer, err := auth.NewSigner([]byte(cfg.Cluster.Secret))
 	if err != nil {
 		return nil, fmt.Errorf("signaling: cluster.secret: %w", err)

@@ -21,7 +21,7 @@ import (
 
 // Server is a node's HTTP edge: /ws, /whip, /whep, the web page, health.
 type Server struct {
-	cfg    *config.Config
+	cfg    Config
 	rooms  *room.Manager
 	signer *auth.Signer
 	// clusterSigner verifies node-to-node relay tokens (cluster.secret);
@@ -42,9 +42,32 @@ type Server struct {
 	whip     *sessions
 }
 
-// New returns a Server for cfg serving rooms. metrics may be shared with the
-// metrics listener (NewMetrics).
-func New(cfg *config.Config, rooms *room.Manager, metrics *Metrics, log *slog.Logger) (*Server, error) {
+// Config is what signalling reads of the node's configuration: its
+// sections, whole, and the few values of other sections it passes on or
+// depends on.
+type Config struct {
+	HTTP      config.HTTPConfig
+	Signaling config.SignalingConfig
+	Limits    config.LimitsConfig
+	Auth      config.AuthConfig
+	Cluster   config.ClusterConfig
+	Node      config.NodeConfig
+	// ICEServers are sfu.ice_servers, handed to clients.
+	ICEServers []string
+	// Clustered: redis.addrs is set, the node is one of a cluster.
+	Clustered bool
+	// Dev: the node runs in dev mode (--dev).
+	Dev bool
+}
+
+// ConfigOf picks signalling's part of a whole configuration.
+func ConfigOf(c *config.Config) Config {
+	return Config{HTTP: c.HTTP, Signaling: c.Signaling, Limits: c.Limits, Auth: c.Auth, Cluster: c.Cluster,
+		Node: c.Node, ICEServers: c.SFU.ICEServers, Clustered: len(c.Redis.Addrs) > 0, Dev: c.Dev}
+}
+
+// New returns a Server for cfg serving rooms, counting in metrics.
+func New(cfg Config, rooms *room.Manager, metrics *Metrics, log *slog.Logger) (*Server, error) {
 	signer, err := auth.NewSigner([]byte(cfg.Auth.Secret))
 	if err != nil {
 		return nil, fmt.Errorf("signaling: auth.secret: %w", err)

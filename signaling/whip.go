@@ -142,7 +142,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 // iceServerLinks are the Link headers announcing the configured STUN/TURN
 // servers (RFC 9725 section 4.4).
 func (s *Server) iceServerLinks(w http.ResponseWriter) {
-	for _, u := range s.cfg.SFU.ICEServers {
+	for _, u := range s.cfg.ICEServers {
 		w.Header().Add("Link", fmt.Sprintf("<%s>; rel=\"ice-server\"", u))
 	}
 }

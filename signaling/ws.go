@@ -393,7 +393,7 @@ func (c *wsClient) join(env envelope) error {
 		Grants:       grantsJSON{Publish: spec.Publish, Subscribe: spec.Subscribe},
 		Participants: []participantJSON{}, Tracks: []trackJSON{},
 		ViewerCount: st.Viewers,
-		ICEServers:  append([]string{}, c.s.cfg.SFU.ICEServers...),
+		ICEServers:  append([]string{}, c.s.cfg.ICEServers...),
 	}
 	for _, x := range st.Participants {
 		if x.ID != p.ID() {

@@ -59,7 +59,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 	}
 	var dial room.RelayDialer
 	if clustered {
-		if dial, err = signaling.NewRelayDialer(cfg); err != nil {
+		if dial, err = signaling.NewRelayDialer(signaling.ConfigOf(cfg)); err != nil {
 			closeStore()
 			engine.Close()
 			return nil, err
@@ -87,7 +87,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 	registry, reg := newRegistry(cfg.Node.ID, cfg.Node.Region)
 	engine.RegisterMetrics(reg)
 	rooms.RegisterMetrics(reg)
-	srv, err := signaling.New(cfg, rooms, signaling.NewMetrics(reg), log)
+	srv, err := signaling.New(signaling.ConfigOf(cfg), rooms, signaling.NewMetrics(reg), log)
 	if err != nil {
 		rooms.Close()
 		closeStore()
