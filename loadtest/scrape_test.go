@@ -21,10 +21,10 @@ func metricsServer(t *testing.T, reg *prometheus.Registry) string {
 
 func TestScrapeCounter_ReadsARealRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	fwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_packets_forwarded_total", Help: "RTP packets written to viewers."})
+	fwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_forwarded_packets_total", Help: "RTP packets written to viewers."})
 	// A look-alike whose name starts with the wanted one, a labelled
 	// counter and a gauge, as on the node.
-	bytesFwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_packets_forwarded_total_bytes", Help: "look-alike"})
+	bytesFwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_forwarded_packets_total_bytes", Help: "look-alike"})
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "halo_signaling_errors_total", Help: "Errors \"by\" code.\nSecond line."}, []string{"code"})
 	tracks := prometheus.NewGauge(prometheus.GaugeOpts{Name: "halo_tracks", Help: "Tracks."})
 	reg.MustRegister(fwd, bytesFwd, errs, tracks, prometheus.NewGoCollector())
@@ -39,7 +39,7 @@ func TestScrapeCounter_ReadsARealRegistry(t *testing.T) {
 		name string
 		want float64
 	}{
-		{"halo_packets_forwarded_total", 123456789012},
+		{"halo_forwarded_packets_total", 123456789012},
 		{"halo_signaling_errors_total", 7},
 	} {
 		got, err := ScrapeCounter(context.Background(), url, tc.name)
@@ -62,9 +62,9 @@ func TestScrapeCounter_RefusesWhatIsNotAnExposition(t *testing.T) {
 		body   string
 		want   string
 	}{
-		{"server error", http.StatusInternalServerError, "halo_packets_forwarded_total 5\n", "500"},
+		{"server error", http.StatusInternalServerError, "halo_forwarded_packets_total 5\n", "500"},
 		{"not the text format", http.StatusOK, "<html>login</html>\n", "parsing error"},
-		{"bad value", http.StatusOK, "# TYPE halo_packets_forwarded_total counter\nhalo_packets_forwarded_total five\n", "parsing error"},
+		{"bad value", http.StatusOK, "# TYPE halo_forwarded_packets_total counter\nhalo_forwarded_packets_total five\n", "parsing error"},
 		{"over 4 MiB", http.StatusOK, strings.Repeat("# padding\n", maxScrapeBytes/10+1), "more than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,7 +73,7 @@ func TestScrapeCounter_RefusesWhatIsNotAnExposition(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			got, err := ScrapeCounter(context.Background(), srv.URL, "halo_packets_forwarded_total")
+			got, err := ScrapeCounter(context.Background(), srv.URL, "halo_forwarded_packets_total")
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("scrapeCounter = %v, %v; want an error with %q", got, err, tc.want)
 			}
@@ -85,7 +85,7 @@ func TestScrapeCounter_RefusesWhatIsNotAnExposition(t *testing.T) {
 // and marks it unknown on an endpoint without one.
 func TestServerProbe_ReadsGoroutines(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	fwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_packets_forwarded_total", Help: "RTP packets written to viewers."})
+	fwd := prometheus.NewCounter(prometheus.CounterOpts{Name: "halo_forwarded_packets_total", Help: "RTP packets written to viewers."})
 	reg.MustRegister(fwd, prometheus.NewGoCollector())
 	s, err := ServerProbe{MetricsURL: metricsServer(t, reg)}.sample(context.Background())
 	if err != nil || s.goroutines < 1 || !s.hasFwd {
