@@ -52,10 +52,6 @@ type ICEFragment struct {
 	Candidates []string
 }
 
-func (f ICEFragment) media() sfu.ICEFragment {
-	return sfu.ICEFragment{Ufrag: f.Ufrag, Pwd: f.Pwd, Candidates: f.Candidates}
-}
-
 func iceFragmentOf(f sfu.ICEFragment) ICEFragment {
 	return ICEFragment{Ufrag: f.Ufrag, Pwd: f.Pwd, Candidates: f.Candidates}
 }

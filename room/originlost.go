@@ -32,39 +32,39 @@ import (
 func (r *Room) loseOrigin(l *roomLink, node string) {
 	grace := r.m.opt.RepublishGrace
 	var gone []string // tracks unpublished at once
-	r.applyRemote(l, func() ([]Event, bool) {
+	r.applyRemote(l, func(v *remoteView) ([]Event, bool) {
 		var tracks, parts []string
 		var unpublished, left []Event
-		for id, t := range l.tracks {
+		for id, t := range v.tracks {
 			if t.Node != node {
 				continue
 			}
-			delete(l.tracks, id)
+			delete(v.tracks, id)
 			tracks = append(tracks, id)
 			if grace > 0 {
-				l.lost[id] = t
+				v.lost[id] = t
 			} else {
 				gone = append(gone, id)
 				unpublished = append(unpublished, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
 			}
 		}
-		for id, p := range l.participants {
+		for id, p := range v.participants {
 			if p.node == node {
-				delete(l.participants, id)
+				delete(v.participants, id)
 				parts = append(parts, id)
 				left = append(left, ParticipantLeft{ParticipantID: id})
 			}
 		}
-		_, counted := l.viewers[node]
-		delete(l.viewers, node)
-		delete(l.members, node)
+		_, counted := v.viewers[node]
+		delete(v.viewers, node)
+		delete(v.members, node)
 		if len(tracks) == 0 && len(parts) == 0 {
 			return nil, counted
 		}
 		slices.Sort(tracks)
 		slices.Sort(parts)
 		if grace > 0 && len(tracks) > 0 {
-			l.timers = append(l.timers, time.AfterFunc(grace, func() { r.expireLost(l, tracks) }))
+			v.timers = append(v.timers, time.AfterFunc(grace, func() { r.expireLost(l, tracks) }))
 		}
 		r.m.originsLost.Add(1)
 		r.m.log.Warn("cluster: a room's origin node is lost", "room", r.name, "node", node,
@@ -82,11 +82,11 @@ func (r *Room) loseOrigin(l *roomLink, node string) {
 // published them again within the grace period.
 func (r *Room) expireLost(l *roomLink, ids []string) {
 	var expired []string
-	r.applyRemote(l, func() ([]Event, bool) {
+	r.applyRemote(l, func(v *remoteView) ([]Event, bool) {
 		var evs []Event
 		for _, id := range ids {
-			if t, ok := l.lost[id]; ok {
-				delete(l.lost, id)
+			if t, ok := v.lost[id]; ok {
+				delete(v.lost, id)
 				expired = append(expired, id)
 				evs = append(evs, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
 			}
@@ -99,32 +99,6 @@ func (r *Room) expireLost(l *roomLink, ids []string) {
 	if len(expired) > 0 {
 		r.m.log.Info("cluster: lost tracks not republished within the grace period", "room", r.name, "tracks", len(expired))
 	}
-}
-
-// forgetRemoteLocked drops id from the room's view of other nodes: the
-// track is this node's now. r.mu is held.
-func (r *Room) forgetRemoteLocked(id string) {
-	l := r.m.link(r)
-	if l == nil {
-		return
-	}
-	l.mu.Lock()
-	delete(l.tracks, id)
-	delete(l.lost, id)
-	l.mu.Unlock()
-}
-
-// isLost reports whether id is a track of a lost origin, kept for its
-// broadcaster's return.
-func (r *Room) isLost(id string) bool {
-	l := r.m.link(r)
-	if l == nil {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, ok := l.lost[id]
-	return ok
 }
 
 // failRelay drops the room's relay from origin as a lost connection: the
@@ -144,44 +118,44 @@ func (r *Room) failRelay(origin string) {
 // participant left there). A track whose publisher is still on a healthy
 // node is not taken: the same identity may publish from two places.
 func (r *Room) claimRemote(key string) string {
-	l := r.m.link(r)
-	if l == nil {
-		return ""
+	if r.m.link(r) == nil {
+		return "" // alone: no other node's track to take over
 	}
+	v := r.remote
 	// A room new to this node (the broadcaster's move created it) may not
 	// have read the other nodes' tracks yet: wait for that, briefly.
 	r.waitLinked(context.Background(), time.Second)
-	l.mu.Lock()
-	for id, t := range l.lost {
+	v.mu.Lock()
+	for id, t := range v.lost {
 		if t.key() == key {
-			delete(l.lost, id)
-			l.mu.Unlock()
+			delete(v.lost, id)
+			v.mu.Unlock()
 			return id
 		}
 	}
 	var candidate RemoteTrack
 	found := false
-	for _, t := range l.tracks {
+	for _, t := range v.tracks {
 		if t.key() != key {
 			continue
 		}
-		if _, present := l.participants[t.Info.ParticipantID]; !present {
-			delete(l.tracks, t.Info.ID)
-			l.mu.Unlock()
+		if _, present := v.participants[t.Info.ParticipantID]; !present {
+			delete(v.tracks, t.Info.ID)
+			v.mu.Unlock()
 			return t.Info.ID
 		}
 		candidate, found = t, true
 	}
-	l.mu.Unlock()
+	v.mu.Unlock()
 	if !found || !r.m.nodeDraining(candidate.Node) {
 		return ""
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if t, ok := l.tracks[candidate.Info.ID]; !ok || t.Node != candidate.Node {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if t, ok := v.tracks[candidate.Info.ID]; !ok || t.Node != candidate.Node {
 		return "" // changed meanwhile
 	}
-	delete(l.tracks, candidate.Info.ID)
+	delete(v.tracks, candidate.Info.ID)
 	return candidate.Info.ID
 }
 

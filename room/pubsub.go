@@ -178,50 +178,25 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 	return ev, nil
 }
 
-// RemoteTrack is a track published on another node of the cluster.
-type RemoteTrack struct {
-	Info TrackInfo
-	Node string // the origin
-
-	identity string // its publisher's, for a republish elsewhere (originlost.go)
-}
-
-// key is the track's republish key (trackKey).
-func (t RemoteTrack) key() string {
-	return trackKey(t.identity, t.Info.Kind, t.Info.Source, t.Info.Name)
-}
-
-// roomLink is a room's view of the other nodes: their publishers, tracks
-// and viewer counts, kept from the room's channel.
+// roomLink is the cluster's side of a room: its subscription to the room's
+// channel, what it took from each publisher (sequence numbers), and what it
+// last published of the room's counts. The room's view of the other nodes
+// that the link keeps up to date is the room's own (Room.remote,
+// remote.go).
 type roomLink struct {
-	mu           sync.Mutex
-	cancel       func()
-	closed       bool
-	participants map[string]remoteParticipant
-	tracks       map[string]RemoteTrack
-	lost         map[string]RemoteTrack // tracks of lost origins, kept for a republish (originlost.go)
-	timers       []*time.Timer          // the lost tracks' grace periods
-	viewers      map[string]int         // node -> its viewer count
-	// members is, by node, its participant count, when it is known (from
-	// the store or a viewers event that carries it): the join limit reads
-	// it rather than the store (remoteParticipants).
-	members     map[string]int
+	mu          sync.Mutex
+	cancel      func()
+	closed      bool
 	sentMembers int               // this node's participant count last published
 	lastSeq     map[string]uint64 // boot -> last sequence taken
 	sentViewers int               // this node's count last published
 	sentAt      time.Time
 	pending     bool // a link job is queued
-	unseeded    bool // the room has not been read from the store yet
 	// reread: read the room once more at the next heartbeat. A channel
 	// subscription is confirmed asynchronously, on another connection than
 	// the first read: an event published in between is neither read nor
 	// received, so the read is repeated once the subscription stands.
 	reread bool
-}
-
-type remoteParticipant struct {
-	info ParticipantInfo
-	node string
 }
 
 // link returns r's roomLink, or nil outside a cluster.
@@ -241,8 +216,7 @@ func (m *Manager) linkRoom(r *Room) {
 	if !m.opt.Cluster {
 		return
 	}
-	l := &roomLink{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{}, lost: map[string]RemoteTrack{},
-		viewers: map[string]int{}, members: map[string]int{}, lastSeq: map[string]uint64{}, sentViewers: -1, sentMembers: -1, unseeded: true}
+	l := &roomLink{lastSeq: map[string]uint64{}, sentViewers: -1, sentMembers: -1}
 	c := &m.cluster
 	c.mu.Lock()
 	c.links[r] = l
@@ -287,8 +261,10 @@ func (m *Manager) queueLink(r *Room, l *roomLink) {
 			return err
 		}
 		m.reconcile(r, l, st)
+		r.remote.mu.Lock()
+		r.remote.seeded = true
+		r.remote.mu.Unlock()
 		l.mu.Lock()
-		l.unseeded = false
 		l.reread = true
 		l.mu.Unlock()
 		return nil
@@ -305,8 +281,9 @@ func (m *Manager) queueLink(r *Room, l *roomLink) {
 func (m *Manager) relinkRooms() {
 	links := m.linkedRooms()
 	for r, l := range links {
+		seeded := r.remoteSeeded()
 		l.mu.Lock()
-		need := (l.cancel == nil || l.unseeded) && !l.closed && !l.pending
+		need := (l.cancel == nil || !seeded) && !l.closed && !l.pending
 		reread := !need && l.reread && !l.closed && !l.pending
 		l.reread = false
 		l.mu.Unlock()
@@ -336,11 +313,8 @@ func (m *Manager) unlinkRoom(r *Room) {
 	l.mu.Lock()
 	l.closed = true
 	cancel := l.cancel
-	for _, t := range l.timers {
-		t.Stop()
-	}
-	l.timers = nil
 	l.mu.Unlock()
+	r.remote.reset() // the room is gone: its view of other nodes with it
 	if cancel != nil {
 		m.storeWrite(func(context.Context) error { cancel(); return nil })
 	}
@@ -366,7 +340,7 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 			records[p.ID] = p
 		}
 	}
-	r.applyRemote(l, func() ([]Event, bool) {
+	r.applyRemote(l, func(v *remoteView) ([]Event, bool) {
 		var joined, published, unpublished, left []Event
 		seenT := map[string]bool{}
 		for _, t := range st.Tracks {
@@ -374,31 +348,31 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 				continue
 			}
 			seenT[t.ID] = true
-			if lost, ok := l.lost[t.ID]; ok && lost.Node == t.Node {
+			if lost, ok := v.lost[t.ID]; ok && lost.Node == t.Node {
 				continue // the lost origin's record, not expired yet
 			}
 			if p, ok := records[t.ParticipantID]; ok {
-				if _, known := l.participants[p.ID]; !known {
+				if _, known := v.participants[p.ID]; !known {
 					info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
-					l.participants[p.ID] = remoteParticipant{info: info, node: p.Node}
+					v.participants[p.ID] = remoteParticipant{info: info, node: p.Node}
 					joined = append(joined, ParticipantJoined{Participant: info})
 				}
 			}
 			info := t.info()
-			if old, ok := l.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
+			if old, ok := v.tracks[t.ID]; !ok || old.Info.ParticipantID != info.ParticipantID {
 				published = append(published, TrackPublished{Track: info})
 			}
-			l.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node, identity: records[t.ParticipantID].Identity}
+			v.tracks[t.ID] = RemoteTrack{Info: info, Node: t.Node, identity: records[t.ParticipantID].Identity}
 		}
-		for id, t := range l.tracks {
+		for id, t := range v.tracks {
 			if present[t.Node] && !seenT[id] {
-				delete(l.tracks, id)
+				delete(v.tracks, id)
 				unpublished = append(unpublished, TrackUnpublished{TrackID: id, ParticipantID: t.Info.ParticipantID})
 			}
 		}
-		for id, p := range l.participants {
+		for id, p := range v.participants {
 			if _, ok := records[id]; present[p.node] && !ok {
-				delete(l.participants, id)
+				delete(v.participants, id)
 				left = append(left, ParticipantLeft{ParticipantID: id})
 			}
 		}
@@ -406,10 +380,10 @@ func (m *Manager) reconcile(r *Room, l *roomLink, st RoomState) {
 		for _, p := range st.Participants {
 			members[p.Node]++
 		}
-		for node, v := range st.Viewers {
+		for node, n := range st.Viewers {
 			if node != self {
-				l.viewers[node] = v
-				l.members[node] = members[node]
+				v.viewers[node] = n
+				v.members[node] = members[node]
 			}
 		}
 		// In the order one node would send them.
@@ -471,7 +445,7 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 			r.loseOrigin(l, ev.Node)
 		}
 	}()
-	r.applyRemote(l, func() ([]Event, bool) {
+	r.applyRemote(l, func(v *remoteView) ([]Event, bool) {
 		if ev.Seq <= l.lastSeq[ev.Boot] {
 			return nil, false // a duplicate or late event
 		}
@@ -482,23 +456,23 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 		case evJoined:
 			p := ev.Participant
 			info := ParticipantInfo{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: p.Publisher}
-			_, known := l.participants[p.ID]
-			l.participants[p.ID] = remoteParticipant{info: info, node: ev.Node}
+			_, known := v.participants[p.ID]
+			v.participants[p.ID] = remoteParticipant{info: info, node: ev.Node}
 			if !known {
 				return []Event{ParticipantJoined{Participant: info}}, false
 			}
 		case evLeft:
-			if _, ok := l.participants[ev.ID]; ok {
-				delete(l.participants, ev.ID)
+			if _, ok := v.participants[ev.ID]; ok {
+				delete(v.participants, ev.ID)
 				return []Event{ParticipantLeft{ParticipantID: ev.ID}}, false
 			}
 		case evPublished:
 			t := ev.Track
 			info := t.info()
-			old, known := l.tracks[t.ID]
-			_, wasLost := l.lost[t.ID]
-			delete(l.lost, t.ID)
-			l.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node, identity: l.participants[t.ParticipantID].info.Identity}
+			old, known := v.tracks[t.ID]
+			_, wasLost := v.lost[t.ID]
+			delete(v.lost, t.ID)
+			v.tracks[t.ID] = RemoteTrack{Info: info, Node: ev.Node, identity: v.participants[t.ParticipantID].info.Identity}
 			applied = true
 			if !known || wasLost || old.Info.ParticipantID != info.ParticipantID {
 				return []Event{TrackPublished{Track: info}}, false // new, or republished by another participant
@@ -507,17 +481,17 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 			// Only its origin unpublishes a track: a node the broadcaster
 			// left for another one may end its old copy after the new
 			// origin announced it.
-			if t, ok := l.tracks[ev.ID]; ok && t.Node == ev.Node {
-				delete(l.tracks, ev.ID)
+			if t, ok := v.tracks[ev.ID]; ok && t.Node == ev.Node {
+				delete(v.tracks, ev.ID)
 				applied = true
 				return []Event{TrackUnpublished{TrackID: ev.ID, ParticipantID: ev.Owner}}, false
 			}
 		case evViewers:
-			l.viewers[ev.Node] = ev.Viewers
+			v.viewers[ev.Node] = ev.Viewers
 			if ev.Participants != nil {
-				l.members[ev.Node] = *ev.Participants
+				v.members[ev.Node] = *ev.Participants
 			} else {
-				delete(l.members, ev.Node) // a node that does not say: read the store
+				delete(v.members, ev.Node) // a node that does not say: read the store
 			}
 			return nil, true
 		case evChat:
@@ -535,7 +509,7 @@ func (m *Manager) receive(r *Room, l *roomLink, b []byte) {
 // participant joining meanwhile either finds it in its joined state or
 // gets its events, never both nor neither. When f reports that the viewer
 // counts changed, a new count is scheduled.
-func (r *Room) applyRemote(l *roomLink, f func() ([]Event, bool)) {
+func (r *Room) applyRemote(l *roomLink, f func(v *remoteView) ([]Event, bool)) {
 	r.sendMu.Lock()
 	r.mu.Lock()
 	l.mu.Lock()
@@ -545,7 +519,10 @@ func (r *Room) applyRemote(l *roomLink, f func() ([]Event, bool)) {
 		r.sendMu.Unlock()
 		return
 	}
-	events, viewers := f()
+	v := r.remote
+	v.mu.Lock()
+	events, viewers := f(v)
+	v.mu.Unlock()
 	l.mu.Unlock()
 	r.tracksChangedLocked() // another node's tracks may have come or gone
 	var sinks []EventSink
@@ -582,18 +559,19 @@ func (m *Manager) forgetNodes(registered map[string]bool) {
 	}
 	c.mu.Unlock()
 	known := map[string]bool{}
-	for _, l := range links {
-		l.mu.Lock()
-		for _, t := range l.tracks {
+	for r := range links {
+		v := r.remote
+		v.mu.Lock()
+		for _, t := range v.tracks {
 			known[t.Node] = true
 		}
-		for _, p := range l.participants {
+		for _, p := range v.participants {
 			known[p.node] = true
 		}
-		for node := range l.viewers {
+		for node := range v.viewers {
 			known[node] = true
 		}
-		l.mu.Unlock()
+		v.mu.Unlock()
 	}
 	live := map[string]bool{}
 	c.mu.Lock()
@@ -610,17 +588,18 @@ func (m *Manager) forgetNodes(registered map[string]bool) {
 	c.mu.Unlock()
 	for r, l := range links {
 		dead := map[string]bool{}
-		l.mu.Lock()
-		for _, t := range l.tracks {
+		v := r.remote
+		v.mu.Lock()
+		for _, t := range v.tracks {
 			dead[t.Node] = !live[t.Node]
 		}
-		for _, p := range l.participants {
+		for _, p := range v.participants {
 			dead[p.node] = dead[p.node] || !live[p.node]
 		}
-		for node := range l.viewers {
+		for node := range v.viewers {
 			dead[node] = dead[node] || !live[node]
 		}
-		l.mu.Unlock()
+		v.mu.Unlock()
 		for node, d := range dead {
 			if d {
 				r.loseOrigin(l, node)
@@ -637,58 +616,6 @@ func (m *Manager) publish(r *Room, ev wireEvent) {
 	}
 	ev.V, ev.Node, ev.Boot = 1, m.opt.NodeID, m.cluster.boot
 	m.storeOp(m.publishOp(r.name, ev))
-}
-
-// remoteViewers is the room's viewer count on other nodes.
-func (r *Room) remoteViewers() int {
-	l := r.m.link(r)
-	if l == nil {
-		return 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, v := range l.viewers {
-		n += v
-	}
-	return n
-}
-
-// RemoteTracks lists the tracks of the room published on other nodes, with
-// their origin.
-func (r *Room) RemoteTracks() []RemoteTrack {
-	l := r.m.link(r)
-	if l == nil {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]RemoteTrack, 0, len(l.tracks))
-	for _, t := range l.tracks {
-		out = append(out, t)
-	}
-	return out
-}
-
-// withRemoteLocked adds the other nodes' publishers, tracks and viewers to
-// a joining participant's state; r.mu is held.
-func (r *Room) withRemoteLocked(s State) State {
-	l := r.m.link(r)
-	if l == nil {
-		return s
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, p := range l.participants {
-		s.Participants = append(s.Participants, p.info)
-	}
-	for _, t := range l.tracks {
-		s.Tracks = append(s.Tracks, t.Info)
-	}
-	for _, v := range l.viewers {
-		s.Viewers += v
-	}
-	return s
 }
 
 // shareCluster publishes, for the other nodes' clients, the room events
@@ -775,14 +702,15 @@ func (m *Manager) linkedMembers(room string) (int, bool) {
 	if l == nil {
 		return 0, false
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.unseeded {
+	v := r.remote
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.seeded {
 		return 0, false
 	}
 	n := 0
-	for node := range l.viewers {
-		k, ok := l.members[node]
+	for node := range v.viewers {
+		k, ok := v.members[node]
 		if !ok {
 			return 0, false
 		}

@@ -110,10 +110,12 @@ func (f *fakeNode) goLive() string {
 func waitLinked(t *testing.T, m *Manager, room string) {
 	t.Helper()
 	pollFor(t, "the room is subscribed and read", func() bool {
-		l := m.link(m.Room(room))
+		r := m.Room(room)
+		l := m.link(r)
 		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.cancel != nil && !l.unseeded
+		subscribed := l.cancel != nil
+		l.mu.Unlock()
+		return subscribed && r.remoteSeeded()
 	})
 }
 

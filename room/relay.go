@@ -418,17 +418,6 @@ func (r *Room) closeIfUnused(er *edgeRelay) {
 	er.close()
 }
 
-// remoteIdentity is the identity of the participant id on another node.
-func (r *Room) remoteIdentity(id string) string {
-	l := r.m.link(r)
-	if l == nil {
-		return ""
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.participants[id].info.Identity
-}
-
 // forgetRelayed removes the relayed copy id when match says so, unsubscribing
 // the local participants; WHEP players left with nothing end.
 func (r *Room) forgetRelayed(id string, match func(*published) bool) {
@@ -665,14 +654,7 @@ func (r *Room) waitLinked(ctx context.Context, d time.Duration) {
 		return
 	}
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
-		l := r.m.link(r)
-		if l == nil {
-			return
-		}
-		l.mu.Lock()
-		seeded := !l.unseeded
-		l.mu.Unlock()
-		if seeded {
+		if r.m.link(r) == nil || r.remoteSeeded() {
 			return
 		}
 		select {

@@ -45,7 +45,8 @@ type Room struct {
 	vcTimer      *time.Timer
 	lastVC       time.Time
 	sentVC       int
-	relay        relayState // relays from other nodes (relay.go)
+	relay        relayState  // relays from other nodes (relay.go)
+	remote       *remoteView // the other nodes' part of the room (remote.go)
 	// tracksMoved is closed (and forgotten) when the room's tracks change:
 	// one starts or ends here, another node's are announced or relayed, a
 	// publisher offers tracks or leaves. A WHEP viewer waiting for a
@@ -96,7 +97,7 @@ type published struct {
 func newRoom(m *Manager, name string) *Room {
 	r := &Room{
 		m: m, name: name, participants: map[string]*Participant{}, stage: map[string]*Participant{},
-		tracks: map[string]*published{}, sentVC: -1,
+		tracks: map[string]*published{}, sentVC: -1, remote: newRemoteView(),
 	}
 	if perSecond := m.opt.RoomMessagesPerSecond; perSecond > 0 {
 		r.chatLimit = rate.NewLimiter(rate.Limit(perSecond), max(1, m.opt.RoomMessagesBurst))

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -105,5 +107,19 @@ func TestClose_ClosesEveryListener(t *testing.T) {
 			c.Close()
 			t.Errorf("%s still accepts connections after Close", a)
 		}
+	}
+}
+
+// A drain that did not finish is told apart from a node that never
+// served: Run's error is a ShutdownError, which halo-sfu logs as
+// "shutdown incomplete" with the drain's own error.
+func TestShutdownError_CarriesTheDrainsError(t *testing.T) {
+	var err error = &ShutdownError{Err: context.DeadlineExceeded}
+	var incomplete *ShutdownError
+	if !errors.As(fmt.Errorf("run: %w", err), &incomplete) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v: not a ShutdownError wrapping the drain's error", err)
+	}
+	if got := err.Error(); got != "shutdown incomplete: context deadline exceeded" {
+		t.Fatalf("message %q", got)
 	}
 }

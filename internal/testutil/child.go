@@ -51,9 +51,3 @@ func (c *Child) Kill() {
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.done
 }
-
-// Signal sends sig to the child (SIGSTOP and SIGCONT pause and resume it).
-func (c *Child) Signal(sig os.Signal) error { return c.cmd.Process.Signal(sig) }
-
-// Done is closed when the child has exited.
-func (c *Child) Done() <-chan struct{} { return c.done }
