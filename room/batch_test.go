@@ -107,7 +107,7 @@ func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis
 			pid := fmt.Sprintf("p_%02d", i)
 			m.storeOp(storeOp{kind: opPutParticipant, room: room, participant: ParticipantRecord{ID: pid, Identity: pid, Node: store.NodeID()}})
 			m.storeOp(m.publishOp(room, wireEvent{V: 1, Node: store.NodeID(), Boot: "boot", Type: evJoined,
-				Participant: &wireParticipant{ID: pid, Identity: pid}}))
+				Participant: &ParticipantRecord{ID: pid, Identity: pid}}))
 		}
 	}
 	done := make(chan struct{})

@@ -36,8 +36,8 @@ type wireEvent struct {
 	Seq  uint64 `json:"seq"`
 	Type string `json:"type"`
 
-	Participant *wireParticipant `json:"participant,omitempty"`
-	Track       *wireTrack       `json:"track,omitempty"`
+	Participant *ParticipantRecord `json:"participant,omitempty"` // as the store holds it, Node its node
+	Track       *TrackRecord       `json:"track,omitempty"`       // the record the store holds, Node its origin
 	// ID is the participant that left or the track that ended; Owner the
 	// participant whose track ended.
 	ID      string `json:"id,omitempty"`
@@ -50,36 +50,6 @@ type wireEvent struct {
 	Name         string `json:"name,omitempty"`  // chat or reaction sender's name
 	Text         string `json:"text,omitempty"`  // chat text
 	Emoji        string `json:"emoji,omitempty"` // reaction
-}
-
-type wireParticipant struct {
-	ID        string `json:"id"`
-	Identity  string `json:"identity"`
-	Name      string `json:"name"`
-	Publisher bool   `json:"publisher"`
-}
-
-type wireTrack struct {
-	ID            string   `json:"id"`
-	ParticipantID string   `json:"participant_id"`
-	Kind          string   `json:"kind"`
-	Source        string   `json:"source"`
-	Name          string   `json:"name"`
-	MID           string   `json:"mid"`
-	Codec         string   `json:"codec"`
-	Layers        []string `json:"layers,omitempty"`
-	// Siblings: how many tracks its publisher sends (TrackInfo.Siblings).
-	Siblings int `json:"siblings,omitempty"`
-}
-
-func wireTrackOf(i TrackInfo) *wireTrack {
-	return &wireTrack{ID: i.ID, ParticipantID: i.ParticipantID, Kind: i.Kind, Source: i.Source, Name: i.Name,
-		MID: i.MID, Codec: i.Codec, Layers: i.Layers, Siblings: i.Siblings}
-}
-
-func (t *wireTrack) info() TrackInfo {
-	return TrackInfo{ID: t.ID, ParticipantID: t.ParticipantID, Kind: t.Kind, Source: t.Source, Name: t.Name,
-		MID: t.MID, Codec: t.Codec, Layers: t.Layers, Siblings: t.Siblings}
 }
 
 // Event types on the wire.
@@ -103,7 +73,7 @@ const (
 	maxWireText  = 4096
 )
 
-// maxSiblings bounds wireTrack.Siblings: more tracks than one publisher
+// maxSiblings bounds TrackRecord.Siblings on the wire: more tracks than one publisher
 // may send (limits.tracks_per_participant is far below).
 const maxSiblings = 64
 
@@ -126,10 +96,10 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 	}
 	fields := []string{ev.Node, ev.Boot, ev.ID, ev.Owner, ev.Name, ev.Emoji}
 	if p := ev.Participant; p != nil {
-		fields = append(fields, p.ID, p.Identity, p.Name)
+		fields = append(fields, p.ID, p.Identity, p.Name, p.Node)
 	}
 	if t := ev.Track; t != nil {
-		fields = append(fields, t.ID, t.ParticipantID, t.Kind, t.Source, t.Name, t.MID, t.Codec)
+		fields = append(fields, t.ID, t.ParticipantID, t.Kind, t.Source, t.Name, t.MID, t.Codec, t.Node)
 		if t.Siblings < 0 || t.Siblings > maxSiblings {
 			return ev, fmt.Errorf("%w: %d sibling tracks", errBadEvent, t.Siblings)
 		}
@@ -630,11 +600,12 @@ func (r *Room) shareCluster(evs ...Event) {
 		switch e := ev.(type) {
 		case ParticipantJoined:
 			i := e.Participant
-			w = wireEvent{Type: evJoined, Participant: &wireParticipant{ID: i.ID, Identity: i.Identity, Name: i.Name, Publisher: i.Publisher}}
+			w = wireEvent{Type: evJoined, Participant: &ParticipantRecord{ID: i.ID, Identity: i.Identity, Name: i.Name, Publisher: i.Publisher, Node: r.m.opt.NodeID}}
 		case ParticipantLeft:
 			w = wireEvent{Type: evLeft, ID: e.ParticipantID}
 		case TrackPublished:
-			w = wireEvent{Type: evPublished, Track: wireTrackOf(e.Track)}
+			rec := e.Track.record(r.m.opt.NodeID)
+			w = wireEvent{Type: evPublished, Track: &rec}
 		case TrackUnpublished:
 			w = wireEvent{Type: evUnpublished, ID: e.TrackID, Owner: e.ParticipantID}
 		case Chat:

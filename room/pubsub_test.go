@@ -102,8 +102,8 @@ func (f *fakeNode) goLive() string {
 	tr := TrackRecord{ID: "t_far", ParticipantID: p.ID, Kind: "video", Source: "camera", Node: p.Node}
 	f.part = NodeRoom{Participants: []ParticipantRecord{p}, Tracks: []TrackRecord{tr}}
 	f.beat()
-	f.send(wireEvent{Type: evJoined, Participant: &wireParticipant{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: true}})
-	f.send(wireEvent{Type: evPublished, Track: &wireTrack{ID: tr.ID, ParticipantID: p.ID, Kind: tr.Kind, Source: tr.Source}})
+	f.send(wireEvent{Type: evJoined, Participant: &ParticipantRecord{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: true}})
+	f.send(wireEvent{Type: evPublished, Track: &TrackRecord{ID: tr.ID, ParticipantID: p.ID, Kind: tr.Kind, Source: tr.Source}})
 	return p.ID
 }
 
@@ -324,8 +324,8 @@ func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 func FuzzParseWireEvent(f *testing.F) {
 	for _, ev := range []wireEvent{
 		{V: 1, Node: "a", Boot: "b_1", Seq: 1, Type: evChat, ID: "p_1", Name: "A", Text: "hi"},
-		{V: 1, Node: "a", Boot: "b_1", Seq: 2, Type: evJoined, Participant: &wireParticipant{ID: "p_1", Publisher: true}},
-		{V: 1, Node: "a", Boot: "b_1", Seq: 3, Type: evPublished, Track: &wireTrack{ID: "t_1", ParticipantID: "p_1", Kind: "video", Siblings: 2}},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 2, Type: evJoined, Participant: &ParticipantRecord{ID: "p_1", Publisher: true}},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 3, Type: evPublished, Track: &TrackRecord{ID: "t_1", ParticipantID: "p_1", Kind: "video", Siblings: 2}},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 4, Type: evViewers, Viewers: 12},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 5, Type: evNodeGone},
 	} {
