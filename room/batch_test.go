@@ -65,7 +65,7 @@ func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis
 		t.Fatal(err)
 	}
 	defer e.Close()
-	m := NewManager(e, store, Options{NodeID: store.NodeID(), EmptyTimeout: time.Hour})
+	m := NewManager(e, store, Options{NodeID: store.NodeID(), Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	defer m.Close()
 	ctx := context.Background()
 
@@ -266,7 +266,7 @@ func TestStoreWrites_OriginClaimsInTheBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	m := NewManager(e, a, Options{NodeID: "a", EmptyTimeout: time.Hour})
+	m := NewManager(e, a, Options{NodeID: "a", Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	defer m.Close()
 
 	gate := make(chan struct{})

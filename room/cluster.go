@@ -85,7 +85,7 @@ func (m *Manager) remoteParticipants(room string, served bool) (int, error) {
 	if !m.opt.Cluster {
 		return 0, nil
 	}
-	if m.opt.ParticipantsPerRoom <= 0 {
+	if m.opt.Limits.ParticipantsPerRoom <= 0 {
 		if !served && !m.cluster.up.Load() {
 			return 0, fmt.Errorf("%w: the last heartbeat did not reach the store", ErrClusterUnavailable)
 		}

@@ -57,8 +57,8 @@ func clusterPrefix() string { return "c" + id.New("")[:8] + ":" }
 func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, storeA := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
-	b, storeB := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	a, storeA := newClusterNode(t, srv, prefix, "a", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, storeB := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
 	if _, err := a.Join("show", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
 		t.Fatal(err)
@@ -98,8 +98,8 @@ func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) 
 func TestCluster_ParticipantLimitCountsEveryNode(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, storeA := newClusterNode(t, srv, prefix, "a", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
+	a, storeA := newClusterNode(t, srv, prefix, "a", Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, _ := newClusterNode(t, srv, prefix, "b", Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
 	for _, id := range []string{"x", "y"} {
 		if _, err := a.Join("full", ParticipantSpec{Identity: id}, &rec); err != nil {
@@ -143,13 +143,13 @@ func (s *countingStore) Counts(ctx context.Context, room string) (RoomCounts, er
 func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
+	a, _ := newClusterNode(t, srv, prefix, "a", Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	rs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "b", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sb := &countingStore{RedisStore: rs}
-	b := newClusterNodeOn(t, sb, "b", Options{ParticipantsPerRoom: 3, EmptyTimeout: time.Hour})
+	b := newClusterNodeOn(t, sb, "b", Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
 	var onA []*Participant
 	for _, id := range []string{"x", "y"} {
@@ -190,8 +190,8 @@ func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
-	b, storeB := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	a, _ := newClusterNode(t, srv, prefix, "a", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, storeB := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
 	if _, err := a.Join("r", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
 func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
+	a, _ := newClusterNode(t, srv, prefix, "a", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
 	if _, err := a.Join("kept", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/sfu"
 )
 
@@ -21,27 +22,25 @@ var (
 	ErrLeft           = errors.New("room: participant has left")
 	ErrNoSubscription = errors.New("room: no subscriber connection")
 	// ErrRoomRateLimited: the room is over its rate of chat messages and
-	// reactions (Options.RoomMessagesPerSecond); the message was not sent.
+	// reactions (limits.room_messages_per_second); the message was not sent.
 	ErrRoomRateLimited = errors.New("room: too many messages in the room")
 )
 
-// Options are the limits and timings of a Manager.
+// Options are the limits and timings of a Manager: its sections of the
+// configuration, taken whole, and (below) the cluster's.
 type Options struct {
-	NodeID               string
-	EmptyTimeout         time.Duration // how long an empty room lingers before it is removed; 0: at once
-	ParticipantsPerRoom  int
-	TracksPerParticipant int
-	MaxSDPBytes          int
-	MaxMediaSections     int
-	// RepublishGrace is how long a track whose publisher's connection was
-	// lost waits for the publisher to return (republish.go); 0: it ends at once.
-	RepublishGrace time.Duration
-	// RoomMessagesPerSecond is the rate of chat messages and reactions one
-	// room accepts from all its participants together, with bursts of
-	// RoomMessagesBurst; 0 means unlimited.
-	RoomMessagesPerSecond float64
-	RoomMessagesBurst     int
-	Log                   *slog.Logger
+	NodeID string
+	// Room: empty_timeout (how long an empty room lingers before it is
+	// removed; 0: at once) and republish_grace (how long a track whose
+	// publisher's connection was lost waits for the publisher to return,
+	// republish.go; 0: it ends at once).
+	Room config.RoomConfig
+	// Limits: participants_per_room, tracks_per_participant, max_sdp_bytes,
+	// max_media_sections, and room_messages_per_second with
+	// room_messages_burst (chat and reactions of one room, all its
+	// participants together; 0: unlimited). 0 is no limit for each.
+	Limits config.LimitsConfig
+	Log    *slog.Logger
 
 	// Cluster says the Store is shared with other nodes (Redis): joins count
 	// the participants of every node, the node registers itself and renews

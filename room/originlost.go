@@ -30,7 +30,7 @@ import (
 // leave, its viewers no longer count, and the relay from it is dropped
 // without dropping the copies.
 func (r *Room) loseOrigin(l *roomLink, node string) {
-	grace := r.m.opt.RepublishGrace
+	grace := r.m.opt.Room.RepublishGrace
 	var gone []string // tracks unpublished at once
 	r.applyRemote(l, func(v *remoteView) ([]Event, bool) {
 		var tracks, parts []string

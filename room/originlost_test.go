@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestCluster_TrackTakeOver(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour, RepublishGrace: 800 * time.Millisecond})
+	b, _ := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour, RepublishGrace: 800 * time.Millisecond}})
 	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)

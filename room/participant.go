@@ -112,11 +112,11 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 		return "", fmt.Errorf("%w: publish", ErrForbidden)
 	}
 	opt := p.room.m.opt
-	info, err := sfu.CheckOffer(offer, sfu.OfferLimits{MaxBytes: opt.MaxSDPBytes, MaxSections: opt.MaxMediaSections})
+	info, err := sfu.CheckOffer(offer, sfu.OfferLimits{MaxBytes: opt.Limits.MaxSDPBytes, MaxSections: opt.Limits.MaxMediaSections})
 	if err != nil {
 		return "", err
 	}
-	if max := opt.TracksPerParticipant; max > 0 && info.SendTracks > max {
+	if max := opt.Limits.TracksPerParticipant; max > 0 && info.SendTracks > max {
 		return "", fmt.Errorf("%w: %d tracks offered, at most %d allowed", ErrTooManyTracks, info.SendTracks, max)
 	}
 	if info.SendTracks == 0 {
@@ -397,7 +397,7 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 		return "", fmt.Errorf("%w: subscribe", ErrForbidden)
 	}
 	opt := p.room.m.opt
-	info, err := sfu.CheckOffer(offer, sfu.OfferLimits{MaxBytes: opt.MaxSDPBytes, MaxSections: opt.MaxMediaSections})
+	info, err := sfu.CheckOffer(offer, sfu.OfferLimits{MaxBytes: opt.Limits.MaxSDPBytes, MaxSections: opt.Limits.MaxMediaSections})
 	if err != nil {
 		return "", err
 	}

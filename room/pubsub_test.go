@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 )
 
@@ -135,8 +136,8 @@ func (r *recorder) index(match func(Event) bool) int {
 func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{EmptyTimeout: time.Hour})
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	a, _ := newClusterNode(t, srv, prefix, "a", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, _ := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var onA, onB recorder
 	watcher, err := b.Join("live", ParticipantSpec{Identity: "watcher", Name: "Watcher", Subscribe: true}, &onB)
 	if err != nil {
@@ -201,7 +202,7 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	b, _ := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +249,7 @@ func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	b, storeB := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	b, storeB := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var onB recorder
 	if _, err := b.Join("dup", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
 		t.Fatal(err)
@@ -276,7 +277,7 @@ func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
 func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{EmptyTimeout: time.Hour})
+	b, _ := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)

@@ -38,8 +38,7 @@ func TestStoreQueue_FullQueueIsCountedAndRepaired(t *testing.T) {
 	defer e.Close()
 	shared := NewMemoryStore()
 	store := gatedStore{MemoryStore: shared.Node("a", 10*time.Second), gate: make(chan struct{})}
-	m := NewManager(e, store, Options{NodeID: "a", Cluster: true, Heartbeat: 200 * time.Millisecond,
-		StoreTimeout: time.Hour, EmptyTimeout: time.Hour})
+	m := NewManager(e, store, Options{NodeID: "a", Cluster: true, Heartbeat: 200 * time.Millisecond, StoreTimeout: time.Hour, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	defer m.Close()
 	const n = storeQueue + 500
 	var rec recorder
@@ -95,8 +94,7 @@ func TestLinkRoom_FailedFirstReadIsRetried(t *testing.T) {
 	}))
 	flaky := &failingRooms{MemoryStore: shared.Node("b", 10*time.Second)}
 	flaky.fails.Store(2)
-	b := NewManager(e, flaky, Options{NodeID: "b", Cluster: true, Heartbeat: 100 * time.Millisecond,
-		StoreTimeout: config.Default().Redis.Timeout, EmptyTimeout: time.Hour})
+	b := NewManager(e, flaky, Options{NodeID: "b", Cluster: true, Heartbeat: 100 * time.Millisecond, StoreTimeout: config.Default().Redis.Timeout, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	defer b.Close()
 	var rec recorder
 	p, err := b.Join("late", ParticipantSpec{Identity: "watcher"}, &rec)

@@ -40,7 +40,7 @@ func trackKey(identity, kind, source, name string) string {
 // claimRepublish returns the id of the track a new track of p replaces, or
 // "" for a new track.
 func (r *Room) claimRepublish(p *Participant, info sfu.TrackInfo) string {
-	if r.m.opt.RepublishGrace <= 0 {
+	if r.m.opt.Room.RepublishGrace <= 0 {
 		return ""
 	}
 	key := republishKey(p.spec.Identity, info)
@@ -58,7 +58,7 @@ func (r *Room) claimRepublish(p *Participant, info sfu.TrackInfo) string {
 
 // trackEnded handles the end of one of p's tracks.
 func (r *Room) trackEnded(p *Participant, t *sfu.Track) {
-	if grace := r.m.opt.RepublishGrace; grace > 0 && p.lostTrack(t) && !r.m.isDraining() {
+	if grace := r.m.opt.Room.RepublishGrace; grace > 0 && p.lostTrack(t) && !r.m.isDraining() {
 		r.mu.Lock()
 		e := r.tracks[t.Info().ID]
 		if e != nil && e.track == t && !e.claimed {

@@ -99,8 +99,8 @@ func newRoom(m *Manager, name string) *Room {
 		m: m, name: name, participants: map[string]*Participant{}, stage: map[string]*Participant{},
 		tracks: map[string]*published{}, sentVC: -1, remote: newRemoteView(),
 	}
-	if perSecond := m.opt.RoomMessagesPerSecond; perSecond > 0 {
-		r.chatLimit = rate.NewLimiter(rate.Limit(perSecond), max(1, m.opt.RoomMessagesBurst))
+	if perSecond := m.opt.Limits.RoomMessagesPerSecond; perSecond > 0 {
+		r.chatLimit = rate.NewLimiter(rate.Limit(perSecond), m.opt.Limits.RoomMessagesBurst)
 	}
 	return r
 }
@@ -146,7 +146,7 @@ func deliver(sinks []EventSink, evs ...Event) {
 func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Participant, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if max := r.m.opt.ParticipantsPerRoom; max > 0 && len(r.participants)+remote >= max {
+	if max := r.m.opt.Limits.ParticipantsPerRoom; max > 0 && len(r.participants)+remote >= max {
 		return nil, ErrRoomFull
 	}
 	p := newParticipant(r, spec, sink)
@@ -359,7 +359,7 @@ func (r *Room) leave(p *Participant) {
 		sinks = r.sinksLocked(nil)
 	}
 	if len(r.participants) == 0 && r.emptyTimer == nil {
-		r.emptyTimer = time.AfterFunc(r.m.opt.EmptyTimeout, func() { r.m.removeIfEmpty(r) })
+		r.emptyTimer = time.AfterFunc(r.m.opt.Room.EmptyTimeout, func() { r.m.removeIfEmpty(r) })
 	}
 	r.mu.Unlock()
 	deliver(sinks, ParticipantLeft{ParticipantID: p.id})

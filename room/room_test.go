@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/sfu"
 	"go.uber.org/goleak"
@@ -94,7 +95,7 @@ func TestJoinLeave_EventsStoreAndEmptyRoomRemoval(t *testing.T) {
 }
 
 func TestGrantsAndLimits(t *testing.T) {
-	m, _ := newTestManager(t, Options{ParticipantsPerRoom: 1, MaxSDPBytes: 1 << 16, MaxMediaSections: 4})
+	m, _ := newTestManager(t, Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 1, MaxSDPBytes: 1 << 16, MaxMediaSections: 4}})
 	var r recorder
 	p, err := m.Join("g", ParticipantSpec{Identity: "viewer", Subscribe: true}, &r)
 	if err != nil {
@@ -217,7 +218,7 @@ func TestHiddenParticipant_IsNotAnnounced(t *testing.T) {
 // Store writes are applied in order: a participant who joins and leaves at
 // once leaves no record behind.
 func TestStoreWrites_KeepTheirOrder(t *testing.T) {
-	m, store := newTestManager(t, Options{EmptyTimeout: time.Hour})
+	m, store := newTestManager(t, Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var keep recorder
 	if _, err := m.Join("order", ParticipantSpec{Identity: "stays"}, &keep); err != nil {
 		t.Fatal(err)
@@ -330,7 +331,10 @@ func TestViewers_AreCountedNotAnnounced(t *testing.T) {
 // Chat and reactions share a per-room budget: once the room is over it,
 // the sender is told (ErrRoomRateLimited) and nobody receives the message.
 func TestRoomMessageRate(t *testing.T) {
-	m, _ := newTestManager(t, Options{RoomMessagesPerSecond: 0.001, RoomMessagesBurst: 3})
+	// One message a second after a burst of three: the five below are sent
+	// within microseconds of each other, so the budget does not refill
+	// between them.
+	m, _ := newTestManager(t, Options{Limits: config.LimitsConfig{RoomMessagesPerSecond: 1, RoomMessagesBurst: 3}})
 	var a, b recorder
 	pa, err := m.Join("chatty", ParticipantSpec{Identity: "a", Name: "Ann"}, &a)
 	if err != nil {

@@ -73,16 +73,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		Heartbeat:    cfg.Cluster.HeartbeatInterval,
 		StoreTimeout: cfg.Redis.Timeout,
 
-		NodeID:                cfg.Node.ID,
-		EmptyTimeout:          cfg.Room.EmptyTimeout,
-		ParticipantsPerRoom:   cfg.Limits.ParticipantsPerRoom,
-		TracksPerParticipant:  cfg.Limits.TracksPerParticipant,
-		MaxSDPBytes:           cfg.Limits.MaxSDPBytes,
-		MaxMediaSections:      cfg.Limits.MaxMediaSections,
-		RoomMessagesPerSecond: float64(cfg.Limits.RoomMessagesPerSecond),
-		RoomMessagesBurst:     cfg.Limits.RoomMessagesBurst,
-		RepublishGrace:        cfg.Room.RepublishGrace,
-		Log:                   log,
+		NodeID: cfg.Node.ID,
+		Room:   cfg.Room,
+		Limits: cfg.Limits,
+		Log:    log,
 	})
 	registry, reg := newRegistry(cfg.Node.ID, cfg.Node.Region)
 	engine.RegisterMetrics(reg)
