@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +24,13 @@ type logRecord map[string]any
 func (r logRecord) str(k string) string { s, _ := r[k].(string); return s }
 
 // serverLog captures what the node logs, through the same logger main
-// builds (newLogger with log.format json), at debug so the test also sees
+// builds (NewLogger with log.format json), at debug so the test also sees
 // what was demoted.
-type serverLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *serverLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type serverLog struct{ testutil.SyncBuffer }
 
 func (l *serverLog) records(t *testing.T) []logRecord {
 	t.Helper()
-	l.mu.Lock()
-	text := l.buf.String()
-	l.mu.Unlock()
+	text := l.String()
 	var out []logRecord
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
