@@ -72,7 +72,7 @@ func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) 
 			t.Fatal(err)
 		}
 	}
-	pollFor(t, "node a sees b's viewers and both nodes' participants", func() bool {
+	testutil.Eventually(t, "node a sees b's viewers and both nodes' participants", func() bool {
 		st, err := storeA.Room(context.Background(), "show")
 		if err != nil || len(st.Participants) != 3 || st.Viewers["b"] != 2 || totalViewers(st) != 2 {
 			return false
@@ -83,7 +83,7 @@ func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) 
 		}
 		return nodes["a"] == 1 && nodes["b"] == 2
 	})
-	pollFor(t, "both nodes are registered with their region, URL, relay address and load", func() bool {
+	testutil.Eventually(t, "both nodes are registered with their region, URL, relay address and load", func() bool {
 		list, err := b.Nodes(context.Background())
 		if err != nil || len(list) != 2 {
 			return false
@@ -106,14 +106,14 @@ func TestCluster_ParticipantLimitCountsEveryNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pollFor(t, "a's participants reach the store", func() bool {
+	testutil.Eventually(t, "a's participants reach the store", func() bool {
 		c, err := storeA.Counts(context.Background(), "full")
 		return err == nil && c.Participants["a"] == 2
 	})
 	if _, err := b.Join("full", ParticipantSpec{Identity: "z"}, &rec); err != nil {
 		t.Fatalf("third participant of a room of 3, on another node: %v", err)
 	}
-	pollFor(t, "b's participant reaches the store", func() bool {
+	testutil.Eventually(t, "b's participant reaches the store", func() bool {
 		c, err := storeA.Counts(context.Background(), "full")
 		return err == nil && c.Participants["b"] == 1
 	})
@@ -159,14 +159,14 @@ func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 		}
 		onA = append(onA, p)
 	}
-	pollFor(t, "a's participants reach the store", func() bool {
+	testutil.Eventually(t, "a's participants reach the store", func() bool {
 		c, err := rs.Counts(context.Background(), "full")
 		return err == nil && c.Participants["a"] == 2
 	})
 	if _, err := b.Join("full", ParticipantSpec{Identity: "z"}, &rec); err != nil {
 		t.Fatalf("third participant of a room of 3, on another node: %v", err)
 	}
-	pollFor(t, "b knows a's count from a's events", func() bool {
+	testutil.Eventually(t, "b knows a's count from a's events", func() bool {
 		n, ok := b.linkedMembers("full")
 		return ok && n == 2
 	})
@@ -175,7 +175,7 @@ func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 		t.Errorf("fourth participant on b: %v, want ErrRoomFull", err)
 	}
 	onA[0].Leave()
-	pollFor(t, "b learns a's participant left", func() bool {
+	testutil.Eventually(t, "b learns a's participant left", func() bool {
 		n, ok := b.linkedMembers("full")
 		return ok && n == 1
 	})
@@ -196,17 +196,17 @@ func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
 	if _, err := a.Join("r", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
 		t.Fatal(err)
 	}
-	pollFor(t, "b sees a and its room", func() bool {
+	testutil.Eventually(t, "b sees a and its room", func() bool {
 		list, err := b.Nodes(context.Background())
 		_, rerr := storeB.Room(context.Background(), "r")
 		return err == nil && len(list) == 2 && rerr == nil
 	})
 	a.haltHeartbeat() // a hangs or dies: no more heartbeats, nothing cleaned up
-	pollFor(t, "a leaves b's view of the registry", func() bool {
+	testutil.Eventually(t, "a leaves b's view of the registry", func() bool {
 		list, err := b.Nodes(context.Background())
 		return err == nil && len(list) == 1 && list[0].ID == "b"
 	})
-	pollFor(t, "a's room entries expire", func() bool {
+	testutil.Eventually(t, "a's room entries expire", func() bool {
 		_, err := storeB.Room(context.Background(), "r")
 		return errors.Is(err, ErrNotFound)
 	})
@@ -224,13 +224,13 @@ func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pollFor(t, "a's room in the store", func() bool {
+	testutil.Eventually(t, "a's room in the store", func() bool {
 		_, err := observer.Room(context.Background(), "kept")
 		return err == nil
 	})
 
 	srv.Stop()
-	pollFor(t, "a notices the store is down", func() bool { return !a.StoreStats().Up && !a.ClusterReady() })
+	testutil.Eventually(t, "a notices the store is down", func() bool { return !a.StoreStats().Up && !a.ClusterReady() })
 	// A room the node serves keeps taking joins; a new room needs the
 	// cluster and is refused, retryably.
 	if _, err := a.Join("kept", ParticipantSpec{Identity: "guest"}, &rec); err != nil {
@@ -244,7 +244,7 @@ func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
 	}
 
 	srv.Start() // empty: everything was lost
-	pollFor(t, "a re-registers itself and its room, with the join made while Redis was down", func() bool {
+	testutil.Eventually(t, "a re-registers itself and its room, with the join made while Redis was down", func() bool {
 		st, err := observer.Room(context.Background(), "kept")
 		nodes, nerr := observer.Nodes(context.Background())
 		return err == nil && len(st.Participants) == 2 && nerr == nil && len(nodes) == 1 && nodes[0].ID == "a"

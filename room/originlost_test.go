@@ -29,7 +29,7 @@ func TestCluster_TrackTakeOver(t *testing.T) {
 	waitLinked(t, b, "on")
 	far := z.goLive()
 	r := b.Room("on")
-	pollFor(t, "b knows z's track", func() bool { return len(r.RemoteTracks()) == 1 })
+	testutil.Eventually(t, "b knows z's track", func() bool { return len(r.RemoteTracks()) == 1 })
 	key := trackKey("far", "video", "camera", "")
 	if id := r.claimRemote(trackKey("someone-else", "video", "camera", "")); id != "" {
 		t.Fatalf("another identity took over %q", id)
@@ -40,7 +40,7 @@ func TestCluster_TrackTakeOver(t *testing.T) {
 
 	// z's broadcaster leaves z (moving to b) while z still lists the track.
 	z.send(wireEvent{Type: evLeft, ID: far})
-	pollFor(t, "b's watcher sees the broadcaster leave z", func() bool {
+	testutil.Eventually(t, "b's watcher sees the broadcaster leave z", func() bool {
 		return onB.has(func(ev Event) bool { e, ok := ev.(ParticipantLeft); return ok && e.ParticipantID == far })
 	})
 	if id := r.claimRemote(key); id != "t_far" {
@@ -50,9 +50,9 @@ func TestCluster_TrackTakeOver(t *testing.T) {
 	// z goes live again and dies: its track is lost, kept, and can be
 	// taken over until the grace period ends.
 	z.goLive()
-	pollFor(t, "b knows z's track again", func() bool { return len(r.RemoteTracks()) == 1 })
+	testutil.Eventually(t, "b knows z's track again", func() bool { return len(r.RemoteTracks()) == 1 })
 	z.die()
-	pollFor(t, "b's watcher is told origin_lost", func() bool {
+	testutil.Eventually(t, "b's watcher is told origin_lost", func() bool {
 		return onB.has(func(ev Event) bool {
 			e, ok := ev.(OriginLost)
 			return ok && e.Node == "z" && len(e.TrackIDs) == 1 && e.TrackIDs[0] == "t_far"
@@ -64,7 +64,7 @@ func TestCluster_TrackTakeOver(t *testing.T) {
 	if !r.isRemoteTrack("t_far") || len(r.RemoteTracks()) != 0 {
 		t.Fatalf("a lost track is kept (isRemoteTrack %v) but not relayed (remote %v)", r.isRemoteTrack("t_far"), r.RemoteTracks())
 	}
-	pollFor(t, "the lost track is unpublished when the grace period ends", func() bool {
+	testutil.Eventually(t, "the lost track is unpublished when the grace period ends", func() bool {
 		return onB.has(func(ev Event) bool { e, ok := ev.(TrackUnpublished); return ok && e.TrackID == "t_far" })
 	})
 	if r.isRemoteTrack("t_far") {
@@ -74,9 +74,9 @@ func TestCluster_TrackTakeOver(t *testing.T) {
 	// Once more, and this time the broadcaster comes back in time.
 	z.heartbeat()
 	z.goLive()
-	pollFor(t, "b knows z's track again", func() bool { return len(r.RemoteTracks()) == 1 })
+	testutil.Eventually(t, "b knows z's track again", func() bool { return len(r.RemoteTracks()) == 1 })
 	z.die()
-	pollFor(t, "the track is lost again", func() bool { return len(r.RemoteTracks()) == 0 && r.isRemoteTrack("t_far") })
+	testutil.Eventually(t, "the track is lost again", func() bool { return len(r.RemoteTracks()) == 0 && r.isRemoteTrack("t_far") })
 	if id := r.claimRemote(key); id != "t_far" {
 		t.Fatalf("a lost track taken over gave %q, want t_far", id)
 	}

@@ -110,7 +110,7 @@ func (f *fakeNode) goLive() string {
 
 func waitLinked(t *testing.T, m *Manager, room string) {
 	t.Helper()
-	pollFor(t, "the room is subscribed and read", func() bool {
+	testutil.Eventually(t, "the room is subscribed and read", func() bool {
 		r := m.Room(room)
 		l := m.link(r)
 		l.mu.Lock()
@@ -152,7 +152,7 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLinked(t, a, "live")
-	pollFor(t, "a's host sees the room's viewer on b in the count", func() bool { return onA.lastViewerCount() == 1 })
+	testutil.Eventually(t, "a's host sees the room's viewer on b in the count", func() bool { return onA.lastViewerCount() == 1 })
 	if got := a.Room("live").ViewerCount(); got != 1 {
 		t.Errorf("a's room counts %d viewers, want 1 (on b)", got)
 	}
@@ -174,7 +174,7 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 	if err := host.React("👏"); err != nil {
 		t.Fatal(err)
 	}
-	pollFor(t, "every chat and the reaction reach the other node", func() bool {
+	testutil.Eventually(t, "every chat and the reaction reach the other node", func() bool {
 		return len(onB.chats(host.ID())) >= len(want) && len(onA.chats(watcher.ID())) >= len(want) &&
 			onB.has(func(ev Event) bool {
 				r, ok := ev.(Reaction)
@@ -215,7 +215,7 @@ func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 	}
 	waitLinked(t, b, "on")
 	far := z.goLive()
-	pollFor(t, "b's watcher is told of z's broadcaster and its track", func() bool {
+	testutil.Eventually(t, "b's watcher is told of z's broadcaster and its track", func() bool {
 		return onB.has(func(ev Event) bool { e, ok := ev.(TrackPublished); return ok && e.Track.ID == "t_far" })
 	})
 	joined := onB.index(func(ev Event) bool { e, ok := ev.(ParticipantJoined); return ok && e.Participant.ID == far })
@@ -236,7 +236,7 @@ func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 	}
 
 	z.die()
-	pollFor(t, "b's clients are told z's track ended and its broadcaster left", func() bool {
+	testutil.Eventually(t, "b's clients are told z's track ended and its broadcaster left", func() bool {
 		return onB.has(func(ev Event) bool { e, ok := ev.(TrackUnpublished); return ok && e.TrackID == "t_far" }) &&
 			onB.has(func(ev Event) bool { e, ok := ev.(ParticipantLeft); return ok && e.ParticipantID == far })
 	})
@@ -265,7 +265,7 @@ func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
 	send(1, "one late")
 	must(t, storeB.Publish(context.Background(), "dup", []byte(`{"v":1,"node":"z"`))) // garbage is dropped
 	send(3, "three")
-	pollFor(t, "the last event arrives", func() bool { return len(onB.chats("p_z")) >= 3 })
+	testutil.Eventually(t, "the last event arrives", func() bool { return len(onB.chats("p_z")) >= 3 })
 	time.Sleep(100 * time.Millisecond)
 	if got := strings.Join(onB.chats("p_z"), ","); got != "one,two,three" {
 		t.Fatalf("received %q, want one,two,three", got)
@@ -293,11 +293,11 @@ func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 		ps, _ := b.Room("on").Snapshot()
 		return len(ps) == 1 && ps[0].ID == far
 	}
-	pollFor(t, "b knows z's broadcaster", knowsFar)
+	testutil.Eventually(t, "b knows z's broadcaster", knowsFar)
 	z.heartbeat()
 
 	srv.Restart()
-	pollFor(t, "b and z re-registered", func() bool {
+	testutil.Eventually(t, "b and z re-registered", func() bool {
 		list, err := b.Nodes(context.Background())
 		return err == nil && len(list) == 2 && b.ClusterReady()
 	})
@@ -310,7 +310,7 @@ func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 	if onB.has(func(ev Event) bool { l, ok := ev.(ParticipantLeft); return ok && l.ParticipantID == far }) {
 		t.Error("b's watcher was told z's broadcaster left when only Redis restarted")
 	}
-	pollFor(t, "z's chat reaches b again", func() bool {
+	testutil.Eventually(t, "z's chat reaches b again", func() bool {
 		z.send(wireEvent{Type: evChat, ID: far, Name: "Far", Text: "still here"})
 		time.Sleep(50 * time.Millisecond)
 		for _, text := range onB.chats(far) {

@@ -52,7 +52,7 @@ func TestStoreQueue_FullQueueIsCountedAndRepaired(t *testing.T) {
 	}
 	close(store.gate) // the store answers again
 	observer := shared.Node("observer", 0)
-	pollFor(t, "the store holds every participant again", func() bool {
+	testutil.Eventually(t, "the store holds every participant again", func() bool {
 		st, err := observer.Room(context.Background(), "big")
 		return err == nil && len(st.Participants) == n
 	})
@@ -102,7 +102,7 @@ func TestLinkRoom_FailedFirstReadIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Leave()
-	pollFor(t, "b learns of z's broadcaster despite the failed reads", func() bool {
+	testutil.Eventually(t, "b learns of z's broadcaster despite the failed reads", func() bool {
 		ps, ts := b.Room("late").Snapshot()
 		return len(ps) == 1 && ps[0].ID == "p_far" && len(ts) == 1
 	})

@@ -45,7 +45,7 @@ func startRedisCluster(t *testing.T) []string {
 	}
 	for _, a := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: a, DisableIdentity: true})
-		pollFor(t, "redis-server "+a+" answers", func() bool { return c.Ping(context.Background()).Err() == nil })
+		testutil.Eventually(t, "redis-server "+a+" answers", func() bool { return c.Ping(context.Background()).Err() == nil })
 		_ = c.Close()
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -55,7 +55,7 @@ func startRedisCluster(t *testing.T) []string {
 	}
 	for _, a := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: a, DisableIdentity: true})
-		pollFor(t, "the cluster is up on "+a, func() bool {
+		testutil.Eventually(t, "the cluster is up on "+a, func() bool {
 			info, err := c.ClusterInfo(context.Background()).Result()
 			return err == nil && strings.Contains(info, "cluster_state:ok")
 		})
@@ -112,7 +112,7 @@ func startSentinel(t *testing.T) string {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	sc := redis.NewSentinelClient(&redis.Options{Addr: addr, DisableIdentity: true})
 	defer sc.Close()
-	pollFor(t, "the Sentinel knows the primary", func() bool {
+	testutil.Eventually(t, "the Sentinel knows the primary", func() bool {
 		a, err := sc.GetMasterAddrByName(context.Background(), "halo-primary").Result()
 		return err == nil && len(a) == 2 && a[1] == strconv.Itoa(primary.Port())
 	})

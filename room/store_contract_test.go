@@ -58,19 +58,6 @@ func TestStoreContract_Redis(t *testing.T) {
 	})
 }
 
-// pollFor waits for cond, failing after a generous deadline: it checks
-// that something happens, never how fast.
-func pollFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -141,7 +128,7 @@ func contractDeleteOwnPart(t *testing.T, nodes func(string) Store, _ time.Durati
 	if _, err := a.Room(ctx, "r"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("room both left: %v", err)
 	}
-	pollFor(t, "the rooms index forgets the room", func() bool {
+	testutil.Eventually(t, "the rooms index forgets the room", func() bool {
 		rooms, err := a.Rooms(ctx)
 		return err == nil && len(rooms) == 0
 	})
@@ -177,15 +164,15 @@ func contractLeaseExpiry(t *testing.T, nodes func(string) Store, _ time.Duration
 		t.Fatalf("claim: %q %v", holder, err)
 	}
 	// a stops renewing (it died): everything it wrote goes.
-	pollFor(t, "a's room entries expire", func() bool {
+	testutil.Eventually(t, "a's room entries expire", func() bool {
 		_, err := b.Room(ctx, "r")
 		return errors.Is(err, ErrNotFound)
 	})
-	pollFor(t, "a leaves the registry", func() bool {
+	testutil.Eventually(t, "a leaves the registry", func() bool {
 		n, err := b.Nodes(ctx)
 		return err == nil && len(n) == 0
 	})
-	pollFor(t, "a's origin claim expires", func() bool {
+	testutil.Eventually(t, "a's origin claim expires", func() bool {
 		_, err := b.Origin(ctx, "r", "t_a")
 		return errors.Is(err, ErrNotFound)
 	})
@@ -221,7 +208,7 @@ func contractRenew(t *testing.T, nodes func(string) Store, ttl time.Duration) {
 	if h, err := b.Origin(ctx, "kept", "t_a"); err != nil || h != "a" {
 		t.Fatalf("renewed origin: %q %v", h, err)
 	}
-	pollFor(t, "the unrenewed room expires", func() bool {
+	testutil.Eventually(t, "the unrenewed room expires", func() bool {
 		_, err := b.Room(ctx, "dropped")
 		return errors.Is(err, ErrNotFound)
 	})
@@ -332,7 +319,7 @@ func contractPubSub(t *testing.T, nodes func(string) Store, _ time.Duration) {
 		want[i] = fmt.Sprintf("m%03d", i)
 		must(t, a.Publish(ctx, "r", []byte(want[i])))
 	}
-	pollFor(t, "both nodes receive every message", func() bool {
+	testutil.Eventually(t, "both nodes receive every message", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got["a"]) >= len(want) && len(got["b"]) >= len(want)
