@@ -231,9 +231,7 @@ func (m *Manager) queueLink(r *Room, l *roomLink) {
 			return err
 		}
 		m.reconcile(r, l, st)
-		r.remote.mu.Lock()
-		r.remote.seeded = true
-		r.remote.mu.Unlock()
+		r.remote.markSeeded()
 		l.mu.Lock()
 		l.reread = true
 		l.mu.Unlock()

@@ -653,14 +653,14 @@ func (r *Room) waitLinked(ctx context.Context, d time.Duration) {
 	if !r.m.opt.Cluster {
 		return
 	}
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
-		if r.m.link(r) == nil || r.remoteSeeded() {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
+	if r.m.link(r) == nil {
+		return // removed
+	}
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	select {
+	case <-r.remote.seededOrGone():
+	case <-ctx.Done():
+	case <-deadline.C:
 	}
 }

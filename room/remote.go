@@ -27,11 +27,31 @@ type remoteView struct {
 	members map[string]int
 	// seeded: the other nodes' state was read from the store once.
 	seeded bool
+	// seen is closed when seeded turns true, or when the view is reset (the
+	// room is gone): whoever waits for the first read stops waiting.
+	seen chan struct{}
 }
 
 func newRemoteView() *remoteView {
 	return &remoteView{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{},
-		lost: map[string]RemoteTrack{}, viewers: map[string]int{}, members: map[string]int{}}
+		lost: map[string]RemoteTrack{}, viewers: map[string]int{}, members: map[string]int{}, seen: make(chan struct{})}
+}
+
+// markSeeded records that the other nodes' state was read once.
+func (v *remoteView) markSeeded() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.seeded {
+		v.seeded = true
+		close(v.seen)
+	}
+}
+
+// seededOrGone returns a channel closed once the view was read, or reset.
+func (v *remoteView) seededOrGone() <-chan struct{} {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.seen
 }
 
 // reset forgets the view (the room left the cluster's care: it was
@@ -48,7 +68,11 @@ func (v *remoteView) reset() {
 	clear(v.lost)
 	clear(v.viewers)
 	clear(v.members)
+	if !v.seeded {
+		close(v.seen) // wake those waiting for a first read that will not come
+	}
 	v.seeded = false
+	v.seen = make(chan struct{})
 }
 
 // RemoteTrack is a track published on another node of the cluster.

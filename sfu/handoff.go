@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -246,7 +247,7 @@ func (s *Subscriber) handOver() {
 	// internals (dtlskeys.go).
 	keys := l.keys.Load()
 	if err == nil && keys == nil {
-		err = fmt.Errorf("the connection has no SRTP keys")
+		err = errors.New("the connection has no SRTP keys")
 	}
 	path := l.path.Load()
 	if err == nil && (path == nil || l.viaPion.Load() || l.lost.Load()) {

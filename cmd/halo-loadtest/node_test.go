@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/node"
+	"github.com/halobuzz/live/internal/testutil"
 )
 
 // testServer is a HaloBuzz Live node started in-process on free loopback
@@ -24,15 +23,7 @@ type testServer struct {
 
 func startServer(t *testing.T, opts ...func(*config.Config)) *testServer {
 	t.Helper()
-	cfg := config.Default()
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	cfg.Auth.Secret = hex.EncodeToString(secret)
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.SFU.UDPPort = 0
-	cfg.SFU.UDPAddress = "127.0.0.1"
-	cfg.SFU.IncludeLoopback = true
-	cfg.Room.EmptyTimeout = 100 * time.Millisecond
+	cfg := testutil.NodeConfig()
 	cfg.Limits.JoinsPerIPPerMinute = 100_000
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	for _, o := range opts {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
 )
@@ -69,12 +68,8 @@ func TestShutdown_DrainsClients(t *testing.T) {
 // on any of its ports afterwards, and its goroutines end (TestMain).
 func TestClose_ClosesEveryListener(t *testing.T) {
 	r := testutil.StartRedis(t)
-	cfg := config.Default()
-	cfg.Auth.Secret = strings.Repeat("e5", 20)
-	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg := testutil.NodeConfig()
 	cfg.Metrics.Listen = "127.0.0.1:0"
-	cfg.SFU.UDPPort = 0
-	cfg.SFU.UDPAddress = "127.0.0.1"
 	cfg.Node.ID = "closing"
 	cfg.Redis.Addrs = []string{r.Addr()}
 	cfg.Cluster.Secret = testClusterSecret

@@ -2,14 +2,13 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
 	"github.com/halobuzz/live/signaling/auth"
 )
@@ -32,16 +31,7 @@ func startNode(t *testing.T, mutate func(*config.Config)) *testNode {
 // stderr with HALO_TEST_LOG set, else nowhere.
 func startNodeWithLog(t *testing.T, mutate func(*config.Config), log *slog.Logger) *testNode {
 	t.Helper()
-	cfg := config.Default()
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	cfg.Auth.Secret = hex.EncodeToString(secret)
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.Metrics.Listen = ""
-	cfg.SFU.UDPPort = 0
-	cfg.SFU.UDPAddress = "127.0.0.1"
-	cfg.SFU.IncludeLoopback = true
-	cfg.Room.EmptyTimeout = 100 * time.Millisecond
+	cfg := testutil.NodeConfig()
 	if mutate != nil {
 		mutate(cfg)
 	}
