@@ -26,7 +26,7 @@ func benchRoom(b *testing.B, size int) (*Manager, *atomic.Int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := NewManager(e, NewMemoryStore(), Options{NodeID: "n1", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	m := NewManager(e, Options{NodeID: "n1", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	b.Cleanup(func() {
 		m.Close()
 		e.Close()

@@ -34,7 +34,7 @@ const handOverPoll = 50 * time.Millisecond
 
 func (m *Manager) handOver(ctx context.Context) {
 	// Other nodes stop sending clients and relays here at once.
-	m.storeWrite(func(ctx context.Context) error { return m.store.PutNode(ctx, m.nodeInfo(0)) })
+	m.cluster.Announce()
 	wait := 5 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		wait = time.Until(dl) / 2
@@ -44,7 +44,7 @@ func (m *Manager) handOver(ctx context.Context) {
 	target := m.drainTarget(hctx)
 	redirected := 0
 	if target != "" {
-		for _, r := range m.localRooms() {
+		for _, r := range m.Rooms() {
 			for _, p := range r.list() {
 				if rd, ok := p.sink.(Redirector); ok && rd.CanRedirect() {
 					p.sink.Event(Redirect{URL: target})
@@ -60,19 +60,19 @@ func (m *Manager) handOver(ctx context.Context) {
 		case <-hctx.Done():
 			m.log.Warn("draining: hand-over not finished in time", "waited", time.Since(start))
 			m.handOverTimeouts.Add(1)
-			m.nodeGone()
+			m.cluster.Gone()
 			return
 		case <-time.After(handOverPoll):
 		}
 	}
 	m.log.Info("draining: handed over", "took", time.Since(start))
-	m.nodeGone()
+	m.cluster.Gone()
 }
 
 // handedOver reports whether no other node pulls a relay from here and,
 // when clients were redirected, none of them is still here.
 func (m *Manager) handedOver(redirected bool) bool {
-	for _, r := range m.localRooms() {
+	for _, r := range m.Rooms() {
 		for _, p := range r.list() {
 			if p.spec.Relay {
 				return false
@@ -88,9 +88,7 @@ func (m *Manager) handedOver(redirected bool) bool {
 // drainTarget returns the public URL of the node to send clients to, or ""
 // when no other node is alive (or the registry cannot be read).
 func (m *Manager) drainTarget(ctx context.Context) string {
-	rctx, cancel := context.WithTimeout(ctx, m.storeTimeout())
-	defer cancel()
-	nodes, err := m.store.Nodes(rctx)
+	nodes, err := m.cluster.Nodes(ctx)
 	if err != nil {
 		m.log.Warn("draining: cannot read the registry; clients are not redirected", "err", err)
 		return ""
@@ -119,12 +117,4 @@ func (m *Manager) drainTarget(ctx context.Context) string {
 		return ""
 	}
 	return best.PublicURL
-}
-
-// nodeGone tells the other nodes of every room here that this node leaves:
-// what it still publishes is lost to them now.
-func (m *Manager) nodeGone() {
-	for _, r := range m.localRooms() {
-		m.publish(r, wireEvent{Type: evNodeGone})
-	}
 }

@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ var (
 )
 
 // Options are the limits and timings of a Manager: its sections of the
-// configuration, taken whole, and (below) the cluster's.
+// configuration, taken whole, and its part in a cluster.
 type Options struct {
 	NodeID string
 	// Room: empty_timeout (how long an empty room lingers before it is
@@ -41,21 +42,15 @@ type Options struct {
 	// participants together; 0: unlimited). 0 is no limit for each.
 	Limits config.LimitsConfig
 	Log    *slog.Logger
-
-	// Cluster says the Store is shared with other nodes (Redis): joins count
-	// the participants of every node, the node registers itself and renews
-	// its leases every Heartbeat, and re-registers its state when the store
-	// lost it. Without it the node serves alone, as on the memory store.
-	Cluster bool
-	// Node is how the registry describes this node (Cluster only).
+	// Node is how the registry describes this node (its ID is NodeID).
 	Node NodeInfo
-	// Heartbeat is the registry and lease renewal period
-	// (cluster.heartbeat_interval).
-	Heartbeat time.Duration
-	// StoreTimeout bounds the Store reads on the join path (redis.timeout).
-	StoreTimeout time.Duration
-	// RelayDial asks another node for tracks of a room (Cluster only; see
-	// relay.go). Without it, other nodes' tracks are listed but not relayed.
+
+	// Cluster links the node to the other nodes (package room/cluster);
+	// nil for a node that serves alone.
+	Cluster Cluster
+	// RelayDial asks another node for tracks of a room (a cluster only;
+	// see relay.go). Without it, other nodes' tracks are listed but not
+	// relayed.
 	RelayDial RelayDialer
 	// RelayGrace is how long a relay stays after the room's last local
 	// viewer left (cluster.relay_grace; 0: it closes at once).
@@ -65,22 +60,15 @@ type Options struct {
 // Manager holds the node's rooms. Rooms are created on first join and removed
 // EmptyTimeout after the last participant leaves.
 type Manager struct {
-	engine *sfu.Engine
-	store  Store
-	opt    Options
-	log    *slog.Logger
+	engine  *sfu.Engine
+	cluster Cluster // nil alone
+	opt     Options
+	log     *slog.Logger
+	started time.Time
 
-	mu       sync.Mutex
+	mu       sync.Mutex // guards rooms, draining, relaysDone and opt.Node
 	rooms    map[string]*Room
 	draining bool
-
-	storeMu     sync.Mutex
-	storeClosed bool
-	writes      chan storeWriteItem // FIFO: one writer keeps Put before Delete (batch.go)
-	writerDone  chan struct{}
-	dropped     atomic.Uint64
-
-	cluster clusterState // cluster.go
 
 	relayWG         sync.WaitGroup // relay set-ups under way (relay.go)
 	relaysDone      bool           // Close waits for relayWG: no more goRelay (guarded by mu)
@@ -92,24 +80,15 @@ type Manager struct {
 	handOverTimeouts atomic.Uint64
 }
 
-// storeQueue is how many Store writes may wait; beyond it (a store that is
-// down or slow) writes are dropped and logged, never waited for.
-const storeQueue = 4096
-
-// NewManager returns a Manager forwarding media with engine and recording
-// shared state in store.
-func NewManager(engine *sfu.Engine, store Store, opt Options) *Manager {
+// NewManager returns a Manager forwarding media with engine, linked to the
+// other nodes by opt.Cluster when it is set.
+func NewManager(engine *sfu.Engine, opt Options) *Manager {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	m := &Manager{
-		engine: engine, store: store, opt: opt, log: opt.Log, rooms: map[string]*Room{},
-		writes: make(chan storeWriteItem, storeQueue), writerDone: make(chan struct{}),
-	}
-	m.cluster.started = time.Now()
-	go m.writer()
-	if opt.Cluster {
-		m.startCluster()
+	m := &Manager{engine: engine, cluster: opt.Cluster, opt: opt, log: opt.Log, rooms: map[string]*Room{}, started: time.Now()}
+	if m.cluster != nil {
+		m.cluster.Start(m)
 	}
 	return m
 }
@@ -146,12 +125,14 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 		r = newRoom(m, name)
 		m.rooms[name] = r
 		m.log.Info("room created", "room", name)
-		m.linkRoom(r)
+		if m.cluster != nil {
+			m.cluster.RoomCreated(r)
+		}
 	}
 	m.mu.Unlock()
 	p, err := r.join(spec, sink, remote)
 	if err == nil && !spec.Relay {
-		r.countsChangedCluster() // the participant count other nodes read (linkedMembers)
+		r.countsChanged() // the participant count other nodes read
 	}
 	return p, err
 }
@@ -161,6 +142,24 @@ func (m *Manager) Room(name string) *Room {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.rooms[name]
+}
+
+// remoteParticipants returns the participants of room on other nodes, for
+// the join limit. Alone there are none to count. When the cluster cannot
+// tell, a room this node does not serve yet (served) is refused with
+// ErrClusterUnavailable: it may live on other nodes, which this node cannot
+// see now.
+func (m *Manager) remoteParticipants(room string, served bool) (int, error) {
+	if m.cluster == nil {
+		return 0, nil
+	}
+	if m.opt.Limits.ParticipantsPerRoom <= 0 {
+		if !served && !m.cluster.Ready() {
+			return 0, fmt.Errorf("%w: the last heartbeat did not reach the store", ErrClusterUnavailable)
+		}
+		return 0, nil
+	}
+	return m.cluster.Members(room, served)
 }
 
 // removeIfEmpty drops r if it is still empty; called by its timer.
@@ -173,39 +172,11 @@ func (m *Manager) removeIfEmpty(r *Room) {
 	delete(m.rooms, r.name)
 	m.mu.Unlock()
 	r.closeRelays()
-	m.unlinkRoom(r)
+	r.remove()
+	if m.cluster != nil {
+		m.cluster.RoomRemoved(r)
+	}
 	m.log.Info("room removed", "room", r.name)
-	m.storeWrite(func(ctx context.Context) error { return m.store.DeleteRoom(ctx, r.name) })
-}
-
-// storeWrite queues a Store write off the caller's path: media and
-// signalling must not wait on a networked store. Writes are applied in the
-// order they were queued, by one goroutine, so a participant's record is
-// never deleted before it was put. A failure or a full queue is logged and
-// counted (StoreStats), not fatal: the node then rewrites its whole state
-// on its next heartbeat (re-registration), so nothing stays lost. It
-// reports whether f was queued.
-func (m *Manager) storeWrite(f func(context.Context) error) bool {
-	return m.enqueue(storeWriteItem{f: f})
-}
-
-func (m *Manager) enqueue(it storeWriteItem) bool {
-	m.storeMu.Lock()
-	defer m.storeMu.Unlock()
-	if m.storeClosed {
-		return false // the node is stopping; its records expire with it
-	}
-	select {
-	case m.writes <- it:
-		return true
-	default:
-		m.cluster.resync.Store(true)
-		if m.dropped.Add(1)%100 == 1 {
-			m.log.Warn("room store queue full, dropping writes; state is rewritten at the next heartbeat",
-				"dropped", m.dropped.Load())
-		}
-		return false
-	}
 }
 
 // Stats counts what the node serves now.
@@ -255,7 +226,7 @@ func (m *Manager) Drain(ctx context.Context) error {
 	m.mu.Lock()
 	m.draining = true
 	m.mu.Unlock()
-	if m.opt.Cluster {
+	if m.cluster != nil {
 		m.handOver(ctx)
 	}
 	m.mu.Lock()
@@ -288,8 +259,8 @@ func (m *Manager) Drain(ctx context.Context) error {
 	}
 }
 
-// Close stops the room timers and waits for store writes in flight. Call
-// after Drain.
+// Close stops the room timers and the cluster's work (which waits for its
+// writes in flight). Call after Drain.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	var closing []*Room
@@ -304,13 +275,9 @@ func (m *Manager) Close() {
 	m.relayWG.Wait()
 	for _, r := range closing {
 		r.closeRelays()
+		r.remove()
 	}
-	m.stopCluster()
-	m.storeMu.Lock()
-	if !m.storeClosed {
-		m.storeClosed = true
-		close(m.writes)
+	if m.cluster != nil {
+		m.cluster.Close()
 	}
-	m.storeMu.Unlock()
-	<-m.writerDone
 }

@@ -25,14 +25,15 @@ import (
 // When the grace period passes first, the tracks are unpublished for good,
 // as when a broadcaster does not come back.
 
-// loseOrigin handles the loss of node: its tracks in the room are kept as
-// lost (or unpublished at once without a grace period), its publishers
-// leave, its viewers no longer count, and the relay from it is dropped
-// without dropping the copies.
-func (r *Room) loseOrigin(l *roomLink, node string) {
+// RemoteNodeLost handles the loss of node (the cluster found it dead, or it
+// said it leaves): its tracks in the room are kept as lost (or unpublished
+// at once without a grace period), its publishers leave, its viewers no
+// longer count, and the relay from it is dropped without dropping the
+// copies.
+func (r *Room) RemoteNodeLost(node string) {
 	grace := r.m.opt.Room.RepublishGrace
 	var gone []string // tracks unpublished at once
-	r.applyRemote(l, func(v *remoteView) ([]Event, bool) {
+	r.applyRemote(func(v *remoteView) ([]Event, bool) {
 		var tracks, parts []string
 		var unpublished, left []Event
 		for id, t := range v.tracks {
@@ -64,7 +65,7 @@ func (r *Room) loseOrigin(l *roomLink, node string) {
 		slices.Sort(tracks)
 		slices.Sort(parts)
 		if grace > 0 && len(tracks) > 0 {
-			v.timers = append(v.timers, time.AfterFunc(grace, func() { r.expireLost(l, tracks) }))
+			v.timers = append(v.timers, time.AfterFunc(grace, func() { r.expireLost(tracks) }))
 		}
 		r.m.originsLost.Add(1)
 		r.m.log.Warn("cluster: a room's origin node is lost", "room", r.name, "node", node,
@@ -80,9 +81,9 @@ func (r *Room) loseOrigin(l *roomLink, node string) {
 
 // expireLost unpublishes the tracks among ids that are still lost: nobody
 // published them again within the grace period.
-func (r *Room) expireLost(l *roomLink, ids []string) {
+func (r *Room) expireLost(ids []string) {
 	var expired []string
-	r.applyRemote(l, func(v *remoteView) ([]Event, bool) {
+	r.applyRemote(func(v *remoteView) ([]Event, bool) {
 		var evs []Event
 		for _, id := range ids {
 			if t, ok := v.lost[id]; ok {
@@ -118,7 +119,7 @@ func (r *Room) failRelay(origin string) {
 // participant left there). A track whose publisher is still on a healthy
 // node is not taken: the same identity may publish from two places.
 func (r *Room) claimRemote(key string) string {
-	if r.m.link(r) == nil {
+	if r.m.cluster == nil {
 		return "" // alone: no other node's track to take over
 	}
 	v := r.remote
@@ -147,7 +148,7 @@ func (r *Room) claimRemote(key string) string {
 		candidate, found = t, true
 	}
 	v.mu.Unlock()
-	if !found || !r.m.nodeDraining(candidate.Node) {
+	if !found || !r.m.cluster.NodeDraining(candidate.Node) {
 		return ""
 	}
 	v.mu.Lock()
@@ -157,22 +158,4 @@ func (r *Room) claimRemote(key string) string {
 	}
 	delete(v.tracks, candidate.Info.ID)
 	return candidate.Info.ID
-}
-
-// nodeDraining reports whether the registry says node is draining. It reads
-// the store (a short timeout): only a broadcaster's arrival with the key of
-// a track still published elsewhere asks.
-func (m *Manager) nodeDraining(node string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), m.storeTimeout())
-	defer cancel()
-	nodes, err := m.store.Nodes(ctx)
-	if err != nil {
-		return false
-	}
-	for _, n := range nodes {
-		if n.ID == node {
-			return n.Draining
-		}
-	}
-	return false
 }

@@ -1,6 +1,7 @@
 package room
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -8,27 +9,50 @@ import (
 	"github.com/halobuzz/live/internal/testutil"
 )
 
+// quietCluster stands for the other nodes in a room's unit tests: the test
+// tells the room what happens there through the room's Remote* methods, as
+// package cluster does; what the room tells the cluster goes nowhere.
+type quietCluster struct{ draining map[string]bool }
+
+func (quietCluster) Start(*Manager)                                  {}
+func (quietCluster) Close()                                          {}
+func (quietCluster) Ready() bool                                     { return true }
+func (quietCluster) Stats() ClusterStats                             { return ClusterStats{Nodes: 1, Up: true} }
+func (quietCluster) RoomCreated(*Room)                               {}
+func (quietCluster) RoomRemoved(*Room)                               {}
+func (quietCluster) Members(string, bool) (int, error)               { return 0, nil }
+func (quietCluster) CountsChanged(*Room)                             {}
+func (quietCluster) ParticipantJoined(string, ParticipantRecord)     {}
+func (quietCluster) ParticipantLeft(string, string)                  {}
+func (quietCluster) TrackStarted(string, TrackRecord)                {}
+func (quietCluster) TrackEnded(string, string)                       {}
+func (quietCluster) Share(*Room, ...Event)                           {}
+func (quietCluster) Nodes(context.Context) ([]NodeInfo, error)       { return nil, nil }
+func (quietCluster) Node(context.Context, string) (*NodeInfo, error) { return nil, ErrRelayUnavailable }
+func (c quietCluster) NodeDraining(id string) bool                   { return c.draining[id] }
+func (quietCluster) Announce()                                       {}
+func (quietCluster) Gone()                                           {}
+
 // Which local publish takes over a track of another node: none while its
 // broadcaster is on a healthy node, the track once that broadcaster left
 // it, and a lost origin's track during the grace period. A lost track that
-// nobody takes is unpublished when the grace period ends.
+// nobody takes is unpublished when the grace period ends. (How the cluster
+// finds a node dead is TestCluster_DeadOriginsTracksAreKeptForTheGrace, in
+// room/cluster.)
 func TestCluster_TrackTakeOver(t *testing.T) {
-	srv := testutil.StartRedis(t)
-	prefix := clusterPrefix()
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour, RepublishGrace: 800 * time.Millisecond}})
-	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := newFakeNode(t, zs)
-	z.heartbeat()
+	b := newTestManager(t, Options{Cluster: quietCluster{}, Room: config.RoomConfig{EmptyTimeout: time.Hour, RepublishGrace: 800 * time.Millisecond}})
 	var onB recorder
 	if _, err := b.Join("on", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
 		t.Fatal(err)
 	}
-	waitLinked(t, b, "on")
-	far := z.goLive()
 	r := b.Room("on")
+	r.RemoteRead()
+	goLive := func() string {
+		r.RemoteJoined(ParticipantRecord{ID: "p_far", Identity: "far", Name: "Far", Publisher: true, Node: "z"})
+		r.RemotePublished(TrackRecord{ID: "t_far", ParticipantID: "p_far", Kind: "video", Source: "camera", Node: "z"})
+		return "p_far"
+	}
+	far := goLive()
 	testutil.Eventually(t, "b knows z's track", func() bool { return len(r.RemoteTracks()) == 1 })
 	key := trackKey("far", "video", "camera", "")
 	if id := r.claimRemote(trackKey("someone-else", "video", "camera", "")); id != "" {
@@ -39,7 +63,7 @@ func TestCluster_TrackTakeOver(t *testing.T) {
 	}
 
 	// z's broadcaster leaves z (moving to b) while z still lists the track.
-	z.send(wireEvent{Type: evLeft, ID: far})
+	r.RemoteLeft(far)
 	testutil.Eventually(t, "b's watcher sees the broadcaster leave z", func() bool {
 		return onB.has(func(ev Event) bool { e, ok := ev.(ParticipantLeft); return ok && e.ParticipantID == far })
 	})
@@ -49,9 +73,9 @@ func TestCluster_TrackTakeOver(t *testing.T) {
 
 	// z goes live again and dies: its track is lost, kept, and can be
 	// taken over until the grace period ends.
-	z.goLive()
+	goLive()
 	testutil.Eventually(t, "b knows z's track again", func() bool { return len(r.RemoteTracks()) == 1 })
-	z.die()
+	r.RemoteNodeLost("z")
 	testutil.Eventually(t, "b's watcher is told origin_lost", func() bool {
 		return onB.has(func(ev Event) bool {
 			e, ok := ev.(OriginLost)
@@ -72,12 +96,28 @@ func TestCluster_TrackTakeOver(t *testing.T) {
 	}
 
 	// Once more, and this time the broadcaster comes back in time.
-	z.heartbeat()
-	z.goLive()
+	goLive()
 	testutil.Eventually(t, "b knows z's track again", func() bool { return len(r.RemoteTracks()) == 1 })
-	z.die()
+	r.RemoteNodeLost("z")
 	testutil.Eventually(t, "the track is lost again", func() bool { return len(r.RemoteTracks()) == 0 && r.isRemoteTrack("t_far") })
 	if id := r.claimRemote(key); id != "t_far" {
 		t.Fatalf("a lost track taken over gave %q, want t_far", id)
+	}
+}
+
+// A track still published on a node that drains is taken over by its
+// broadcaster's arrival here (the drain redirected it).
+func TestCluster_TrackOfADrainingNodeIsTakenOver(t *testing.T) {
+	b := newTestManager(t, Options{Cluster: quietCluster{draining: map[string]bool{"z": true}}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	var onB recorder
+	if _, err := b.Join("on", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
+		t.Fatal(err)
+	}
+	r := b.Room("on")
+	r.RemoteRead()
+	r.RemoteJoined(ParticipantRecord{ID: "p_far", Identity: "far", Publisher: true, Node: "z"})
+	r.RemotePublished(TrackRecord{ID: "t_far", ParticipantID: "p_far", Kind: "video", Source: "camera", Node: "z"})
+	if id := r.claimRemote(trackKey("far", "video", "camera", "")); id != "t_far" {
+		t.Fatalf("the track of a draining node's broadcaster gave %q, want t_far", id)
 	}
 }

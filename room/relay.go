@@ -131,7 +131,7 @@ func (r *Room) wantedLocked(id string) bool {
 // demandRelays sets up or extends the relays the room's participants need
 // (all: as if someone subscribed to everything).
 func (r *Room) demandRelays(all bool) {
-	if !r.m.opt.Cluster || r.m.opt.RelayDial == nil {
+	if r.m.cluster == nil || r.m.opt.RelayDial == nil {
 		return
 	}
 	r.mu.Lock()
@@ -608,7 +608,7 @@ func (m *Manager) EndRelay(roomName, id string) bool {
 // relaysPending reports whether a remote track is on its way through a
 // relay (a WHEP player waits for it, as for a starting broadcaster).
 func (r *Room) relaysPending() bool {
-	if !r.m.opt.Cluster {
+	if r.m.cluster == nil {
 		return false
 	}
 	remote := r.RemoteTracks()
@@ -650,11 +650,14 @@ func (r *Room) isRemoteTrack(id string) bool {
 // state once, so a WHEP player arriving on a node new to the room finds the
 // tracks published elsewhere.
 func (r *Room) waitLinked(ctx context.Context, d time.Duration) {
-	if !r.m.opt.Cluster {
+	if r.m.cluster == nil {
 		return
 	}
-	if r.m.link(r) == nil {
-		return // removed
+	r.mu.Lock()
+	gone := r.gone
+	r.mu.Unlock()
+	if gone {
+		return
 	}
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()

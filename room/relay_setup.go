@@ -25,7 +25,7 @@ func incomplete(tracks []RemoteTrack) bool {
 	for _, t := range tracks {
 		p := t.Info.ParticipantID
 		have[p]++
-		if n := t.Info.Siblings; n > 0 && n <= maxSiblings {
+		if n := t.Info.Siblings; n > 0 && n <= MaxSiblings {
 			want[p] = max(want[p], n)
 		}
 	}
@@ -37,34 +37,16 @@ func incomplete(tracks []RemoteTrack) bool {
 	return false
 }
 
-// originNode returns the registry entry of origin: as the last heartbeat
-// read it (at most a heartbeat old), else from the store. The entry only
-// gives the relay's address, which a node keeps while it lives; a relay
-// that fails on a stale one is retried (relayRetry) after the next
-// heartbeat. Reading the store here cost a far edge a round trip to Redis
-// (240 ms at 120 ms away) before its first relay could start.
+// originNode returns the registry entry of origin (the cluster keeps the
+// registry as its last heartbeat read it, at most a heartbeat old: reading
+// the store here cost a far edge a round trip to Redis, 240 ms at 120 ms
+// away, before its first relay could start). The entry only gives the
+// relay's address, which a node keeps while it lives; a relay that fails on
+// a stale one is retried (relayRetry) after the next heartbeat.
 func (m *Manager) originNode(ctx context.Context, origin string) (*NodeInfo, error) {
-	find := func(nodes []NodeInfo) *NodeInfo {
-		for i := range nodes {
-			if nodes[i].ID == origin {
-				return &nodes[i]
-			}
-		}
-		return nil
-	}
-	if known := m.cluster.nodeList.Load(); known != nil {
-		// An entry without an address was read before the node announced
-		// its listener (SetPublicURL): ask the store.
-		if n := find(*known); n != nil && (n.PublicURL != "" || n.RelayAddress != "") {
-			return n, nil
-		}
-	}
-	nodes, err := m.store.Nodes(ctx)
+	n, err := m.cluster.Node(ctx, origin)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRelayUnavailable, err)
 	}
-	if n := find(nodes); n != nil {
-		return n, nil
-	}
-	return nil, fmt.Errorf("%w: node %q is not registered", ErrRelayUnavailable, origin)
+	return n, nil
 }

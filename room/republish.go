@@ -151,7 +151,7 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 	}
 	r.mu.Unlock()
 	deliver(sinks, evs...)
-	r.putTrack(info) // the record before the event (see addTrack)
+	r.putTrack(info) // the record and the origin claim before the event (see addTrack)
 	r.shareCluster(evs...)
 	r.sendMu.Unlock()
 	moved := 0
@@ -175,7 +175,6 @@ func (r *Room) republished(owner *Participant, t *sfu.Track) bool {
 		}
 	}
 	if wasRelayed {
-		r.claimOrigin(id)
 		r.closeIfUnused(prev)
 	}
 	r.m.log.Info("track republished", "room", r.name, "track", id, "participant", owner.id, "viewers", moved, "moved_from_node", wasRelayed)

@@ -47,6 +47,7 @@ type Room struct {
 	sentVC       int
 	relay        relayState  // relays from other nodes (relay.go)
 	remote       *remoteView // the other nodes' part of the room (remote.go)
+	gone         bool        // removed from the node: the cluster's news are ignored
 	// tracksMoved is closed (and forgotten) when the room's tracks change:
 	// one starts or ends here, another node's are announced or relayed, a
 	// publisher offers tracks or leaves. A WHEP viewer waiting for a
@@ -159,8 +160,9 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Particip
 	r.everyone = append(r.everyone, p)
 	p.joinedState = r.snapshotLocked()
 	if !spec.Relay { // another node's relay is not a participant of the room
-		rec := ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID}
-		r.m.storeOp(storeOp{kind: opPutParticipant, room: r.name, participant: rec})
+		if c := r.m.cluster; c != nil {
+			c.ParticipantJoined(r.name, ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID})
+		}
 	}
 	r.m.log.Info("participant joined", "room", r.name, "participant", p.id, "role", p.role(), "identity", spec.Identity)
 	return p, nil
@@ -261,19 +263,23 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 	}
 	r.mu.Unlock()
 	deliver(sinks, evs...)
-	// The record before the event (one ordered queue): a node that
-	// subscribes to the room after the event went out reads the record.
+	// The record and the origin claim before the event (the cluster's one
+	// ordered queue): a node that subscribes to the room after the event
+	// went out reads the record.
 	r.putTrack(info)
 	r.shareCluster(evs...)
 	r.sendMu.Unlock()
-	r.claimOrigin(info.ID)
 	for _, p := range subscribers {
 		p.autoSubscribe(&published{track: t, info: info, owner: owner})
 	}
 }
 
+// putTrack records a track this node publishes for the other nodes, and
+// claims its origin.
 func (r *Room) putTrack(info TrackInfo) {
-	r.m.storeOp(storeOp{kind: opPutTrack, room: r.name, track: info.record(r.m.opt.NodeID)})
+	if c := r.m.cluster; c != nil {
+		c.TrackStarted(r.name, info.Record(r.m.opt.NodeID))
+	}
 }
 
 // removeTrack forgets an ended track and unsubscribes everyone from it.
@@ -303,7 +309,9 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 		p.sink.Event(ev)
 	}
 	// The record goes before the event, as on publish.
-	r.m.storeOp(storeOp{kind: opDeleteTrack, room: r.name, id: id})
+	if c := r.m.cluster; c != nil {
+		c.TrackEnded(r.name, id)
+	}
 	if !r.m.isDraining() {
 		// A draining node's tracks are not unpublished for the cluster:
 		// they are lost to it (node_gone), kept for the broadcaster's
@@ -311,7 +319,6 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 		r.shareCluster(ev)
 	}
 	r.sendMu.Unlock()
-	r.releaseOrigin(id)
 	for _, p := range others {
 		p.unsubscribeTrack(id)
 	}
@@ -363,9 +370,9 @@ func (r *Room) leave(p *Participant) {
 	}
 	r.mu.Unlock()
 	deliver(sinks, ParticipantLeft{ParticipantID: p.id})
-	r.m.storeOp(storeOp{kind: opDeleteParticipant, room: r.name, id: p.id})
-	if !p.spec.Relay {
-		r.countsChangedCluster() // the participant count other nodes read (linkedMembers)
+	if c := r.m.cluster; c != nil && !p.spec.Relay {
+		c.ParticipantLeft(r.name, p.id)
+		c.CountsChanged(r) // the participant count other nodes read
 	}
 	if ordered {
 		r.shareCluster(ParticipantLeft{ParticipantID: p.id})
@@ -382,7 +389,7 @@ func (r *Room) leave(p *Participant) {
 // between are coalesced into that one event, which is sent only when the
 // count differs from the last one sent.
 func (r *Room) viewersChanged() {
-	r.countsChangedCluster()
+	r.countsChanged()
 	r.relayViewersChanged()
 	r.mu.Lock()
 	if r.vcTimer != nil {

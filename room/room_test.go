@@ -14,13 +14,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// After a failed dial go-redis probes the server once a second from
-		// a goroutine of the pool; it returns at its next probe after the
-		// pool closed, up to a second after the test's client did.
-		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type recorder struct {
 	mu     sync.Mutex
@@ -44,24 +38,27 @@ func (r *recorder) has(match func(Event) bool) bool {
 	return false
 }
 
-func newTestManager(t *testing.T, opt Options) (*Manager, *MemoryStore) {
+// newTestManager starts a Manager that serves alone: no cluster.
+func newTestManager(t *testing.T, opt Options) *Manager {
 	t.Helper()
 	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := NewMemoryStore()
 	opt.NodeID = "n1"
-	m := NewManager(e, store, opt)
+	m := NewManager(e, opt)
 	t.Cleanup(func() {
 		m.Close()
 		e.Close()
 	})
-	return m, store
+	return m
 }
 
-func TestJoinLeave_EventsStoreAndEmptyRoomRemoval(t *testing.T) {
-	m, store := newTestManager(t, Options{})
+// A node alone: joins and leaves, the viewer count, and the empty room's
+// removal. (What a cluster records of the same is
+// TestCluster_RecordsParticipantsAndForgetsEmptyRoom, in room/cluster.)
+func TestJoinLeave_EventsAndEmptyRoomRemoval(t *testing.T) {
+	m := newTestManager(t, Options{})
 	var a, b recorder
 	pa, err := m.Join("r", ParticipantSpec{Identity: "alice", Publish: true}, &a)
 	if err != nil {
@@ -71,10 +68,6 @@ func TestJoinLeave_EventsStoreAndEmptyRoomRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, "store holds both participants", func() bool {
-		st, err := store.Room(context.Background(), "r")
-		return err == nil && len(st.Participants) == 2 && st.Participants[0].Node == "n1"
-	})
 	if err := pb.Subscribe(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +81,10 @@ func TestJoinLeave_EventsStoreAndEmptyRoomRemoval(t *testing.T) {
 	})
 	pa.Leave()
 	testutil.Eventually(t, "empty room removed", func() bool { return m.Room("r") == nil })
-	testutil.Eventually(t, "store forgets the room", func() bool {
-		_, err := store.Room(context.Background(), "r")
-		return errors.Is(err, ErrNotFound)
-	})
 }
 
 func TestGrantsAndLimits(t *testing.T) {
-	m, _ := newTestManager(t, Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 1, MaxSDPBytes: 1 << 16, MaxMediaSections: 4}})
+	m := newTestManager(t, Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 1, MaxSDPBytes: 1 << 16, MaxMediaSections: 4}})
 	var r recorder
 	p, err := m.Join("g", ParticipantSpec{Identity: "viewer", Subscribe: true}, &r)
 	if err != nil {
@@ -120,7 +109,7 @@ func TestGrantsAndLimits(t *testing.T) {
 }
 
 func TestDrain_RefusesJoinsAndClosesEveryone(t *testing.T) {
-	m, _ := newTestManager(t, Options{})
+	m := newTestManager(t, Options{})
 	var r recorder
 	if _, err := m.Join("d", ParticipantSpec{Identity: "a"}, &r); err != nil {
 		t.Fatal(err)
@@ -138,40 +127,6 @@ func TestDrain_RefusesJoinsAndClosesEveryone(t *testing.T) {
 	}
 	if s := m.Stats(); s.Participants != 0 {
 		t.Fatalf("participants left: %+v", s)
-	}
-}
-
-func TestMemoryStore(t *testing.T) {
-	s := NewMemoryStore()
-	ctx := context.Background()
-	if _, err := s.Room(ctx, "x"); !errors.Is(err, ErrNotFound) {
-		t.Fatal(err)
-	}
-	_ = s.PutParticipant(ctx, "x", ParticipantRecord{ID: "p2"})
-	_ = s.PutParticipant(ctx, "x", ParticipantRecord{ID: "p1"})
-	_ = s.PutTrack(ctx, "x", TrackRecord{ID: "t1", ParticipantID: "p1"})
-	st, err := s.Room(ctx, "x")
-	if err != nil || len(st.Participants) != 2 || st.Participants[0].ID != "p1" || len(st.Tracks) != 1 {
-		t.Fatalf("%+v %v", st, err)
-	}
-	_ = s.DeleteTrack(ctx, "x", "t1")
-	_ = s.DeleteParticipant(ctx, "x", "p1")
-	st, _ = s.Room(ctx, "x")
-	if len(st.Tracks) != 0 || len(st.Participants) != 1 {
-		t.Fatalf("%+v", st)
-	}
-	rooms, _ := s.Rooms(ctx)
-	if len(rooms) != 1 || rooms[0] != "x" {
-		t.Fatal(rooms)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := s.PutTrack(cctx, "x", TrackRecord{}); err == nil {
-		t.Fatal("cancelled context accepted")
-	}
-	_ = s.DeleteRoom(ctx, "x")
-	if rooms, _ := s.Rooms(ctx); len(rooms) != 0 {
-		t.Fatal(rooms)
 	}
 }
 
@@ -193,7 +148,7 @@ func TestPickVideo(t *testing.T) {
 }
 
 func TestHiddenParticipant_IsNotAnnounced(t *testing.T) {
-	m, _ := newTestManager(t, Options{})
+	m := newTestManager(t, Options{})
 	var host, dash recorder
 	if _, err := m.Join("h", ParticipantSpec{Identity: "host", Publish: true}, &host); err != nil {
 		t.Fatal(err)
@@ -212,32 +167,6 @@ func TestHiddenParticipant_IsNotAnnounced(t *testing.T) {
 	d.Leave()
 	if host.has(func(ev Event) bool { _, j := ev.(ParticipantJoined); _, l := ev.(ParticipantLeft); return j || l }) {
 		t.Fatal("hidden participant announced")
-	}
-}
-
-// Store writes are applied in order: a participant who joins and leaves at
-// once leaves no record behind.
-func TestStoreWrites_KeepTheirOrder(t *testing.T) {
-	m, store := newTestManager(t, Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
-	var keep recorder
-	if _, err := m.Join("order", ParticipantSpec{Identity: "stays"}, &keep); err != nil {
-		t.Fatal(err)
-	}
-	for range 300 {
-		var r recorder
-		p, err := m.Join("order", ParticipantSpec{Identity: "flash"}, &r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Leave()
-	}
-	m.Close() // waits for the queued writes
-	st, err := store.Room(context.Background(), "order")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Participants) != 1 || st.Participants[0].Identity != "stays" {
-		t.Fatalf("store holds %d participants after 300 join/leave pairs: %+v", len(st.Participants), st.Participants[:min(3, len(st.Participants))])
 	}
 }
 
@@ -265,7 +194,7 @@ func isAnnouncement(ev Event) bool {
 // room gets a count, coalesced to at most one event a second, and a joiner's
 // snapshot lists no viewers.
 func TestViewers_AreCountedNotAnnounced(t *testing.T) {
-	m, _ := newTestManager(t, Options{})
+	m := newTestManager(t, Options{})
 	var host recorder
 	if _, err := m.Join("aud", ParticipantSpec{Identity: "host", Publish: true, Subscribe: true}, &host); err != nil {
 		t.Fatal(err)
@@ -334,7 +263,7 @@ func TestRoomMessageRate(t *testing.T) {
 	// One message a second after a burst of three: the five below are sent
 	// within microseconds of each other, so the budget does not refill
 	// between them.
-	m, _ := newTestManager(t, Options{Limits: config.LimitsConfig{RoomMessagesPerSecond: 1, RoomMessagesBurst: 3}})
+	m := newTestManager(t, Options{Limits: config.LimitsConfig{RoomMessagesPerSecond: 1, RoomMessagesBurst: 3}})
 	var a, b recorder
 	pa, err := m.Join("chatty", ParticipantSpec{Identity: "a", Name: "Ann"}, &a)
 	if err != nil {
@@ -386,7 +315,7 @@ func TestRoomMessageRate(t *testing.T) {
 // events (here: blocked until released) does not stop others joining,
 // leaving or reading the room meanwhile.
 func TestFanOut_DoesNotHoldTheRoomLock(t *testing.T) {
-	m, _ := newTestManager(t, Options{})
+	m := newTestManager(t, Options{})
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	slow := sinkFunc(func(ev Event) {

@@ -13,6 +13,7 @@ import (
 	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
 	"github.com/halobuzz/live/room"
+	"github.com/halobuzz/live/room/cluster"
 	"github.com/halobuzz/live/signaling/auth"
 )
 
@@ -83,8 +84,8 @@ func TestCluster_TwoNodesShareTheRoomAndTheRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	observer, err := room.NewRedisStore(room.NewRedisClient(config.RedisConfig{Addrs: []string{r.Addr()}, Timeout: time.Second}),
-		"halo:", room.RedisOptions{NodeID: "observer", TTL: time.Second})
+	observer, err := cluster.NewRedisStore(cluster.NewRedisClient(config.RedisConfig{Addrs: []string{r.Addr()}, Timeout: time.Second}),
+		"halo:", cluster.RedisOptions{NodeID: "observer", TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/room"
+	"github.com/halobuzz/live/room/cluster"
 	"github.com/halobuzz/live/sfu"
 	"github.com/halobuzz/live/signaling"
 	"github.com/halobuzz/live/signaling/auth"
@@ -47,37 +48,34 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, closeStore, err := room.OpenStore(cfg, log)
-	if err != nil {
-		engine.Close()
-		return nil, err
-	}
-	clustered := len(cfg.Redis.Addrs) > 0
-	if clustered {
-		log.Info("cluster: using Redis for shared room state", "redis", cfg.Redis.Addrs,
-			"sentinel_master", cfg.Redis.SentinelMaster, "node", cfg.Node.ID, "region", cfg.Node.Region)
-	}
-	var dial room.RelayDialer
-	if clustered {
-		if dial, err = signaling.NewRelayDialer(signaling.ConfigOf(cfg)); err != nil {
-			closeStore()
-			engine.Close()
-			return nil, err
-		}
-	}
-	rooms := room.NewManager(engine, store, room.Options{
-		Cluster:      clustered,
-		RelayDial:    dial,
-		RelayGrace:   cfg.Cluster.RelayGrace,
-		Node:         room.NodeInfo{Region: cfg.Node.Region, PublicURL: cfg.HTTP.PublicURL, RelayAddress: cfg.Cluster.RelayAddress},
-		Heartbeat:    cfg.Cluster.HeartbeatInterval,
-		StoreTimeout: cfg.Redis.Timeout,
-
+	opt := room.Options{
 		NodeID: cfg.Node.ID,
+		Node:   room.NodeInfo{Region: cfg.Node.Region, PublicURL: cfg.HTTP.PublicURL, RelayAddress: cfg.Cluster.RelayAddress},
 		Room:   cfg.Room,
 		Limits: cfg.Limits,
 		Log:    log,
-	})
+	}
+	closeStore := func() {}
+	if len(cfg.Redis.Addrs) > 0 {
+		// A cluster: the rooms share their state through Redis and pull
+		// other nodes' tracks over relays. Alone, no cluster code runs.
+		store, release, err := cluster.OpenStore(cfg, log)
+		if err != nil {
+			engine.Close()
+			return nil, err
+		}
+		log.Info("cluster: using Redis for shared room state", "redis", cfg.Redis.Addrs,
+			"sentinel_master", cfg.Redis.SentinelMaster, "node", cfg.Node.ID, "region", cfg.Node.Region)
+		if opt.RelayDial, err = signaling.NewRelayDialer(signaling.ConfigOf(cfg)); err != nil {
+			release()
+			engine.Close()
+			return nil, err
+		}
+		opt.Cluster = cluster.New(store, cluster.Options{NodeID: cfg.Node.ID, Heartbeat: cfg.Cluster.HeartbeatInterval, StoreTimeout: cfg.Redis.Timeout, Log: log})
+		opt.RelayGrace = cfg.Cluster.RelayGrace
+		closeStore = release
+	}
+	rooms := room.NewManager(engine, opt)
 	registry, reg := newRegistry(cfg.Node.ID, cfg.Node.Region)
 	engine.RegisterMetrics(reg)
 	rooms.RegisterMetrics(reg)

@@ -1,4 +1,4 @@
-package room
+package cluster
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
+	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
 )
 
@@ -19,13 +20,13 @@ type gatedStore struct {
 	gate chan struct{}
 }
 
-func (g gatedStore) PutParticipant(ctx context.Context, room string, p ParticipantRecord) error {
+func (g gatedStore) PutParticipant(ctx context.Context, name string, p room.ParticipantRecord) error {
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return g.MemoryStore.PutParticipant(ctx, room, p)
+	return g.MemoryStore.PutParticipant(ctx, name, p)
 }
 
 // Writes that do not fit the queue while the store stalls are counted, and
@@ -38,12 +39,13 @@ func TestStoreQueue_FullQueueIsCountedAndRepaired(t *testing.T) {
 	defer e.Close()
 	shared := NewMemoryStore()
 	store := gatedStore{MemoryStore: shared.Node("a", 10*time.Second), gate: make(chan struct{})}
-	m := NewManager(e, store, Options{NodeID: "a", Cluster: true, Heartbeat: 200 * time.Millisecond, StoreTimeout: time.Hour, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	m := room.NewManager(e, room.Options{NodeID: "a", Room: config.RoomConfig{EmptyTimeout: time.Hour},
+		Cluster: New(store, Options{NodeID: "a", Heartbeat: 200 * time.Millisecond, StoreTimeout: time.Hour})})
 	defer m.Close()
 	const n = storeQueue + 500
 	var rec recorder
 	for range n {
-		if _, err := m.Join("big", ParticipantSpec{Identity: "v", Hidden: true}, &rec); err != nil {
+		if _, err := m.Join("big", room.ParticipantSpec{Identity: "v", Hidden: true}, &rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,11 +70,11 @@ type failingRooms struct {
 	fails atomic.Int32
 }
 
-func (f *failingRooms) Room(ctx context.Context, room string) (RoomState, error) {
+func (f *failingRooms) Room(ctx context.Context, name string) (room.RoomState, error) {
 	if f.fails.Add(-1) >= 0 {
-		return RoomState{}, errors.New("i/o timeout")
+		return room.RoomState{}, errors.New("i/o timeout")
 	}
-	return f.MemoryStore.Room(ctx, room)
+	return f.MemoryStore.Room(ctx, name)
 }
 
 // A room whose first read of the other nodes failed is read again at the
@@ -87,17 +89,18 @@ func TestLinkRoom_FailedFirstReadIsRetried(t *testing.T) {
 	// Node z is live with a broadcaster in room "late".
 	z := shared.Node("z", 10*time.Second)
 	ctx := context.Background()
-	must(t, z.PutNode(ctx, NodeInfo{Region: "far"}))
+	must(t, z.PutNode(ctx, room.NodeInfo{Region: "far"}))
 	must(t, z.SyncRoom(ctx, "late", NodeRoom{
-		Participants: []ParticipantRecord{{ID: "p_far", Identity: "far", Publisher: true, Node: "z"}},
-		Tracks:       []TrackRecord{{ID: "t_far", ParticipantID: "p_far", Kind: "video", Node: "z"}},
+		Participants: []room.ParticipantRecord{{ID: "p_far", Identity: "far", Publisher: true, Node: "z"}},
+		Tracks:       []room.TrackRecord{{ID: "t_far", ParticipantID: "p_far", Kind: "video", Node: "z"}},
 	}))
 	flaky := &failingRooms{MemoryStore: shared.Node("b", 10*time.Second)}
 	flaky.fails.Store(2)
-	b := NewManager(e, flaky, Options{NodeID: "b", Cluster: true, Heartbeat: 100 * time.Millisecond, StoreTimeout: config.Default().Redis.Timeout, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b := room.NewManager(e, room.Options{NodeID: "b", Room: config.RoomConfig{EmptyTimeout: time.Hour},
+		Cluster: New(flaky, Options{NodeID: "b", Heartbeat: 100 * time.Millisecond, StoreTimeout: config.Default().Redis.Timeout})})
 	defer b.Close()
 	var rec recorder
-	p, err := b.Join("late", ParticipantSpec{Identity: "watcher"}, &rec)
+	p, err := b.Join("late", room.ParticipantSpec{Identity: "watcher"}, &rec)
 	if err != nil {
 		t.Fatal(err)
 	}

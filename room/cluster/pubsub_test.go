@@ -1,4 +1,4 @@
-package room
+package cluster
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
+	"github.com/halobuzz/live/room"
 )
 
 // chats returns the texts of the Chat events rec received from sender.
@@ -18,7 +19,7 @@ func (r *recorder) chats(sender string) []string {
 	defer r.mu.Unlock()
 	var out []string
 	for _, ev := range r.events {
-		if c, ok := ev.(Chat); ok && c.ParticipantID == sender {
+		if c, ok := ev.(room.Chat); ok && c.ParticipantID == sender {
 			out = append(out, c.Text)
 		}
 	}
@@ -29,7 +30,7 @@ func (r *recorder) lastViewerCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.events) - 1; i >= 0; i-- {
-		if v, ok := r.events[i].(ViewerCount); ok {
+		if v, ok := r.events[i].(room.ViewerCount); ok {
 			return v.Count
 		}
 	}
@@ -57,7 +58,7 @@ func newFakeNode(t *testing.T, store Store) *fakeNode {
 // beat registers the node and writes its part of room "on".
 func (f *fakeNode) beat() {
 	ctx := context.Background()
-	must(f.t, f.store.PutNode(ctx, NodeInfo{Region: "fake"}))
+	must(f.t, f.store.PutNode(ctx, room.NodeInfo{Region: "fake"}))
 	must(f.t, f.store.SyncRoom(ctx, "on", f.part))
 }
 
@@ -99,28 +100,28 @@ func (f *fakeNode) send(ev wireEvent) {
 // goLive announces a broadcaster with one track, in the store and on the
 // channel, and returns its participant id.
 func (f *fakeNode) goLive() string {
-	p := ParticipantRecord{ID: "p_far", Identity: "far", Name: "Far", Publisher: true, Node: f.store.NodeID()}
-	tr := TrackRecord{ID: "t_far", ParticipantID: p.ID, Kind: "video", Source: "camera", Node: p.Node}
-	f.part = NodeRoom{Participants: []ParticipantRecord{p}, Tracks: []TrackRecord{tr}}
+	p := room.ParticipantRecord{ID: "p_far", Identity: "far", Name: "Far", Publisher: true, Node: f.store.NodeID()}
+	tr := room.TrackRecord{ID: "t_far", ParticipantID: p.ID, Kind: "video", Source: "camera", Node: p.Node}
+	f.part = NodeRoom{Participants: []room.ParticipantRecord{p}, Tracks: []room.TrackRecord{tr}}
 	f.beat()
-	f.send(wireEvent{Type: evJoined, Participant: &ParticipantRecord{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: true}})
-	f.send(wireEvent{Type: evPublished, Track: &TrackRecord{ID: tr.ID, ParticipantID: p.ID, Kind: tr.Kind, Source: tr.Source}})
+	f.send(wireEvent{Type: evJoined, Participant: &room.ParticipantRecord{ID: p.ID, Identity: p.Identity, Name: p.Name, Publisher: true}})
+	f.send(wireEvent{Type: evPublished, Track: &room.TrackRecord{ID: tr.ID, ParticipantID: p.ID, Kind: tr.Kind, Source: tr.Source}})
 	return p.ID
 }
 
-func waitLinked(t *testing.T, m *Manager, room string) {
+func waitLinked(t *testing.T, m *testNode, name string) {
 	t.Helper()
 	testutil.Eventually(t, "the room is subscribed and read", func() bool {
-		r := m.Room(room)
-		l := m.link(r)
+		r := m.Room(name)
+		l := m.cluster.link(r)
 		l.mu.Lock()
 		subscribed := l.cancel != nil
 		l.mu.Unlock()
-		return subscribed && r.remoteSeeded()
+		return subscribed && r.RemoteReadDone()
 	})
 }
 
-func (r *recorder) index(match func(Event) bool) int {
+func (r *recorder) index(match func(room.Event) bool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, ev := range r.events {
@@ -136,10 +137,10 @@ func (r *recorder) index(match func(Event) bool) int {
 func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	a, _ := newClusterNode(t, srv, prefix, "a", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, _ := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var onA, onB recorder
-	watcher, err := b.Join("live", ParticipantSpec{Identity: "watcher", Name: "Watcher", Subscribe: true}, &onB)
+	watcher, err := b.Join("live", room.ParticipantSpec{Identity: "watcher", Name: "Watcher", Subscribe: true}, &onB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLinked(t, b, "live")
-	host, err := a.Join("live", ParticipantSpec{Identity: "host", Name: "Host", Publish: true, Subscribe: true}, &onA)
+	host, err := a.Join("live", room.ParticipantSpec{Identity: "host", Name: "Host", Publish: true, Subscribe: true}, &onA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 		t.Errorf("a's room counts %d viewers, want 1 (on b)", got)
 	}
 	var late recorder
-	if p, err := a.Join("live", ParticipantSpec{Identity: "late"}, &late); err != nil || p.JoinedState().Viewers != 1 {
+	if p, err := a.Join("live", room.ParticipantSpec{Identity: "late"}, &late); err != nil || p.JoinedState().Viewers != 1 {
 		t.Errorf("a joiner on a is told of %d viewers (%v), want 1 (on b)", p.JoinedState().Viewers, err)
 	}
 
@@ -176,8 +177,8 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 	}
 	testutil.Eventually(t, "every chat and the reaction reach the other node", func() bool {
 		return len(onB.chats(host.ID())) >= len(want) && len(onA.chats(watcher.ID())) >= len(want) &&
-			onB.has(func(ev Event) bool {
-				r, ok := ev.(Reaction)
+			onB.has(func(ev room.Event) bool {
+				r, ok := ev.(room.Reaction)
 				return ok && r.ParticipantID == host.ID() && r.Emoji == "👏" && r.Name == "Host"
 			})
 	})
@@ -191,7 +192,7 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 	if got := onA.chats(host.ID()); len(got) != len(want) {
 		t.Errorf("a's own chat delivered %d times locally, want %d (the echo must be dropped)", len(got), len(want))
 	}
-	if n := onB.count(func(ev Event) bool { _, ok := ev.(Reaction); return ok }); n != 1 {
+	if n := onB.count(func(ev room.Event) bool { _, ok := ev.(room.Reaction); return ok }); n != 1 {
 		t.Errorf("b received the reaction %d times", n)
 	}
 }
@@ -202,7 +203,7 @@ func TestCluster_RoomEventsCrossNodes(t *testing.T) {
 func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, _ := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
@@ -210,21 +211,21 @@ func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 	z := newFakeNode(t, zs)
 	z.heartbeat()
 	var onB recorder
-	if _, err := b.Join("on", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
+	if _, err := b.Join("on", room.ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
 		t.Fatal(err)
 	}
 	waitLinked(t, b, "on")
 	far := z.goLive()
 	testutil.Eventually(t, "b's watcher is told of z's broadcaster and its track", func() bool {
-		return onB.has(func(ev Event) bool { e, ok := ev.(TrackPublished); return ok && e.Track.ID == "t_far" })
+		return onB.has(func(ev room.Event) bool { e, ok := ev.(room.TrackPublished); return ok && e.Track.ID == "t_far" })
 	})
-	joined := onB.index(func(ev Event) bool { e, ok := ev.(ParticipantJoined); return ok && e.Participant.ID == far })
-	published := onB.index(func(ev Event) bool { e, ok := ev.(TrackPublished); return ok && e.Track.ID == "t_far" })
+	joined := onB.index(func(ev room.Event) bool { e, ok := ev.(room.ParticipantJoined); return ok && e.Participant.ID == far })
+	published := onB.index(func(ev room.Event) bool { e, ok := ev.(room.TrackPublished); return ok && e.Track.ID == "t_far" })
 	if joined < 0 || joined > published {
 		t.Errorf("participant_joined at %d, track_published at %d: the broadcaster must come first", joined, published)
 	}
 	var late recorder
-	p, err := b.Join("on", ParticipantSpec{Identity: "late"}, &late)
+	p, err := b.Join("on", room.ParticipantSpec{Identity: "late"}, &late)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +238,8 @@ func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 
 	z.die()
 	testutil.Eventually(t, "b's clients are told z's track ended and its broadcaster left", func() bool {
-		return onB.has(func(ev Event) bool { e, ok := ev.(TrackUnpublished); return ok && e.TrackID == "t_far" }) &&
-			onB.has(func(ev Event) bool { e, ok := ev.(ParticipantLeft); return ok && e.ParticipantID == far })
+		return onB.has(func(ev room.Event) bool { e, ok := ev.(room.TrackUnpublished); return ok && e.TrackID == "t_far" }) &&
+			onB.has(func(ev room.Event) bool { e, ok := ev.(room.ParticipantLeft); return ok && e.ParticipantID == far })
 	})
 	if ps, ts := b.Room("on").Snapshot(); len(ps) != 0 || len(ts) != 0 {
 		t.Errorf("after z died b still lists %v %v", ps, ts)
@@ -249,9 +250,9 @@ func TestCluster_RemoteBroadcasterAndItsNodesDeath(t *testing.T) {
 func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	b, storeB := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, storeB := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var onB recorder
-	if _, err := b.Join("dup", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
+	if _, err := b.Join("dup", room.ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
 		t.Fatal(err)
 	}
 	waitLinked(t, b, "dup")
@@ -277,14 +278,14 @@ func TestCluster_DuplicateEventsAreDropped(t *testing.T) {
 func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, _ := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	z := newFakeNode(t, zs)
 	var onB recorder
-	if _, err := b.Join("on", ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
+	if _, err := b.Join("on", room.ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
 		t.Fatal(err)
 	}
 	waitLinked(t, b, "on")
@@ -307,7 +308,7 @@ func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 	if !knowsFar() {
 		t.Fatal("after the restart b forgot z's broadcaster")
 	}
-	if onB.has(func(ev Event) bool { l, ok := ev.(ParticipantLeft); return ok && l.ParticipantID == far }) {
+	if onB.has(func(ev room.Event) bool { l, ok := ev.(room.ParticipantLeft); return ok && l.ParticipantID == far }) {
 		t.Error("b's watcher was told z's broadcaster left when only Redis restarted")
 	}
 	testutil.Eventually(t, "z's chat reaches b again", func() bool {
@@ -325,8 +326,8 @@ func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 func FuzzParseWireEvent(f *testing.F) {
 	for _, ev := range []wireEvent{
 		{V: 1, Node: "a", Boot: "b_1", Seq: 1, Type: evChat, ID: "p_1", Name: "A", Text: "hi"},
-		{V: 1, Node: "a", Boot: "b_1", Seq: 2, Type: evJoined, Participant: &ParticipantRecord{ID: "p_1", Publisher: true}},
-		{V: 1, Node: "a", Boot: "b_1", Seq: 3, Type: evPublished, Track: &TrackRecord{ID: "t_1", ParticipantID: "p_1", Kind: "video", Siblings: 2}},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 2, Type: evJoined, Participant: &room.ParticipantRecord{ID: "p_1", Publisher: true}},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 3, Type: evPublished, Track: &room.TrackRecord{ID: "t_1", ParticipantID: "p_1", Kind: "video", Siblings: 2}},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 4, Type: evViewers, Viewers: 12},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 5, Type: evNodeGone},
 	} {
@@ -352,7 +353,7 @@ func FuzzParseWireEvent(f *testing.F) {
 			if ev.Track == nil {
 				t.Fatal("track_published without a track accepted")
 			}
-			if ev.Track.Siblings < 0 || ev.Track.Siblings > maxSiblings {
+			if ev.Track.Siblings < 0 || ev.Track.Siblings > room.MaxSiblings {
 				t.Fatalf("accepted %d sibling tracks", ev.Track.Siblings)
 			}
 		}

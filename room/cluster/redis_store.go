@@ -1,4 +1,4 @@
-package room
+package cluster
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/halobuzz/live/room"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -74,84 +75,84 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, opt RedisOptions) (
 		subs: map[string][]*redisSub{}, shards: map[string]*shardSub{}}, nil
 }
 
-func (s *RedisStore) roomKey(room, rest string) string { return s.prefix + "{" + room + "}:" + rest }
-func (s *RedisStore) partKey(room, node, kind string) string {
-	return s.roomKey(room, "n:"+node+":"+kind)
+func (s *RedisStore) roomKey(name, rest string) string { return s.prefix + "{" + name + "}:" + rest }
+func (s *RedisStore) partKey(name, node, kind string) string {
+	return s.roomKey(name, "n:"+node+":"+kind)
 }
 func (s *RedisStore) roomsKey() string         { return s.prefix + "rooms" }
 func (s *RedisStore) nodesKey() string         { return s.prefix + "nodes" }
 func (s *RedisStore) nodeKey(id string) string { return s.prefix + "node:" + id }
-func (s *RedisStore) channel(room string) string {
-	return s.roomKey(room, "events")
+func (s *RedisStore) channel(name string) string {
+	return s.roomKey(name, "events")
 }
 
 // NodeID implements Store.
 func (s *RedisStore) NodeID() string { return s.node }
 
 // touch queues the commands that (re)take this node's lease on room.
-func (s *RedisStore) touch(ctx context.Context, p redis.Pipeliner, room string) {
-	v := s.partKey(room, s.node, "v")
+func (s *RedisStore) touch(ctx context.Context, p redis.Pipeliner, name string) {
+	v := s.partKey(name, s.node, "v")
 	p.SetNX(ctx, v, 0, s.ttl)
 	p.PExpire(ctx, v, s.ttl)
-	p.PExpire(ctx, s.partKey(room, s.node, "p"), s.ttl)
-	p.PExpire(ctx, s.partKey(room, s.node, "t"), s.ttl)
-	p.SAdd(ctx, s.roomKey(room, "nodes"), s.node)
-	p.PExpire(ctx, s.roomKey(room, "nodes"), s.ttl)
+	p.PExpire(ctx, s.partKey(name, s.node, "p"), s.ttl)
+	p.PExpire(ctx, s.partKey(name, s.node, "t"), s.ttl)
+	p.SAdd(ctx, s.roomKey(name, "nodes"), s.node)
+	p.PExpire(ctx, s.roomKey(name, "nodes"), s.ttl)
 }
 
 // roomWrite applies f and the lease on room in one MULTI/EXEC (one slot),
 // then indexes the room the first time (the index key lives in another
 // slot; Renew indexes again on every heartbeat, so a lost index heals).
-func (s *RedisStore) roomWrite(ctx context.Context, room string, f func(p redis.Pipeliner)) error {
+func (s *RedisStore) roomWrite(ctx context.Context, name string, f func(p redis.Pipeliner)) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		f(p)
-		s.touch(ctx, p, room)
+		s.touch(ctx, p, name)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("redis store: room %s: %w", room, err)
+		return fmt.Errorf("redis store: name %s: %w", name, err)
 	}
-	if _, done := s.indexed.Load(room); done {
+	if _, done := s.indexed.Load(name); done {
 		return nil
 	}
-	if err := s.rdb.SAdd(ctx, s.roomsKey(), room).Err(); err != nil {
+	if err := s.rdb.SAdd(ctx, s.roomsKey(), name).Err(); err != nil {
 		return fmt.Errorf("redis store: rooms index: %w", err)
 	}
-	s.indexed.Store(room, true)
+	s.indexed.Store(name, true)
 	return nil
 }
 
 // PutParticipant implements Store.
-func (s *RedisStore) PutParticipant(ctx context.Context, room string, rec ParticipantRecord) error {
+func (s *RedisStore) PutParticipant(ctx context.Context, name string, rec room.ParticipantRecord) error {
 	b, _ := json.Marshal(rec)
-	return s.roomWrite(ctx, room, func(p redis.Pipeliner) { p.HSet(ctx, s.partKey(room, s.node, "p"), rec.ID, b) })
+	return s.roomWrite(ctx, name, func(p redis.Pipeliner) { p.HSet(ctx, s.partKey(name, s.node, "p"), rec.ID, b) })
 }
 
 // DeleteParticipant implements Store.
-func (s *RedisStore) DeleteParticipant(ctx context.Context, room, id string) error {
-	return s.wrap(room, s.rdb.HDel(ctx, s.partKey(room, s.node, "p"), id).Err())
+func (s *RedisStore) DeleteParticipant(ctx context.Context, name, id string) error {
+	return s.wrap(name, s.rdb.HDel(ctx, s.partKey(name, s.node, "p"), id).Err())
 }
 
 // PutTrack implements Store.
-func (s *RedisStore) PutTrack(ctx context.Context, room string, t TrackRecord) error {
+func (s *RedisStore) PutTrack(ctx context.Context, name string, t room.TrackRecord) error {
 	b, _ := json.Marshal(t)
-	return s.roomWrite(ctx, room, func(p redis.Pipeliner) { p.HSet(ctx, s.partKey(room, s.node, "t"), t.ID, b) })
+	return s.roomWrite(ctx, name, func(p redis.Pipeliner) { p.HSet(ctx, s.partKey(name, s.node, "t"), t.ID, b) })
 }
 
 // DeleteTrack implements Store.
-func (s *RedisStore) DeleteTrack(ctx context.Context, room, id string) error {
-	return s.wrap(room, s.rdb.HDel(ctx, s.partKey(room, s.node, "t"), id).Err())
+func (s *RedisStore) DeleteTrack(ctx context.Context, name, id string) error {
+	return s.wrap(name, s.rdb.HDel(ctx, s.partKey(name, s.node, "t"), id).Err())
 }
 
 // SetViewers implements Store.
-func (s *RedisStore) SetViewers(ctx context.Context, room string, n int) error {
-	return s.roomWrite(ctx, room, func(p redis.Pipeliner) { p.Set(ctx, s.partKey(room, s.node, "v"), n, s.ttl) })
+func (s *RedisStore) SetViewers(ctx context.Context, name string, n int) error {
+	return s.roomWrite(ctx, name, func(p redis.Pipeliner) { p.Set(ctx, s.partKey(name, s.node, "v"), n, s.ttl) })
 }
 
 // SyncRoom implements Store.
-func (s *RedisStore) SyncRoom(ctx context.Context, room string, st NodeRoom) error {
-	pk, tk := s.partKey(room, s.node, "p"), s.partKey(room, s.node, "t")
-	return s.roomWrite(ctx, room, func(p redis.Pipeliner) {
+func (s *RedisStore) SyncRoom(ctx context.Context, name string, st NodeRoom) error {
+	pk, tk := s.partKey(name, s.node, "p"), s.partKey(name, s.node, "t")
+	return s.roomWrite(ctx, name, func(p redis.Pipeliner) {
 		p.Del(ctx, pk, tk)
 		for _, r := range st.Participants {
 			b, _ := json.Marshal(r)
@@ -161,13 +162,13 @@ func (s *RedisStore) SyncRoom(ctx context.Context, room string, st NodeRoom) err
 			b, _ := json.Marshal(t)
 			p.HSet(ctx, tk, t.ID, b)
 		}
-		p.Set(ctx, s.partKey(room, s.node, "v"), st.Viewers, s.ttl)
+		p.Set(ctx, s.partKey(name, s.node, "v"), st.Viewers, s.ttl)
 	})
 }
 
-func (s *RedisStore) wrap(room string, err error) error {
+func (s *RedisStore) wrap(name string, err error) error {
 	if err != nil {
-		return fmt.Errorf("redis store: room %s: %w", room, err)
+		return fmt.Errorf("redis store: name %s: %w", name, err)
 	}
 	return nil
 }
@@ -194,10 +195,10 @@ return out`)
 
 // roomParts runs roomScript for room (what: "counts" or "state") and
 // returns one entry per node of the room.
-func (s *RedisStore) roomParts(ctx context.Context, room, what string) ([][]any, error) {
-	res, err := roomScript.Run(ctx, s.rdb, []string{s.roomKey(room, "nodes")}, s.roomKey(room, "n:"), what).Slice()
+func (s *RedisStore) roomParts(ctx context.Context, name, what string) ([][]any, error) {
+	res, err := roomScript.Run(ctx, s.rdb, []string{s.roomKey(name, "nodes")}, s.roomKey(name, "n:"), what).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("redis store: room %s: %w", room, err)
+		return nil, fmt.Errorf("redis store: name %s: %w", name, err)
 	}
 	parts := make([][]any, 0, len(res))
 	for _, r := range res {
@@ -221,12 +222,12 @@ func strs(v any) []string {
 }
 
 // Room implements Store.
-func (s *RedisStore) Room(ctx context.Context, room string) (RoomState, error) {
-	parts, err := s.roomParts(ctx, room, "state")
+func (s *RedisStore) Room(ctx context.Context, name string) (room.RoomState, error) {
+	parts, err := s.roomParts(ctx, name, "state")
 	if err != nil {
-		return RoomState{}, err
+		return room.RoomState{}, err
 	}
-	st := RoomState{Name: room, Viewers: map[string]int{}}
+	st := room.RoomState{Name: name, Viewers: map[string]int{}}
 	var stale []any
 	for _, pt := range parts {
 		if len(pt) < 4 {
@@ -242,31 +243,31 @@ func (s *RedisStore) Room(ctx context.Context, room string) (RoomState, error) {
 		v, _ := strconv.Atoi(vs)
 		st.Viewers[n] = v
 		for _, raw := range ps {
-			var r ParticipantRecord
+			var r room.ParticipantRecord
 			if json.Unmarshal([]byte(raw), &r) == nil {
 				st.Participants = append(st.Participants, r)
 			}
 		}
 		for _, raw := range ts {
-			var t TrackRecord
+			var t room.TrackRecord
 			if json.Unmarshal([]byte(raw), &t) == nil {
 				st.Tracks = append(st.Tracks, t)
 			}
 		}
 	}
 	if len(stale) > 0 {
-		_ = s.rdb.SRem(ctx, s.roomKey(room, "nodes"), stale...).Err()
+		_ = s.rdb.SRem(ctx, s.roomKey(name, "nodes"), stale...).Err()
 	}
 	if len(st.Viewers) == 0 {
-		return RoomState{}, ErrNotFound
+		return room.RoomState{}, ErrNotFound
 	}
 	sortState(&st)
 	return st, nil
 }
 
 // Counts implements Store.
-func (s *RedisStore) Counts(ctx context.Context, room string) (RoomCounts, error) {
-	parts, err := s.roomParts(ctx, room, "counts")
+func (s *RedisStore) Counts(ctx context.Context, name string) (RoomCounts, error) {
+	parts, err := s.roomParts(ctx, name, "counts")
 	if err != nil {
 		return RoomCounts{}, err
 	}
@@ -286,14 +287,14 @@ func (s *RedisStore) Counts(ctx context.Context, room string) (RoomCounts, error
 }
 
 // DeleteRoom implements Store.
-func (s *RedisStore) DeleteRoom(ctx context.Context, room string) error {
-	s.indexed.Delete(room)
+func (s *RedisStore) DeleteRoom(ctx context.Context, name string) error {
+	s.indexed.Delete(name)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.partKey(room, s.node, "p"), s.partKey(room, s.node, "t"), s.partKey(room, s.node, "v"))
-		p.SRem(ctx, s.roomKey(room, "nodes"), s.node)
+		p.Del(ctx, s.partKey(name, s.node, "p"), s.partKey(name, s.node, "t"), s.partKey(name, s.node, "v"))
+		p.SRem(ctx, s.roomKey(name, "nodes"), s.node)
 		return nil
 	})
-	return s.wrap(room, err)
+	return s.wrap(name, err)
 }
 
 // Rooms implements Store.
@@ -353,30 +354,30 @@ return 0`)
 func (s *RedisStore) ttlMillis() string { return strconv.FormatInt(s.ttl.Milliseconds(), 10) }
 
 // ClaimOrigin implements Store.
-func (s *RedisStore) ClaimOrigin(ctx context.Context, room, track string) (string, error) {
-	holder, err := claimScript.Run(ctx, s.rdb, []string{s.roomKey(room, "origin:"+track)}, s.node, s.ttlMillis()).Text()
+func (s *RedisStore) ClaimOrigin(ctx context.Context, name, track string) (string, error) {
+	holder, err := claimScript.Run(ctx, s.rdb, []string{s.roomKey(name, "origin:"+track)}, s.node, s.ttlMillis()).Text()
 	if err != nil {
-		return "", fmt.Errorf("redis store: claim origin %s/%s: %w", room, track, err)
+		return "", fmt.Errorf("redis store: claim origin %s/%s: %w", name, track, err)
 	}
 	return holder, nil
 }
 
 // Origin implements Store.
-func (s *RedisStore) Origin(ctx context.Context, room, track string) (string, error) {
-	holder, err := s.rdb.Get(ctx, s.roomKey(room, "origin:"+track)).Result()
+func (s *RedisStore) Origin(ctx context.Context, name, track string) (string, error) {
+	holder, err := s.rdb.Get(ctx, s.roomKey(name, "origin:"+track)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("redis store: origin %s/%s: %w", room, track, err)
+		return "", fmt.Errorf("redis store: origin %s/%s: %w", name, track, err)
 	}
 	return holder, nil
 }
 
 // ReleaseOrigin implements Store.
-func (s *RedisStore) ReleaseOrigin(ctx context.Context, room, track string) error {
-	err := releaseScript.Run(ctx, s.rdb, []string{s.roomKey(room, "origin:"+track)}, s.node).Err()
-	return s.wrap(room, err)
+func (s *RedisStore) ReleaseOrigin(ctx context.Context, name, track string) error {
+	err := releaseScript.Run(ctx, s.rdb, []string{s.roomKey(name, "origin:"+track)}, s.node).Err()
+	return s.wrap(name, err)
 }
 
 // Renew implements Store: one pipeline for every room lease and origin
@@ -416,7 +417,7 @@ func (s *RedisStore) Renew(ctx context.Context, l Leases) (Renewal, error) {
 }
 
 // PutNode implements Store.
-func (s *RedisStore) PutNode(ctx context.Context, n NodeInfo) error {
+func (s *RedisStore) PutNode(ctx context.Context, n room.NodeInfo) error {
 	n.ID = s.node
 	b, _ := json.Marshal(n)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -444,7 +445,7 @@ func (s *RedisStore) DeleteNode(ctx context.Context) error {
 }
 
 // Nodes implements Store.
-func (s *RedisStore) Nodes(ctx context.Context) ([]NodeInfo, error) {
+func (s *RedisStore) Nodes(ctx context.Context) ([]room.NodeInfo, error) {
 	ids, err := s.rdb.SMembers(ctx, s.nodesKey()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis store: nodes: %w", err)
@@ -459,10 +460,10 @@ func (s *RedisStore) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redis store: nodes: %w", err)
 	}
-	out := []NodeInfo{}
+	out := []room.NodeInfo{}
 	var gone []any
 	for i, g := range gets {
-		var n NodeInfo
+		var n room.NodeInfo
 		if b, err := g.Bytes(); err != nil || json.Unmarshal(b, &n) != nil {
 			gone = append(gone, ids[i])
 			continue

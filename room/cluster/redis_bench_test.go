@@ -1,4 +1,4 @@
-package room
+package cluster
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/internal/testutil"
+	"github.com/halobuzz/live/room"
 )
 
 // The cost of what the join path and the write queue do against a local
@@ -21,7 +22,7 @@ func BenchmarkRedisStore(b *testing.B) {
 	defer store.Close()
 	ctx := context.Background()
 	for i := range 100 {
-		if err := store.PutParticipant(ctx, "r", ParticipantRecord{ID: fmt.Sprintf("p%d", i), Node: "a"}); err != nil {
+		if err := store.PutParticipant(ctx, "r", room.ParticipantRecord{ID: fmt.Sprintf("p%d", i), Node: "a"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -38,7 +39,7 @@ func BenchmarkRedisStore(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			if err := store.PutParticipant(ctx, "w", ParticipantRecord{ID: fmt.Sprintf("p%d", i%1000), Node: "a"}); err != nil {
+			if err := store.PutParticipant(ctx, "w", room.ParticipantRecord{ID: fmt.Sprintf("p%d", i%1000), Node: "a"}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package room
+package cluster
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/internal/testutil"
+	"github.com/halobuzz/live/room"
 )
 
 // storeFactory makes node id's handle on one shared state whose leases
@@ -71,10 +72,10 @@ func contractTwoNodes(t *testing.T, nodes func(string) Store, _ time.Duration) {
 	if _, err := a.Room(ctx, "r"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty room: %v", err)
 	}
-	must(t, a.PutParticipant(ctx, "r", ParticipantRecord{ID: "p_a", Identity: "alice", Publisher: true, Node: "a"}))
-	must(t, a.PutTrack(ctx, "r", TrackRecord{ID: "t_a", ParticipantID: "p_a", Kind: "video", Node: "a"}))
-	must(t, b.PutParticipant(ctx, "r", ParticipantRecord{ID: "p_b1", Identity: "bob", Node: "b"}))
-	must(t, b.PutParticipant(ctx, "r", ParticipantRecord{ID: "p_b2", Identity: "carol", Node: "b"}))
+	must(t, a.PutParticipant(ctx, "r", room.ParticipantRecord{ID: "p_a", Identity: "alice", Publisher: true, Node: "a"}))
+	must(t, a.PutTrack(ctx, "r", room.TrackRecord{ID: "t_a", ParticipantID: "p_a", Kind: "video", Node: "a"}))
+	must(t, b.PutParticipant(ctx, "r", room.ParticipantRecord{ID: "p_b1", Identity: "bob", Node: "b"}))
+	must(t, b.PutParticipant(ctx, "r", room.ParticipantRecord{ID: "p_b2", Identity: "carol", Node: "b"}))
 	must(t, b.SetViewers(ctx, "r", 2))
 	must(t, a.SetViewers(ctx, "r", 0))
 	for _, s := range []Store{a, b} {
@@ -116,8 +117,8 @@ func contractTwoNodes(t *testing.T, nodes func(string) Store, _ time.Duration) {
 func contractDeleteOwnPart(t *testing.T, nodes func(string) Store, _ time.Duration) {
 	ctx := context.Background()
 	a, b := nodes("a"), nodes("b")
-	must(t, a.PutParticipant(ctx, "r", ParticipantRecord{ID: "p_a", Node: "a"}))
-	must(t, b.PutParticipant(ctx, "r", ParticipantRecord{ID: "p_b", Node: "b"}))
+	must(t, a.PutParticipant(ctx, "r", room.ParticipantRecord{ID: "p_a", Node: "a"}))
+	must(t, b.PutParticipant(ctx, "r", room.ParticipantRecord{ID: "p_b", Node: "b"}))
 	must(t, a.DeleteRoom(ctx, "r"))
 	st, err := b.Room(ctx, "r")
 	must(t, err)
@@ -137,11 +138,11 @@ func contractDeleteOwnPart(t *testing.T, nodes func(string) Store, _ time.Durati
 func contractSync(t *testing.T, nodes func(string) Store, _ time.Duration) {
 	ctx := context.Background()
 	a, b := nodes("a"), nodes("b")
-	must(t, a.PutParticipant(ctx, "r", ParticipantRecord{ID: "ghost", Node: "a"}))
-	must(t, b.PutParticipant(ctx, "r", ParticipantRecord{ID: "p_b", Node: "b"}))
+	must(t, a.PutParticipant(ctx, "r", room.ParticipantRecord{ID: "ghost", Node: "a"}))
+	must(t, b.PutParticipant(ctx, "r", room.ParticipantRecord{ID: "p_b", Node: "b"}))
 	must(t, a.SyncRoom(ctx, "r", NodeRoom{
-		Participants: []ParticipantRecord{{ID: "p_a", Node: "a"}},
-		Tracks:       []TrackRecord{{ID: "t_a", Node: "a"}},
+		Participants: []room.ParticipantRecord{{ID: "p_a", Node: "a"}},
+		Tracks:       []room.TrackRecord{{ID: "t_a", Node: "a"}},
 		Viewers:      5,
 	}))
 	st, err := b.Room(ctx, "r")
@@ -155,10 +156,10 @@ func contractSync(t *testing.T, nodes func(string) Store, _ time.Duration) {
 func contractLeaseExpiry(t *testing.T, nodes func(string) Store, _ time.Duration) {
 	ctx := context.Background()
 	a, b := nodes("a"), nodes("b")
-	must(t, a.PutParticipant(ctx, "r", ParticipantRecord{ID: "p_a", Node: "a"}))
-	must(t, a.PutTrack(ctx, "r", TrackRecord{ID: "t_a", Node: "a"}))
+	must(t, a.PutParticipant(ctx, "r", room.ParticipantRecord{ID: "p_a", Node: "a"}))
+	must(t, a.PutTrack(ctx, "r", room.TrackRecord{ID: "t_a", Node: "a"}))
 	must(t, a.SetViewers(ctx, "r", 3))
-	must(t, a.PutNode(ctx, NodeInfo{Region: "eu"}))
+	must(t, a.PutNode(ctx, room.NodeInfo{Region: "eu"}))
 	holder, err := a.ClaimOrigin(ctx, "r", "t_a")
 	if err != nil || holder != "a" {
 		t.Fatalf("claim: %q %v", holder, err)
@@ -189,8 +190,8 @@ func contractLeaseExpiry(t *testing.T, nodes func(string) Store, _ time.Duration
 func contractRenew(t *testing.T, nodes func(string) Store, ttl time.Duration) {
 	ctx := context.Background()
 	a, b := nodes("a"), nodes("b")
-	must(t, a.PutParticipant(ctx, "kept", ParticipantRecord{ID: "p_a", Node: "a"}))
-	must(t, a.PutParticipant(ctx, "dropped", ParticipantRecord{ID: "p_d", Node: "a"}))
+	must(t, a.PutParticipant(ctx, "kept", room.ParticipantRecord{ID: "p_a", Node: "a"}))
+	must(t, a.PutParticipant(ctx, "dropped", room.ParticipantRecord{ID: "p_d", Node: "a"}))
 	_, err := a.ClaimOrigin(ctx, "kept", "t_a")
 	must(t, err)
 	// Renew "kept" for three leases; "dropped" is not renewed.
@@ -277,8 +278,8 @@ func contractOrigin(t *testing.T, nodes func(string) Store, _ time.Duration) {
 func contractRegistry(t *testing.T, nodes func(string) Store, ttl time.Duration) {
 	ctx := context.Background()
 	a, b := nodes("a"), nodes("b")
-	must(t, a.PutNode(ctx, NodeInfo{Region: "eu", PublicURL: "https://a.example", RelayAddress: "10.0.0.1:7883", Viewers: 7, CPU: 0.25}))
-	must(t, b.PutNode(ctx, NodeInfo{Region: "in", PublicURL: "https://b.example"}))
+	must(t, a.PutNode(ctx, room.NodeInfo{Region: "eu", PublicURL: "https://a.example", RelayAddress: "10.0.0.1:7883", Viewers: 7, CPU: 0.25}))
+	must(t, b.PutNode(ctx, room.NodeInfo{Region: "in", PublicURL: "https://b.example"}))
 	list, err := a.Nodes(ctx)
 	must(t, err)
 	if len(list) != 2 || list[0].ID != "a" || list[0].Region != "eu" || list[0].RelayAddress != "10.0.0.1:7883" ||
@@ -288,7 +289,7 @@ func contractRegistry(t *testing.T, nodes func(string) Store, ttl time.Duration)
 	must(t, b.DeleteNode(ctx))
 	// a keeps heartbeating; b left.
 	for end := time.Now().Add(2 * ttl); time.Now().Before(end); time.Sleep(ttl / 4) {
-		must(t, a.PutNode(ctx, NodeInfo{Region: "eu"}))
+		must(t, a.PutNode(ctx, room.NodeInfo{Region: "eu"}))
 	}
 	list, err = b.Nodes(ctx)
 	must(t, err)
@@ -337,7 +338,7 @@ func contractCancelled(t *testing.T, nodes func(string) Store, _ time.Duration) 
 	a := nodes("a")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := a.PutTrack(ctx, "r", TrackRecord{ID: "t"}); err == nil {
+	if err := a.PutTrack(ctx, "r", room.TrackRecord{ID: "t"}); err == nil {
 		t.Error("write with a cancelled context accepted")
 	}
 	if _, err := a.Counts(ctx, "r"); err == nil {
@@ -346,7 +347,7 @@ func contractCancelled(t *testing.T, nodes func(string) Store, _ time.Duration) 
 }
 
 // totalViewers is the room's viewer count over all nodes.
-func totalViewers(s RoomState) int {
+func totalViewers(s room.RoomState) int {
 	n := 0
 	for _, v := range s.Viewers {
 		n += v

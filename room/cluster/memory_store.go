@@ -1,16 +1,19 @@
-package room
+package cluster
 
 import (
 	"context"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/halobuzz/live/room"
 )
 
-// MemoryStore is the Store of a node that serves alone. Handles made with
-// Node share its state, which lets tests (and simulations) run several
-// nodes in one process with the same semantics as the Redis store: leases
-// that expire unless renewed, origin claims, counters and pub/sub.
+// MemoryStore is a Store held in one process. Handles made with Node share
+// its state, which lets tests (and simulations) run several nodes in one
+// process with the same semantics as the Redis store: leases that expire
+// unless renewed, origin claims, counters and pub/sub. (A node that serves
+// alone has no store at all.)
 type MemoryStore struct {
 	b      *memBackend
 	node   string
@@ -32,8 +35,8 @@ type memBackend struct {
 }
 
 type memPart struct {
-	participants map[string]ParticipantRecord
-	tracks       map[string]TrackRecord
+	participants map[string]room.ParticipantRecord
+	tracks       map[string]room.TrackRecord
 	viewers      int
 	expires      time.Time // zero: never
 }
@@ -44,7 +47,7 @@ type memClaim struct {
 }
 
 type memNode struct {
-	info    NodeInfo
+	info    room.NodeInfo
 	expires time.Time
 }
 
@@ -54,7 +57,7 @@ type memSub struct {
 }
 
 // NewMemoryStore returns an empty in-memory Store whose entries never
-// expire: a node that serves alone. Its node id is "".
+// expire. Its node id is "".
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{b: &memBackend{
 		rooms:  map[string]map[string]*memPart{},
@@ -75,17 +78,17 @@ func alive(expires, now time.Time) bool { return expires.IsZero() || now.Before(
 
 // part returns this node's part of room, creating it, with its lease renewed.
 // Call with b.mu held.
-func (s *MemoryStore) part(room string) *memPart {
+func (s *MemoryStore) part(name string) *memPart {
 	b := s.b
-	nodes := b.rooms[room]
+	nodes := b.rooms[name]
 	if nodes == nil {
 		nodes = map[string]*memPart{}
-		b.rooms[room] = nodes
+		b.rooms[name] = nodes
 	}
 	p := nodes[s.node]
 	now := b.now()
 	if p == nil || !alive(p.expires, now) {
-		p = &memPart{participants: map[string]ParticipantRecord{}, tracks: map[string]TrackRecord{}}
+		p = &memPart{participants: map[string]room.ParticipantRecord{}, tracks: map[string]room.TrackRecord{}}
 		nodes[s.node] = p
 	}
 	p.expires = s.timing.deadline(now)
@@ -94,8 +97,8 @@ func (s *MemoryStore) part(room string) *memPart {
 
 // liveParts returns the unexpired parts of room, dropping expired ones.
 // Call with b.mu held.
-func (b *memBackend) liveParts(room string) map[string]*memPart {
-	nodes := b.rooms[room]
+func (b *memBackend) liveParts(name string) map[string]*memPart {
+	nodes := b.rooms[name]
 	now := b.now()
 	for id, p := range nodes {
 		if !alive(p.expires, now) {
@@ -103,7 +106,7 @@ func (b *memBackend) liveParts(room string) map[string]*memPart {
 		}
 	}
 	if nodes != nil && len(nodes) == 0 {
-		delete(b.rooms, room)
+		delete(b.rooms, name)
 		return nil
 	}
 	return nodes
@@ -123,47 +126,47 @@ func (s *MemoryStore) write(ctx context.Context, f func(b *memBackend)) error {
 }
 
 // PutParticipant implements Store.
-func (s *MemoryStore) PutParticipant(ctx context.Context, room string, p ParticipantRecord) error {
-	return s.write(ctx, func(*memBackend) { s.part(room).participants[p.ID] = p })
+func (s *MemoryStore) PutParticipant(ctx context.Context, name string, p room.ParticipantRecord) error {
+	return s.write(ctx, func(*memBackend) { s.part(name).participants[p.ID] = p })
 }
 
 // DeleteParticipant implements Store.
-func (s *MemoryStore) DeleteParticipant(ctx context.Context, room, id string) error {
+func (s *MemoryStore) DeleteParticipant(ctx context.Context, name, id string) error {
 	return s.write(ctx, func(b *memBackend) {
-		if p := b.liveParts(room)[s.node]; p != nil {
+		if p := b.liveParts(name)[s.node]; p != nil {
 			delete(p.participants, id)
 		}
 	})
 }
 
 // PutTrack implements Store.
-func (s *MemoryStore) PutTrack(ctx context.Context, room string, t TrackRecord) error {
-	return s.write(ctx, func(*memBackend) { s.part(room).tracks[t.ID] = t })
+func (s *MemoryStore) PutTrack(ctx context.Context, name string, t room.TrackRecord) error {
+	return s.write(ctx, func(*memBackend) { s.part(name).tracks[t.ID] = t })
 }
 
 // DeleteTrack implements Store.
-func (s *MemoryStore) DeleteTrack(ctx context.Context, room, id string) error {
+func (s *MemoryStore) DeleteTrack(ctx context.Context, name, id string) error {
 	return s.write(ctx, func(b *memBackend) {
-		if p := b.liveParts(room)[s.node]; p != nil {
+		if p := b.liveParts(name)[s.node]; p != nil {
 			delete(p.tracks, id)
 		}
 	})
 }
 
 // SetViewers implements Store.
-func (s *MemoryStore) SetViewers(ctx context.Context, room string, n int) error {
-	return s.write(ctx, func(*memBackend) { s.part(room).viewers = n })
+func (s *MemoryStore) SetViewers(ctx context.Context, name string, n int) error {
+	return s.write(ctx, func(*memBackend) { s.part(name).viewers = n })
 }
 
 // SyncRoom implements Store.
-func (s *MemoryStore) SyncRoom(ctx context.Context, room string, st NodeRoom) error {
+func (s *MemoryStore) SyncRoom(ctx context.Context, name string, st NodeRoom) error {
 	return s.write(ctx, func(*memBackend) {
-		p := s.part(room)
-		p.participants = make(map[string]ParticipantRecord, len(st.Participants))
+		p := s.part(name)
+		p.participants = make(map[string]room.ParticipantRecord, len(st.Participants))
 		for _, r := range st.Participants {
 			p.participants[r.ID] = r
 		}
-		p.tracks = make(map[string]TrackRecord, len(st.Tracks))
+		p.tracks = make(map[string]room.TrackRecord, len(st.Tracks))
 		for _, t := range st.Tracks {
 			p.tracks[t.ID] = t
 		}
@@ -172,17 +175,17 @@ func (s *MemoryStore) SyncRoom(ctx context.Context, room string, st NodeRoom) er
 }
 
 // Room implements Store.
-func (s *MemoryStore) Room(ctx context.Context, room string) (RoomState, error) {
+func (s *MemoryStore) Room(ctx context.Context, name string) (room.RoomState, error) {
 	if err := ctx.Err(); err != nil {
-		return RoomState{}, err
+		return room.RoomState{}, err
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
-	parts := s.b.liveParts(room)
+	parts := s.b.liveParts(name)
 	if parts == nil {
-		return RoomState{}, ErrNotFound
+		return room.RoomState{}, ErrNotFound
 	}
-	st := RoomState{Name: room, Viewers: map[string]int{}}
+	st := room.RoomState{Name: name, Viewers: map[string]int{}}
 	for node, p := range parts {
 		for _, r := range p.participants {
 			st.Participants = append(st.Participants, r)
@@ -196,20 +199,20 @@ func (s *MemoryStore) Room(ctx context.Context, room string) (RoomState, error) 
 	return st, nil
 }
 
-func sortState(st *RoomState) {
+func sortState(st *room.RoomState) {
 	sort.Slice(st.Participants, func(i, j int) bool { return st.Participants[i].ID < st.Participants[j].ID })
 	sort.Slice(st.Tracks, func(i, j int) bool { return st.Tracks[i].ID < st.Tracks[j].ID })
 }
 
 // Counts implements Store.
-func (s *MemoryStore) Counts(ctx context.Context, room string) (RoomCounts, error) {
+func (s *MemoryStore) Counts(ctx context.Context, name string) (RoomCounts, error) {
 	if err := ctx.Err(); err != nil {
 		return RoomCounts{}, err
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	c := RoomCounts{Participants: map[string]int{}, Viewers: map[string]int{}}
-	for node, p := range s.b.liveParts(room) {
+	for node, p := range s.b.liveParts(name) {
 		c.Participants[node] = len(p.participants)
 		c.Viewers[node] = p.viewers
 	}
@@ -217,12 +220,12 @@ func (s *MemoryStore) Counts(ctx context.Context, room string) (RoomCounts, erro
 }
 
 // DeleteRoom implements Store.
-func (s *MemoryStore) DeleteRoom(ctx context.Context, room string) error {
+func (s *MemoryStore) DeleteRoom(ctx context.Context, name string) error {
 	return s.write(ctx, func(b *memBackend) {
-		if parts := b.rooms[room]; parts != nil {
+		if parts := b.rooms[name]; parts != nil {
 			delete(parts, s.node)
 			if len(parts) == 0 {
-				delete(b.rooms, room)
+				delete(b.rooms, name)
 			}
 		}
 	})
@@ -246,13 +249,13 @@ func (s *MemoryStore) Rooms(ctx context.Context) ([]string, error) {
 }
 
 // ClaimOrigin implements Store.
-func (s *MemoryStore) ClaimOrigin(ctx context.Context, room, track string) (string, error) {
+func (s *MemoryStore) ClaimOrigin(ctx context.Context, name, track string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
-	k := OriginKey{room, track}
+	k := OriginKey{name, track}
 	now := s.b.now()
 	if c, ok := s.b.origin[k]; ok && alive(c.expires, now) && c.node != s.node {
 		return c.node, nil
@@ -262,13 +265,13 @@ func (s *MemoryStore) ClaimOrigin(ctx context.Context, room, track string) (stri
 }
 
 // Origin implements Store.
-func (s *MemoryStore) Origin(ctx context.Context, room, track string) (string, error) {
+func (s *MemoryStore) Origin(ctx context.Context, name, track string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
-	k := OriginKey{room, track}
+	k := OriginKey{name, track}
 	c, ok := s.b.origin[k]
 	if !ok || !alive(c.expires, s.b.now()) {
 		delete(s.b.origin, k)
@@ -278,9 +281,9 @@ func (s *MemoryStore) Origin(ctx context.Context, room, track string) (string, e
 }
 
 // ReleaseOrigin implements Store.
-func (s *MemoryStore) ReleaseOrigin(ctx context.Context, room, track string) error {
+func (s *MemoryStore) ReleaseOrigin(ctx context.Context, name, track string) error {
 	return s.write(ctx, func(b *memBackend) {
-		k := OriginKey{room, track}
+		k := OriginKey{name, track}
 		if c, ok := b.origin[k]; ok && c.node == s.node {
 			delete(b.origin, k)
 		}
@@ -317,7 +320,7 @@ func (s *MemoryStore) Renew(ctx context.Context, l Leases) (Renewal, error) {
 }
 
 // PutNode implements Store.
-func (s *MemoryStore) PutNode(ctx context.Context, n NodeInfo) error {
+func (s *MemoryStore) PutNode(ctx context.Context, n room.NodeInfo) error {
 	return s.write(ctx, func(b *memBackend) {
 		n.ID = s.node
 		b.nodes[s.node] = memNode{info: n, expires: s.timing.deadline(b.now())}
@@ -330,14 +333,14 @@ func (s *MemoryStore) DeleteNode(ctx context.Context) error {
 }
 
 // Nodes implements Store.
-func (s *MemoryStore) Nodes(ctx context.Context) ([]NodeInfo, error) {
+func (s *MemoryStore) Nodes(ctx context.Context) ([]room.NodeInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	now := s.b.now()
-	out := []NodeInfo{}
+	out := []room.NodeInfo{}
 	for id, n := range s.b.nodes {
 		if !alive(n.expires, now) {
 			delete(s.b.nodes, id)
@@ -350,14 +353,14 @@ func (s *MemoryStore) Nodes(ctx context.Context) ([]NodeInfo, error) {
 }
 
 // Publish implements Store. Subscribers are called before it returns.
-func (s *MemoryStore) Publish(ctx context.Context, room string, payload []byte) error {
+func (s *MemoryStore) Publish(ctx context.Context, name string, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.b.pubMu.Lock()
 	defer s.b.pubMu.Unlock()
 	s.b.mu.Lock()
-	subs := append([]*memSub(nil), s.b.subs[room]...)
+	subs := append([]*memSub(nil), s.b.subs[name]...)
 	s.b.mu.Unlock()
 	for _, sub := range subs {
 		sub.h(append([]byte(nil), payload...))
@@ -366,10 +369,10 @@ func (s *MemoryStore) Publish(ctx context.Context, room string, payload []byte) 
 }
 
 // Subscribe implements Store.
-func (s *MemoryStore) Subscribe(room string, h func([]byte)) (func(), error) {
-	sub := &memSub{room: room, h: h}
+func (s *MemoryStore) Subscribe(name string, h func([]byte)) (func(), error) {
+	sub := &memSub{room: name, h: h}
 	s.b.mu.Lock()
-	s.b.subs[room] = append(s.b.subs[room], sub)
+	s.b.subs[name] = append(s.b.subs[name], sub)
 	s.b.mu.Unlock()
 	s.subsMu.Lock()
 	s.subs = append(s.subs, sub)
@@ -407,4 +410,4 @@ func (s *MemoryStore) Close() error {
 
 func sortStrings(s []string) { sort.Strings(s) }
 
-func sortNodes(n []NodeInfo) { sort.Slice(n, func(i, j int) bool { return n[i].ID < n[j].ID }) }
+func sortNodes(n []room.NodeInfo) { sort.Slice(n, func(i, j int) bool { return n[i].ID < n[j].ID }) }

@@ -1,4 +1,4 @@
-package room
+package cluster
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/id"
 	"github.com/halobuzz/live/internal/testutil"
-	"github.com/halobuzz/live/sfu"
+	"github.com/halobuzz/live/room"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -60,12 +60,8 @@ func transactions(t *testing.T, c redis.UniversalClient) int {
 // (want), in one on a single Redis, every record is there, and another
 // node receives every event once, in order, each after its record.
 func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis.UniversalClient, rooms []string, want int) {
-	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	m := NewManager(e, store, Options{NodeID: store.NodeID(), Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	m := New(store, Options{NodeID: store.NodeID(), StoreTimeout: config.Default().Redis.Timeout})
+	m.startWriter() // the queue alone, without a heartbeat
 	defer m.Close()
 	ctx := context.Background()
 
@@ -76,20 +72,20 @@ func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis
 	}
 	var mu sync.Mutex
 	got := map[string][]seen{}
-	for _, room := range rooms {
-		cancel, err := observer.Subscribe(room, func(b []byte) {
+	for _, name := range rooms {
+		cancel, err := observer.Subscribe(name, func(b []byte) {
 			ev, err := parseWireEvent(b)
 			if err != nil || ev.Participant == nil {
 				t.Errorf("event %q: %v", b, err)
 				return
 			}
-			st, err := observer.Room(ctx, room)
+			st, err := observer.Room(ctx, name)
 			has := false
 			for _, p := range st.Participants {
 				has = has || p.ID == ev.Participant.ID
 			}
 			mu.Lock()
-			got[room] = append(got[room], seen{ev.Seq, ev.Participant.ID, err == nil && has})
+			got[name] = append(got[name], seen{ev.Seq, ev.Participant.ID, err == nil && has})
 			mu.Unlock()
 		})
 		if err != nil {
@@ -103,11 +99,11 @@ func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis
 	m.storeWrite(func(context.Context) error { <-gate; return nil }) // a write the store is slow to answer
 	n := maxBatch / (2 * len(rooms))                                 // one batch's worth
 	for i := range n {
-		for _, room := range rooms {
+		for _, name := range rooms {
 			pid := fmt.Sprintf("p_%02d", i)
-			m.storeOp(storeOp{kind: opPutParticipant, room: room, participant: ParticipantRecord{ID: pid, Identity: pid, Node: store.NodeID()}})
-			m.storeOp(m.publishOp(room, wireEvent{V: 1, Node: store.NodeID(), Boot: "boot", Type: evJoined,
-				Participant: &ParticipantRecord{ID: pid, Identity: pid}}))
+			m.storeOp(storeOp{kind: opPutParticipant, room: name, participant: room.ParticipantRecord{ID: pid, Identity: pid, Node: store.NodeID()}})
+			m.storeOp(m.publishOp(name, wireEvent{V: 1, Node: store.NodeID(), Boot: "boot", Type: evJoined,
+				Participant: &room.ParticipantRecord{ID: pid, Identity: pid}}))
 		}
 	}
 	done := make(chan struct{})
@@ -118,17 +114,17 @@ func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis
 	if tx := transactions(t, c) - before; tx != want {
 		t.Errorf("%d writes queued behind a slow one took %d transactions, want %d", 2*n*len(rooms), tx, want)
 	}
-	for _, room := range rooms {
-		st, err := observer.Room(ctx, room)
+	for _, name := range rooms {
+		st, err := observer.Room(ctx, name)
 		if err != nil || len(st.Participants) != n {
-			t.Fatalf("room %s holds %d participants (%v), want %d", room, len(st.Participants), err, n)
+			t.Fatalf("name %s holds %d participants (%v), want %d", name, len(st.Participants), err, n)
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for _, room := range rooms {
+	for _, name := range rooms {
 		for {
 			mu.Lock()
-			k := len(got[room])
+			k := len(got[name])
 			mu.Unlock()
 			if k >= n || time.Now().After(deadline) {
 				break
@@ -136,17 +132,17 @@ func checkBatchedWrites(t *testing.T, store *RedisStore, observer Store, c redis
 			time.Sleep(10 * time.Millisecond)
 		}
 		mu.Lock()
-		evs := got[room]
+		evs := got[name]
 		mu.Unlock()
 		if len(evs) != n {
-			t.Fatalf("room %s: %d events received, want %d", room, len(evs), n)
+			t.Fatalf("name %s: %d events received, want %d", name, len(evs), n)
 		}
 		for i, ev := range evs {
 			if want := fmt.Sprintf("p_%02d", i); ev.id != want || (i > 0 && ev.seq <= evs[i-1].seq) {
-				t.Fatalf("room %s: event %d is %s seq %d after seq %d, want %s in sequence order", room, i, ev.id, ev.seq, evs[max(i-1, 0)].seq, want)
+				t.Fatalf("name %s: event %d is %s seq %d after seq %d, want %s in sequence order", name, i, ev.id, ev.seq, evs[max(i-1, 0)].seq, want)
 			}
 			if !ev.recordThen {
-				t.Errorf("room %s: the event of %s arrived before its record", room, ev.id)
+				t.Errorf("name %s: the event of %s arrived before its record", name, ev.id)
 			}
 		}
 	}
@@ -261,12 +257,8 @@ func TestStoreWrites_OriginClaimsInTheBatch(t *testing.T) {
 	if _, err := a.ClaimOrigin(ctx, "claims", "ending"); err != nil {
 		t.Fatal(err)
 	}
-	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	m := NewManager(e, a, Options{NodeID: "a", Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	m := New(a, Options{NodeID: "a", StoreTimeout: config.Default().Redis.Timeout})
+	m.startWriter() // the queue alone, without a heartbeat
 	defer m.Close()
 
 	gate := make(chan struct{})

@@ -1,12 +1,14 @@
-package room
+package cluster
 
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/halobuzz/live/room"
 )
 
 // Batched store writes. The node's writes go through one ordered queue
-// (Manager.writer), so that a record is in the store before the event that
+// (Cluster.writer), so that a record is in the store before the event that
 // announces it, and a Put before its Delete. Run one by one, each costs a
 // round trip to Redis: a broadcaster going live queues its participant, its
 // tracks, their events and origin claims, and a node 40 ms from Redis sent
@@ -39,11 +41,11 @@ const (
 type storeOp struct {
 	kind        opKind
 	room        string
-	participant ParticipantRecord // opPutParticipant
-	track       TrackRecord       // opPutTrack
-	id          string            // opDeleteParticipant, opDeleteTrack, the track of opClaimOrigin and opReleaseOrigin
-	viewers     int               // opSetViewers
-	payload     []byte            // opPublish
+	participant room.ParticipantRecord // opPutParticipant
+	track       room.TrackRecord       // opPutTrack
+	id          string                 // opDeleteParticipant, opDeleteTrack, the track of opClaimOrigin and opReleaseOrigin
+	viewers     int                    // opSetViewers
+	payload     []byte                 // opPublish
 	// claimed, for opClaimOrigin, is given the node that holds the claim
 	// once it is known (on the writer goroutine).
 	claimed func(holder string)
@@ -87,9 +89,9 @@ type batchStore interface {
 	applyOps(ctx context.Context, ops []storeOp) error
 }
 
-// storeWriteItem is one entry of the write queue: an op, or a closure for
+// writeItem is one entry of the write queue: an op, or a closure for
 // what is not one (reads, claims, registrations, subscriptions).
-type storeWriteItem struct {
+type writeItem struct {
 	op *storeOp
 	f  func(context.Context) error
 }
@@ -97,17 +99,17 @@ type storeWriteItem struct {
 // storeOp queues op; like storeWrite, it reports false when the queue is
 // full (the write is dropped and the state rewritten at the next
 // heartbeat) or closed.
-func (m *Manager) storeOp(op storeOp) bool {
-	return m.enqueue(storeWriteItem{op: &op})
+func (c *Cluster) storeOp(op storeOp) bool {
+	return c.enqueue(writeItem{op: &op})
 }
 
 // publishOp is the op that publishes ev on the room's channel, its
 // sequence number taken when it is sent, so sequence order is
 // publication order.
-func (m *Manager) publishOp(room string, ev wireEvent) storeOp {
-	return storeOp{kind: opPublish, room: room, prepare: func(op *storeOp) bool {
-		m.cluster.seq++ // only the writer goroutine touches seq
-		ev.Seq = m.cluster.seq
+func (c *Cluster) publishOp(name string, ev wireEvent) storeOp {
+	return storeOp{kind: opPublish, room: name, prepare: func(op *storeOp) bool {
+		c.seq++ // only the writer goroutine touches seq
+		ev.Seq = c.seq
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return false
@@ -118,30 +120,30 @@ func (m *Manager) publishOp(room string, ev wireEvent) storeOp {
 }
 
 // writer runs the queue: closures one by one, runs of ops as batches.
-func (m *Manager) writer() {
-	defer close(m.writerDone)
-	bs, _ := m.store.(batchStore)
-	var next *storeWriteItem // taken from the queue by a batch, not yet run
+func (c *Cluster) writer() {
+	defer close(c.writerDone)
+	bs, _ := c.store.(batchStore)
+	var next *writeItem // taken from the queue by a batch, not yet run
 	var ops []storeOp
 	for {
-		var it storeWriteItem
+		var it writeItem
 		if next != nil {
 			it, next = *next, nil
 		} else {
 			var ok bool
-			if it, ok = <-m.writes; !ok {
+			if it, ok = <-c.writes; !ok {
 				return
 			}
 		}
 		if it.f != nil {
-			m.runWrite(it.f)
+			c.runWrite(it.f)
 			continue
 		}
 		ops = append(ops[:0], *it.op)
 	more:
 		for len(ops) < maxBatch {
 			select {
-			case nx, ok := <-m.writes:
+			case nx, ok := <-c.writes:
 				if !ok {
 					break more
 				}
@@ -164,11 +166,11 @@ func (m *Manager) writer() {
 			continue
 		}
 		if bs != nil {
-			m.runWrite(func(ctx context.Context) error { return bs.applyOps(ctx, kept) })
+			c.runWrite(func(ctx context.Context) error { return bs.applyOps(ctx, kept) })
 			continue
 		}
 		for i := range kept {
-			m.runWrite(func(ctx context.Context) error { return kept[i].apply(ctx, m.store) })
+			c.runWrite(func(ctx context.Context) error { return kept[i].apply(ctx, c.store) })
 		}
 	}
 }
@@ -176,15 +178,15 @@ func (m *Manager) writer() {
 // runWrite runs one write (a closure, a batch, or an op) under the write
 // timeout; a failure is counted and makes the next heartbeat rewrite the
 // node's state.
-func (m *Manager) runWrite(f func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.Background(), m.writeTimeout())
+func (c *Cluster) runWrite(f func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.writeTimeout())
 	defer cancel()
 	if err := f(ctx); err != nil {
-		m.cluster.writeErrors.Add(1)
-		m.cluster.resync.Store(true)
-		if m.cluster.writeErrors.Load()%100 == 1 {
-			m.log.Warn("room store write failed; state is rewritten at the next heartbeat", "err", err,
-				"failed", m.cluster.writeErrors.Load())
+		c.writeErrors.Add(1)
+		c.resync.Store(true)
+		if c.writeErrors.Load()%100 == 1 {
+			c.log.Warn("room store write failed; state is rewritten at the next heartbeat", "err", err,
+				"failed", c.writeErrors.Load())
 		}
 	}
 }

@@ -1,8 +1,9 @@
-package room
+package cluster
 
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,7 +11,9 @@ import (
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/id"
 	"github.com/halobuzz/live/internal/testutil"
+	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/sfu"
+	"go.uber.org/goleak"
 )
 
 // clusterTTL is the lease of the test nodes: short, so that a dead node's
@@ -20,9 +23,45 @@ const (
 	clusterHeartbeat = 300 * time.Millisecond
 )
 
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// After a failed dial go-redis probes the server once a second from
+		// a goroutine of the pool; it returns at its next probe after the
+		// pool closed, up to a second after the test's client did.
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
+}
+
+// recorder is a client of a room: it keeps the events it was sent.
+type recorder struct {
+	mu     sync.Mutex
+	events []room.Event
+}
+
+func (r *recorder) Event(ev room.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+}
+
+func (r *recorder) has(match func(room.Event) bool) bool {
+	return r.index(match) >= 0
+}
+
+func (r *recorder) count(match func(room.Event) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ev := range r.events {
+		if match(ev) {
+			n++
+		}
+	}
+	return n
+}
+
 // newClusterNode starts a Manager that shares srv with the other nodes of
 // the test, as a node configured with redis.addrs does.
-func newClusterNode(t *testing.T, srv *testutil.Redis, prefix, id string, opt Options) (*Manager, Store) {
+func newClusterNode(t *testing.T, srv *testutil.Redis, prefix, id string, opt room.Options) (*testNode, Store) {
 	t.Helper()
 	store, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: id, TTL: clusterTTL})
 	if err != nil {
@@ -31,16 +70,26 @@ func newClusterNode(t *testing.T, srv *testutil.Redis, prefix, id string, opt Op
 	return newClusterNodeOn(t, store, id, opt), store
 }
 
-// newClusterNodeOn starts a cluster Manager for node id on store.
-func newClusterNodeOn(t *testing.T, store Store, id string, opt Options) *Manager {
+// newClusterNodeOn starts the Manager of node id, linked to the others by
+// a Cluster on store, as internal/node wires it.
+func newClusterNodeOn(t *testing.T, store Store, id string, opt room.Options) *testNode {
+	t.Helper()
+	return newClusterNodeWith(t, store, Options{NodeID: id, Heartbeat: clusterHeartbeat, StoreTimeout: config.Default().Redis.Timeout}, opt)
+}
+
+// newClusterNodeWith starts the Manager of node copt.NodeID with a Cluster
+// of options copt on store.
+func newClusterNodeWith(t *testing.T, store Store, copt Options, opt room.Options) *testNode {
 	t.Helper()
 	e, err := sfu.NewEngine(testutil.SFUConfig(true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt.NodeID, opt.Cluster, opt.Heartbeat, opt.StoreTimeout = id, true, clusterHeartbeat, config.Default().Redis.Timeout
-	opt.Node = NodeInfo{Region: "region-" + id, PublicURL: "http://" + id + ".test", RelayAddress: id + ".test:7883"}
-	m := NewManager(e, store, opt)
+	id := copt.NodeID
+	c := New(store, copt)
+	opt.NodeID, opt.Cluster = id, c
+	opt.Node = room.NodeInfo{Region: "region-" + id, PublicURL: "http://" + id + ".test", RelayAddress: id + ".test:7883"}
+	m := room.NewManager(e, opt)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -49,7 +98,23 @@ func newClusterNodeOn(t *testing.T, store Store, id string, opt Options) *Manage
 		_ = store.Close()
 		e.Close()
 	})
-	return m
+	return &testNode{Manager: m, cluster: c}
+}
+
+// testNode is a node of a test: its rooms, and its cluster.
+type testNode struct {
+	*room.Manager
+	cluster *Cluster
+}
+
+// linkedMembers returns the participants of room on other nodes as the
+// room knows them from their events.
+func (n *testNode) linkedMembers(name string) (int, bool) {
+	r := n.Room(name)
+	if r == nil || n.cluster.link(r) == nil {
+		return 0, false
+	}
+	return r.RemoteMembers()
 }
 
 func clusterPrefix() string { return "c" + id.New("")[:8] + ":" }
@@ -57,14 +122,14 @@ func clusterPrefix() string { return "c" + id.New("")[:8] + ":" }
 func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, storeA := newClusterNode(t, srv, prefix, "a", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
-	b, storeB := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	a, storeA := newClusterNode(t, srv, prefix, "a", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, storeB := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
-	if _, err := a.Join("show", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
+	if _, err := a.Join("show", room.ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"v1", "v2"} {
-		p, err := b.Join("show", ParticipantSpec{Identity: id, Subscribe: true}, &rec)
+		p, err := b.Join("show", room.ParticipantSpec{Identity: id, Subscribe: true}, &rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,11 +163,11 @@ func TestCluster_NodesSeeEachOthersParticipantsViewersAndRegistry(t *testing.T) 
 func TestCluster_ParticipantLimitCountsEveryNode(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, storeA := newClusterNode(t, srv, prefix, "a", Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
-	b, _ := newClusterNode(t, srv, prefix, "b", Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	a, storeA := newClusterNode(t, srv, prefix, "a", room.Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, _ := newClusterNode(t, srv, prefix, "b", room.Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
 	for _, id := range []string{"x", "y"} {
-		if _, err := a.Join("full", ParticipantSpec{Identity: id}, &rec); err != nil {
+		if _, err := a.Join("full", room.ParticipantSpec{Identity: id}, &rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,7 +175,7 @@ func TestCluster_ParticipantLimitCountsEveryNode(t *testing.T) {
 		c, err := storeA.Counts(context.Background(), "full")
 		return err == nil && c.Participants["a"] == 2
 	})
-	if _, err := b.Join("full", ParticipantSpec{Identity: "z"}, &rec); err != nil {
+	if _, err := b.Join("full", room.ParticipantSpec{Identity: "z"}, &rec); err != nil {
 		t.Fatalf("third participant of a room of 3, on another node: %v", err)
 	}
 	testutil.Eventually(t, "b's participant reaches the store", func() bool {
@@ -118,8 +183,8 @@ func TestCluster_ParticipantLimitCountsEveryNode(t *testing.T) {
 		return err == nil && c.Participants["b"] == 1
 	})
 	time.Sleep(remoteFresh) // let a's cached remote count age
-	for name, m := range map[string]*Manager{"a": a, "b": b} {
-		if _, err := m.Join("full", ParticipantSpec{Identity: "late"}, &rec); !errors.Is(err, ErrRoomFull) {
+	for name, m := range map[string]*testNode{"a": a, "b": b} {
+		if _, err := m.Join("full", room.ParticipantSpec{Identity: "late"}, &rec); !errors.Is(err, room.ErrRoomFull) {
 			t.Errorf("fourth participant on node %s: %v, want ErrRoomFull", name, err)
 		}
 	}
@@ -131,9 +196,9 @@ type countingStore struct {
 	counts atomic.Int32
 }
 
-func (s *countingStore) Counts(ctx context.Context, room string) (RoomCounts, error) {
+func (s *countingStore) Counts(ctx context.Context, name string) (RoomCounts, error) {
 	s.counts.Add(1)
-	return s.RedisStore.Counts(ctx, room)
+	return s.RedisStore.Counts(ctx, name)
 }
 
 // A join in a room the node serves checks the participant limit against
@@ -143,17 +208,17 @@ func (s *countingStore) Counts(ctx context.Context, room string) (RoomCounts, er
 func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	a, _ := newClusterNode(t, srv, prefix, "a", room.Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	rs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "b", TTL: clusterTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sb := &countingStore{RedisStore: rs}
-	b := newClusterNodeOn(t, sb, "b", Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b := newClusterNodeOn(t, sb, "b", room.Options{Limits: config.LimitsConfig{ParticipantsPerRoom: 3}, Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
-	var onA []*Participant
+	var onA []*room.Participant
 	for _, id := range []string{"x", "y"} {
-		p, err := a.Join("full", ParticipantSpec{Identity: id}, &rec)
+		p, err := a.Join("full", room.ParticipantSpec{Identity: id}, &rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +228,7 @@ func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 		c, err := rs.Counts(context.Background(), "full")
 		return err == nil && c.Participants["a"] == 2
 	})
-	if _, err := b.Join("full", ParticipantSpec{Identity: "z"}, &rec); err != nil {
+	if _, err := b.Join("full", room.ParticipantSpec{Identity: "z"}, &rec); err != nil {
 		t.Fatalf("third participant of a room of 3, on another node: %v", err)
 	}
 	testutil.Eventually(t, "b knows a's count from a's events", func() bool {
@@ -171,7 +236,7 @@ func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 		return ok && n == 2
 	})
 	before := sb.counts.Load()
-	if _, err := b.Join("full", ParticipantSpec{Identity: "late"}, &rec); !errors.Is(err, ErrRoomFull) {
+	if _, err := b.Join("full", room.ParticipantSpec{Identity: "late"}, &rec); !errors.Is(err, room.ErrRoomFull) {
 		t.Errorf("fourth participant on b: %v, want ErrRoomFull", err)
 	}
 	onA[0].Leave()
@@ -179,7 +244,7 @@ func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 		n, ok := b.linkedMembers("full")
 		return ok && n == 1
 	})
-	if _, err := b.Join("full", ParticipantSpec{Identity: "again"}, &rec); err != nil {
+	if _, err := b.Join("full", room.ParticipantSpec{Identity: "again"}, &rec); err != nil {
 		t.Errorf("a place became free on a, b still refuses: %v", err)
 	}
 	if n := sb.counts.Load() - before; n != 0 {
@@ -190,10 +255,10 @@ func TestCluster_JoinLimitUsesTheCountsOtherNodesPublish(t *testing.T) {
 func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
-	b, storeB := newClusterNode(t, srv, prefix, "b", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	a, _ := newClusterNode(t, srv, prefix, "a", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	b, storeB := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
-	if _, err := a.Join("r", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
+	if _, err := a.Join("r", room.ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, "b sees a and its room", func() bool {
@@ -201,7 +266,7 @@ func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
 		_, rerr := storeB.Room(context.Background(), "r")
 		return err == nil && len(list) == 2 && rerr == nil
 	})
-	a.haltHeartbeat() // a hangs or dies: no more heartbeats, nothing cleaned up
+	a.cluster.haltHeartbeat() // a hangs or dies: no more heartbeats, nothing cleaned up
 	testutil.Eventually(t, "a leaves b's view of the registry", func() bool {
 		list, err := b.Nodes(context.Background())
 		return err == nil && len(list) == 1 && list[0].ID == "b"
@@ -215,9 +280,9 @@ func TestCluster_NodeThatStopsHeartbeatingDisappears(t *testing.T) {
 func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	prefix := clusterPrefix()
-	a, _ := newClusterNode(t, srv, prefix, "a", Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
+	a, _ := newClusterNode(t, srv, prefix, "a", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour}})
 	var rec recorder
-	if _, err := a.Join("kept", ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
+	if _, err := a.Join("kept", room.ParticipantSpec{Identity: "host", Publish: true}, &rec); err != nil {
 		t.Fatal(err)
 	}
 	observer, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "observer", TTL: clusterTTL})
@@ -233,11 +298,11 @@ func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
 	testutil.Eventually(t, "a notices the store is down", func() bool { return !a.StoreStats().Up && !a.ClusterReady() })
 	// A room the node serves keeps taking joins; a new room needs the
 	// cluster and is refused, retryably.
-	if _, err := a.Join("kept", ParticipantSpec{Identity: "guest"}, &rec); err != nil {
+	if _, err := a.Join("kept", room.ParticipantSpec{Identity: "guest"}, &rec); err != nil {
 		t.Fatalf("join of a served room with Redis down: %v", err)
 	}
-	if _, err := a.Join("new", ParticipantSpec{Identity: "host2", Publish: true}, &rec); !errors.Is(err, ErrClusterUnavailable) {
-		t.Fatalf("join of a new room with Redis down: %v, want ErrClusterUnavailable", err)
+	if _, err := a.Join("new", room.ParticipantSpec{Identity: "host2", Publish: true}, &rec); !errors.Is(err, room.ErrClusterUnavailable) {
+		t.Fatalf("join of a new room with Redis down: %v, want room.ErrClusterUnavailable", err)
 	}
 	if r := a.Room("new"); r != nil {
 		t.Fatal("a refused join left a room behind")
@@ -252,7 +317,7 @@ func TestCluster_RedisRestart_NodeReRegistersItsState(t *testing.T) {
 	if s := a.StoreStats(); !s.Up || s.Resyncs == 0 {
 		t.Fatalf("store stats after the outage: %+v", s)
 	}
-	if _, err := a.Join("new", ParticipantSpec{Identity: "host2", Publish: true}, &rec); err != nil {
+	if _, err := a.Join("new", room.ParticipantSpec{Identity: "host2", Publish: true}, &rec); err != nil {
 		t.Fatalf("join of a new room once Redis is back: %v", err)
 	}
 }

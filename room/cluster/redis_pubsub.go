@@ -1,4 +1,4 @@
-package room
+package cluster
 
 import (
 	"context"
@@ -22,15 +22,15 @@ type shardSub struct {
 type redisSub struct{ h func([]byte) }
 
 // Publish implements Store. On a Redis Cluster it is SPUBLISH (see shardSub).
-func (s *RedisStore) Publish(ctx context.Context, room string, payload []byte) error {
+func (s *RedisStore) Publish(ctx context.Context, name string, payload []byte) error {
 	var err error
 	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
-		err = s.rdb.SPublish(ctx, s.channel(room), payload).Err()
+		err = s.rdb.SPublish(ctx, s.channel(name), payload).Err()
 	} else {
-		err = s.rdb.Publish(ctx, s.channel(room), payload).Err()
+		err = s.rdb.Publish(ctx, s.channel(name), payload).Err()
 	}
 	if err != nil {
-		return fmt.Errorf("redis store: publish %s: %w", room, err)
+		return fmt.Errorf("redis store: publish %s: %w", name, err)
 	}
 	return nil
 }
@@ -38,13 +38,13 @@ func (s *RedisStore) Publish(ctx context.Context, room string, payload []byte) e
 // Subscribe implements Store. One Redis connection carries every
 // subscription of the handle; go-redis re-subscribes it after a reconnect
 // (messages published while it was down are lost).
-func (s *RedisStore) Subscribe(room string, h func([]byte)) (func(), error) {
-	ch := s.channel(room)
+func (s *RedisStore) Subscribe(name string, h func([]byte)) (func(), error) {
+	ch := s.channel(name)
 	sub := &redisSub{h: h}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, errors.New("room: redis store closed")
+		return nil, errors.New("name: redis store closed")
 	}
 	first := len(s.subs[ch]) == 0
 	s.subs[ch] = append(s.subs[ch], sub)
@@ -69,7 +69,7 @@ func (s *RedisStore) Subscribe(room string, h func([]byte)) (func(), error) {
 		cancel()
 		if err != nil {
 			// Kept: go-redis subscribes again when it reconnects.
-			s.log.Warn("redis subscribe failed; retried on reconnect", "room", room, "err", err)
+			s.log.Warn("redis subscribe failed; retried on reconnect", "name", name, "err", err)
 		}
 	}
 	var once sync.Once
