@@ -79,7 +79,7 @@ func matchedSentinels(err error) []error {
 }
 
 func claimsEqual(a, b Claims) bool {
-	return a.Identity == b.Identity && a.Name == b.Name && a.Room == b.Room && a.Grants == b.Grants &&
+	return a.Identity == b.Identity && a.Name == b.Name && a.Room == b.Room && a.Grants == b.Grants && a.ID == b.ID &&
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.NotBefore.Equal(b.NotBefore) && a.IssuedAt.Equal(b.IssuedAt)
 }
 
@@ -89,6 +89,7 @@ func TestSignVerify_RoundTripKeepsClaimsToTheSecond(t *testing.T) {
 	in.ExpiresAt = in.ExpiresAt.Add(750 * time.Millisecond) // dropped by NumericDate
 	in.Identity = "\U0001F600-ünïcode"
 	in.Name = "Ada <Lovelace> & ☃"
+	in.ID = "relay-7f3a\u00e9"
 
 	got, err := s.Verify(mustSign(t, s, in), testNow)
 	if err != nil {
@@ -111,7 +112,7 @@ func TestSignVerify_OptionalClaimsStayAbsent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if !claimsEqual(got, in) || !got.NotBefore.IsZero() || !got.IssuedAt.IsZero() {
+	if !claimsEqual(got, in) || !got.NotBefore.IsZero() || !got.IssuedAt.IsZero() || got.ID != "" {
 		t.Fatalf("got %+v, want %+v", got, in)
 	}
 }
@@ -133,6 +134,8 @@ func TestSign_RejectsInvalidClaims(t *testing.T) {
 		{"exp before 1970", func(c *Claims) { c.ExpiresAt = time.Unix(-1, 0) }},
 		{"exp after 9999", func(c *Claims) { c.ExpiresAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
 		{"nbf before 1970", func(c *Claims) { c.NotBefore = time.Unix(-100, 0) }},
+		{"jti of 129 characters", func(c *Claims) { c.ID = strings.Repeat("j", 129) }},
+		{"jti not UTF-8", func(c *Claims) { c.ID = "a\xffb" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +156,7 @@ func TestSign_AcceptsLimitLengthFields(t *testing.T) {
 	c.Identity = strings.Repeat("<", maxIdentityLen)
 	c.Name = strings.Repeat("<", maxNameLen)
 	c.Room = strings.Repeat("r", maxRoomLen)
+	c.ID = strings.Repeat("<", maxIDLen)
 	c.Grants = Grants{Publish: true, Subscribe: true, Admin: true}
 	tok := mustSign(t, s, c)
 	if len(tok) > maxTokenLen {
@@ -236,6 +240,9 @@ func TestVerify_RejectsBadTokens(t *testing.T) {
 		{"negative exp", forge(testSecret, hs, `{"sub":"u","room":"lobby","exp":-1}`), ErrClaims},
 		{"room empty without admin", forge(testSecret, hs, fmt.Sprintf(`{"sub":"u","exp":%d,"grants":{"publish":true}}`, exp)), ErrClaims},
 		{"room invalid name", forge(testSecret, hs, fmt.Sprintf(`{"sub":"u","room":"../x y","exp":%d}`, exp)), ErrClaims},
+		{"jti is a number", forge(testSecret, hs, payload(`,"jti":42`)), ErrMalformed},
+		{"duplicate jti", forge(testSecret, hs, payload(`,"jti":"a","jti":"b"`)), ErrMalformed},
+		{"jti too long", forge(testSecret, hs, payload(fmt.Sprintf(`,"jti":"%s"`, strings.Repeat("j", 129)))), ErrClaims},
 		{"sub too long", forge(testSecret, hs, fmt.Sprintf(`{"sub":"%s","room":"lobby","exp":%d}`, strings.Repeat("a", 129), exp)), ErrClaims},
 		{"oversize token", forge(testSecret, hs, payload(fmt.Sprintf(`,"pad":"%s"`, strings.Repeat("x", 3200)))), ErrMalformed},
 		{"oversize garbage", strings.Repeat("A", maxTokenLen+1), ErrMalformed},
@@ -309,6 +316,7 @@ func TestVerify_AcceptsHS256TokenMadeByHand(t *testing.T) {
 		Grants:    Grants{Subscribe: true},
 		ExpiresAt: testNow.Add(time.Hour),
 		IssuedAt:  testNow,
+		ID:        "x1",
 	}
 	if !claimsEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
@@ -507,6 +515,8 @@ func FuzzVerify(f *testing.F) {
 	f.Add(forge(testSecret, `{"alg":"HS256"}`, `{"sub":"u","room":"r","exp":1900000000.9,"grants":{"admin":true,"admin":true}}`))
 	f.Add(forge(testSecret, `{"alg":"HS256","typ":"JWT"}`, `{"sub":"\ud800","room":"r","exp":1900000000}`))
 	f.Add(forge(otherSecret, `{"alg":"HS256"}`, `{"sub":"u","room":"r","exp":1900000000}`))
+	f.Add(forge(testSecret, `{"alg":"HS256"}`, `{"sub":"node:b","room":"r","exp":1900000000,"jti":"0123456789abcdef"}`))
+	f.Add(forge(testSecret, `{"alg":"HS256"}`, `{"sub":"u","room":"r","exp":1900000000,"jti":["x"]}`))
 
 	f.Fuzz(func(t *testing.T, token string) {
 		check(t, s, token)

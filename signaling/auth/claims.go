@@ -11,6 +11,7 @@ const (
 	maxIdentityLen = 128 // characters (runes) in Claims.Identity
 	maxNameLen     = 128 // characters (runes) in Claims.Name
 	maxRoomLen     = 64  // bytes in a room name, which is ASCII
+	maxIDLen       = 128 // characters (runes) in Claims.ID
 )
 
 // NumericDate values are whole seconds since the Unix epoch, limited to years
@@ -39,6 +40,10 @@ type Claims struct {
 	ExpiresAt time.Time // "exp" (required)
 	NotBefore time.Time // "nbf" (optional)
 	IssuedAt  time.Time // "iat"
+	// ID is the JWT "jti" (RFC 7519 section 4.1.7), optional, <= 128
+	// chars: a token minted for one request carries a unique one, so the
+	// verifier can refuse its second use (signaling's relay tokens).
+	ID string
 }
 
 // RoomAllowed reports whether the claims allow joining room: room must be a
@@ -81,6 +86,9 @@ func (c Claims) validate() error {
 		return err
 	}
 	if err := checkText("name", c.Name, maxNameLen); err != nil {
+		return err
+	}
+	if err := checkText("jti", c.ID, maxIDLen); err != nil {
 		return err
 	}
 	if c.Room == "" {

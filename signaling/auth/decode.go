@@ -194,6 +194,9 @@ func parsePayload(data []byte) (Claims, error) {
 	if c.Room, _, err = p.str("payload", "room"); err != nil {
 		return Claims{}, err
 	}
+	if c.ID, _, err = p.str("payload", "jti"); err != nil {
+		return Claims{}, err
+	}
 	if c.Grants, err = parseGrants(p.value("grants")); err != nil {
 		return Claims{}, err
 	}

@@ -6,7 +6,9 @@
 // mint tokens and the signalling server that checks them. Its payload carries
 // the participant's identity ("sub"), an optional display name ("name"), the
 // room it admits to ("room"), what it allows there ("grants"), and its
-// validity window ("exp", "nbf", "iat"). Any HS256 implementation can mint
+// validity window ("exp", "nbf", "iat") and, optionally, a unique id ("jti",
+// a string of at most 128 characters; the package reads it, the caller
+// decides what a second use means). Any HS256 implementation can mint
 // tokens that [Signer.Verify] accepts.
 //
 // The package owns the token format and its checks: parsing, the signature,
@@ -23,6 +25,6 @@
 //
 // Verify reads untrusted input: it never panics, bounds the token size, checks
 // the signature before interpreting the payload, and rejects every algorithm
-// but HS256 (including "none"). Registered claims other than sub, exp, nbf and
-// iat (iss, aud, jti) and unknown members are ignored.
+// but HS256 (including "none"). Registered claims other than sub, exp, nbf,
+// iat and jti (iss, aud) and unknown members are ignored.
 package auth

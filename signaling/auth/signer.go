@@ -50,7 +50,7 @@ func NewSigner(secret []byte) (*Signer, error) {
 
 // signedClaims is the JSON form of Claims that Sign writes.
 type signedClaims struct {
-	jwt.RegisteredClaims        // sub, exp, nbf, iat
+	jwt.RegisteredClaims        // sub, exp, nbf, iat, jti
 	Name                 string `json:"name,omitempty"`
 	Room                 string `json:"room,omitempty"`
 	Grants               Grants `json:"grants"`
@@ -72,6 +72,7 @@ func (s *Signer) Sign(c Claims) (string, error) {
 			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
 			NotBefore: dateOrNil(c.NotBefore),
 			IssuedAt:  dateOrNil(c.IssuedAt),
+			ID:        c.ID,
 		},
 		Name:   c.Name,
 		Room:   c.Room,
