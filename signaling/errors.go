@@ -35,6 +35,8 @@ const (
 	CodeTooManyCandidates  = "too_many_candidates"
 	CodeTokenExpired       = "token_expired"
 	CodeClusterUnavailable = "cluster_unavailable"
+	CodeTokenReplayed      = "token_replayed"
+	CodeTooManyRelays      = "too_many_relays"
 	CodeInternal           = "internal"
 )
 
@@ -129,7 +131,7 @@ func httpStatus(code string) int {
 	switch code {
 	case CodeBadJSON, CodeBadRequest, CodeInvalidSDP, CodeUnknownType, CodeTooManyCandidates:
 		return http.StatusBadRequest
-	case CodeUnauthorized, CodeTokenExpired:
+	case CodeUnauthorized, CodeTokenExpired, CodeTokenReplayed:
 		return http.StatusUnauthorized
 	case CodeForbidden, CodeRoomMismatch:
 		return http.StatusForbidden
@@ -141,7 +143,7 @@ func httpStatus(code string) int {
 		return http.StatusUnprocessableEntity
 	case CodeMessageTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeRateLimited:
+	case CodeRateLimited, CodeTooManyRelays:
 		return http.StatusTooManyRequests
 	case CodeShuttingDown, CodeClusterUnavailable:
 		return http.StatusServiceUnavailable

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/halobuzz/live/internal/id"
 	"github.com/halobuzz/live/room"
 	"github.com/halobuzz/live/signaling/auth"
 )
@@ -21,8 +22,13 @@ import (
 // (cluster.relay_address) that clients never reach.
 
 // relayTokenTTL bounds how long a relay token is valid: it is minted for
-// one request.
-const relayTokenTTL = time.Minute
+// one request, with a unique id (jti) the origin accepts once. The origin
+// refuses a relay token that would stay valid longer than this (and the
+// clock skew Verify allows) or that has no id.
+const relayTokenTTL = 30 * time.Second
+
+// relayIDPrefix starts the id (jti) of a relay token.
+const relayIDPrefix = "rt_"
 
 // relayIdentity prefixes the node id in a relay token's subject.
 const relayIdentity = "node:"
@@ -47,25 +53,47 @@ func (s *Server) clustered() bool {
 	return s.cfg.Clustered && s.clusterSigner != nil
 }
 
-// relayAuth checks a relay request's token and returns the asking node.
+// relayAuth checks a relay request's token and returns the asking node. A
+// token is good for one request: its id is remembered until it expires and
+// a second use is refused (token_replayed).
 func (s *Server) relayAuth(w http.ResponseWriter, r *http.Request, roomName string) (string, bool) {
-	claims, err := s.clusterSigner.Verify(bearer(r), time.Now())
-	if err != nil || !strings.HasPrefix(claims.Identity, relayIdentity) || !claims.RoomAllowed(roomName) {
-		if err == nil {
-			err = auth.ErrClaims
-		}
+	now := time.Now()
+	claims, err := s.clusterSigner.Verify(bearer(r), now)
+	if err == nil && (!strings.HasPrefix(claims.Identity, relayIdentity) || !claims.RoomAllowed(roomName)) {
+		err = fmt.Errorf("%w: not a relay token for room %q", auth.ErrClaims, roomName)
+	}
+	if err == nil && (claims.ID == "" || claims.ExpiresAt.After(now.Add(relayTokenTTL+relayClockSkew))) {
+		err = fmt.Errorf("%w: a relay token needs a jti and at most %s of validity", auth.ErrClaims, relayTokenTTL)
+	}
+	if err != nil {
 		s.fail(w, r, fmt.Errorf("%w: relay token: %w", auth.ErrMalformed, err))
 		return "", false
 	}
-	return strings.TrimPrefix(claims.Identity, relayIdentity), true
+	from := strings.TrimPrefix(claims.Identity, relayIdentity)
+	switch s.relayIDs.use(claims.ID, claims.ExpiresAt, now) {
+	case idReplayed:
+		s.log.Warn("relay token replayed", "room", roomName, "from", from, "remote", s.clientIP(r))
+		s.httpError(w, newError(CodeTokenReplayed, "this relay token was used already: a relay token is good for one request"))
+		return "", false
+	case idFull:
+		s.log.Warn("relay requests refused: too many in flight", "remembered", maxRelayTokenIDs, "from", from)
+		s.httpError(w, newError(CodeTooManyRelays, "too many relay requests; retry in a few seconds"))
+		return "", false
+	}
+	return from, true
 }
 
 func (s *Server) handleRelayDelete(w http.ResponseWriter, r *http.Request) {
 	roomName := r.PathValue("room")
-	if _, ok := s.relayAuth(w, r, roomName); !ok {
+	from, ok := s.relayAuth(w, r, roomName)
+	if !ok {
 		return
 	}
-	if !s.rooms.EndRelay(roomName, r.PathValue("id")) {
+	ref := relayRef{room: roomName, id: r.PathValue("id")}
+	// The edge is done with it, whether it still ran or had failed: its
+	// slot is free either way.
+	s.relays.end(from, ref)
+	if !s.rooms.EndRelay(ref.room, ref.id) {
 		s.httpError(w, newError(CodeNotFound, "no such relay"))
 		return
 	}
@@ -92,22 +120,38 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 		s.httpError(w, newError(CodeBadRequest, fmt.Sprintf("tracks must name 1..%d track ids", s.cfg.Limits.MaxMediaSections)))
 		return
 	}
-	body, e, _ := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
+	body, e, status := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
 	if e != nil {
-		s.httpError(w, e)
+		s.bodyError(w, e, status)
+		return
+	}
+	slot, ok := s.relays.reserve(from)
+	if !ok {
+		s.log.Warn("relay refused: the requesting node holds its cap", "room", roomName, "from", from, "cap", s.relays.max)
+		s.httpError(w, newError(CodeTooManyRelays, fmt.Sprintf("node %q holds %d relays from this node already; retry when one ends", from, s.relays.max)))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	answer, id, err := s.rooms.ServeRelay(ctx, roomName, from, ids, string(body))
 	if err != nil {
+		slot.cancel()
 		s.fail(w, r, err)
 		return
 	}
+	slot.serve(relayRef{room: roomName, id: id})
 	w.Header().Set("Content-Type", mimeSDP)
 	w.Header().Set("Location", "/relay/"+roomName+"/"+id)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
+}
+
+// relayToken mints the token of one relay request of node for room at now:
+// signed with cluster.secret, valid for relayTokenTTL, with an id of its
+// own that the origin accepts once.
+func relayToken(signer *auth.Signer, node, roomName string, now time.Time) (string, error) {
+	return signer.Sign(auth.Claims{Identity: relayIdentity + node, Room: roomName, ID: id.New(relayIDPrefix),
+		Grants: auth.Grants{Subscribe: true}, IssuedAt: now, ExpiresAt: now.Add(relayTokenTTL)})
 }
 
 // NewRelayDialer returns the room's RelayDialer for this node: it POSTs the
@@ -119,12 +163,7 @@ func NewRelayDialer(cfg Config) (room.RelayDialer, error) {
 		return nil, fmt.Errorf("signaling: cluster.secret: %w", err)
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
-	self := cfg.Node.ID
-	token := func(roomName string) (string, error) {
-		now := time.Now()
-		return signer.Sign(auth.Claims{Identity: relayIdentity + self, Room: roomName,
-			Grants: auth.Grants{Subscribe: true}, IssuedAt: now, ExpiresAt: now.Add(relayTokenTTL)})
-	}
+	token := func(roomName string) (string, error) { return relayToken(signer, cfg.Node.ID, roomName, time.Now()) }
 	return func(ctx context.Context, origin room.NodeInfo, roomName string, ids []string, offer string) (string, func(), error) {
 		base := origin.PublicURL
 		if origin.RelayAddress != "" {

@@ -40,6 +40,10 @@ type Server struct {
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex // orders conns.Add before Drain's Wait
 	whip     *sessions
+	// relayIDs remembers the relay tokens used (one request each), relays
+	// the relays each requesting node holds (relayguard.go).
+	relayIDs *replayGuard
+	relays   *relaySlots
 }
 
 // Config is what signalling reads of the node's configuration: its
@@ -79,7 +83,8 @@ func New(cfg Config, rooms *room.Manager, metrics *Metrics, log *slog.Logger) (*
 		cfg: cfg, rooms: rooms, signer: signer, log: log.With("component", "signaling"),
 		metrics: metrics, joins: newJoinLimiter(cfg.Limits.JoinsPerIPPerMinute),
 		addrs: newClientAddrs(cfg.HTTP.TrustedProxies), unjoined: newCounter(cfg.Limits.UnjoinedSocketsPerIP),
-		whip: newSessions(),
+		whip:     newSessions(),
+		relayIDs: newReplayGuard(maxRelayTokenIDs), relays: newRelaySlots(maxRelaysPerNode, rooms),
 	}
 	if cfg.Cluster.Secret != "" {
 		if s.clusterSigner, err = auth.NewSigner([]byte(cfg.Cluster.Secret)); err != nil {

@@ -171,8 +171,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // httpError writes a wire error as an HTTP status with a short text body.
 func (s *Server) httpError(w http.ResponseWriter, e *Error) {
 	s.metrics.errors.WithLabelValues(e.Code).Inc()
-	if e.Code == CodeClusterUnavailable {
+	switch e.Code {
+	case CodeClusterUnavailable:
 		w.Header().Set("Retry-After", "2") // retryable: Redis is expected back
+	case CodeTooManyRelays:
+		w.Header().Set("Retry-After", retryAfterRelay)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(httpStatus(e.Code))
@@ -185,6 +188,13 @@ func bearer(r *http.Request) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
+}
+
+// bodyError answers a request whose body readBody refused, with readBody's
+// status (415 wrong content type, 413 too large, 400 unreadable).
+func (s *Server) bodyError(w http.ResponseWriter, e *Error, status int) {
+	s.metrics.errors.WithLabelValues(e.Code).Inc()
+	http.Error(w, e.Code+": "+e.Message, status)
 }
 
 // readBody reads at most max bytes of a request body of content type want.
@@ -248,9 +258,8 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	}
 	body, e, status := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
 	if e != nil {
-		s.metrics.errors.WithLabelValues(e.Code).Inc()
 		w.Header().Set("Connection", "close")
-		http.Error(w, e.Code+": "+e.Message, status)
+		s.bodyError(w, e, status)
 		return
 	}
 	spec.LeaveOnFailure = true
@@ -325,8 +334,7 @@ func (s *Server) handleWHIPPatch(w http.ResponseWriter, r *http.Request, kind st
 	}
 	body, e, status := readBody(w, r, mimeSDPFrag, 16<<10)
 	if e != nil {
-		s.metrics.errors.WithLabelValues(e.Code).Inc()
-		http.Error(w, e.Code+": "+e.Message, status)
+		s.bodyError(w, e, status)
 		return
 	}
 	frag, mid, err := parseSDPFrag(string(body))
