@@ -254,13 +254,15 @@ func (c *wsClient) readLoop() {
 			c.fail(newError(CodeMessageTooLarge, fmt.Sprintf("message is over %d bytes", max)))
 			return
 		}
-		if typ != websocket.TextMessage {
-			c.fail(newError(CodeBadJSON, "binary frames are not accepted"))
-			continue
-		}
+		// Every frame counts against the rate, whatever its type: a
+		// refused frame costs the server an answer too.
 		if !c.limiter.Allow() {
 			c.fail(newError(CodeRateLimited, "too many messages per second"))
 			return
+		}
+		if typ != websocket.TextMessage {
+			c.fail(newError(CodeBadJSON, "binary frames are not accepted: send JSON in text frames"))
+			continue
 		}
 		env, werr := decodeEnvelope(frame)
 		if werr != nil {
