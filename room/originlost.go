@@ -114,10 +114,14 @@ func (r *Room) failRelay(origin string) {
 }
 
 // claimRemote returns the id of a track of another node that a new local
-// track with republish key takes over, or "": the broadcaster moved here
-// from a node that is lost, drains, or no longer has the broadcaster (its
-// participant left there). A track whose publisher is still on a healthy
-// node is not taken: the same identity may publish from two places.
+// track with republish key takes over, or "": the broadcaster moved here.
+// Its old node may be lost (a lost track kept for the grace period), be
+// draining, no longer have the broadcaster, or still list it: a node that
+// was killed a moment ago, or hangs, is registered until its lease ends,
+// and its viewers elsewhere wait for the broadcast meanwhile. The track
+// keeps its id, so every node re-anchors its viewers to the new origin's
+// copy without a renegotiation (issue 23: a republish while the old origin
+// is still registered is a take-over, not a new broadcast).
 func (r *Room) claimRemote(key string) string {
 	if r.m.cluster == nil {
 		return "" // alone: no other node's track to take over
@@ -127,35 +131,26 @@ func (r *Room) claimRemote(key string) string {
 	// have read the other nodes' tracks yet: wait for that, briefly.
 	r.waitLinked(context.Background(), time.Second)
 	v.mu.Lock()
+	defer v.mu.Unlock()
 	for id, t := range v.lost {
 		if t.key() == key {
 			delete(v.lost, id)
-			v.mu.Unlock()
 			return id
 		}
 	}
-	var candidate RemoteTrack
-	found := false
-	for _, t := range v.tracks {
+	// Of several (the broadcaster moved more than once), the one whose
+	// publisher left its node first.
+	best := ""
+	for id, t := range v.tracks {
 		if t.key() != key {
 			continue
 		}
-		if _, present := v.participants[t.Info.ParticipantID]; !present {
-			delete(v.tracks, t.Info.ID)
-			v.mu.Unlock()
-			return t.Info.ID
+		if _, present := v.participants[t.Info.ParticipantID]; !present || best == "" {
+			best = id
 		}
-		candidate, found = t, true
 	}
-	v.mu.Unlock()
-	if !found || !r.m.cluster.NodeDraining(candidate.Node) {
-		return ""
+	if best != "" {
+		delete(v.tracks, best)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if t, ok := v.tracks[candidate.Info.ID]; !ok || t.Node != candidate.Node {
-		return "" // changed meanwhile
-	}
-	delete(v.tracks, candidate.Info.ID)
-	return candidate.Info.ID
+	return best
 }

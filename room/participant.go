@@ -50,6 +50,11 @@ type Participant struct {
 	mayPublish atomic.Bool  // the token's grants, changed by SetGrants
 	maySub     atomic.Bool
 	all        atomic.Bool // subscribed to every track, present and future
+	// watching: a WHEP player of the room's broadcast. It cannot add
+	// tracks (no renegotiation), but it wants the broadcast wherever it is
+	// published: the room relays it from any origin, and a broadcast
+	// published anew under other ids is moved onto its connection.
+	watching atomic.Bool
 	left       atomic.Bool
 	deliberate atomic.Bool // left on purpose (End): its tracks end at once
 
@@ -104,6 +109,13 @@ func (p *Participant) Info() ParticipantInfo {
 }
 
 func (p *Participant) wantsAll() bool { return p.all.Load() && !p.left.Load() }
+
+// wantsRemote reports whether the participant wants every track of the
+// room relayed from other nodes: it subscribed to everything, or it watches
+// the broadcast (WHEP).
+func (p *Participant) wantsRemote() bool {
+	return (p.all.Load() || p.watching.Load()) && !p.left.Load()
+}
 
 // Publish applies a publisher offer (first or renegotiation) and returns the
 // answer. With complete, the answer carries every ICE candidate (WHIP).
@@ -406,7 +418,10 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 	}
 	r := p.room
 	r.waitLinked(ctx, watchWait)
-	r.demandRelays(true) // a WHEP player watches the room's broadcast, wherever it is published
+	// A WHEP player watches the room's broadcast, wherever it is published,
+	// now and after a failover (relay.go).
+	p.watching.Store(true)
+	r.demandRelays(false)
 	// A broadcaster starting this very moment: its offer announced tracks
 	// that have not arrived yet. WHEP cannot add them later, so wait a
 	// little for them rather than answer with part of the broadcast,

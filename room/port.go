@@ -55,11 +55,9 @@ type Cluster interface {
 	Share(r *Room, evs ...Event)
 
 	// Nodes lists the live nodes, and Node finds one (the registry entry a
-	// relay dials). NodeDraining reports whether the registry says node is
-	// shutting down.
+	// relay dials).
 	Nodes(ctx context.Context) ([]NodeInfo, error)
 	Node(ctx context.Context, id string) (*NodeInfo, error)
-	NodeDraining(id string) bool
 	// Announce writes this node's registry entry now (Manager.NodeInfo),
 	// rather than at the next heartbeat: its address is known, or it drains.
 	Announce()

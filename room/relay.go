@@ -104,7 +104,7 @@ func (r *Room) neededRemoteLocked(all bool) (map[string][]RemoteTrack, bool) {
 	}
 	if !all {
 		for _, p := range r.participants {
-			if p.wantsAll() {
+			if p.wantsRemote() {
 				all = true
 				break
 			}
@@ -321,6 +321,7 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 	e := r.tracks[id]
 	var moved, subscribe []*Participant
 	var prev *edgeRelay
+	var rekey string // a lost copy this track replaces
 	switch {
 	case e != nil && e.relay != nil && e.relay.gen > er.gen:
 		// An older relay's copy arriving after the newer one's: the newer
@@ -346,8 +347,24 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 				subscribe = append(subscribe, p)
 			}
 		}
+		rekey = r.replacedLocked(id, key)
 	}
 	r.mu.Unlock()
+	if rekey != "" {
+		// The broadcast came back under new ids (its broadcaster
+		// published again on a node that did not know the old ones): the
+		// WHEP players of the lost copy, which cannot renegotiate, move
+		// onto the new one. The lost copy itself stays until its grace
+		// ends, for the clients that subscribe by id.
+		for _, p := range r.list() {
+			p.mu.Lock()
+			sub := p.subscriber
+			p.mu.Unlock()
+			if sub != nil && p.watching.Load() {
+				_, _ = sub.Rekey(rekey, t)
+			}
+		}
+	}
 	for _, p := range moved {
 		p.mu.Lock()
 		sub := p.subscriber
@@ -373,6 +390,21 @@ func (r *Room) addRelayed(er *edgeRelay, t *sfu.Track) {
 	if done && old != nil {
 		go old.close()
 	}
+}
+
+// replacedLocked returns the id of the room's copy of a track of a lost
+// origin that the relayed track id, with republish key key, replaces: the
+// same broadcast published anew under a new id. r.mu is held.
+func (r *Room) replacedLocked(id, key string) string {
+	if key == "" {
+		return ""
+	}
+	for old, e := range r.tracks {
+		if old != id && e.relay != nil && e.key == key && r.isLost(old) {
+			return old
+		}
+	}
+	return ""
 }
 
 // removeRelayed handles a relayed track that ended. Clients are not told

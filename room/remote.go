@@ -266,6 +266,9 @@ func (r *Room) RemoteLeft(id string) {
 // again (a broadcaster who moved there). The room's relays follow.
 func (r *Room) RemotePublished(t TrackRecord) {
 	applied := r.applyRemote(func(v *remoteView) ([]Event, bool) {
+		if r.publishedHereLocked(t.ID) {
+			return nil, false // this node took the track over: it is the origin now
+		}
 		info := t.Info()
 		old, known := v.tracks[t.ID]
 		_, wasLost := v.lost[t.ID]
@@ -279,6 +282,13 @@ func (r *Room) RemotePublished(t TrackRecord) {
 	if applied {
 		r.demandRelays(false)
 	}
+}
+
+// publishedHereLocked reports whether this node publishes the track id
+// itself. r.mu is held.
+func (r *Room) publishedHereLocked(id string) bool {
+	e := r.tracks[id]
+	return e != nil && e.relay == nil
 }
 
 // RemoteUnpublished: node ended the track id of participant owner. Only its
@@ -347,8 +357,8 @@ func (r *Room) RemoteState(st RoomState) {
 		var joined, published, unpublished, left []Event
 		seenT := map[string]bool{}
 		for _, t := range st.Tracks {
-			if t.Node == self {
-				continue
+			if t.Node == self || r.publishedHereLocked(t.ID) {
+				continue // this node's own, or taken over from a node whose record has not expired yet
 			}
 			seenT[t.ID] = true
 			if lost, ok := v.lost[t.ID]; ok && lost.Node == t.Node {

@@ -270,6 +270,27 @@ func (s *Subscriber) Reanchor(id string, to *Track) (bool, error) {
 	return true, err
 }
 
+// Rekey moves the viewer's copy of track id to another source track that
+// has another id, and files it under that id from then on: the broadcast
+// was published anew under new ids (its broadcaster came back on another
+// node that did not know the old ones), and the viewer cannot renegotiate
+// (WHEP). As with Reanchor, the viewer keeps its track, with continuous
+// sequence numbers and timestamps. It returns false when the viewer has no
+// track id, or already has one of to's id.
+func (s *Subscriber) Rekey(id string, to *Track) (bool, error) {
+	s.mu.Lock()
+	sub, ok := s.subs[id]
+	_, taken := s.subs[to.info.ID]
+	if !ok || taken || s.relay {
+		s.mu.Unlock()
+		return false, nil
+	}
+	delete(s.subs, id)
+	s.subs[to.info.ID] = sub
+	s.mu.Unlock()
+	return true, sub.dt.Switch(to)
+}
+
 // TrackIDs returns the ids of the tracks the viewer is subscribed to (a
 // relay's copies of the layers of one track count as that track).
 func (s *Subscriber) TrackIDs() []string {

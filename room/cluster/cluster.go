@@ -344,22 +344,6 @@ func (c *Cluster) Node(ctx context.Context, id string) (*room.NodeInfo, error) {
 	return nil, fmt.Errorf("node %q is not registered", id)
 }
 
-// NodeDraining reports whether the registry says node is draining. It reads
-// the store (a short timeout): only a broadcaster's arrival with the key of
-// a track still published elsewhere asks.
-func (c *Cluster) NodeDraining(node string) bool {
-	nodes, err := c.Nodes(context.Background())
-	if err != nil {
-		return false
-	}
-	for _, n := range nodes {
-		if n.ID == node {
-			return n.Draining
-		}
-	}
-	return false
-}
-
 // Announce queues this node's registry entry now.
 func (c *Cluster) Announce() {
 	c.storeWrite(func(ctx context.Context) error { return c.store.PutNode(ctx, c.nodeInfo(0)) })
