@@ -18,8 +18,14 @@ import (
 // VP8 and Opus) and returns the ids of its tracks once the room has them.
 func broadcast(t *testing.T, ts *testServer, roomName string) (*loadtest.Publisher, []string) {
 	t.Helper()
+	return broadcastWith(t, ts, roomName, ts.token(t, "star", roomName, true))
+}
+
+// broadcastWith is broadcast with the bearer token given.
+func broadcastWith(t *testing.T, ts *testServer, roomName, token string) (*loadtest.Publisher, []string) {
+	t.Helper()
 	pub := loadtest.NewPublisher(loadtest.PublisherConfig{
-		WHIPURL: ts.url + "/whip/" + roomName, Token: ts.token(t, "star", roomName, true), VideoBitrate: 200_000,
+		WHIPURL: ts.url + "/whip/" + roomName, Token: token, VideoBitrate: 200_000,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
