@@ -70,6 +70,8 @@ type counters struct {
 	layerSwitches                    atomic.Uint64
 	directPackets, sendCalls         atomic.Uint64 // the lean path (lean.go)
 	handedOver                       atomic.Uint64 // viewer connections taken over from Pion (handoff.go)
+	pathMoves, pathUnanswered        atomic.Uint64 // handed-over pairs moved; nominated addresses that never answered our check (pathcheck.go)
+	pathRefused                      atomic.Uint64 // nominations not checked: too many checks in flight
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -103,6 +105,9 @@ type Stats struct {
 	DirectPackets    uint64 // of PacketsForwarded, written on the lean path (encrypted and sent by the engine, not Pion)
 	SendCalls        uint64 // sendmmsg calls of the lean path's batches
 	HandedOver       uint64 // viewer connections the engine took over from Pion (handoff.go)
+	PathMoves        uint64 // handed-over viewers' pairs moved to a nominated address that answered our check
+	PathUnanswered   uint64 // nominated addresses that did not answer our check: no media went there
+	PathRefused      uint64 // nominations not checked because the connection had too many checks in flight
 }
 
 // NewEngine builds the Pion APIs from cfg and opens the shared UDP (and
@@ -339,6 +344,9 @@ func (e *Engine) Stats() Stats {
 		DirectPackets:    s.directPackets.Load(),
 		SendCalls:        s.sendCalls.Load(),
 		HandedOver:       s.handedOver.Load(),
+		PathMoves:        s.pathMoves.Load(),
+		PathUnanswered:   s.pathUnanswered.Load(),
+		PathRefused:      s.pathRefused.Load(),
 		RelaysIn:         s.relaysIn.Load(),
 		RelaysOut:        s.relaysOut.Load(),
 		RelayTracksIn:    s.relayTracksIn.Load(),

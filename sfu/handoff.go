@@ -3,7 +3,7 @@ package sfu
 import (
 	"errors"
 	"fmt"
-	"net"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -42,7 +42,9 @@ import (
 //     credentials, no SRTCP that decrypts: only authenticated packets
 //     count) has failed, as Pion's ICE timeouts would have decided;
 //   - an ICE restart (WHEP PATCH) gets new credentials, and the pair moves
-//     to the address the viewer nominates with them.
+//     to the address the viewer nominates with them once that address has
+//     answered a check of ours (pathcheck.go): media never goes to an
+//     address that has not answered.
 //
 // Only WHEP viewers are handed over: a viewer of the WebSocket protocol is
 // renegotiated as tracks come and go, which needs Pion's connection. A
@@ -72,8 +74,16 @@ type handedOffSet struct {
 	// address not yet known is theirs if it names one.
 	restarting atomic.Int32
 	byUfrag    map[string]*handedOff
+	// Addresses a connection checks before moving its pair there
+	// (pathcheck.go): their answers are the connection's.
+	probing atomic.Int32 // len(byProbe)
+	byProbe map[handoffKey]*handedOff
 	// handoffTimeout and handoffAlertGrace, in nanoseconds.
 	silence, alertGrace atomic.Int64
+	// resumedAt is monoNow when the silence checker last found that its
+	// tick came far later than scheduled (the process was stopped):
+	// silence is counted from then at the earliest (silence.go).
+	resumedAt atomic.Int64
 }
 
 type handoffKey struct {
@@ -170,8 +180,12 @@ type handedOff struct {
 	key         handoffKey
 	ufrag, pwd  string // ours
 	remoteUfrag string
-	old         *iceCreds // an ICE restart's previous credentials, valid until the new ones are used
-	candidates  []string  // our candidates, as an ICE restart's answer gives them
+	remotePwd   string      // the viewer's: our own checks carry it (pathcheck.go)
+	tieBreaker  uint64      // our ICE-CONTROLLED value in those checks
+	probes      []pathProbe // our checks of addresses the viewer nominated, at most maxPathProbes
+	nominee     handoffKey  // the address last nominated, until the pair moves there
+	old         *iceCreds   // an ICE restart's previous credentials, valid until the new ones are used
+	candidates  []string    // our candidates, as an ICE restart's answer gives them
 	in          *srtp.Context
 	buf         []byte
 
@@ -264,7 +278,7 @@ func (s *Subscriber) handOver() {
 	}
 	h.key = handoffKey{path.sock, canonicalAddrPort(path.ap)}
 	h.ufrag, h.pwd = lp.UsernameFragment, lp.Password
-	h.remoteUfrag = rp.UsernameFragment
+	h.remoteUfrag, h.remotePwd = rp.UsernameFragment, rp.Password
 	if ld := pc.LocalDescription(); ld != nil {
 		if f, err := iceFragmentOf(ld.SDP); err == nil {
 			h.candidates = f.Candidates
@@ -320,7 +334,8 @@ func newHandedOff(s *Subscriber, k *leanKeys) (*handedOff, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &handedOff{s: s, set: &s.e.handedOff, in: in, out: out, buf: make([]byte, 1500), obuf: make([]byte, 1500)}, nil
+	return &handedOff{s: s, set: &s.e.handedOff, in: in, out: out, buf: make([]byte, 1500), obuf: make([]byte, 1500),
+		tieBreaker: rand.Uint64()}, nil
 }
 
 // receive handles a packet of the viewer's (on the socket's reading
@@ -331,6 +346,10 @@ func (h *handedOff) receive(pkt []byte, sock *mediaSocket, from netip.AddrPort) 
 	}
 	switch b := pkt[0]; {
 	case b < 4:
+		if len(pkt) >= 2 && pkt[0] == 0x01 && pkt[1] == 0x01 { // a binding success response
+			h.answered(pkt, sock, from)
+			return
+		}
 		h.answerCheck(pkt, sock, from)
 	case b >= 20 && b <= 63:
 		// After the handshake a viewer sends DTLS only to close: an alert
@@ -372,8 +391,12 @@ func (h *handedOff) answerCheck(pkt []byte, sock *mediaSocket, from netip.AddrPo
 		return
 	}
 	h.lastIn.Store(monoNow())
-	if current && m.Contains(stun.AttrUseCandidate) {
-		h.nominated(sock, from)
+	if current {
+		if m.Contains(stun.AttrUseCandidate) {
+			h.nominated(sock, from)
+		} else {
+			h.checkedFrom(sock, from)
+		}
 	}
 	resp, err := stun.Build(m, stun.BindingSuccess,
 		&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())},
@@ -392,24 +415,6 @@ func sockAddr(sock *mediaSocket, a netip.AddrPort) netip.AddrPort {
 	return a
 }
 
-// nominated moves the pair to from on sock, if it is elsewhere (after an
-// ICE restart); the restart's old credentials are dropped.
-func (h *handedOff) nominated(sock *mediaSocket, from netip.AddrPort) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.dropOldLocked()
-	k := handoffKey{sock, from}
-	if k == h.key || (sock.dual && from.Addr().Is4()) {
-		return
-	}
-	old := h.key
-	h.key = k
-	ap := sockAddr(sock, from)
-	h.s.link.path.Store(&leanPath{sock: sock, addr: net.UDPAddrFromAddrPort(ap), ap: ap})
-	h.set.put(k, h)
-	h.set.remove(old, h)
-}
-
 // restart is an ICE restart of a handed-over connection: the viewer's new
 // credentials, and new ones of ours, which the answer carries with our
 // candidates. Checks with the old credentials are answered until the new
@@ -426,7 +431,9 @@ func (h *handedOff) restart(ufrag, pwd string) (ICEFragment, error) {
 	h.dropOldLocked()
 	h.set.restarting.Add(1)
 	h.old = &iceCreds{ufrag: h.ufrag, pwd: h.pwd, remoteUfrag: h.remoteUfrag}
-	h.ufrag, h.pwd, h.remoteUfrag = lu, lp, ufrag
+	h.ufrag, h.pwd, h.remoteUfrag, h.remotePwd = lu, lp, ufrag, pwd
+	h.dropProbesLocked() // checks with the previous credentials
+	h.nominee = handoffKey{}
 	h.set.putUfrag(lu, h)
 	return ICEFragment{Ufrag: lu, Pwd: lp, Candidates: append([]string(nil), h.candidates...)}, nil
 }
@@ -492,6 +499,7 @@ func (h *handedOff) release() {
 	h.set.remove(h.key, h)
 	h.set.removeUfrag(h.ufrag, h)
 	h.dropOldLocked()
+	h.dropProbesLocked()
 }
 
 // dropOldLocked ends an ICE restart's grace for the previous credentials.
@@ -507,18 +515,23 @@ func (h *handedOff) dropOldLocked() {
 
 // checkSilence fails a handed-over connection silent for handoffTimeout.
 // One that sent a DTLS alert and nothing authenticated since, for
-// handoffAlertGrace, has closed.
+// handoffAlertGrace, has closed. Neither is counted from before the
+// process last resumed from a stall (senderreport.go): the viewer's
+// packets of that time may still wait in the socket. Checks of ours that
+// went unanswered are let go.
 func (h *handedOff) checkSilence(now int64) {
+	h.expireProbes(now)
+	resumed := h.set.resumedAt.Load()
 	if a := h.alertAt.Load(); a != 0 {
 		switch {
 		case h.lastIn.Load() > a:
 			h.alertAt.CompareAndSwap(a, 0) // it is still there: not its alert
-		case now-a >= h.set.alertGrace.Load():
+		case now-max(a, resumed) >= h.set.alertGrace.Load():
 			h.fail(false)
 			return
 		}
 	}
-	if now-h.lastIn.Load() > h.set.silence.Load() {
+	if now-max(h.lastIn.Load(), resumed) > h.set.silence.Load() {
 		h.fail(true)
 	}
 }

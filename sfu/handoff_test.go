@@ -317,11 +317,19 @@ func FuzzHandedOverPacket(f *testing.F) {
 		}
 		return m.Raw
 	}
+	answer := func(pwd string) []byte { // a binding success, as to a check of ours
+		m, err := stun.Build(stun.TransactionID, stun.BindingSuccess, stun.NewShortTermIntegrity(pwd), stun.Fingerprint)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return m.Raw
+	}
 	for _, seed := range [][]byte{
 		check("local:remote", "localpassword", false),
 		check("local:remote", "localpassword", true),
 		check("local:remote", "wrongpassword", true),
 		check("restart:remote", "restartpassword", true),
+		answer("remotepassword"),
 		srtcpRR,
 		{21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0}, // a DTLS alert
 		{22, 0xfe, 0xfd},
@@ -336,7 +344,7 @@ func FuzzHandedOverPacket(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.ufrag, h.pwd, h.remoteUfrag = "local", "localpassword", "remote"
+		h.ufrag, h.pwd, h.remoteUfrag, h.remotePwd = "local", "localpassword", "remote", "remotepassword"
 		h.key = handoffKey{sock, from}
 		h.lastIn.Store(monoNow())
 		sub.link.path.Store(&leanPath{sock: sock, addr: net.UDPAddrFromAddrPort(from), ap: from})

@@ -43,6 +43,26 @@ func (e *Engine) RegisterMetrics(reg prometheus.Registerer) {
 		packets: prometheus.NewDesc("halo_relay_packets_total", "RTP packets relayed between nodes.", []string{"direction"}, nil),
 		bytes:   prometheus.NewDesc("halo_relay_bytes_total", "RTP bytes relayed between nodes.", []string{"direction"}, nil),
 	})
+	reg.MustRegister(&pathCollector{engine: e, moves: prometheus.NewDesc("halo_ice_path_moves_total",
+		"Handed-over WHEP viewers' nominations of a new address (an ICE restart): moved = the address answered the server's own check and media moved there; unanswered = it never answered (no media went there: a spoofed or dead address); refused = not even checked, too many checks in flight.",
+		[]string{"result"}, nil)})
+}
+
+// pathCollector reports the path moves by result (pathcheck.go).
+type pathCollector struct {
+	engine *Engine
+	moves  *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *pathCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.moves }
+
+// Collect implements prometheus.Collector.
+func (c *pathCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.engine.Stats()
+	ch <- prometheus.MustNewConstMetric(c.moves, prometheus.CounterValue, float64(s.PathMoves), "moved")
+	ch <- prometheus.MustNewConstMetric(c.moves, prometheus.CounterValue, float64(s.PathUnanswered), "unanswered")
+	ch <- prometheus.MustNewConstMetric(c.moves, prometheus.CounterValue, float64(s.PathRefused), "refused")
 }
 
 // relayCollector reports the relay gauges and counters by direction.

@@ -22,43 +22,68 @@ type senderReports struct {
 	subs    map[*Subscriber]struct{}
 	stopped chan struct{}
 	done    chan struct{}
+	// The loop's own (or, stopped, a test's): the round's list, and
+	// monoNow of the last round.
+	list     []*Subscriber
+	lastTick int64
 }
 
 func (e *Engine) startSenderReports() {
 	r := &e.sr
 	r.subs = map[*Subscriber]struct{}{}
 	r.stopped, r.done = make(chan struct{}), make(chan struct{})
+	r.lastTick = monoNow()
 	go func() {
 		defer close(r.done)
 		tick := time.NewTicker(senderReportInterval)
 		defer tick.Stop()
-		var list []*Subscriber
 		for {
 			select {
 			case <-r.stopped:
 				return
 			case <-tick.C:
 			}
-			r.mu.Lock()
-			list = list[:0]
-			for s := range r.subs {
-				list = append(list, s)
-			}
-			r.mu.Unlock()
-			mono := monoNow()
-			handoffs := 0
-			for _, s := range list {
-				if h := s.handed.Load(); h != nil {
-					h.checkSilence(mono)
-				} else if handoffs < handoffsPerRound && s.readyForHandOver(mono) {
-					handoffs++
-					s.handOver()
-				}
-				s.sendReports(time.Now())
-			}
-			clear(list)
+			e.reportRound(monoNow(), time.Now())
 		}
 	}()
+}
+
+// stallSlack is how much later than scheduled the loop's tick may come
+// before the loop takes it that the process was stopped (SIGSTOP, a VM
+// pause, a long GC): a busy node's tick is late by milliseconds.
+const stallSlack = 2 * time.Second
+
+// reportRound is one round of the loop at mono (monoNow) and now: the
+// handed-over connections' silence checks, hand-overs, sender reports.
+// After a stall the silence clock restarts (handedOffSet.resumedAt): what
+// the viewers sent meanwhile waits in the sockets, unread, and the
+// process must read it before it can judge anyone silent.
+func (e *Engine) reportRound(mono int64, now time.Time) {
+	r := &e.sr
+	if mono-r.lastTick > int64(senderReportInterval+stallSlack) {
+		e.handedOff.resumedAt.Store(mono)
+		e.log.Info("the media plane's clock jumped: the process was stopped or starved; silence is counted from now",
+			"late", time.Duration(mono-r.lastTick-int64(senderReportInterval)).Round(time.Millisecond))
+	}
+	r.lastTick = mono
+	r.mu.Lock()
+	list := r.list[:0]
+	for s := range r.subs {
+		list = append(list, s)
+	}
+	r.mu.Unlock()
+	handoffs := 0
+	for _, s := range list {
+		if h := s.handed.Load(); h != nil {
+			h.checkSilence(mono)
+		} else if handoffs < handoffsPerRound && s.readyForHandOver(mono) {
+			handoffs++
+			s.handOver()
+		}
+		s.sendReports(now)
+	}
+	clear(list)
+	r.list = list
 }
 
 func (e *Engine) stopSenderReports() {

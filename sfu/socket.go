@@ -109,6 +109,10 @@ func (c *muxConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		}
 		from := canonicalAddrPort(ap)
 		h := c.set.get(c.sock, from)
+		if h == nil && c.set.probing.Load() > 0 {
+			// The answer to a check of ours (pathcheck.go)?
+			h = c.set.getProbe(c.sock, from)
+		}
 		if h == nil && c.set.restarting.Load() > 0 && n > 0 && b[0] < 4 {
 			// A check from a new address, with an ICE restart's new
 			// credentials?
