@@ -34,6 +34,7 @@ func (r *Room) RemoteNodeLost(node string) {
 	grace := r.m.opt.Room.RepublishGrace
 	var gone []string // tracks unpublished at once
 	r.applyRemote(func(v *remoteView) ([]Event, bool) {
+		v.gone[node] = true
 		var tracks, parts []string
 		var unpublished, left []Event
 		for id, t := range v.tracks {

@@ -19,6 +19,9 @@ type remoteView struct {
 	participants map[string]remoteParticipant
 	tracks       map[string]RemoteTrack
 	lost         map[string]RemoteTrack // tracks of lost origins, kept for a republish (originlost.go)
+	// gone are the nodes declared lost (RemoteNodeLost) and not seen back
+	// since (RemoteNodeBack): the store's records of theirs are stale.
+	gone map[string]bool
 	timers       []*time.Timer          // the lost tracks' grace periods
 	viewers      map[string]int         // node -> its viewer count
 	// members is, by node, its participant count, when it is known (from
@@ -34,7 +37,7 @@ type remoteView struct {
 
 func newRemoteView() *remoteView {
 	return &remoteView{participants: map[string]remoteParticipant{}, tracks: map[string]RemoteTrack{},
-		lost: map[string]RemoteTrack{}, viewers: map[string]int{}, members: map[string]int{}, seen: make(chan struct{})}
+		lost: map[string]RemoteTrack{}, gone: map[string]bool{}, viewers: map[string]int{}, members: map[string]int{}, seen: make(chan struct{})}
 }
 
 // markSeeded records that the other nodes' state was read once.
@@ -66,6 +69,7 @@ func (v *remoteView) reset() {
 	clear(v.participants)
 	clear(v.tracks)
 	clear(v.lost)
+	clear(v.gone)
 	clear(v.viewers)
 	clear(v.members)
 	if !v.seeded {
@@ -362,7 +366,13 @@ func (r *Room) RemoteState(st RoomState) {
 			}
 			seenT[t.ID] = true
 			if lost, ok := v.lost[t.ID]; ok && lost.Node == t.Node {
-				continue // the lost origin's record, not expired yet
+				if v.gone[t.Node] {
+					continue // the lost origin's record, not expired yet
+				}
+				// Its origin is back (RemoteNodeBack): the track is
+				// restored, published again to the clients told it was
+				// lost, and relayed again below.
+				delete(v.lost, t.ID)
 			}
 			if p, ok := records[t.ParticipantID]; ok {
 				if _, known := v.participants[p.ID]; !known {
@@ -412,6 +422,17 @@ func (r *Room) RemoteState(st RoomState) {
 		}
 	}
 	r.demandRelays(false)
+}
+
+// RemoteNodeBack: node, declared lost before (RemoteNodeLost), is alive
+// again (a pause, a stall, a partition that healed). Its records in the
+// shared state are believed again: the next RemoteState restores its
+// tracks, kept or already ended, and the room relays them again.
+func (r *Room) RemoteNodeBack(node string) {
+	v := r.remote
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.gone, node)
 }
 
 // RemoteRead records that the other nodes' state was read once (after

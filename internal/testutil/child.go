@@ -47,6 +47,13 @@ func StartChild(t testing.TB, name string, env []string) *Child {
 }
 
 // Kill ends the child as a crash would (SIGKILL) and waits for it.
+// Stop pauses the child (SIGSTOP), as a VM pause or a long stall does:
+// its sockets stay open and fill; Continue resumes it (SIGCONT).
+func (c *Child) Stop() { _ = c.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Continue resumes a child paused by Stop.
+func (c *Child) Continue() { _ = c.cmd.Process.Signal(syscall.SIGCONT) }
+
 func (c *Child) Kill() {
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.done

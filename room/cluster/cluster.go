@@ -66,6 +66,7 @@ type Cluster struct {
 	mu      sync.Mutex
 	links   map[*room.Room]*roomLink // pubsub.go
 	missing map[string]int           // node -> heartbeats in a row it was not registered
+	lost    map[string]time.Time     // node -> when it was declared lost (forgetNodes), to notice its return
 	// reconcile counts the heartbeats that still re-read every room after
 	// an outage, in case other nodes re-register later than this one.
 	reconcile int
@@ -104,7 +105,7 @@ func New(store Store, opt Options) *Cluster {
 	c := &Cluster{
 		store: store, opt: opt, log: opt.Log,
 		writes: make(chan writeItem, storeQueue), writerDone: make(chan struct{}),
-		remote: map[string]remoteCount{}, links: map[*room.Room]*roomLink{}, missing: map[string]int{},
+		remote: map[string]remoteCount{}, links: map[*room.Room]*roomLink{}, missing: map[string]int{}, lost: map[string]time.Time{},
 		viewersDirty: map[*room.Room]bool{}, boot: id.New("b_"),
 	}
 	return c

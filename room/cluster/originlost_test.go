@@ -50,3 +50,52 @@ func TestCluster_DeadOriginsTracksAreKeptForTheGrace(t *testing.T) {
 		return onB.has(func(ev room.Event) bool { e, ok := ev.(room.TrackUnpublished); return ok && e.TrackID == "t_far" })
 	})
 }
+
+// A node declared lost that registers again (it was paused or cut off,
+// not dead) is believed again at once: the rooms re-read the store, its
+// track is published again and relayed, and the grace period that was
+// running no longer ends it.
+func TestCluster_LostNodeThatComesBackIsRestored(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	prefix := clusterPrefix()
+	grace := 1500 * time.Millisecond
+	b, _ := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour, RepublishGrace: grace}})
+	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := newFakeNode(t, zs)
+	z.heartbeat()
+	var onB recorder
+	if _, err := b.Join("on", room.ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
+		t.Fatal(err)
+	}
+	waitLinked(t, b, "on")
+	z.goLive()
+	r := b.Room("on")
+	testutil.Eventually(t, "b knows z's track", func() bool { return len(r.RemoteTracks()) == 1 })
+	published := func() int {
+		return onB.count(func(ev room.Event) bool { e, ok := ev.(room.TrackPublished); return ok && e.Track.ID == "t_far" })
+	}
+	once := published()
+
+	z.die()
+	testutil.Eventually(t, "b's watcher is told origin_lost", func() bool {
+		return onB.has(func(ev room.Event) bool { e, ok := ev.(room.OriginLost); return ok && e.Node == "z" })
+	})
+	lostAt := time.Now()
+	z.heartbeat() // z resumes: it registers and rewrites its part of the room
+	testutil.Eventually(t, "z's track is published again on b", func() bool {
+		return published() > once && len(r.RemoteTracks()) == 1
+	})
+	if d := time.Since(lostAt); d >= grace {
+		t.Fatalf("restored %v after the loss, not before the grace (%v) ended", d, grace)
+	}
+	time.Sleep(grace + 300*time.Millisecond)
+	if onB.has(func(ev room.Event) bool { e, ok := ev.(room.TrackUnpublished); return ok && e.TrackID == "t_far" }) {
+		t.Fatal("the restored track was unpublished when the grace of its loss ended")
+	}
+	if len(r.RemoteTracks()) != 1 {
+		t.Fatalf("b lists %v after the grace, want z's track", r.RemoteTracks())
+	}
+}

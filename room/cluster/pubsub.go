@@ -351,13 +351,38 @@ const forgetAfter = 2
 // clients (room.Room.RemoteNodeLost).
 func (c *Cluster) forgetNodes(registered map[string]bool) {
 	links := c.linkedRooms()
+	var back []string
 	c.mu.Lock()
 	for node := range c.missing {
 		if registered[node] {
 			delete(c.missing, node)
 		}
 	}
+	now := time.Now()
+	for node, at := range c.lost {
+		switch {
+		case registered[node]:
+			delete(c.lost, node)
+			back = append(back, node)
+		case now.Sub(at) > lostMemory:
+			delete(c.lost, node) // gone for good
+		}
+	}
 	c.mu.Unlock()
+	if len(back) > 0 {
+		// A node declared lost is registered again: it was paused, stalled
+		// or cut off, not dead. Its records are believed again, and every
+		// room re-reads the store now and at the next heartbeats (the node
+		// rewrites what of its state expired at its first heartbeat back,
+		// which may come after this one's).
+		c.log.Warn("cluster: a node declared lost is back; re-reading its rooms", "nodes", back)
+		for r := range links {
+			for _, node := range back {
+				r.RemoteNodeBack(node)
+			}
+		}
+		c.reconcile = forgetAfter + 1
+	}
 	known := map[*room.Room][]string{}
 	all := map[string]bool{}
 	for r := range links {
@@ -383,10 +408,18 @@ func (c *Cluster) forgetNodes(registered map[string]bool) {
 		for _, node := range known[r] {
 			if !live[node] && !l.isClosed() {
 				r.RemoteNodeLost(node)
+				c.mu.Lock()
+				c.lost[node] = now
+				c.mu.Unlock()
 			}
 		}
 	}
 }
+
+// lostMemory is how long a node declared lost is remembered, to notice its
+// return: far longer than any pause it could come back from with its
+// state.
+const lostMemory = time.Hour
 
 // publish queues ev for the room's channel. Its sequence number is taken
 // when the queue runs it, so sequence order is publication order.
