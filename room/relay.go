@@ -699,3 +699,13 @@ func (r *Room) waitLinked(ctx context.Context, d time.Duration) {
 	case <-deadline.C:
 	}
 }
+
+// RelayActive reports whether the relay id (a participant ServeRelay
+// created for another node) is still in the room: it leaves when its
+// connection ends, however it ends.
+func (r *Room) RelayActive(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.participants[id]
+	return p != nil && p.spec.Relay
+}

@@ -144,8 +144,8 @@ func (s *relaySlots) reserve(node string) (reservation, bool) {
 		s.byNode[node] = n
 	}
 	for ref, r := range n.live {
-		if s.rooms.Room(ref.room) != r {
-			delete(n.live, ref) // its room ended, and the relay with it
+		if s.rooms.Room(ref.room) != r || !r.RelayActive(ref.id) {
+			delete(n.live, ref) // its room ended, or its connection did (LeaveOnFailure)
 		}
 	}
 	if s.max > 0 && n.pending+len(n.live) >= s.max {
