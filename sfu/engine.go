@@ -39,6 +39,7 @@ type Engine struct {
 	fan        *fanout
 	log        *slog.Logger
 	lf         logging.LoggerFactory
+	logLimit   *logLimiter // Pion's records' rate limit (loglimit.go)
 
 	// Bandwidth estimation toward viewers (bwe.go).
 	bweMu sync.Mutex
@@ -123,7 +124,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	e := &Engine{log: log.With("component", "sfu"), cacheSize: cfg.PacketCache, keyframeGap: cfg.KeyframeInterval, nackBudget: cfg.NACKBudget}
 
 	lf := newPionLoggerFactory(e.log)
-	e.lf = lf
+	e.lf, e.logLimit = lf, lf.lim
 	e.bwes = map[*viewerBWE]struct{}{}
 	// One view of the host's interfaces for every connection: Pion's ICE
 	// agent would otherwise read them (netlink) for each new peer, a cost

@@ -32,23 +32,31 @@ const levelTrace = slog.LevelDebug - 4
 //     which Pion's records lack.
 //   - teardown: warnings and errors that only say a connection closed under
 //     a reader or writer (see isTeardown) go to Debug.
+//
+// Records that stay at Info or above are rate-limited per scope and
+// message (loglimit.go): anyone who can send packets can make Pion warn
+// about each one. Values that Pion's messages label as secrets (an ICE
+// password) are redacted at every level (redact.go).
 type pionLoggerFactory struct {
 	log *slog.Logger
+	lim *logLimiter
 }
 
 // newPionLoggerFactory returns a factory writing to log.
 func newPionLoggerFactory(log *slog.Logger) *pionLoggerFactory {
-	return &pionLoggerFactory{log: log}
+	return &pionLoggerFactory{log: log, lim: newLogLimiter(logInterval)}
 }
 
 // NewLogger implements logging.LoggerFactory.
 func (f *pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return &pionLogger{log: f.log.With("pion", scope), perPacketInfo: perPacketInfo[scope]}
+	return &pionLogger{log: f.log.With("pion", scope), scope: scope, lim: f.lim, perPacketInfo: perPacketInfo[scope]}
 }
 
 // pionLogger is one Pion scope's logger.
 type pionLogger struct {
 	log           *slog.Logger
+	scope         string
+	lim           *logLimiter
 	perPacketInfo bool // info records of this scope go to Debug
 }
 
@@ -76,7 +84,7 @@ func (l *pionLogger) emit(level slog.Level, format string, args []any) {
 	}
 	msg := format
 	if args != nil {
-		msg = fmt.Sprintf(format, args...)
+		msg = fmt.Sprintf(format, redactArgs(format, args)...)
 	}
 	switch {
 	case level == slog.LevelInfo && l.perPacketInfo:
@@ -86,7 +94,18 @@ func (l *pionLogger) emit(level slog.Level, format string, args []any) {
 	case level >= slog.LevelWarn && isTeardown(msg):
 		level = slog.LevelDebug
 	}
-	l.log.Log(ctx, level, msg)
+	if level < slog.LevelInfo {
+		l.log.Log(ctx, level, msg)
+		return
+	}
+	suppressed, ok := l.lim.allow(l.scope, level, format, monoNow())
+	switch {
+	case !ok:
+	case suppressed > 0:
+		l.log.Log(ctx, level, msg, "suppressed", suppressed)
+	default:
+		l.log.Log(ctx, level, msg)
+	}
 }
 
 // routine lists the starts of Pion's messages that every connection logs

@@ -46,6 +46,25 @@ func (e *Engine) RegisterMetrics(reg prometheus.Registerer) {
 	reg.MustRegister(&pathCollector{engine: e, moves: prometheus.NewDesc("halo_ice_path_moves_total",
 		"Handed-over WHEP viewers' nominations of a new address (an ICE restart): moved = the address answered the server's own check and media moved there; unanswered = it never answered (no media went there: a spoofed or dead address); refused = not even checked, too many checks in flight.",
 		[]string{"result"}, nil)})
+	reg.MustRegister(&logCollector{lim: e.logLimit, suppressed: prometheus.NewDesc("halo_log_suppressed_total",
+		"Log records of the media plane (Pion's) held back by the rate limit: each cause (the Pion scope and the message) is logged at most once per 10 s, the next line written saying how many were held back. A rising count is a flood of bad packets (e.g. STUN with a wrong integrity).",
+		[]string{"cause"}, nil)})
+}
+
+// logCollector reports the log records held back, by cause (loglimit.go).
+type logCollector struct {
+	lim        *logLimiter
+	suppressed *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *logCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.suppressed }
+
+// Collect implements prometheus.Collector.
+func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
+	for cause, n := range c.lim.suppressedByCause() {
+		ch <- prometheus.MustNewConstMetric(c.suppressed, prometheus.CounterValue, float64(n), cause)
+	}
 }
 
 // pathCollector reports the path moves by result (pathcheck.go).
