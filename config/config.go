@@ -175,6 +175,17 @@ type LimitsConfig struct {
 	// IPv6 /64) that are open but have not joined yet; a further upgrade is
 	// answered 429. Default 16; 0 means unlimited.
 	UnjoinedSocketsPerIP int `mapstructure:"unjoined_sockets_per_ip"`
+	// PendingSessionsPerIP caps the viewer media sessions from one client
+	// address (an IPv6 /64) whose connection is not up yet: WHEP sessions
+	// answered 201, WebSocket subscriber connections offered. A further one
+	// is refused (too_many_pending, WHEP 429 with Retry-After) until one
+	// connects or ends. Default 20 (a household or an office behind one NAT
+	// starting together); 0 means unlimited.
+	PendingSessionsPerIP int `mapstructure:"pending_sessions_per_ip"`
+	// PendingSessionsPerRoom caps the viewer media sessions of one room on
+	// this node whose connection is not up yet, from all addresses
+	// together. Default 500; 0 means unlimited.
+	PendingSessionsPerRoom int `mapstructure:"pending_sessions_per_room"`
 	// MessagesPerSecond limits signalling messages per connection. Default 50.
 	MessagesPerSecond int `mapstructure:"messages_per_second"`
 	// RoomMessagesPerSecond limits chat messages and reactions per room, from
@@ -325,16 +336,18 @@ func Default() *Config {
 		},
 		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
 		Limits: LimitsConfig{
-			MaxMessageBytes:       65536,
-			JoinsPerIPPerMinute:   120,
-			UnjoinedSocketsPerIP:  16,
-			MessagesPerSecond:     50,
-			RoomMessagesPerSecond: 20,
-			RoomMessagesBurst:     40,
-			TracksPerParticipant:  8,
-			ParticipantsPerRoom:   10000,
-			MaxSDPBytes:           65536,
-			MaxMediaSections:      16,
+			MaxMessageBytes:        65536,
+			JoinsPerIPPerMinute:    120,
+			UnjoinedSocketsPerIP:   16,
+			PendingSessionsPerIP:   20,
+			PendingSessionsPerRoom: 500,
+			MessagesPerSecond:      50,
+			RoomMessagesPerSecond:  20,
+			RoomMessagesBurst:      40,
+			TracksPerParticipant:   8,
+			ParticipantsPerRoom:    10000,
+			MaxSDPBytes:            65536,
+			MaxMediaSections:       16,
 		},
 		Signaling: SignalingConfig{
 			PingInterval:     10 * time.Second,

@@ -86,6 +86,8 @@ func (c *Config) Validate() error {
 	p.between("limits.max_message_bytes", l.MaxMessageBytes, 1024, 1<<20)
 	p.between("limits.joins_per_ip_per_minute", l.JoinsPerIPPerMinute, 0, 1<<20)
 	p.between("limits.unjoined_sockets_per_ip", l.UnjoinedSocketsPerIP, 0, 1<<20)
+	p.between("limits.pending_sessions_per_ip", l.PendingSessionsPerIP, 0, 1<<20)
+	p.between("limits.pending_sessions_per_room", l.PendingSessionsPerRoom, 0, 1<<20)
 	p.between("limits.messages_per_second", l.MessagesPerSecond, 1, 1<<20)
 	p.between("limits.room_messages_per_second", l.RoomMessagesPerSecond, 0, 1<<20)
 	p.between("limits.room_messages_burst", l.RoomMessagesBurst, 1, 1<<20)

@@ -41,6 +41,8 @@ func TestValidate_EachProblemNamesItsKey(t *testing.T) {
 		{"conns per ip negative", func(c *Config) { c.HTTP.MaxConnsPerIP = -1 }, `http.max_conns_per_ip: -1 is not between 0 and 1048576`},
 		{"token refresh lead zero", func(c *Config) { c.Signaling.TokenRefreshLead = 0 }, `signaling.token_refresh_lead: 0s is not a positive duration`},
 		{"unjoined sockets negative", func(c *Config) { c.Limits.UnjoinedSocketsPerIP = -1 }, `limits.unjoined_sockets_per_ip: -1 is not between 0 and 1048576`},
+		{"pending per ip negative", func(c *Config) { c.Limits.PendingSessionsPerIP = -1 }, `limits.pending_sessions_per_ip: -1 is not between 0 and 1048576`},
+		{"pending per room too big", func(c *Config) { c.Limits.PendingSessionsPerRoom = 1<<20 + 1 }, `limits.pending_sessions_per_room: 1048577 is not between 0 and 1048576`},
 		{"metrics listen bad", func(c *Config) { c.Metrics.Listen = "9090" }, `metrics.listen: "9090" is not a host:port listen address such as :7880`},
 		{"metrics on http address", func(c *Config) { c.Metrics.Listen = ":7880" }, `metrics.listen: ":7880" is also http.listen; give metrics its own address`},
 		{"udp port too big", func(c *Config) { c.SFU.UDPPort = 70000 }, `sfu.udp_port: 70000 is not a port`},
