@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/internal/id"
+	"github.com/pion/dtls/v3"
 	"github.com/pion/rtcp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/stun/v4"
@@ -36,6 +37,9 @@ import (
 //     closing) ends the session unless authenticated packets follow it;
 //   - nothing Pion's teardown would send reaches the viewer (the same
 //     socket wrapper drops it), so the viewer sees no change;
+//   - when the session ends, the viewer is told as Pion would tell it: an
+//     RTCP BYE, then a DTLS close_notify made from the connection's DTLS
+//     state, kept once Pion's connection is closed (closenotify.go);
 //   - sender reports are encrypted with the connection's key, their SRTCP
 //     index carried on from Pion's;
 //   - a viewer silent for handoffTimeout (no consent check with its
@@ -192,6 +196,12 @@ type handedOff struct {
 	outMu sync.Mutex
 	out   *srtp.Context
 	obuf  []byte
+
+	// The DTLS state a close_notify is sent with (closenotify.go), taken
+	// once Pion's connection is closed (pionClosed).
+	dtls       atomic.Pointer[dtls.State]
+	pionClosed chan struct{}
+	goodbye    sync.Once
 }
 
 type iceCreds struct{ ufrag, pwd, remoteUfrag string }
@@ -271,6 +281,13 @@ func (s *Subscriber) handOver() {
 	if err == nil {
 		h, err = newHandedOff(s, keys)
 	}
+	// Pion's DTLS connection, whose state a close_notify needs when the
+	// session ends (closenotify.go). Without it the session is still
+	// handed over: its end is then silent, as before.
+	dc, dcErr := pionDTLS.conn(dt)
+	if err == nil && dcErr != nil {
+		s.e.log.Debug("a handed-over viewer's end will not be announced", "err", dcErr)
+	}
 	if err != nil {
 		s.mu.Unlock()
 		s.e.log.Debug("viewer connection stays with Pion", "err", err)
@@ -309,6 +326,8 @@ func (s *Subscriber) handOver() {
 		// (and the socket drops what it would send anyway).
 		_ = it.Stop()
 		_ = pc.Close()
+		// Its DTLS state, now that Pion sends no more records.
+		h.keepDTLS(dc)
 		// Nothing of it is needed any more: let it go (its ICE agent,
 		// DTLS connection, SRTP sessions and buffers).
 		s.mu.Lock()
@@ -335,7 +354,7 @@ func newHandedOff(s *Subscriber, k *leanKeys) (*handedOff, error) {
 		return nil, err
 	}
 	return &handedOff{s: s, set: &s.e.handedOff, in: in, out: out, buf: make([]byte, 1500), obuf: make([]byte, 1500),
-		tieBreaker: rand.Uint64()}, nil
+		tieBreaker: rand.Uint64(), pionClosed: make(chan struct{})}, nil
 }
 
 // receive handles a packet of the viewer's (on the socket's reading
@@ -491,9 +510,12 @@ func (h *handedOff) fail(silent bool) {
 	}()
 }
 
-// release takes h out of the engine's set (the session closed).
+// release takes h out of the engine's set (the session closed), once the
+// viewer has been told (closenotify.go): while h is in the set, nothing of
+// Pion's teardown reaches the viewer.
 func (h *handedOff) release() {
 	h.gone.Store(true)
+	h.sayGoodbye()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.set.remove(h.key, h)
