@@ -34,7 +34,10 @@ type Server struct {
 	// unjoined counts, per client address, WebSockets not joined yet
 	// (limits.unjoined_sockets_per_ip).
 	unjoined *counter
-	up       websocket.Upgrader
+	// pending counts viewer sessions whose media connection is not up yet,
+	// per address and per room (pending.go).
+	pending *pendingSessions
+	up      websocket.Upgrader
 
 	draining atomic.Bool
 	conns    sync.WaitGroup
@@ -83,6 +86,7 @@ func New(cfg Config, rooms *room.Manager, metrics *Metrics, log *slog.Logger) (*
 		cfg: cfg, rooms: rooms, signer: signer, log: log.With("component", "signaling"),
 		metrics: metrics, joins: newJoinLimiter(cfg.Limits.JoinsPerIPPerMinute),
 		addrs: newClientAddrs(cfg.HTTP.TrustedProxies), unjoined: newCounter(cfg.Limits.UnjoinedSocketsPerIP),
+		pending:  newPendingSessions(cfg.Limits.PendingSessionsPerIP, cfg.Limits.PendingSessionsPerRoom),
 		whip:     newSessions(),
 		relayIDs: newReplayGuard(maxRelayTokenIDs), relays: newRelaySlots(maxRelaysPerNode, rooms),
 	}

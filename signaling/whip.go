@@ -32,6 +32,9 @@ type session struct {
 	p    *room.Participant
 	etag string
 	mu   sync.Mutex // serialises PATCHes
+	// pending is the WHEP session's place among the pending sessions
+	// (pending.go), given back when it connects or ends.
+	pending *pendingSlot
 }
 
 // sessions are the WHIP and WHEP session resources of the node, by id.
@@ -77,16 +80,22 @@ func (s *sessions) closeAll() {
 }
 
 // sessionSink receives a WHIP/WHEP participant's room events. There is no
-// channel to the client, so only the end of the session matters.
+// channel to the client: only the end of the session and its connection
+// coming up (it stops being pending) matter.
 type sessionSink struct {
-	s  *Server
-	id string
+	s       *Server
+	id      string
+	pending *pendingSlot
 }
 
 // Event implements room.EventSink.
 func (k sessionSink) Event(ev room.Event) {
-	if _, ok := ev.(room.Closed); ok {
+	switch ev.(type) {
+	case room.Closed:
+		k.pending.release()
 		k.s.whip.remove(k.id)
+	case room.MediaConnected:
+		k.pending.release()
 	}
 }
 
@@ -256,6 +265,16 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		refuse(newError(CodeForbidden, "the token does not grant subscribe"))
 		return
 	}
+	pending, ok := s.admitWHEP(w, r, kind, roomName)
+	if !ok {
+		return
+	}
+	created := false
+	defer func() {
+		if !created {
+			pending.release()
+		}
+	}()
 	body, e, status := readBody(w, r, mimeSDP, s.cfg.Limits.MaxSDPBytes)
 	if e != nil {
 		w.Header().Set("Connection", "close")
@@ -278,7 +297,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		}
 	}
 	sid := id.New("s_")
-	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: sid})
+	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: sid, pending: pending})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -299,7 +318,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 		s.fail(w, r, err)
 		return
 	}
-	x := &session{id: sid, kind: kind, room: roomName, p: p, etag: `"` + id.New("e_") + `"`}
+	x := &session{id: sid, kind: kind, room: roomName, p: p, etag: `"` + id.New("e_") + `"`, pending: pending}
 	s.whip.add(x)
 	s.metrics.joinLatency.Observe(time.Since(start).Seconds())
 	s.log.Debug(kind+" session", "room", roomName, "participant", p.ID(), "identity", spec.Identity)
@@ -309,6 +328,7 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	h.Set("ETag", x.etag)
 	h.Set("Accept-Patch", mimeSDPFrag)
 	s.iceServerLinks(w)
+	created = true
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }
@@ -322,6 +342,7 @@ func (s *Server) handleWHIPDelete(w http.ResponseWriter, r *http.Request, kind s
 	}
 	s.whip.remove(x.id)
 	x.p.End()
+	x.pending.release()
 	w.WriteHeader(http.StatusOK)
 }
 

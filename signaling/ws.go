@@ -46,6 +46,7 @@ type wsClient struct {
 	unjoined func() // gives back this socket's place among the address's unjoined sockets
 	limiter  *rate.Limiter
 	token    tokenClock // expiry of the token the session runs on
+	pend     wsPending  // the subscriber connection among the pending sessions (pending_ws.go)
 
 	// Events before the joined reply is queued wait in held.
 	holdMu   sync.Mutex
@@ -85,6 +86,7 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
 	if c.p != nil {
 		c.p.Leave()
 	}
+	c.endPending()
 	c.shutdown(websocket.CloseNormalClosure, "")
 	wg.Wait()
 	_ = conn.Close()
@@ -94,6 +96,7 @@ func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
 // the joined reply are held, so the client never gets a change before the
 // state it changes.
 func (c *wsClient) Event(ev room.Event) {
+	c.pendingEvent(ev)
 	if !c.released.Load() {
 		c.holdMu.Lock()
 		if !c.released.Load() {
@@ -411,7 +414,7 @@ func (c *wsClient) join(env envelope) error {
 	c.s.metrics.joinLatency.Observe(time.Since(start).Seconds())
 	c.log.Debug("joined", "identity", spec.Identity, "publish", spec.Publish, "subscribe", spec.Subscribe)
 	if spec.Subscribe && (d.AutoSubscribe == nil || *d.AutoSubscribe) {
-		return p.Subscribe(nil)
+		return c.admitSubscribe(func() error { return p.Subscribe(nil) })
 	}
 	return nil
 }
@@ -478,7 +481,7 @@ func (c *wsClient) subscribe(env envelope) error {
 	}
 	var err error
 	if env.Type == "subscribe" {
-		err = c.p.Subscribe(d.TrackIDs)
+		err = c.admitSubscribe(func() error { return c.p.Subscribe(d.TrackIDs) })
 	} else {
 		err = c.p.Unsubscribe(d.TrackIDs)
 	}
