@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -15,6 +16,13 @@ import (
 //     leaves here; a broadcaster publishes there first, which takes over
 //     the copies other nodes hold of its tracks (originlost.go), so their
 //     viewers switch to the new origin without a gap.
+//     Every WHEP viewer (a participant that only subscribes, whose client
+//     cannot follow a Redirect) is ended at once: its player gets a DTLS
+//     close_notify (sfu/closenotify.go) and POSTs again, and the node
+//     answers a new WHIP or WHEP POST with 307 Temporary Redirect to the
+//     same path on that node (DrainTarget), so the player plays there
+//     within a round of signalling. Without such a node the viewers are
+//     ended with everyone else in step 4, which then comes at once.
 //  2. The node waits, at most half the time it has left, until those
 //     clients have gone and no other node pulls a relay from it any more.
 //  3. It tells its rooms' other nodes it is gone (a node_gone event): the
@@ -42,18 +50,33 @@ func (m *Manager) handOver(ctx context.Context) {
 	hctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	target := m.drainTarget(hctx)
-	redirected := 0
+	m.drainTo.Store(&target)
+	redirected, ended := 0, 0
 	if target != "" {
+		var viewers []*Participant
 		for _, r := range m.Rooms() {
 			for _, p := range r.list() {
 				if rd, ok := p.sink.(Redirector); ok && rd.CanRedirect() {
 					p.sink.Event(Redirect{URL: target})
 					redirected++
+				} else if whepViewer(p) {
+					viewers = append(viewers, p)
 				}
 			}
 		}
+		ended = len(viewers)
+		var wg sync.WaitGroup
+		for _, p := range viewers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.sink.Event(Closed{Reason: ErrDraining})
+				p.Leave()
+			}()
+		}
+		wg.Wait()
 	}
-	m.log.Info("draining: handing over", "to", target, "redirected", redirected, "wait", wait)
+	m.log.Info("draining: handing over", "to", target, "redirected", redirected, "whep_ended", ended, "wait", wait)
 	start := time.Now()
 	for !m.handedOver(target != "") {
 		select {
@@ -67,6 +90,26 @@ func (m *Manager) handOver(ctx context.Context) {
 	}
 	m.log.Info("draining: handed over", "took", time.Since(start))
 	m.cluster.Gone()
+}
+
+// DrainTarget returns the public URL of the node a draining node sends
+// new WHIP and WHEP sessions to (307), or "" when it is not draining, has
+// not chosen one yet, or knows no other live node.
+func (m *Manager) DrainTarget() string {
+	if t := m.drainTo.Load(); t != nil {
+		return *t
+	}
+	return ""
+}
+
+// whepViewer reports whether p only watches, through a client that cannot
+// follow a Redirect (a WHEP player): it moves by POSTing again.
+func whepViewer(p *Participant) bool {
+	if p.spec.Relay || p.spec.Publish || !p.spec.Subscribe {
+		return false
+	}
+	rd, ok := p.sink.(Redirector)
+	return !ok || !rd.CanRedirect()
 }
 
 // handedOver reports whether no other node pulls a relay from here and,

@@ -78,6 +78,8 @@ type Manager struct {
 	originsLost     atomic.Uint64 // rooms' origin nodes lost (originlost.go)
 	// handOverTimeouts counts drains whose hand-over did not finish (drain.go).
 	handOverTimeouts atomic.Uint64
+	// drainTo is the public URL a draining node sends new sessions to (drain.go).
+	drainTo atomic.Pointer[string]
 }
 
 // NewManager returns a Manager forwarding media with engine, linked to the

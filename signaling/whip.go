@@ -226,6 +226,16 @@ func readBody(w http.ResponseWriter, r *http.Request, want string, max int) ([]b
 func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind string) {
 	s.cors(w, r)
 	if s.draining.Load() {
+		// A player that POSTs again after the drain ended its session
+		// (a DTLS close_notify) is sent to the node the drain hands over
+		// to; the token stays in its Authorization header, never in the
+		// Location (docs/protocol.md).
+		if base := s.rooms.DrainTarget(); base != "" {
+			w.Header().Set("Location", strings.TrimRight(base, "/")+r.URL.RequestURI())
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
 		s.httpError(w, newError(CodeShuttingDown, "this node is draining"))
 		return
 	}
