@@ -636,16 +636,23 @@ async function exchangeSDP(pc, endpoint, token, hooks = {}) {
   await pc.setLocalDescription(await pc.createOffer());
   await waitForGathering(pc, 1000);
   if (hooks.beforePost) hooks.beforePost();
-  let res;
-  try {
-    res = await fetch(endpoint, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
-      body: pc.localDescription.sdp,
-    });
-  } catch (err) {
-    throw new HaloError('network', `POST ${endpoint}: ${err.message || err}`);
-  }
+  const post = async (url) => {
+    try {
+      return await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+        body: pc.localDescription.sdp,
+      });
+    } catch (err) {
+      throw new HaloError('network', `POST ${url}: ${err.message || err}`);
+    }
+  };
+  // fetch follows a 307 (a draining node, or one of another region,
+  // sends the POST to a live node). To another origin it drops the
+  // Authorization header, so the node there answers 401: the offer goes
+  // again, with the token, to the URL the redirect led to.
+  let res = await post(endpoint);
+  if (res.redirected && res.status === 401) res = await post(res.url);
   const body = await res.text();
   if (res.status !== 201) {
     // Error bodies are "code: message" like every HTTP error of the node.
@@ -654,7 +661,8 @@ async function exchangeSDP(pc, endpoint, token, hooks = {}) {
   }
   const loc = res.headers.get('Location');
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  return loc ? new URL(loc, new URL(endpoint, window.location.href)).href : '';
+  // The session's URL is relative to the node that answered.
+  return loc ? new URL(loc, res.url || new URL(endpoint, window.location.href)).href : '';
 }
 
 // whip publishes stream over WHIP (RFC 9725) to endpoint (e.g. /whip/room).

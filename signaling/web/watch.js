@@ -204,7 +204,9 @@ export function watchView(room, params) {
       setState('error', describe(err), 'error');
       return;
     }
-    const wait = backoff(retries++);
+    // A session the server ended is replaced at once, the first time.
+    const wait = err.code === 'session_ended' && retries === 0 ? 0 : backoff(retries);
+    retries++;
     setState('connecting', `${describe(err)} Retrying in ${Math.round(wait / 1000)} s...`, 'warn');
     retryTimer = setTimeout(() => {
       retryTimer = 0;
@@ -257,11 +259,23 @@ export function watchView(room, params) {
     const conn = s.pc;
     session = s;
     pc = conn;
+    let stuck = 0; // a timer while the connection says disconnected
     conn.addEventListener('connectionstatechange', () => {
       if (session !== s) return;
-      // The server ends a WHEP session whose broadcast ended.
-      if (conn.connectionState === 'closed') lost(new PageError('closed', 'The broadcast has ended.'));
-      else onMediaState(conn.connectionState);
+      clearTimeout(stuck);
+      // The server ended the session (a DTLS close_notify: the node drains,
+      // the broadcast or the room ended, the republish grace expired):
+      // POST again at once. A draining node answers 307 to a live node; a
+      // broadcast that is over answers 404, which waits for the next one.
+      if (conn.connectionState === 'closed') lost(new PageError('session_ended', 'The server ended the session.'));
+      else {
+        // Disconnected for long (the node is gone without a word): the
+        // same, without waiting for ICE to call it failed.
+        if (conn.connectionState === 'disconnected') {
+          stuck = setTimeout(() => { if (session === s) lost(new PageError('media_failed', 'The media connection was lost.')); }, 5000);
+        }
+        onMediaState(conn.connectionState);
+      }
     });
     onMediaState(conn.connectionState);
   }
