@@ -89,6 +89,9 @@ type (
 	// MediaFailed: the participant's publisher or subscriber connection
 	// failed and was released; the participant is still in the room.
 	MediaFailed struct{ Target string }
+	// MediaConnected: the participant's subscriber connection is up for
+	// the first time; from now on it counts in the audience.
+	MediaConnected struct{ Target string }
 )
 
 func (ParticipantJoined) event() {}
@@ -102,6 +105,7 @@ func (Chat) event()              {}
 func (Reaction) event()          {}
 func (Closed) event()            {}
 func (MediaFailed) event()       {}
+func (MediaConnected) event()    {}
 func (OriginLost) event()        {}
 func (Redirect) event()          {}
 func (LayersWanted) event()      {}

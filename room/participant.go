@@ -46,6 +46,10 @@ type Participant struct {
 	// so either lock is enough to read them.
 	publisher  *sfu.Publisher
 	subscriber *sfu.Subscriber
+	// pending ends the subscriber connection when it is not up within
+	// pendingTimeout of its first offer or answer (a session that never
+	// connects); nil once it connected.
+	pending *time.Timer
 	offered    atomic.Int32 // media sections the last publish offer sends
 	mayPublish atomic.Bool  // the token's grants, changed by SetGrants
 	maySub     atomic.Bool
@@ -253,12 +257,9 @@ func (p *Participant) Subscribe(ids []string) error {
 }
 
 func (p *Participant) subscribeTracks(list []*published) error {
-	sub, created, err := p.ensureSubscriber()
+	sub, _, err := p.ensureSubscriber()
 	if err != nil {
 		return err
-	}
-	if created {
-		p.room.viewersChanged()
 	}
 	for _, t := range list {
 		if err := sub.AddTrack(t.track); err != nil {
@@ -302,9 +303,13 @@ func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
 		newSub = p.room.m.engine.NewSimulcastSubscriber
 	}
 	sub, err := newSub(sfu.SubscriberEvents{
-		OnOffer:     func(sdp string) { p.sink.Event(Offer{SDP: sdp}) },
+		OnOffer: func(sdp string) {
+			p.armPending(sub)
+			p.sink.Event(Offer{SDP: sdp})
+		},
 		OnCandidate: func(c webrtc.ICECandidateInit) { p.sink.Event(Candidate{Target: "subscriber", Candidate: c}) },
 		OnFailed:    func() { p.subscriberFailed(sub) },
+		OnConnected: func() { p.subscriberConnected(sub) },
 	})
 	if err != nil {
 		return nil, false, err
@@ -318,10 +323,54 @@ func (p *Participant) ensureSubscriber() (*sfu.Subscriber, bool, error) {
 	}
 	p.layerMu.Unlock()
 	p.room.mu.Lock()
-	p.subscriber = sub
-	p.room.setViewerLocked(p, true)
+	p.subscriber = sub // a viewer once its connection is up (subscriberConnected)
 	p.room.mu.Unlock()
 	return sub, true, nil
+}
+
+// pendingTimeout is how long a viewer's media connection may take to come
+// up after the server's first offer or answer: a session that never
+// connects (a bot's, or a player that went away) is ended then, and was
+// never counted in the audience.
+const pendingTimeout = 10 * time.Second
+
+// armPending starts sub's pending timer, unless it runs or sub is up.
+func (p *Participant) armPending(sub *sfu.Subscriber) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.subscriber != sub || p.pending != nil || p.room.isViewer(p) {
+		return
+	}
+	p.pending = time.AfterFunc(pendingTimeout, func() { p.pendingExpired(sub) })
+}
+
+// pendingExpired ends sub, which did not connect in time, as a failure.
+func (p *Participant) pendingExpired(sub *sfu.Subscriber) {
+	if p.room.isViewer(p) {
+		return
+	}
+	p.room.m.log.Info("a viewer's media connection did not come up in time", "room", p.room.name,
+		"participant", p.id, "waited", pendingTimeout)
+	p.subscriberFailed(sub)
+}
+
+// subscriberConnected counts p in the audience: its media connection is up.
+func (p *Participant) subscriberConnected(sub *sfu.Subscriber) {
+	p.mu.Lock()
+	if p.subscriber != sub || p.left.Load() {
+		p.mu.Unlock()
+		return
+	}
+	if p.pending != nil {
+		p.pending.Stop()
+		p.pending = nil
+	}
+	p.room.mu.Lock()
+	p.room.setViewerLocked(p, true)
+	p.room.mu.Unlock()
+	p.mu.Unlock()
+	p.room.viewersChanged()
+	p.sink.Event(MediaConnected{Target: "subscriber"})
 }
 
 // SetLayer caps the simulcast layer the participant receives of track id
@@ -446,14 +495,15 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 	if err != nil {
 		return "", err
 	}
-	sub, created, err := p.ensureSubscriber()
+	sub, _, err := p.ensureSubscriber()
 	if err != nil {
 		return "", err
 	}
-	if created {
-		r.viewersChanged()
+	answer, err := sub.AnswerOffer(ctx, offer, tracks)
+	if err == nil {
+		p.armPending(sub)
 	}
-	return sub.AnswerOffer(ctx, offer, tracks)
+	return answer, err
 }
 
 // Chat sends a chat message to everyone in the room, the sender included,
@@ -512,6 +562,10 @@ func (p *Participant) subscriberFailed(sub *sfu.Subscriber) {
 		p.room.setViewerLocked(p, false)
 		p.room.mu.Unlock()
 		p.all.Store(false)
+		if p.pending != nil {
+			p.pending.Stop()
+			p.pending = nil
+		}
 	}
 	p.mu.Unlock()
 	if !current {
@@ -569,6 +623,10 @@ func (p *Participant) Leave() {
 	}
 	p.mu.Lock()
 	pub, sub := p.publisher, p.subscriber
+	if p.pending != nil {
+		p.pending.Stop()
+		p.pending = nil
+	}
 	p.mu.Unlock()
 	// Tracks end first (others get track_unpublished), then the participant
 	// leaves (participant_left): clients never hold a track whose

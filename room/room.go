@@ -219,6 +219,14 @@ func (r *Room) setViewerLocked(p *Participant, on bool) {
 	}
 }
 
+// isViewer reports whether p counts in the audience (its media connection
+// is up).
+func (r *Room) isViewer(p *Participant) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return p.viewer
+}
+
 // Tracks returns the published tracks.
 func (r *Room) Tracks() []TrackInfo {
 	_, ts := r.Snapshot()

@@ -71,6 +71,10 @@ func TestJoinLeave_EventsAndEmptyRoomRemoval(t *testing.T) {
 	if err := pb.Subscribe(nil); err != nil {
 		t.Fatal(err)
 	}
+	if got := m.Room("r").ViewerCount(); got != 0 {
+		t.Fatalf("viewer count %d before bob's media connection is up, want 0", got)
+	}
+	connected(pb)
 	if got := m.Room("r").ViewerCount(); got != 1 {
 		t.Fatalf("viewer count %d", got)
 	}
@@ -81,6 +85,17 @@ func TestJoinLeave_EventsAndEmptyRoomRemoval(t *testing.T) {
 	})
 	pa.Leave()
 	testutil.Eventually(t, "empty room removed", func() bool { return m.Room("r") == nil })
+}
+
+// connected tells the room that p's subscriber connection came up, as the
+// media plane does (sfu.SubscriberEvents.OnConnected): the room's unit
+// tests have no client at the other end. (End to end, with real clients:
+// internal/node's viewer count tests.)
+func connected(p *Participant) {
+	p.mu.Lock()
+	sub := p.subscriber
+	p.mu.Unlock()
+	p.subscriberConnected(sub)
 }
 
 func TestGrantsAndLimits(t *testing.T) {
@@ -211,6 +226,7 @@ func TestViewers_AreCountedNotAnnounced(t *testing.T) {
 		if err := p.Subscribe(nil); err != nil { // a real subscriber connection
 			t.Fatal(err)
 		}
+		connected(p)
 		ps = append(ps, p)
 	}
 	testutil.Eventually(t, "a viewer count of 12", func() bool {

@@ -19,6 +19,9 @@ type SubscriberEvents struct {
 	OnCandidate func(webrtc.ICECandidateInit)
 	// OnFailed is called once when the connection fails or closes.
 	OnFailed func()
+	// OnConnected is called once, when the connection is first up (ICE
+	// and DTLS done): from then on the viewer can receive media.
+	OnConnected func()
 }
 
 // Subscriber is a viewer's receiving connection. The SFU is the offerer: it
@@ -28,6 +31,8 @@ type Subscriber struct {
 	e      *Engine
 	pc     *webrtc.PeerConnection
 	events SubscriberEvents
+
+	connectedOnce sync.Once // events.OnConnected
 
 	mu       sync.Mutex
 	subs     map[string]*subscription
@@ -118,6 +123,9 @@ func (e *Engine) newSubscriber(ev SubscriberEvents, estimate bool) (*Subscriber,
 		}
 		if st == webrtc.PeerConnectionStateConnected {
 			s.onConnected()
+			if ev.OnConnected != nil {
+				s.connectedOnce.Do(ev.OnConnected)
+			}
 		}
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 			s.failed.Do(func() {
