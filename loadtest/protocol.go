@@ -30,6 +30,7 @@ const (
 	TypeRefresh           = "refresh"
 	TypeRefreshed         = "refreshed"
 	TypeLayers            = "layers"
+	TypeRedirect          = "redirect"
 )
 
 // TokenExpiring is the data of a token_expiring event: the session ends at

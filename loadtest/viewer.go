@@ -38,6 +38,11 @@ type ViewerConfig struct {
 	// arrives, before decryption: a lossy link, to see NACK repair work
 	// against a server. 0: none.
 	DropEvery int
+	// FollowRedirects makes a WebSocket viewer follow a draining node's
+	// redirect as a real client does: it joins the node the redirect names
+	// on a new connection and, once that one is up, leaves the old node
+	// (make before break). Counted in ViewerStats.Redirects.
+	FollowRedirects bool
 }
 
 // ViewerStats are what a viewer has received since Start.
@@ -92,6 +97,9 @@ type ViewerStats struct {
 	// Recoveries counts new subscriber connections made after the server
 	// reported media_failed.
 	Recoveries uint64
+	// Redirects counts the draining nodes' redirects followed
+	// (ViewerConfig.FollowRedirects).
+	Redirects uint64
 }
 
 // Viewer is a synthetic watcher: it joins a room with auto_subscribe,
@@ -111,6 +119,7 @@ type Viewer struct {
 	firstKeyAt                        atomic.Int64 // ns since epoch, 0 = not yet
 	latency                           histogram
 	recoveries                        atomic.Uint64 // new connections after media_failed
+	redirects                         atomic.Uint64 // redirects followed
 	videoSSRC                         atomic.Uint32 // first video track's SSRC, 0 = none yet
 	videoSeq                          atomic.Uint32 // its highest sequence number seen
 	lostRaw, repaired                 atomic.Uint64
@@ -187,7 +196,7 @@ func (v *Viewer) start(ctx context.Context) error {
 		return v.startWHEP(ctx)
 	}
 
-	conn, err := dial(ctx, withQuery(v.cfg.URL, "region", v.cfg.Region), v.onEvent)
+	conn, err := dial(ctx, withQuery(v.cfg.URL, "region", v.cfg.Region), v.router(v.signals))
 	if err != nil {
 		return err
 	}
@@ -212,7 +221,7 @@ func (v *Viewer) start(ctx context.Context) error {
 		_ = pc.Close()
 		return errors.New("loadtest: viewer closed during start")
 	}
-	if !v.goOwned(func() { v.signalLoop(pc, conn, remote, local) }) {
+	if !v.goOwned(func() { v.signalLoop(pc, conn, remote, local, v.signals) }) {
 		return errors.New("loadtest: viewer closed during start")
 	}
 	autoSubscribe := true
@@ -310,24 +319,120 @@ func mediaFailed(env Envelope) bool {
 	return env.Decode(&e) == nil && e.Code == "media_failed" && e.Target == TargetSubscriber
 }
 
-// onEvent runs on the Conn's read goroutine: it hands offers, trickles and
-// media failures, in order, to the signal loop.
-func (v *Viewer) onEvent(env Envelope) {
-	if env.Type != TypeOffer && env.Type != TypeTrickle && !mediaFailed(env) {
-		return
-	}
-	select {
-	case v.signals <- env:
-	case <-v.stop:
+// router returns what runs on a Conn's read goroutine: it hands offers,
+// trickles and media failures, in order, to the signal loop reading
+// signals, and follows a draining node's redirect.
+func (v *Viewer) router(signals chan Envelope) func(Envelope) {
+	return func(env Envelope) {
+		if env.Type == TypeRedirect && v.cfg.FollowRedirects {
+			var r struct{ URL, Reason string }
+			if env.Decode(&r) == nil && r.Reason == "draining" && r.URL != "" {
+				v.goOwned(func() { v.follow(r.URL) })
+			}
+			return
+		}
+		if env.Type != TypeOffer && env.Type != TypeTrickle && !mediaFailed(env) {
+			return
+		}
+		select {
+		case signals <- env:
+		case <-v.stop:
+		}
 	}
 }
 
-// signalLoop applies the server's offers and candidates in arrival order.
-func (v *Viewer) signalLoop(pc *webrtc.PeerConnection, conn *Conn, remote *remoteCandidates, local *localCandidates) {
+// followTimeout bounds a redirect's new connection, from dial to media.
+const followTimeout = 10 * time.Second
+
+// follow joins the node at url on a new signalling and media connection
+// and, once its media connection is up, leaves the old node: the viewer
+// keeps receiving throughout (make before break). On failure the viewer
+// stays where it was, which ends the session when that node is gone.
+func (v *Viewer) follow(url string) {
+	ctx, cancel := context.WithTimeout(context.Background(), followTimeout)
+	defer cancel()
+	signals := make(chan Envelope, 64)
+	conn, err := dial(ctx, url, v.router(signals))
+	if err != nil {
+		v.followFailed(err)
+		return
+	}
+	if v.cfg.TokenSource != nil {
+		conn.SetTokenSource(v.cfg.TokenSource)
+	}
+	pc, remote, local, err := v.newPeer(conn)
+	if err != nil {
+		_ = conn.Close()
+		v.followFailed(err)
+		return
+	}
+	up := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(up) })
+		}
+	})
+	if !v.goOwned(func() { v.signalLoop(pc, conn, remote, local, signals) }) {
+		_ = pc.Close()
+		_ = conn.Close()
+		return
+	}
+	autoSubscribe := true
+	if _, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe); err != nil {
+		_ = pc.Close()
+		_ = conn.Close()
+		v.followFailed(err)
+		return
+	}
+	select {
+	case <-up:
+	case <-ctx.Done():
+		_ = pc.Close()
+		_ = conn.Close()
+		v.followFailed(ctx.Err())
+		return
+	case <-v.stop:
+		_ = pc.Close()
+		_ = conn.Close()
+		return
+	}
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		_ = pc.Close()
+		_ = conn.Close()
+		return
+	}
+	oldConn, oldPC := v.conn, v.pc
+	v.conn, v.pc = conn, pc
+	v.mu.Unlock()
+	v.redirects.Add(1)
+	if oldConn != nil {
+		_, _ = oldConn.Send(TypeLeave, struct{}{})
+		_ = oldConn.Close()
+	}
+	if oldPC != nil {
+		_ = oldPC.Close()
+	}
+}
+
+// followFailed records a redirect that could not be followed.
+func (v *Viewer) followFailed(err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.signalErr == nil {
+		v.signalErr = fmt.Errorf("loadtest: follow redirect: %w", err)
+	}
+}
+
+// signalLoop applies the server's offers and candidates from signals in
+// arrival order.
+func (v *Viewer) signalLoop(pc *webrtc.PeerConnection, conn *Conn, remote *remoteCandidates, local *localCandidates, signals chan Envelope) {
 	for {
 		var env Envelope
 		select {
-		case env = <-v.signals:
+		case env = <-signals:
 		case <-v.stop:
 			return
 		}
@@ -434,6 +539,7 @@ func (v *Viewer) Stats() ViewerStats {
 		Keyframes:            v.keyframes.Load(),
 		Frames:               v.frames.Load(),
 		Recoveries:           v.recoveries.Load(),
+		Redirects:            v.redirects.Load(),
 		FirstVideoIsKeyframe: v.firstVideo.Load() == 1,
 		KeyframeFirstTracks:  int(v.keyFirstTracks.Load()),
 		LatencyP50:           v.latency.quantile(0.50),
