@@ -49,7 +49,7 @@ type Participant struct {
 	// pending ends the subscriber connection when it is not up within
 	// pendingTimeout of its first offer or answer (a session that never
 	// connects); nil once it connected.
-	pending *time.Timer
+	pending    *time.Timer
 	offered    atomic.Int32 // media sections the last publish offer sends
 	mayPublish atomic.Bool  // the token's grants, changed by SetGrants
 	maySub     atomic.Bool
@@ -58,7 +58,7 @@ type Participant struct {
 	// tracks (no renegotiation), but it wants the broadcast wherever it is
 	// published: the room relays it from any origin, and a broadcast
 	// published anew under other ids is moved onto its connection.
-	watching atomic.Bool
+	watching   atomic.Bool
 	left       atomic.Bool
 	deliberate atomic.Bool // left on purpose (End): its tracks end at once
 

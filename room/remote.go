@@ -21,9 +21,9 @@ type remoteView struct {
 	lost         map[string]RemoteTrack // tracks of lost origins, kept for a republish (originlost.go)
 	// gone are the nodes declared lost (RemoteNodeLost) and not seen back
 	// since (RemoteNodeBack): the store's records of theirs are stale.
-	gone map[string]bool
-	timers       []*time.Timer          // the lost tracks' grace periods
-	viewers      map[string]int         // node -> its viewer count
+	gone    map[string]bool
+	timers  []*time.Timer  // the lost tracks' grace periods
+	viewers map[string]int // node -> its viewer count
 	// members is, by node, its participant count, when it is known (from
 	// the store or a viewers event that carries it): the join limit reads
 	// it rather than the store (remoteParticipants).
