@@ -15,10 +15,10 @@ import (
 )
 
 // WHEP sessions whose players never start ICE (bots, or players that went
-// away after their POST) are answered, but they are not an audience: the
-// room's viewer count, which an app shows its users, counts only viewers
-// whose media connection came up, and the pending sessions end within 10 s,
-// giving back what they held.
+// away after their POST) are answered, within a cap per address, but they
+// are not an audience: the room's viewer count, which an app shows its
+// users, counts only viewers whose media connection came up, and the
+// pending sessions end within 10 s, giving back what they held.
 func TestAudience_NeverConnectingWHEPSessionsAreNotCounted(t *testing.T) {
 	n := startNode(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -43,18 +43,26 @@ func TestAudience_NeverConnectingWHEPSessionsAreNotCounted(t *testing.T) {
 	}
 	offer := testutil.LocalOffer(t, pc)
 	_ = pc.Close()
-	const bots = 40
+	// From one address, at most limits.pending_sessions_per_ip wait at
+	// once; the next are refused, retryably.
+	bots := n.cfg.Limits.PendingSessionsPerIP
+	if bots <= 0 || bots > 100 {
+		t.Fatalf("limits.pending_sessions_per_ip is %d: the test wants a cap", bots)
+	}
 	posted := time.Now()
-	for i := range bots {
+	for i := range bots + 5 {
 		resp := doHTTP(t, "POST", n.base+"/whep/"+room, n.token(room, fmt.Sprintf("bot-%d", i), false, true), "application/sdp", offer, nil)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("bot %d: WHEP %d", i, resp.StatusCode)
+		switch {
+		case i < bots && resp.StatusCode != http.StatusCreated:
+			t.Fatalf("bot %d: WHEP %d, want 201 within the cap of %d", i, resp.StatusCode, bots)
+		case i >= bots && (resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == ""):
+			t.Fatalf("bot %d: WHEP %d (Retry-After %q), want 429 with Retry-After beyond the cap of %d pending sessions", i, resp.StatusCode, resp.Header.Get("Retry-After"), bots)
 		}
 	}
-	if s := n.engine.Stats().Subscribers; s < subsBefore+bots {
-		t.Fatalf("%d subscriber connections after %d sessions, want at least %d", s, bots, subsBefore+bots)
+	if s := n.engine.Stats().Subscribers; s < subsBefore+int64(bots) {
+		t.Fatalf("%d subscriber connections after %d sessions, want at least %d", s, bots, subsBefore+int64(bots))
 	}
 	for time.Since(posted) < 3*time.Second {
 		if c := r.ViewerCount(); c != 1 {
