@@ -188,3 +188,38 @@ func TestCloseNotify_SentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A handed-over viewer cannot renegotiate, so when one of its tracks is
+// taken away (the track ended while the session goes on) it is told with
+// an RTCP BYE for that stream, as Pion's sender would, and stays
+// connected.
+func TestCloseNotify_RemovedTrackIsAnnouncedWithABye(t *testing.T) {
+	e := newLoopbackEngine(t)
+	tr, _ := feedTrack(t, e, 100, 50)
+	v := newByeViewer(t, e, tr)
+	select {
+	case <-v.started:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no packet")
+	}
+	waitHandedOver(t, e, 1)
+	if err := v.sub.RemoveTrack(tr.Info().ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	for {
+		v.mu.Lock()
+		byes, ssrc := v.byes, v.ssrc
+		v.mu.Unlock()
+		if len(byes) == 1 && byes[0] == ssrc {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after its track was removed the viewer got BYEs for %v, want its stream %d", byes, ssrc)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := v.pc.ConnectionState(); st != webrtc.PeerConnectionStateConnected {
+		t.Fatalf("the viewer's connection is %s after one track was removed, want connected", st)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -212,19 +213,37 @@ func (s *Subscriber) addLocked(t *Track) error {
 	return nil
 }
 
-// RemoveTrack stops sending t's copy to the viewer and renegotiates.
+// ssrcsOf returns the SSRCs d sends under.
+func (s *Subscriber) ssrcsOf(d *DownTrack) []uint32 {
+	s.ssrcMu.RLock()
+	defer s.ssrcMu.RUnlock()
+	var out []uint32
+	for ssrc, x := range s.ssrcs {
+		if x == d {
+			out = append(out, ssrc)
+		}
+	}
+	return out
+}
+
+// RemoveTrack stops sending t's copy to the viewer and renegotiates. A
+// handed-over viewer, which cannot renegotiate, is sent an RTCP BYE for
+// the stream instead, as Pion's sender would announce its end.
 func (s *Subscriber) RemoveTrack(trackID string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	keys := s.keysOfLocked(trackID)
 	if len(keys) == 0 || s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	var err error
+	h := s.handed.Load()
+	var bye rtcp.Goodbye
 	for _, k := range keys {
 		sub := s.subs[k]
 		delete(s.subs, k)
-		if s.handed.Load() != nil {
+		if h != nil {
+			bye.Sources = append(bye.Sources, s.ssrcsOf(sub.dt)...)
 			sub.dt.unbindSub()
 		} else if e := s.pc.RemoveTrack(sub.sender); e != nil && err == nil {
 			err = e
@@ -234,6 +253,12 @@ func (s *Subscriber) RemoveTrack(trackID string) error {
 	}
 	if !s.answerer {
 		s.negotiateLocked()
+	}
+	s.mu.Unlock()
+	if h != nil && len(bye.Sources) > 0 {
+		if e := h.writeRTCP([]rtcp.Packet{&bye}); e != nil {
+			s.e.log.Debug("RTCP BYE to a handed-over viewer", "err", e)
+		}
 	}
 	return err
 }

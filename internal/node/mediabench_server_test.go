@@ -108,6 +108,10 @@ func startServerProc(t *testing.T, bin string, extraEnv ...string) *serverProc {
 	for key, v := range map[string]string{
 		"max_conns_per_ip":        "HALO_HTTP_MAX_CONNS_PER_IP=0",
 		"unjoined_sockets_per_ip": "HALO_LIMITS_UNJOINED_SOCKETS_PER_IP=0",
+		// A join storm from one address: hundreds of viewers whose
+		// connections are not up yet at once.
+		"pending_sessions_per_ip":   "HALO_LIMITS_PENDING_SESSIONS_PER_IP=0",
+		"pending_sessions_per_room": "HALO_LIMITS_PENDING_SESSIONS_PER_ROOM=0",
 	} {
 		if bytes.Contains(known, []byte("\n  "+key+":")) {
 			env = append(env, v)
