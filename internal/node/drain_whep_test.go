@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,10 @@ type whepPlayer struct {
 	t     *testing.T
 	url   string // the node it knew
 	token string
+	// rejoin, when set, is where a connection that replaces an ended one
+	// POSTs (a load balancer in front of the nodes) instead of url.
+	rejoin string
+	video  atomic.Uint64 // video packets received, over every connection
 
 	mu     sync.Mutex
 	pc     *webrtc.PeerConnection
@@ -75,6 +80,9 @@ func (p *whepPlayer) connect(again bool) error {
 			if _, _, err := tr.Read(buf); err != nil {
 				return
 			}
+			if tr.Kind() == webrtc.RTPCodecTypeVideo {
+				p.video.Add(1)
+			}
 			if tr.Kind() == webrtc.RTPCodecTypeVideo && again {
 				p.mu.Lock()
 				if p.played.IsZero() {
@@ -117,6 +125,9 @@ func (p *whepPlayer) connect(again bool) error {
 	sdp := pc.LocalDescription().SDP
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	target := p.url
+	if again && p.rejoin != "" {
+		target = p.rejoin
+	}
 	for tries := 0; tries < 50; tries++ {
 		req, err := http.NewRequest("POST", target, strings.NewReader(sdp))
 		if err != nil {

@@ -5,7 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -74,7 +79,7 @@ type gapMeter struct {
 	done    chan struct{}
 }
 
-func meterGaps(viewers map[string]*loadtest.Viewer) *gapMeter {
+func meterGaps(viewers map[string]func() uint64) *gapMeter {
 	g := &gapMeter{longest: map[string]time.Duration{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(g.done)
@@ -92,8 +97,8 @@ func meterGaps(viewers map[string]*loadtest.Viewer) *gapMeter {
 				return
 			case now = <-tick.C:
 			}
-			for name, v := range viewers {
-				n := v.Stats().VideoPackets
+			for name, count := range viewers {
+				n := count()
 				if n != last[name] {
 					last[name], since[name] = n, now
 				}
@@ -112,12 +117,47 @@ func (g *gapMeter) finish() map[string]time.Duration {
 	return g.longest
 }
 
+// balancer is the load balancer in front of a region's nodes, as a
+// deployment has one: it passes each request to a node whose /readyz says
+// ready (a draining node's does not).
+type balancer struct {
+	mu    sync.Mutex
+	nodes map[string]*rollingNode
+}
+
+func (b *balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	var bases []string
+	for _, n := range b.nodes {
+		bases = append(bases, n.base)
+	}
+	b.mu.Unlock()
+	slices.Sort(bases)
+	for _, base := range bases {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			continue
+		}
+		u, _ := url.Parse(base)
+		httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "no node ready", http.StatusServiceUnavailable)
+}
+
 // A rolling restart of a region's three nodes (each drained as on SIGTERM,
 // then started again under its id) under a broadcast with WebSocket viewers
-// on every node: the viewers follow the drains' redirects and none of them
-// goes more than 0.5 s without video; the broadcaster follows them too, as
-// the web page's client does.
-func TestRollingRestart_WebSocketViewersHaveNoGap(t *testing.T) {
+// and WHEP players on every node: the WebSocket viewers follow the drains'
+// redirects and none of them goes more than 0.5 s without video; the WHEP
+// players, whose sessions the drain ends with a close_notify, play again
+// through the load balancer (or a drain's 307) and none goes more than 3 s
+// without video; the broadcaster follows the redirects too, as the web
+// page's client does.
+func TestRollingRestart_NoViewerIsLost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a three-node rolling restart")
 	}
@@ -187,13 +227,39 @@ func TestRollingRestart_WebSocketViewersHaveNoGap(t *testing.T) {
 			t.Fatalf("viewer %s: %v", name, err)
 		}
 	}
-	gaps := meterGaps(viewers)
+	lb := &balancer{nodes: nodes}
+	front := httptest.NewServer(lb)
+	defer front.Close()
+	players := map[string]*whepPlayer{}
+	for _, id := range ids {
+		name := id + "-whep"
+		p := newWHEPPlayer(t, nodes[id].base+"/whep/"+room, nodes[id].token(room, name, false, true))
+		p.rejoin = front.URL + "/whep/" + room
+		if err := p.connect(false); err != nil {
+			t.Fatalf("WHEP player %s: %v", name, err)
+		}
+		players[name] = p
+	}
+	for name, p := range players {
+		testutil.Eventually(t, name+" plays", func() bool { return p.video.Load() > 30 })
+	}
+	counters := map[string]func() uint64{}
+	for name, v := range viewers {
+		counters[name] = func() uint64 { return v.Stats().VideoPackets }
+	}
+	for name, p := range players {
+		counters[name] = p.video.Load
+	}
+	gaps := meterGaps(counters)
 	for _, id := range ids {
 		old := nodes[id]
 		began := time.Now()
 		old.stop(10 * time.Second)
 		t.Logf("%s drained in %v", id, time.Since(began).Round(time.Millisecond))
-		nodes[id] = startRollingNode(t, r, id, "eu", secret)
+		restarted := startRollingNode(t, r, id, "eu", secret)
+		lb.mu.Lock()
+		nodes[id] = restarted
+		lb.mu.Unlock()
 		testutil.Eventually(t, id+" is registered again", func() bool {
 			list, err := nodes[id].rooms.Nodes(ctx)
 			if err != nil {
@@ -208,7 +274,15 @@ func TestRollingRestart_WebSocketViewersHaveNoGap(t *testing.T) {
 		})
 		time.Sleep(time.Second) // the broadcast settles before the next one
 	}
+	time.Sleep(3 * time.Second) // the last drain's WHEP players play again
 	longest := gaps.finish()
+	for name, p := range players {
+		served, _, _, _ := p.snapshot()
+		t.Logf("%s: longest gap %v, last served by %s", name, longest[name].Round(10*time.Millisecond), served)
+		if longest[name] > 3*time.Second {
+			t.Errorf("WHEP player %s went %v without video, want at most 3 s", name, longest[name])
+		}
+	}
 	for name, v := range viewers {
 		s := v.Stats()
 		t.Logf("%s: longest gap %v, redirects followed %d, rejoined %d", name, longest[name].Round(10*time.Millisecond), s.Redirects, s.Recoveries)
