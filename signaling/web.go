@@ -21,8 +21,11 @@ import (
 var webFiles embed.FS
 
 // webCSP allows the page to load only its own files, to open WebSockets and
-// fetches to the node, and to play MediaStreams.
-const webCSP = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; " +
+// fetches, and to play MediaStreams. WebSockets and fetches may go to any
+// host: a node redirects a client to another node (its region's, or the
+// one a drain hands over to: a WHEP POST follows a 307 there), and nodes
+// that join the cluster after the page was loaded must be reachable too.
+const webCSP = "default-src 'self'; connect-src 'self' ws: wss: http: https:; media-src 'self' blob:; " +
 	"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 
 // webAsset is one embedded file, read once at start.

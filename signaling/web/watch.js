@@ -44,6 +44,7 @@ export function watchView(room, params) {
   let loaded = false; // the page's load event has passed (see afterLoad)
   let endedOnce = false; // a broadcast was watched here and ended
   let progress = { pc: null, packets: 0, at: 0, stalled: false }; // stall detection
+  let sessions = 0; // media sessions started on this page (WHEP: POSTs answered)
 
   document.title = `Watching ${room} - HaloBuzz Live`;
   $('watch-room').textContent = room;
@@ -258,8 +259,22 @@ export function watchView(room, params) {
     }
     const conn = s.pc;
     session = s;
+    sessions++;
     pc = conn;
     let stuck = 0; // a timer while the connection says disconnected
+    const ended = () => {
+      if (session !== s) return;
+      clearTimeout(stuck);
+      lost(new PageError('session_ended', 'The server ended the session.'));
+    };
+    // Chromium keeps the connection "connected" when the server closes
+    // DTLS (close_notify): only the DTLS transport says "closed" (a fatal
+    // alert: "failed"). Either ends the session as closed would.
+    for (const t of new Set(conn.getReceivers().map((r) => r.transport).filter(Boolean))) {
+      const check = () => { if (t.state === 'closed' || t.state === 'failed') ended(); };
+      t.addEventListener('statechange', check);
+      check();
+    }
     conn.addEventListener('connectionstatechange', () => {
       if (session !== s) return;
       clearTimeout(stuck);
@@ -267,7 +282,7 @@ export function watchView(room, params) {
       // the broadcast or the room ended, the republish grace expired):
       // POST again at once. A draining node answers 307 to a live node; a
       // broadcast that is over answers 404, which waits for the next one.
-      if (conn.connectionState === 'closed') lost(new PageError('session_ended', 'The server ended the session.'));
+      if (conn.connectionState === 'closed') ended();
       else {
         // Disconnected for long (the node is gone without a word): the
         // same, without waiting for ICE to call it failed.
@@ -414,6 +429,10 @@ export function watchView(room, params) {
       placeholderText: placeholder.hidden ? '' : $('placeholder-text').textContent,
       pictureWidth: player.videoWidth,
       receiving: $('watch-hint').textContent,
+      // WHEP: how many sessions this page has had, and the current one's
+      // URL (on the node that answered the POST).
+      sessions,
+      session: (session && session.location) || '',
     };
   };
 
