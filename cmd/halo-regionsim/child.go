@@ -45,6 +45,9 @@ type childSpec struct {
 // delay until nothing more comes, so both count the same packets.
 type window struct {
 	T0, T1 int64 // Unix ns
+	// Cut and Heal are when a partition (-partition) starts and ends, Unix
+	// ns; 0 without one.
+	Cut, Heal int64 `json:",omitempty"`
 }
 
 // childResult is a child's one line of JSON on stdout (ready, then result).
@@ -63,6 +66,9 @@ type childResult struct {
 	// viewers: all of the region's viewers' frames in the window
 	LatP50, LatP95, LatP99, LatMax time.Duration
 	Frames                         uint64
+
+	// viewers, with a partition: see partitionResult
+	partitionResult
 
 	// publisher
 	Sent           uint64  `json:"sent,omitempty"` // packets in the window
@@ -266,6 +272,10 @@ func watch(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder
 	if err != nil {
 		return err
 	}
+	var part partitionWatch
+	if w.Heal != 0 {
+		part.start(ctx, s, w, viewers)
+	}
 	sleepUntil(w.T0 + int64(s.Delay))
 	s0 := make([]loadtest.ViewerStats, len(viewers))
 	l0 := make([]*loadtest.Latency, len(viewers))
@@ -279,25 +289,32 @@ func watch(ctx context.Context, s childSpec, in *bufio.Reader, out *json.Encoder
 		st := v.Stats()
 		lat.Add(v.Latency().Since(l0[i]))
 		res.Received = append(res.Received, st.VideoPackets+st.AudioPackets-s0[i].VideoPackets-s0[i].AudioPackets)
-		res.Lost = append(res.Lost, st.Lost-s0[i].Lost)
+		// Lost can go down (a late packet fills a gap): never below 0.
+		res.Lost = append(res.Lost, st.Lost-min(st.Lost, s0[i].Lost))
 		res.KeyframeFirst = append(res.KeyframeFirst, st.FirstVideoIsKeyframe)
 	}
 	res.LatP50, res.LatP95, res.LatP99, res.LatMax = lat.Quantile(0.5), lat.Quantile(0.95), lat.Quantile(0.99), lat.Quantile(1)
 	res.Frames = lat.Count()
+	res.partitionResult = part.wait()
 	return out.Encode(res)
 }
 
 // lateViewer joins one more viewer, returns its time to join and to first
 // media, and closes it.
 func lateViewer(ctx context.Context, s childSpec) ([2]time.Duration, error) {
+	return joinOne(ctx, s, s.Region+"-late-viewer", time.Now().Add(30*time.Second))
+}
+
+// joinOne joins viewer id, returns its time to join and to first media
+// (both from its start), waiting until deadline at most, and closes it.
+func joinOne(ctx context.Context, s childSpec, id string, deadline time.Time) ([2]time.Duration, error) {
 	var d [2]time.Duration
-	id := s.Region + "-late-viewer"
 	tok, err := loadtest.MintToken(s.Secret, loadtest.TokenClaims{Identity: id, Name: id, Room: s.Room,
 		Grants: loadtest.Grants{Subscribe: true}, TTL: time.Hour})
 	if err != nil {
 		return d, err
 	}
-	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	vctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	v := loadtest.NewViewer(loadtest.ViewerConfig{URL: wsURL(s.Addr), Room: s.Room, Token: tok, Name: id})
 	defer v.Close()

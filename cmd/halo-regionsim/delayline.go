@@ -21,10 +21,19 @@ import (
 type delayLine struct {
 	tuns    []*os.File      // per region, index as in regions
 	byAddr  map[[4]byte]int // region index by IPv4 address
-	links   map[[2]int]chan delayed
+	links   map[[2]int]*link
 	dropped atomic.Uint64 // a full queue (never expected at these rates)
-	wg      sync.WaitGroup
-	stop    chan struct{}
+	// cutDrops counts the packets a partition dropped (see cut).
+	cutDrops atomic.Uint64
+	wg       sync.WaitGroup
+	stop     chan struct{}
+}
+
+// link is one direction between two regions: its FIFO, and whether a
+// partition cuts it now (every packet, queued or new, is dropped).
+type link struct {
+	ch  chan delayed
+	cut atomic.Bool
 }
 
 type delayed struct {
@@ -68,7 +77,7 @@ func openTun(name string) (*os.File, error) {
 // startDelayLine gives every region a TUN device with its address and
 // starts moving packets between them.
 func startDelayLine() (*delayLine, error) {
-	d := &delayLine{byAddr: map[[4]byte]int{}, links: map[[2]int]chan delayed{}, stop: make(chan struct{})}
+	d := &delayLine{byAddr: map[[4]byte]int{}, links: map[[2]int]*link{}, stop: make(chan struct{})}
 	for i, r := range regions {
 		d.byAddr[netip.MustParseAddr(r.addr).As4()] = i
 		r.dev = fmt.Sprintf("%s%d", nsPrefix, i) // the name moves with the device
@@ -94,10 +103,10 @@ func startDelayLine() (*delayLine, error) {
 			if i == j {
 				continue
 			}
-			ch := make(chan delayed, 8192)
-			d.links[[2]int{i, j}] = ch
+			l := &link{ch: make(chan delayed, 8192)}
+			d.links[[2]int{i, j}] = l
 			d.wg.Add(1)
-			go func() { defer d.wg.Done(); d.deliver(ch, d.tuns[j]) }()
+			go func() { defer d.wg.Done(); d.deliver(l, d.tuns[j]) }()
 		}
 	}
 	// The readers only once every link exists: they read d.links.
@@ -124,24 +133,29 @@ func (d *delayLine) read(i int) {
 		if !ok || j == i {
 			continue
 		}
-		ch := d.links[[2]int{i, j}]
+		l := d.links[[2]int{i, j}]
+		if l.cut.Load() {
+			d.cutDrops.Add(1)
+			continue
+		}
 		pkt := append([]byte(nil), buf[:n]...)
 		select {
-		case ch <- delayed{due: time.Now().Add(oneWay(regions[i].name, regions[j].name)), pkt: pkt}:
+		case l.ch <- delayed{due: time.Now().Add(oneWay(regions[i].name, regions[j].name)), pkt: pkt}:
 		default:
 			d.dropped.Add(1)
 		}
 	}
 }
 
-// deliver writes each queued packet to the destination device once due.
-func (d *delayLine) deliver(ch chan delayed, to *os.File) {
+// deliver writes each queued packet to the destination device once due,
+// unless a partition cut the link meanwhile (what was on the wire is lost).
+func (d *delayLine) deliver(l *link, to *os.File) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		var p delayed
 		select {
-		case p = <-ch:
+		case p = <-l.ch:
 		case <-d.stop:
 			return
 		}
@@ -153,10 +167,45 @@ func (d *delayLine) deliver(ch chan delayed, to *os.File) {
 				return
 			}
 		}
+		if l.cut.Load() {
+			d.cutDrops.Add(1)
+			continue
+		}
 		if _, err := to.Write(p.pkt); errors.Is(err, os.ErrClosed) {
 			return
 		}
 	}
+}
+
+// partition cuts every link between the regions of pairs (both
+// directions) from at until heal: each packet between them, UDP or TCP,
+// is dropped, whatever else flows. It returns at once; the schedule runs on
+// a goroutine the delay line owns (close stops it).
+func (d *delayLine) partition(pairs [][2]int, at, heal time.Time) {
+	set := func(cut bool) {
+		for _, p := range pairs {
+			d.links[[2]int{p[0], p[1]}].cut.Store(cut)
+			d.links[[2]int{p[1], p[0]}].cut.Store(cut)
+		}
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-d.stop:
+			return
+		}
+		set(true)
+		defer set(false)
+		t.Reset(time.Until(heal))
+		select {
+		case <-t.C:
+		case <-d.stop:
+		}
+	}()
 }
 
 // close stops the delay line and closes the devices (which removes them).

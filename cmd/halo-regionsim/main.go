@@ -16,6 +16,16 @@
 // frame: all namespaces share the machine's clock), loss, time to first
 // frame, and the origin's outbound relay count from its /metrics.
 //
+// -partition cuts links for a while in the measuring window (the delay
+// line drops every packet, UDP and TCP, both directions):
+// nepal-europe@10s+20s cuts the broadcaster's node from europe's 10 s into
+// the window for 20 s (both still reach Redis in india), nepal@10s+20s cuts
+// nepal from everything else, Redis included. It then prints per region the
+// viewers' longest gap without video, their time from the heal to video
+// again, and the time to media of a viewer joining during the partition and
+// of one joining at the heal; a viewer with no video after the heal, or a
+// new viewer who got none, fails the run.
+//
 // It needs root, ip and tc (iproute2); where it cannot run it says why and
 // exits 1. It removes everything it created on exit, on Ctrl-C, and at start
 // what a killed run left behind. Exit status: 0 when every viewer in every
@@ -55,6 +65,7 @@ type options struct {
 	logLevel     string        // the nodes' log.level
 	logDir       string        // "": keep only the end of each process's log, shown on failure
 	lockWait     time.Duration // how long to wait for another run to end
+	partition    partitionSpec // A "": none
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -73,6 +84,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", 2*time.Second, "redis.timeout of the nodes (0: halo-sfu's default, 500ms, too short for a Redis 240 ms round trip away)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log.level of the nodes: debug, info, warn or error")
 	fs.StringVar(&o.logDir, "logs", "", "directory to write each process's whole log to (nodes, Redis, clients)")
+	fs.Func("partition", "cut the links between two regions, both directions, UDP and TCP, from START into the window for LENGTH: "+
+		"REGION-REGION@START+LENGTH (e.g. nepal-europe@10s+20s: the broadcaster's node and europe's; both still reach india's Redis) "+
+		"or REGION@START+LENGTH (e.g. nepal@10s+20s: nepal cut from everything else, Redis included); uses the user-space delay line",
+		func(v string) (err error) { o.partition, err = parsePartition(v); return err })
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -89,6 +104,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-log-level: debug, info, warn or error, not %q", o.logLevel)
 	case o.link != "auto" && o.link != "netem" && o.link != "userspace":
 		return o, fmt.Errorf("-link: auto, netem or userspace, not %q", o.link)
+	case o.partition.A != "" && o.link == "netem":
+		return o, errors.New("-partition needs the user-space delay line (-link userspace or auto), not -link netem")
+	case o.partition.A != "" && o.partition.At+o.partition.For+minAfterHeal > o.duration:
+		return o, fmt.Errorf("-partition %v ends %v into the window: -duration must be at least %v (%v after the heal, to see the viewers receive again)",
+			o.partition, o.partition.At+o.partition.For, o.partition.At+o.partition.For+minAfterHeal, minAfterHeal)
 	}
 	if _, err := os.Stat(o.sfu); err != nil {
 		return o, fmt.Errorf("-sfu: %w (build it with make build)", err)

@@ -32,22 +32,14 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	if testing.Short() {
 		t.Skip("a three-region simulation (about 40 s)")
 	}
-	if err := checkHost(); err != nil {
-		t.Skipf("the region simulation cannot run here: %v", err)
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server is not installed (make deps installs it)")
-	}
+	needRegionSim(t)
 	if err := netemWorks(); err != nil {
 		if _, terr := os.Stat("/dev/net/tun"); terr != nil {
 			t.Skipf("neither tc netem (%v) nor /dev/net/tun (%v) is available", err, terr)
 		}
 		t.Logf("tc netem does not work here (%v): the user-space delay line makes the delays", err)
 	}
-	sfu := filepath.Join(t.TempDir(), "halo-sfu")
-	if out, err := exec.Command("go", "build", "-o", sfu, "../halo-sfu").CombinedOutput(); err != nil {
-		t.Fatalf("go build halo-sfu: %v\n%s", err, out)
-	}
+	sfu := buildSFU(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var log strings.Builder
@@ -91,6 +83,28 @@ func TestRegionSim_EveryRegionReceivesTheBroadcastThroughTheDelays(t *testing.T)
 	if rep.RelayTracksOut != 4 {
 		t.Errorf("origin: halo_relay_tracks{direction=\"out\"} %v, want 4 (2 tracks x 2 edge nodes)", rep.RelayTracksOut)
 	}
+}
+
+// needRegionSim skips the test where the simulation cannot run: no root,
+// no network namespaces, no ip or tc, no redis-server.
+func needRegionSim(t *testing.T) {
+	t.Helper()
+	if err := checkHost(); err != nil {
+		t.Skipf("the region simulation cannot run here: %v", err)
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed (make deps installs it)")
+	}
+}
+
+// buildSFU builds halo-sfu for the simulation's nodes.
+func buildSFU(t *testing.T) string {
+	t.Helper()
+	sfu := filepath.Join(t.TempDir(), "halo-sfu")
+	if out, err := exec.Command("go", "build", "-o", sfu, "../halo-sfu").CombinedOutput(); err != nil {
+		t.Fatalf("go build halo-sfu: %v\n%s", err, out)
+	}
+	return sfu
 }
 
 // The netem topology (bridge, veths, a class and filter per destination)

@@ -49,6 +49,10 @@ type report struct {
 	// packets at the end of the window.
 	RelayTracksOut, RelayPktsOut float64
 	Regions                      []regionReport
+	// Partition is the -partition scenario (A "": none), and CutDrops the
+	// packets it dropped.
+	Partition partitionSpec
+	CutDrops  uint64
 }
 
 // simulate sets up the regions, runs the broadcast and returns what was
@@ -68,9 +72,10 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 	if err := cleanStale(); err != nil {
 		return nil, err
 	}
-	rep = &report{Viewers: o.viewers, Duration: o.duration, Bitrate: o.bitrate}
+	rep = &report{Viewers: o.viewers, Duration: o.duration, Bitrate: o.bitrate, Partition: o.partition}
 	useNetem := o.link == "netem"
-	if o.link == "auto" || o.link == "netem" {
+	// Only the delay line can cut links (no netem, no iptables needed).
+	if (o.link == "auto" && o.partition.A == "") || o.link == "netem" {
 		if nerr := netemWorks(); nerr == nil {
 			useNetem = true
 		} else if o.link == "netem" {
@@ -83,6 +88,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 	if err := createNamespaces(); err != nil {
 		return nil, err
 	}
+	var line *delayLine
 	if useNetem {
 		rep.Link = "tc netem"
 		if err := setupNetem(); err != nil {
@@ -94,11 +100,13 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		if derr != nil {
 			return nil, derr
 		}
+		line = d
 		defer func() {
 			if n := d.dropped.Load(); n > 0 {
 				fmt.Fprintf(logw, "halo-regionsim: the delay line dropped %d packets (queue full)\n", n)
 			}
 			d.close()
+			rep.CutDrops = d.cutDrops.Load()
 		}()
 	}
 
@@ -193,7 +201,14 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 	}
 	fmt.Fprintf(logw, "halo-regionsim: every viewer receives the broadcast; measuring for %v\n", o.duration)
 	t0 := time.Now().Add(time.Second)
-	win, _ := json.Marshal(window{T0: t0.UnixNano(), T1: t0.Add(o.duration).UnixNano()})
+	w := window{T0: t0.UnixNano(), T1: t0.Add(o.duration).UnixNano()}
+	if p := o.partition; p.A != "" {
+		cut, heal := t0.Add(p.At), t0.Add(p.At+p.For)
+		w.Cut, w.Heal = cut.UnixNano(), heal.UnixNano()
+		line.partition(p.pairs(), cut, heal)
+		fmt.Fprintf(logw, "halo-regionsim: partition: %s\n", p.describe())
+	}
+	win, _ := json.Marshal(w)
 	for _, p := range append([]*proc{pub}, watchers...) {
 		if _, err := p.stdin.Write(append(win, '\n')); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.name, err)
@@ -223,6 +238,9 @@ func (r *report) check() error {
 			if n == 0 {
 				errs = append(errs, fmt.Errorf("%s viewer %d received nothing in the window", g.Region, i))
 			}
+		}
+		if r.Partition.A != "" {
+			errs = append(errs, g.checkPartition()...)
 		}
 	}
 	return errors.Join(errs...)
@@ -267,6 +285,9 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "latency: one-way, frame send time to arrival, all the region's viewers' frames in the window;\n")
 	fmt.Fprintf(w, "join: connecting until joined; ttff: connecting until the first packets of video and audio (time to first frame);\n")
 	fmt.Fprintf(w, "key first: viewers whose first video frame was a keyframe; late ttff: one more viewer's, once the region receives the broadcast\n")
+	if r.Partition.A != "" {
+		r.printPartition(w)
+	}
 }
 
 func ms(d time.Duration) string {
