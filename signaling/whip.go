@@ -144,7 +144,9 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 		h.Add("Vary", "Origin")
 	}
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
-	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, Accept-Post")
+	// Retry-After (429, 503) is not readable by a page of another origin
+	// unless exposed: a player must know how long to wait.
+	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After")
 	h.Set("Access-Control-Max-Age", "600")
 }
 

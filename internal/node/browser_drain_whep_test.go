@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
+	"github.com/pion/webrtc/v4"
 )
 
 // whepPageStats is what window.haloStats() returns on the watch page played
@@ -124,5 +126,68 @@ func TestBrowser_WHEPPageFollowsADrain(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatalf("drain: %v", err)
 	}
+	assertNoPageProblems(t, br)
+}
+
+// The embedded WHEP player refused with 429 too_many_pending (its address
+// has limits.pending_sessions_per_ip sessions whose connection is not up)
+// waits what Retry-After says, again and again rather than giving up after
+// a few tries, and plays as soon as a place is free.
+func TestBrowser_WHEPPageWaitsForRetryAfter(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Limits.PendingSessionsPerIP = 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const room = "whep-page-429"
+	n.publisher(ctx, room, loadtest.PublisherConfig{VideoBitrate: 300_000})
+	testutil.Eventually(t, "the broadcast is published", func() bool { return n.engine.Stats().Publishers == 1 })
+
+	// A session that never starts ICE holds the only place of 127.0.0.1.
+	pc := newTestPC(t)
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer := testutil.LocalOffer(t, pc)
+	_ = pc.Close()
+	token := n.token(room, "never-connects", false, true)
+	resp := doHTTP(t, "POST", n.base+"/whep/"+room, token, "application/sdp", offer, nil)
+	loc, err := resp.Location()
+	if resp.StatusCode != http.StatusCreated || err != nil {
+		t.Fatalf("the waiting session: WHEP %d (Location %v)", resp.StatusCode, err)
+	}
+	if resp := doHTTP(t, "POST", n.base+"/whep/"+room, token, "application/sdp", offer, nil); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" {
+		t.Fatalf("a second session from 127.0.0.1: WHEP %d, Retry-After %q; want 429 and 2", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+
+	br := newBrowser(t)
+	watch(t, br.ctx, n, room, "whep")
+	type wait struct {
+		Code string `json:"code"`
+		Ms   int    `json:"ms"`
+	}
+	type page struct {
+		whepPageStats
+		Waits []wait `json:"waits"`
+	}
+	// Two refusals, each waited for as long as Retry-After said (a
+	// backoff of its own would wait 1 s, then 2, 4 and 8, then give up).
+	p := waitPage(t, br.ctx, "the page refused twice", haloStatsJS, func(p page) bool { return len(p.Waits) >= 2 || p.VideoPacketsReceived > 0 })
+	if p.VideoPacketsReceived > 0 || p.State == "error" {
+		t.Fatalf("the page played (or gave up) while the only place was taken: %+v", p)
+	}
+	for _, w := range p.Waits {
+		if w.Code != "too_many_pending" || w.Ms != 2000 {
+			t.Fatalf("the page waited %+v, want too_many_pending for 2000 ms (Retry-After: 2) each time", p.Waits)
+		}
+	}
+	// The place is given back: the page plays at its next try.
+	if resp := doHTTP(t, "DELETE", loc.String(), token, "", "", nil); resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE the waiting session: %d", resp.StatusCode)
+	}
+	p = waitPage(t, br.ctx, "the WHEP page receiving", haloStatsJS, func(p page) bool {
+		return p.State == "live" && p.VideoPacketsReceived > 50 && p.AudioPacketsReceived > 10
+	})
+	t.Logf("the page waited %+v, then played", p.Waits)
 	assertNoPageProblems(t, br)
 }

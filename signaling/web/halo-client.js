@@ -51,11 +51,24 @@ export const PROTOCOL_VERSION = 1;
 
 // HaloError is a protocol error: `code` is the stable wire code.
 export class HaloError extends Error {
-  constructor(code, message) {
+  // retryAfter (ms, 0 if none) is how long the server asked the client to
+  // wait before trying again (an HTTP 429 or 503 with Retry-After).
+  constructor(code, message, retryAfter = 0) {
     super(`${code}: ${message}`);
     this.name = 'HaloError';
     this.code = code;
+    this.retryAfter = retryAfter;
   }
+}
+
+// retryAfterMs reads the Retry-After of a 429 or 503 answer (seconds; the
+// date form is not used by the node) as milliseconds, at most a minute; 0
+// when there is none.
+function retryAfterMs(res) {
+  if (res.status !== 429 && res.status !== 503) return 0;
+  const v = (res.headers.get('Retry-After') || '').trim();
+  if (!/^\d{1,6}$/.test(v)) return 0;
+  return Math.min(60, Number(v)) * 1000;
 }
 
 // FATAL_CODES end the session on the server side; reconnecting with the same
@@ -657,7 +670,7 @@ async function exchangeSDP(pc, endpoint, token, hooks = {}) {
   if (res.status !== 201) {
     // Error bodies are "code: message" like every HTTP error of the node.
     const m = /^([a-z_]+):\s*(.*)$/s.exec(body.trim());
-    throw new HaloError(m ? m[1] : `http_${res.status}`, m ? m[2] : `${res.status} ${res.statusText} ${body.trim()}`);
+    throw new HaloError(m ? m[1] : `http_${res.status}`, m ? m[2] : `${res.status} ${res.statusText} ${body.trim()}`, retryAfterMs(res));
   }
   const loc = res.headers.get('Location');
   await pc.setRemoteDescription({ type: 'answer', sdp: body });

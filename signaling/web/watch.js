@@ -45,6 +45,7 @@ export function watchView(room, params) {
   let endedOnce = false; // a broadcast was watched here and ended
   let progress = { pc: null, packets: 0, at: 0, stalled: false }; // stall detection
   let sessions = 0; // media sessions started on this page (WHEP: POSTs answered)
+  const waits = []; // {code, ms}: why and how long the page waited before each retry (the last 100)
 
   document.title = `Watching ${room} - HaloBuzz Live`;
   $('watch-room').textContent = room;
@@ -201,13 +202,23 @@ export function watchView(room, params) {
       }, 5000);
       return;
     }
-    if (fatal || NO_RETRY.has(err.code) || retries >= 6) {
+    // The server asked to wait (429 too_many_pending, 503 with
+    // Retry-After): wait that long and try again, however often; the
+    // server, not the page, knows when a place is free.
+    const asked = err.retryAfter > 0 && !fatal && !NO_RETRY.has(err.code);
+    if (!asked && (fatal || NO_RETRY.has(err.code) || retries >= 6)) {
       setState('error', describe(err), 'error');
       return;
     }
     // A session the server ended is replaced at once, the first time.
-    const wait = err.code === 'session_ended' && retries === 0 ? 0 : backoff(retries);
-    retries++;
+    let wait;
+    if (asked) wait = err.retryAfter;
+    else {
+      wait = err.code === 'session_ended' && retries === 0 ? 0 : backoff(retries);
+      retries++;
+    }
+    waits.push({ code: err.code || '', ms: wait });
+    if (waits.length > 100) waits.shift();
     setState('connecting', `${describe(err)} Retrying in ${Math.round(wait / 1000)} s...`, 'warn');
     retryTimer = setTimeout(() => {
       retryTimer = 0;
@@ -433,6 +444,7 @@ export function watchView(room, params) {
       // URL (on the node that answered the POST).
       sessions,
       session: (session && session.location) || '',
+      waits: waits.slice(),
     };
   };
 
