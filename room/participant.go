@@ -50,6 +50,7 @@ type Participant struct {
 	// pendingTimeout of its first offer or answer (a session that never
 	// connects); nil once it connected.
 	pending    *time.Timer
+	connected  bool         // the subscriber connection came up (guarded by mu)
 	offered    atomic.Int32 // media sections the last publish offer sends
 	mayPublish atomic.Bool  // the token's grants, changed by SetGrants
 	maySub     atomic.Bool
@@ -252,8 +253,31 @@ func (p *Participant) Subscribe(ids []string) error {
 	if err := p.subscribeTracks(list); err != nil {
 		return err
 	}
+	if len(ids) == 0 && len(list) == 0 {
+		p.waiting()
+	}
 	r.demandRelays(false)
 	return nil
+}
+
+// waiting counts p, subscribed to everything in a room with nothing to
+// receive yet, in the audience: it waits for the broadcast. Once media is
+// offered to it, it stays counted only if its connection comes up within
+// pendingTimeout (armPending).
+func (p *Participant) waiting() {
+	p.mu.Lock()
+	sub := p.subscriber
+	p.mu.Unlock()
+	if sub == nil || sub.Offered() {
+		return
+	}
+	p.room.mu.Lock()
+	changed := !p.viewer
+	p.room.setViewerLocked(p, true)
+	p.room.mu.Unlock()
+	if changed {
+		p.room.viewersChanged()
+	}
 }
 
 func (p *Participant) subscribeTracks(list []*published) error {
@@ -338,7 +362,7 @@ const pendingTimeout = 10 * time.Second
 func (p *Participant) armPending(sub *sfu.Subscriber) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.subscriber != sub || p.pending != nil || p.room.isViewer(p) {
+	if p.subscriber != sub || p.pending != nil || p.connected {
 		return
 	}
 	p.pending = time.AfterFunc(pendingTimeout, func() { p.pendingExpired(sub) })
@@ -346,11 +370,15 @@ func (p *Participant) armPending(sub *sfu.Subscriber) {
 
 // pendingExpired ends sub, which did not connect in time, as a failure.
 func (p *Participant) pendingExpired(sub *sfu.Subscriber) {
-	if p.room.isViewer(p) {
+	p.mu.Lock()
+	up := p.connected || p.subscriber != sub
+	p.mu.Unlock()
+	if up {
 		return
 	}
 	p.room.m.log.Info("a viewer's media connection did not come up in time", "room", p.room.name,
 		"participant", p.id, "waited", pendingTimeout)
+	sub.SetupTimedOut()
 	p.subscriberFailed(sub)
 }
 
@@ -365,6 +393,7 @@ func (p *Participant) subscriberConnected(sub *sfu.Subscriber) {
 		p.pending.Stop()
 		p.pending = nil
 	}
+	p.connected = true
 	p.room.mu.Lock()
 	p.room.setViewerLocked(p, true)
 	p.room.mu.Unlock()
@@ -562,6 +591,7 @@ func (p *Participant) subscriberFailed(sub *sfu.Subscriber) {
 		p.room.setViewerLocked(p, false)
 		p.room.mu.Unlock()
 		p.all.Store(false)
+		p.connected = false
 		if p.pending != nil {
 			p.pending.Stop()
 			p.pending = nil

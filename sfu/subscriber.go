@@ -366,6 +366,33 @@ func (s *Subscriber) negotiateLocked() {
 	}
 }
 
+// SetupTimedOut records that the connection did not come up in the time
+// its owner gave it (shorter than ICE's failure timeout), as an ICE failure
+// at setup: what ICE would have counted had it been waited for. The owner
+// then closes it.
+func (s *Subscriber) SetupTimedOut() {
+	s.mu.Lock()
+	connected := s.connected
+	s.mu.Unlock()
+	if connected {
+		return
+	}
+	role := ICERoleViewer
+	if s.relay {
+		role = ICERoleRelay
+	}
+	s.e.q.ice[role][ICEStageSetup].Add(1)
+}
+
+// Offered reports whether media was offered on the connection (an offer
+// sent, or an answer given to the viewer's offer): from then on it has
+// something to connect for.
+func (s *Subscriber) Offered() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pc != nil && s.pc.LocalDescription() != nil
+}
+
 // HandleAnswer applies the viewer's answer to the outstanding offer.
 func (s *Subscriber) HandleAnswer(sdp string) error {
 	s.mu.Lock()
