@@ -148,6 +148,11 @@ type SFUConfig struct {
 	// closes Pion's, which saves 13 goroutines and about 120 KiB per
 	// viewer. A switch to turn that off if a client misbehaves with it.
 	PionViewers bool `mapstructure:"pion_viewers"`
+	// MaxLag is how far a viewer may fall behind the newest packet of its
+	// track when the node is overloaded: a forwarder further behind skips
+	// its viewers ahead to the newest picture instead of sending the
+	// backlog. Default 500ms; 50ms..10s.
+	MaxLag time.Duration `mapstructure:"max_lag"`
 }
 
 // AuthConfig configures access tokens.
@@ -333,6 +338,7 @@ func Default() *Config {
 			KeyframeInterval:    500 * time.Millisecond,
 			NACKBudget:          262144,
 			BandwidthEstimation: "simulcast",
+			MaxLag:              500 * time.Millisecond,
 		},
 		Auth: AuthConfig{TokenTTL: 24 * time.Hour},
 		Limits: LimitsConfig{

@@ -170,6 +170,9 @@ func (s SFUConfig) validate(p *problems) {
 		p.add("sfu.keyframe_min_interval", "%s is not between 0 and 10s", formatDuration(d))
 	}
 	p.between("sfu.nack_budget", s.NACKBudget, 0, 100_000_000)
+	if d := s.MaxLag; d < 50*time.Millisecond || d > 10*time.Second {
+		p.add("sfu.max_lag", "%s is not between 50ms and 10s", formatDuration(d))
+	}
 	switch s.BandwidthEstimation {
 	case "simulcast", "always", "off":
 	default:

@@ -57,6 +57,8 @@ func TestValidate_EachProblemNamesItsKey(t *testing.T) {
 		{"packet cache too small", func(c *Config) { c.SFU.PacketCache = 128 }, `sfu.packet_cache: 128 is not a power of two between 256 and 32768`},
 		{"packet cache too big", func(c *Config) { c.SFU.PacketCache = 65536 }, `sfu.packet_cache: 65536 is not a power of two between 256 and 32768`},
 		{"keyframe interval too long", func(c *Config) { c.SFU.KeyframeInterval = 11 * time.Second }, `sfu.keyframe_min_interval: 11s is not between 0 and 10s`},
+		{"max lag too short", func(c *Config) { c.SFU.MaxLag = 10 * time.Millisecond }, `sfu.max_lag: 10ms is not between 50ms and 10s`},
+		{"max lag too long", func(c *Config) { c.SFU.MaxLag = 11 * time.Second }, `sfu.max_lag: 11s is not between 50ms and 10s`},
 		{"keyframe interval negative", func(c *Config) { c.SFU.KeyframeInterval = -time.Second }, `sfu.keyframe_min_interval: -1s is not between 0 and 10s`},
 		{"secret empty", func(c *Config) { c.Auth.Secret = "" }, errSecret},
 		{"secret short", func(c *Config) { c.Auth.Secret = strings.Repeat("x", 31) }, errSecret},
