@@ -438,3 +438,43 @@ func sortedKeys(m map[string]any) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Dev mode serves /dev/token, so it listens on this machine only unless
+// http.listen says otherwise (flag, environment or file); production keeps
+// the documented ":7880".
+func TestLoad_DevModeListensOnLoopbackUnlessTold(t *testing.T) {
+	if got := mustLoad(t, []string{"--dev"}, nil).HTTP.Listen; got != "127.0.0.1:7880" {
+		t.Errorf("dev mode http.listen = %q, want 127.0.0.1:7880", got)
+	}
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		environ []string
+	}{
+		{"flag", []string{"--dev", "--http.listen", ":9000"}, nil},
+		{"environment", []string{"--dev"}, []string{"HALO_HTTP_LISTEN=:9000"}},
+		{"file", []string{"--dev", "--config", writeConfig(t, "http:\n  listen: \":9000\"\n")}, nil},
+	} {
+		if got := mustLoad(t, tt.args, tt.environ).HTTP.Listen; got != ":9000" {
+			t.Errorf("%s: dev mode http.listen = %q, want the explicit :9000", tt.name, got)
+		}
+	}
+	if got := mustLoad(t, nil, withSecret()).HTTP.Listen; got != ":7880" {
+		t.Errorf("production http.listen = %q, want :7880", got)
+	}
+}
+
+// A first start without any configuration says how to start: --dev to try
+// it, HALO_AUTH_SECRET for production. A secret that is set but bad gets
+// the auth.secret error alone.
+func TestLoad_NoConfigurationNamesDevAndTheSecretVariable(t *testing.T) {
+	msg := loadErr(t, nil, nil)
+	for _, want := range []string{errSecret, "--dev", "HALO_AUTH_SECRET"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("no configuration: error %q lacks %q", msg, want)
+		}
+	}
+	if msg := loadErr(t, nil, []string{"HALO_AUTH_SECRET=short"}); strings.Contains(msg, "--dev") {
+		t.Errorf("a short secret got the no-configuration hint: %q", msg)
+	}
+}

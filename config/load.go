@@ -33,8 +33,13 @@ const maxFileBytes = 1 << 20
 // sfu.include_loopback unless it was explicitly set to false, and always
 // generates auth.secret (Auth.SecretGenerated reports it): a configured
 // secret is refused, because /dev/token would sign tokens with it (the
-// placeholder of config.example.yaml counts as none). An empty node.id means
-// the host-name based default.
+// placeholder of config.example.yaml counts as none). Dev mode listens on
+// 127.0.0.1:7880 unless http.listen is set (file, environment or flag):
+// /dev/token must not be offered to the network by default. An empty
+// node.id means the host-name based default.
+//
+// Outside dev mode, when auth.secret is set nowhere, the error also says how
+// to start: --dev to try it, HALO_AUTH_SECRET (or a file) for production.
 func Load(args []string, environ []string) (*Config, error) {
 	return load(args, environ, os.Stderr)
 }
@@ -109,17 +114,30 @@ func load(args, environ []string, stderr io.Writer) (*Config, error) {
 	if cfg.Dev && cfg.Auth.Secret != "" && cfg.Auth.Secret != placeholderSecret {
 		return nil, fmt.Errorf("invalid configuration:\n%s", errDevSecret)
 	}
-	cfg.finish(v.InConfig("sfu.include_loopback"))
+	cfg.finish(v.InConfig("sfu.include_loopback"), v.InConfig("http.listen") || fs.Changed("http.listen"))
 	if err := cfg.Validate(); err != nil {
+		if !cfg.Dev && !v.InConfig("auth.secret") {
+			err = errors.Join(err, errors.New(hintNoSecret))
+		}
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return &cfg, nil
 }
 
+// devHTTPListen is http.listen in dev mode unless it is set: this machine
+// only, since /dev/token signs a token for anyone who reaches it.
+const devHTTPListen = "127.0.0.1:7880"
+
+// hintNoSecret follows the errors of a start that set auth.secret nowhere,
+// typically a first `halo-sfu` without any configuration.
+const hintNoSecret = "no auth.secret is configured: to try HaloBuzz Live on this machine run `halo-sfu --dev` (or `make run`); " +
+	"in production set HALO_AUTH_SECRET=$(openssl rand -hex 32), or auth.secret in a --config file (see README, \"Run in production\")"
+
 // finish fills the values that depend on others once all layers are in.
 // loopbackSet reports that the file or the environment set
-// sfu.include_loopback.
-func (c *Config) finish(loopbackSet bool) {
+// sfu.include_loopback; listenSet that the file, the environment or a flag
+// set http.listen.
+func (c *Config) finish(loopbackSet, listenSet bool) {
 	for _, l := range keys().leaves {
 		if f := l.value(c); l.typ == stringSliceType && f.Len() == 0 {
 			f.SetZero()
@@ -130,6 +148,9 @@ func (c *Config) finish(loopbackSet bool) {
 	}
 	if c.Dev && !loopbackSet {
 		c.SFU.IncludeLoopback = true
+	}
+	if c.Dev && !listenSet {
+		c.HTTP.Listen = devHTTPListen
 	}
 	if c.Dev {
 		// Dev mode signs with a secret nobody else knows, so a token minted

@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +121,64 @@ func TestDevMode_HALODEVDoesNotEnableIt(t *testing.T) {
 		t.Fatalf("--dev with a secret: exit %d, stderr %q", code, errOut.String())
 	}
 
+}
+
+// `make run` (halo-sfu --dev, nothing else about the listener) serves
+// /dev/token, which signs a token for anyone who asks: it answers on
+// loopback and on no other address of this machine.
+func TestDevMode_MakeRunAnswersOnLoopbackOnly(t *testing.T) {
+	var others []net.IP
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			others = append(others, n.IP)
+		}
+	}
+	if len(others) == 0 {
+		t.Skip("this machine has no non-loopback address to try (only lo): nothing to show")
+	}
+	// The media port and the metrics listener are moved so the test runs
+	// beside anything else; the HTTP listener is make run's own default.
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut testutil.SyncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"--dev", "--metrics.listen", "", "--sfu.udp_port", "0"}, nil, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		if c := <-code; c != 0 {
+			t.Errorf("exit code %d; stderr:\n%s", c, errOut.String())
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "token") && time.Now().Before(deadline) {
+		if strings.Contains(errOut.String(), "address already in use") {
+			t.Skipf("port 7880 is taken on this machine (another make run?): cannot try make run's default here\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "http://127.0.0.1:7880/") {
+		t.Fatalf("dev banner does not show the loopback page:\n%s\n%s", out.String(), errOut.String())
+	}
+	resp, err := http.Get("http://127.0.0.1:7880/dev/token?room=demo&identity=me")
+	if err != nil {
+		t.Fatalf("loopback: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("loopback /dev/token: %s", resp.Status)
+	}
+	for _, ip := range others {
+		addr := net.JoinHostPort(ip.String(), "7880")
+		if c, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+			c.Close()
+			t.Errorf("dev mode answers on %s: /dev/token is open to the network", addr)
+		} else {
+			t.Logf("%s: %v (as wanted)", addr, err)
+		}
+	}
 }
