@@ -5,6 +5,10 @@
 //
 // It prints a token and the web page's address. See README.md.
 //
+//	halo-sfu token --room demo --identity alice [--publish] [--admin] [--ttl 1h]
+//
+// prints a token signed with the configured auth.secret.
+//
 // This package is the process only: flags and configuration, the logger,
 // the garbage collector's target, signals and exit codes. The node itself
 // is built, started and drained by internal/node.
@@ -44,8 +48,12 @@ func main() {
 
 // run is main without the process: tests call it too. Exit codes: 0 after
 // a clean drain, 1 when the node could not start or its drain did not
-// finish, 2 for a configuration error.
+// finish, 2 for a configuration error. "token" as the first argument mints
+// a token instead (runToken).
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "token" {
+		return runToken(args[1:], environ, stdout, stderr)
+	}
 	for _, a := range args {
 		if a == "--version" || a == "-version" {
 			// Before the configuration: --version works without a secret or a file.
@@ -55,6 +63,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	cfg, err := config.Load(args, environ)
 	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "\nSubcommand:\n  halo-sfu token --room ROOM --identity ID [--publish] [--admin] [--ttl 1h]\n"+
+			"      prints a token signed with the configured auth.secret (halo-sfu token --help)")
 		return 0
 	}
 	if err != nil {

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/halobuzz/live/internal/testutil"
+)
+
+// mint runs `halo-sfu token args...` with environ and returns the token,
+// failing the test unless it exits 0 with one line.
+func mint(t *testing.T, environ []string, args ...string) string {
+	t.Helper()
+	var out, errOut testutil.SyncBuffer
+	if code := run(context.Background(), append([]string{"token"}, args...), environ, &out, &errOut); code != 0 {
+		t.Fatalf("halo-sfu token %q: exit %d, stderr %q", args, code, errOut.String())
+	}
+	tok := strings.TrimSuffix(out.String(), "\n")
+	if tok == "" || strings.ContainsAny(tok, "\n ") {
+		t.Fatalf("halo-sfu token %q printed %q, want one token", args, out.String())
+	}
+	return tok
+}
+
+// join opens /ws on addr, joins with tok, and returns the reply's type and
+// error code, if any.
+func join(t *testing.T, addr, tok string) (typ, code string) {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteJSON(map[string]any{"v": 1, "type": "join", "id": 1, "data": map[string]any{"token": tok, "room": "demo"}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var reply struct {
+		Type string
+		Data struct{ Code string }
+	}
+	if err := c.ReadJSON(&reply); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.WriteJSON(map[string]any{"v": 1, "type": "leave", "id": 2})
+	return reply.Type, reply.Data.Code
+}
+
+// halo-sfu token signs with the configured secret, so a node with that
+// secret accepts the token (a WebSocket join; the admin API for --admin),
+// and refuses it once expired or when signed with another secret.
+func TestToken_MintedTokensAreAcceptedByANode(t *testing.T) {
+	environ := []string{"HALO_AUTH_SECRET=" + strings.Repeat("5ec7e7", 8)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut testutil.SyncBuffer
+	port := testutil.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"--http.listen", addr, "--metrics.listen", "", "--sfu.udp_port", "0"}, environ, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		if c := <-exited; c != 0 {
+			t.Errorf("node exit %d; stderr:\n%s", c, errOut.String())
+		}
+	}()
+	testutil.Eventually(t, "the node answers /healthz", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+
+	viewer := mint(t, environ, "--room", "demo", "--identity", "alice")
+	if typ, code := join(t, addr, viewer); typ != "joined" {
+		t.Errorf("a minted token's join: %s %s, want joined", typ, code)
+	}
+	short := mint(t, environ, "--room", "demo", "--identity", "bob", "--publish", "--ttl", "1s")
+	forged := mint(t, []string{"HALO_AUTH_SECRET=" + strings.Repeat("0ther5", 8)}, "--room", "demo", "--identity", "mallory", "--publish")
+	if typ, code := join(t, addr, forged); typ != "error" || code != "unauthorized" {
+		t.Errorf("a token signed with another secret: %s %s, want error unauthorized", typ, code)
+	}
+	other := mint(t, environ, "--room", "elsewhere", "--identity", "carol")
+	if typ, code := join(t, addr, other); typ != "error" {
+		t.Errorf("a token for another room joined demo: %s %s", typ, code)
+	}
+
+	admin := mint(t, environ, "--identity", "ops", "--admin")
+	for _, tt := range []struct {
+		tok  string
+		want int
+	}{{admin, http.StatusOK}, {viewer, http.StatusForbidden}} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/admin/nodes", nil)
+		req.Header.Set("Authorization", "Bearer "+tt.tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("/admin/nodes: %s, want %d", resp.Status, tt.want)
+		}
+	}
+
+	// The verifier allows 5 s of clock skew past exp.
+	time.Sleep(7 * time.Second)
+	if typ, code := join(t, addr, short); typ != "error" || code != "unauthorized" {
+		t.Errorf("an expired minted token: %s %s, want error unauthorized", typ, code)
+	}
+}
+
+// Usage mistakes exit 2 with the reason; no token is printed.
+func TestToken_UsageErrors(t *testing.T) {
+	environ := []string{"HALO_AUTH_SECRET=" + strings.Repeat("5ec7e7", 8)}
+	for _, tt := range []struct {
+		args    []string
+		environ []string
+		want    string
+	}{
+		{[]string{"--room", "demo"}, environ, "--identity is required"},
+		{[]string{"--identity", "a"}, environ, "--room is required"},
+		{[]string{"--room", "demo", "--identity", "a", "--ttl", "-1s"}, environ, "--ttl"},
+		{[]string{"--room", "no spaces", "--identity", "a"}, environ, "room"},
+		{[]string{"--room", "demo", "--identity", "a", "--bogus"}, environ, "bogus"},
+		{[]string{"--room", "demo", "--identity", "a"}, nil, "HALO_AUTH_SECRET"},
+	} {
+		var out, errOut testutil.SyncBuffer
+		code := run(context.Background(), append([]string{"token"}, tt.args...), tt.environ, &out, &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), tt.want) || out.String() != "" {
+			t.Errorf("token %q: exit %d, stdout %q, stderr %q; want exit 2 naming %q", tt.args, code, out.String(), errOut.String(), tt.want)
+		}
+	}
+}
