@@ -20,9 +20,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/halobuzz/live/config"
@@ -87,8 +89,20 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		log.Warn("shutdown incomplete", "err", incomplete.Err)
 		return 1
 	case err != nil:
-		log.Error("start failed", "err", err)
+		log.Error("start failed", "err", portTaken(err, cfg))
 		return 1
 	}
 	return 0
+}
+
+// portTaken names the key to change when the media port is in use: the
+// error from the media plane names the port and the address but not
+// sfu.udp_port.
+func portTaken(err error, cfg *config.Config) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "listen" && strings.HasPrefix(op.Net, "udp") && errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("sfu.udp_port %d is in use by another process (another halo-sfu?): stop it, or set another port "+
+			"with sfu.udp_port, HALO_SFU_UDP_PORT or --sfu.udp_port: %w", cfg.SFU.UDPPort, err)
+	}
+	return err
 }

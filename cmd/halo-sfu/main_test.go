@@ -6,8 +6,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +182,24 @@ func TestDevMode_MakeRunAnswersOnLoopbackOnly(t *testing.T) {
 		} else {
 			t.Logf("%s: %v (as wanted)", addr, err)
 		}
+	}
+}
+
+// The media port taken by another process stops the start with exit 1 and
+// an error naming sfu.udp_port, the key to change.
+func TestRun_UDPPortClashNamesTheKey(t *testing.T) {
+	taken, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.LocalAddr().(*net.UDPAddr).Port
+	var out, errOut testutil.SyncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := run(ctx, []string{"--http.listen", "127.0.0.1:0", "--metrics.listen", "", "--sfu.udp_port", strconv.Itoa(port)},
+		[]string{"HALO_AUTH_SECRET=" + strings.Repeat("c4", 20), "HALO_SFU_UDP_ADDRESS=127.0.0.1"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), fmt.Sprintf("sfu.udp_port %d is in use", port)) {
+		t.Fatalf("media port taken: exit %d, stderr %q; want exit 1 naming sfu.udp_port", code, errOut.String())
 	}
 }

@@ -115,6 +115,10 @@ func TestREADME_ProductionCommandsStartANode(t *testing.T) {
 	if bytes.Contains(cfg, []byte("change-me")) {
 		t.Fatal("the secret command left the placeholder in config.yaml")
 	}
+	// config.yaml holds the signing secret: only its owner reads it.
+	if fi, err := os.Stat(filepath.Join(dir, "config.yaml")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("config.yaml written by the README's commands: %v (%v), want mode 0600", fi.Mode().Perm(), err)
+	}
 
 	const commit = "0123456789abcdef0123456789abcdef01234567"
 	bin := stampedBinary(t, "v0.0.0-test", commit)
@@ -136,8 +140,8 @@ func TestREADME_ProductionCommandsStartANode(t *testing.T) {
 		fmt.Sprintf("HALO_HTTP_LISTEN=127.0.0.1:%d", httpPort),
 		fmt.Sprintf("HALO_METRICS_LISTEN=127.0.0.1:%d", metricsPort),
 		"HALO_SFU_UDP_PORT=0", "HALO_SFU_UDP_ADDRESS=127.0.0.1")
-	var stderr testutil.SyncBuffer
-	cmd.Stderr = &stderr
+	var stdout, stderr testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +167,20 @@ func TestREADME_ProductionCommandsStartANode(t *testing.T) {
 		code, _ := get(fmt.Sprintf("http://127.0.0.1:%d/healthz", httpPort))
 		return code == http.StatusOK
 	})
+	// The start says where everything is, as dev mode does.
+	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	for _, want := range []string{
+		"web page:    " + base + "/\n", "WebSocket:   " + fmt.Sprintf("ws://127.0.0.1:%d/ws", httpPort),
+		"WHIP:        " + base + "/whip/{room}", "WHEP:        " + base + "/whep/{room}",
+		fmt.Sprintf("metrics:     http://127.0.0.1:%d/metrics", metricsPort), "halo-sfu token",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the production start's banner lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if strings.Contains(stdout.String(), "eyJ") {
+		t.Errorf("the production start printed a token:\n%s", stdout.String())
+	}
 	_, metrics := get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 	if !regexp.MustCompile(`halo_build_info\{commit="` + commit + `",go="go[^"]+",node="[^"]+",region="local",version="v0.0.0-test"\} 1`).MatchString(metrics) {
 		t.Errorf("metrics lack halo_build_info with the stamped build:\n%s", grepLines(metrics, "halo_build_info"))
@@ -190,4 +208,35 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return b.String()
+}
+
+// The files the README's commands write in the checkout (config.yaml with
+// the secret, the load tester's reports) are ignored by git, so a
+// `git add .` commits neither a secret nor a report.
+func TestGitignore_CoversWhatTheREADMEWrites(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{"config.yaml": true}
+	for _, m := range regexp.MustCompile(`--(?:html|json) ([\w.-]+)`).FindAllStringSubmatch(string(readme), -1) {
+		files[m[1]] = true
+	}
+	if len(files) < 3 {
+		t.Fatalf("found only %v in README.md's commands; the pattern no longer matches them", files)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed: cannot ask it what it ignores")
+	}
+	root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not a git checkout (%v): nothing to ignore", err)
+	}
+	for f := range files {
+		cmd := exec.Command("git", "check-ignore", "-q", "--no-index", f)
+		cmd.Dir = strings.TrimSpace(string(root))
+		if err := cmd.Run(); err != nil {
+			t.Errorf("git does not ignore %s, which the README's commands write (%v)", f, err)
+		}
+	}
 }

@@ -195,8 +195,8 @@ func (n *Node) release() {
 	n.engine.Close()
 }
 
-// Run starts a node for cfg, prints the dev-mode banner to stdout in dev
-// mode, serves until ctx ends (main turns SIGTERM into that), then drains
+// Run starts a node for cfg, prints where it serves to stdout (the
+// dev-mode banner with a token in dev mode), serves until ctx ends (main turns SIGTERM into that), then drains
 // within shutdown.timeout. It is the process's whole life, for the binary
 // and for tests that run a node in a process of its own.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
@@ -210,6 +210,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Wr
 	}
 	if cfg.Dev {
 		n.PrintDevInfo(stdout)
+	} else {
+		n.PrintInfo(stdout)
 	}
 	<-ctx.Done()
 	n.log.Info("shutting down", "timeout", cfg.Shutdown.Timeout)
@@ -240,6 +242,31 @@ func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// PrintInfo prints where a production node serves: the web page, the
+// WebSocket, WHIP and WHEP endpoints (at http.public_url when it is set),
+// metrics, the media port, and how to mint a token.
+func (n *Node) PrintInfo(w io.Writer) {
+	base := strings.TrimSuffix(n.cfg.HTTP.PublicURL, "/")
+	if base == "" {
+		base = derivedURL(n.HTTPAddr())
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nHaloBuzz Live node %s (region %s) is serving.\n", n.cfg.Node.ID, n.cfg.Node.Region)
+	if n.cfg.HTTP.PublicURL != "" {
+		fmt.Fprintf(&b, "  listening:   %s (TCP; http.public_url below)\n", n.HTTPAddr())
+	}
+	fmt.Fprintf(&b, "  web page:    %s/\n", base)
+	fmt.Fprintf(&b, "  WebSocket:   ws%s/ws\n", strings.TrimPrefix(base, "http"))
+	fmt.Fprintf(&b, "  WHIP:        %s/whip/{room}\n", base)
+	fmt.Fprintf(&b, "  WHEP:        %s/whep/{room}\n", base)
+	if a := n.MetricsAddr(); a != "" {
+		fmt.Fprintf(&b, "  metrics:     http://%s/metrics\n", a)
+	}
+	fmt.Fprintf(&b, "  media:       UDP %v\n", n.engine.UDPAddrs())
+	fmt.Fprintf(&b, "  tokens:      halo-sfu token --room ROOM --identity ID [--publish] (same configuration)\n\n")
+	_, _ = io.WriteString(w, b.String())
 }
 
 // PrintDevInfo prints what a new user needs to try the server: a token and
