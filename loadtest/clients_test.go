@@ -203,7 +203,7 @@ func TestRun_ReportsEveryViewer(t *testing.T) {
 	if rep.Sent.VideoPackets == 0 || rep.Sent.AudioPackets == 0 {
 		t.Fatalf("publisher: %+v", rep.Sent)
 	}
-	if err := rep.Check(1); err != nil {
+	if err := rep.Check(DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	if ticks == 0 || len(rep.Timeline) == 0 {
@@ -233,18 +233,18 @@ func TestRun_APublisherThatCannotStartIsCountedByCode(t *testing.T) {
 	if rep.Publishers.Failed != 1 || rep.FailedJoins["forbidden"] != 2 || rep.Viewers.Failed != 1 {
 		t.Fatalf("publishers %+v viewers %+v failed joins %v", rep.Publishers, rep.Viewers, rep.FailedJoins)
 	}
-	if rep.Check(1) == nil {
+	if rep.Check(Limits{MaxLossPercent: 1}) == nil {
 		t.Fatal("Check passed a run whose publisher failed")
 	}
 }
 
 func TestReport_CheckNamesTheFailures(t *testing.T) {
 	ok := &Report{Viewers: ViewerCounts{Planned: 2, Connected: 2}, Received: ReceivedTotals{LossPercent: 0.5}}
-	if err := ok.Check(1); err != nil {
+	if err := ok.Check(Limits{MaxLossPercent: 1}); err != nil {
 		t.Fatal(err)
 	}
 	bad := &Report{Viewers: ViewerCounts{Planned: 2, Connected: 1, Failed: 1}, Received: ReceivedTotals{LossPercent: 1}}
-	err := bad.Check(1)
+	err := bad.Check(Limits{MaxLossPercent: 1})
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 viewers") || !strings.Contains(err.Error(), "loss") {
 		t.Fatalf("err = %v", err)
 	}

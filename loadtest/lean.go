@@ -81,6 +81,9 @@ type leanPeer struct {
 	// packet as it arrives (a lossy link), before decryption.
 	dropEvery atomic.Int64
 	rtpSeen   int64
+	// link, when set before media flows (ViewerConfig.LinkKbps), drops the
+	// RTP packets beyond its rate.
+	link *linkBucket
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -415,6 +418,9 @@ func (p *leanPeer) handleSRTP(ctx *srtp.Context, b []byte) {
 		if p.rtpSeen++; p.rtpSeen%d == 0 {
 			return
 		}
+	}
+	if p.link != nil && !p.link.admit(len(b), time.Now()) {
+		return
 	}
 	p.handleRTP(ctx, b)
 }

@@ -54,6 +54,9 @@ func (v *Viewer) startLeanWHEP(ctx context.Context) error {
 // the one before; false (lp closed) once the viewer is closed.
 func (v *Viewer) setLean(lp *leanPeer) bool {
 	lp.dropEvery.Store(int64(v.cfg.DropEvery))
+	if v.cfg.LinkKbps > 0 {
+		lp.link = newLinkBucket(v.cfg.LinkKbps)
+	}
 	if v.onLean != nil {
 		v.onLean(lp)
 	}

@@ -121,6 +121,9 @@ type Publisher struct {
 	videoPackets, audioPackets atomic.Uint64
 	videoFrames, keyframes     atomic.Uint64
 	plis                       atomic.Uint64
+	// frameTicks counts frame times: one per frame of each video track,
+	// whatever its simulcast layers (what one viewer of the track gets).
+	frameTicks atomic.Uint64
 
 	mu            sync.Mutex
 	participantID string
@@ -639,6 +642,7 @@ func (p *Publisher) pace(ctx context.Context, firstSent chan<- struct{}) {
 
 func (p *Publisher) sendFrames(now time.Time) {
 	sentAt := time.Now().UnixNano()
+	p.frameTicks.Add(1)
 	for _, vt := range p.video {
 		if vt.paused.Load() {
 			continue

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -33,6 +34,11 @@ type Report struct {
 	ElapsedMS float64 `json:"elapsed_ms"`
 	// Interrupted is set when the run was stopped early (Ctrl-C).
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Verdict is "PASS" or "FAIL: " and every reason, judged against
+	// Limits (Judge); Failures are the reasons, one sentence each.
+	Verdict  string   `json:"verdict,omitempty"`
+	Failures []string `json:"failures,omitempty"`
+	Limits   *Limits  `json:"limits,omitempty"`
 
 	Publishers PublisherCounts `json:"publishers"`
 	Viewers    ViewerCounts    `json:"viewers"`
@@ -121,12 +127,27 @@ type ReceivedTotals struct {
 	LossPercent    float64 `json:"loss_percent"`
 	Freezes        uint64  `json:"freezes"`
 	FreezeMS       float64 `json:"freeze_ms"`
+	// WatchMS is the video watch time of the connected viewers (each from
+	// its first packet), FreezePercent the share of it spent frozen.
+	WatchMS       float64 `json:"watch_ms"`
+	FreezePercent float64 `json:"freeze_percent"`
+	// FramesSent is the video frames sent while the connected viewers
+	// watched (each counted once per viewer that was to receive it: sent
+	// after it had media on every track, before it left); FramesReceived those of them they
+	// received; FramesPercent the one of the other.
+	FramesSent     uint64  `json:"frames_sent"`
+	FramesReceived uint64  `json:"frames_received"`
+	FramesPercent  float64 `json:"frames_percent"`
 }
 
-// Dist is a distribution over viewers (or frames): how many, and the 50th,
-// 95th, 99th percentile and the largest value (nearest rank).
+// Dist is a distribution over viewers (or frames): how many, the smallest
+// value, the 1st, 5th, 50th, 95th, 99th percentile and the largest value
+// (nearest rank). The low tail (Min, P1, P5) is where starved viewers are.
 type Dist struct {
 	N   int     `json:"n"`
+	Min float64 `json:"min"`
+	P1  float64 `json:"p1"`
+	P5  float64 `json:"p5"`
 	P50 float64 `json:"p50"`
 	P95 float64 `json:"p95"`
 	P99 float64 `json:"p99"`
@@ -152,6 +173,9 @@ type Measures struct {
 	LatencyMS Dist `json:"latency_ms"`
 	// BitrateKbps is each viewer's received bitrate from its first packet.
 	BitrateKbps Dist `json:"bitrate_kbps"`
+	// FramesPercent is each viewer's video frames received of those sent
+	// while it watched (viewers of rooms with video).
+	FramesPercent Dist `json:"frames_percent"`
 	// Freezes and FreezeMS: video gaps over 500 ms, count and total time.
 	Freezes  Dist `json:"freezes"`
 	FreezeMS Dist `json:"freeze_ms"`
@@ -212,6 +236,14 @@ type ViewerRecord struct {
 	BitrateKbps     float64 `json:"bitrate_kbps"`
 	Freezes         uint64  `json:"freezes"`
 	FreezeMS        float64 `json:"freeze_ms"`
+	// WatchMS is its video watch time, from its first packet to the end
+	// of its measures (0: no video).
+	WatchMS float64 `json:"watch_ms,omitempty"`
+	// FramesSent is the video frames its room's publishers sent between
+	// the moment it had media on every track and its leave (or the end)
+	// that it was to receive; FramesReceived those of them it received.
+	FramesSent     uint64 `json:"frames_sent,omitempty"`
+	FramesReceived uint64 `json:"frames_received,omitempty"`
 }
 
 // Viewer outcomes.
@@ -299,26 +331,81 @@ func ReadReport(rd io.Reader) (*Report, error) {
 	return &r, nil
 }
 
-// Check returns an error when a viewer or publisher failed, the run was
-// interrupted, or the loss after repair reached maxLossPercent.
-func (r *Report) Check(maxLossPercent float64) error {
-	var errs []error
+// Limits are what a run must meet to pass. A zero field is not checked.
+type Limits struct {
+	// MaxLossPercent: loss after repair at or above it fails.
+	MaxLossPercent float64 `json:"max_loss_percent"`
+	// MaxLatencyMS: frame latency p95 above it fails.
+	MaxLatencyMS float64 `json:"max_latency_ms"`
+	// MaxFreezePercent: freezes over more than this share of the watch
+	// time fail.
+	MaxFreezePercent float64 `json:"max_freeze_percent"`
+	// MinFramesPercent: frames received below this share of those sent
+	// fail.
+	MinFramesPercent float64 `json:"min_frames_percent"`
+}
+
+// DefaultLimits are halo-loadtest's defaults: loss 1 %, latency p95 1 s,
+// freezes 2 % of the watch time, frames received 99 % of those sent.
+func DefaultLimits() Limits {
+	return Limits{MaxLossPercent: 1, MaxLatencyMS: 1000, MaxFreezePercent: 2, MinFramesPercent: 99}
+}
+
+// Judge sets the report's verdict against l: Limits, Failures (one
+// sentence per reason) and Verdict.
+func (r *Report) Judge(l Limits) {
+	r.Limits = &l
+	r.Failures = nil
+	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
 	if r.Interrupted {
-		errs = append(errs, errors.New("the run was interrupted"))
+		fail("the run was interrupted")
 	}
 	if r.Publishers.Failed > 0 {
-		errs = append(errs, fmt.Errorf("%d of %d publishers failed", r.Publishers.Failed, r.Publishers.Planned))
+		fail("%d of %d publishers failed", r.Publishers.Failed, r.Publishers.Planned)
 	}
 	if n := r.Viewers.Failed + r.Viewers.NotStarted; n > 0 {
-		errs = append(errs, fmt.Errorf("%d of %d viewers failed to receive media", n, r.Viewers.Planned))
+		fail("%d of %d viewers failed to receive media", n, r.Viewers.Planned)
 	}
 	if r.Viewers.Planned > 0 && r.Viewers.Connected == 0 && r.Viewers.Failed == 0 && !r.Interrupted {
-		errs = append(errs, errors.New("no viewer connected"))
+		fail("no viewer connected")
 	}
-	if r.Received.LossPercent >= maxLossPercent {
-		errs = append(errs, fmt.Errorf("loss %.3f%% >= %.3f%%", r.Received.LossPercent, maxLossPercent))
+	if l.MaxLossPercent > 0 && r.Received.LossPercent >= l.MaxLossPercent {
+		fail("loss %.3f%% >= %.3f%% (--max-loss)", r.Received.LossPercent, l.MaxLossPercent)
+	}
+	if lat := r.Measures.LatencyMS; l.MaxLatencyMS > 0 && lat.N > 0 && lat.P95 > l.MaxLatencyMS {
+		fail("frame latency p95 %s exceeds %s (--max-latency): viewers fell behind live (p99 %s)",
+			fmtMS(lat.P95), fmtMS(l.MaxLatencyMS), fmtMS(lat.P99))
+	}
+	if t := r.Received; l.MaxFreezePercent > 0 && t.WatchMS > 0 && t.FreezePercent > l.MaxFreezePercent {
+		fail("freezes took %.1f%% of the watch time, more than %.1f%% (--max-freeze)", t.FreezePercent, l.MaxFreezePercent)
+	}
+	if t := r.Received; l.MinFramesPercent > 0 && t.FramesSent > 0 && t.FramesPercent < l.MinFramesPercent {
+		fail("viewers received %d of %d frames sent (%.1f%%), fewer than %.1f%% (--min-frames); the worst viewer %.1f%%",
+			t.FramesReceived, t.FramesSent, t.FramesPercent, l.MinFramesPercent, r.Measures.FramesPercent.Min)
+	}
+	r.Verdict = "PASS"
+	if len(r.Failures) > 0 {
+		r.Verdict = "FAIL: " + strings.Join(r.Failures, "; ")
+	}
+}
+
+// Check judges the report against l (Judge) and returns the reasons it
+// fails, nil when it passes.
+func (r *Report) Check(l Limits) error {
+	r.Judge(l)
+	var errs []error
+	for _, f := range r.Failures {
+		errs = append(errs, errors.New(f))
 	}
 	return errors.Join(errs...)
+}
+
+// fmtMS formats milliseconds for a sentence: "850 ms", "6.70 s".
+func fmtMS(ms float64) string {
+	if ms < 1000 {
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+	return fmt.Sprintf("%.2f s", ms/1000)
 }
 
 // dist returns the distribution of values (sorted in place).
@@ -331,7 +418,8 @@ func dist(values []float64) Dist {
 		i := int(math.Ceil(p*float64(len(values)))) - 1
 		return values[min(max(i, 0), len(values)-1)]
 	}
-	return Dist{N: len(values), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: values[len(values)-1]}
+	return Dist{N: len(values), Min: values[0], P1: q(0.01), P5: q(0.05),
+		P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: values[len(values)-1]}
 }
 
 func lossPercent(lost, received uint64) float64 {
@@ -350,7 +438,8 @@ func (r *Report) aggregate() {
 	r.Viewers.Planned = len(r.PerViewer)
 	r.Viewers.Connected, r.Viewers.Failed, r.Viewers.NotStarted, r.Viewers.Departed = 0, 0, 0, 0
 	r.Received = ReceivedTotals{}
-	var join, firstPkt, firstKey, lossRaw, loss, jitter, bitrate, freezes, freezeMS []float64
+	var join, firstPkt, firstKey, lossRaw, loss, jitter, bitrate, freezes, freezeMS, frames []float64
+	var frozenMS float64 // of the connected viewers
 	codes := map[string]int{}
 	for k, v := range r.Publishers.FailedByCode {
 		codes[k] += v
@@ -396,6 +485,19 @@ func (r *Report) aggregate() {
 		bitrate = append(bitrate, v.BitrateKbps)
 		freezes = append(freezes, float64(v.Freezes))
 		freezeMS = append(freezeMS, v.FreezeMS)
+		r.Received.WatchMS += v.WatchMS
+		frozenMS += v.FreezeMS
+		if v.FramesSent > 0 {
+			r.Received.FramesSent += v.FramesSent
+			r.Received.FramesReceived += v.FramesReceived
+			frames = append(frames, 100*float64(v.FramesReceived)/float64(v.FramesSent))
+		}
+	}
+	if r.Received.WatchMS > 0 {
+		r.Received.FreezePercent = 100 * frozenMS / r.Received.WatchMS
+	}
+	if r.Received.FramesSent > 0 {
+		r.Received.FramesPercent = 100 * float64(r.Received.FramesReceived) / float64(r.Received.FramesSent)
 	}
 	r.FailedJoins = codes
 	expected := r.Received.Packets + r.Received.Lost
@@ -405,10 +507,11 @@ func (r *Report) aggregate() {
 		JoinMS: dist(join), FirstPacketMS: dist(firstPkt), FirstKeyframeMS: dist(firstKey),
 		LossRawPercent: dist(lossRaw), LossPercent: dist(loss), JitterMS: dist(jitter),
 		BitrateKbps: dist(bitrate), Freezes: dist(freezes), FreezeMS: dist(freezeMS),
+		FramesPercent: dist(frames),
 	}
 	l := latencyFromBuckets(r.LatencyBuckets)
 	r.Measures.LatencyMS = Dist{
-		N:   int(l.total),
+		N: int(l.total), Min: msOf(l.Quantile(0)), P1: msOf(l.Quantile(0.01)), P5: msOf(l.Quantile(0.05)),
 		P50: msOf(l.Quantile(0.50)), P95: msOf(l.Quantile(0.95)), P99: msOf(l.Quantile(0.99)), Max: msOf(l.Quantile(1)),
 	}
 	r.LatencyCDF = l.cdf()

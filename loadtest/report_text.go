@@ -16,6 +16,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	row := func(name, format string, args ...any) {
 		fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...)
 	}
+	if r.Verdict != "" {
+		fmt.Fprintf(w, "%s\n", r.Verdict)
+	}
 	title := r.Target + " " + r.URL
 	if r.Scenario != "" {
 		title = r.Scenario + " on " + title
@@ -41,9 +44,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	t := r.Received
 	row("received", "%d packets (%d video, %d audio), %s, %d frames, %d keyframes",
 		t.Packets, t.VideoPackets, t.AudioPackets, formatBytes(t.Bytes), t.Frames, t.Keyframes)
+	if t.FramesSent > 0 {
+		row("frames", "%d received of %d sent (%.2f%%) while the viewers watched; worst viewer %.1f%%",
+			t.FramesReceived, t.FramesSent, t.FramesPercent, r.Measures.FramesPercent.Min)
+	}
 	row("loss so far", "%.3f%% raw (%d gaps), %.3f%% after NACK repair (%d packets)", t.LossRawPercent, t.LostRaw, t.LossPercent, t.Lost)
-	row("freezes", "%d over %s (video gaps > %s)", t.Freezes, time.Duration(t.FreezeMS*float64(time.Millisecond)).Round(time.Millisecond), FreezeThreshold)
-	fmt.Fprintf(tw, "per viewer\tp50\tp95\tp99\tmax\tn\n")
+	row("freezes", "%d over %s, %.2f%% of the watch time (video gaps > %s)", t.Freezes,
+		time.Duration(t.FreezeMS*float64(time.Millisecond)).Round(time.Millisecond), t.FreezePercent, FreezeThreshold)
+	fmt.Fprintf(tw, "per viewer\tmin\tp1\tp5\tp50\tp95\tp99\tmax\tn\n")
 	m := r.Measures
 	for _, d := range []struct {
 		name, unit string
@@ -57,6 +65,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		{"jitter", "ms", m.JitterMS},
 		{"latency (frames)", "ms", m.LatencyMS},
 		{"bitrate", "kbit/s", m.BitrateKbps},
+		{"frames received of sent", "%", m.FramesPercent},
 		{"freezes", "", m.Freezes},
 		{"freeze time", "ms", m.FreezeMS},
 	} {
@@ -64,7 +73,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		if d.unit == "" {
 			f = func(x float64) string { return fmt.Sprintf("%.0f", x) }
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\n", d.name, f(d.d.P50), f(d.d.P95), f(d.d.P99), f(d.d.Max), d.d.N)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", d.name,
+			f(d.d.Min), f(d.d.P1), f(d.d.P5), f(d.d.P50), f(d.d.P95), f(d.d.P99), f(d.d.Max), d.d.N)
 	}
 	lt := r.LoadTester
 	busy := "unknown"

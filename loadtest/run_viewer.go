@@ -22,7 +22,8 @@ func (r *run) launch(ctx context.Context, rv *runViewer) {
 			rv.fail(fmt.Errorf("token: %w", err))
 			return
 		}
-		vcfg := ViewerConfig{URL: r.cfg.Target.URL, Room: pv.Room, Token: tok, Name: pv.Identity, Region: r.plan.Region, Lean: !r.cfg.PionViewers}
+		vcfg := ViewerConfig{URL: r.cfg.Target.URL, Room: pv.Room, Token: tok, Name: pv.Identity, Region: r.plan.Region, Lean: !r.cfg.PionViewers,
+			LinkKbps: r.cfg.ViewerLinkKbps}
 		if r.cfg.Target.WHEP != "" {
 			vcfg.URL, vcfg.WHEPURL = "", RoomURL(r.cfg.Target.WHEP, pv.Room)
 			vcfg.NoAudio = r.plan.room(pv.Room).AudioTracks == 0
@@ -45,6 +46,12 @@ func (r *run) launch(ctx context.Context, rv *runViewer) {
 			}
 			return
 		}
+		// Media on every track: the frames sent from now on are this
+		// viewer's to receive (the setup before it is not a server's lag).
+		sent, got := r.framesSent(pv.Room), v.Latency().Count()
+		rv.mu.Lock()
+		rv.framesAtJoin, rv.framesGotAtJoin = sent, got
+		rv.mu.Unlock()
 		rv.state.CompareAndSwap(stateStarted, stateConnected)
 		if rv.leaveDue.Load() {
 			r.leave(rv)
@@ -64,8 +71,11 @@ func (r *run) leave(rv *runViewer) {
 	}
 	v := rv.v.Load()
 	s := v.Stats()
+	received := v.Latency().Count()
+	sent := r.framesSent(rv.plan.Room)
 	rv.mu.Lock()
 	rv.final, rv.counted, rv.leftAt = &s, s, time.Since(r.begin)
+	rv.framesAtLeave, rv.framesReceived = sent, received
 	rv.mu.Unlock()
 	r.wg.Add(1)
 	go func() {
@@ -90,6 +100,7 @@ func (r *run) record(rv *runViewer, all *Latency) ViewerRecord {
 	rec.StartMS = msOf(rv.startAt)
 	rv.mu.Lock()
 	err, final, counted, leftAt := rv.err, rv.final, rv.counted, rv.leftAt
+	atJoin, atLeave, received, gotAtJoin := rv.framesAtJoin, rv.framesAtLeave, rv.framesReceived, rv.framesGotAtJoin
 	rv.mu.Unlock()
 	v := rv.v.Load()
 	switch {
@@ -108,8 +119,16 @@ func (r *run) record(rv *runViewer, all *Latency) ViewerRecord {
 		s := v.Stats()
 		final = &s
 	}
+	lat := v.Latency()
 	if st == stateLeft {
 		rec.LeftMS = msOf(leftAt)
+	} else {
+		// To the end: the publishers have stopped, their counts are final.
+		atLeave, received = r.framesSent(pv.Room), lat.Count()
+	}
+	if atLeave > atJoin {
+		rec.FramesSent = atLeave - atJoin
+		rec.FramesReceived = min(received-min(gotAtJoin, received), rec.FramesSent)
 	}
 	if counted.VideoPackets+counted.AudioPackets == 0 {
 		counted = *final
@@ -132,8 +151,11 @@ func (r *run) record(rv *runViewer, all *Latency) ViewerRecord {
 	rec.LatencyP50MS, rec.LatencyP95MS = msOf(final.LatencyP50), msOf(final.LatencyP95)
 	if watched := final.at - final.FirstPacketAfter; watched > 0 {
 		rec.BitrateKbps = float64(final.Bytes) * 8 / 1000 / watched.Seconds()
+		if counted.VideoPackets > 0 {
+			rec.WatchMS = msOf(watched)
+		}
 	}
 	rec.Freezes, rec.FreezeMS = final.Freezes, msOf(final.FreezeTime)
-	all.Add(v.Latency())
+	all.Add(lat)
 	return rec
 }

@@ -36,6 +36,10 @@ type RunConfig struct {
 	// PionViewers makes the viewers ordinary Pion PeerConnections instead
 	// of lean ones (ViewerConfig.Lean), e.g. to compare their cost.
 	PionViewers bool
+	// ViewerLinkKbps puts each lean viewer behind a link of this rate
+	// (ViewerConfig.LinkKbps): starved viewers, to see what a server and
+	// the report make of them. 0: none.
+	ViewerLinkKbps int
 	// Server, when set, is measured: CPU, RSS, packets forwarded.
 	Server ServerProbe
 	// Progress, when set, is called every ProgressInterval (default 1s) on
@@ -128,6 +132,12 @@ type runViewer struct {
 	final   *ViewerStats  // stats when it left, or at the end of the hold
 	leftAt  time.Duration // since begin
 	counted ViewerStats   // packet counts after the drain (end of run)
+	// framesAtJoin and framesAtLeave are the frames its room's publishers
+	// had sent (framesSent) when it had media on every track and when it
+	// left; framesGotAtJoin and framesReceived the frames sent after it
+	// joined that it had received then (its latency count).
+	framesAtJoin, framesAtLeave     uint64
+	framesGotAtJoin, framesReceived uint64
 }
 
 func (rv *runViewer) fail(err error) {
@@ -145,6 +155,7 @@ type run struct {
 
 	viewers    []*runViewer
 	publishers []*Publisher
+	byRoom     map[string][]*Publisher // set once the publishers started
 	pubErrs    []error
 	wg         sync.WaitGroup // launch and leave goroutines
 
@@ -203,6 +214,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 
 	cpu0, machine0, sched0 := selfCPU(), readMachineCPU(), readSchedLatency()
 	r.startPublishers(ctx)
+	r.byRoom = map[string][]*Publisher{}
+	for _, p := range r.publishers {
+		r.byRoom[p.cfg.Room] = append(r.byRoom[p.cfg.Room], p)
+	}
 	// Baselines for the per-viewer figures: with the publishers in place
 	// (their tracks and caches are not the viewers'), before any viewer.
 	goroutines0, rss0 := runtime.NumGoroutine(), selfRSSKiB()
@@ -315,6 +330,27 @@ func (r *run) startPublisher(ctx context.Context, pp PlannedPublisher) (*Publish
 		return nil, err
 	}
 	return p, nil
+}
+
+// framesSent returns the video frames the publishers of room have sent so
+// far that one viewer of it is to receive: every video track of every
+// publisher (one simulcast layer each); over WHEP, one video track.
+func (r *run) framesSent(room string) uint64 {
+	pr := r.plan.room(room)
+	if pr.Publishers == 0 || pr.VideoTracks == 0 {
+		return 0
+	}
+	perPublisher := uint64(pr.VideoTracks / pr.Publishers)
+	var n uint64
+	for _, p := range r.byRoom[room] {
+		t := p.frameTicks.Load()
+		if r.cfg.Target.Kind() == "whip-whep" {
+			n = max(n, t)
+			continue
+		}
+		n += t * perPublisher
+	}
+	return n
 }
 
 // event is a viewer start or leave on the plan's clock.

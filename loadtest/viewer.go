@@ -38,6 +38,10 @@ type ViewerConfig struct {
 	// arrives, before decryption: a lossy link, to see NACK repair work
 	// against a server. 0: none.
 	DropEvery int
+	// LinkKbps, on a lean viewer, is the rate of a narrow link in front of
+	// it: RTP packets beyond it (50 ms of burst) are dropped as they
+	// arrive, retransmissions included: a starved viewer. 0: no limit.
+	LinkKbps int
 	// FollowRedirects makes a WebSocket viewer follow a draining node's
 	// redirect as a real client does: it joins the node the redirect names
 	// on a new connection and, once that one is up, leaves the old node

@@ -14,9 +14,11 @@
 // users can read them: HALO_LOADTEST_TOKEN, HALO_LOADTEST_SECRET.
 //
 // Exit status: 0 when every participant got going, every viewer received
-// media and loss stayed under --max-loss percent; 1 when not, when the run
-// was interrupted (the reports are still written), or could not start; 2
-// on bad usage.
+// media, loss stayed under --max-loss percent, frame latency p95 within
+// --max-latency, freezes within --max-freeze percent of the watch time and
+// frames received at or above --min-frames percent of those sent; 1 when
+// not (a sentence on stderr says why), when the run was interrupted (the
+// reports are still written), or could not start; 2 on bad usage.
 package main
 
 import (
@@ -50,7 +52,9 @@ type options struct {
 	shard                  loadtest.Shard
 	jsonOut, htmlOut       string
 	mediaTimeout           time.Duration
-	maxLoss                float64
+	limits                 loadtest.Limits
+	maxLatency             time.Duration
+	durationSet            bool
 	server                 loadtest.ServerProbe
 	viewers, rooms         int
 	publishers             int
@@ -66,6 +70,7 @@ type options struct {
 	cpuProfile             string
 	shapeFlags             []string
 	viewerKind             string
+	viewerLinkKbps         int
 	simulcast              int
 	codec                  string
 }
@@ -74,9 +79,10 @@ type options struct {
 // other.
 var shapeFlags = map[string]bool{
 	"viewers": true, "rooms": true, "publishers": true, "bitrate": true, "fps": true,
-	"video-tracks": true, "simulcast": true, "codec": true, "keyframe-interval": true, "no-audio": true, "no-dtx": true, "duration": true,
+	"video-tracks": true, "simulcast": true, "codec": true, "keyframe-interval": true, "no-audio": true, "no-dtx": true,
 	"ramp": true, "churn": true, "region": true, "chat-per-minute": true,
 	"reactions-per-minute": true, "seed": true, "room": true,
+	// --duration is not among them: it overrides a scenario's duration.
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -119,14 +125,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.reactionRate, "reactions-per-minute", 0, "reactions per viewer per minute")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the plan (churn stays)")
 	fs.DurationVar(&o.mediaTimeout, "media-timeout", 10*time.Second, "time a viewer has to receive media on every track")
-	fs.Float64Var(&o.maxLoss, "max-loss", 1, "loss percentage (after repair) at or above which the run fails")
+	addLimitFlags(fs, &o.limits, &o.maxLatency)
 	fs.StringVar(&o.viewerKind, "viewer", "lean", "viewer transport: lean (own ICE/DTLS/SRTP, one batched reader per viewer) or pion (a Pion PeerConnection)")
+	fs.IntVar(&o.viewerLinkKbps, "viewer-link-kbps", 0, "put each lean viewer behind a link of this many kbit/s: packets beyond it are dropped (starved viewers; 0: none)")
 	fs.IntVar(&o.server.PID, "server-pid", 0, "pid of the server on this machine: report its CPU, kernel share and memory")
 	fs.StringVar(&o.server.MetricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:7881/metrics), for packets forwarded")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	o.limits.MaxLatencyMS = float64(o.maxLatency) / float64(time.Millisecond)
 	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "duration" {
+			o.durationSet = true
+			return // --duration overrides a scenario's
+		}
 		if shapeFlags[f.Name] {
 			o.shapeFlags = append(o.shapeFlags, "--"+f.Name)
 		}
@@ -169,6 +181,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		if o.scenario, err = loadtest.ParseScenario(data); err != nil {
 			return o, fmt.Errorf("--scenario %s: %w", o.scenarioFile, err)
+		}
+		if o.durationSet {
+			o.scenario.Duration = loadtest.Duration(o.duration)
+			if err := o.scenario.Validate(); err != nil {
+				return o, fmt.Errorf("--duration: %w", err)
+			}
 		}
 		return o, nil
 	}
@@ -215,13 +233,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	status := newStatus(stderr)
 	cfg := loadtest.RunConfig{
-		Target:       o.target,
-		Scenario:     o.scenario,
-		Shard:        o.shard,
-		MediaTimeout: o.mediaTimeout,
-		PionViewers:  o.viewerKind == "pion",
-		Server:       o.server,
-		Progress:     func(p loadtest.Progress) { status.update(loadtest.StatusLine(p)) },
+		Target:         o.target,
+		Scenario:       o.scenario,
+		Shard:          o.shard,
+		MediaTimeout:   o.mediaTimeout,
+		PionViewers:    o.viewerKind == "pion",
+		ViewerLinkKbps: o.viewerLinkKbps,
+		Server:         o.server,
+		Progress:       func(p loadtest.Progress) { status.update(loadtest.StatusLine(p)) },
 	}
 	switch {
 	case o.secret != "":
@@ -247,7 +266,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "halo-loadtest:", err)
 		return 1
 	}
-	code := report(rep, o.jsonOut, o.htmlOut, o.maxLoss, stdout, stderr)
+	code := report(rep, o.jsonOut, o.htmlOut, o.limits, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "halo-loadtest: run cut short:", err)
 		code = 1
@@ -255,8 +274,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// report writes the table and the report files and checks the result.
-func report(rep *loadtest.Report, jsonOut, htmlOut string, maxLoss float64, stdout, stderr io.Writer) int {
+// addLimitFlags adds the flags of what a run must meet to pass.
+func addLimitFlags(fs *flag.FlagSet, l *loadtest.Limits, maxLatency *time.Duration) {
+	d := loadtest.DefaultLimits()
+	fs.Float64Var(&l.MaxLossPercent, "max-loss", d.MaxLossPercent, "loss percentage (after repair) at or above which the run fails")
+	fs.DurationVar(maxLatency, "max-latency", time.Duration(d.MaxLatencyMS)*time.Millisecond, "frame latency p95 above which the run fails (0: not checked)")
+	fs.Float64Var(&l.MaxFreezePercent, "max-freeze", d.MaxFreezePercent, "percentage of the viewers' watch time frozen above which the run fails (0: not checked)")
+	fs.Float64Var(&l.MinFramesPercent, "min-frames", d.MinFramesPercent, "percentage of the frames sent the viewers must receive (0: not checked)")
+}
+
+// report judges the run against limits, writes the table and the report
+// files, and says why the run failed.
+func report(rep *loadtest.Report, jsonOut, htmlOut string, limits loadtest.Limits, stdout, stderr io.Writer) int {
+	checkErr := rep.Check(limits)
 	_ = rep.WriteText(stdout)
 	code := 0
 	write := func(path string, f func(io.Writer) error) {
@@ -272,8 +302,10 @@ func report(rep *loadtest.Report, jsonOut, htmlOut string, maxLoss float64, stdo
 	}
 	write(jsonOut, rep.WriteJSON)
 	write(htmlOut, rep.WriteHTML)
-	if err := rep.Check(maxLoss); err != nil {
-		fmt.Fprintln(stderr, "halo-loadtest: FAIL:", err)
+	if checkErr != nil {
+		for _, f := range rep.Failures {
+			fmt.Fprintln(stderr, "halo-loadtest: FAIL:", f)
+		}
 		code = 1
 	}
 	return code
@@ -321,7 +353,9 @@ func runMerge(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	jsonOut := fs.String("json", "", "write the merged JSON report to this file")
 	htmlOut := fs.String("html", "", "write the merged HTML report to this file")
-	maxLoss := fs.Float64("max-loss", 1, "loss percentage at or above which the merged run fails")
+	var limits loadtest.Limits
+	var maxLatency time.Duration
+	addLimitFlags(fs, &limits, &maxLatency)
 	var files []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
@@ -361,5 +395,6 @@ func runMerge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "halo-loadtest merge:", err)
 		return 2
 	}
-	return report(merged, *jsonOut, *htmlOut, *maxLoss, stdout, stderr)
+	limits.MaxLatencyMS = float64(maxLatency) / float64(time.Millisecond)
+	return report(merged, *jsonOut, *htmlOut, limits, stdout, stderr)
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -121,5 +124,25 @@ func TestRun_NoCredentialsAsksADevServer(t *testing.T) {
 	code, _, stderr = runCmd(t, context.Background(), "--url", prod.wsURL, "--viewers", "1", "--duration", "1s")
 	if code != 2 || !strings.Contains(stderr, "give --token or --secret") || !strings.Contains(stderr, "/dev/token") {
 		t.Fatalf("server without dev mode: exit %d, want 2 with a hint:\n%s", code, stderr)
+	}
+}
+
+// --duration overrides a scenario file's duration; other scenario flags
+// still exclude --scenario.
+func TestParseFlags_DurationOverridesTheScenarios(t *testing.T) {
+	file := filepath.Join("..", "..", "loadtest", "scenarios", "one-room.yaml")
+	o, err := parseFlags([]string{"--token", "a", "--scenario", file, "--duration", "7s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(o.scenario.Duration); got != 7*time.Second {
+		t.Fatalf("duration %v, want the flag's 7s", got)
+	}
+	plain, err := parseFlags([]string{"--token", "a", "--scenario", file}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(plain.scenario.Duration) == 7*time.Second {
+		t.Fatal("the scenario file itself says 7s: the test proves nothing")
 	}
 }

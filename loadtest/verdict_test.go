@@ -1,0 +1,41 @@
+package loadtest
+
+import "testing"
+
+// Each limit fails the run with its own sentence, and a run within every
+// limit passes; a zero limit is not checked.
+func TestReport_JudgeNamesEachLimitExceeded(t *testing.T) {
+	ok := func() *Report {
+		return &Report{
+			Viewers:  ViewerCounts{Planned: 2, Connected: 2},
+			Received: ReceivedTotals{WatchMS: 60_000, FreezePercent: 1, FramesSent: 1000, FramesReceived: 995, FramesPercent: 99.5},
+			Measures: Measures{LatencyMS: Dist{N: 1000, P95: 900, P99: 950}},
+		}
+	}
+	r := ok()
+	if err := r.Check(DefaultLimits()); err != nil || r.Verdict != "PASS" {
+		t.Fatalf("a run within the limits: %v, verdict %q", err, r.Verdict)
+	}
+	for name, c := range map[string]struct {
+		bend func(*Report)
+		want string
+	}{
+		"latency": {func(r *Report) { r.Measures.LatencyMS.P95, r.Measures.LatencyMS.P99 = 6700, 7200 },
+			"frame latency p95 6.70 s exceeds 1.00 s (--max-latency): viewers fell behind live (p99 7.20 s)"},
+		"freezes": {func(r *Report) { r.Received.FreezePercent = 3.5 },
+			"freezes took 3.5% of the watch time, more than 2.0% (--max-freeze)"},
+		"frames": {func(r *Report) {
+			r.Received.FramesReceived, r.Received.FramesPercent, r.Measures.FramesPercent.Min = 750, 75, 40
+		}, "viewers received 750 of 1000 frames sent (75.0%), fewer than 99.0% (--min-frames); the worst viewer 40.0%"},
+	} {
+		r := ok()
+		c.bend(r)
+		err := r.Check(DefaultLimits())
+		if err == nil || err.Error() != c.want || r.Verdict != "FAIL: "+c.want {
+			t.Errorf("%s: err %v, verdict %q, want %q", name, err, r.Verdict, c.want)
+		}
+		if err := r.Check(Limits{MaxLossPercent: 1}); err != nil {
+			t.Errorf("%s: with that limit off: %v", name, err)
+		}
+	}
+}
