@@ -80,7 +80,10 @@ type DownTrack struct {
 	lastTS  uint32
 	lastAt  int64 // monoNow of the forwarder round that sent lastSeq
 	pliAt   int64 // when a picture loss was last answered from the cache
-	hdr     rtp.Header
+	// needFresh: skipped ahead by its forwarder (lag.go), the viewer's
+	// video starts again only on a keyframe that arrives after the skip.
+	needFresh bool
+	hdr       rtp.Header
 
 	nack nackGuard // the viewer's retransmission budget and history
 
@@ -272,10 +275,22 @@ func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bo
 	switch {
 	case !t.isVideo():
 		return d.startLive(b, t, h, payload, sc)
+	case d.needFresh && (!t.pic.kfValid || t.pic.kfTS != h.Timestamp) && keyframeCodec(t.mime):
+		// Skipped ahead (lag.go): the cached picture began before the
+		// skip, and replaying it to every viewer is what an overloaded
+		// node cannot afford. Start on the next keyframe, asked for now.
+		t.RequestKeyframe()
+		return 0
+	case d.needFresh && t.pic.kfSeq == h.SequenceNumber:
+		// That keyframe's first packet: sent live, in this round, rather
+		// than by a replay round after the forwarder's backlog.
+		d.needFresh = false
+		return d.startLive(b, t, h, payload, sc)
 	case t.pic.kfValid:
 		if int16(h.SequenceNumber-t.pic.kfSeq) < 0 {
 			return 0 // a late packet from before the picture
 		}
+		d.needFresh = false
 		d.setAnchor(t, t.pic.kfSeq, t.pic.kfTS, t.pic.headTS)
 		d.cursor = t.pic.kfSeq
 		d.state = dtReplaying

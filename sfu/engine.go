@@ -47,7 +47,10 @@ type Engine struct {
 
 	cacheSize   int
 	keyframeGap time.Duration
-	nackBudget  int // bytes per second per viewer; 0 is unlimited
+	nackBudget  int   // bytes per second per viewer; 0 is unlimited
+	maxLag      int64 // sfu.max_lag in nanoseconds: a forwarder further behind skips ahead (lag.go); 0 is no bound
+	lag         lagHistogram
+	fwdHook     func() // tests: called before each packet a forwarder takes; set before any track starts
 	stats       counters
 	q           quality // viewers' reports, ICE failures, freezes (quality.go)
 	sr          senderReports
@@ -61,6 +64,7 @@ type counters struct {
 	plisSent, replays                atomic.Uint64
 	plisReceived, plisFromCache      atomic.Uint64
 	plisIgnored, forwarderSkipped    atomic.Uint64
+	forwarderSkips                   atomic.Uint64 // viewers skipped ahead by a forwarder past max_lag (lag.go)
 	writeErrors                      atomic.Uint64
 	relaysIn, relaysOut              atomic.Int64 // relay connections
 	relayTracksIn, relayTracksOut    atomic.Int64
@@ -87,6 +91,7 @@ type Stats struct {
 	PLIsFromCache    uint64 // of those, answered by replaying the cached picture
 	PLIsIgnored      uint64 // of those, ignored (the viewer had a replay within 500 ms)
 	ForwarderSkipped uint64 // packets a forwarder that fell too far behind skipped
+	ForwarderSkips   uint64 // viewers skipped ahead to the newest picture by a forwarder more than sfu.max_lag behind
 	WriteErrors      uint64 // writes to viewers that failed (a closed connection)
 	PLIsSent         uint64 // keyframe requests sent to publishers
 	Replays          uint64 // late joiners started from the cached keyframe
@@ -121,7 +126,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
-	e := &Engine{log: log.With("component", "sfu"), cacheSize: cfg.PacketCache, keyframeGap: cfg.KeyframeInterval, nackBudget: cfg.NACKBudget}
+	e := &Engine{log: log.With("component", "sfu"), cacheSize: cfg.PacketCache, keyframeGap: cfg.KeyframeInterval, nackBudget: cfg.NACKBudget, maxLag: int64(cfg.MaxLag)}
 
 	lf := newPionLoggerFactory(e.log)
 	e.lf, e.logLimit = lf, lf.lim
@@ -340,6 +345,7 @@ func (e *Engine) Stats() Stats {
 		PLIsFromCache:    s.plisFromCache.Load(),
 		PLIsIgnored:      s.plisIgnored.Load(),
 		ForwarderSkipped: s.forwarderSkipped.Load(),
+		ForwarderSkips:   s.forwarderSkips.Load(),
 		WriteErrors:      s.writeErrors.Load(),
 		LayerSwitches:    s.layerSwitches.Load(),
 		DirectPackets:    s.directPackets.Load(),

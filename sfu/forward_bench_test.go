@@ -73,7 +73,7 @@ func newFanoutRig(b *testing.B, n int, lean bool) *fanoutRig { return newFanoutR
 // newFanoutRigSinks spreads the viewers over sinks receiving sockets.
 // sinks < 0 is one socket and no fan-out workers.
 func newFanoutRigSinks(b *testing.B, n int, lean bool, sinks int) *fanoutRig {
-	e := &Engine{log: slog.Default(), cacheSize: 2048, keyframeGap: time.Second}
+	e := &Engine{log: slog.Default(), cacheSize: 2048, keyframeGap: time.Second, maxLag: int64(500 * time.Millisecond)}
 	if w := runtime.GOMAXPROCS(0); w > 1 && sinks > 0 {
 		e.fan = newFanout(w - 1)
 	}

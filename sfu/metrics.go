@@ -29,7 +29,7 @@ func (e *Engine) RegisterMetrics(reg prometheus.Registerer) {
 	counter("halo_plis_received_total", "Picture losses viewers reported (PLI or FIR).", func(s Stats) uint64 { return s.PLIsReceived })
 	counter("halo_plis_from_cache_total", "Viewers' picture losses answered by replaying the cached picture to them alone.", func(s Stats) uint64 { return s.PLIsFromCache })
 	counter("halo_plis_ignored_total", "Viewers' picture losses ignored (a replay was sent to that viewer within 500 ms).", func(s Stats) uint64 { return s.PLIsIgnored })
-	counter("halo_forwarder_skipped_total", "Packets a track's forwarder skipped because it fell more than 1024 packets behind its reader.", func(s Stats) uint64 { return s.ForwarderSkipped })
+	counter("halo_forwarder_skipped_total", "Packets a track's forwarder did not write to its viewers because it fell behind its reader: more than sfu.max_lag (halo_forwarder_skips_total counts the viewers skipped ahead), or more than 1024 packets.", func(s Stats) uint64 { return s.ForwarderSkipped })
 	counter("halo_write_errors_total", "Writes to viewers that failed (closed connections).", func(s Stats) uint64 { return s.WriteErrors })
 	counter("halo_forwarded_packets_direct_total", "Of halo_forwarded_packets_total, packets the server encrypted and sent itself in batches (the lean write path); the rest went through Pion's write chain (ICE-TCP or TURN viewers).", func(s Stats) uint64 { return s.DirectPackets })
 	counter("halo_send_calls_total", "sendmmsg system calls of the lean write path: halo_forwarded_packets_direct_total divided by this is the mean batch.", func(s Stats) uint64 { return s.SendCalls })
@@ -38,6 +38,7 @@ func (e *Engine) RegisterMetrics(reg prometheus.Registerer) {
 	gauge("halo_tracks", "Published tracks being forwarded.", func(s Stats) int64 { return s.Tracks })
 	gauge("halo_down_tracks", "Viewer copies of tracks.", func(s Stats) int64 { return s.DownTracks })
 	registerQualityMetrics(reg, e)
+	registerLagMetrics(reg, e)
 	reg.MustRegister(&relayCollector{engine: e,
 		tracks:  prometheus.NewDesc("halo_relay_tracks", "Tracks relayed between nodes: in = received from their origin node, out = sent to edge nodes (one per track and edge).", []string{"direction"}, nil),
 		packets: prometheus.NewDesc("halo_relay_packets_total", "RTP packets relayed between nodes.", []string{"direction"}, nil),

@@ -67,14 +67,21 @@ func (c *packetCache) put(seq uint16, pkt []byte, at int64) {
 // when that packet is not (or no longer) in the cache. dst must hold
 // maxCachedPacket bytes.
 func (c *packetCache) get(seq uint16, dst []byte) int {
+	n, _ := c.getAt(seq, dst)
+	return n
+}
+
+// getAt is get that also returns when the packet arrived (monoNow
+// nanoseconds).
+func (c *packetCache) getAt(seq uint16, dst []byte) (int, int64) {
 	i := int(seq & c.mask)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	s := c.slots[i]
 	if !s.valid || s.seq != seq || len(dst) < int(s.size) {
-		return 0
+		return 0, 0
 	}
-	return copy(dst, c.buf[i*maxCachedPacket:i*maxCachedPacket+int(s.size)])
+	return copy(dst, c.buf[i*maxCachedPacket:i*maxCachedPacket+int(s.size)]), s.at
 }
 
 // arrival returns when packet seq arrived (monoNow nanoseconds), or false

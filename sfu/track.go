@@ -309,33 +309,53 @@ func (t *Track) forwardPending() {
 		t.pic.reset()
 	}
 	for ; t.read < w; t.read++ {
+		if h := t.engine.fwdHook; h != nil {
+			h() // tests hold the forwarder back here (lag_test.go)
+		}
 		t.fwdAt = monoNow()
-		seq := uint16(t.arrivals[t.read%arrivalRing].Load())
-		n := t.cache.get(seq, t.pkt[:])
-		if n == 0 {
-			continue // overwritten in the cache already: far too late
-		}
-		hl, err := t.hdr.Unmarshal(t.pkt[:n])
-		if err != nil {
-			continue
-		}
-		payload, ok := trimPadding(&t.hdr, t.pkt[:n], hl)
+		payload, auStart, at, ok := t.take(uint16(t.arrivals[t.read%arrivalRing].Load()))
 		if !ok {
 			continue
 		}
-		auStart := t.hdr.Timestamp != t.prevTS
-		t.prevTS = t.hdr.Timestamp
-		if t.isVideo() {
-			key := isKeyframe(t.mime, payload)
-			if key && t.group != nil {
-				if w, h, ok := frameSize(t.mime, payload); ok {
-					t.layer.pixels.Store(int64(w) * int64(h))
-				}
-			}
-			t.pic.observe(seq, t.hdr.Timestamp, key, t.cache.size(), time.Now())
+		lag := t.fwdAt - at
+		if m := t.engine.maxLag; m > 0 && lag > m {
+			t.skipAhead() // lag.go
+			continue
 		}
+		t.engine.lag.observe(lag)
 		t.forward(&t.hdr, payload, auStart)
 	}
+}
+
+// take loads packet seq from the cache into t.pkt and t.hdr and follows
+// the picture with it. It returns the payload, whether the packet starts
+// an access unit, and when it arrived; ok is false when the packet is gone
+// from the cache or malformed.
+func (t *Track) take(seq uint16) (payload []byte, auStart bool, at int64, ok bool) {
+	n, at := t.cache.getAt(seq, t.pkt[:])
+	if n == 0 {
+		return nil, false, 0, false // overwritten in the cache already: far too late
+	}
+	hl, err := t.hdr.Unmarshal(t.pkt[:n])
+	if err != nil {
+		return nil, false, 0, false
+	}
+	payload, ok = trimPadding(&t.hdr, t.pkt[:n], hl)
+	if !ok {
+		return nil, false, 0, false
+	}
+	auStart = t.hdr.Timestamp != t.prevTS
+	t.prevTS = t.hdr.Timestamp
+	if t.isVideo() {
+		key := isKeyframe(t.mime, payload)
+		if key && t.group != nil {
+			if w, h, ok := frameSize(t.mime, payload); ok {
+				t.layer.pixels.Store(int64(w) * int64(h))
+			}
+		}
+		t.pic.observe(seq, t.hdr.Timestamp, key, t.cache.size(), time.Now())
+	}
+	return payload, auStart, at, true
 }
 
 // forward writes one packet to every down-track, spreading a long list over
