@@ -62,10 +62,12 @@ type (
 		Target    string // "publisher" or "subscriber"
 		Candidate webrtc.ICECandidateInit
 	}
-	// Chat: a chat message in the room.
-	Chat struct{ ParticipantID, Name, Text string }
-	// Reaction: a participant reacted (an emoji).
-	Reaction struct{ ParticipantID, Name, Emoji string }
+	// Chat: a chat message in the room. Identity is the sender's token
+	// identity (sub), so an app can moderate the person, not only this
+	// participant.
+	Chat struct{ ParticipantID, Identity, Name, Text string }
+	// Reaction: a participant reacted (an emoji). Identity as in Chat.
+	Reaction struct{ ParticipantID, Identity, Name, Emoji string }
 	// Closed: the participant was removed (connection failed, node draining).
 	Closed struct{ Reason error }
 	// OriginLost: the node that published these tracks is gone (it died or

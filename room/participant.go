@@ -539,13 +539,13 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 // under the sender's name (from its token). It fails with
 // ErrRoomRateLimited when the room is over its message rate.
 func (p *Participant) Chat(text string) error {
-	return p.room.message(Chat{ParticipantID: p.id, Name: p.spec.Name, Text: text})
+	return p.room.message(Chat{ParticipantID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Text: text})
 }
 
 // React sends a reaction (an emoji) to everyone in the room. Reactions share
 // the room's message rate with chat.
 func (p *Participant) React(emoji string) error {
-	return p.room.message(Reaction{ParticipantID: p.id, Name: p.spec.Name, Emoji: emoji})
+	return p.room.message(Reaction{ParticipantID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Emoji: emoji})
 }
 
 // ErrMediaFailed is the reason of a MediaFailed event.

@@ -246,9 +246,9 @@ func eventMessage(ev room.Event) (string, any) {
 	case room.Candidate:
 		return "trickle", trickleData{Target: ev.Target, Candidate: &ev.Candidate}
 	case room.Chat:
-		return "chat", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "text": ev.Text}
+		return "chat", map[string]any{"participant_id": ev.ParticipantID, "identity": ev.Identity, "name": ev.Name, "text": ev.Text}
 	case room.Reaction:
-		return "reaction", map[string]any{"participant_id": ev.ParticipantID, "name": ev.Name, "emoji": ev.Emoji}
+		return "reaction", map[string]any{"participant_id": ev.ParticipantID, "identity": ev.Identity, "name": ev.Name, "emoji": ev.Emoji}
 	case room.OriginLost:
 		return "origin_lost", map[string]any{"node": ev.Node, "participant_ids": nonNil(ev.ParticipantIDs), "track_ids": nonNil(ev.TrackIDs)}
 	case room.LayersWanted:

@@ -52,25 +52,24 @@ func join(t *testing.T, addr, tok string) (typ, code string) {
 	return reply.Type, reply.Data.Code
 }
 
-// halo-sfu token signs with the configured secret, so a node with that
-// secret accepts the token (a WebSocket join; the admin API for --admin),
-// and refuses it once expired or when signed with another secret.
-func TestToken_MintedTokensAreAcceptedByANode(t *testing.T) {
-	environ := []string{"HALO_AUTH_SECRET=" + strings.Repeat("5ec7e7", 8)}
+// startProductionNode runs a node (run, as the binary does) configured by
+// environ on a free loopback port, until the test ends; it returns the
+// HTTP address.
+func startProductionNode(t *testing.T, environ []string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut testutil.SyncBuffer
-	port := testutil.FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"--http.listen", addr, "--metrics.listen", "", "--sfu.udp_port", "0"}, environ, &out, &errOut)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if c := <-exited; c != 0 {
 			t.Errorf("node exit %d; stderr:\n%s", c, errOut.String())
 		}
-	}()
+	})
 	testutil.Eventually(t, "the node answers /healthz", func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
@@ -78,6 +77,15 @@ func TestToken_MintedTokensAreAcceptedByANode(t *testing.T) {
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
+	return addr
+}
+
+// halo-sfu token signs with the configured secret, so a node with that
+// secret accepts the token (a WebSocket join; the admin API for --admin),
+// and refuses it once expired or when signed with another secret.
+func TestToken_MintedTokensAreAcceptedByANode(t *testing.T) {
+	environ := []string{"HALO_AUTH_SECRET=" + strings.Repeat("5ec7e7", 8)}
+	addr := startProductionNode(t, environ)
 
 	viewer := mint(t, environ, "--room", "demo", "--identity", "alice")
 	if typ, code := join(t, addr, viewer); typ != "joined" {
@@ -137,5 +145,62 @@ func TestToken_UsageErrors(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut.String(), tt.want) || out.String() != "" {
 			t.Errorf("token %q: exit %d, stdout %q, stderr %q; want exit 2 naming %q", tt.args, code, out.String(), errOut.String(), tt.want)
 		}
+	}
+}
+
+// A chat and a reaction reach the room with the sender's token identity
+// (sub) beside its participant id and name: an app moderates the person.
+func TestChat_EventsCarryTheSendersIdentity(t *testing.T) {
+	environ := []string{"HALO_AUTH_SECRET=" + strings.Repeat("5ec7e7", 8)}
+	addr := startProductionNode(t, environ)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	type message struct {
+		Type string
+		Data struct {
+			ParticipantID                     string `json:"participant_id"`
+			Identity, Name, Text, Emoji, Code string
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	next := func(typ string) message {
+		t.Helper()
+		for {
+			var m message
+			if err := c.ReadJSON(&m); err != nil {
+				t.Fatalf("waiting for %s: %v", typ, err)
+			}
+			if m.Type == typ || m.Type == "error" {
+				return m
+			}
+		}
+	}
+	tok := mint(t, environ, "--room", "demo", "--identity", "user-42", "--name", "Alice")
+	send := func(typ string, data map[string]any) {
+		t.Helper()
+		if err := c.WriteJSON(map[string]any{"v": 1, "type": typ, "data": data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("join", map[string]any{"token": tok})
+	var joined struct {
+		Data struct {
+			ParticipantID string `json:"participant_id"`
+		}
+	}
+	if err := c.ReadJSON(&joined); err != nil || joined.Data.ParticipantID == "" {
+		t.Fatalf("join: %+v %v", joined, err)
+	}
+	send("chat", map[string]any{"text": "hello"})
+	if m := next("chat"); m.Type != "chat" || m.Data.Identity != "user-42" || m.Data.Name != "Alice" ||
+		m.Data.ParticipantID != joined.Data.ParticipantID || m.Data.Text != "hello" {
+		t.Errorf("chat event %+v, want identity user-42, name Alice, participant %s", m, joined.Data.ParticipantID)
+	}
+	send("reaction", map[string]any{"emoji": "👏"})
+	if m := next("reaction"); m.Type != "reaction" || m.Data.Identity != "user-42" || m.Data.Name != "Alice" || m.Data.Emoji != "👏" {
+		t.Errorf("reaction event %+v, want identity user-42, name Alice", m)
 	}
 }

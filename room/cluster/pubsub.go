@@ -48,10 +48,13 @@ type wireEvent struct {
 	// Participants, on a viewers event, is the sending node's participant
 	// count of the room (as its store record counts them); absent from
 	// nodes that do not send it.
-	Participants *int   `json:"participants,omitempty"`
-	Name         string `json:"name,omitempty"`  // chat or reaction sender's name
-	Text         string `json:"text,omitempty"`  // chat text
-	Emoji        string `json:"emoji,omitempty"` // reaction
+	Participants *int `json:"participants,omitempty"`
+	// Identity is the chat or reaction sender's token identity (sub);
+	// absent from nodes that do not send it.
+	Identity string `json:"identity,omitempty"`
+	Name     string `json:"name,omitempty"`  // chat or reaction sender's name
+	Text     string `json:"text,omitempty"`  // chat text
+	Emoji    string `json:"emoji,omitempty"` // reaction
 }
 
 // Event types on the wire.
@@ -71,7 +74,9 @@ const (
 // Bounds of a cross-node event: what a node accepts from the channel.
 const (
 	maxWireEvent = 16 << 10
-	maxWireField = 256
+	// maxWireField fits a token's identity or name: 128 characters of up
+	// to 4 bytes each (signaling/auth's limits).
+	maxWireField = 512
 	maxWireText  = 4096
 )
 
@@ -92,7 +97,7 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 	if ev.V != 1 {
 		return ev, fmt.Errorf("%w: version %d", errBadEvent, ev.V)
 	}
-	fields := []string{ev.Node, ev.Boot, ev.ID, ev.Owner, ev.Name, ev.Emoji}
+	fields := []string{ev.Node, ev.Boot, ev.ID, ev.Owner, ev.Identity, ev.Name, ev.Emoji}
 	if p := ev.Participant; p != nil {
 		fields = append(fields, p.ID, p.Identity, p.Name, p.Node)
 	}
@@ -335,9 +340,9 @@ func (c *Cluster) receive(r *room.Room, l *roomLink, b []byte) {
 	case evViewers:
 		r.RemoteCounts(ev.Node, ev.Viewers, ev.Participants)
 	case evChat:
-		r.RemoteMessage(room.Chat{ParticipantID: ev.ID, Name: ev.Name, Text: ev.Text})
+		r.RemoteMessage(room.Chat{ParticipantID: ev.ID, Identity: ev.Identity, Name: ev.Name, Text: ev.Text})
 	case evReaction:
-		r.RemoteMessage(room.Reaction{ParticipantID: ev.ID, Name: ev.Name, Emoji: ev.Emoji})
+		r.RemoteMessage(room.Reaction{ParticipantID: ev.ID, Identity: ev.Identity, Name: ev.Name, Emoji: ev.Emoji})
 	}
 }
 
@@ -446,9 +451,9 @@ func (c *Cluster) Share(r *room.Room, evs ...room.Event) {
 		case room.TrackUnpublished:
 			w = wireEvent{Type: evUnpublished, ID: e.TrackID, Owner: e.ParticipantID}
 		case room.Chat:
-			w = wireEvent{Type: evChat, ID: e.ParticipantID, Name: e.Name, Text: e.Text}
+			w = wireEvent{Type: evChat, ID: e.ParticipantID, Identity: e.Identity, Name: e.Name, Text: e.Text}
 		case room.Reaction:
-			w = wireEvent{Type: evReaction, ID: e.ParticipantID, Name: e.Name, Emoji: e.Emoji}
+			w = wireEvent{Type: evReaction, ID: e.ParticipantID, Identity: e.Identity, Name: e.Name, Emoji: e.Emoji}
 		default:
 			continue // the rest is this node's business (offers, candidates, counts)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
@@ -326,6 +327,9 @@ func TestCluster_RoomEventsResumeAfterRedisRestart(t *testing.T) {
 func FuzzParseWireEvent(f *testing.F) {
 	for _, ev := range []wireEvent{
 		{V: 1, Node: "a", Boot: "b_1", Seq: 1, Type: evChat, ID: "p_1", Name: "A", Text: "hi"},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 6, Type: evChat, ID: "p_1", Identity: "user-1", Name: "A", Text: "hi"},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 7, Type: evReaction, ID: "p_1", Identity: strings.Repeat("😀", 128), Name: "A", Emoji: "👏"},
+		{V: 1, Node: "a", Boot: "b_1", Seq: 8, Type: evReaction, ID: "p_1", Identity: strings.Repeat("x", maxWireField+1), Emoji: "👏"},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 2, Type: evJoined, Participant: &room.ParticipantRecord{ID: "p_1", Publisher: true}},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 3, Type: evPublished, Track: &room.TrackRecord{ID: "t_1", ParticipantID: "p_1", Kind: "video", Siblings: 2}},
 		{V: 1, Node: "a", Boot: "b_1", Seq: 4, Type: evViewers, Viewers: 12},
@@ -357,7 +361,7 @@ func FuzzParseWireEvent(f *testing.F) {
 				t.Fatalf("accepted %d sibling tracks", ev.Track.Siblings)
 			}
 		}
-		if ev.Seq == 0 || ev.Node == "" || len(ev.Text) > maxWireText {
+		if ev.Seq == 0 || ev.Node == "" || len(ev.Text) > maxWireText || len(ev.Identity) > maxWireField || !utf8.ValidString(ev.Identity) {
 			t.Fatalf("accepted %+v", ev)
 		}
 	})
