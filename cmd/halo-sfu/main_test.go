@@ -152,13 +152,13 @@ func TestDevMode_MakeRunAnswersOnLoopbackOnly(t *testing.T) {
 	}()
 	defer func() {
 		cancel()
-		if c := <-code; c != 0 {
+		if c := <-code; c != 0 && !t.Skipped() {
 			t.Errorf("exit code %d; stderr:\n%s", c, errOut.String())
 		}
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "token") && time.Now().Before(deadline) {
-		if strings.Contains(errOut.String(), "address already in use") {
+		if strings.Contains(errOut.String(), "http.listen 127.0.0.1:7880") && strings.Contains(errOut.String(), "address already in use") {
 			t.Skipf("port 7880 is taken on this machine (another make run?): cannot try make run's default here\n%s", errOut.String())
 		}
 		time.Sleep(20 * time.Millisecond)
