@@ -70,9 +70,9 @@ func (r *run) leave(rv *runViewer) {
 		return // failed, or still joining
 	}
 	v := rv.v.Load()
+	sent := r.framesSent(rv.plan.Room) // before the count: none in flight
 	s := v.Stats()
 	received := v.Latency().Count()
-	sent := r.framesSent(rv.plan.Room)
 	rv.mu.Lock()
 	rv.final, rv.counted, rv.leftAt = &s, s, time.Since(r.begin)
 	rv.framesAtLeave, rv.framesReceived = sent, received
@@ -119,12 +119,12 @@ func (r *run) record(rv *runViewer, all *Latency) ViewerRecord {
 		s := v.Stats()
 		final = &s
 	}
-	lat := v.Latency()
+	lat := v.Latency() // after Close: the frames in flight at its leave arrived
+	received = max(received, lat.Count())
 	if st == stateLeft {
 		rec.LeftMS = msOf(leftAt)
-	} else {
-		// To the end: the publishers have stopped, their counts are final.
-		atLeave, received = r.framesSent(pv.Room), lat.Count()
+	} else if atLeave == 0 {
+		atLeave = r.framesSent(pv.Room) // measures not frozen (cut short)
 	}
 	if atLeave > atJoin {
 		rec.FramesSent = atLeave - atJoin

@@ -507,8 +507,11 @@ func (r *run) freezeMeasures() {
 			continue
 		}
 		s := v.Stats()
+		// The frames it is to receive end here too: a frame sent while
+		// the publishers leave may never be forwarded.
+		sent := r.framesSent(rv.plan.Room)
 		rv.mu.Lock()
-		rv.final = &s
+		rv.final, rv.framesAtLeave = &s, sent
 		rv.mu.Unlock()
 	}
 }
