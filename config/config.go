@@ -65,7 +65,8 @@ type NodeConfig struct {
 // HTTPConfig is the listener for signalling (WebSocket, WHIP, WHEP) and the
 // web page.
 type HTTPConfig struct {
-	// Listen is the host:port to listen on. Default ":7880".
+	// Listen is the host:port to listen on. Default ":7880"; in dev mode
+	// "127.0.0.1:7880" unless set (dev mode serves /dev/token).
 	Listen string `mapstructure:"listen"`
 	// PublicURL is the absolute http(s) URL clients and other nodes use to
 	// reach this node. Default "": the server derives one.
