@@ -133,7 +133,9 @@ type ReceivedTotals struct {
 	FreezePercent float64 `json:"freeze_percent"`
 	// FramesSent is the video frames sent while the connected viewers
 	// watched (each counted once per viewer that was to receive it: sent
-	// after it had media on every track, before it left); FramesReceived those of them they
+	// after it had media on every track, before it left, leaving out the
+	// first and last 250 ms of its window, whose frames may have been in
+	// flight when it was measured); FramesReceived those of them they
 	// received; FramesPercent the one of the other.
 	FramesSent     uint64  `json:"frames_sent"`
 	FramesReceived uint64  `json:"frames_received"`

@@ -50,7 +50,7 @@ func (r *run) launch(ctx context.Context, rv *runViewer) {
 		// viewer's to receive (the setup before it is not a server's lag).
 		sent, got := r.framesSent(pv.Room), v.Latency().Count()
 		rv.mu.Lock()
-		rv.framesAtJoin, rv.framesGotAtJoin = sent, got
+		rv.framesAtJoin, rv.framesGotAtJoin, rv.framesJoinAt = sent, got, time.Now()
 		rv.mu.Unlock()
 		rv.state.CompareAndSwap(stateStarted, stateConnected)
 		if rv.leaveDue.Load() {
@@ -60,6 +60,10 @@ func (r *run) launch(ctx context.Context, rv *runViewer) {
 }
 
 var errNoMedia = errors.New("no media")
+
+// frameMargin is how much of each end of a viewer's window its frames
+// received of sent leave out (ReportTotals.FramesSent).
+const frameMargin = 250 * time.Millisecond
 
 // leave takes the viewer's stats and closes it (churn).
 func (r *run) leave(rv *runViewer) {
@@ -75,7 +79,7 @@ func (r *run) leave(rv *runViewer) {
 	received := v.Latency().Count()
 	rv.mu.Lock()
 	rv.final, rv.counted, rv.leftAt = &s, s, time.Since(r.begin)
-	rv.framesAtLeave, rv.framesReceived = sent, received
+	rv.framesAtLeave, rv.framesReceived, rv.framesLeaveAt = sent, received, time.Now()
 	rv.mu.Unlock()
 	r.wg.Add(1)
 	go func() {
@@ -101,6 +105,7 @@ func (r *run) record(rv *runViewer, all *Latency) ViewerRecord {
 	rv.mu.Lock()
 	err, final, counted, leftAt := rv.err, rv.final, rv.counted, rv.leftAt
 	atJoin, atLeave, received, gotAtJoin := rv.framesAtJoin, rv.framesAtLeave, rv.framesReceived, rv.framesGotAtJoin
+	joinAt, leaveAt := rv.framesJoinAt, rv.framesLeaveAt
 	rv.mu.Unlock()
 	v := rv.v.Load()
 	switch {
@@ -124,11 +129,20 @@ func (r *run) record(rv *runViewer, all *Latency) ViewerRecord {
 	if st == stateLeft {
 		rec.LeftMS = msOf(leftAt)
 	} else if atLeave == 0 {
-		atLeave = r.framesSent(pv.Room) // measures not frozen (cut short)
+		atLeave, leaveAt = r.framesSent(pv.Room), time.Now() // measures not frozen (cut short)
 	}
 	if atLeave > atJoin {
-		rec.FramesSent = atLeave - atJoin
-		rec.FramesReceived = min(received-min(gotAtJoin, received), rec.FramesSent)
+		sent := atLeave - atJoin
+		// A frame sent within frameMargin of either end of the window may
+		// have been on its way when the count was taken (the server's and
+		// the network's normal delay, and the replay a joining viewer
+		// gets): it is not required. A starved viewer misses far more.
+		if d := leaveAt.Sub(joinAt); d > 0 {
+			margin := uint64(float64(sent) * (2 * frameMargin).Seconds() / d.Seconds())
+			sent -= min(margin, sent)
+		}
+		rec.FramesSent = sent
+		rec.FramesReceived = min(received-min(gotAtJoin, received), sent)
 	}
 	if counted.VideoPackets+counted.AudioPackets == 0 {
 		counted = *final

@@ -138,6 +138,8 @@ type runViewer struct {
 	// joined that it had received then (its latency count).
 	framesAtJoin, framesAtLeave     uint64
 	framesGotAtJoin, framesReceived uint64
+	// framesJoinAt and framesLeaveAt are when those counts were taken.
+	framesJoinAt, framesLeaveAt time.Time
 }
 
 func (rv *runViewer) fail(err error) {
@@ -511,7 +513,7 @@ func (r *run) freezeMeasures() {
 		// the publishers leave may never be forwarded.
 		sent := r.framesSent(rv.plan.Room)
 		rv.mu.Lock()
-		rv.final, rv.framesAtLeave = &s, sent
+		rv.final, rv.framesAtLeave, rv.framesLeaveAt = &s, sent, time.Now()
 		rv.mu.Unlock()
 	}
 }
