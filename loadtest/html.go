@@ -262,11 +262,16 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}
 h1{font-size:20px} .plots{display:flex;flex-wrap:wrap;gap:16px}
 .plot{border:1px solid #ddd;border-radius:4px} pre{background:#f6f6f6;padding:12px;overflow:auto;white-space:pre-wrap;font-size:12px}
 .note{background:#fff3cd;border:1px solid #e0c060;padding:8px 12px;border-radius:4px}
+.verdict{font-size:18px;font-weight:bold;padding:8px 12px;border-radius:4px}
+.pass{background:#e6f4ea;border:1px solid #5a9e6f} .fail{background:#fde8e8;border:1px solid #c0392b}
 </style></head><body>
-<h1>{{.Title}}</h1>
+{{if .R.Verdict}}{{if .R.Failures}}<div id="verdict" class="verdict fail">FAIL<ul>{{range .R.Failures}}<li>{{.}}</li>{{end}}</ul></div>
+{{else}}<p id="verdict" class="verdict {{if eq .R.Verdict "PASS"}}pass{{else}}fail{{end}}">{{.R.Verdict}}</p>
+{{end}}{{end}}<h1>{{.Title}}</h1>
 <p>{{.R.Target}} {{.R.URL}}, started {{when .R.StartedAt}}{{if .R.Shards}}, shards {{range .R.Shards}}{{.}} {{end}}{{end}}.
 {{.R.Viewers.Connected}} of {{.R.Viewers.Planned}} viewers connected, {{.R.Viewers.Failed}} failed;
 loss so far {{printf "%.3f" .R.Received.LossPercent}} % after NACK repair ({{printf "%.3f" .R.Received.LossRawPercent}} % raw).</p>
+{{with .R.Received}}{{if .FramesSent}}<p id="frames">Frames received of sent while the viewers watched: {{.FramesReceived}} of {{.FramesSent}} ({{printf "%.2f" .FramesPercent}} %); worst viewer {{printf "%.1f" $.R.Measures.FramesPercent.Min}} %.</p>{{end}}{{end}}
 {{if .R.Bottleneck}}<p class="note">{{.R.Bottleneck}}</p>{{end}}
 <div class="plots">{{range .Plots}}{{.}}{{end}}</div>
 <h2>Summary</h2>

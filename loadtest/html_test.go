@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -171,5 +172,62 @@ func TestReport_HTMLGroupsViewersOfLargeRuns(t *testing.T) {
 	}
 	if !strings.Contains(page.String(), "the worst of 10") || page.Len() > 200_000 {
 		t.Fatalf("page of %d bytes without grouping", page.Len())
+	}
+}
+
+// The page opens with the verdict, each reason of a failure spelled out,
+// and states the frames received of those sent, as the text report does.
+func TestReport_HTMLOpensWithVerdictAndFrames(t *testing.T) {
+	r := sampleReport()
+	var healthy []ViewerRecord // the connected ones
+	for _, v := range r.PerViewer {
+		if v.Outcome == OutcomeConnected {
+			v.FramesSent, v.FramesReceived = 100, uint64(100-10*len(healthy))
+			healthy = append(healthy, v)
+		}
+	}
+	r.PerViewer = append(slices.Clone(healthy), ViewerRecord{Identity: "v5", Room: "demo", Outcome: OutcomeFailed, ErrorCode: "room_full", Error: "room_full: full"})
+	r.aggregate()
+	if err := r.Check(DefaultLimits()); err == nil {
+		t.Fatal("a run of 80 % frames received passed")
+	}
+	var page bytes.Buffer
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	s := page.String()
+	verdict, title, firstPlot := strings.Index(s, `id="verdict"`), strings.Index(s, "<h1>"), strings.Index(s, "<svg")
+	if verdict < 0 || verdict > title || verdict > firstPlot {
+		t.Fatalf("verdict at %d, title at %d, first plot at %d", verdict, title, firstPlot)
+	}
+	if !strings.Contains(s, `class="verdict fail">FAIL`) {
+		t.Fatal("a failed run is not marked FAIL")
+	}
+	for _, reason := range r.Failures {
+		if !strings.Contains(s[verdict:title], "<li>"+reason+"</li>") {
+			t.Errorf("reason %q missing from the verdict", reason)
+		}
+	}
+	if !strings.Contains(s, "viewers received 400 of 500 frames sent (80.0%)") {
+		t.Error("the frames reason is not the one of the text report")
+	}
+	if !strings.Contains(s, "Frames received of sent while the viewers watched: 400 of 500 (80.00 %); worst viewer 60.0 %.") {
+		t.Error("no frames received of sent line")
+	}
+
+	for i := range healthy {
+		healthy[i].FramesReceived = 100
+	}
+	r.PerViewer = slices.Clone(healthy) // no failed viewer
+	r.aggregate()
+	if err := r.Check(DefaultLimits()); err != nil {
+		t.Fatalf("a healthy run: %v", err)
+	}
+	page.Reset()
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if s := page.String(); !strings.Contains(s, `<p id="verdict" class="verdict pass">PASS</p>`) || strings.Index(s, `id="verdict"`) > strings.Index(s, "<h1>") {
+		t.Fatal("a passing run does not open with PASS")
 	}
 }
