@@ -619,7 +619,7 @@ export function waitForGathering(pc, maxMs = 1000) {
 }
 
 // HTTPSession is a WHIP or WHEP session: pc, the resource URL (Location) and
-// stop(), which DELETEs the resource and closes pc.
+// stop(), which DELETEs the resource, then closes pc.
 class HTTPSession {
   constructor(pc, location, token) {
     this.pc = pc;
@@ -630,16 +630,25 @@ class HTTPSession {
   async stop() {
     const pc = this.pc;
     this.pc = null;
-    if (pc) pc.close();
-    if (!this.location) return;
     const url = this.location;
     this.location = '';
-    try {
-      // keepalive lets the DELETE finish while the page unloads.
-      await fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${this.token}` }, keepalive: true });
-    } catch {
-      // The server ends the session on its own when ICE times out.
+    // DELETE first: a connection closed before it reads to the server as a
+    // broadcaster who dropped out, whose tracks wait 10 s for it to come
+    // back, so the end would reach every viewer 10 s late (and the DELETE
+    // then finds no session). At most 2 s, then the connection closes anyway.
+    if (url) {
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 2000);
+      try {
+        // keepalive lets the DELETE finish while the page unloads.
+        await fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${this.token}` }, keepalive: true, signal: ac.signal });
+      } catch {
+        // The server ends the session on its own when ICE times out.
+      } finally {
+        clearTimeout(timer);
+      }
     }
+    if (pc) pc.close();
   }
 }
 
