@@ -163,13 +163,19 @@ type run struct {
 
 	chats, reactions atomic.Uint64
 
-	last struct {
-		at             time.Time
-		packets, bytes uint64
-		lost, lostRaw  uint64
-		cpu            cpuSample
-	}
-	timeline []Sample
+	// last is the counters at the last sample, before at the one before
+	// it: a sample that ends a short interval (the end of the run just
+	// after a tick) measures its rates from before instead.
+	last, before counts
+	timeline     []Sample
+}
+
+// counts are the run's counters at one sample.
+type counts struct {
+	at             time.Time
+	packets, bytes uint64
+	lost, lostRaw  uint64
+	cpu            cpuSample
 }
 
 // Run executes the scenario of cfg: it starts the shard's publishers, then
@@ -464,7 +470,14 @@ func (r *run) sample() {
 			s.Failed++
 		}
 	}
-	dt := now.Sub(r.last.at).Seconds()
+	from := r.last
+	if now.Sub(from.at) < r.cfg.ProgressInterval/2 && !r.before.at.IsZero() {
+		// Packets arrive in bursts (a frame's packets to every viewer at
+		// once): over a few milliseconds one burst read as 8 times the
+		// rate. Measure over this interval and the one before.
+		from = r.before
+	}
+	dt := now.Sub(from.at).Seconds()
 	sub := func(a, b uint64) uint64 {
 		if a < b {
 			return 0
@@ -472,15 +485,15 @@ func (r *run) sample() {
 		return a - b
 	}
 	if dt > 0 {
-		s.PacketsPerSecond = float64(sub(packets, r.last.packets)) / dt
-		s.Kbps = float64(sub(bytes, r.last.bytes)) * 8 / 1000 / dt
-		s.LoadTesterCPUPercent = 100 * (cpu.total() - r.last.cpu.total()).Seconds() / dt
+		s.PacketsPerSecond = float64(sub(packets, from.packets)) / dt
+		s.Kbps = float64(sub(bytes, from.bytes)) * 8 / 1000 / dt
+		s.LoadTesterCPUPercent = 100 * (cpu.total() - from.cpu.total()).Seconds() / dt
 	}
-	dp := sub(packets, r.last.packets)
-	s.LossLastPercent = lossPercent(sub(lost, r.last.lost), dp)
-	s.LossRawLastPercent = lossPercent(sub(lostRaw, r.last.lostRaw), dp)
+	dp := sub(packets, from.packets)
+	s.LossLastPercent = lossPercent(sub(lost, from.lost), dp)
+	s.LossRawLastPercent = lossPercent(sub(lostRaw, from.lostRaw), dp)
 	s.LossSoFarPercent = lossPercent(lost, packets)
-	r.last.at, r.last.packets, r.last.bytes, r.last.lost, r.last.lostRaw, r.last.cpu = now, packets, bytes, lost, lostRaw, cpu
+	r.before, r.last = from, counts{at: now, packets: packets, bytes: bytes, lost: lost, lostRaw: lostRaw, cpu: cpu}
 	r.timeline = append(r.timeline, s)
 	if r.cfg.Progress != nil {
 		joined := 0
