@@ -327,6 +327,15 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	}
 	if err != nil {
 		p.End()
+		if kind == "whep" && errors.Is(err, room.ErrNoTracks) {
+			// Nothing published yet: a player waiting for the broadcast
+			// asks again when told, and each ask is logged at debug only.
+			s.log.Debug("whep: nothing published, the player is told to retry", "room", roomName,
+				"retry_after_s", retryAfterNoTracks, "remote", s.clientIP(r))
+			w.Header().Set("Retry-After", retryAfterNoTracks)
+			s.httpError(w, toWire(err))
+			return
+		}
 		s.fail(w, r, err)
 		return
 	}
@@ -344,6 +353,11 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }
+
+// retryAfterNoTracks is the Retry-After, in seconds, of a WHEP POST to a
+// room with nothing published (404 not_found): how long a player waiting
+// for the broadcast waits before it asks again.
+const retryAfterNoTracks = "5"
 
 func (s *Server) handleWHIPDelete(w http.ResponseWriter, r *http.Request, kind string) {
 	s.cors(w, r)

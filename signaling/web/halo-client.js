@@ -52,7 +52,7 @@ export const PROTOCOL_VERSION = 1;
 // HaloError is a protocol error: `code` is the stable wire code.
 export class HaloError extends Error {
   // retryAfter (ms, 0 if none) is how long the server asked the client to
-  // wait before trying again (an HTTP 429 or 503 with Retry-After).
+  // wait before trying again (an HTTP 429, 503 or 404 with Retry-After).
   constructor(code, message, retryAfter = 0) {
     super(`${code}: ${message}`);
     this.name = 'HaloError';
@@ -61,11 +61,11 @@ export class HaloError extends Error {
   }
 }
 
-// retryAfterMs reads the Retry-After of a 429 or 503 answer (seconds; the
-// date form is not used by the node) as milliseconds, at most a minute; 0
-// when there is none.
+// retryAfterMs reads the Retry-After of a 429, 503 or 404 (a WHEP room with
+// nothing published) answer (seconds; the date form is not used by the
+// node) as milliseconds, at most a minute; 0 when there is none.
 function retryAfterMs(res) {
-  if (res.status !== 429 && res.status !== 503) return 0;
+  if (res.status !== 429 && res.status !== 503 && res.status !== 404) return 0;
   const v = (res.headers.get('Retry-After') || '').trim();
   if (!/^\d{1,6}$/.test(v)) return 0;
   return Math.min(60, Number(v)) * 1000;

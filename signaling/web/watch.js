@@ -194,12 +194,16 @@ export function watchView(room, params) {
     if (s) s.stop();
     clearTracks();
     if (via === 'whep' && err.code === 'not_found') {
-      // WHEP answers 404 while nothing is published: look again now and then.
+      // WHEP answers 404 while nothing is published: look again when the
+      // server says (Retry-After), or in 10 s if it does not say.
+      const wait = err.retryAfter > 0 ? err.retryAfter : 10000;
+      waits.push({ code: err.code, ms: wait });
+      if (waits.length > 100) waits.shift();
       setState('waiting', 'Waiting for the broadcaster to go live...');
       retryTimer = setTimeout(() => {
         retryTimer = 0;
         connect();
-      }, 5000);
+      }, wait);
       return;
     }
     // The server asked to wait (429 too_many_pending, 503 with
