@@ -52,15 +52,31 @@ func TestRun_StatusLinePacketRateIsTheReceivedRate(t *testing.T) {
 	}
 	avg := float64(rep.Received.Packets) / (watchS / viewers)
 	t.Logf("status pkt/s %v; expected %.0f (%.2f packets per frame); report's average %.0f", rates, want, perFrame, avg)
-	// Every line is within a factor of 1.5 of the rate, the last too: the
+	// Every line is within a factor of 3 of the rate, the last too: the
 	// end of the run falls 3 ms after a tick (the ramp of 3 viewers at
-	// 1000/s), where one burst of packets read as 8 times the rate.
+	// 1000/s), where one burst of packets read as 8 times the rate. (A
+	// factor, not a tighter bound: a publisher short of CPU on a busy
+	// machine sends fewer frames, and the line says so truly.)
 	for _, r := range rates {
-		if r < want/1.5 || r > want*1.5 {
+		if r < want/3 || r > want*3 {
 			t.Errorf("status line says %.0f pkt/s, the viewers receive about %.0f", r, want)
 		}
 	}
-	if avg < want/1.5 || avg > want*1.5 {
+	// The report's timeline (the HTML throughput plot) ends at the rate,
+	// not at zero nor at a spike: its last sample is that last line.
+	tl := rep.Timeline
+	if len(tl) < 2 {
+		t.Fatalf("timeline of %d samples", len(tl))
+	}
+	for i, s := range tl {
+		if s.Connected == viewers && (s.PacketsPerSecond < want/3 || s.PacketsPerSecond > want*3) {
+			t.Errorf("timeline sample %d at %.0f ms: %.0f pkt/s, %.0f kbit/s; the viewers receive about %.0f pkt/s", i, s.TMS, s.PacketsPerSecond, s.Kbps, want)
+		}
+	}
+	if last := tl[len(tl)-1]; last.Connected != viewers || last.Kbps < float64(viewers)*400/3 {
+		t.Errorf("the timeline ends at %.0f kbit/s with %d viewers, for %d viewers of 400 kbit/s", last.Kbps, last.Connected, viewers)
+	}
+	if avg < want/3 || avg > want*3 {
 		t.Errorf("report's packets over watch time %.0f pkt/s, want about %.0f", avg, want)
 	}
 }
