@@ -35,7 +35,8 @@ var emojis = []string{"❤️", "👏", "😂", "🔥", "😮"}
 // chat sends, from each connected WebSocket viewer, a chat message and a
 // reaction with the probability their per-minute rate gives over one tick
 // (a Poisson process sampled every chatEvery). Sends do not wait for
-// replies; the server's rate limits answer with errors nobody needs to read.
+// replies: each viewer's ChatStats says which came back to it (delivered)
+// and which the server refused (its rate limits).
 func (r *run) chat(time.Time) {
 	pChat := r.plan.ChatPerMinute * chatEvery.Minutes()
 	pReact := r.plan.ReactionsPerMinute * chatEvery.Minutes()
@@ -43,17 +44,17 @@ func (r *run) chat(time.Time) {
 		if rv.state.Load() != stateConnected {
 			continue
 		}
-		conn := rv.v.Load().Conn()
-		if conn == nil { // WHEP viewers have no chat
+		v := rv.v.Load()
+		if v.Conn() == nil { // WHEP viewers have no chat
 			continue
 		}
 		if pChat > 0 && rand.Float64() < pChat {
-			if _, err := conn.Send(TypeChat, ChatMessage{Text: "hello from " + rv.plan.Identity}); err == nil {
+			if err := v.SendChat("hello from " + rv.plan.Identity); err == nil {
 				r.chats.Add(1)
 			}
 		}
 		if pReact > 0 && rand.Float64() < pReact {
-			if _, err := conn.Send(TypeReaction, Reaction{Emoji: emojis[rand.IntN(len(emojis))]}); err == nil {
+			if err := v.SendReaction(emojis[rand.IntN(len(emojis))]); err == nil {
 				r.reactions.Add(1)
 			}
 		}

@@ -19,9 +19,11 @@ func (v *Viewer) startLeanWS(ctx context.Context, conn *Conn) error {
 		return errors.New("loadtest: viewer closed during start")
 	}
 	autoSubscribe := true
-	if _, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe); err != nil {
+	j, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe)
+	if err != nil {
 		return err
 	}
+	v.chat.joinedAs(j.ParticipantID)
 	v.joined()
 	return nil
 }

@@ -51,6 +51,8 @@ type Report struct {
 
 	Sent     SentTotals     `json:"sent"`
 	Received ReceivedTotals `json:"received"`
+	// Messages is what became of the viewers' chat and reactions.
+	Messages MessageTotals `json:"messages"`
 	// Measures are per-viewer figures over the viewers that received media
 	// (Latency: over every frame of every viewer).
 	Measures Measures `json:"measures"`
@@ -140,6 +142,28 @@ type ReceivedTotals struct {
 	FramesSent     uint64  `json:"frames_sent"`
 	FramesReceived uint64  `json:"frames_received"`
 	FramesPercent  float64 `json:"frames_percent"`
+}
+
+// MessageTotals adds up the viewers' chat messages and reactions. The
+// server sends each to the whole room, its sender too: one that comes back
+// to its sender was delivered.
+type MessageTotals struct {
+	ChatsSent          uint64 `json:"chats_sent"`
+	ReactionsSent      uint64 `json:"reactions_sent"`
+	ChatsDelivered     uint64 `json:"chats_delivered"`
+	ReactionsDelivered uint64 `json:"reactions_delivered"`
+	// Refused counts the sends the server answered with an error,
+	// RefusedByCode by its code (room_rate_limited: the room's budget).
+	Refused       uint64            `json:"refused"`
+	RefusedByCode map[string]uint64 `json:"refused_by_code,omitempty"`
+	// Lost counts the sends of viewers that watched to the end that
+	// neither came back nor were refused. A viewer that left early (churn)
+	// may leave before its last echo: its sends are not judged.
+	Lost uint64 `json:"lost"`
+	// ChatEvents and ReactionEvents are the events all viewers received
+	// (each message once per viewer in its room).
+	ChatEvents     uint64 `json:"chat_events"`
+	ReactionEvents uint64 `json:"reaction_events"`
 }
 
 // Dist is a distribution over viewers (or frames): how many, the smallest
@@ -246,6 +270,16 @@ type ViewerRecord struct {
 	// that it was to receive; FramesReceived those of them it received.
 	FramesSent     uint64 `json:"frames_sent,omitempty"`
 	FramesReceived uint64 `json:"frames_received,omitempty"`
+	// Chat and reactions: what it sent, what of it came back (delivered)
+	// or was refused (by code), and the events of its room it received
+	// (ChatStats).
+	ChatsSent          uint64            `json:"chats_sent,omitempty"`
+	ReactionsSent      uint64            `json:"reactions_sent,omitempty"`
+	ChatsDelivered     uint64            `json:"chats_delivered,omitempty"`
+	ReactionsDelivered uint64            `json:"reactions_delivered,omitempty"`
+	MessagesRefused    map[string]uint64 `json:"messages_refused,omitempty"`
+	ChatEvents         uint64            `json:"chat_events,omitempty"`
+	ReactionEvents     uint64            `json:"reaction_events,omitempty"`
 }
 
 // Viewer outcomes.
@@ -385,6 +419,10 @@ func (r *Report) Judge(l Limits) {
 		fail("viewers received %d of %d frames sent (%.1f%%), fewer than %.1f%% (--min-frames); the worst viewer %.1f%%",
 			t.FramesReceived, t.FramesSent, t.FramesPercent, l.MinFramesPercent, r.Measures.FramesPercent.Min)
 	}
+	if m := r.Messages; m.Lost > 0 {
+		fail("%d of %d chat messages and reactions sent never came back to their sender (neither delivered to the room nor refused)",
+			m.Lost, m.ChatsSent+m.ReactionsSent)
+	}
 	r.Verdict = "PASS"
 	if len(r.Failures) > 0 {
 		r.Verdict = "FAIL: " + strings.Join(r.Failures, "; ")
@@ -440,6 +478,7 @@ func (r *Report) aggregate() {
 	r.Viewers.Planned = len(r.PerViewer)
 	r.Viewers.Connected, r.Viewers.Failed, r.Viewers.NotStarted, r.Viewers.Departed = 0, 0, 0, 0
 	r.Received = ReceivedTotals{}
+	r.Messages = MessageTotals{}
 	var join, firstPkt, firstKey, lossRaw, loss, jitter, bitrate, freezes, freezeMS, frames []float64
 	var frozenMS float64 // of the connected viewers
 	codes := map[string]int{}
@@ -473,6 +512,7 @@ func (r *Report) aggregate() {
 		t.FreezeMS += v.FreezeMS
 		t.VideoPackets += v.VideoPackets
 		t.AudioPackets += v.AudioPackets
+		r.Messages.add(v)
 		if v.Outcome != OutcomeConnected {
 			continue
 		}
@@ -522,4 +562,27 @@ func (r *Report) aggregate() {
 		peak = max(peak, s.Connected)
 	}
 	r.Viewers.PeakConnected = peak
+}
+
+// add counts one viewer's chat and reactions.
+func (m *MessageTotals) add(v ViewerRecord) {
+	m.ChatsSent += v.ChatsSent
+	m.ReactionsSent += v.ReactionsSent
+	m.ChatsDelivered += v.ChatsDelivered
+	m.ReactionsDelivered += v.ReactionsDelivered
+	m.ChatEvents += v.ChatEvents
+	m.ReactionEvents += v.ReactionEvents
+	var refused uint64
+	for code, n := range v.MessagesRefused {
+		if m.RefusedByCode == nil {
+			m.RefusedByCode = map[string]uint64{}
+		}
+		m.RefusedByCode[code] += n
+		refused += n
+	}
+	m.Refused += refused
+	if v.Outcome == OutcomeConnected && v.LeftMS == 0 {
+		sent, back := v.ChatsSent+v.ReactionsSent, v.ChatsDelivered+v.ReactionsDelivered+refused
+		m.Lost += sent - min(back, sent)
+	}
 }

@@ -48,6 +48,18 @@ func (r *Report) WriteText(w io.Writer) error {
 		row("frames", "%d received of %d sent (%.2f%%) while the viewers watched; worst viewer %.1f%%",
 			t.FramesReceived, t.FramesSent, t.FramesPercent, r.Measures.FramesPercent.Min)
 	}
+	if ms := r.Messages; ms.ChatsSent+ms.ReactionsSent+ms.ChatEvents+ms.ReactionEvents > 0 {
+		var codes []string
+		for _, k := range slices.Sorted(maps.Keys(ms.RefusedByCode)) {
+			codes = append(codes, fmt.Sprintf("%s %d", k, ms.RefusedByCode[k]))
+		}
+		why := ""
+		if len(codes) > 0 {
+			why = " (" + strings.Join(codes, ", ") + ")"
+		}
+		row("chat", "%d of %d chats and %d of %d reactions came back to their sender (delivered), %d refused%s, %d lost; %d chat and %d reaction events received",
+			ms.ChatsDelivered, ms.ChatsSent, ms.ReactionsDelivered, ms.ReactionsSent, ms.Refused, why, ms.Lost, ms.ChatEvents, ms.ReactionEvents)
+	}
 	row("loss so far", "%.3f%% raw (%d gaps), %.3f%% after NACK repair (%d packets)", t.LossRawPercent, t.LostRaw, t.LossPercent, t.Lost)
 	row("freezes", "%d over %s, %.2f%% of the watch time (video gaps > %s)", t.Freezes,
 		time.Duration(t.FreezeMS*float64(time.Millisecond)).Round(time.Millisecond), t.FreezePercent, FreezeThreshold)

@@ -170,6 +170,9 @@ func (r *run) record(rv *runViewer, all *Latency) ViewerRecord {
 		}
 	}
 	rec.Freezes, rec.FreezeMS = final.Freezes, msOf(final.FreezeTime)
+	c := v.ChatStats() // after Close: every echo that arrived while it was open
+	rec.ChatsSent, rec.ReactionsSent, rec.ChatsDelivered, rec.ReactionsDelivered = c.ChatsSent, c.ReactionsSent, c.ChatsDelivered, c.ReactionsDelivered
+	rec.MessagesRefused, rec.ChatEvents, rec.ReactionEvents = c.Refused, c.ChatEvents, c.ReactionEvents
 	all.Add(lat)
 	return rec
 }

@@ -133,6 +133,7 @@ type Viewer struct {
 	freezes, freezeNS                 atomic.Uint64
 	jitterVideo, jitterAudio          atomic.Uint64 // microseconds
 	whepResource                      string        // WHEP session URL, for DELETE
+	chat                              chatBook      // chat and reactions sent and received
 
 	mu          sync.Mutex
 	conn        *Conn
@@ -229,9 +230,11 @@ func (v *Viewer) start(ctx context.Context) error {
 		return errors.New("loadtest: viewer closed during start")
 	}
 	autoSubscribe := true
-	if _, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe); err != nil {
+	j, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe)
+	if err != nil {
 		return err
 	}
+	v.chat.joinedAs(j.ParticipantID)
 	v.joined()
 	return nil
 }
@@ -328,6 +331,9 @@ func mediaFailed(env Envelope) bool {
 // signals, and follows a draining node's redirect.
 func (v *Viewer) router(signals chan Envelope) func(Envelope) {
 	return func(env Envelope) {
+		if v.chat.onChatEvent(env) {
+			return
+		}
 		if env.Type == TypeRedirect && v.cfg.FollowRedirects {
 			var r struct{ URL, Reason string }
 			if env.Decode(&r) == nil && r.Reason == "draining" && r.URL != "" {
@@ -383,12 +389,14 @@ func (v *Viewer) follow(url string) {
 		return
 	}
 	autoSubscribe := true
-	if _, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe); err != nil {
+	j, err := join(ctx, conn, v.cfg.Token, v.cfg.Room, v.cfg.Name, &autoSubscribe)
+	if err != nil {
 		_ = pc.Close()
 		_ = conn.Close()
 		v.followFailed(err)
 		return
 	}
+	v.chat.joinedAs(j.ParticipantID)
 	select {
 	case <-up:
 	case <-ctx.Done():
