@@ -110,3 +110,94 @@ func TestBrowserPage_WHEPViewerWaitsAsTheServerSays(t *testing.T) {
 	t.Logf("the page waited %+v, then played", p.Waits)
 	assertNoPageProblems(t, b)
 }
+
+// chatLine is one line of a page's chat log (window.haloChat()).
+type chatLine struct {
+	Kind     string `json:"kind"`
+	Name     string `json:"name"`
+	Identity string `json:"identity"`
+	Text     string `json:"text"`
+}
+
+const haloChatJS = `window.haloChat ? window.haloChat() : []`
+
+// hasLine reports whether lines holds one of kind from identity saying text.
+func hasLine(lines []chatLine, kind, identity, text string) bool {
+	for _, l := range lines {
+		if l.Kind == kind && l.Identity == identity && l.Text == text {
+			return true
+		}
+	}
+	return false
+}
+
+// A viewer sees the audience count, chats and reacts from the watch page,
+// and the broadcaster sees both on the live page (and the viewer its own);
+// over WebSocket and over WHIP/WHEP alike. The quality picker shows only
+// for a broadcast in layers (simulcast: the live page's HD).
+func TestBrowserPage_ViewerSeesAudienceChatsAndReacts(t *testing.T) {
+	for _, tc := range []struct{ name, live, watch string }{
+		{"ws", "", ""},
+		{"whip-whep", "&via=whip", "&via=whep"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startNode(t, nil)
+			b := newBrowser(t)
+			live, viewer := b.ctx, b.tab("watch")
+			room := "chat-" + tc.name
+			capture := goLiveQuery(t, live, n, room, tc.live)
+			watchQuery(t, viewer, n, room, tc.watch)
+			if tc.name == "ws" {
+				waitDecoded(t, viewer, capture)
+			} else {
+				waitPage(t, viewer, "the WHEP page receiving", haloStatsJS, func(p whepPageStats) bool {
+					return p.State == "live" && p.VideoPacketsReceived > 50
+				})
+			}
+			waitPage(t, viewer, "the audience count on the watch page", `document.getElementById('watch-viewers').textContent`,
+				func(s string) bool { return s == "1" })
+			var hidden bool
+			if err := evalJSON(viewer, `document.getElementById('layer-switch').hidden`, &hidden); err != nil || !hidden {
+				t.Fatalf("the quality picker shows for a broadcast without layers (hidden=%v, %v)", hidden, err)
+			}
+
+			const msg = "hello from the audience"
+			ctx, cancel := context.WithTimeout(viewer, browserDeadline)
+			defer cancel()
+			if err := chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("watch-chat-text"), msg),
+				chromedp.Click(`#watch-chat-form button[type="submit"]`),
+				chromedp.Click(`#watch-reactions button`),
+			); err != nil {
+				t.Fatalf("chat and react on the watch page: %v", err)
+			}
+			who := "viewer-" + room
+			waitPage(t, live, "the viewer's message and reaction on the live page", haloChatJS, func(l []chatLine) bool {
+				return hasLine(l, "chat", who, msg) && hasLine(l, "reaction", who, "👏")
+			})
+			lines := waitPage(t, viewer, "the viewer's own message on the watch page", haloChatJS, func(l []chatLine) bool {
+				return hasLine(l, "chat", who, msg)
+			})
+			var input string
+			if err := evalJSON(viewer, `document.getElementById('watch-chat-text').value`, &input); err != nil || input != "" {
+				t.Fatalf("the chat box still holds %q after sending (%v)", input, err)
+			}
+			t.Logf("watch page chat: %+v", lines)
+			assertNoPageProblems(t, b)
+		})
+	}
+}
+
+// The quality picker shows when the broadcast is in layers (the live
+// page's HD sends simulcast).
+func TestBrowserPage_QualityPickerShowsForLayers(t *testing.T) {
+	n := startNode(t, nil)
+	b := newBrowser(t)
+	live, viewer := b.ctx, b.tab("watch")
+	const room = "picker"
+	goLiveQuery(t, live, n, room, "&quality=hd")
+	watch(t, viewer, n, room, "")
+	waitPage(t, viewer, "the quality picker shown for a simulcast broadcast", `!document.getElementById('layer-switch').hidden`,
+		func(shown bool) bool { return shown })
+	assertNoPageProblems(t, b)
+}

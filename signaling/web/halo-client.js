@@ -237,9 +237,10 @@ export class HaloClient extends EventTarget {
 
   // chat sends a room message to every participant; react an emoji. Both
   // share the room's rate: over it an `error` event with code
-  // room_rate_limited says the message was not sent.
-  chat(text) { this._send('chat', { text }); }
-  react(emoji) { this._send('reaction', { emoji }); }
+  // room_rate_limited says the message was not sent. They return false
+  // when the socket is not open (nothing was sent).
+  chat(text) { return this._send('chat', { text }); }
+  react(emoji) { return this._send('reaction', { emoji }); }
 
   // leave releases everything on the server and closes the socket and peers.
   async leave() {

@@ -3,6 +3,7 @@
 // WHIP with ?via=whip), the viewer count and a share link.
 
 import { HaloClient, whip } from './halo-client.js';
+import { chatPanel } from './chat.js';
 import { $, setStatus, describe, PageError, getToken, afterLoad, refreshDevToken } from './page.js';
 
 // QUALITY are the capture sizes the live page offers. 480p is the default:
@@ -65,6 +66,8 @@ export function liveView(room, params) {
   const status = $('live-status');
   const ac = new AbortController();
   const on = (el, type, fn) => el.addEventListener(type, fn, { signal: ac.signal });
+  // The room's chat and reactions, while live (the count is the badge).
+  const panel = chatPanel('live', ac.signal);
 
   let stream = null;
   let client = null; // HaloClient publishing (WebSocket)
@@ -231,6 +234,7 @@ export function liveView(room, params) {
   async function startWS(token, my) {
     const c = new HaloClient({ token, room, autoSubscribe: false, simulcast: simulcastBox.checked, refreshToken: (cl) => refreshDevToken(cl, room, true) });
     client = c;
+    panel.attach(c);
     c.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
     c.addEventListener('connectionstatechange', (e) => {
       if (e.detail.target === 'publisher') onMediaState(my, e.detail.state);
@@ -260,6 +264,7 @@ export function liveView(room, params) {
     // not counted as a viewer) brings the viewer count.
     const m = new HaloClient({ token, room, autoSubscribe: false, hidden: true, refreshToken: (cl) => refreshDevToken(cl, room, true) });
     monitor = m;
+    panel.attach(m);
     m.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
     m.addEventListener('close', (e) => { if (my === attempt && !e.detail.wasClean) setViewers(null); });
     m.connect().then(() => m.join()).catch(() => { if (my === attempt) setViewers(null); });
@@ -287,6 +292,7 @@ export function liveView(room, params) {
     const s = session;
     const m = monitor;
     client = session = monitor = null;
+    panel.attach(null);
     const done = [];
     if (c) done.push(c.leave());
     if (s) done.push(s.stop());

@@ -5,6 +5,7 @@
 // stands in for the player, never its frozen last frame.
 
 import { HaloClient, whep } from './halo-client.js';
+import { chatPanel } from './chat.js';
 import { $, setStatus, describe, PageError, getToken, afterLoad, backoff, NO_RETRY, refreshDevToken } from './page.js';
 
 export function watchView(room, params) {
@@ -24,6 +25,7 @@ export function watchView(room, params) {
   let pc = null; // the receiving connection, for stats
   let client = null;
   let session = null;
+  let monitor = null; // WHEP: a hidden signalling connection for the room's events
   let gone = false;
   let fatal = false;
   let retries = 0;
@@ -46,6 +48,11 @@ export function watchView(room, params) {
   let progress = { pc: null, packets: 0, at: 0, stalled: false }; // stall detection
   let sessions = 0; // media sessions started on this page (WHEP: POSTs answered)
   const waits = []; // {code, ms}: why and how long the page waited before each retry (the last 100)
+  // The audience count, chat and reactions, from the WebSocket client (or
+  // WHEP's monitor).
+  const panel = chatPanel('watch', ac.signal);
+  const layerSwitch = $('layer-switch');
+  layerSwitch.hidden = true;
 
   document.title = `Watching ${room} - HaloBuzz Live`;
   $('watch-room').textContent = room;
@@ -230,9 +237,45 @@ export function watchView(room, params) {
     }, wait);
   }
 
+  // showLayers shows the quality picker only when a video track of the
+  // broadcast has layers to pick from (simulcast).
+  function showLayers(c) {
+    layerSwitch.hidden = ![...c.tracks.values()].some((t) => t.kind === 'video' && (t.layers || []).length > 1);
+  }
+
+  // follow makes c the client of the room's events: the panel and the
+  // quality picker.
+  function follow(c) {
+    panel.attach(c);
+    const opts = { signal: ac.signal };
+    for (const type of ['joined', 'track_published', 'track_unpublished']) c.addEventListener(type, () => showLayers(c), opts);
+  }
+
+  // startMonitor (WHEP) joins the room hidden, without media, for its
+  // events: WHEP has none. It is not counted as a viewer.
+  function startMonitor(token) {
+    if (monitor) return;
+    const m = new HaloClient({ token, room, autoSubscribe: false, hidden: true, refreshToken: (cl) => refreshDevToken(cl, room, false) });
+    monitor = m;
+    follow(m);
+    m.addEventListener('close', () => {
+      if (monitor !== m) return;
+      monitor = null;
+      panel.attach(null);
+      panel.setViewers(null);
+    });
+    m.connect().then(() => m.join()).catch(() => {
+      if (monitor !== m) return;
+      monitor = null;
+      panel.attach(null);
+      m.leave();
+    });
+  }
+
   async function connectWS(token) {
     const c = new HaloClient({ token, room, refreshToken: (cl) => refreshDevToken(cl, room, false) });
     client = c;
+    follow(c);
     c.addEventListener('joined', (e) => {
       if (!(e.detail.tracks || []).length) setState('waiting', 'Waiting for the broadcaster to go live...');
     });
@@ -314,8 +357,10 @@ export function watchView(room, params) {
     try {
       const token = await getToken(room, params, false);
       if (gone) return;
-      if (via === 'whep') await connectWHEP(token);
-      else await connectWS(token);
+      if (via === 'whep') {
+        startMonitor(token);
+        await connectWHEP(token);
+      } else await connectWS(token);
     } catch (err) {
       lost(err);
     }
@@ -488,14 +533,16 @@ export function watchView(room, params) {
       clearTimeout(statsTimer);
       const c = client;
       const s = session;
-      client = session = null;
+      const m = monitor;
+      client = session = monitor = null;
+      panel.attach(null);
       pc = null;
       clearTracks();
       player.srcObject = null;
       placeholder.hidden = false;
       $('placeholder-text').textContent = '';
       window.haloStats = undefined;
-      await Promise.all([c && c.leave(), s && s.stop()]);
+      await Promise.all([c && c.leave(), s && s.stop(), m && m.leave()]);
     },
   };
 }
