@@ -53,6 +53,8 @@ type Report struct {
 	Received ReceivedTotals `json:"received"`
 	// Messages is what became of the viewers' chat and reactions.
 	Messages MessageTotals `json:"messages"`
+	// Rooms breaks the viewers' figures down by room, in room order.
+	Rooms []RoomTotals `json:"rooms,omitempty"`
 	// Measures are per-viewer figures over the viewers that received media
 	// (Latency: over every frame of every viewer).
 	Measures Measures `json:"measures"`
@@ -542,6 +544,7 @@ func (r *Report) aggregate() {
 		r.Received.FramesPercent = 100 * float64(r.Received.FramesReceived) / float64(r.Received.FramesSent)
 	}
 	r.FailedJoins = codes
+	r.Rooms = roomTotals(r.PerViewer)
 	expected := r.Received.Packets + r.Received.Lost
 	r.Received.LossRawPercent = lossPercent(r.Received.LostRaw, expected-min(r.Received.LostRaw, expected))
 	r.Received.LossPercent = lossPercent(r.Received.Lost, r.Received.Packets)

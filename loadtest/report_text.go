@@ -88,6 +88,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", d.name,
 			f(d.d.Min), f(d.d.P1), f(d.d.P5), f(d.d.P50), f(d.d.P95), f(d.d.P99), f(d.d.Max), d.d.N)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := r.writeRooms(w); err != nil {
+		return err
+	}
 	lt := r.LoadTester
 	busy := "unknown"
 	if lt.MachineBusyPercent >= 0 {
