@@ -68,8 +68,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			[]series{{name: "connected", x: tx, y: conn, color: "#1f77b4"}, {name: "failed", x: tx, y: failed, color: "#d62728"}}),
 		svgPlot("throughput", "Throughput received over time", "time (s)", "Mbit/s",
 			[]series{{name: "received", x: tx, y: mbps, color: "#2ca02c"}}),
-		svgPlot("latency-cdf", fmt.Sprintf("One-way latency CDF (p50 %.1f ms, p95 %.1f ms, p99 %.1f ms)", m.LatencyMS.P50, m.LatencyMS.P95, m.LatencyMS.P99),
-			"latency (ms)", "share of frames", []series{{name: "frames", x: cx, y: cy, color: "#9467bd", step: true}}),
+		svgPlotAxes("latency-cdf", fmt.Sprintf("One-way latency CDF (p50 %.1f ms, p95 %.1f ms, p99 %.1f ms)", m.LatencyMS.P50, m.LatencyMS.P95, m.LatencyMS.P99),
+			"latency (ms, log scale)", "share of frames", []series{{name: "frames", x: cx, y: cy, color: "#9467bd", step: true}}, true),
 		svgPlot("join-histogram", fmt.Sprintf("Join time (p50 %.0f ms, p95 %.0f ms)", m.JoinMS.P50, m.JoinMS.P95),
 			"join time (ms)", "viewers", []series{{name: "viewers", x: hx, y: hy, color: "#ff7f0e", bars: true}}),
 		svgPlot("loss", "Loss per viewer, so far", perViewer, "% of packets",
@@ -133,16 +133,27 @@ const (
 // svgPlot draws the series in one SVG with axes, ticks, a title and a
 // legend. With no data it says so in the plot.
 func svgPlot(id, title, xlabel, ylabel string, ss []series) template.HTML {
+	return svgPlotAxes(id, title, xlabel, ylabel, ss, false)
+}
+
+// svgPlotAxes is svgPlot with a choice of x axis: logX draws it on a log
+// scale with round ticks (1, 2, 5 times a power of ten), for latencies
+// that span milliseconds to seconds; points at or below zero are left out.
+// The SVG scales to the width the page gives it (viewBox, no fixed size).
+func svgPlotAxes(id, title, xlabel, ylabel string, ss []series, logX bool) template.HTML {
 	esc := template.HTMLEscapeString
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg id="plot-%s" class="plot" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">`,
-		id, plotW, plotH, plotW, plotH, esc(title))
+	fmt.Fprintf(&b, `<svg id="plot-%s" class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" preserveAspectRatio="xMidYMid meet" role="img" aria-label="%s">`,
+		id, plotW, plotH, esc(title))
 	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#fff"/>`, plotW, plotH)
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>`, padLeft, esc(title))
 	xmin, xmax, ymax := math.Inf(1), math.Inf(-1), 0.0
 	n := 0
 	for k, s := range ss {
 		s = finite(s)
+		if logX {
+			s = positiveX(s)
+		}
 		ss[k] = s
 		for i := range s.x {
 			xmin, xmax = math.Min(xmin, s.x[i]), math.Max(xmax, s.x[i])
@@ -174,13 +185,29 @@ func svgPlot(id, title, xlabel, ylabel string, ss []series) template.HTML {
 	}
 	ymax = niceCeil(ymax)
 	px := func(x float64) float64 { return x0 + (x-xmin)/(xmax-xmin)*w }
+	xticks := []float64{}
+	for i := 0; i <= 4; i++ {
+		xticks = append(xticks, xmin+(xmax-xmin)*float64(i)/4)
+	}
+	if logX {
+		xticks = logTicks(xmin, xmax)
+		lo, hi := math.Log10(xticks[0]), math.Log10(xticks[len(xticks)-1])
+		if hi == lo {
+			hi = lo + 1
+		}
+		px = func(x float64) float64 { return x0 + (math.Log10(x)-lo)/(hi-lo)*w }
+	}
 	py := func(y float64) float64 { return y0 - y/ymax*h }
 	for i := 0; i <= 4; i++ {
 		yv := ymax * float64(i) / 4
 		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" stroke="#eee"/>`, x0, py(yv), x0+w, py(yv))
 		fmt.Fprintf(&b, `<text x="%g" y="%.1f" font-size="11" text-anchor="end">%s</text>`, x0-4, py(yv)+4, tick(yv))
-		xv := xmin + (xmax-xmin)*float64(i)/4
-		fmt.Fprintf(&b, `<text x="%.1f" y="%g" font-size="11" text-anchor="middle">%s</text>`, px(xv), y0+16, tick(xv))
+	}
+	for _, xv := range xticks {
+		if logX {
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%g" x2="%.1f" y2="%g" stroke="#eee"/>`, px(xv), y0, px(xv), y0-h)
+		}
+		fmt.Fprintf(&b, `<text class="xtick" x="%.1f" y="%g" font-size="11" text-anchor="middle">%s</text>`, px(xv), y0+16, tick(xv))
 	}
 	for si, s := range ss {
 		switch {
@@ -227,6 +254,45 @@ func finite(s series) series {
 	return out
 }
 
+// positiveX returns s without the points a log axis cannot place.
+func positiveX(s series) series {
+	out := s
+	out.x, out.y = nil, nil
+	for i := range s.x {
+		if s.x[i] > 0 {
+			out.x = append(out.x, s.x[i])
+			out.y = append(out.y, s.y[i])
+		}
+	}
+	return out
+}
+
+// logTicks returns the round values (1, 2 and 5 times a power of ten)
+// from the largest at or below lo to the smallest at or above hi (lo > 0),
+// or only the powers of ten when those are more than 13 (four decades).
+func logTicks(lo, hi float64) []float64 {
+	first := math.Pow(10, math.Floor(math.Log10(lo)))
+	var all, decades []float64
+	for p := first; ; p *= 10 {
+		decades = append(decades, p)
+		for _, m := range []float64{1, 2, 5} {
+			all = append(all, m*p)
+			if m*p >= hi {
+				for len(all) > 1 && all[1] <= lo {
+					all = all[1:] // start at the last round value at or below lo
+				}
+				if len(all) <= 13 {
+					return all
+				}
+				if p < hi {
+					decades = append(decades, p*10)
+				}
+				return decades
+			}
+		}
+	}
+}
+
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.
 func niceCeil(v float64) float64 {
 	p := math.Pow(10, math.Floor(math.Log10(v)))
@@ -258,9 +324,9 @@ var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <title>{{.Title}}</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}
-h1{font-size:20px} .plots{display:flex;flex-wrap:wrap;gap:16px}
-.plot{border:1px solid #ddd;border-radius:4px} pre{background:#f6f6f6;padding:12px;overflow:auto;white-space:pre-wrap;font-size:12px}
+body{font-family:system-ui,sans-serif;margin:24px;color:#222}
+h1{font-size:20px} .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:16px}
+.plot{border:1px solid #ddd;border-radius:4px;width:100%;height:auto;box-sizing:border-box} pre{background:#f6f6f6;padding:12px;overflow:auto;white-space:pre-wrap;font-size:12px}
 .note{background:#fff3cd;border:1px solid #e0c060;padding:8px 12px;border-radius:4px}
 .verdict{font-size:18px;font-weight:bold;padding:8px 12px;border-radius:4px}
 .pass{background:#e6f4ea;border:1px solid #5a9e6f} .fail{background:#fde8e8;border:1px solid #c0392b}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,6 +115,44 @@ func TestReport_HTMLPlotsRenderInChromium(t *testing.T) {
 	}
 	if err := json.Unmarshal(raw, &plots); err != nil {
 		t.Fatal(err)
+	}
+	// The plots use the page's width: each row of plots spans the width
+	// of their container (a window of 1500 px: two plots a row), and a
+	// plot keeps its proportions.
+	raw, err = chromedp.Run(runCtx, chromedp.Evaluate[[]byte](`(() => {
+			const c = document.querySelector('.plots').getBoundingClientRect();
+			const rows = {};
+			for (const s of document.querySelectorAll('svg.plot')) {
+				const r = s.getBoundingClientRect();
+				const row = rows[Math.round(r.top)] || (rows[Math.round(r.top)] = {left: r.left, right: r.right, n: 0, ratio: r.width / r.height});
+				row.left = Math.min(row.left, r.left); row.right = Math.max(row.right, r.right); row.n++;
+			}
+			return {container: c.width, left: c.left, rows: Object.values(rows), body: document.body.clientWidth};
+		})()`))
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	var layout struct {
+		Container, Left, Body float64
+		Rows                  []struct {
+			Left, Right, Ratio float64
+			N                  int
+		}
+	}
+	if err := json.Unmarshal(raw, &layout); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("layout %+v", layout)
+	if layout.Container < 0.95*layout.Body || len(layout.Rows) == 0 {
+		t.Fatalf("plots %.0f px wide in a page of %.0f px", layout.Container, layout.Body)
+	}
+	for _, row := range layout.Rows {
+		if row.Left-layout.Left > 2 || layout.Left+layout.Container-row.Right > 2 || row.N < 2 {
+			t.Errorf("a row of %d plots spans %.0f..%.0f px of %.0f..%.0f", row.N, row.Left, row.Right, layout.Left, layout.Left+layout.Container)
+		}
+		if want := float64(plotW) / plotH; math.Abs(row.Ratio-want) > 0.05*want {
+			t.Errorf("plot proportions %.2f, drawn for %.2f", row.Ratio, want)
+		}
 	}
 	shot, err := chromedp.Run(runCtx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -229,5 +269,65 @@ func TestReport_HTMLOpensWithVerdictAndFrames(t *testing.T) {
 	}
 	if s := page.String(); !strings.Contains(s, `<p id="verdict" class="verdict pass">PASS</p>`) || strings.Index(s, `id="verdict"`) > strings.Index(s, "<h1>") {
 		t.Fatal("a passing run does not open with PASS")
+	}
+}
+
+// The latency CDF's x axis is logarithmic with round ticks: from the round
+// value at or below the fastest frame to the one at or above the slowest,
+// each tick as far from the next as its value's ratio says.
+func TestReport_HTMLLatencyCDFHasALogAxisWithRoundTicks(t *testing.T) {
+	for _, c := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{1.2, 480, "1 2 5 10 20 50 100 200 500"},
+		{0.3, 4, "0.2 0.5 1 2 5"},
+		{10, 10, "10"},
+		{1000, 11000, "1000 2000 5000 10000 20000"},
+		{0.05, 9000, "0.01 0.1 1 10 100 1000 10000"}, // too many round values: decades
+	} {
+		var got []string
+		for _, v := range logTicks(c.lo, c.hi) {
+			got = append(got, tick(v))
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("ticks %v..%v: %q, want %q", c.lo, c.hi, strings.Join(got, " "), c.want)
+		}
+	}
+
+	r := &Report{Schema: ReportSchema, Target: "websocket"}
+	l := &Latency{}
+	for _, ms := range []int{3, 8, 40, 90, 300, 2500} { // 3 ms to 2.5 s
+		l.counts[histIndex(uint64(ms*1000))]++
+		l.total++
+	}
+	r.LatencyBuckets = l.buckets()
+	r.aggregate()
+	var page bytes.Buffer
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	plot := page.String()[strings.Index(page.String(), `id="plot-latency-cdf"`):]
+	plot = plot[:strings.Index(plot, "</svg>")]
+	if !strings.Contains(plot, "log scale") {
+		t.Error("the axis does not say it is logarithmic")
+	}
+	ticks := regexp.MustCompile(`class="xtick" x="([0-9.]+)"[^>]*>([^<]+)<`).FindAllStringSubmatch(plot, -1)
+	var labels []string
+	pos := map[string]float64{}
+	for _, m := range ticks {
+		labels = append(labels, m[2])
+		pos[m[2]], _ = strconv.ParseFloat(m[1], 64)
+	}
+	if got := strings.Join(labels, " "); got != "2 5 10 20 50 100 200 500 1000 2000 5000" {
+		t.Fatalf("ticks %q", got)
+	}
+	for _, p := range [][2]string{{"2", "20"}, {"10", "100"}, {"100", "1000"}, {"500", "5000"}} {
+		if d := pos[p[1]] - pos[p[0]]; math.Abs(d-pos["20"]+pos["2"]) > 0.2 || d <= 0 {
+			t.Errorf("%s to %s spans %.1f px, 2 to 20 %.1f px: not a log axis", p[0], p[1], d, pos["20"]-pos["2"])
+		}
+	}
+	if d1, d2 := pos["5"]-pos["2"], pos["50"]-pos["20"]; math.Abs(d1-d2) > 0.2 {
+		t.Errorf("2 to 5 spans %.1f px, 20 to 50 %.1f px", d1, d2)
 	}
 }
