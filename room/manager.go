@@ -61,6 +61,7 @@ type Options struct {
 // EmptyTimeout after the last participant leaves.
 type Manager struct {
 	engine  *sfu.Engine
+	ownsEng bool    // the engine is the Manager's own (NewStandalone): Close closes it
 	cluster Cluster // nil alone
 	opt     Options
 	log     *slog.Logger
@@ -93,6 +94,20 @@ func NewManager(engine *sfu.Engine, opt Options) *Manager {
 		m.cluster.Start(m)
 	}
 	return m
+}
+
+// NewStandalone returns a Manager with a media engine of its own, built
+// from cfg and closed by the Manager's Close: for a package that drives
+// rooms without wiring the media plane (signalling's tests), so that it
+// speaks room's vocabulary only. The node wires its engine itself.
+func NewStandalone(cfg config.SFUConfig, opt Options) (*Manager, error) {
+	e, err := sfu.NewEngine(cfg, opt.Log)
+	if err != nil {
+		return nil, err
+	}
+	m := NewManager(e, opt)
+	m.ownsEng = true
+	return m, nil
 }
 
 func (m *Manager) isDraining() bool {
@@ -281,5 +296,8 @@ func (m *Manager) Close() {
 	}
 	if m.cluster != nil {
 		m.cluster.Close()
+	}
+	if m.ownsEng {
+		m.engine.Close()
 	}
 }

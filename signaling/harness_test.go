@@ -13,7 +13,6 @@ import (
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/room"
-	"github.com/halobuzz/live/sfu"
 	"github.com/halobuzz/live/signaling/auth"
 	"github.com/pion/webrtc/v4"
 )
@@ -44,17 +43,15 @@ func startServer(t *testing.T, edit func(*config.Config)) *testServer {
 	}
 	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	engine, err := sfu.NewEngine(cfg.SFU, log)
+	rooms, err := room.NewStandalone(cfg.SFU, room.Options{NodeID: cfg.Node.ID, Room: cfg.Room, Limits: cfg.Limits, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rooms := room.NewManager(engine, room.Options{NodeID: cfg.Node.ID, Room: cfg.Room, Limits: cfg.Limits, Log: log})
 	sc := ConfigOf(cfg)
 	sc.Clustered = true
 	s, err := New(sc, rooms, NewMetrics(nil), log)
 	if err != nil {
 		rooms.Close()
-		engine.Close()
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,7 +66,6 @@ func startServer(t *testing.T, edit func(*config.Config)) *testServer {
 		_ = s.Drain(ctx)
 		_ = hs.Close()
 		rooms.Close()
-		engine.Close()
 	})
 	return &testServer{s: s, rooms: rooms, cfg: cfg, url: "http://" + ln.Addr().String(), logs: logs}
 }
