@@ -46,6 +46,22 @@ func startNodeWithLog(t *testing.T, mutate func(*config.Config), log *slog.Logge
 			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
 	}
+	tn := newStartedNode(t, cfg, log)
+	n := tn.Node
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return tn
+}
+
+// newStartedNode builds and starts a node of cfg logging to log; the
+// caller stops it.
+func newStartedNode(t *testing.T, cfg *config.Config, log *slog.Logger) *testNode {
+	t.Helper()
 	n, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -58,15 +74,7 @@ func startNodeWithLog(t *testing.T, mutate func(*config.Config), log *slog.Logge
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := &testNode{Node: n, t: t, signer: signer, wsURL: "ws://" + n.HTTPAddr() + "/ws", base: "http://" + n.HTTPAddr()}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return tn
+	return &testNode{Node: n, t: t, signer: signer, wsURL: "ws://" + n.HTTPAddr() + "/ws", base: "http://" + n.HTTPAddr()}
 }
 
 // token mints a token for room with the given grants.

@@ -18,7 +18,6 @@ import (
 
 	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
-	"github.com/halobuzz/live/signaling/auth"
 )
 
 // rollingNode is a node of a rolling restart: started, drained (as on
@@ -40,19 +39,7 @@ func startRollingNode(t *testing.T, r *testutil.Redis, id, region, secret string
 	if os.Getenv("HALO_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	n, err := New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		n.Close()
-		t.Fatal(err)
-	}
-	signer, err := auth.NewSigner([]byte(cfg.Auth.Secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rn := &rollingNode{testNode: &testNode{Node: n, t: t, signer: signer, wsURL: "ws://" + n.HTTPAddr() + "/ws", base: "http://" + n.HTTPAddr()}}
+	rn := &rollingNode{testNode: newStartedNode(t, cfg, log)}
 	t.Cleanup(func() { rn.stop(10 * time.Second) })
 	return rn
 }

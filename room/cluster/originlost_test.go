@@ -15,23 +15,7 @@ import (
 // grace ends. (Which local publish takes such a track over is
 // room.TestCluster_TrackTakeOver.)
 func TestCluster_DeadOriginsTracksAreKeptForTheGrace(t *testing.T) {
-	srv := testutil.StartRedis(t)
-	prefix := clusterPrefix()
-	b, _ := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour, RepublishGrace: 800 * time.Millisecond}})
-	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := newFakeNode(t, zs)
-	z.heartbeat()
-	var onB recorder
-	if _, err := b.Join("on", room.ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
-		t.Fatal(err)
-	}
-	waitLinked(t, b, "on")
-	z.goLive()
-	r := b.Room("on")
-	testutil.Eventually(t, "b knows z's track", func() bool { return len(r.RemoteTracks()) == 1 })
+	z, r, onB := liveOnAnotherNode(t, 800*time.Millisecond)
 
 	z.die()
 	testutil.Eventually(t, "b's watcher is told origin_lost", func() bool {
@@ -56,24 +40,8 @@ func TestCluster_DeadOriginsTracksAreKeptForTheGrace(t *testing.T) {
 // track is published again and relayed, and the grace period that was
 // running no longer ends it.
 func TestCluster_LostNodeThatComesBackIsRestored(t *testing.T) {
-	srv := testutil.StartRedis(t)
-	prefix := clusterPrefix()
 	grace := 1500 * time.Millisecond
-	b, _ := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour, RepublishGrace: grace}})
-	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := newFakeNode(t, zs)
-	z.heartbeat()
-	var onB recorder
-	if _, err := b.Join("on", room.ParticipantSpec{Identity: "watcher"}, &onB); err != nil {
-		t.Fatal(err)
-	}
-	waitLinked(t, b, "on")
-	z.goLive()
-	r := b.Room("on")
-	testutil.Eventually(t, "b knows z's track", func() bool { return len(r.RemoteTracks()) == 1 })
+	z, r, onB := liveOnAnotherNode(t, grace)
 	published := func() int {
 		return onB.count(func(ev room.Event) bool { e, ok := ev.(room.TrackPublished); return ok && e.Track.ID == "t_far" })
 	}
@@ -98,4 +66,29 @@ func TestCluster_LostNodeThatComesBackIsRestored(t *testing.T) {
 	if len(r.RemoteTracks()) != 1 {
 		t.Fatalf("b lists %v after the grace, want z's track", r.RemoteTracks())
 	}
+}
+
+// liveOnAnotherNode starts node b (republish grace grace) on a fresh Redis
+// with a watcher in room "on", and node z, played by the test, live there
+// with one track that b knows; it returns z, b's room and its watcher.
+func liveOnAnotherNode(t *testing.T, grace time.Duration) (*fakeNode, *room.Room, *recorder) {
+	t.Helper()
+	srv := testutil.StartRedis(t)
+	prefix := clusterPrefix()
+	b, _ := newClusterNode(t, srv, prefix, "b", room.Options{Room: config.RoomConfig{EmptyTimeout: time.Hour, RepublishGrace: grace}})
+	zs, err := NewRedisStore(redisClient(t, srv), prefix, RedisOptions{NodeID: "z", TTL: clusterTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := newFakeNode(t, zs)
+	z.heartbeat()
+	onB := &recorder{}
+	if _, err := b.Join("on", room.ParticipantSpec{Identity: "watcher"}, onB); err != nil {
+		t.Fatal(err)
+	}
+	waitLinked(t, b, "on")
+	z.goLive()
+	r := b.Room("on")
+	testutil.Eventually(t, "b knows z's track", func() bool { return len(r.RemoteTracks()) == 1 })
+	return z, r, onB
 }
