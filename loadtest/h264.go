@@ -31,6 +31,11 @@ var (
 type h264Info struct {
 	// Keyframe: the packet carries an SPS or an IDR slice.
 	Keyframe bool
+	// Start: the packet begins an access unit: its first NAL unit is an
+	// access unit delimiter or an SPS, or it starts the first slice
+	// (first_mb_in_slice 0) of a non-IDR picture. An IDR picture begins
+	// with its SPS (as this package's and browsers' do).
+	Start bool
 	// SentAt is the send time of a synthetic slice starting in this packet,
 	// 0 when none.
 	SentAt int64
@@ -45,8 +50,12 @@ func parseH264(p []byte) h264Info {
 	}
 	switch t := p[0] & 0x1f; {
 	case t >= 1 && t <= 23:
+		info.Start = h264Begins(t, p[1:])
 		info.slice(t, p[1:])
 	case t == h264STAPA:
+		if len(p) >= 4 {
+			info.Start = h264Begins(p[3]&0x1f, p[4:])
+		}
 		for rest := p[1:]; len(rest) >= 2; {
 			n := int(binary.BigEndian.Uint16(rest))
 			rest = rest[2:]
@@ -57,9 +66,22 @@ func parseH264(p []byte) h264Info {
 			rest = rest[n:]
 		}
 	case t == h264FUA && len(p) >= 2 && p[1]&0x80 != 0: // start fragment
+		info.Start = h264Begins(p[1]&0x1f, p[2:])
 		info.slice(p[1]&0x1f, p[2:])
 	}
 	return info
+}
+
+// h264Begins reports whether a NAL unit of type t, whose bytes after the
+// header start with body, begins an access unit (h264Info.Start).
+func h264Begins(t byte, body []byte) bool {
+	switch t {
+	case 7, 9: // SPS, access unit delimiter
+		return true
+	case 1: // non-IDR slice: first_mb_in_slice is ue(v), 0 is the bit 1
+		return len(body) > 0 && body[0]&0x80 != 0
+	}
+	return false
 }
 
 // slice takes one NAL unit of type t whose bytes after the header are

@@ -18,8 +18,8 @@ func (l *packetLog) WriteRTP(p *rtp.Packet) error {
 
 // The synthetic H.264 source writes access units a viewer reads back: a
 // keyframe starts with an SPS, every frame carries its send time once, the
-// last packet of a frame has the marker, and fragments add up to the
-// slice.
+// first packet alone begins the access unit, the last has the marker, and
+// fragments add up to the slice.
 func TestH264Source_FramesReadBack(t *testing.T) {
 	src := newH264Source(2_500_000, 30, 2*time.Second)
 	for _, key := range []bool{true, false, false} {
@@ -42,6 +42,9 @@ func TestH264Source_FramesReadBack(t *testing.T) {
 				if info.SentAt != sentAt {
 					t.Fatalf("packet %d: sent at %d, want %d", i, info.SentAt, sentAt)
 				}
+			}
+			if info.Start != (i == 0) {
+				t.Fatalf("packet %d of %d: start %v (only the first begins the access unit)", i, n, info.Start)
 			}
 			if p.Marker != (i == len(log.pkts)-1) || p.Timestamp != ts || len(p.Payload) > maxRTPPayload {
 				t.Fatalf("packet %d of %d: marker %v, timestamp %d (want %d), %d bytes", i, n, p.Marker, p.Timestamp, ts, len(p.Payload))

@@ -73,8 +73,8 @@ type ViewerStats struct {
 	// JitterVideo and JitterAudio are the RFC 3550 interarrival jitter of
 	// the first video track and of the audio track.
 	JitterVideo, JitterAudio time.Duration
-	// Freezes counts gaps over FreezeThreshold between video frames of the
-	// first video track, and FreezeTime adds them up; a gap still open
+	// Freezes counts gaps over FreezeThreshold between video frames
+	// received whole on the first video track, and FreezeTime adds them up; a gap still open
 	// when Stats is called counts too.
 	Freezes    uint64
 	FreezeTime time.Duration
@@ -92,11 +92,14 @@ type ViewerStats struct {
 	// connected state to the first keyframe, or 0 before one arrived.
 	FirstKeyframeAfter time.Duration
 	// One-way latency from the send time embedded in synthetic video frames
-	// (frame starts only; needs one clock for publisher and viewer), of
-	// frames sent after the viewer joined: the picture the server replays
-	// to a new viewer is as old as the last keyframe, which is not latency.
+	// to the last packet of each frame received whole (needs one clock for
+	// publisher and viewer), of frames sent after the viewer joined: the
+	// picture the server replays to a new viewer is as old as the last
+	// keyframe, which is not latency.
 	LatencyP50, LatencyP95, LatencyP99, LatencyMax time.Duration
-	// Frames counts video frame starts seen.
+	// Frames counts video frames received whole: every packet from the
+	// one beginning the frame to its marker packet (frameAssembler); a
+	// frame missing a packet for good, or cut short, is not received.
 	Frames uint64
 	// Recoveries counts new subscriber connections made after the server
 	// reported media_failed.

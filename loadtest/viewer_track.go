@@ -66,9 +66,9 @@ func (v *Viewer) readTrack(t *webrtc.TrackRemote, video, firstVideo, h264 bool, 
 type trackReader struct {
 	v                   *Viewer
 	video, firstVideo   bool
-	h264                bool   // H.264 video (else VP8)
-	frameTS             uint32 // H.264: RTP timestamp of the current access unit
-	clockRate           uint32 // RTP clock of the track; 0 means unknown (no jitter)
+	h264                bool            // H.264 video (else VP8)
+	frames              *frameAssembler // video: which frames arrived whole
+	clockRate           uint32          // RTP clock of the track; 0 means unknown (no jitter)
 	pkt                 rtp.Packet
 	seq                 seqTracker
 	gotPacket, gotFrame bool
@@ -102,22 +102,23 @@ func (r *trackReader) handle(b []byte) {
 		v.audioPackets.Add(1)
 	} else {
 		v.videoPackets.Add(1)
-		switch {
-		case r.h264:
-			// An access unit is the packets of one timestamp; its first
-			// packet says whether it is a keyframe (an SPS first).
+		var start, key bool
+		var sentAt int64
+		if r.h264 {
 			info := parseH264(r.pkt.Payload)
-			if !r.gotFrame || r.pkt.Timestamp != r.frameTS {
-				v.onFrame(info.Keyframe, r.firstVideo, !r.gotFrame, now, info.SentAt)
-				r.gotFrame, r.frameTS = true, r.pkt.Timestamp
-			} else if info.SentAt != 0 {
-				v.recordLatency(info.SentAt)
-			}
-		default:
-			if info, err := ParseVP8(r.pkt.Payload); err == nil && info.FrameStart {
-				v.onFrame(info.Keyframe, r.firstVideo, !r.gotFrame, now, info.SentAt)
-				r.gotFrame = true
-			}
+			start, key, sentAt = info.Start, info.Keyframe, info.SentAt
+		} else if info, err := ParseVP8(r.pkt.Payload); err == nil {
+			start, key, sentAt = info.FrameStart, info.Keyframe, info.SentAt
+		}
+		if start {
+			v.onFrameStart(key, r.firstVideo, !r.gotFrame, now)
+			r.gotFrame = true
+		}
+		if r.frames == nil {
+			r.frames = new(frameAssembler)
+		}
+		if f := r.frames.add(r.pkt.SequenceNumber, r.pkt.Timestamp, r.pkt.Marker, start, sentAt); f.ok {
+			v.onFrameWhole(r.firstVideo, now, f.sentAt)
 		}
 	}
 	if !r.gotPacket {
@@ -157,11 +158,10 @@ func (r *trackReader) updateJitter(now int64) {
 	r.lastArrival, r.lastRTP = now, r.pkt.Timestamp
 }
 
-// onFrame records a video frame start: the first-frame and first-keyframe
-// facts, freezes on the first video track, and the one-way latency. now is
-// the arrival time in ns since the viewer's epoch.
-func (v *Viewer) onFrame(key, firstVideoTrack, firstOfTrack bool, now, sentAt int64) {
-	v.frames.Add(1)
+// onFrameStart records the first packet of a video frame, as the server
+// sent it: the keyframe count and the first-frame and first-keyframe
+// facts. now is the arrival time in ns since the viewer's epoch.
+func (v *Viewer) onFrameStart(key, firstVideoTrack, firstOfTrack bool, now int64) {
 	if key {
 		v.keyframes.Add(1)
 	}
@@ -177,14 +177,22 @@ func (v *Viewer) onFrame(key, firstVideoTrack, firstOfTrack bool, now, sentAt in
 			v.firstVideo.CompareAndSwap(0, state)
 		}
 	}
+	if key && v.firstKeyAt.Load() == 0 {
+		v.firstKeyAt.CompareAndSwap(0, max(now, 1))
+	}
+}
+
+// onFrameWhole records a video frame received whole (frameAssembler), at
+// its last packet: a frame received, freezes on the first video track (a
+// person sees a picture only once all of it arrived) and the one-way
+// latency. A frame missing a packet counts for none of these.
+func (v *Viewer) onFrameWhole(firstVideoTrack bool, now, sentAt int64) {
+	v.frames.Add(1)
 	if firstVideoTrack {
 		if last := v.lastFrameAt.Swap(now); last != 0 && now-last > int64(FreezeThreshold) {
 			v.freezes.Add(1)
 			v.freezeNS.Add(uint64(now - last))
 		}
-	}
-	if key && v.firstKeyAt.Load() == 0 {
-		v.firstKeyAt.CompareAndSwap(0, max(now, 1))
 	}
 	v.recordLatency(sentAt)
 }
