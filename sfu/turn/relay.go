@@ -1,0 +1,184 @@
+package turn
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	pturn "github.com/pion/turn/v5"
+	"golang.org/x/time/rate"
+)
+
+// errTCPRelay refuses an allocation asking for a TCP relay (RFC 6062): the
+// SFU speaks UDP to a relay, and a TCP CONNECT would reach any port.
+var errTCPRelay = errors.New("turn: TCP relaying is not offered")
+
+// metadataIP is the cloud instance metadata service's address.
+var metadataIP = netip.MustParseAddr("169.254.169.254")
+
+// peers is the set of media addresses a relay may reach: the node's own.
+type peers struct {
+	addrs []netip.AddrPort
+	udp   []*net.UDPAddr // addrs as pion wants them, made once: no garbage per packet
+}
+
+func newPeers(addrs []netip.AddrPort) *peers {
+	p := &peers{}
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		p.addrs = append(p.addrs, a)
+		p.udp = append(p.udp, net.UDPAddrFromAddrPort(a))
+	}
+	return p
+}
+
+// allowsIP reports whether ip is the IP of one of the media addresses.
+func (p *peers) allowsIP(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, a := range p.addrs {
+		if a.Addr() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup returns the media address a is, port included, or nil.
+func (p *peers) lookup(a netip.AddrPort) *net.UDPAddr {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	for i, m := range p.addrs {
+		if m == a {
+			return p.udp[i]
+		}
+	}
+	return nil
+}
+
+// refusalReason names why a peer IP is refused, for the metrics.
+func refusalReason(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case ip == metadataIP:
+		return ReasonPeerMetadata
+	case ip.IsLoopback():
+		return ReasonPeerLoopback
+	case ip.IsPrivate():
+		return ReasonPeerPrivate
+	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
+		return ReasonPeerLinkLocal
+	}
+	return ReasonPeerOther
+}
+
+// permit is pion's PermissionHandler: CreatePermission and ChannelBind
+// toward an IP of the node's media addresses only. Ports are checked on
+// every datagram by relayConn (a TURN permission is per IP).
+func (s *Server) permit(_ net.Addr, peerIP net.IP) bool {
+	ip, ok := netip.AddrFromSlice(peerIP)
+	if ok && s.peers.allowsIP(ip) {
+		return true
+	}
+	s.metrics.refused(refusalReason(ip))
+	return false
+}
+
+// relays is the RelayAddressGenerator: a UDP socket on the relay IP per
+// allocation, wrapped in a relayConn; TCP relays are refused.
+type relays struct{ s *Server }
+
+// Validate is called by pion once at start.
+func (r relays) Validate() error { return nil }
+
+// AllocatePacketConn opens the relay socket of a UDP allocation.
+func (r relays) AllocatePacketConn(c pturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	network := "udp4"
+	if r.s.relayIP.Is6() {
+		network = "udp6"
+	}
+	if c.Network != network {
+		return nil, nil, errors.New("turn: the relay has no address of the requested family")
+	}
+	pc, err := net.ListenPacket(network, netip.AddrPortFrom(r.s.relayIP, 0).String())
+	if err != nil {
+		return nil, nil, err
+	}
+	rc := &relayConn{UDPConn: pc.(*net.UDPConn), s: r.s}
+	if r.s.opts.MaxBitrate > 0 {
+		bytesPerSec := float64(r.s.opts.MaxBitrate) / 8
+		// A burst of a quarter second: a keyframe passes whole.
+		burst := max(int(bytesPerSec/4), 64<<10)
+		rc.up = rate.NewLimiter(rate.Limit(bytesPerSec), burst)
+		rc.down = rate.NewLimiter(rate.Limit(bytesPerSec), burst)
+	}
+	return rc, pc.LocalAddr(), nil
+}
+
+// AllocateListener refuses a TCP allocation.
+func (r relays) AllocateListener(pturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	r.s.metrics.refused(ReasonTCPRelay)
+	return nil, nil, errTCPRelay
+}
+
+// AllocateConn refuses a TCP relay connection.
+func (r relays) AllocateConn(pturn.AllocateConnConfig) (net.Conn, error) {
+	r.s.metrics.refused(ReasonTCPRelay)
+	return nil, errTCPRelay
+}
+
+// relayConn is an allocation's relay socket: it sends only to the node's
+// media addresses (port included), receives only from them, and holds each
+// direction under the allocation's bandwidth cap. What it drops is counted,
+// never logged: this is the packet path.
+type relayConn struct {
+	*net.UDPConn
+	s        *Server
+	up, down *rate.Limiter // nil: no cap
+}
+
+// WriteTo sends a client's datagram to a peer, if the peer is the node.
+func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		c.s.metrics.refused(ReasonPeerOther)
+		return len(p), nil
+	}
+	ap := ua.AddrPort()
+	if c.s.peers.lookup(ap) == nil {
+		if c.s.peers.allowsIP(ap.Addr()) {
+			c.s.metrics.refused(ReasonPeerPort)
+		} else {
+			c.s.metrics.refused(refusalReason(ap.Addr()))
+		}
+		return len(p), nil // dropped: a Send indication has no answer
+	}
+	if c.up != nil && !c.up.AllowN(time.Now(), len(p)) {
+		c.s.metrics.refused(ReasonBandwidth)
+		return len(p), nil
+	}
+	n, err := c.UDPConn.WriteToUDPAddrPort(p, ap)
+	c.s.metrics.toPeer.Add(float64(n))
+	return n, err
+}
+
+// ReadFrom returns the next datagram from the node's media addresses;
+// anything else reaching the relay port is dropped.
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, ap, err := c.UDPConn.ReadFromUDPAddrPort(p)
+		if err != nil {
+			return n, nil, err
+		}
+		from := c.s.peers.lookup(ap)
+		if from == nil {
+			c.s.metrics.refused(ReasonInbound)
+			continue
+		}
+		if c.down != nil && !c.down.AllowN(time.Now(), n) {
+			c.s.metrics.refused(ReasonBandwidth)
+			continue
+		}
+		c.s.metrics.fromPeer.Add(float64(n))
+		return n, from, nil
+	}
+}

@@ -1,0 +1,302 @@
+package turn
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/halobuzz/live/internal/testutil"
+	pturn "github.com/pion/turn/v5"
+)
+
+func TestRelay_ReachesTheNodesMediaPortAndNothingElse(t *testing.T) {
+	r := newRig(t, nil)
+	c := r.client(creds(testSecret, "alice", time.Now().Add(time.Hour)))
+	relay, err := allocate(t, c)
+	if err != nil {
+		t.Fatalf("allocate with valid credentials: %v", err)
+	}
+	defer relay.Close()
+
+	// Another port of the node's IP first: the permission (per IP) is
+	// granted, the datagram is not relayed.
+	if _, err := relay.WriteTo([]byte("to-other-port"), r.other.LocalAddr()); err != nil {
+		t.Fatalf("write toward another port: %v", err)
+	}
+	if _, err := relay.WriteTo([]byte("to-media"), r.media.LocalAddr()); err != nil {
+		t.Fatalf("write toward the media port: %v", err)
+	}
+	got, from := readWithin(r.media, 5*time.Second)
+	if !bytes.Equal(got, []byte("to-media")) {
+		t.Fatalf("media port got %q, want to-media", got)
+	}
+	if got, _ := readWithin(r.other, 300*time.Millisecond); got != nil {
+		t.Fatalf("another port of the node received %q through the relay", got)
+	}
+	if n := r.refusals(ReasonPeerPort); n < 1 {
+		t.Fatalf("refusals{reason=peer_port} = %v, want >= 1", n)
+	}
+
+	// Back: the node's media port answers the relay; another port of the
+	// same IP sending to the relay address is not passed on.
+	if _, err := r.other.WriteTo([]byte("from-other-port"), from); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.media.WriteTo([]byte("from-media"), from); err != nil {
+		t.Fatal(err)
+	}
+	got, src := readWithin(relay, 5*time.Second)
+	if !bytes.Equal(got, []byte("from-media")) || src.String() != r.media.LocalAddr().String() {
+		t.Fatalf("client got %q from %v, want from-media from %v", got, src, r.media.LocalAddr())
+	}
+	testutil.Eventually(t, "inbound refusal counted", func() bool { return r.refusals(ReasonInbound) >= 1 })
+	if b := r.metric("halo_turn_relayed_bytes_total", "direction", "to_peer"); b != float64(len("to-media")) {
+		t.Fatalf("relayed bytes to_peer = %v, want %d", b, len("to-media"))
+	}
+	if n := r.metric("halo_turn_allocations", "", ""); n != 1 {
+		t.Fatalf("halo_turn_allocations = %v, want 1", n)
+	}
+}
+
+func TestPermission_RefusedTowardAnythingButTheNode(t *testing.T) {
+	r := newRig(t, nil)
+	c := r.client(creds(testSecret, "mallory", time.Now().Add(time.Hour)))
+	relay, err := allocate(t, c)
+	if err != nil {
+		t.Fatalf("allocate: %v", err)
+	}
+	defer relay.Close()
+	// A UDP service on 127.0.0.1 of this machine, as Redis or a metrics
+	// endpoint would be.
+	local := listenUDP(t, netip.MustParseAddr("127.0.0.1"))
+	for _, tt := range []struct {
+		peer, reason string
+	}{
+		{"127.0.0.1:6379", ReasonPeerLoopback},
+		{local.LocalAddr().String(), ReasonPeerLoopback},
+		{"10.0.0.1:80", ReasonPeerPrivate},
+		{"192.168.1.1:53", ReasonPeerPrivate},
+		{"172.16.0.1:8080", ReasonPeerPrivate},
+		{"169.254.169.254:80", ReasonPeerMetadata},
+		{"169.254.1.1:80", ReasonPeerLinkLocal},
+		{"8.8.8.8:53", ReasonPeerOther},
+	} {
+		before := r.refusals(tt.reason)
+		peer, _ := net.ResolveUDPAddr("udp", tt.peer)
+		if err := c.CreatePermission(peer); err == nil {
+			t.Errorf("CreatePermission(%s) succeeded, want a refusal", tt.peer)
+		}
+		if _, err := relay.WriteTo([]byte("probe"), peer); err == nil {
+			t.Errorf("WriteTo(%s) through the relay succeeded, want an error", tt.peer)
+		}
+		if after := r.refusals(tt.reason); after <= before {
+			t.Errorf("%s: refusals{reason=%s} stayed %v", tt.peer, tt.reason, after)
+		}
+	}
+	if got, _ := readWithin(local, 300*time.Millisecond); got != nil {
+		t.Fatalf("a service on 127.0.0.1 received %q through the relay", got)
+	}
+	// A TCP relay (RFC 6062 CONNECT to any port) is not offered.
+	tc, err := net.Dial("tcp", r.s.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := r.clientOver(pturn.NewSTUNConn(tc), tc.RemoteAddr().String(), c.Username().String(), Password(testSecret, c.Username().String()))
+	if _, err := ct.AllocateTCP(); err == nil {
+		t.Fatal("a TCP allocation was granted")
+	}
+	if r.refusals(ReasonTCPRelay) < 1 {
+		t.Fatal("refusals{reason=tcp_relay} not counted")
+	}
+}
+
+func TestAuth_ExpiredForgedAndMalformedCredentialsAreRefused(t *testing.T) {
+	r := newRig(t, nil)
+	expiredU, expiredP := creds(testSecret, "alice", time.Now().Add(-time.Minute))
+	forgedU, forgedP := creds("another-secret-0123456789abcdef0123456789", "alice", time.Now().Add(time.Hour))
+	validU, _ := creds(testSecret, "alice", time.Now().Add(time.Hour))
+	for _, tt := range []struct {
+		name, user, pass, reason string
+	}{
+		{"expired", expiredU, expiredP, ReasonExpired},
+		{"made with another secret", forgedU, forgedP, ReasonBadCredentials},
+		{"valid username, wrong password", validU, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", ReasonBadCredentials},
+		{"no expiry", "alice", Password(testSecret, "alice"), ReasonBadCredentials},
+		{"expiry not a number", "soon:alice", Password(testSecret, "soon:alice"), ReasonBadCredentials},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := r.refusals(tt.reason)
+			c := r.client(tt.user, tt.pass)
+			if relay, err := allocate(t, c); err == nil {
+				relay.Close()
+				t.Fatal("allocation granted")
+			}
+			if after := r.refusals(tt.reason); after <= before {
+				t.Fatalf("refusals{reason=%s} stayed %v", tt.reason, after)
+			}
+		})
+	}
+	if n := r.s.Allocations(); n != 0 {
+		t.Fatalf("%d allocations alive after refused requests", n)
+	}
+}
+
+func TestQuota_AllocationsBeyondTheCapsAreRefused(t *testing.T) {
+	r := newRig(t, func(o *Options) { o.MaxPerIdentity, o.MaxPerIP = 2, 3 })
+	grant := func(identity string) (net.PacketConn, error) {
+		return allocate(t, r.client(creds(testSecret, identity, time.Now().Add(time.Hour))))
+	}
+	a1, err := grant("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grant("alice"); err != nil {
+		t.Fatal(err)
+	}
+	if relay, err := grant("alice"); err == nil {
+		relay.Close()
+		t.Fatal("alice's third allocation was granted (cap 2 per identity)")
+	}
+	if r.refusals(ReasonQuotaIdentity) < 1 {
+		t.Fatal("refusals{reason=quota_identity} not counted")
+	}
+	if _, err := grant("bob"); err != nil {
+		t.Fatalf("bob's first allocation: %v", err)
+	}
+	if relay, err := grant("carol"); err == nil {
+		relay.Close()
+		t.Fatal("a fourth allocation from one IP was granted (cap 3 per IP)")
+	}
+	if r.refusals(ReasonQuotaIP) < 1 {
+		t.Fatal("refusals{reason=quota_ip} not counted")
+	}
+	// Closing an allocation gives its place back.
+	_ = a1.Close()
+	testutil.Eventually(t, "allocation released", func() bool { return r.s.Allocations() == 2 })
+	if _, err := grant("carol"); err != nil {
+		t.Fatalf("allocation after one was released: %v", err)
+	}
+}
+
+func TestRelay_BandwidthCapDropsTheExcess(t *testing.T) {
+	const bitrate = 160_000 // 20 kB/s, burst 64 KiB
+	r := newRig(t, func(o *Options) { o.MaxBitrate = bitrate })
+	c := r.client(creds(testSecret, "alice", time.Now().Add(time.Hour)))
+	relay, err := allocate(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	start := time.Now()
+	payload := make([]byte, 1000)
+	for range 400 { // 400 kB, far over the burst
+		if _, err := relay.WriteTo(payload, r.media.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, "bandwidth refusals counted", func() bool { return r.refusals(ReasonBandwidth) > 0 })
+	elapsed := time.Since(start)
+	got := r.metric("halo_turn_relayed_bytes_total", "direction", "to_peer")
+	// What may pass: the burst plus the rate over the whole send.
+	limit := float64(64<<10) + float64(bitrate)/8*elapsed.Seconds() + 1000
+	if got == 0 || got > limit {
+		t.Fatalf("relayed %v bytes of 400000 in %v, want 0 < n <= %v", got, elapsed, limit)
+	}
+}
+
+func TestTCPAndTLS_RelayToTheMediaPortAndReloadTheCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeCert(t, dir, "first")
+	r := newRig(t, func(o *Options) { o.TLS, o.CertFile, o.KeyFile = true, certFile, keyFile })
+	user, pass := creds(testSecret, "alice", time.Now().Add(time.Hour))
+
+	dialTLS := func() (*tls.Conn, string) {
+		conn, err := tls.Dial("tcp", r.s.TLSAddr().String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a self-signed test certificate
+		if err != nil {
+			t.Fatalf("TLS dial: %v", err)
+		}
+		return conn, conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	for name, dial := range map[string]func() net.Conn{
+		"tcp": func() net.Conn {
+			c, err := net.Dial("tcp", r.s.TCPAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		},
+		"tls": func() net.Conn { c, _ := dialTLS(); return c },
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn := dial()
+			c := r.clientOver(pturn.NewSTUNConn(conn), conn.RemoteAddr().String(), user, pass)
+			relay, err := allocate(t, c)
+			if err != nil {
+				t.Fatalf("allocate over %s: %v", name, err)
+			}
+			defer relay.Close()
+			if _, err := relay.WriteTo([]byte("over-"+name), r.media.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := readWithin(r.media, 5*time.Second); string(got) != "over-"+name {
+				t.Fatalf("media port got %q", got)
+			}
+		})
+	}
+
+	conn, cn := dialTLS()
+	_ = conn.Close()
+	if cn != "first" {
+		t.Fatalf("certificate %q, want first", cn)
+	}
+	// Renewed on disk: the next handshake presents it, no restart.
+	time.Sleep(10 * time.Millisecond) // a later modification time on coarse clocks
+	writeCert(t, dir, "renewed")
+	conn, cn = dialTLS()
+	_ = conn.Close()
+	if cn != "renewed" {
+		t.Fatalf("after renewal the certificate is %q, want renewed", cn)
+	}
+	// A broken renewal keeps the certificate that works.
+	if err := writeFile(certFile, "not a certificate"); err != nil {
+		t.Fatal(err)
+	}
+	conn, cn = dialTLS()
+	_ = conn.Close()
+	if cn != "renewed" {
+		t.Fatalf("after a broken renewal the certificate is %q, want renewed", cn)
+	}
+}
+
+func TestExternalTLS_ServesPlainTCPOnTheTLSPort(t *testing.T) {
+	r := newRig(t, func(o *Options) { o.TLS, o.ExternalTLS = true, true })
+	user, pass := creds(testSecret, "alice", time.Now().Add(time.Hour))
+	conn, err := net.Dial("tcp", r.s.TLSAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.clientOver(pturn.NewSTUNConn(conn), conn.RemoteAddr().String(), user, pass)
+	relay, err := allocate(t, c)
+	if err != nil {
+		t.Fatalf("allocate over the load balancer's plain TCP: %v", err)
+	}
+	defer relay.Close()
+}
+
+func TestNew_RefusesWhatCannotWork(t *testing.T) {
+	peers := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.2:7882")}
+	for name, o := range map[string]Options{
+		"no secret":        {RelayIP: mediaIP, Peers: peers},
+		"no relay ip":      {Secret: testSecret, Peers: peers},
+		"no peers":         {Secret: testSecret, RelayIP: mediaIP},
+		"unreadable certs": {Secret: testSecret, RelayIP: mediaIP, Peers: peers, ListenIP: "127.0.0.1", TLS: true, CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"},
+	} {
+		if s, err := New(o); err == nil {
+			_ = s.Close()
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}
