@@ -45,6 +45,9 @@ type Config struct {
 	Redis RedisConfig `mapstructure:"redis"`
 	// Cluster configures how this node takes part in a cluster (with Redis).
 	Cluster ClusterConfig `mapstructure:"cluster"`
+	// Webhooks tells an app backend what happens in the rooms
+	// (config/webhooks.go).
+	Webhooks WebhooksConfig `mapstructure:"webhooks"`
 	// Shutdown configures draining on SIGTERM.
 	Shutdown ShutdownConfig `mapstructure:"shutdown"`
 	// Log configures log output.
@@ -367,6 +370,7 @@ func Default() *Config {
 		Room:     RoomConfig{EmptyTimeout: 10 * time.Second, RepublishGrace: 10 * time.Second},
 		Redis:    RedisConfig{KeyPrefix: "halo:", Timeout: 500 * time.Millisecond},
 		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second, RelayGrace: 10 * time.Second},
+		Webhooks: defaultWebhooks(),
 		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}

@@ -14,9 +14,10 @@ const mask = "******"
 
 // secretKeys are the keys whose values MaskedYAML never shows.
 var secretKeys = map[string]bool{
-	"auth.secret":    true,
-	"redis.password": true,
-	"cluster.secret": true,
+	"auth.secret":     true,
+	"redis.password":  true,
+	"cluster.secret":  true,
+	"webhooks.secret": true,
 
 	"redis.sentinel_password": true,
 }

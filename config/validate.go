@@ -117,6 +117,7 @@ func (c *Config) Validate() error {
 
 	c.validateRedis(&p)
 	c.validateCluster(&p)
+	c.validateWebhooks(&p)
 
 	p.positive("shutdown.timeout", c.Shutdown.Timeout)
 	switch c.Log.Level {

@@ -67,6 +67,8 @@ type Manager struct {
 	log     *slog.Logger
 	started time.Time
 
+	observer observerSlot // who is told what happens here (observe.go)
+
 	mu       sync.Mutex // guards rooms, draining, relaysDone and opt.Node
 	rooms    map[string]*Room
 	draining bool
@@ -145,6 +147,7 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 		if m.cluster != nil {
 			m.cluster.RoomCreated(r)
 		}
+		m.observe(Happening{Kind: RoomServed, Room: name})
 	}
 	m.mu.Unlock()
 	p, err := r.join(spec, sink, remote)
@@ -193,6 +196,7 @@ func (m *Manager) removeIfEmpty(r *Room) {
 	if m.cluster != nil {
 		m.cluster.RoomRemoved(r)
 	}
+	m.observe(Happening{Kind: RoomUnserved, Room: r.name})
 	m.log.Info("room removed", "room", r.name)
 }
 
@@ -243,6 +247,7 @@ func (m *Manager) Drain(ctx context.Context) error {
 	m.mu.Lock()
 	m.draining = true
 	m.mu.Unlock()
+	m.observe(Happening{Kind: NodeDrainingHere})
 	if m.cluster != nil {
 		m.handOver(ctx)
 	}

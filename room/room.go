@@ -164,6 +164,7 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Particip
 			c.ParticipantJoined(r.name, ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID})
 		}
 	}
+	r.observeParticipant(ParticipantJoinedHere, p, "")
 	r.m.log.Info("participant joined", "room", r.name, "participant", p.id, "role", p.role(), "identity", spec.Identity)
 	return p, nil
 }
@@ -285,6 +286,7 @@ func (r *Room) addTrack(owner *Participant, t *sfu.Track) {
 // putTrack records a track this node publishes for the other nodes, and
 // claims its origin.
 func (r *Room) putTrack(info TrackInfo) {
+	r.observeTrack(TrackPublishedHere, info, false)
 	if c := r.m.cluster; c != nil {
 		c.TrackStarted(r.name, info.Record(r.m.opt.NodeID))
 	}
@@ -320,6 +322,7 @@ func (r *Room) removeTrack(owner *Participant, t *sfu.Track) {
 	if c := r.m.cluster; c != nil {
 		c.TrackEnded(r.name, id)
 	}
+	r.observeTrack(TrackUnpublishedHere, TrackInfo{ID: id, ParticipantID: owner.id, Kind: t.Info().Kind.String()}, false)
 	if !r.m.isDraining() {
 		// A draining node's tracks are not unpublished for the cluster:
 		// they are lost to it (node_gone), kept for the broadcaster's
@@ -386,6 +389,7 @@ func (r *Room) leave(p *Participant) {
 		r.shareCluster(ParticipantLeft{ParticipantID: p.id})
 		r.sendMu.Unlock()
 	}
+	r.observeParticipant(ParticipantLeftHere, p, "")
 	r.m.log.Info("participant left", "room", r.name, "participant", p.id, "role", p.role(), "identity", p.spec.Identity)
 	if wasViewer {
 		r.viewersChanged()

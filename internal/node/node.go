@@ -36,6 +36,7 @@ type Node struct {
 	metricsLn net.Listener
 	metricsSv *http.Server
 	relaySv   *http.Server // cluster.relay_address
+	stopHooks func()       // the webhooks (webhooks.go)
 }
 
 // New builds every layer of a node for cfg (validated by the caller) and
@@ -86,7 +87,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		engine.Close()
 		return nil, err
 	}
-	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore}, nil
+	stopHooks, err := startWebhooks(cfg, rooms, reg, log)
+	if err != nil {
+		rooms.Close()
+		closeStore()
+		engine.Close()
+		return nil, err
+	}
+	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore, stopHooks: stopHooks}, nil
 }
 
 // Start opens the node's listeners: signalling (http.listen), the relay
@@ -190,6 +198,7 @@ func (n *Node) Close() {
 }
 
 func (n *Node) release() {
+	n.stopHooks()
 	n.rooms.Close()
 	n.closeSt()
 	n.engine.Close()

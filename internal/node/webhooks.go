@@ -1,0 +1,30 @@
+package node
+
+import (
+	"log/slog"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/room"
+	"github.com/halobuzz/live/signaling/webhook"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startWebhooks starts the node's webhooks when webhooks.urls is set: a
+// queue in memory for a node alone, in Redis for a cluster
+// (docs/webhooks.md). stop ends them; it is a no-op without webhooks.
+func startWebhooks(cfg *config.Config, rooms *room.Manager, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+	if len(cfg.Webhooks.URLs) == 0 {
+		return func() {}, nil
+	}
+	var q webhook.Queue = webhook.NewMemoryQueue(cfg.Webhooks.QueueSize)
+	release := func() {}
+	s, err := webhook.Start(webhook.Options{
+		Config: cfg.Webhooks, NodeID: cfg.Node.ID, Region: cfg.Node.Region, Rooms: rooms, Queue: q,
+		Registerer: reg, Log: log, NodePoll: cfg.Cluster.HeartbeatInterval,
+	})
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return func() { s.Close(); release() }, nil
+}
