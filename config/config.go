@@ -204,6 +204,10 @@ type LimitsConfig struct {
 	// RoomMessagesBurst is how many chat messages and reactions a room
 	// accepts at once above its rate. Default 40.
 	RoomMessagesBurst int `mapstructure:"room_messages_burst"`
+	// APIRequestsPerSecond limits the server API's calls per bearer token
+	// (/api/v1/, bursts of twice as many); over it a call gets 429
+	// rate_limited. Default 10.
+	APIRequestsPerSecond int `mapstructure:"api_requests_per_second"`
 	// TracksPerParticipant limits published tracks per participant. Default 8.
 	TracksPerParticipant int `mapstructure:"tracks_per_participant"`
 	// ParticipantsPerRoom limits participants in one room, viewers included.
@@ -352,6 +356,7 @@ func Default() *Config {
 			PendingSessionsPerIP:   20,
 			PendingSessionsPerRoom: 500,
 			MessagesPerSecond:      50,
+			APIRequestsPerSecond:   10,
 			RoomMessagesPerSecond:  20,
 			RoomMessagesBurst:      40,
 			TracksPerParticipant:   8,

@@ -91,6 +91,7 @@ func (c *Config) Validate() error {
 	p.between("limits.messages_per_second", l.MessagesPerSecond, 1, 1<<20)
 	p.between("limits.room_messages_per_second", l.RoomMessagesPerSecond, 0, 1<<20)
 	p.between("limits.room_messages_burst", l.RoomMessagesBurst, 1, 1<<20)
+	p.between("limits.api_requests_per_second", l.APIRequestsPerSecond, 1, 1<<20)
 	p.between("limits.tracks_per_participant", l.TracksPerParticipant, 1, 256)
 	p.between("limits.participants_per_room", l.ParticipantsPerRoom, 1, 10_000_000)
 	p.between("limits.max_sdp_bytes", l.MaxSDPBytes, 1024, 1<<22)

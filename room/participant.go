@@ -66,6 +66,7 @@ type Participant struct {
 	// joinedState is the room as it was when the participant joined: every
 	// event its sink gets is a change after it.
 	joinedState State
+	joinedAt    time.Time // when it joined (ParticipantRecord.JoinedAt)
 
 	// Guarded by room.mu.
 	wantRemote map[string]bool // tracks of other nodes subscribed to by id (relay.go)
@@ -81,7 +82,7 @@ type Participant struct {
 }
 
 func newParticipant(r *Room, spec ParticipantSpec, sink EventSink) *Participant {
-	p := &Participant{id: id.New("p_"), room: r, spec: spec, sink: sink}
+	p := &Participant{id: id.New("p_"), room: r, spec: spec, sink: sink, joinedAt: time.Now()}
 	p.mayPublish.Store(spec.Publish)
 	p.maySub.Store(spec.Subscribe)
 	return p

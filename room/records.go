@@ -17,6 +17,11 @@ type ParticipantRecord struct {
 	Name      string `json:"name"`
 	Publisher bool   `json:"publisher"`
 	Node      string `json:"node"`
+	// JoinedAt is when the participant joined, Unix milliseconds (0 from
+	// nodes that do not record it); Transport how it is connected:
+	// websocket, whip or whep (directory.go).
+	JoinedAt  int64  `json:"joined_at,omitempty"`
+	Transport string `json:"transport,omitempty"`
 }
 
 // TrackRecord is a published track as other nodes see it.

@@ -518,9 +518,7 @@ func (r *Room) LocalPart() LocalPart {
 		if p.spec.Relay {
 			continue
 		}
-		st.Participants = append(st.Participants, ParticipantRecord{
-			ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: p.spec.Publish, Node: node,
-		})
+		st.Participants = append(st.Participants, p.record(node))
 	}
 	for _, t := range r.tracks {
 		if t.relay == nil {

@@ -22,8 +22,9 @@ const viewerCountInterval = time.Second
 // once per viewerCountInterval. So a viewer joining or leaving costs the
 // room O(1) work and messages, whatever its size.
 type Room struct {
-	m    *Manager
-	name string
+	m       *Manager
+	name    string
+	created time.Time // when this node created the room (RoomEntry.StartedAt)
 	// chatLimit is the room's budget of chat messages and reactions, shared
 	// by all its participants (nil: unlimited).
 	chatLimit *rate.Limiter
@@ -97,7 +98,7 @@ type published struct {
 
 func newRoom(m *Manager, name string) *Room {
 	r := &Room{
-		m: m, name: name, participants: map[string]*Participant{}, stage: map[string]*Participant{},
+		m: m, name: name, created: time.Now(), participants: map[string]*Participant{}, stage: map[string]*Participant{},
 		tracks: map[string]*published{}, sentVC: -1, remote: newRemoteView(),
 	}
 	if perSecond := m.opt.Limits.RoomMessagesPerSecond; perSecond > 0 {
@@ -161,7 +162,7 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Particip
 	p.joinedState = r.snapshotLocked()
 	if !spec.Relay { // another node's relay is not a participant of the room
 		if c := r.m.cluster; c != nil {
-			c.ParticipantJoined(r.name, ParticipantRecord{ID: p.id, Identity: p.spec.Identity, Name: p.spec.Name, Publisher: spec.Publish, Node: r.m.opt.NodeID})
+			c.ParticipantJoined(r.name, p.record(r.m.opt.NodeID))
 		}
 	}
 	r.observeParticipant(ParticipantJoinedHere, p, "")

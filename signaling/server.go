@@ -154,6 +154,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.routeWHIP(mux)
 	s.routeAdmin(mux)
+	s.routeAPI(mux) // api.go
 	if s.clustered() && s.cfg.Cluster.RelayAddress == "" {
 		s.routeRelay(mux) // else on its own listener (RelayHandler)
 	}

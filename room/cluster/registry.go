@@ -57,6 +57,7 @@ func (c *Cluster) beat(ctx context.Context, cpu *cpuMeter) {
 	}
 	if err == nil {
 		c.latency.observe(time.Since(began))
+		c.writeIndex(bctx) // directory.go
 	}
 	if err != nil {
 		c.resync.Store(true)

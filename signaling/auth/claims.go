@@ -26,6 +26,9 @@ type Grants struct {
 	Publish   bool `json:"publish,omitempty"`
 	Subscribe bool `json:"subscribe,omitempty"`
 	Admin     bool `json:"admin,omitempty"`
+	// Moderate lets the token act on its own room through the server API
+	// (moderate.go); it needs a room (CanModerate).
+	Moderate bool `json:"moderate,omitempty"`
 }
 
 // Claims are the contents of an access token.

@@ -234,5 +234,8 @@ func parseGrants(raw []byte) (Grants, error) {
 	if g.Admin, err = o.boolean("grants", "admin"); err != nil {
 		return g, err
 	}
+	if g.Moderate, err = o.boolean("grants", "moderate"); err != nil {
+		return g, err
+	}
 	return g, nil
 }

@@ -1,0 +1,91 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/halobuzz/live/room"
+	"github.com/redis/go-redis/v9"
+)
+
+// The index of rooms in Redis: one HASH per node, P index:<node>, field
+// room name, value "viewers participants tracks started_ms", rewritten
+// whole at every heartbeat (DEL and HSET in one MULTI/EXEC) under the
+// node's lease. A listing reads one HGETALL per live node, pipelined.
+
+func (s *RedisStore) indexKey(node string) string { return s.prefix + "index:" + node }
+
+// PutIndex implements indexStore.
+func (s *RedisStore) PutIndex(ctx context.Context, entries []room.RoomEntry) error {
+	key := s.indexKey(s.node)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		if len(entries) == 0 {
+			return nil
+		}
+		fields := make([]any, 0, 2*len(entries))
+		for _, e := range entries {
+			started := int64(0)
+			if !e.StartedAt.IsZero() {
+				started = e.StartedAt.UnixMilli()
+			}
+			fields = append(fields, e.Name, fmt.Sprintf("%d %d %d %d", e.Viewers, e.Participants, e.Tracks, started))
+		}
+		p.HSet(ctx, key, fields...)
+		p.PExpire(ctx, key, s.ttl)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis store: index: %w", err)
+	}
+	return nil
+}
+
+// Index implements indexStore.
+func (s *RedisStore) Index(ctx context.Context, nodes []string) ([]room.RoomEntry, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(nodes))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range nodes {
+			cmds[i] = p.HGetAll(ctx, s.indexKey(n))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis store: index: %w", err)
+	}
+	var out []room.RoomEntry
+	for i, c := range cmds {
+		for name, v := range c.Val() {
+			if e, ok := parseIndexEntry(name, nodes[i], v); ok {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// parseIndexEntry reads one field of a node's index; anything malformed
+// (another version, a hand edit) is skipped.
+func parseIndexEntry(name, node, v string) (room.RoomEntry, bool) {
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return room.RoomEntry{}, false
+	}
+	var n [4]int64
+	for i, x := range f {
+		k, err := strconv.ParseInt(x, 10, 64)
+		if err != nil || k < 0 {
+			return room.RoomEntry{}, false
+		}
+		n[i] = k
+	}
+	e := room.RoomEntry{Name: name, Node: node, Viewers: int(n[0]), Participants: int(n[1]), Tracks: int(n[2])}
+	if n[3] > 0 {
+		e.StartedAt = time.UnixMilli(n[3]).UTC()
+	}
+	return e, true
+}
