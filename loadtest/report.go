@@ -166,6 +166,12 @@ type MessageTotals struct {
 	// (each message once per viewer in its room).
 	ChatEvents     uint64 `json:"chat_events"`
 	ReactionEvents uint64 `json:"reaction_events"`
+	// ToOthersExpected adds up the viewers' ViewerRecord.ToOthersExpected:
+	// deliveries of a message to another viewer of its room there had to
+	// be; ToOthersReceived those that happened, ToOthersLost the rest.
+	ToOthersExpected uint64 `json:"to_others_expected"`
+	ToOthersReceived uint64 `json:"to_others_received"`
+	ToOthersLost     uint64 `json:"to_others_lost"`
 }
 
 // Dist is a distribution over viewers (or frames): how many, the smallest
@@ -282,6 +288,13 @@ type ViewerRecord struct {
 	MessagesRefused    map[string]uint64 `json:"messages_refused,omitempty"`
 	ChatEvents         uint64            `json:"chat_events,omitempty"`
 	ReactionEvents     uint64            `json:"reaction_events,omitempty"`
+	// ToOthersExpected is the chat messages and reactions of the other
+	// viewers of its room it was to receive: those that came back to
+	// their sender while it was in the room, more than ChatMargin from
+	// either end of its stay; ToOthersReceived those of them that reached
+	// it. Judged among the viewers of one run (a shard's own).
+	ToOthersExpected uint64 `json:"to_others_expected,omitempty"`
+	ToOthersReceived uint64 `json:"to_others_received,omitempty"`
 }
 
 // Viewer outcomes.
@@ -424,6 +437,20 @@ func (r *Report) Judge(l Limits) {
 	if m := r.Messages; m.Lost > 0 {
 		fail("%d of %d chat messages and reactions sent never came back to their sender (neither delivered to the room nor refused)",
 			m.Lost, m.ChatsSent+m.ReactionsSent)
+	}
+	if m := r.Messages; m.ToOthersLost > 0 {
+		worst := RoomTotals{}
+		for _, t := range r.Rooms {
+			if t.ToOthersExpected-t.ToOthersReceived > worst.ToOthersExpected-worst.ToOthersReceived {
+				worst = t
+			}
+		}
+		where := ""
+		if len(r.Rooms) > 1 {
+			where = fmt.Sprintf("; room %s missed %d of %d", worst.Room, worst.ToOthersExpected-worst.ToOthersReceived, worst.ToOthersExpected)
+		}
+		fail("the other viewers of their room missed %d of %d chat messages and reactions they were to receive (delivered to the sender while they were in the room)%s",
+			m.ToOthersLost, m.ToOthersExpected, where)
 	}
 	r.Verdict = "PASS"
 	if len(r.Failures) > 0 {
@@ -584,6 +611,9 @@ func (m *MessageTotals) add(v ViewerRecord) {
 		refused += n
 	}
 	m.Refused += refused
+	m.ToOthersExpected += v.ToOthersExpected
+	m.ToOthersReceived += v.ToOthersReceived
+	m.ToOthersLost += v.ToOthersExpected - min(v.ToOthersReceived, v.ToOthersExpected)
 	if v.Outcome == OutcomeConnected && v.LeftMS == 0 {
 		sent, back := v.ChatsSent+v.ReactionsSent, v.ChatsDelivered+v.ReactionsDelivered+refused
 		m.Lost += sent - min(back, sent)

@@ -36,6 +36,10 @@ type RoomTotals struct {
 	FreezePercent float64 `json:"freeze_percent"`
 	// BitrateKbps is its viewers' median received bitrate.
 	BitrateKbps float64 `json:"bitrate_kbps"`
+	// ToOthersExpected and ToOthersReceived add up its viewers' chat
+	// messages and reactions from the others of the room (ViewerRecord).
+	ToOthersExpected uint64 `json:"to_others_expected"`
+	ToOthersReceived uint64 `json:"to_others_received"`
 }
 
 // roomTotals breaks the viewer records down by room, in room order.
@@ -61,6 +65,8 @@ func roomTotals(records []ViewerRecord) []RoomTotals {
 		}
 		t.Packets += v.Packets
 		t.Lost += v.Lost
+		t.ToOthersExpected += v.ToOthersExpected
+		t.ToOthersReceived += min(v.ToOthersReceived, v.ToOthersExpected)
 		if v.Outcome != OutcomeConnected {
 			continue
 		}
@@ -98,7 +104,7 @@ func (r *Report) writeRooms(w io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "per room\tviewers\tfailed\tleft early\tframes received of sent\tworst viewer\tloss\tlatency p95 (worst viewer)\tfrozen\tbitrate p50\n")
+	fmt.Fprintf(tw, "per room\tviewers\tfailed\tleft early\tframes received of sent\tworst viewer\tloss\tlatency p95 (worst viewer)\tfrozen\tbitrate p50\tchat from others\n")
 	for _, t := range r.Rooms {
 		frames := "-"
 		worst := "-"
@@ -106,8 +112,12 @@ func (r *Report) writeRooms(w io.Writer) error {
 			frames = fmt.Sprintf("%d of %d (%.2f%%)", t.FramesReceived, t.FramesSent, t.FramesPercent)
 			worst = fmt.Sprintf("%.1f%%", t.WorstFramesPercent)
 		}
-		fmt.Fprintf(tw, "  %s\t%d/%d\t%d\t%d\t%s\t%s\t%.3f%%\t%.1fms\t%.2f%%\t%.0fkbit/s\n", t.Room, t.Connected, t.Planned,
-			t.Failed, t.Departed, frames, worst, t.LossPercent, t.LatencyP95MS, t.FreezePercent, t.BitrateKbps)
+		chat := "-"
+		if t.ToOthersExpected > 0 {
+			chat = fmt.Sprintf("%d of %d", t.ToOthersReceived, t.ToOthersExpected)
+		}
+		fmt.Fprintf(tw, "  %s\t%d/%d\t%d\t%d\t%s\t%s\t%.3f%%\t%.1fms\t%.2f%%\t%.0fkbit/s\t%s\n", t.Room, t.Connected, t.Planned,
+			t.Failed, t.Departed, frames, worst, t.LossPercent, t.LatencyP95MS, t.FreezePercent, t.BitrateKbps, chat)
 	}
 	return tw.Flush()
 }

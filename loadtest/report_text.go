@@ -59,6 +59,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		row("chat", "%d of %d chats and %d of %d reactions came back to their sender (delivered), %d refused%s, %d lost; %d chat and %d reaction events received",
 			ms.ChatsDelivered, ms.ChatsSent, ms.ReactionsDelivered, ms.ReactionsSent, ms.Refused, why, ms.Lost, ms.ChatEvents, ms.ReactionEvents)
+		if ms.ToOthersExpected > 0 {
+			row("chat to others", "the other viewers of each room received %d of the %d messages they were to receive (%d missed)",
+				ms.ToOthersReceived, ms.ToOthersExpected, ms.ToOthersLost)
+		}
 	}
 	row("loss so far", "%.3f%% raw (%d gaps), %.3f%% after NACK repair (%d packets)", t.LossRawPercent, t.LostRaw, t.LossPercent, t.Lost)
 	row("freezes", "%d over %s, %.2f%% of the watch time (video gaps > %s)", t.Freezes,

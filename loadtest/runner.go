@@ -603,8 +603,16 @@ func (r *run) fill(rep *Report) {
 	}
 	rep.Sent.Chats, rep.Sent.Reactions = r.chats.Load(), r.reactions.Load()
 	latency := &Latency{}
-	for _, rv := range r.viewers {
+	stays := make([]chatStay, len(r.viewers))
+	for i, rv := range r.viewers {
+		if v := rv.v.Load(); v != nil {
+			stays[i] = v.chat.stay(rv.plan.Room)
+		}
+	}
+	expected, received := roomDelivery(stays)
+	for i, rv := range r.viewers {
 		rec := r.record(rv, latency)
+		rec.ToOthersExpected, rec.ToOthersReceived = expected[i], received[i]
 		if rec.Error != "" && len(rep.Errors) < 10 {
 			rep.Errors = append(rep.Errors, rec.Identity+": "+rec.Error)
 		}

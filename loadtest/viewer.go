@@ -638,6 +638,7 @@ func (v *Viewer) Close() error {
 	conn, pc, resource := v.conn, v.pc, v.whepResource
 	close(v.stop)
 	v.mu.Unlock()
+	v.chat.closed()
 
 	whipDelete(resource, v.cfg.Token)
 	var err error

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // ChatStats is what became of a viewer's chat messages and reactions, and
@@ -30,6 +31,16 @@ type chatBook struct {
 	self  string         // participant id of the viewer's session
 	sent  map[int64]bool // ids of its sends: true for a chat, false for a reaction
 	stats ChatStats
+
+	// For judging what the other viewers of its room received
+	// (roomDelivery): every participant id the server gave it (a followed
+	// redirect gives another), when it joined (first id) and closed, in
+	// Unix ns, when each of its sends came back to it, and the events
+	// it received by sender.
+	ids          []string
+	since, until int64
+	deliveredAt  []int64
+	from         map[string]uint64
 }
 
 // joinedAs records the participant id the server gave the viewer: events
@@ -37,6 +48,19 @@ type chatBook struct {
 func (b *chatBook) joinedAs(participantID string) {
 	b.mu.Lock()
 	b.self = participantID
+	b.ids = append(b.ids, participantID)
+	if b.since == 0 {
+		b.since = time.Now().UnixNano()
+	}
+	b.mu.Unlock()
+}
+
+// closed records the end of the viewer's stay in its room.
+func (b *chatBook) closed() {
+	b.mu.Lock()
+	if b.until == 0 {
+		b.until = time.Now().UnixNano()
+	}
 	b.mu.Unlock()
 }
 
@@ -99,6 +123,14 @@ func (b *chatBook) onChatEvent(env Envelope) bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		own := from.ParticipantID != "" && from.ParticipantID == b.self
+		if own {
+			b.deliveredAt = append(b.deliveredAt, time.Now().UnixNano())
+		} else {
+			if b.from == nil {
+				b.from = map[string]uint64{}
+			}
+			b.from[from.ParticipantID]++
+		}
 		if env.Type == TypeChat {
 			b.stats.ChatEvents++
 			if own {

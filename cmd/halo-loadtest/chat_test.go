@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/halobuzz/live/config"
@@ -13,7 +15,8 @@ import (
 // 4 viewers each sending 4 chats and 4 reactions a second see every
 // message come back to its sender (delivered) or answered
 // room_rate_limited (refused), none lost; each delivered chat reaches every
-// viewer of the room; and the table says so.
+// viewer of the room, and the other viewers of the room received every
+// message delivered while they were there; and the table says so.
 func TestRun_ChatIsCheckedAsReceived(t *testing.T) {
 	srv := startServer(t, func(c *config.Config) {
 		c.Limits.RoomMessagesPerSecond, c.Limits.RoomMessagesBurst = 2, 4
@@ -21,7 +24,7 @@ func TestRun_ChatIsCheckedAsReceived(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "report.json")
 	const viewers = 4
 	code, stdout, stderr := runCmd(t, context.Background(), "--url", srv.wsURL, "--secret", srv.secret,
-		"--room", "chat", "--viewers", "4", "--ramp", "1000", "--duration", "3s", "--bitrate", "200000",
+		"--room", "chat", "--viewers", "4", "--ramp", "1000", "--duration", "5s", "--bitrate", "200000",
 		"--chat-per-minute", "240", "--reactions-per-minute", "240", "--json", out)
 	t.Logf("run:\n%s%s", stdout, stderr)
 	if code != 0 {
@@ -42,5 +45,17 @@ func TestRun_ChatIsCheckedAsReceived(t *testing.T) {
 	if m.ChatEvents != viewers*m.ChatsDelivered || m.ReactionEvents != viewers*m.ReactionsDelivered {
 		t.Errorf("%d chat and %d reaction events for %d and %d delivered to %d viewers", m.ChatEvents, m.ReactionEvents,
 			m.ChatsDelivered, m.ReactionsDelivered, viewers)
+	}
+	// The other viewers are judged on what they received: each delivered
+	// message is expected at the other 3, but for those within a second
+	// of a viewer's join or leave.
+	delivered := m.ChatsDelivered + m.ReactionsDelivered
+	if m.ToOthersExpected == 0 || m.ToOthersExpected > (viewers-1)*delivered ||
+		m.ToOthersReceived != m.ToOthersExpected || m.ToOthersLost != 0 {
+		t.Errorf("to others: %d expected (at most %d), %d received, %d lost", m.ToOthersExpected, (viewers-1)*delivered,
+			m.ToOthersReceived, m.ToOthersLost)
+	}
+	if want := fmt.Sprintf("the other viewers of each room received %d of the %d messages", m.ToOthersReceived, m.ToOthersExpected); !strings.Contains(stdout, want) {
+		t.Errorf("the table lacks %q", want)
 	}
 }
