@@ -45,6 +45,9 @@ type Config struct {
 	Redis RedisConfig `mapstructure:"redis"`
 	// Cluster configures how this node takes part in a cluster (with Redis).
 	Cluster ClusterConfig `mapstructure:"cluster"`
+	// Turn configures the embedded TURN server and the TURN credentials
+	// handed to clients (config/turn.go).
+	Turn TURNConfig `mapstructure:"turn"`
 	// Webhooks tells an app backend what happens in the rooms
 	// (config/webhooks.go).
 	Webhooks WebhooksConfig `mapstructure:"webhooks"`
@@ -375,6 +378,7 @@ func Default() *Config {
 		Room:     RoomConfig{EmptyTimeout: 10 * time.Second, RepublishGrace: 10 * time.Second},
 		Redis:    RedisConfig{KeyPrefix: "halo:", Timeout: 500 * time.Millisecond},
 		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second, RelayGrace: 10 * time.Second},
+		Turn:     defaultTURN(),
 		Webhooks: defaultWebhooks(),
 		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
 		Log:      LogConfig{Level: "info", Format: "text"},

@@ -17,6 +17,7 @@ var secretKeys = map[string]bool{
 	"auth.secret":     true,
 	"redis.password":  true,
 	"cluster.secret":  true,
+	"turn.secret":     true,
 	"webhooks.secret": true,
 
 	"redis.sentinel_password": true,
@@ -24,7 +25,7 @@ var secretKeys = map[string]bool{
 
 // MaskedYAML renders the configuration as YAML, keys in the order of the
 // struct, durations written as in the file ("500ms", "24h"). Secrets
-// (auth.secret, redis.password, redis.sentinel_password, cluster.secret) appear as "******" when set and "" when not,
+// (auth.secret, redis.password, redis.sentinel_password, cluster.secret, turn.secret) appear as "******" when set and "" when not,
 // so the output is safe to log or paste into a bug report.
 func (c *Config) MaskedYAML() ([]byte, error) {
 	root := &yaml.Node{Kind: yaml.MappingNode}

@@ -118,6 +118,7 @@ func (c *Config) Validate() error {
 
 	c.validateRedis(&p)
 	c.validateCluster(&p)
+	c.validateTURN(&p)
 	c.validateWebhooks(&p)
 
 	p.positive("shutdown.timeout", c.Shutdown.Timeout)
