@@ -65,12 +65,18 @@ type Config struct {
 	Clustered bool
 	// Dev: the node runs in dev mode (--dev).
 	Dev bool
+	// Turn is the TURN section: the URLs and lifetime of the TURN
+	// credentials handed to clients (iceservers.go).
+	Turn config.TURNConfig
+	// TURNSecret makes those credentials (config.Config.TURNSecret).
+	TURNSecret string
 }
 
 // ConfigOf picks signalling's part of a whole configuration.
 func ConfigOf(c *config.Config) Config {
 	return Config{HTTP: c.HTTP, Signaling: c.Signaling, Limits: c.Limits, Auth: c.Auth, Cluster: c.Cluster,
-		Node: c.Node, ICEServers: c.SFU.ICEServers, Clustered: len(c.Redis.Addrs) > 0, Dev: c.Dev}
+		Node: c.Node, ICEServers: c.SFU.ICEServers, Clustered: len(c.Redis.Addrs) > 0, Dev: c.Dev,
+		Turn: c.Turn, TURNSecret: c.TURNSecret()}
 }
 
 // New returns a Server for cfg serving rooms, counting in metrics.
@@ -159,7 +165,7 @@ func (s *Server) Handler() http.Handler {
 		s.routeRelay(mux) // else on its own listener (RelayHandler)
 	}
 	s.routeWeb(mux)
-	return s.recoverPanics(mux)
+	return s.recoverPanics(s.withTURNLinks(mux)) // TURN credentials for WHIP/WHEP: iceservers.go
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {

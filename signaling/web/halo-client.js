@@ -75,6 +75,57 @@ function retryAfterMs(res) {
 // token will not help (except server_shutting_down: try again).
 export const FATAL_CODES = new Set(['unauthorized', 'room_mismatch', 'room_full', 'rate_limited', 'message_too_large', 'server_shutting_down', 'token_expired']);
 
+// httpURL is path on the node of the WebSocket URL ws (ws: -> http:).
+function httpURL(ws, path) {
+  const u = new URL(ws, window.location.href);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  u.pathname = path;
+  u.search = '';
+  return u.href;
+}
+
+// parseLinks parses Link header values (RFC 8288) into
+// [{url, params: {rel, username, ...}}].
+export function parseLinks(value) {
+  const out = [];
+  const re = /<([^>]*)>((?:\s*;\s*[^=;,\s]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)/g;
+  let m;
+  while ((m = re.exec(value || ''))) {
+    const params = {};
+    const pre = /;\s*([^=;,\s]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*)))?/g;
+    let p;
+    while ((p = pre.exec(m[2]))) {
+      params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : (p[3] || '').trim();
+    }
+    out.push({ url: m[1], params });
+  }
+  return out;
+}
+
+// iceServersFor asks a WHIP/WHEP endpoint for its STUN/TURN servers, as RFC
+// 9725 section 4.6 has it: OPTIONS with the token, Link headers of rel
+// "ice-server" (TURN ones with username and credential). Resolves with
+// RTCIceServer entries, [] when the node offers none or cannot be asked.
+// turnOnly leaves out the ones without credentials.
+export async function iceServersFor(endpoint, token, turnOnly = false) {
+  let res;
+  try {
+    res = await fetch(endpoint, { method: 'OPTIONS', headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  } catch {
+    return [];
+  }
+  const servers = [];
+  for (const l of parseLinks(res.headers.get('Link'))) {
+    if ((l.params.rel || '').toLowerCase() !== 'ice-server') continue;
+    if (l.params.username !== undefined) {
+      servers.push({ urls: l.url, username: l.params.username, credential: l.params.credential || '' });
+    } else if (!turnOnly && !/^turns?:/.test(l.url)) {
+      servers.push({ urls: l.url });
+    }
+  }
+  return servers;
+}
+
 // defaultWebSocketURL is /ws on the page's own origin.
 export function defaultWebSocketURL(loc = window.location) {
   return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
@@ -179,9 +230,15 @@ export class HaloClient extends EventTarget {
     this.participantId = d.participant_id;
     this.identity = d.identity;
     this.name = d.name || '';
-    // The node's STUN/TURN servers, unless the app brought its own.
-    if (!this.opts.rtcConfig && Array.isArray(d.ice_servers) && d.ice_servers.length) {
-      this.opts.rtcConfig = { iceServers: [{ urls: d.ice_servers }] };
+    // The node's STUN/TURN servers, unless the app brought its own: its
+    // sfu.ice_servers, and its TURN servers with credentials for this
+    // participant (turn_servers, else the WHEP endpoint's Link headers).
+    if (!this.opts.rtcConfig.iceServers) {
+      const servers = [];
+      if (Array.isArray(d.ice_servers) && d.ice_servers.length) servers.push({ urls: d.ice_servers });
+      if (Array.isArray(d.turn_servers)) servers.push(...d.turn_servers);
+      else servers.push(...await iceServersFor(httpURL(this.opts.url, `/whep/${encodeURIComponent(d.room)}`), this.opts.token, true));
+      if (servers.length) this.opts.rtcConfig = { ...this.opts.rtcConfig, iceServers: servers };
     }
     for (const p of d.participants || []) this.participants.set(p.id, p);
     for (const t of d.tracks || []) this.tracks.set(t.id, t);
@@ -689,10 +746,11 @@ async function exchangeSDP(pc, endpoint, token, hooks = {}) {
 }
 
 // whip publishes stream over WHIP (RFC 9725) to endpoint (e.g. /whip/room).
-// opts: {rtcConfig?, holdResolutionMs?, beforePost?, simulcast?}. Resolves
-// with {pc, location, stop()}.
+// opts: {rtcConfig?, holdResolutionMs?, beforePost?, simulcast?}; without
+// rtcConfig, the endpoint's ICE servers (iceServersFor). Resolves with {pc,
+// location, stop()}.
 export async function whip(endpoint, token, stream, opts = {}) {
-  const pc = new RTCPeerConnection(opts.rtcConfig || {});
+  const pc = new RTCPeerConnection(opts.rtcConfig || { iceServers: await iceServersFor(endpoint, token) });
   try {
     for (const track of stream.getTracks()) {
       const { sender } = pc.addTransceiver(track, sendOptions(track, stream, opts.simulcast));
@@ -707,10 +765,10 @@ export async function whip(endpoint, token, stream, opts = {}) {
 }
 
 // whep plays a room over WHEP from endpoint (e.g. /whep/room). opts.onTrack
-// receives each RTCTrackEvent; opts.beforePost runs just before the POST.
-// Resolves with {pc, location, stop()}.
+// receives each RTCTrackEvent; opts.beforePost runs just before the POST;
+// opts.rtcConfig as for whip. Resolves with {pc, location, stop()}.
 export async function whep(endpoint, token, opts = {}) {
-  const pc = new RTCPeerConnection(opts.rtcConfig || {});
+  const pc = new RTCPeerConnection(opts.rtcConfig || { iceServers: await iceServersFor(endpoint, token) });
   try {
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
