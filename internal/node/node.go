@@ -37,6 +37,7 @@ type Node struct {
 	metricsSv *http.Server
 	relaySv   *http.Server // cluster.relay_address
 	stopHooks func()       // the webhooks (webhooks.go)
+	stopTURN  func()       // the embedded TURN server (turn.go)
 }
 
 // New builds every layer of a node for cfg (validated by the caller) and
@@ -94,7 +95,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		engine.Close()
 		return nil, err
 	}
-	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore, stopHooks: stopHooks}, nil
+	stopTURN, err := startTURN(cfg, engine, reg, log)
+	if err != nil {
+		stopHooks()
+		rooms.Close()
+		closeStore()
+		engine.Close()
+		return nil, err
+	}
+	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore, stopHooks: stopHooks, stopTURN: stopTURN}, nil
 }
 
 // Start opens the node's listeners: signalling (http.listen), the relay
@@ -199,6 +208,7 @@ func (n *Node) Close() {
 
 func (n *Node) release() {
 	n.stopHooks()
+	n.stopTURN()
 	n.rooms.Close()
 	n.closeSt()
 	n.engine.Close()

@@ -1,0 +1,91 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/sfu"
+	"github.com/halobuzz/live/sfu/turn"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startTURN starts the embedded TURN server when turn.enabled is set and
+// returns what stops it (a no-op when it is off). It relays only to the
+// media engine's own UDP addresses (and the NAT 1:1 IPs on the media port).
+func startTURN(cfg *config.Config, engine *sfu.Engine, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+	t := cfg.Turn
+	if !t.Enabled {
+		return func() {}, nil
+	}
+	peers, relayIP, err := turnPeers(cfg, engine.UDPAddrs())
+	if err != nil {
+		return nil, err
+	}
+	tlsOn := t.TLSPort != 0 && (t.ExternalTLS || t.CertFile != "")
+	if t.TLSPort != 0 && !tlsOn {
+		log.Warn("turn: no turn.cert_file/key_file in dev mode, TURN over TLS is off")
+	}
+	s, err := turn.New(turn.Options{
+		ListenIP: cfg.SFU.UDPAddress, Port: t.Port, TLS: tlsOn, TLSPort: t.TLSPort,
+		CertFile: t.CertFile, KeyFile: t.KeyFile, ExternalTLS: t.ExternalTLS,
+		RelayIP: relayIP, Peers: peers, Secret: cfg.TURNSecret(),
+		AllocationLifetime: t.AllocationLifetime,
+		MaxPerIdentity:     t.MaxAllocationsPerIdentity, MaxPerIP: t.MaxAllocationsPerIP,
+		MaxBitrate: t.MaxBitrate, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.RegisterMetrics(reg); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return func() { _ = s.Close() }, nil
+}
+
+// turnPeers are the media addresses a relay may reach, and the relay IP:
+// turn.relay_ip, else sfu.udp_address, else the first media address not on
+// loopback (loopback only when there is nothing else, as in dev mode).
+func turnPeers(cfg *config.Config, media []net.Addr) ([]netip.AddrPort, netip.Addr, error) {
+	var peers []netip.AddrPort
+	var port uint16
+	for _, a := range media {
+		ua, ok := a.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		ap := ua.AddrPort()
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		peers = append(peers, ap)
+		port = ap.Port()
+	}
+	if len(peers) == 0 {
+		return nil, netip.Addr{}, fmt.Errorf("turn: the media engine has no UDP address to relay to")
+	}
+	for _, s := range cfg.SFU.NAT1To1IPs {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			peers = append(peers, netip.AddrPortFrom(ip.Unmap(), port))
+		}
+	}
+	pick := cfg.Turn.RelayIP
+	if pick == "" {
+		pick = cfg.SFU.UDPAddress
+	}
+	if pick != "" {
+		ip, err := netip.ParseAddr(pick)
+		if err != nil {
+			return nil, netip.Addr{}, fmt.Errorf("turn: relay IP %q: %w", pick, err)
+		}
+		return peers, ip.Unmap(), nil
+	}
+	relay := peers[0].Addr()
+	for _, p := range peers {
+		if !p.Addr().IsLoopback() && p.Addr().Is4() && !p.Addr().IsUnspecified() {
+			return peers, p.Addr(), nil
+		}
+	}
+	return peers, relay, nil
+}
