@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 )
@@ -73,27 +71,9 @@ func TestTURN_ChromiumWatchesThroughAnExternalCoturnWithTheSameSecret(t *testing
 	const room = "coturned"
 	goLive(t, live, n, room, "")
 
-	ctx, cancel := context.WithTimeout(viewer, browserDeadline)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(n.base+"/"), chromedp.WaitReady("body")); err != nil {
-		t.Fatal(err)
-	}
-	var ok bool
-	if err := evalJSON(viewer, fmt.Sprintf(relayWatchJS, room, url, n.token(room, "coturn-fan", false, true)), &ok); err != nil || !ok {
-		t.Fatalf("start the relayed viewer: %v", err)
-	}
-	st := waitPage(t, viewer, "frames decoded through coturn", `window.relayStats()`, func(s relayStats) bool {
-		if s.Error != "" {
-			t.Fatalf("WHEP through coturn failed: %s", s.Error)
-		}
-		return s.FramesDecoded > 30 && s.CandidateType != ""
-	})
-	if len(st.URLs) != 1 || st.URLs[0] != url {
-		t.Fatalf("the page used TURN URLs %v, want only %s", st.URLs, url)
-	}
-	if st.CandidateType != "relay" || st.RelayProtocol != "udp" {
-		t.Fatalf("selected local candidate %s over %q (url %q), want relay over udp", st.CandidateType, st.RelayProtocol, st.URL)
-	}
+	openRelayed(t, viewer, n, relayWatchJS, room, url, n.token(room, "coturn-fan", false, true))
+	st := waitRelayed(t, viewer, "frames decoded through coturn", url, "udp",
+		func(s relayStats) bool { return s.FramesDecoded > 30 })
 	t.Logf("decoded %d frames through coturn at %s", st.FramesDecoded, st.URL)
 	assertNoPageProblems(t, b)
 }

@@ -172,6 +172,7 @@ export class HaloClient extends EventTarget {
     this.subscriber = null; // RTCPeerConnection the server offers on
     this.pubCandidates = []; // remote candidates before the publisher has its answer
     this.subCandidates = []; // remote candidates before the subscriber has an offer
+    this.iceReady = Promise.resolve(); // the ICE servers are in opts.rtcConfig
     this.pubLocal = null; // local publisher candidates held until publish is sent
     this.offers = Promise.resolve(); // subscriber offers are handled one at a time
     this.closed = false;
@@ -219,6 +220,15 @@ export class HaloClient extends EventTarget {
     return d;
   }
 
+  async _iceServers(d) {
+    if (this.opts.rtcConfig.iceServers) return;
+    const servers = [];
+    if (Array.isArray(d.ice_servers) && d.ice_servers.length) servers.push({ urls: d.ice_servers });
+    if (Array.isArray(d.turn_servers)) servers.push(...d.turn_servers);
+    else servers.push(...await iceServersFor(httpURL(this.opts.url, `/whep/${encodeURIComponent(d.room)}`), this.opts.token, true));
+    if (servers.length) this.opts.rtcConfig = { ...this.opts.rtcConfig, iceServers: servers };
+  }
+
   async _joinRequest() {
     const d = await this.request('join', {
       token: this.opts.token,
@@ -233,13 +243,10 @@ export class HaloClient extends EventTarget {
     // The node's STUN/TURN servers, unless the app brought its own: its
     // sfu.ice_servers, and its TURN servers with credentials for this
     // participant (turn_servers, else the WHEP endpoint's Link headers).
-    if (!this.opts.rtcConfig.iceServers) {
-      const servers = [];
-      if (Array.isArray(d.ice_servers) && d.ice_servers.length) servers.push({ urls: d.ice_servers });
-      if (Array.isArray(d.turn_servers)) servers.push(...d.turn_servers);
-      else servers.push(...await iceServersFor(httpURL(this.opts.url, `/whep/${encodeURIComponent(d.room)}`), this.opts.token, true));
-      if (servers.length) this.opts.rtcConfig = { ...this.opts.rtcConfig, iceServers: servers };
-    }
+    // The server's offer to the subscriber may come before they are known:
+    // _onOffer waits for iceReady.
+    this.iceReady = this._iceServers(d);
+    await this.iceReady;
     for (const p of d.participants || []) this.participants.set(p.id, p);
     for (const t of d.tracks || []) this.tracks.set(t.id, t);
     this._emit('joined', d);
@@ -593,6 +600,10 @@ export class HaloClient extends EventTarget {
 
   async _onOffer(sdp) {
     if (this.closed) return;
+    if (!this.subscriber) {
+      await this.iceReady; // the ICE servers, asked for at the join
+      if (this.closed) return;
+    }
     if (!this.subscriber) {
       this.subscriber = this._newPC('subscriber');
       this.subscriber.addEventListener('track', (e) => {
