@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	pturn "github.com/pion/turn/v5"
@@ -71,12 +72,59 @@ func refusalReason(ip netip.Addr) string {
 	return ReasonPeerOther
 }
 
+// ownRelays are the relay addresses of this server's live allocations: a
+// relay may reach another (two clients of this node, as the /check page's
+// two connections are), which leads nowhere but back into this server.
+type ownRelays struct {
+	mu sync.RWMutex
+	m  map[netip.AddrPort]*net.UDPAddr
+}
+
+func (o *ownRelays) add(a *net.UDPAddr) netip.AddrPort {
+	ap := a.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	o.mu.Lock()
+	if o.m == nil {
+		o.m = map[netip.AddrPort]*net.UDPAddr{}
+	}
+	o.m[ap] = a
+	o.mu.Unlock()
+	return ap
+}
+
+func (o *ownRelays) remove(ap netip.AddrPort) {
+	o.mu.Lock()
+	delete(o.m, ap)
+	o.mu.Unlock()
+}
+
+func (o *ownRelays) lookup(ap netip.AddrPort) *net.UDPAddr {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	o.mu.RLock()
+	a := o.m[ap]
+	o.mu.RUnlock()
+	return a
+}
+
+// peer returns the address a datagram may go to or come from: one of the
+// node's media addresses, or a live relay address of this server; nil for
+// anything else. The media addresses are looked up first, without a lock.
+func (s *Server) peer(ap netip.AddrPort) *net.UDPAddr {
+	if a := s.peers.lookup(ap); a != nil {
+		return a
+	}
+	if ap.Addr().Unmap() == s.relayIP {
+		return s.relays.lookup(ap)
+	}
+	return nil
+}
+
 // permit is pion's PermissionHandler: CreatePermission and ChannelBind
-// toward an IP of the node's media addresses only. Ports are checked on
-// every datagram by relayConn (a TURN permission is per IP).
+// toward an IP of the node's media addresses (or its relay IP) only. Ports
+// are checked on every datagram by relayConn (a TURN permission is per IP).
 func (s *Server) permit(_ net.Addr, peerIP net.IP) bool {
 	ip, ok := netip.AddrFromSlice(peerIP)
-	if ok && s.peers.allowsIP(ip) {
+	if ok && (s.peers.allowsIP(ip) || ip.Unmap() == s.relayIP) {
 		return true
 	}
 	s.metrics.refused(refusalReason(ip))
@@ -103,7 +151,8 @@ func (r relays) AllocatePacketConn(c pturn.AllocateListenerConfig) (net.PacketCo
 	if err != nil {
 		return nil, nil, err
 	}
-	rc := &relayConn{UDPConn: pc.(*net.UDPConn), s: r.s}
+	local := pc.LocalAddr().(*net.UDPAddr)
+	rc := &relayConn{UDPConn: pc.(*net.UDPConn), s: r.s, own: r.s.relays.add(local)}
 	if r.s.opts.MaxBitrate > 0 {
 		bytesPerSec := float64(r.s.opts.MaxBitrate) / 8
 		// A burst of a quarter second: a keyframe passes whole.
@@ -133,7 +182,14 @@ func (r relays) AllocateConn(pturn.AllocateConnConfig) (net.Conn, error) {
 type relayConn struct {
 	*net.UDPConn
 	s        *Server
-	up, down *rate.Limiter // nil: no cap
+	own      netip.AddrPort // this relay's address among ownRelays
+	up, down *rate.Limiter  // nil: no cap
+}
+
+// Close closes the relay socket and forgets its address.
+func (c *relayConn) Close() error {
+	c.s.relays.remove(c.own)
+	return c.UDPConn.Close()
 }
 
 // WriteTo sends a client's datagram to a peer, if the peer is the node.
@@ -144,8 +200,8 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil
 	}
 	ap := ua.AddrPort()
-	if c.s.peers.lookup(ap) == nil {
-		if c.s.peers.allowsIP(ap.Addr()) {
+	if c.s.peer(ap) == nil {
+		if c.s.peers.allowsIP(ap.Addr()) || ap.Addr().Unmap() == c.s.relayIP {
 			c.s.metrics.refused(ReasonPeerPort)
 		} else {
 			c.s.metrics.refused(refusalReason(ap.Addr()))
@@ -169,7 +225,7 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, nil, err
 		}
-		from := c.s.peers.lookup(ap)
+		from := c.s.peer(ap)
 		if from == nil {
 			c.s.metrics.refused(ReasonInbound)
 			continue

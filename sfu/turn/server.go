@@ -63,6 +63,7 @@ type Server struct {
 	log     *slog.Logger
 	relayIP netip.Addr
 	peers   *peers
+	relays  ownRelays
 	quota   *quota
 	metrics *metrics
 	pion    *pturn.Server

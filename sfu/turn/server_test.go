@@ -300,3 +300,46 @@ func TestNew_RefusesWhatCannotWork(t *testing.T) {
 		}
 	}
 }
+
+// Two clients of the server reach each other's relay (the /check page's
+// two connections do): it leads nowhere but back into this server. Another
+// port of the relay IP that is no live relay stays refused.
+func TestRelay_ReachesAnotherAllocationOfTheSameServer(t *testing.T) {
+	r := newRig(t, nil)
+	a, err := allocate(t, r.client(creds(testSecret, "a", time.Now().Add(time.Hour))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := allocate(t, r.client(creds(testSecret, "b", time.Now().Add(time.Hour))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b's permission for a's relay first, so a's datagram is let in.
+	if _, err := b.WriteTo([]byte("hello-a"), a.LocalAddr()); err != nil {
+		t.Fatalf("b toward a's relay: %v", err)
+	}
+	if _, err := a.WriteTo([]byte("hello-b"), b.LocalAddr()); err != nil {
+		t.Fatalf("a toward b's relay: %v", err)
+	}
+	got, from := readWithin(b, 5*time.Second)
+	if string(got) != "hello-b" || from.String() != a.LocalAddr().String() {
+		t.Fatalf("b got %q from %v, want hello-b from %v", got, from, a.LocalAddr())
+	}
+	// a has its permission now (made by its first datagram): b's reaches it.
+	if _, err := b.WriteTo([]byte("hello-a"), a.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = readWithin(a, 5*time.Second)
+	if string(got) != "hello-a" {
+		t.Fatalf("a got %q, want hello-a", got)
+	}
+	closed := a.LocalAddr().String()
+	_ = a.Close()
+	testutil.Eventually(t, "a's allocation gone", func() bool { return r.s.Allocations() == 1 })
+	before := r.refusals(ReasonPeerPort)
+	dead, _ := net.ResolveUDPAddr("udp", closed)
+	if _, err := b.WriteTo([]byte("to-closed"), dead); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "a closed relay's address refused", func() bool { return r.refusals(ReasonPeerPort) > before })
+}
