@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
 	"github.com/halobuzz/live/signaling/webhook"
@@ -140,4 +141,86 @@ func TestWebhooks_BroadcastLifeInOrder(t *testing.T) {
 		t.Errorf("the publisher's participant_joined/left missing: %s", types(r.ofRoom("show")))
 	}
 	t.Logf("events: %s", types(r.ofRoom("show")))
+}
+
+// counter reads a counter of the node's registry with the given labels.
+func counter(t *testing.T, n *testNode, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := n.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue metrics
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// TestWebhooks_ReceiverDownThirtySeconds_GetsEverythingInOrder: the
+// receiver goes down for 30 s (its port refuses connections) in the middle
+// of one broadcast and for the whole of another; when it is back it gets
+// every event of both rooms, each once, in order, the node having retried
+// with back-off meanwhile (retry_initial 1s, retry_max 5s: the real outage,
+// shorter waits than the defaults' 5m cap).
+func TestWebhooks_ReceiverDownThirtySeconds_GetsEverythingInOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 30 s outage")
+	}
+	r := startReceiver(t)
+	n := startNode(t, func(c *config.Config) {
+		webhookConfig(r)(c)
+		c.Webhooks.RetryInitial, c.Webhooks.RetryMax = time.Second, 5*time.Second
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pubA := n.publisher(ctx, "before", loadtest.PublisherConfig{VideoBitrate: testBitrate})
+	va := n.viewer(ctx, "before", "viewer-a")
+	if err := va.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	testutil.EventuallyWithin(t, time.Minute, "the first broadcast's viewer_count delivered", func() bool {
+		return r.has("before", webhook.ViewerCount)
+	})
+	r.down()
+	downAt := time.Now()
+	_ = pubA.Close()
+	_ = va.Close()
+	// A whole broadcast while the receiver is down.
+	pubB := n.publisher(ctx, "during", loadtest.PublisherConfig{VideoBitrate: testBitrate})
+	vb := n.viewer(ctx, "during", "viewer-b")
+	if err := vb.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the audience of one is counted (every 200 ms)
+	_ = pubB.Close()
+	_ = vb.Close()
+	testutil.EventuallyWithin(t, time.Minute, "deliveries failing while the receiver is down", func() bool {
+		return counter(t, n, "halo_webhook_deliveries_total", map[string]string{"result": "failed"}) >= 2
+	})
+	time.Sleep(30*time.Second - time.Since(downAt))
+	if len(r.ofRoom("during")) != 0 {
+		t.Fatal("events delivered while the receiver was down")
+	}
+	r.up()
+	for _, room := range []string{"before", "during"} {
+		testutil.EventuallyWithin(t, time.Minute, room+": room_finished delivered", func() bool { return r.has(room, webhook.RoomFinished) })
+		checkRoomLife(t, room, r.ofRoom(room), 2, 1)
+		t.Logf("%s: %s", room, types(r.ofRoom(room)))
+	}
+	if got := counter(t, n, "halo_webhook_deliveries_total", map[string]string{"result": "expired"}); got != 0 {
+		t.Errorf("%v deliveries expired", got)
+	}
+	t.Logf("failed attempts during the outage: %v", counter(t, n, "halo_webhook_deliveries_total", map[string]string{"result": "failed"}))
 }

@@ -5,7 +5,9 @@ import (
 
 	"github.com/halobuzz/live/config"
 	"github.com/halobuzz/live/room"
+	"github.com/halobuzz/live/room/cluster"
 	"github.com/halobuzz/live/signaling/webhook"
+	"github.com/halobuzz/live/signaling/webhook/redisqueue"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,6 +20,20 @@ func startWebhooks(cfg *config.Config, rooms *room.Manager, reg prometheus.Regis
 	}
 	var q webhook.Queue = webhook.NewMemoryQueue(cfg.Webhooks.QueueSize)
 	release := func() {}
+	if len(cfg.Redis.Addrs) > 0 {
+		// The cluster's pending deliveries are durable in Redis, on a
+		// client of their own: a slow endpoint's backlog never waits
+		// behind the rooms' writes, nor they behind it.
+		rdb := cluster.NewRedisClient(cfg.Redis)
+		rq, err := redisqueue.New(rdb, redisqueue.Options{Prefix: cfg.Redis.KeyPrefix, NodeID: cfg.Node.ID,
+			Lease: cfg.Cluster.NodeTTL, Renew: cfg.Cluster.HeartbeatInterval, Log: log})
+		if err != nil {
+			_ = rdb.Close()
+			return nil, err
+		}
+		rq.Start()
+		q, release = rq, func() { rq.Close(); _ = rdb.Close() }
+	}
 	s, err := webhook.Start(webhook.Options{
 		Config: cfg.Webhooks, NodeID: cfg.Node.ID, Region: cfg.Node.Region, Rooms: rooms, Queue: q,
 		Registerer: reg, Log: log, NodePoll: cfg.Cluster.HeartbeatInterval,

@@ -204,6 +204,11 @@ func (w *worker) prepare(d Delivery) *pending {
 // attempt posts p to every URL that has not taken it yet, and acks it
 // when all have or it is too old.
 func (w *worker) attempt(ctx context.Context, room string, p *pending) result {
+	if !w.q.Owns(p.d) {
+		// Another node took this part of the queue over and delivers it:
+		// let it go, unacknowledged.
+		return result{room: room, finished: true}
+	}
 	p.attempts++
 	all := true
 	for i, u := range w.urls {

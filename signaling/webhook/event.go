@@ -71,18 +71,9 @@ type Track struct {
 	Codec         string `json:"codec,omitempty"`
 }
 
-// entry is an event as a Queue holds it: the event without its sequence
-// number, which the queue assigns, and the time, which a queue may set
-// for an event it emits itself (at, Unix ms; 0: the event's own).
-type entry struct {
-	Event []byte
-	Seq   int64
-	At    int64
-}
-
-// body is what is delivered for e: the event with its sequence number,
-// the same bytes on every attempt.
-func (e entry) body() ([]byte, Event, error) {
+// body is what is delivered for e: the event with its sequence number
+// (and At), the same bytes on every attempt.
+func (e Delivery) body() ([]byte, Event, error) {
 	var ev Event
 	if err := json.Unmarshal(e.Event, &ev); err != nil {
 		return nil, ev, fmt.Errorf("webhook: a queued event does not decode: %w", err)

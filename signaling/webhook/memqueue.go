@@ -64,7 +64,7 @@ func (q *MemoryQueue) apply(op Op, evs []Delivery) []Delivery {
 		if b != nil {
 			q.seq[op.Room]++
 			q.next++
-			evs = append(evs, Delivery{Ref: strconv.FormatUint(q.next, 10), Room: op.Room, entry: entry{Event: b, Seq: q.seq[op.Room], At: at}})
+			evs = append(evs, Delivery{Ref: strconv.FormatUint(q.next, 10), Room: op.Room, Event: b, Seq: q.seq[op.Room], At: at})
 		}
 	}
 	if op.Once != "" {
@@ -105,6 +105,9 @@ func (q *MemoryQueue) apply(op Op, evs []Delivery) []Delivery {
 		if len(set) == 0 {
 			delete(q.sets, key)
 			emit(op.Edge, 0)
+			if op.Set == SetNodes {
+				delete(q.seq, op.Room) // the room's next life numbers from 1
+			}
 		}
 	}
 	return evs
@@ -164,6 +167,9 @@ func (q *MemoryQueue) ForgetNode(_ context.Context, node string) error {
 				if len(members) == 0 {
 					delete(q.sets, key)
 					evs = q.emitLost(evs, room, l.edge, now)
+					if set == SetNodes {
+						delete(q.seq, room)
+					}
 				}
 			}
 		}
@@ -182,7 +188,7 @@ func (q *MemoryQueue) emitLost(evs []Delivery, room string, b []byte, at int64) 
 	}
 	q.seq[room]++
 	q.next++
-	return append(evs, Delivery{Ref: strconv.FormatUint(q.next, 10), Room: room, entry: entry{Event: b, Seq: q.seq[room], At: at}})
+	return append(evs, Delivery{Ref: strconv.FormatUint(q.next, 10), Room: room, Event: b, Seq: q.seq[room], At: at})
 }
 
 func cutNul(s string) (string, string, bool) {
@@ -200,3 +206,6 @@ func (q *MemoryQueue) Depth(context.Context) (int64, error) {
 	defer q.mu.Unlock()
 	return int64(len(q.pending) + len(q.out)), nil
 }
+
+// Owns implements Queue: a node alone delivers all it queued.
+func (q *MemoryQueue) Owns(Delivery) bool { return true }

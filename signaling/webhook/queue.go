@@ -28,6 +28,10 @@ type Queue interface {
 	ForgetNode(ctx context.Context, node string) error
 	// Depth is the number of events queued and not yet acknowledged.
 	Depth(ctx context.Context) (int64, error)
+	// Owns reports whether this node still is the one to deliver d: in a
+	// cluster another node may have taken its part of the queue over (it
+	// thought this one dead); the worker then lets d go unacknowledged.
+	Owns(d Delivery) bool
 }
 
 // ErrQueueFull is Append's error when a bounded queue has no room: the
@@ -83,5 +87,11 @@ type Delivery struct {
 	Ref string
 	// Room is its room: deliveries of a room go in order.
 	Room string
-	entry
+	// Event is the event as queued: without its sequence number, which
+	// the queue assigned (Seq).
+	Event []byte
+	Seq   int64
+	// At, when not 0, is the event's time (Unix ms), for an event the
+	// queue emitted itself (ForgetNode).
+	At int64
 }
