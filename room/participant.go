@@ -62,6 +62,7 @@ type Participant struct {
 	watching   atomic.Bool
 	left       atomic.Bool
 	deliberate atomic.Bool // left on purpose (End): its tracks end at once
+	joinLogged atomic.Bool // its join was logged at info (joinlog.go)
 
 	// joinedState is the room as it was when the participant joined: every
 	// event its sink gets is a change after it.
@@ -176,6 +177,9 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 	}
 	p.mu.Unlock()
 	answer, err := pub.HandleOffer(ctx, offer, mediaMeta(meta), complete)
+	if err == nil {
+		p.logAnswered()
+	}
 	if err != nil && fresh {
 		// A first offer that Pion refused half-way leaves the connection
 		// where no later offer applies: discard it, so the next publish
@@ -532,6 +536,7 @@ func (p *Participant) Watch(ctx context.Context, offer string, want string) (str
 	answer, err := sub.AnswerOffer(ctx, offer, tracks)
 	if err == nil {
 		p.armPending(sub)
+		p.logAnswered()
 	}
 	return answer, err
 }

@@ -166,7 +166,7 @@ func (r *Room) join(spec ParticipantSpec, sink EventSink, remote int) (*Particip
 		}
 	}
 	r.observeParticipant(ParticipantJoinedHere, p, "")
-	r.m.log.Info("participant joined", "room", r.name, "participant", p.id, "role", p.role(), "identity", spec.Identity)
+	p.logJoin()
 	return p, nil
 }
 
@@ -391,7 +391,7 @@ func (r *Room) leave(p *Participant) {
 		r.sendMu.Unlock()
 	}
 	r.observeParticipant(ParticipantLeftHere, p, "")
-	r.m.log.Info("participant left", "room", r.name, "participant", p.id, "role", p.role(), "identity", p.spec.Identity)
+	p.logLeft()
 	if wasViewer {
 		r.viewersChanged()
 	}
