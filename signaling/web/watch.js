@@ -62,7 +62,8 @@ export function watchView(room, params) {
   placeholder.hidden = false;
   player.muted = true;
   $('unmute').textContent = 'Unmute';
-  // The overlay starts folded on a phone, where it would hide the picture.
+  // The stats start folded on a phone, where they sit under the status
+  // (style.css) and would push the chat down.
   const folded = window.matchMedia('(max-width: 720px)').matches;
   $('stats').hidden = folded;
   $('stats-toggle').setAttribute('aria-expanded', String(!folded));
