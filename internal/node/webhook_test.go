@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -223,4 +224,55 @@ func TestWebhooks_ReceiverDownThirtySeconds_GetsEverythingInOrder(t *testing.T) 
 		t.Errorf("%v deliveries expired", got)
 	}
 	t.Logf("failed attempts during the outage: %v", counter(t, n, "halo_webhook_deliveries_total", map[string]string{"result": "failed"}))
+}
+
+// TestWebhooks_CleanStopEndsTheBroadcastAndTheRoom: a node alone stopped
+// (SIGTERM's drain) during a broadcast tells node_draining, then the
+// broadcast's and the room's end, before it exits: nothing is left
+// started.
+func TestWebhooks_CleanStopEndsTheBroadcastAndTheRoom(t *testing.T) {
+	r := startReceiver(t)
+	cfg := testutil.NodeConfig()
+	webhookConfig(r)(cfg)
+	cfg.Room.EmptyTimeout = time.Minute // the room would outlive the node
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n := newStartedNode(t, cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pub := n.publisher(ctx, "live", loadtest.PublisherConfig{VideoBitrate: testBitrate})
+	defer pub.Close()
+	testutil.EventuallyWithin(t, time.Minute, "the broadcast's track_published delivered", func() bool {
+		n := 0
+		for _, e := range r.ofRoom("live") {
+			if e.Type == webhook.TrackPublished {
+				n++
+			}
+		}
+		return n == 2
+	})
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := n.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	evs := r.ofRoom("live")
+	want := []string{webhook.RoomStarted, webhook.ParticipantJoined, webhook.BroadcastStarted, webhook.TrackPublished, webhook.TrackPublished,
+		webhook.TrackUnpublished, webhook.TrackUnpublished, webhook.BroadcastEnded, webhook.ParticipantLeft, webhook.RoomFinished}
+	if len(evs) != len(want) {
+		t.Fatalf("got %s; want %v", types(evs), want)
+	}
+	for i, e := range evs {
+		if e.Type != want[i] || e.Seq != int64(i+1) {
+			t.Fatalf("got %s; want %v", types(evs), want)
+		}
+	}
+	draining := false
+	for _, e := range r.all() {
+		draining = draining || e.Type == webhook.NodeDraining
+	}
+	if !draining {
+		t.Error("no node_draining delivered")
+	}
 }

@@ -20,7 +20,9 @@ func startWebhooks(cfg *config.Config, rooms *room.Manager, reg prometheus.Regis
 	}
 	var q webhook.Queue = webhook.NewMemoryQueue(cfg.Webhooks.QueueSize)
 	release := func() {}
+	wait := cfg.Webhooks.Timeout // alone: what is not delivered at the stop is lost
 	if len(cfg.Redis.Addrs) > 0 {
+		wait = 0 // another node delivers
 		// The cluster's pending deliveries are durable in Redis, on a
 		// client of their own: a slow endpoint's backlog never waits
 		// behind the rooms' writes, nor they behind it.
@@ -36,7 +38,7 @@ func startWebhooks(cfg *config.Config, rooms *room.Manager, reg prometheus.Regis
 	}
 	s, err := webhook.Start(webhook.Options{
 		Config: cfg.Webhooks, NodeID: cfg.Node.ID, Region: cfg.Node.Region, Rooms: rooms, Queue: q,
-		Registerer: reg, Log: log, NodePoll: cfg.Cluster.HeartbeatInterval,
+		Registerer: reg, Log: log, NodePoll: cfg.Cluster.HeartbeatInterval, CloseWait: wait,
 	})
 	if err != nil {
 		release()

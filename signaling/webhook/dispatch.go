@@ -30,15 +30,64 @@ type dispatcher struct {
 	mu     sync.Mutex
 	outbox []Op
 	wake   chan struct{} // 1-buffered: ops are waiting
+	// served and live are the rooms this node serves and the tracks it
+	// originates, as observed: what a clean stop ends (closing).
+	served map[string]bool
+	live   map[string]map[string]room.Happening // room -> track id -> its publication
 }
 
 // Observe implements room.Observer.
 func (d *dispatcher) Observe(h room.Happening) {
+	d.mu.Lock()
+	switch h.Kind {
+	case room.RoomServed:
+		d.served[h.Room] = true
+	case room.RoomUnserved:
+		delete(d.served, h.Room)
+		delete(d.live, h.Room)
+	case room.TrackPublishedHere:
+		if d.live[h.Room] == nil {
+			d.live[h.Room] = map[string]room.Happening{}
+		}
+		d.live[h.Room][h.Track.ID] = h
+	case room.TrackUnpublishedHere:
+		delete(d.live[h.Room], h.Track.ID)
+	}
+	d.mu.Unlock()
 	op, ok := d.op(h)
 	if !ok {
 		return
 	}
 	d.push(op)
+}
+
+// closing ends what this node still serves, as if its tracks were
+// unpublished and its rooms let go: a clean stop tells broadcast_ended
+// and room_finished (where this node was the last) at once.
+func (d *dispatcher) closing(now time.Time) {
+	d.mu.Lock()
+	var hs []room.Happening
+	for name := range d.served {
+		for _, h := range d.live[name] {
+			h.Kind, h.At = room.TrackUnpublishedHere, now
+			hs = append(hs, h)
+		}
+		hs = append(hs, room.Happening{Kind: room.RoomUnserved, Room: name, At: now})
+	}
+	d.served, d.live = map[string]bool{}, map[string]map[string]room.Happening{}
+	d.mu.Unlock()
+	for _, h := range hs {
+		if op, ok := d.op(h); ok {
+			d.push(op)
+		}
+	}
+}
+
+// idle reports that the outbox is empty.
+func (d *dispatcher) idle() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.outbox) == 0
 }
 
 func (d *dispatcher) push(ops ...Op) {

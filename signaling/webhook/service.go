@@ -32,6 +32,10 @@ type Options struct {
 	// NodePoll is how often the registry is read for lost nodes
 	// (cluster.heartbeat_interval); 0: 2s.
 	NodePoll time.Duration
+	// CloseWait is how long Close waits for the queue to empty (a node
+	// alone: what it does not deliver then is lost); 0: it does not wait
+	// (a cluster: another node delivers).
+	CloseWait time.Duration
 }
 
 // Service is a node's webhooks: it observes the rooms, queues their events
@@ -62,7 +66,8 @@ func Start(opt Options) (*Service, error) {
 	}
 	m := NewMetrics(opt.Registerer)
 	d := &dispatcher{node: opt.NodeID, region: opt.Region, viewers: c.ViewerEvents, q: opt.Queue,
-		metrics: m, log: opt.Log, wake: make(chan struct{}, 1)}
+		metrics: m, log: opt.Log, wake: make(chan struct{}, 1),
+		served: map[string]bool{}, live: map[string]map[string]room.Happening{}}
 	if len(c.Events) > 0 {
 		d.want = map[string]bool{}
 		for _, e := range c.Events {
@@ -96,11 +101,23 @@ func eventsText(evs []string) string {
 	return fmt.Sprint(evs)
 }
 
-// Close stops observing, queues what was observed (within
-// webhooks.timeout) and stops delivering. In a cluster what this node
+// Close stops observing, ends what the node still serves (its tracks
+// unpublished, its rooms let go), queues that, waits up to CloseWait for
+// the queue to empty and stops delivering. In a cluster what this node
 // received and did not deliver is delivered by another node.
 func (s *Service) Close() {
 	s.opt.Rooms.SetObserver(nil)
+	s.disp.closing(time.Now())
+	deadline := time.Now().Add(s.opt.CloseWait)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		n, err := s.opt.Queue.Depth(ctx)
+		cancel()
+		if s.disp.idle() && err == nil && n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	s.cancel()
 	s.wg.Wait()
 }
