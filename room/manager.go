@@ -83,6 +83,8 @@ type Manager struct {
 	handOverTimeouts atomic.Uint64
 	// drainTo is the public URL a draining node sends new sessions to (drain.go).
 	drainTo atomic.Pointer[string]
+	// mod keeps the bans known here and counts moderation (moderation.go).
+	mod moderation
 }
 
 // NewManager returns a Manager forwarding media with engine, linked to the
@@ -130,6 +132,9 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 	}
 	served := m.rooms[name] != nil && !m.rooms[name].empty()
 	m.mu.Unlock()
+	if err := m.checkBan(name, spec); err != nil {
+		return nil, err
+	}
 	remote, err := m.remoteParticipants(name, served)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ func (m *Manager) RegisterMetrics(reg prometheus.Registerer) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "halo_rooms", Help: "Rooms on this node."},
 		func() float64 { return float64(m.Stats().Rooms) }))
 	registerStoreMetrics(reg, m)
+	m.registerModerationMetrics(reg) // moderation.go
 	reg.MustRegister(&participantsCollector{rooms: m, desc: prometheus.NewDesc(
 		"halo_participants", "Participants on this node, by role.", []string{"role"}, nil)})
 }

@@ -130,6 +130,9 @@ func (p *Participant) Publish(ctx context.Context, offer string, meta map[string
 	if !p.mayPublish.Load() {
 		return "", fmt.Errorf("%w: publish", ErrForbidden)
 	}
+	if err := p.room.m.checkBroadcastBan(p.room.name); err != nil {
+		return "", err
+	}
 	opt := p.room.m.opt
 	info, err := sfu.CheckOffer(offer, sfu.OfferLimits{MaxBytes: opt.Limits.MaxSDPBytes, MaxSections: opt.Limits.MaxMediaSections})
 	if err != nil {

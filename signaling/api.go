@@ -73,6 +73,7 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 	a.route(mux, "GET", "rooms", scopeList, a.listRooms)
 	a.route(mux, "GET", "rooms/{room}", scopeRoom, a.getRoom)
 	a.route(mux, "GET", "rooms/{room}/participants", scopeRoom, a.listParticipants)
+	a.routeModeration(mux) // api_moderation.go
 	mux.HandleFunc(apiPrefix, func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, newError(CodeNotFound, "no such API call: see "+apiPrefix+"openapi.json"))
 	})
@@ -146,6 +147,10 @@ func apiWire(err error) *Error {
 	switch {
 	case errors.Is(err, room.ErrRoomNotFound):
 		return newError(CodeNotFound, "no node serves this room")
+	case errors.Is(err, room.ErrNoParticipant):
+		return newError(CodeNotFound, "nobody with this identity is in the room")
+	case errors.Is(err, room.ErrBadAction):
+		return newError(CodeUnprocessable, "the action cannot be applied")
 	case errors.Is(err, room.ErrBadCursor):
 		return newError(CodeBadRequest, "the cursor or limit is not valid: use next_cursor of the previous page and a limit of 1..500")
 	}
@@ -159,6 +164,8 @@ func apiStatus(code string) int {
 		return http.StatusUnprocessableEntity
 	case CodeConflict:
 		return http.StatusConflict
+	case CodeBanned:
+		return http.StatusForbidden
 	}
 	return httpStatus(code)
 }

@@ -262,7 +262,7 @@ func eventMessage(ev room.Event) (string, any) {
 		}
 		return "error", errorData{Code: CodeMediaFailed, Message: fmt.Sprintf("%s connection failed and was released; %s again on a new connection", ev.Target, next), Target: ev.Target}
 	}
-	return "", nil
+	return moderationMessage(ev) // moderation_wire.go
 }
 
 // nonNil makes an empty list encode as [] rather than null.

@@ -124,6 +124,13 @@ func (c *wsClient) releaseEvents(joined []byte) {
 
 func (c *wsClient) event(ev room.Event) {
 	if cl, ok := ev.(room.Closed); ok {
+		if frame := removedFrame(cl.Reason); frame != nil {
+			// A moderator removed the participant: removed says why, then
+			// the socket closes (moderation_wire.go).
+			c.enqueue(frame)
+			c.shutdown(websocket.ClosePolicyViolation, "removed")
+			return
+		}
 		w := toWire(cl.Reason)
 		logWire(c.log, "session closed by the room", cl.Reason, w)
 		c.fail(w) // fatal codes end the session

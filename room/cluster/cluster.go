@@ -74,6 +74,8 @@ type Cluster struct {
 	// viewersDirty are rooms whose viewer count changed since it was last
 	// written.
 	viewersDirty map[*room.Room]bool
+
+	mod modState // moderation requests of other nodes (moderation.go)
 }
 
 var _ room.Cluster = (*Cluster)(nil)
@@ -136,6 +138,7 @@ func (c *Cluster) Close() {
 		}
 		cancel()
 	}
+	c.mod.stop() // moderation applied for other nodes: its acks go before the queue closes
 	c.storeMu.Lock()
 	started := c.writing
 	if !c.storeClosed {

@@ -55,6 +55,8 @@ type wireEvent struct {
 	Name     string `json:"name,omitempty"`  // chat or reaction sender's name
 	Text     string `json:"text,omitempty"`  // chat text
 	Emoji    string `json:"emoji,omitempty"` // reaction
+	// Mod is a moderation request or its acknowledgement (moderation.go).
+	Mod *modWire `json:"mod,omitempty"`
 }
 
 // Event types on the wire.
@@ -144,6 +146,8 @@ func parseWireEvent(b []byte) (wireEvent, error) {
 		ok = ev.ID != "" && ev.Emoji != ""
 	case evNodeGone:
 		ok = true
+	case evModerate, evModerateAck:
+		ok = validMod(ev.Type, ev.Mod) // moderation.go
 	}
 	if !ok {
 		return ev, fmt.Errorf("%w: type %q incomplete or unknown", errBadEvent, ev.Type)
@@ -325,6 +329,8 @@ func (c *Cluster) receive(r *room.Room, l *roomLink, b []byte) {
 	switch ev.Type {
 	case evNodeGone:
 		r.RemoteNodeLost(ev.Node)
+	case evModerate:
+		c.moderated(r, ev) // moderation.go
 	case evJoined:
 		p := *ev.Participant
 		p.Node = ev.Node
