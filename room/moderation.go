@@ -30,6 +30,9 @@ var (
 	// ErrBadAction: an action the room cannot apply (unknown kind, a
 	// missing identity).
 	ErrBadAction = errors.New("room: bad moderation action")
+	// ErrNoChange: a grants change found the participant with those grants
+	// already, on every node.
+	ErrNoChange = errors.New("room: the participant has these grants already")
 )
 
 // Removal is the reason of the Closed event of a participant a moderator
@@ -96,6 +99,9 @@ func (PermissionsChanged) event() {}
 type NodeResult struct {
 	Node     string
 	Affected int
+	// Changed counts, for a grants change, the participants whose grants
+	// it changed (the others had them already).
+	Changed int
 }
 
 // ModerationResult is an action's outcome over the cluster.
@@ -104,8 +110,8 @@ type ModerationResult struct {
 	Applied []NodeResult
 	// Failed lists the nodes serving the room that did not answer in time.
 	Failed []string
-	// Affected adds up Applied.
-	Affected int
+	// Affected and Changed add up Applied.
+	Affected, Changed int
 }
 
 // Moderator is implemented by a Cluster that carries moderation to the
@@ -279,8 +285,8 @@ func (m *Manager) Moderate(ctx context.Context, room string, a Action) (Moderati
 		m.mod.count("ban")
 	}
 	res := ModerationResult{}
-	if n, served := m.applyHere(room, a); served {
-		res.Applied = append(res.Applied, NodeResult{Node: m.opt.NodeID, Affected: n})
+	if n, changed, served := m.applyHere(room, a); served {
+		res.Applied = append(res.Applied, NodeResult{Node: m.opt.NodeID, Affected: n, Changed: changed})
 	}
 	if clustered {
 		others, failed, err := mod.Moderate(ctx, room, a)
@@ -292,12 +298,16 @@ func (m *Manager) Moderate(ctx context.Context, room string, a Action) (Moderati
 	}
 	for _, r := range res.Applied {
 		res.Affected += r.Affected
+		res.Changed += r.Changed
 	}
 	m.mod.count(a.Kind)
 	m.log.Info("moderation", "room", room, "action", a.Kind, "identity", a.Identity, "affected", res.Affected,
 		"nodes", len(res.Applied), "failed", len(res.Failed), "ban_until", a.BanUntil)
 	if res.Affected == 0 && !banned && len(res.Failed) == 0 && (a.Kind == ActRemove || a.Kind == ActGrants) {
 		return res, fmt.Errorf("%w: %q", ErrNoParticipant, a.Identity)
+	}
+	if a.Kind == ActGrants && res.Affected > 0 && res.Changed == 0 && len(res.Failed) == 0 {
+		return res, fmt.Errorf("%w: %q", ErrNoChange, a.Identity)
 	}
 	if len(res.Applied) == 0 && len(res.Failed) == 0 && !banned && (a.Kind == ActEnd || a.Kind == ActMessage) {
 		return res, fmt.Errorf("%w: %q", ErrRoomNotFound, room)
@@ -306,8 +316,9 @@ func (m *Manager) Moderate(ctx context.Context, room string, a Action) (Moderati
 }
 
 // ApplyModeration applies an action of another node's call here, and
-// returns how many participants it affected (the cluster calls it).
-func (m *Manager) ApplyModeration(room string, a Action) int {
+// returns how many participants it affected and, for a grants change, how
+// many it changed (the cluster calls it).
+func (m *Manager) ApplyModeration(room string, a Action) (affected, changed int) {
 	if !a.BanUntil.IsZero() {
 		switch a.Kind {
 		case ActRemove:
@@ -316,16 +327,16 @@ func (m *Manager) ApplyModeration(room string, a Action) int {
 			m.mod.ban(room, "", a.BanUntil)
 		}
 	}
-	n, _ := m.applyHere(room, a)
-	return n
+	n, changed, _ := m.applyHere(room, a)
+	return n, changed
 }
 
 // applyHere applies a to this node's part of room; served reports that
 // this node serves the room.
-func (m *Manager) applyHere(room string, a Action) (n int, served bool) {
+func (m *Manager) applyHere(room string, a Action) (n, changed int, served bool) {
 	r := m.Room(room)
 	if r == nil {
-		return 0, false
+		return 0, 0, false
 	}
 	var hit []*Participant
 	for _, p := range r.list() {
@@ -355,11 +366,14 @@ func (m *Manager) applyHere(room string, a Action) (n int, served bool) {
 				// republish grace kept for a lost connection.
 				p.deliberate.Store(true)
 			}
+			if p.mayPublish.Load() != (a.Publish && !p.spec.Hidden) || p.maySub.Load() != a.Subscribe {
+				changed++
+			}
 			p.SetGrants(a.Publish, a.Subscribe)
 			p.sink.Event(PermissionsChanged{Publish: a.Publish && !p.spec.Hidden, Subscribe: a.Subscribe})
 		}
 	}
-	return len(hit), true
+	return len(hit), changed, true
 }
 
 // registerModerationMetrics adds halo_moderation_actions_total.

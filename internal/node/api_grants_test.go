@@ -108,6 +108,9 @@ func TestAPI_PromoteAViewerToCoHost(t *testing.T) {
 	if err := json.Unmarshal(nextOfType(t, ctx, guest, "permissions_changed"), &pc); err != nil || !pc.Grants.Publish || !pc.Grants.Subscribe {
 		t.Fatalf("permissions_changed %+v (%v), want publish and subscribe", pc, err)
 	}
+	if status, body := apiCall(t, b, "PATCH", "/api/v1/rooms/"+room+"/participants/guest", b.apiAdmin(), `{"publish":true}`); status != 409 {
+		t.Errorf("promoting the promoted: %d %s, want 409 conflict", status, body)
+	}
 	publishOn(t, ctx, guest)
 	for name, v := range map[string]*loadtest.Viewer{"viewer on a": onA, "viewer on b": onB} {
 		if err := v.WaitTracks(ctx, 3); err != nil {

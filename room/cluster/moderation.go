@@ -53,11 +53,12 @@ type modWire struct {
 	Publish   bool   `json:"publish,omitempty"`
 	Subscribe bool   `json:"subscribe,omitempty"`
 	Affected  int    `json:"affected,omitempty"` // the answer
+	Changed   int    `json:"changed,omitempty"`
 }
 
 // validMod checks the moderation part of an event read from a channel.
 func validMod(typ string, m *modWire) bool {
-	if m == nil || m.Req == "" || len(m.Req) > 64 || m.Affected < 0 || m.BanUntil < 0 {
+	if m == nil || m.Req == "" || len(m.Req) > 64 || m.Affected < 0 || m.Changed < 0 || m.BanUntil < 0 {
 		return false
 	}
 	for _, f := range []string{m.Req, m.Identity, m.Reason} {
@@ -100,7 +101,7 @@ func wireOf(req string, a room.Action) *modWire {
 // applied (their answers), and the goroutines applying them.
 type modState struct {
 	mu     sync.Mutex
-	recent map[string]int // req -> affected; nil until the first
+	recent map[string]*room.NodeResult // req -> its answer (nil while being applied); nil until the first
 	order  []string
 	closed bool
 	wg     sync.WaitGroup
@@ -126,17 +127,17 @@ func (c *Cluster) moderated(r *room.Room, ev wireEvent) {
 		s.mu.Unlock()
 		return
 	}
-	if n, done := s.recent[ev.Mod.Req]; done {
+	if res, done := s.recent[ev.Mod.Req]; done {
 		s.mu.Unlock()
-		if n >= 0 { // applied already: answer this copy too
-			c.answer(r.Name(), ev.Mod.Req, n)
+		if res != nil { // applied already: answer this copy too
+			c.answer(r.Name(), ev.Mod.Req, *res)
 		}
 		return
 	}
 	if s.recent == nil {
-		s.recent = map[string]int{}
+		s.recent = map[string]*room.NodeResult{}
 	}
-	s.recent[ev.Mod.Req] = -1 // being applied
+	s.recent[ev.Mod.Req] = nil // being applied
 	s.order = append(s.order, ev.Mod.Req)
 	if len(s.order) > maxModRecent {
 		delete(s.recent, s.order[0])
@@ -146,21 +147,23 @@ func (c *Cluster) moderated(r *room.Room, ev wireEvent) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		n := c.m.ApplyModeration(r.Name(), ev.Mod.action())
+		var res room.NodeResult
+		res.Affected, res.Changed = c.m.ApplyModeration(r.Name(), ev.Mod.action())
 		s.mu.Lock()
 		if _, kept := s.recent[ev.Mod.Req]; kept {
-			s.recent[ev.Mod.Req] = n
+			s.recent[ev.Mod.Req] = &res
 		}
 		s.mu.Unlock()
 		c.log.Info("cluster: applied a moderation request of another node", "room", r.Name(), "from", ev.Node,
-			"action", ev.Mod.Kind, "affected", n)
-		c.answer(r.Name(), ev.Mod.Req, n)
+			"action", ev.Mod.Kind, "affected", res.Affected)
+		c.answer(r.Name(), ev.Mod.Req, res)
 	}()
 }
 
 // answer publishes the answer to request req.
-func (c *Cluster) answer(name, req string, n int) {
-	c.storeOp(c.publishOp(name, wireEvent{V: 1, Node: c.opt.NodeID, Boot: c.boot, Type: evModerateAck, Mod: &modWire{Req: req, Affected: n}}))
+func (c *Cluster) answer(name, req string, res room.NodeResult) {
+	c.storeOp(c.publishOp(name, wireEvent{V: 1, Node: c.opt.NodeID, Boot: c.boot, Type: evModerateAck,
+		Mod: &modWire{Req: req, Affected: res.Affected, Changed: res.Changed}}))
 }
 
 // Moderate implements room.Moderator.
@@ -207,7 +210,7 @@ func (c *Cluster) Moderate(ctx context.Context, name string, a room.Action) ([]r
 		case ev := <-answers:
 			if waiting[ev.Node] {
 				delete(waiting, ev.Node)
-				out = append(out, room.NodeResult{Node: ev.Node, Affected: ev.Mod.Affected})
+				out = append(out, room.NodeResult{Node: ev.Node, Affected: ev.Mod.Affected, Changed: ev.Mod.Changed})
 			}
 		case <-resend.C:
 			send()
