@@ -164,6 +164,7 @@ func (s *Server) Handler() http.Handler {
 	if s.clustered() && s.cfg.Cluster.RelayAddress == "" {
 		s.routeRelay(mux) // else on its own listener (RelayHandler)
 	}
+	s.routeCheck(mux) // the connection check page: check.go
 	s.routeWeb(mux)
 	return s.recoverPanics(s.withTURNLinks(mux)) // TURN credentials for WHIP/WHEP: iceservers.go
 }
