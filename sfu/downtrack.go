@@ -69,6 +69,7 @@ type DownTrack struct {
 	pliPending   atomic.Bool
 	relay        bool   // the copy a relay carries to another node
 	pinRID       string // a relay's copy of one simulcast layer: it stays on that layer
+	fixedSSRC    uint32 // the SSRC a parked connection's answer gave it, 0 for the binding's (park.go)
 
 	mu      sync.Mutex // guards what follows; held by the writer of each packet
 	state   int
@@ -142,11 +143,17 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	if !ok {
 		return webrtc.RTPCodecParameters{}, errNoCodec
 	}
-	d.bind.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
+	// A parked connection's down-track sends under the SSRC its answer
+	// gave (park.go), not the one its new sender drew.
+	ssrc := uint32(ctx.SSRC())
+	if d.fixedSSRC != 0 {
+		ssrc = d.fixedSSRC
+	}
+	d.bind.Store(&binding{ssrc: ssrc, pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
 	if d.sub != nil {
-		d.sub.bindSSRC(uint32(ctx.SSRC()), d)
+		d.sub.bindSSRC(ssrc, d)
 		if bw := d.sub.bwe; bw != nil && !d.relay {
-			d.bindEstimator(bw, uint32(ctx.SSRC()), ctx.HeaderExtensions())
+			d.bindEstimator(bw, ssrc, ctx.HeaderExtensions())
 		}
 	}
 	d.src.Load().addDown(d)

@@ -55,6 +55,13 @@ type Engine struct {
 	q           quality // viewers' reports, ICE failures, freezes (quality.go)
 	sr          senderReports
 	handedOff   handedOffSet // viewer connections served without Pion (handoff.go)
+
+	// Parked WHEP connections (park.go): the certificate viewers are
+	// answered with, and the goroutines bringing connections back.
+	certMu    sync.Mutex
+	cert      *webrtc.Certificate
+	certAt    time.Time
+	unparking sync.WaitGroup
 }
 
 type counters struct {
@@ -75,6 +82,7 @@ type counters struct {
 	layerSwitches                    atomic.Uint64
 	directPackets, sendCalls         atomic.Uint64 // the lean path (lean.go)
 	handedOver                       atomic.Uint64 // viewer connections taken over from Pion (handoff.go)
+	unparked                         atomic.Uint64 // parked connections brought back by their first check (park.go)
 	pathMoves, pathUnanswered        atomic.Uint64 // handed-over pairs moved; nominated addresses that never answered our check (pathcheck.go)
 	pathRefused                      atomic.Uint64 // nominations not checked: too many checks in flight
 }
@@ -111,6 +119,8 @@ type Stats struct {
 	DirectPackets    uint64 // of PacketsForwarded, written on the lean path (encrypted and sent by the engine, not Pion)
 	SendCalls        uint64 // sendmmsg calls of the lean path's batches
 	HandedOver       uint64 // viewer connections the engine took over from Pion (handoff.go)
+	Parked           int64  // WHEP connections answered and parked until their first check (park.go)
+	Unparked         uint64 // parked connections brought back by their first check
 	PathMoves        uint64 // handed-over viewers' pairs moved to a nominated address that answered our check
 	PathUnanswered   uint64 // nominated addresses that did not answer our check: no media went there
 	PathRefused      uint64 // nominations not checked because the connection had too many checks in flight
@@ -193,7 +203,7 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 		// blocking the track's forwarder (Pion's default is 4 MB each, a
 		// memory cost an attacker could multiply).
 		e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
-			Listener:        l,
+			Listener:        &parkingListener{Listener: l, set: &e.handedOff.parked},
 			Logger:          lf.NewLogger("tcpmux"),
 			ReadBufferSize:  64,
 			WriteBufferSize: tcpWriteBuffer,
@@ -351,6 +361,8 @@ func (e *Engine) Stats() Stats {
 		DirectPackets:    s.directPackets.Load(),
 		SendCalls:        s.sendCalls.Load(),
 		HandedOver:       s.handedOver.Load(),
+		Parked:           int64(e.handedOff.parked.n.Load()),
+		Unparked:         s.unparked.Load(),
 		PathMoves:        s.pathMoves.Load(),
 		PathUnanswered:   s.pathUnanswered.Load(),
 		PathRefused:      s.pathRefused.Load(),
@@ -374,6 +386,7 @@ func (e *Engine) Stats() Stats {
 // Close releases the ports and stops the workers. Every session must be
 // closed first.
 func (e *Engine) Close() {
+	e.unparking.Wait()
 	if e.udpMux != nil {
 		_ = e.udpMux.Close()
 	}

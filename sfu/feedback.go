@@ -36,22 +36,35 @@ type nackGuard struct {
 	burst  float64
 	tokens float64
 	last   int64 // monoNow of the last refill
-	recent [256]struct {
-		seq uint16
-		at  int64
-	}
-	rtt atomic.Int64 // nanoseconds, from receiver reports; 0 until known
-	rtx *scratch     // made at the first resend: most viewers never ask
-	out rtp.Header
+	// What was resent lately, by sequence number modulo 256: made at the
+	// first NACK (4 KiB a down-track that most viewers never need, and
+	// that a parked connection should not hold, park.go).
+	recent *[256]recentRtx
+	rtt    atomic.Int64 // nanoseconds, from receiver reports; 0 until known
+	rtx    *scratch     // made at the first resend: most viewers never ask
+	out    rtp.Header
 }
 
 func (g *nackGuard) init(rate int) {
 	g.rate = float64(rate)
 	g.burst = max(g.rate/4, 16<<10)
 	g.tokens = g.burst
-	for i := range g.recent {
-		g.recent[i].at = -1
+}
+
+type recentRtx struct {
+	seq uint16
+	at  int64
+}
+
+// history returns the resend history, made on first use. g.mu is held.
+func (g *nackGuard) history() *[256]recentRtx {
+	if g.recent == nil {
+		g.recent = new([256]recentRtx)
+		for i := range g.recent {
+			g.recent[i].at = -1
+		}
 	}
+	return g.recent
 }
 
 // spend takes n bytes from the budget.
@@ -105,7 +118,7 @@ func (d *DownTrack) handleNACK(nack *rtcp.TransportLayerNack) {
 			ignored++
 			return true
 		}
-		r := &g.recent[out&255]
+		r := &g.history()[out&255]
 		if r.seq == out && r.at >= 0 && now-r.at < gap {
 			ignored++ // resent within the last RTT
 			return true

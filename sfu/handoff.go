@@ -84,6 +84,8 @@ type handedOffSet struct {
 	byProbe map[handoffKey]*handedOff
 	// handoffTimeout and handoffAlertGrace, in nanoseconds.
 	silence, alertGrace atomic.Int64
+	// WHEP connections parked until their first check (park.go).
+	parked parkedSet
 	// resumedAt is monoNow when the silence checker last found that its
 	// tick came far later than scheduled (the process was stopped):
 	// silence is counted from then at the earliest (silence.go).

@@ -142,6 +142,10 @@ func (p *Publisher) RestartICE(ctx context.Context, ufrag, pwd string) (ICEFragm
 
 // RestartICE restarts ICE on a WHEP subscriber with the client's new credentials.
 func (s *Subscriber) RestartICE(ctx context.Context, ufrag, pwd string) (ICEFragment, error) {
+	// A parked connection (park.go) that never checked comes back first.
+	if err := s.unparkNow(ctx); err != nil {
+		return ICEFragment{}, fmt.Errorf("sfu: ICE restart: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.answerer {
@@ -171,6 +175,13 @@ func (p *Publisher) RemoteUfrag() string { return remoteUfrag(p.pc) }
 func (s *Subscriber) RemoteUfrag() string {
 	s.mu.Lock()
 	pc := s.pc
+	if plan := s.park; plan != nil {
+		s.mu.Unlock()
+		if f, err := iceFragmentOf(plan.offer); err == nil {
+			return f.Ufrag
+		}
+		return ""
+	}
 	s.mu.Unlock()
 	// Read after pc: the hand-over is recorded before pc is let go.
 	if h := s.handed.Load(); h != nil {

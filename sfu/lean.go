@@ -61,18 +61,23 @@ type leanPath struct {
 	ap   netip.AddrPort
 }
 
-// attachLean sets pc up for the lean path. onLost is called (once, on a
-// Pion goroutine) if the connection's pair moves off the engine's sockets
-// after packets went out on it: Pion's SRTP session has not seen them, so
-// its rollover counters would be wrong, and the connection must be replaced.
+// newLeanLink makes a viewer connection's lean path. onLost is called
+// (once, on a Pion goroutine) if the connection's pair moves off the
+// engine's sockets after packets went out on it: Pion's SRTP session has
+// not seen them, so its rollover counters would be wrong, and the
+// connection must be replaced.
 //
-// There is no lean path when the engine has no UDP sockets of its own, or
-// when this Pion version's keys cannot be read (dtlskeys.go).
-func (e *Engine) attachLean(pc *webrtc.PeerConnection, onLost func()) *leanLink {
+// There is no lean path (nil) when the engine has no UDP sockets of its
+// own, or when this Pion version's keys cannot be read (dtlskeys.go).
+func (e *Engine) newLeanLink(onLost func()) *leanLink {
 	if len(e.socks) == 0 || !pionDTLS.usable(e.log) {
 		return nil
 	}
-	l := &leanLink{onLost: onLost}
+	return &leanLink{onLost: onLost}
+}
+
+// watchPair has l follow the selected ICE pair of pc.
+func (e *Engine) watchPair(pc *webrtc.PeerConnection, l *leanLink) {
 	dt := pc.SCTP().Transport()
 	dt.ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
 		if l.handedOver.Load() {
@@ -84,7 +89,6 @@ func (e *Engine) attachLean(pc *webrtc.PeerConnection, onLost func()) *leanLink 
 		}
 		l.path.Store(path)
 	})
-	return l
 }
 
 // start gives the link its keys once the connection is up (its RTCP

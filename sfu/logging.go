@@ -136,6 +136,12 @@ var routine = []string{
 	// line per packet for a flood. Packets for no connection are dropped.
 	"No Username attribute in STUN message from",
 	"Failed to handle decode ICE from",
+	// warn: a WHEP connection brought back from parking (park.go) sends
+	// under the SSRCs its first answer gave, not those its new senders
+	// drew: the viewer's feedback about them reaches the connection's RTCP
+	// buffers all the same (viewerrtcp.go), through Pion's stream for
+	// SSRCs it did not expect.
+	"Incoming unhandled RTCP ssrc(%d), OnTrack will not be fired",
 }
 
 func isRoutine(format string) bool {

@@ -136,7 +136,11 @@ func (s *Subscriber) sendReports(now time.Time) {
 		return
 	}
 	// Not handed over: Pion's connection is still there (it is let go
-	// only after the hand-over, under rtcpMu).
+	// only after the hand-over, under rtcpMu), unless the connection is
+	// parked (park.go).
+	if s.pc == nil {
+		return
+	}
 	s.rtcpWrites++
 	_ = s.pc.WriteRTCP(pkts)
 }

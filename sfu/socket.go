@@ -3,6 +3,8 @@ package sfu
 import (
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
@@ -98,30 +100,55 @@ type muxConn struct {
 	*net.UDPConn
 	sock *mediaSocket
 	set  *handedOffSet
+	// Checks kept for parked connections that came back (park.go), handed
+	// to Pion's mux by the next reads; kicked: a deadline woke the read.
+	replayMu sync.Mutex
+	replay   []*held
+	replays  atomic.Int32
+	kicked   atomic.Bool
 }
 
 // ReadFromAddrPort is what the mux reads with (ice.AddrPortReaderWriter).
 func (c *muxConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
+		if c.replays.Load() > 0 {
+			if n, ap, ok := c.takeReplay(b); ok {
+				return n, ap, nil
+			}
+		}
 		n, ap, err := c.UDPConn.ReadFromUDPAddrPort(b)
-		if err != nil || c.set.n.Load() == 0 {
+		if err != nil {
+			if c.woken(err) {
+				continue
+			}
 			return n, ap, err
+		}
+		handed, parked := c.set.n.Load() != 0, c.set.parked.n.Load() != 0
+		if !handed && !parked {
+			return n, ap, nil
 		}
 		from := canonicalAddrPort(ap)
-		h := c.set.get(c.sock, from)
-		if h == nil && c.set.probing.Load() > 0 {
-			// The answer to a check of ours (pathcheck.go)?
-			h = c.set.getProbe(c.sock, from)
+		var h *handedOff
+		if handed {
+			h = c.set.get(c.sock, from)
+			if h == nil && c.set.probing.Load() > 0 {
+				// The answer to a check of ours (pathcheck.go)?
+				h = c.set.getProbe(c.sock, from)
+			}
+			if h == nil && c.set.restarting.Load() > 0 && n > 0 && b[0] < 4 {
+				// A check from a new address, with an ICE restart's new
+				// credentials?
+				h = c.set.byCheck(b[:n])
+			}
 		}
-		if h == nil && c.set.restarting.Load() > 0 && n > 0 && b[0] < 4 {
-			// A check from a new address, with an ICE restart's new
-			// credentials?
-			h = c.set.byCheck(b[:n])
+		if h != nil {
+			h.receive(b[:n], c.sock, from)
+			continue
 		}
-		if h == nil {
-			return n, ap, err
+		if parked && n > 0 && b[0] < 4 && c.set.parked.wake(b[:n], c, ap) {
+			continue // the first check of a parked connection, kept for it (park.go)
 		}
-		h.receive(b[:n], c.sock, from)
+		return n, ap, nil
 	}
 }
 

@@ -60,8 +60,13 @@ type Subscriber struct {
 	connectedAt atomic.Int64              // monoNow when the connection came up
 	restartedAt atomic.Int64              // monoNow of the last ICE restart in Pion
 	handed      atomic.Pointer[handedOff] // set once Pion no longer runs the connection
-	rtcpMu      sync.Mutex                // sender reports: which way they go, and how many went through Pion
-	rtcpWrites  uint64
+	// Parking a WHEP connection until its first check (park.go).
+	estimate   bool               // the connection is estimated (bwe.go)
+	cert       webrtc.Certificate // the DTLS certificate it answers with
+	park       *parkedPlan        // what the answer promised, while parked (guarded by mu)
+	pcOff      *atomic.Bool       // set when pc is closed for parking: its callbacks are not the session's (one per pc)
+	rtcpMu     sync.Mutex         // sender reports: which way they go, and how many went through Pion
+	rtcpWrites uint64
 }
 
 type subscription struct {
@@ -85,42 +90,70 @@ func (e *Engine) NewSimulcastSubscriber(ev SubscriberEvents) (*Subscriber, error
 }
 
 func (e *Engine) newSubscriber(ev SubscriberEvents, estimate bool) (*Subscriber, error) {
-	s := &Subscriber{e: e, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh}
+	s := &Subscriber{e: e, events: ev, subs: map[string]*subscription{}, caps: map[string]int{}, defaultCap: LayerHigh, estimate: estimate}
+	cert, err := e.viewerCert()
+	if err != nil {
+		return nil, err
+	}
+	s.cert = cert
+	if estimate {
+		if s.bwe, err = e.newViewerBWE(); err != nil {
+			return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
+		}
+	}
+	s.link = e.newLeanLink(func() {
+		e.log.Warn("a viewer's ICE pair left the shared UDP port: closing its connection")
+		_ = s.Close()
+	})
+	s.mu.Lock()
+	pc, err := s.openPC("", "", cert)
+	if err != nil {
+		s.mu.Unlock()
+		s.dropBWE()
+		return nil, err
+	}
+	s.pc = pc
+	s.mu.Unlock()
+	e.stats.subscribers.Add(1)
+	e.addReported(s)
+	return s, nil
+}
+
+// openPC makes the viewer's Pion connection: with our ICE credentials
+// ufrag and pwd when given (a parked connection coming back, park.go),
+// else new ones. s.mu is held.
+func (s *Subscriber) openPC(ufrag, pwd string, cert webrtc.Certificate) (*webrtc.PeerConnection, error) {
+	e, ev := s.e, s.events
 	// Each viewer connection has its own API, whose read buffers handle
 	// RTCP as it arrives (viewerrtcp.go); packets take the lean write path
 	// (lean.go).
-	api, err := e.viewerAPI(s, estimate)
+	api, err := e.viewerAPI(s, s.estimate, ufrag, pwd)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
 	// No header extension encryption (RFC 9335): the lean path's SRTP
 	// contexts encrypt as without it (the only extension a viewer's packet
 	// may carry is a transport-wide sequence number).
-	pc, err := api.NewPeerConnection(webrtc.Configuration{RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable})
+	off := new(atomic.Bool)
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
+		RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable,
+		Certificates:              []webrtc.Certificate{cert},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
-	if estimate {
-		if s.bwe, err = e.newViewerBWE(); err != nil {
-			_ = pc.Close()
-			return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
-		}
+	s.pcOff = off
+	if s.link != nil {
+		e.watchPair(pc, s.link)
 	}
-	s.pc = pc
-	s.link = e.attachLean(pc, func() {
-		e.log.Warn("a viewer's ICE pair left the shared UDP port: closing its connection")
-		_ = s.Close()
-	})
-	e.stats.subscribers.Add(1)
-	e.addReported(s)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil && ev.OnCandidate != nil {
+		if c != nil && ev.OnCandidate != nil && !off.Load() {
 			ev.OnCandidate(c.ToJSON())
 		}
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if s.handed.Load() != nil {
-			return // Pion's connection was closed after the hand-over
+		if s.handed.Load() != nil || off.Load() {
+			return // Pion's connection was closed after the hand-over, or parked (park.go)
 		}
 		if st == webrtc.PeerConnectionStateConnected {
 			s.onConnected()
@@ -142,7 +175,18 @@ func (e *Engine) newSubscriber(ev SubscriberEvents, estimate bool) (*Subscriber,
 		}
 		return ICERoleViewer
 	})
-	return s, nil
+	return pc, nil
+}
+
+// dropBWE lets the connection's estimator go.
+func (s *Subscriber) dropBWE() {
+	if s.bwe == nil {
+		return
+	}
+	s.e.bweMu.Lock()
+	delete(s.e.bwes, s.bwe)
+	_ = s.bwe.est.Close()
+	s.e.bweMu.Unlock()
 }
 
 // newDownTrack makes the viewer's copy of t. A relay's copies are not held
@@ -390,7 +434,7 @@ func (s *Subscriber) SetupTimedOut() {
 func (s *Subscriber) Offered() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pc != nil && s.pc.LocalDescription() != nil
+	return s.park != nil || (s.pc != nil && s.pc.LocalDescription() != nil)
 }
 
 // HandleAnswer applies the viewer's answer to the outstanding offer.
@@ -441,8 +485,14 @@ func (s *Subscriber) AnswerOffer(ctx context.Context, offer string, tracks []*Tr
 			s.subs[dt.id] = &subscription{dt: dt, sender: sender}
 		}
 	}
+	pc := s.pc
 	s.mu.Unlock()
-	return localAnswer(ctx, s.pc, true)
+	answer, err := localAnswer(ctx, pc, true)
+	if err != nil {
+		return "", err
+	}
+	s.parkAfterAnswer()
+	return answer, nil
 }
 
 // AddCandidate adds a viewer's ICE candidate, keeping it until a remote
@@ -453,6 +503,12 @@ func (s *Subscriber) AddCandidate(c webrtc.ICECandidateInit) error {
 	}
 	s.mu.Lock()
 	pc := s.pc
+	if s.park != nil {
+		// Parked (park.go): kept for the connection that comes back.
+		err := s.pending.hold(c)
+		s.mu.Unlock()
+		return err
+	}
 	if pc == nil {
 		s.mu.Unlock()
 		return nil
@@ -477,6 +533,9 @@ func (s *Subscriber) Close() error {
 	subs := s.subs
 	s.subs = map[string]*subscription{}
 	pc := s.pc
+	if plan := s.park; plan != nil {
+		s.e.handedOff.parked.remove(plan.ufrag, s)
+	}
 	s.mu.Unlock()
 	if h := s.handed.Load(); h != nil {
 		h.release()
@@ -488,12 +547,7 @@ func (s *Subscriber) Close() error {
 	for _, sub := range subs {
 		sub.dt.Track().removeDown(sub.dt)
 	}
-	if s.bwe != nil {
-		s.e.bweMu.Lock()
-		delete(s.e.bwes, s.bwe)
-		_ = s.bwe.est.Close()
-		s.e.bweMu.Unlock()
-	}
+	s.dropBWE()
 	s.e.removeReported(s)
 	s.e.stats.subscribers.Add(-1)
 	if s.relay {

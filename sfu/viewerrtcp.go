@@ -28,7 +28,10 @@ import (
 // With estimate the connection negotiates transport-cc: every packet
 // carries a transport-wide sequence number and the viewer's feedback
 // reaches its estimator (bwe.go).
-func (e *Engine) viewerAPI(s *Subscriber, estimate bool) (*webrtc.API, error) {
+//
+// ufrag and pwd, when given, are the ICE credentials the connection
+// answers with (a parked connection coming back, park.go).
+func (e *Engine) viewerAPI(s *Subscriber, estimate bool, ufrag, pwd string) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, err
@@ -43,6 +46,9 @@ func (e *Engine) viewerAPI(s *Subscriber, estimate bool) (*webrtc.API, error) {
 	}
 	se := e.subSE
 	se.DisableMediaEngineCopy(true) // the media engine is this connection's own
+	if ufrag != "" {
+		se.SetICECredentials(ufrag, pwd)
+	}
 	se.BufferFactory = func(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
 		if kind == packetio.RTCPBufferPacket {
 			return &rtcpSink{s: s, ssrc: ssrc, closed: make(chan struct{})}
