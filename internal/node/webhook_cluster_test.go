@@ -266,3 +266,61 @@ func TestWebhooks_HundredRoomsOnThreeNodes_EachEventOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhooks_ViewerCountIsTheClustersOncePerInterval: a broadcast on node
+// a watched from a and from b: the viewer_count delivered counts both
+// viewers, and no two viewer_count events of the room fall in the same
+// webhooks.viewer_count_interval window, though both nodes count the room.
+func TestWebhooks_ViewerCountIsTheClustersOncePerInterval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a broadcast relayed between two nodes")
+	}
+	r := testutil.StartRedis(t)
+	recv := startReceiver(t)
+	secret := randomSecret()
+	a := startNode(t, clusterWebhooks(t, r, "a", secret, recv))
+	b := startNode(t, clusterWebhooks(t, r, "b", secret, recv))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pub := a.publisher(ctx, "both", loadtest.PublisherConfig{VideoBitrate: testBitrate})
+	va := a.viewer(ctx, "both", "viewer-a")
+	vb := b.viewer(ctx, "both", "viewer-b")
+	for _, v := range []*loadtest.Viewer{va, vb} {
+		if err := v.WaitTracks(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.EventuallyWithin(t, time.Minute, "a viewer_count of 2 (both nodes' viewers) delivered", func() bool {
+		for _, e := range recv.ofRoom("both") {
+			if e.Type == webhook.ViewerCount && *e.Viewers == 2 {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(time.Second) // five more intervals in which both nodes count the room
+	_ = pub.Close()
+	_ = va.Close()
+	_ = vb.Close()
+	testutil.EventuallyWithin(t, time.Minute, "room_finished delivered", func() bool { return recv.has("both", webhook.RoomFinished) })
+	evs := recv.ofRoom("both")
+	windows := map[int64]bool{}
+	count := map[string]int{}
+	for i, e := range evs {
+		count[e.Type]++
+		if e.Seq != int64(i+1) {
+			t.Fatalf("out of order: %s", types(evs))
+		}
+		if e.Type == webhook.ViewerCount {
+			w := e.Time.UnixNano() / int64(200*time.Millisecond)
+			if windows[w] {
+				t.Errorf("two viewer_count events in one interval window: %s", types(evs))
+			}
+			windows[w] = true
+		}
+	}
+	if count[webhook.RoomStarted] != 1 || count[webhook.RoomFinished] != 1 || count[webhook.BroadcastStarted] != 1 || count[webhook.BroadcastEnded] != 1 {
+		t.Errorf("room and broadcast edges not once each: %s", types(evs))
+	}
+	t.Logf("room both: %s", types(evs))
+}

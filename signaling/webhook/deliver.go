@@ -149,6 +149,7 @@ func minTime(a, b time.Time) time.Time {
 // receive takes events from the queue while the worker holds fewer than
 // maxHeld.
 func (w *worker) receive(ctx context.Context) {
+	failing := false // log once per outage of the queue
 	for ctx.Err() == nil {
 		select {
 		case w.held <- struct{}{}: // room for one at least
@@ -166,12 +167,19 @@ func (w *worker) receive(ctx context.Context) {
 			break
 		}
 		ds, err := w.q.Receive(ctx, free)
-		if err != nil && ctx.Err() == nil {
-			w.log.Warn("webhooks: cannot read the queue", "err", err)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				w.log.Warn("webhooks: cannot read the queue; retrying", "err", err)
+			}
+			failing = true
 			select {
 			case <-time.After(time.Second):
 			case <-ctx.Done():
 			}
+		case err == nil && failing:
+			failing = false
+			w.log.Info("webhooks: the queue answers again")
 		}
 		for range free - len(ds) {
 			<-w.held
@@ -217,6 +225,9 @@ func (w *worker) attempt(ctx context.Context, room string, p *pending) result {
 		}
 		if err := w.post(ctx, u, p); err != nil {
 			all = false
+			if ctx.Err() != nil {
+				return result{room: room} // stopping: not a failure of the endpoint
+			}
 			w.metrics.delivered(u, "failed", 0)
 			w.log.Debug("webhooks: delivery failed", "url", u, "event", p.ev.ID, "type", p.ev.Type,
 				"room", room, "attempt", p.attempts, "err", err)

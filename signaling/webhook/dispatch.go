@@ -32,8 +32,9 @@ type dispatcher struct {
 	wake   chan struct{} // 1-buffered: ops are waiting
 	// served and live are the rooms this node serves and the tracks it
 	// originates, as observed: what a clean stop ends (closing).
-	served map[string]bool
-	live   map[string]map[string]room.Happening // room -> track id -> its publication
+	failing bool // the last append failed (log once per outage); run's goroutine only
+	served  map[string]bool
+	live    map[string]map[string]room.Happening // room -> track id -> its publication
 }
 
 // Observe implements room.Observer.
@@ -219,8 +220,15 @@ func (d *dispatcher) drain(ctx context.Context) bool {
 		}
 		err := d.appendOps(ctx, ops)
 		if err != nil && !errors.Is(err, ErrQueueFull) {
-			d.log.Warn("webhooks: cannot queue events; retrying", "events", len(ops), "err", err)
+			if !d.failing {
+				d.log.Warn("webhooks: cannot queue events; keeping them, in order, and retrying", "events", len(ops), "err", err)
+			}
+			d.failing = true
 			return false
+		}
+		if d.failing {
+			d.failing = false
+			d.log.Info("webhooks: queueing again")
 		}
 		if err != nil {
 			d.metrics.dropped.Add(float64(len(ops)))
@@ -284,7 +292,7 @@ func (d *dispatcher) viewerCounts(rooms []*room.Room, last map[string]int, inter
 		}
 		last[name] = n
 		ev := d.event(ViewerCount, name, now, func(e *Event) { e.Viewers = &n })
-		ops = append(ops, Op{Room: name, Event: ev, Once: "viewer_count|" + name + "|" + bucket})
+		ops = append(ops, Op{Room: name, Event: ev, Once: "viewer_count|" + name + "|" + bucket, OnceFor: 2 * interval})
 	}
 	for name := range last {
 		if !seen[name] {

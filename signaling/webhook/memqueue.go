@@ -22,8 +22,7 @@ type MemoryQueue struct {
 	once    map[string]time.Time       // Once keys used, when
 }
 
-// onceMemory is how long a Once key is remembered: longer than any
-// interval that names one.
+// onceMemory is how long a Once key is remembered without Op.OnceFor.
 const onceMemory = 2 * time.Hour
 
 type lost struct{ event, edge []byte }
@@ -69,17 +68,21 @@ func (q *MemoryQueue) apply(op Op, evs []Delivery) []Delivery {
 	}
 	if op.Once != "" {
 		now := time.Now()
-		if at, ok := q.once[op.Once]; ok && now.Sub(at) < onceMemory {
+		if until, ok := q.once[op.Once]; ok && now.Before(until) {
 			return evs
 		}
 		if len(q.once) >= 4096 {
-			for k, at := range q.once {
-				if now.Sub(at) >= onceMemory {
+			for k, until := range q.once {
+				if !now.Before(until) {
 					delete(q.once, k)
 				}
 			}
 		}
-		q.once[op.Once] = now
+		keep := op.OnceFor
+		if keep <= 0 {
+			keep = onceMemory
+		}
+		q.once[op.Once] = now.Add(keep)
 	}
 	if op.Set == "" {
 		emit(op.Event, 0)

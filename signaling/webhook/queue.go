@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 )
 
 // Queue holds events until they are delivered. It is where an event of
@@ -72,6 +73,9 @@ type Op struct {
 	// Once, when not "", is a key that lets the op emit only once: a
 	// second op with the key emits nothing.
 	Once string
+	// OnceFor is how long the Once key is kept (0: two hours): a key that
+	// names an interval needs to outlive it only.
+	OnceFor time.Duration
 	// Forget, when not "", names a node whose memberships end here, after
 	// Event: the op is Queue.ForgetNode(Forget) (the node is lost).
 	Forget string

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/halobuzz/live/signaling/webhook"
 )
@@ -97,5 +98,13 @@ func Contract(t *testing.T, q webhook.Queue) {
 	}
 	if n, err := q.Depth(ctx); err != nil || n != 0 {
 		t.Fatalf("depth after every ack: %d, %v", n, err)
+	}
+	// A Once key kept for OnceFor only lets the op emit again after it.
+	short := webhook.Op{Room: "c", Event: []byte("x"), Once: "short", OnceFor: 50 * time.Millisecond}
+	must(q.Append(ctx, short, short))
+	time.Sleep(200 * time.Millisecond)
+	must(q.Append(ctx, short))
+	if got := Texts(ReceiveAll(t, q)); len(got) != 2 || got[0] != "1:x" || got[1] != "2:x" {
+		t.Fatalf("Once with OnceFor: got %q; want one event, then one more after OnceFor", got)
 	}
 }

@@ -23,8 +23,7 @@ const Partitions = 16
 // group is the consumer group of every partition's stream.
 const group = "halo"
 
-// onceTTL is how long a Once key is kept: longer than any interval that
-// names one.
+// onceTTL is how long a Once key is kept without webhook.Op.OnceFor.
 const onceTTL = 2 * time.Hour
 
 // pollIdle is how long Receive waits when no partition has anything.
@@ -51,6 +50,8 @@ type Queue struct {
 
 	mu    sync.Mutex
 	parts [Partitions]*part
+
+	leaseFailing bool // the last lease round failed (log once per outage); lease goroutine only
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -138,6 +139,16 @@ func (q *Queue) Close() {
 // lease renews the partitions this node owns and takes free ones.
 func (q *Queue) lease(ctx context.Context) {
 	ms := strconv.FormatInt(q.opt.Lease.Milliseconds(), 10)
+	var failed error
+	defer func() {
+		switch {
+		case failed != nil && !q.leaseFailing && ctx.Err() == nil:
+			q.opt.Log.Warn("webhooks: cannot reach Redis to keep the queue's partitions; retrying", "err", failed)
+		case failed == nil && q.leaseFailing:
+			q.opt.Log.Info("webhooks: Redis reached again for the queue's partitions")
+		}
+		q.leaseFailing = failed != nil
+	}()
 	for i, p := range q.parts {
 		q.mu.Lock()
 		owned := p.owned
@@ -152,9 +163,7 @@ func (q *Queue) lease(ctx context.Context) {
 			ok, err = q.rdb.SetNX(ctx, q.key(i, "owner"), q.opt.NodeID, q.opt.Lease).Result()
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				q.opt.Log.Warn("webhooks: cannot renew or take a queue partition", "partition", i, "err", err)
-			}
+			failed = err
 			continue // an owned one stays owned until its renewal says otherwise
 		}
 		q.mu.Lock()
@@ -185,9 +194,13 @@ func (q *Queue) Append(ctx context.Context, ops ...webhook.Op) error {
 		if op.Once != "" {
 			keys[3] = q.key(p, "once:"+op.Once)
 		}
+		keep := onceTTL
+		if op.OnceFor > 0 {
+			keep = op.OnceFor
+		}
 		lost, _ := json.Marshal(map[string]string{"e": string(op.LostEvent), "g": string(op.LostEdge)})
 		err := appendScript.Run(ctx, q.rdb, keys, op.Room, flag(op.Set != ""), flag(op.Enter), op.Member,
-			string(op.Edge), string(op.Event), string(lost), onceTTL.Milliseconds(), flag(op.Once != ""), op.Set).Err()
+			string(op.Edge), string(op.Event), string(lost), keep.Milliseconds(), flag(op.Once != ""), op.Set).Err()
 		if err != nil {
 			return fmt.Errorf("redisqueue: append: %w", err)
 		}
