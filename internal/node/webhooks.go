@@ -16,6 +16,7 @@ import (
 // (docs/webhooks.md). stop ends them; it is a no-op without webhooks.
 func startWebhooks(cfg *config.Config, rooms *room.Manager, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	if len(cfg.Webhooks.URLs) == 0 {
+		webhook.NewMetrics(reg, nil) // at 0: every node exports what the alert rules read
 		return func() {}, nil
 	}
 	var q webhook.Queue = webhook.NewMemoryQueue(cfg.Webhooks.QueueSize)

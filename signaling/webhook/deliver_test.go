@@ -22,7 +22,7 @@ func testWorker(t *testing.T, q Queue, maxAge time.Duration, urls ...string) (*w
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMetrics(prometheus.NewRegistry())
+	m := NewMetrics(prometheus.NewRegistry(), urls)
 	w := &worker{q: q, urls: urls, signer: s, metrics: m, log: slog.New(slog.DiscardHandler),
 		client: &http.Client{Timeout: time.Second},
 		policy: retryPolicy{initial: 20 * time.Millisecond, max: 100 * time.Millisecond, maxAge: maxAge},

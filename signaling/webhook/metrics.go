@@ -24,7 +24,11 @@ type Metrics struct {
 // not yet delivered: the node's own in memory, the cluster's in Redis) and
 // halo_webhook_dropped_total (events lost before the queue: it was full or
 // unreachable). endpoint is a URL's scheme and host, never its path.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+//
+// The series of each of urls exist from the start, at 0; without urls (a
+// node without webhooks) they exist with an empty endpoint, so that the
+// alert rules and dashboards read series every node exports.
+func NewMetrics(reg prometheus.Registerer, urls []string) *Metrics {
 	m := &Metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "halo_webhook_deliveries_total",
@@ -46,6 +50,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}, func() float64 { return float64(m.depth.Load()) })
 	if reg != nil {
 		reg.MustRegister(m.deliveries, m.latency, m.dropped, depth)
+	}
+	eps := []string{""}
+	if len(urls) > 0 {
+		eps = eps[:0]
+		for _, u := range urls {
+			eps = append(eps, endpoint(u))
+		}
+	}
+	for _, e := range eps {
+		for _, r := range []string{"delivered", "failed", "expired"} {
+			m.deliveries.WithLabelValues(e, r)
+		}
+		m.latency.WithLabelValues(e)
 	}
 	return m
 }

@@ -64,7 +64,7 @@ func Start(opt Options) (*Service, error) {
 	if opt.NodePoll <= 0 {
 		opt.NodePoll = 2 * time.Second
 	}
-	m := NewMetrics(opt.Registerer)
+	m := NewMetrics(opt.Registerer, c.URLs)
 	d := &dispatcher{node: opt.NodeID, region: opt.Region, viewers: c.ViewerEvents, q: opt.Queue,
 		metrics: m, log: opt.Log, wake: make(chan struct{}, 1),
 		served: map[string]bool{}, live: map[string]map[string]room.Happening{}}
