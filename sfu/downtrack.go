@@ -80,7 +80,11 @@ type DownTrack struct {
 	lastSeq uint16 // highest sequence number sent, and its timestamp
 	lastTS  uint32
 	lastAt  int64 // monoNow of the forwarder round that sent lastSeq
-	pliAt   int64 // when a picture loss was last answered from the cache
+	// replayAt is monoNow when its replay of the cached picture began: a
+	// replay that has not reached live within sfu.max_lag is given up
+	// (replayMore, lag.go).
+	replayAt int64
+	pliAt    int64 // when a picture loss was last answered from the cache
 	// needFresh: skipped ahead by its forwarder (lag.go), the viewer's
 	// video starts again only on a keyframe that arrives after the skip.
 	needFresh bool
@@ -301,6 +305,7 @@ func (d *DownTrack) onPacket(t *Track, h *rtp.Header, payload []byte, auStart bo
 		d.setAnchor(t, t.pic.kfSeq, t.pic.kfTS, t.pic.headTS)
 		d.cursor = t.pic.kfSeq
 		d.state = dtReplaying
+		d.replayAt = t.fwdAt
 		t.addReplaying(d)
 		return 0
 	case keyframeCodec(t.mime):
@@ -376,6 +381,18 @@ func (d *DownTrack) replayMore(t *Track, max int, sc *scratch) (sent, bytes int,
 	end := t.pic.headSeq + 1
 	if int(end-d.cursor) > t.cache.size() {
 		d.state = dtWaiting // fell out of the cache: start on a newer picture
+		return 0, 0, true
+	}
+	if m := t.engine.maxLag; m > 0 && t.fwdAt-d.replayAt > m && d.cursor != end {
+		// Starved replay rounds (an overloaded node, a join storm on a
+		// busy one) would leave the viewer behind live by what they did
+		// not get to: it starts on the next keyframe instead, sent live
+		// (lag.go).
+		d.state = dtWaiting
+		d.needFresh = true
+		t.RequestKeyframe()
+		t.engine.stats.forwarderSkips.Add(1)
+		t.engine.stats.replaysGivenUp.Add(1)
 		return 0, 0, true
 	}
 	for sent < max {

@@ -72,6 +72,7 @@ type counters struct {
 	plisReceived, plisFromCache      atomic.Uint64
 	plisIgnored, forwarderSkipped    atomic.Uint64
 	forwarderSkips                   atomic.Uint64 // viewers skipped ahead by a forwarder past max_lag (lag.go)
+	replaysGivenUp                   atomic.Uint64 // of those, joiners whose replay did not reach live within max_lag
 	writeErrors                      atomic.Uint64
 	relaysIn, relaysOut              atomic.Int64 // relay connections
 	relayTracksIn, relayTracksOut    atomic.Int64
@@ -100,6 +101,7 @@ type Stats struct {
 	PLIsIgnored      uint64 // of those, ignored (the viewer had a replay within 500 ms)
 	ForwarderSkipped uint64 // packets a forwarder that fell too far behind skipped
 	ForwarderSkips   uint64 // viewers skipped ahead to the newest picture by a forwarder more than sfu.max_lag behind
+	ReplaysGivenUp   uint64 // of ForwarderSkips, joiners whose replay of the cached picture had not reached live within sfu.max_lag
 	WriteErrors      uint64 // writes to viewers that failed (a closed connection)
 	PLIsSent         uint64 // keyframe requests sent to publishers
 	Replays          uint64 // late joiners started from the cached keyframe
@@ -361,6 +363,7 @@ func (e *Engine) Stats() Stats {
 		DirectPackets:    s.directPackets.Load(),
 		SendCalls:        s.sendCalls.Load(),
 		HandedOver:       s.handedOver.Load(),
+		ReplaysGivenUp:   s.replaysGivenUp.Load(),
 		Parked:           int64(e.handedOff.parked.n.Load()),
 		Unparked:         s.unparked.Load(),
 		PathMoves:        s.pathMoves.Load(),

@@ -23,6 +23,15 @@ import (
 // audio with the next packet; sequence numbers continue (no loss to report, no
 // NACK for the skipped packets), timestamps advance by the wall-clock time
 // since the last packet sent. The viewer sees a jump forward, not a drift.
+//
+// A joiner is started on the cached picture, replayed to it by the
+// forwarder's replay rounds within budgets (track.go). On a starved node
+// those rounds fall behind too, and a replay that never catches up leaves
+// its viewer as far behind live as the packet cache holds, with nothing
+// skipped and nothing lost to see (measured: 4-7 s, docs/benchmarks.md
+// section 16). So a replay that has not reached live within sfu.max_lag of
+// its start is given up the same way: the viewer starts on the next
+// keyframe, sent live, and the skip is counted.
 
 // lagBuckets are the upper bounds, in seconds, of the forwarder lag
 // histogram (halo_forwarder_lag_seconds).
@@ -59,7 +68,7 @@ func registerLagMetrics(reg prometheus.Registerer, e *Engine) {
 			"How far behind its reader a track's forwarder was when it took each packet (the packet's arrival at the node to the start of its writes to viewers). Beyond sfu.max_lag the forwarder skips its viewers ahead.",
 			nil, nil),
 		skips: prometheus.NewDesc("halo_forwarder_skips_total",
-			"Viewers a forwarder skipped ahead to the newest picture because it fell more than sfu.max_lag behind (an overloaded node): one per viewer and skip; the viewer sees a jump forward.",
+			"Viewers a forwarder skipped ahead to the newest picture because it fell more than sfu.max_lag behind (an overloaded node), or whose start (the replay of the cached picture) had not reached live within sfu.max_lag: one per viewer and skip; the viewer sees a jump forward.",
 			nil, nil),
 	})
 }

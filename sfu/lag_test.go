@@ -255,3 +255,70 @@ func TestLag_StarvedForwarderSkipsViewersToANewKeyframe(t *testing.T) {
 	t.Logf("%d viewer skips, %d jumps seen, worst lag at a viewer %s, %v packets' lag observed, %d losses on loopback",
 		st.ForwarderSkips, jumps, time.Duration(worst), lagCount, lost)
 }
+
+// Issue 26, item 1, for joiners: viewers who join while the node is
+// starved are started on the cached picture by replay rounds that are
+// starved too. A replay that has not reached live within sfu.max_lag is
+// given up: the viewer starts on the next keyframe, sent live. So from
+// sfu.max_lag after its first packet on, every viewer is within
+// sfu.max_lag plus a frame of live, however many joined at once. Before,
+// a replay that fell behind stayed behind, up to the packet cache's
+// length (4-7 s in the load test of docs/benchmarks.md section 16).
+func TestLag_JoinersOfAStarvedNodeAreLiveWithinMaxLag(t *testing.T) {
+	const (
+		viewers   = 48
+		fps       = 50
+		frame     = time.Second / fps
+		keyEvery  = 2 * fps // a 2 s picture to replay to each joiner
+		allowance = 100 * time.Millisecond
+	)
+	e := newLoopbackEngine(t)
+	maxLag := time.Duration(e.maxLag)
+	var starve atomic.Int64
+	e.fwdHook = func() {
+		if d := starve.Load(); d > 0 {
+			time.Sleep(time.Duration(d))
+		}
+	}
+	tr := publishTimed(t, e, fps, keyEvery)
+	time.Sleep(1500 * time.Millisecond) // most of a picture in the cache
+	// Each forwarder step (a live packet, a replay round) now costs 15 ms:
+	// the live packets keep up (one every 20 ms), the replays of 48
+	// joiners' cached pictures (up to 100 packets each, 64 a round) do not.
+	starve.Store(int64(15 * time.Millisecond))
+	vs := make([]*lagViewer, viewers)
+	for i := range vs {
+		vs[i] = newLagViewer(t, e, tr)
+	}
+	for i, v := range vs {
+		select {
+		case <-v.started:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("viewer %d got no packet", i)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	starve.Store(0)
+	bound := int64(maxLag + frame + allowance)
+	var worst int64
+	for i, v := range vs {
+		pkts, _ := v.packets()
+		first := pkts[0].recvAt
+		for _, p := range pkts {
+			if p.recvAt < first+int64(maxLag+allowance) {
+				continue // its start: the cached picture, old by design
+			}
+			lag := p.recvAt - p.sent
+			worst = max(worst, lag)
+			if lag > bound {
+				t.Fatalf("viewer %d got packet %d %s after it was sent, %s after its first packet (sfu.max_lag %s)",
+					i, p.srcSeq, time.Duration(lag), time.Duration(p.recvAt-first), maxLag)
+			}
+		}
+	}
+	st := e.Stats()
+	if st.ReplaysGivenUp == 0 {
+		t.Fatal("no replay was given up: the replay rounds were not starved, the test measured nothing")
+	}
+	t.Logf("%d of %d joiners' replays given up, worst lag after the start %s", st.ReplaysGivenUp, viewers, time.Duration(worst))
+}
