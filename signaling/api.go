@@ -74,6 +74,7 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 	a.route(mux, "GET", "rooms/{room}", scopeRoom, a.getRoom)
 	a.route(mux, "GET", "rooms/{room}/participants", scopeRoom, a.listParticipants)
 	a.routeModeration(mux) // api_moderation.go
+	s.routeAdminPage(mux)  // api_page.go
 	mux.HandleFunc(apiPrefix, func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, newError(CodeNotFound, "no such API call: see "+apiPrefix+"openapi.json"))
 	})

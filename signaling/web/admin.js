@@ -1,0 +1,226 @@
+// admin.js: the moderator's page (/admin/). It reads the live rooms through
+// the server API (docs/api.md) every few seconds, plays a muted tile of each
+// room over WHEP, and removes, bans, messages and ends behind a
+// confirmation. A token with the admin grant sees every room; one with the
+// moderate grant names its room.
+
+import { whep } from '/halo-client.js';
+
+const REFRESH_MS = 3000;
+const MAX_TILES = 12; // tiles playing at once: each is a WHEP session
+
+const $ = (id) => document.getElementById(id);
+const state = { token: '', room: '', tiles: new Map(), timer: 0, last: '' };
+
+function setStatus(text, error = false) {
+  const s = $('status');
+  s.textContent = text;
+  s.classList.toggle('error', error);
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { Authorization: `Bearer ${state.token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const e = data.error || {};
+    const err = new Error(`${e.code || res.status}: ${e.message || res.statusText}`);
+    err.code = e.code;
+    throw err;
+  }
+  return data;
+}
+
+// rooms reads the rooms to show: every live room (admin), or the token's.
+async function rooms() {
+  if (state.room) {
+    try {
+      return [await api('GET', `/api/v1/rooms/${encodeURIComponent(state.room)}`)];
+    } catch (err) {
+      if (err.code === 'not_found') return [];
+      throw err;
+    }
+  }
+  const out = [];
+  let cursor = '';
+  do {
+    const page = await api('GET', `/api/v1/rooms?live=true&limit=100&cursor=${encodeURIComponent(cursor)}`);
+    out.push(...page.rooms);
+    cursor = page.next_cursor;
+  } while (cursor && out.length < 500);
+  return out;
+}
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('data-')) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+// confirmAction asks before an action; it resolves with {ban, reason} or
+// null when cancelled. window.confirmAction can replace it (tests).
+function confirmAction(text, withBan) {
+  if (window.confirmAction) return Promise.resolve(window.confirmAction(text, withBan));
+  const d = $('confirm');
+  $('confirm-text').textContent = text;
+  $('ban-row').hidden = !withBan;
+  $('ban').value = '';
+  $('reason').value = '';
+  return new Promise((resolve) => {
+    d.addEventListener('close', () => {
+      resolve(d.returnValue === 'ok' ? { ban: $('ban').value, reason: $('reason').value } : null);
+    }, { once: true });
+    d.showModal();
+  });
+}
+
+async function act(text, withBan, call) {
+  const answer = await confirmAction(text, withBan);
+  if (!answer) return;
+  try {
+    const res = await call(answer);
+    const failed = res.failed && res.failed.length ? `; no answer from ${res.failed.join(', ')}` : '';
+    state.last = `${res.action}: ${res.affected} session(s) on ${res.nodes.length} node(s)${failed}`;
+    setStatus(state.last);
+  } catch (err) {
+    setStatus(err.message, true);
+  }
+  refresh();
+}
+
+function query(answer) {
+  const q = new URLSearchParams();
+  if (answer.ban) q.set('ban', answer.ban);
+  if (answer.reason) q.set('reason', answer.reason);
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+function card(r) {
+  const name = r.name;
+  const path = `/api/v1/rooms/${encodeURIComponent(name)}`;
+  const video = el('video', { muted: true, autoplay: true, playsInline: true });
+  const regions = el('div', { class: 'chips' });
+  const people = el('div', { class: 'people' });
+  const end = el('button', { class: 'danger end', type: 'button', textContent: 'End' });
+  end.addEventListener('click', () => act(`End room ${name} for everyone?`, true,
+    (a) => api('DELETE', path + query(a))));
+  const message = el('button', { class: 'message', type: 'button', textContent: 'Message' });
+  message.addEventListener('click', async () => {
+    const text = window.prompt(`System message to ${name}`);
+    if (text) act(`Send "${text}" to ${name}?`, false, () => api('POST', `${path}/messages`, { text }));
+  });
+  const c = el('article', { class: 'room', 'data-room': name }, video,
+    el('div', { class: 'body' }, el('h2', { textContent: name }),
+      el('div', { class: 'viewers' }), regions, people),
+    el('div', { class: 'actions' }, message, end));
+  c.update = (r) => {
+    c.querySelector('.viewers').textContent = `${r.viewers} watching on ${r.nodes.length} node(s)`;
+    regions.replaceChildren(...Object.entries(r.viewers_by_region).map(([region, n]) =>
+      el('span', { class: 'chip', textContent: `${region || 'unknown'}: ${n}` })));
+    people.replaceChildren(...r.publishers.map((p) => {
+      const remove = el('button', { class: 'remove', type: 'button', textContent: 'Remove' });
+      remove.addEventListener('click', () => act(`Remove ${p.identity} from ${name}?`, true,
+        (a) => api('DELETE', `${path}/participants/${encodeURIComponent(p.identity)}${query(a)}`)));
+      return el('div', { class: 'person', 'data-identity': p.identity },
+        el('span', { textContent: `${p.identity} (${p.tracks.length} track(s), ${p.node})` }), remove);
+    }));
+  };
+  c.video = video;
+  c.update(r);
+  return c;
+}
+
+// play starts the muted tile of a room over WHEP.
+async function play(c, name) {
+  try {
+    c.session = await whep(`/whep/${encodeURIComponent(name)}`, state.token, {
+      onTrack: (e) => {
+        if (e.track.kind === 'video') c.video.srcObject = e.streams[0] || new MediaStream([e.track]);
+      },
+    });
+  } catch (err) {
+    c.session = null;
+    c.dataset.tile = `unavailable: ${err.message}`;
+  }
+}
+
+async function refresh() {
+  clearTimeout(state.timer);
+  try {
+    const list = await rooms();
+    const seen = new Set();
+    const grid = $('rooms');
+    for (const r of list) {
+      seen.add(r.name);
+      let c = state.tiles.get(r.name);
+      if (!c) {
+        c = card(r);
+        state.tiles.set(r.name, c);
+        if (state.tiles.size <= MAX_TILES) play(c, r.name);
+      } else {
+        c.update(r);
+      }
+      grid.append(c); // in the API's order: the most watched first
+    }
+    for (const [name, c] of state.tiles) {
+      if (!seen.has(name)) {
+        // The server ended the tile's session with the broadcast: close
+        // it here, nothing to DELETE.
+        if (c.session) c.session.pc.close();
+        c.remove();
+        state.tiles.delete(name);
+      }
+    }
+    if (!$('status').classList.contains('error')) {
+      const now = list.length ? `${list.length} live room(s), ${new Date().toLocaleTimeString()}` : 'No live room now.';
+      setStatus(state.last ? `${state.last}. ${now}` : now);
+    }
+  } catch (err) {
+    setStatus(err.message, true);
+    if (err.code === 'unauthorized' || err.code === 'forbidden') {
+      $('login').hidden = false;
+      return;
+    }
+  }
+  state.timer = setTimeout(refresh, REFRESH_MS);
+}
+
+function start(token, room) {
+  state.token = token;
+  state.room = room;
+  sessionStorage.setItem('halo-admin', JSON.stringify({ token, room }));
+  $('login').hidden = true;
+  $('who').textContent = room ? `room ${room}` : 'every room';
+  setStatus('Loading…');
+  refresh();
+}
+
+function init() {
+  const hash = new URLSearchParams(window.location.hash.slice(1));
+  if (hash.get('token')) {
+    history.replaceState(null, '', window.location.pathname); // no token left in the address bar
+    start(hash.get('token'), hash.get('room') || '');
+    return;
+  }
+  const saved = JSON.parse(sessionStorage.getItem('halo-admin') || 'null');
+  if (saved && saved.token) {
+    start(saved.token, saved.room || '');
+    return;
+  }
+  $('login').hidden = false;
+  $('login').addEventListener('submit', (e) => {
+    e.preventDefault();
+    start($('token').value.trim(), $('room').value.trim());
+  });
+}
+
+init();
