@@ -134,7 +134,11 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("turn: %w", err)
 	}
 	s.pion = p
-	s.log.Info("turn: serving", "udp", s.udpAddr.String(), "tcp", s.tcpAddr.String(), "tls", s.tlsAd.String(),
+	tlsAddr := "off"
+	if s.tlsAd.IsValid() {
+		tlsAddr = s.tlsAd.String()
+	}
+	s.log.Info("turn: serving", "udp", s.udpAddr.String(), "tcp", s.tcpAddr.String(), "tls", tlsAddr,
 		"external_tls", opts.ExternalTLS, "relay_ip", s.relayIP.String(), "peers", fmt.Sprint(opts.Peers))
 	return s, nil
 }
