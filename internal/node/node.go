@@ -284,6 +284,7 @@ func (n *Node) PrintInfo(w io.Writer) {
 		fmt.Fprintf(&b, "  metrics:     http://%s/metrics\n", a)
 	}
 	fmt.Fprintf(&b, "  media:       UDP %v\n", n.engine.UDPAddrs())
+	b.WriteString(n.turnInfo(base)) // turn.go
 	fmt.Fprintf(&b, "  tokens:      halo-sfu token --room ROOM --identity ID [--publish] (same configuration)\n\n")
 	_, _ = io.WriteString(w, b.String())
 }
@@ -314,6 +315,7 @@ func (n *Node) PrintDevInfo(w io.Writer) {
 	if a := n.MetricsAddr(); a != "" {
 		fmt.Fprintf(&b, "  metrics:     http://%s/metrics\n", a)
 	}
+	b.WriteString(n.turnInfo("http://" + host)) // turn.go
 	fmt.Fprintf(&b, "  token (room demo, publish+subscribe):\n    %s\n", tok)
 	fmt.Fprintf(&b, "  load test:   go run ./cmd/halo-loadtest --url ws://%s/ws --room demo --token %s --viewers 50 --duration 30s\n\n", host, tok)
 	_, _ = io.WriteString(w, b.String())

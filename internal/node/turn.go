@@ -89,3 +89,24 @@ func turnPeers(cfg *config.Config, media []net.Addr) ([]netip.AddrPort, netip.Ad
 	}
 	return peers, relay, nil
 }
+
+// turnInfo is what PrintInfo and PrintDevInfo say about TURN and the
+// connection check page at base: the ports to open when the embedded
+// server runs.
+func (n *Node) turnInfo(base string) string {
+	t := n.cfg.Turn
+	out := ""
+	if t.Enabled {
+		tls := "off"
+		if t.TLSPort != 0 && (t.ExternalTLS || t.CertFile != "") {
+			tls = fmt.Sprintf("TCP %d", t.TLSPort)
+			if t.ExternalTLS {
+				tls += " (TLS terminated in front)"
+			}
+		}
+		out += fmt.Sprintf("  TURN:        UDP+TCP %d, TLS %s\n", t.Port, tls)
+	} else if len(t.ExternalURLs) > 0 {
+		out += fmt.Sprintf("  TURN:        external %v\n", t.ExternalURLs)
+	}
+	return out + fmt.Sprintf("  check:       %s/check (what works from a user's network)\n", base)
+}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -121,4 +122,19 @@ func derefF(f *float64) any {
 		return nil
 	}
 	return *f
+}
+
+// The start-up banner names the TURN ports to open and the check page.
+func TestPrintInfo_NamesTheTURNPortsAndTheCheckPage(t *testing.T) {
+	n := turnNode(t, nil)
+	var b strings.Builder
+	n.PrintInfo(&b)
+	for _, want := range []string{
+		fmt.Sprintf("TURN:        UDP+TCP %d, TLS TCP %d\n", n.cfg.Turn.Port, n.cfg.Turn.TLSPort),
+		"check:       " + n.base + "/check",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the banner lacks %q:\n%s", want, b.String())
+		}
+	}
 }
