@@ -75,7 +75,7 @@ func Start(opt Options) (*Service, error) {
 		}
 	}
 	w := &worker{q: opt.Queue, urls: c.URLs, signer: signer, metrics: m, log: opt.Log,
-		client: &http.Client{Timeout: c.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		client: newClient(c.Timeout),
 		policy: retryPolicy{initial: c.RetryInitial, max: c.RetryMax, maxAge: c.MaxAge},
 		in:     make(chan []Delivery), results: make(chan result, maxInFlight), held: make(chan struct{}, maxHeld)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -120,6 +120,7 @@ func (s *Service) Close() {
 	}
 	s.cancel()
 	s.wg.Wait()
+	s.work.client.CloseIdleConnections()
 }
 
 // poll queues viewer counts every webhooks.viewer_count_interval and
@@ -208,4 +209,18 @@ func (w *nodeWatch) update(list []room.NodeInfo, self string, lostEvent func(roo
 		ops = append(ops, op)
 	}
 	return ops
+}
+
+// newClient is the deliveries' HTTP client: each attempt bounded by
+// timeout, redirects not followed (a 3xx is a failed attempt), and as many
+// idle connections kept per endpoint as attempts run at once, so a busy
+// endpoint is not redialled for every event.
+func newClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxInFlight
+	return &http.Client{
+		Timeout:       timeout,
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
