@@ -40,6 +40,9 @@ type RoomEntry struct {
 type Directory interface {
 	RoomIndex(ctx context.Context) ([]RoomEntry, error)
 	RoomState(ctx context.Context, name string) (RoomState, error)
+	// RoomStates reads the rooms of a page at once (an empty state, no
+	// Viewers, for a room no node serves any more).
+	RoomStates(ctx context.Context, names []string) ([]RoomState, error)
 }
 
 // RoomSummary is a room as the server API describes it.
@@ -168,6 +171,27 @@ func (m *Manager) roomState(ctx context.Context, name string) (RoomState, error)
 	return st, nil
 }
 
+// roomStates reads the rooms of a page: at once in a cluster; a room gone
+// has an empty state.
+func (m *Manager) roomStates(ctx context.Context, page []*indexed) ([]RoomState, error) {
+	if d, ok := m.cluster.(Directory); ok {
+		names := make([]string, len(page))
+		for i, x := range page {
+			names[i] = x.name
+		}
+		return d.RoomStates(ctx, names)
+	}
+	out := make([]RoomState, len(page))
+	for i, x := range page {
+		st, err := m.roomState(ctx, x.name)
+		if err != nil && !errors.Is(err, ErrRoomNotFound) {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
 // regions maps each live node to its region.
 func (m *Manager) regions(ctx context.Context) map[string]string {
 	out := map[string]string{m.opt.NodeID: m.Region()}
@@ -228,17 +252,17 @@ func (m *Manager) ListRooms(ctx context.Context, opt ListOptions) ([]RoomSummary
 	}
 	end := min(start+opt.Limit, len(list))
 	page := list[start:end]
+	states, err := m.roomStates(ctx, page)
+	if err != nil {
+		return nil, "", err
+	}
 	regions := m.regions(ctx)
 	out := make([]RoomSummary, 0, len(page))
-	for _, x := range page {
-		st, err := m.roomState(ctx, x.name)
-		if errors.Is(err, ErrRoomNotFound) {
+	for i, x := range page {
+		if len(states[i].Viewers) == 0 {
 			continue // gone since the index was written
 		}
-		if err != nil {
-			return nil, "", err
-		}
-		s := summarize(st, regions)
+		s := summarize(states[i], regions)
 		s.StartedAt = x.started
 		out = append(out, s)
 	}

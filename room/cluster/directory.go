@@ -20,6 +20,9 @@ type indexStore interface {
 	PutIndex(ctx context.Context, entries []room.RoomEntry) error
 	// Index returns the entries of nodes.
 	Index(ctx context.Context, nodes []string) ([]room.RoomEntry, error)
+	// RoomStates reads several rooms at once (an empty state for a room no
+	// node holds).
+	RoomStates(ctx context.Context, names []string) ([]room.RoomState, error)
 }
 
 var _ room.Directory = (*Cluster)(nil)
@@ -96,4 +99,26 @@ func (c *Cluster) RoomState(ctx context.Context, name string) (room.RoomState, e
 		return room.RoomState{}, fmt.Errorf("%w: %w", room.ErrClusterUnavailable, err)
 	}
 	return st, nil
+}
+
+// RoomStates implements room.Directory: the rooms of a page at once.
+func (c *Cluster) RoomStates(ctx context.Context, names []string) ([]room.RoomState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 4*c.opt.StoreTimeout)
+	defer cancel()
+	if is, ok := c.store.(indexStore); ok {
+		out, err := is.RoomStates(ctx, names)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", room.ErrClusterUnavailable, err)
+		}
+		return out, nil
+	}
+	out := make([]room.RoomState, len(names))
+	for i, name := range names {
+		st, err := c.RoomState(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
 }

@@ -60,3 +60,30 @@ func FuzzParseIndexEntry(f *testing.F) {
 		}
 	})
 }
+
+// A page's rooms read at once: each as the store holds it, a room no node
+// holds as an empty state, in the order asked.
+func TestRedisRoomStates_ReadsAPageAtOnce(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	node := redisNodes(t, srv, time.Minute)
+	a, b := node("a").(*RedisStore), node("b").(*RedisStore)
+	ctx := context.Background()
+	if err := a.SyncRoom(ctx, "one", NodeRoom{Participants: []room.ParticipantRecord{{ID: "p1", Identity: "host", Publisher: true, Node: "a"}},
+		Tracks: []room.TrackRecord{{ID: "t1", ParticipantID: "p1", Kind: "video", Node: "a"}}, Viewers: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SyncRoom(ctx, "one", NodeRoom{Viewers: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SyncRoom(ctx, "two", NodeRoom{Participants: []room.ParticipantRecord{{ID: "p2", Node: "b"}}, Viewers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.RoomStates(ctx, []string{"two", "gone", "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Name != "two" || got[0].Viewers["b"] != 1 || len(got[1].Viewers) != 0 || got[1].Name != "gone" ||
+		got[2].Viewers["a"] != 3 || got[2].Viewers["b"] != 4 || len(got[2].Tracks) != 1 || got[2].Participants[0].Identity != "host" {
+		t.Fatalf("states %+v", got)
+	}
+}

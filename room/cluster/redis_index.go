@@ -89,3 +89,34 @@ func parseIndexEntry(name, node, v string) (room.RoomEntry, bool) {
 	}
 	return e, true
 }
+
+// RoomStates implements indexStore: the rooms of a page read in one
+// pipeline (one round trip, not one per room); a room no node holds any
+// more is an empty state.
+func (s *RedisStore) RoomStates(ctx context.Context, names []string) ([]room.RoomState, error) {
+	cmds := make([]*redis.Cmd, len(names))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, name := range names {
+			cmds[i] = roomScript.Eval(ctx, p, []string{s.roomKey(name, "nodes")}, s.roomKey(name, "n:"), "state")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis store: rooms: %w", err)
+	}
+	out := make([]room.RoomState, len(names))
+	for i, c := range cmds {
+		res, err := c.Slice()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("redis store: room %s: %w", names[i], err)
+		}
+		st, err := s.roomOf(ctx, names[i], partsOf(res))
+		if errors.Is(err, ErrNotFound) {
+			st = room.RoomState{Name: names[i]}
+		} else if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
+}

@@ -200,13 +200,18 @@ func (s *RedisStore) roomParts(ctx context.Context, name, what string) ([][]any,
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redis store: name %s: %w", name, err)
 	}
+	return partsOf(res), nil
+}
+
+// partsOf reads roomScript's reply: one entry per node of the room.
+func partsOf(res []any) [][]any {
 	parts := make([][]any, 0, len(res))
 	for _, r := range res {
 		if p, ok := r.([]any); ok && len(p) >= 3 {
 			parts = append(parts, p)
 		}
 	}
-	return parts, nil
+	return parts
 }
 
 // strs returns the strings of a script's array reply.
@@ -227,6 +232,12 @@ func (s *RedisStore) Room(ctx context.Context, name string) (room.RoomState, err
 	if err != nil {
 		return room.RoomState{}, err
 	}
+	return s.roomOf(ctx, name, parts)
+}
+
+// roomOf is the state of room name read from roomScript's parts ("state");
+// the nodes whose lease ended leave the room's set of nodes.
+func (s *RedisStore) roomOf(ctx context.Context, name string, parts [][]any) (room.RoomState, error) {
 	st := room.RoomState{Name: name, Viewers: map[string]int{}}
 	var stale []any
 	for _, pt := range parts {
