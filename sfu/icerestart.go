@@ -154,6 +154,9 @@ func (s *Subscriber) RestartICE(ctx context.Context, ufrag, pwd string) (ICEFrag
 	if h := s.handed.Load(); h != nil {
 		return h.restart(ufrag, pwd)
 	}
+	if s.pc == nil {
+		return ICEFragment{}, ErrClosed // closed while parked
+	}
 	s.restartedAt.Store(monoNow())
 	return restartICE(ctx, s.pc, ufrag, pwd)
 }

@@ -245,3 +245,42 @@ func TestPark_ICETCPCheckBringsTheConnectionBack(t *testing.T) {
 		t.Fatalf("parked %d, brought back %d; want 0 and 1", s.Parked, s.Unparked)
 	}
 }
+
+// A parked session whose track ends (the broadcast is over before the
+// player checked) loses it at once, and the player that checks later still
+// connects: the media section of the gone track is given up.
+func TestPark_TrackEndingWhileParked(t *testing.T) {
+	e := newLoopbackEngine(t)
+	tr, _ := feedTrack(t, e, 100, 50)
+	pc := testutil.LoopbackPeer(t, testutil.PeerOptions{})
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer := testutil.LocalOffer(t, pc)
+	connected := make(chan struct{})
+	sub, err := e.NewSubscriber(SubscriberEvents{OnConnected: func() { close(connected) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	answer, err := sub.AnswerOffer(ctx, offer, []*Track{tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.RemoveTrack(tr.info.ID); err != nil {
+		t.Fatalf("removing a parked session's track: %v", err)
+	}
+	if ids := sub.TrackIDs(); len(ids) != 0 {
+		t.Fatalf("tracks %v after the removal, want none", ids)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatal("the player did not connect after its track ended while parked")
+	}
+}

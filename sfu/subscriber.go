@@ -286,11 +286,17 @@ func (s *Subscriber) RemoveTrack(trackID string) error {
 	for _, k := range keys {
 		sub := s.subs[k]
 		delete(s.subs, k)
-		if h != nil {
+		switch {
+		case h != nil:
 			bye.Sources = append(bye.Sources, s.ssrcsOf(sub.dt)...)
 			sub.dt.unbindSub()
-		} else if e := s.pc.RemoveTrack(sub.sender); e != nil && err == nil {
-			err = e
+		case s.pc == nil || sub.sender == nil:
+			// Parked (park.go): the connection that comes back gives the
+			// track's media section up at once.
+		default:
+			if e := s.pc.RemoveTrack(sub.sender); e != nil && err == nil {
+				err = e
+			}
 		}
 		// Unbind may not run when the track was never bound; removing twice is harmless.
 		sub.dt.Track().removeDown(sub.dt)
