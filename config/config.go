@@ -66,6 +66,16 @@ type NodeConfig struct {
 	// Region groups nodes that are close to each other; viewers are steered to
 	// a node in their own region. Default "local".
 	Region string `mapstructure:"region"`
+	// MaxViewers caps the participants this node serves: viewers (joining
+	// or watching) and broadcasters; relays to other nodes are not counted.
+	// Beyond it a new join is refused with node_full (retryable), or in a
+	// cluster sent to the least loaded node of the region. Default 0: no cap.
+	MaxViewers int `mapstructure:"max_viewers"`
+	// MaxCPU is the process's CPU use, in percent of the machine's CPUs
+	// (measured over the last second or more), beyond which new joins are
+	// refused or sent elsewhere as beyond MaxViewers. Default 0: no cap;
+	// 1..100.
+	MaxCPU int `mapstructure:"max_cpu"`
 }
 
 // HTTPConfig is the listener for signalling (WebSocket, WHIP, WHEP) and the

@@ -45,6 +45,8 @@ func (c *Config) Validate() error {
 
 	p.name("node.id", c.Node.ID)
 	p.name("node.region", c.Node.Region)
+	p.between("node.max_viewers", c.Node.MaxViewers, 0, 1<<24)
+	p.between("node.max_cpu", c.Node.MaxCPU, 0, 100)
 
 	p.listen("http.listen", c.HTTP.Listen)
 	if u := c.HTTP.PublicURL; u != "" && !isHTTPURL(u, true) {

@@ -2,7 +2,6 @@ package room
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 )
@@ -131,33 +130,9 @@ func (m *Manager) handedOver(redirected bool) bool {
 // drainTarget returns the public URL of the node to send clients to, or ""
 // when no other node is alive (or the registry cannot be read).
 func (m *Manager) drainTarget(ctx context.Context) string {
-	nodes, err := m.cluster.Nodes(ctx)
-	if err != nil {
+	if _, err := m.cluster.Nodes(ctx); err != nil {
 		m.log.Warn("draining: cannot read the registry; clients are not redirected", "err", err)
 		return ""
 	}
-	var best *NodeInfo
-	better := func(n, than *NodeInfo) bool {
-		same, thanSame := strings.EqualFold(n.Region, m.Region()), strings.EqualFold(than.Region, m.Region())
-		if same != thanSame {
-			return same
-		}
-		if n.Viewers != than.Viewers {
-			return n.Viewers < than.Viewers
-		}
-		return n.ID < than.ID
-	}
-	for i := range nodes {
-		n := &nodes[i]
-		if n.ID == m.opt.NodeID || n.PublicURL == "" || n.Draining {
-			continue
-		}
-		if best == nil || better(n, best) {
-			best = n
-		}
-	}
-	if best == nil {
-		return ""
-	}
-	return best.PublicURL
+	return m.leastLoaded(ctx) // admission.go
 }

@@ -44,6 +44,10 @@ type Options struct {
 	Log    *slog.Logger
 	// Node is how the registry describes this node (its ID is NodeID).
 	Node NodeInfo
+	// MaxViewers and MaxCPU (percent of the machine) are node.max_viewers
+	// and node.max_cpu: past either, new joins are refused (admission.go).
+	// 0 is no limit.
+	MaxViewers, MaxCPU int
 
 	// Cluster links the node to the other nodes (package room/cluster);
 	// nil for a node that serves alone.
@@ -68,6 +72,8 @@ type Manager struct {
 	started time.Time
 
 	observer observerSlot // who is told what happens here (observe.go)
+
+	adm admission // node.max_viewers, node.max_cpu (admission.go)
 
 	mu       sync.Mutex // guards rooms, draining, relaysDone and opt.Node
 	rooms    map[string]*Room
@@ -134,6 +140,12 @@ func (m *Manager) Join(name string, spec ParticipantSpec, sink EventSink) (*Part
 	m.mu.Unlock()
 	if err := m.checkBan(name, spec); err != nil {
 		return nil, err
+	}
+	if !spec.Relay {
+		if full, why := m.full(true); full {
+			m.log.Debug("join refused: the node is full", "room", name, "limit", why)
+			return nil, ErrNodeFull
+		}
 	}
 	remote, err := m.remoteParticipants(name, served)
 	if err != nil {

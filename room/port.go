@@ -151,6 +151,7 @@ func (m *Manager) NodeInfo() NodeInfo {
 	n.StartedAt = m.started.UTC().Truncate(time.Second)
 	n.UpdatedAt = time.Now().UTC()
 	n.Draining = m.isDraining()
+	n.Full = m.Full()
 	return n
 }
 

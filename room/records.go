@@ -81,4 +81,7 @@ type NodeInfo struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 	// Draining: the node is shutting down; no client or relay is sent to it.
 	Draining bool `json:"draining,omitempty"`
+	// Full: the node is past node.max_viewers or node.max_cpu; no new
+	// client is sent to it (admission.go).
+	Full bool `json:"full,omitempty"`
 }

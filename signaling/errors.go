@@ -37,6 +37,7 @@ const (
 	CodeClusterUnavailable = "cluster_unavailable"
 	CodeTokenReplayed      = "token_replayed"
 	CodeTooManyRelays      = "too_many_relays"
+	CodeNodeFull           = "node_full"
 	CodeInternal           = "internal"
 )
 
@@ -83,6 +84,7 @@ var wireCodes = []struct {
 	{room.ErrTooManyTracks, CodeTooManyTracks, "more tracks than a participant may publish"},
 	{room.ErrRoomFull, CodeRoomFull, "the room is full"},
 	{room.ErrDraining, CodeShuttingDown, "this node is shutting down"},
+	{room.ErrNodeFull, CodeNodeFull, "this node is full; retry in a few seconds"},
 	{room.ErrNoTracks, CodeNotFound, "nothing is published in the room"},
 	{room.ErrMediaFailed, CodeMediaFailed, "the media connection failed"},
 	{room.ErrClusterUnavailable, CodeClusterUnavailable, "the cluster's shared state is unreachable; retry in a few seconds"},
@@ -145,7 +147,7 @@ func httpStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeRateLimited, CodeTooManyRelays:
 		return http.StatusTooManyRequests
-	case CodeShuttingDown, CodeClusterUnavailable:
+	case CodeShuttingDown, CodeClusterUnavailable, CodeNodeFull:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -154,7 +154,7 @@ type (
 	// redirectData sends a client to a node of its region.
 	redirectData struct {
 		URL    string `json:"url"`
-		Reason string `json:"reason"` // "region" or "draining"
+		Reason string `json:"reason"` // "region", "draining" or "full"
 	}
 )
 

@@ -41,7 +41,7 @@ func (s *Server) regionTarget(r *http.Request) string {
 	var best *room.NodeInfo
 	for i := range nodes {
 		n := &nodes[i]
-		if n.ID == s.rooms.NodeID() || !strings.EqualFold(n.Region, region) || n.PublicURL == "" || n.Draining {
+		if n.ID == s.rooms.NodeID() || !strings.EqualFold(n.Region, region) || n.PublicURL == "" || n.Draining || n.Full {
 			continue
 		}
 		if best == nil || n.Viewers < best.Viewers || (n.Viewers == best.Viewers && n.ID < best.ID) {

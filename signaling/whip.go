@@ -187,6 +187,8 @@ func (s *Server) httpError(w http.ResponseWriter, e *Error) {
 		w.Header().Set("Retry-After", "2") // retryable: Redis is expected back
 	case CodeTooManyRelays:
 		w.Header().Set("Retry-After", retryAfterRelay)
+	case CodeNodeFull:
+		w.Header().Set("Retry-After", retryAfterFull)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(httpStatus(e.Code))
@@ -310,6 +312,10 @@ func (s *Server) handleWHIPPost(w http.ResponseWriter, r *http.Request, kind str
 	}
 	sid := id.New("s_")
 	p, err := s.rooms.Join(roomName, spec, sessionSink{s: s, id: sid, pending: pending})
+	if errors.Is(err, room.ErrNodeFull) {
+		s.refuseFull(w, r) // admission.go
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"context"
+	"errors"
 
 	"fmt"
 	"io"
@@ -390,6 +391,9 @@ func (c *wsClient) join(env envelope) error {
 		spec.Hidden, spec.Publish = true, false
 	}
 	p, err := c.s.rooms.Join(roomName, spec, c)
+	if errors.Is(err, room.ErrNodeFull) {
+		return c.refuseFull(env) // admission.go
+	}
 	if err != nil {
 		return err
 	}

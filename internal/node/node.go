@@ -51,11 +51,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	opt := room.Options{
-		NodeID: cfg.Node.ID,
-		Node:   room.NodeInfo{Region: cfg.Node.Region, PublicURL: cfg.HTTP.PublicURL, RelayAddress: cfg.Cluster.RelayAddress},
-		Room:   cfg.Room,
-		Limits: cfg.Limits,
-		Log:    log,
+		NodeID:     cfg.Node.ID,
+		Node:       room.NodeInfo{Region: cfg.Node.Region, PublicURL: cfg.HTTP.PublicURL, RelayAddress: cfg.Cluster.RelayAddress},
+		MaxViewers: cfg.Node.MaxViewers,
+		MaxCPU:     cfg.Node.MaxCPU,
+		Room:       cfg.Room,
+		Limits:     cfg.Limits,
+		Log:        log,
 	}
 	closeStore := func() {}
 	if len(cfg.Redis.Addrs) > 0 {
