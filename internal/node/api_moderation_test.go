@@ -58,9 +58,9 @@ func watchClosed(pc *webrtc.PeerConnection) *atomic.Bool {
 // Three nodes on one Redis. A broadcaster publishes over WHIP on a; a WHEP
 // viewer watches on c; WebSocket members are on b and c. A removal called
 // on a ends the WHEP session on c and bans the identity on every node
-// (code banned, whatever the token); a room ended on b ends the WHIP
-// broadcast on a and every session everywhere, and refuses broadcasts
-// while its ban lasts. Each call answers once every node serving the room
+// (code banned, whatever the token), a fourth node started after the ban
+// too; a room ended on b ends the WHIP broadcast on a, a WHEP session on b
+// and every socket everywhere, and refuses broadcasts while its ban lasts. Each call answers once every node serving the room
 // applied it; the actions are counted in metrics.
 func TestAPI_ModerationActsOnEveryNode(t *testing.T) {
 	r := testutil.StartRedis(t)
@@ -119,15 +119,39 @@ func TestAPI_ModerationActsOnEveryNode(t *testing.T) {
 		t.Errorf("nodes that answered %v, want b and c", res.Nodes)
 	}
 	testutil.Eventually(t, "the WHEP session on c ends", viewerEnded.Load)
-	for _, n := range []*testNode{a, b, c} {
+	// d joins the cluster after the ban: it never heard of it, and reads it
+	// from Redis.
+	d := startClusterNode(t, r, "node-d", "eu", secret)
+	for _, n := range []*testNode{a, b, c, d} {
 		if _, err := wsMember(t, ctx, n, room, "whep", true); loadtest.ErrorCode(err) != "banned" {
 			t.Errorf("the banned identity joining on %s: %v, want banned", n.cfg.Node.ID, err)
 		}
 	}
+	// Another WHEP viewer, on b, for the end of the room.
+	var second *whipClient
+	testutil.Eventually(t, "a second WHEP viewer plays on b", func() bool {
+		pc := newTestPC(t)
+		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+			if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := &whipClient{pc: pc}
+		if resp := w.post(t, b.base+"/whep/"+room, b.token(room, "whep2", false, true)); resp.StatusCode != 201 {
+			_ = pc.Close()
+			return false
+		}
+		second = w
+		return true
+	})
+	secondEnded := watchClosed(second.pc)
+	testutil.Eventually(t, "the second WHEP viewer's connection is up", func() bool {
+		return second.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
 
 	res = moderate(t, b, "DELETE", "/api/v1/rooms/"+room+"?ban=60&reason=ended", "")
-	if !res.Complete || res.Affected < 3 {
-		t.Errorf("end the room via b: %+v, want complete and the publisher and both members", res)
+	if !res.Complete || res.Affected < 4 {
+		t.Errorf("end the room via b: %+v, want complete and the publisher, the WHEP viewer and both members", res)
 	}
 	for name, conn := range map[string]*loadtest.Conn{"troll on b": troll, "fan on c": fan} {
 		var rm struct {
@@ -144,6 +168,7 @@ func TestAPI_ModerationActsOnEveryNode(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, "the WHIP broadcast on a ends", pubEnded.Load)
+	testutil.Eventually(t, "the WHEP session on b ends", secondEnded.Load)
 	host, err := wsMember(t, ctx, c, room, "host", true)
 	if err != nil {
 		t.Fatalf("joining the ended room: %v", err)
