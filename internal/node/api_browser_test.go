@@ -13,7 +13,8 @@ import (
 
 // The moderator's page in Chromium, as a moderator uses it: opened with an
 // admin token it lists the live room with its audience and plays its muted
-// tile (WHEP); End, confirmed, ends the broadcast (the broadcaster is told
+// tile (WHEP); a viewer of its audience is removed with a ban; End,
+// confirmed, ends the broadcast (the broadcaster is told
 // removed and its socket closes) and the room leaves the list. On a phone's
 // screen nothing overflows sideways. Screenshots go to the test's artifact
 // directory (go test -artifacts -outputdir DIR).
@@ -26,7 +27,7 @@ func TestBrowser_ModeratorPageEndsABroadcast(t *testing.T) {
 	// decodes it), in a tab of its own.
 	b := newBrowser(t)
 	goLive(t, b.ctx, n, room, "")
-	n.viewer(ctx, room, "fan")
+	fan := n.viewer(ctx, room, "fan")
 	admin := b.tab("admin")
 	if err := chromedp.Do(admin, chromedp.Navigate(n.base+"/admin/#token="+n.apiAdmin())); err != nil {
 		t.Fatal(err)
@@ -58,10 +59,26 @@ func TestBrowser_ModeratorPageEndsABroadcast(t *testing.T) {
 	}
 	screenshot(t, admin, "moderator-live.png")
 
-	// Confirm (the page's dialog, answered as a moderator would), then End.
+	// Confirmations (the page's dialog) answered as a moderator would:
+	// ban for 10 minutes.
 	var ok bool
 	if err := evalJSON(admin, `window.confirmAction = () => ({ban: '600', reason: 'test'}); true`, &ok); err != nil {
 		t.Fatal(err)
+	}
+	// The audience, and a viewer removed from it.
+	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(`[data-room="on-air"] button.audience-toggle`))); err != nil {
+		t.Fatalf("press Audience: %v", err)
+	}
+	waitPage(t, admin, "the fan listed in the audience", `!!document.querySelector('[data-room="on-air"] .audience [data-identity="fan"]')`,
+		func(v bool) bool { return v })
+	screenshot(t, admin, "moderator-audience.png")
+	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(`[data-room="on-air"] .audience [data-identity="fan"] button.remove`))); err != nil {
+		t.Fatalf("press Remove: %v", err)
+	}
+	select {
+	case <-fan.Conn().Done():
+	case <-ctx.Done():
+		t.Fatal("the removed viewer's socket stayed open")
 	}
 	if err := chromedp.Do(admin, chromedp.Click(chromedp.CSS(`[data-room="on-air"] button.end`))); err != nil {
 		t.Fatalf("press End: %v", err)

@@ -10,7 +10,7 @@ const REFRESH_MS = 3000;
 const MAX_TILES = 12; // tiles playing at once: each is a WHEP session
 
 const $ = (id) => document.getElementById(id);
-const state = { token: '', room: '', tiles: new Map(), timer: 0, last: '' };
+const state = { token: '', me: '', room: '', tiles: new Map(), timer: 0, last: '' };
 
 function setStatus(text, error = false) {
   const s = $('status');
@@ -113,6 +113,31 @@ function card(r) {
   const end = el('button', { class: 'danger end', type: 'button', textContent: 'End' });
   end.addEventListener('click', () => act(`End room ${name} for everyone?`, true,
     (a) => api('DELETE', path + query(a))));
+  const audience = el('div', { class: 'people audience' });
+  const audienceButton = el('button', { class: 'audience-toggle', type: 'button', textContent: 'Audience' });
+  const removeButton = (identity, what) => {
+    const b = el('button', { class: 'remove', type: 'button', textContent: 'Remove' });
+    b.addEventListener('click', () => act(`Remove ${identity} from ${name}?`, true,
+      (a) => api('DELETE', `${path}/participants/${encodeURIComponent(identity)}${query(a)}`)));
+    return el('div', { class: 'person', 'data-identity': identity }, el('span', { textContent: what }), b);
+  };
+  // The audience, on demand (a page of 100, by the API's order); pressed
+  // again, hidden.
+  audienceButton.addEventListener('click', async () => {
+    if (audience.childElementCount) {
+      audience.replaceChildren();
+      return;
+    }
+    try {
+      const list = await api('GET', `${path}/participants?limit=100`);
+      audience.replaceChildren(...(list.audience.length ? list.audience.map((p) => (p.identity === state.me
+        ? el('div', { class: 'person muted', textContent: `${p.identity} (this page's tile)` })
+        : removeButton(p.identity, `${p.identity} (${p.transport || 'websocket'}, ${p.region || p.node})`)))
+        : [el('span', { class: 'muted', textContent: 'Nobody watching.' })]));
+    } catch (err) {
+      setStatus(err.message, true);
+    }
+  });
   const message = el('button', { class: 'message', type: 'button', textContent: 'Message' });
   message.addEventListener('click', async () => {
     const text = window.prompt(`System message to ${name}`);
@@ -120,19 +145,14 @@ function card(r) {
   });
   const c = el('article', { class: 'room', 'data-room': name }, video,
     el('div', { class: 'body' }, el('h2', { textContent: name }),
-      el('div', { class: 'viewers' }), regions, people),
-    el('div', { class: 'actions' }, message, end));
+      el('div', { class: 'viewers' }), regions, people, audience),
+    el('div', { class: 'actions' }, audienceButton, message, end));
   c.update = (r) => {
     c.querySelector('.viewers').textContent = `${r.viewers} watching on ${r.nodes.length} node(s)`;
     regions.replaceChildren(...Object.entries(r.viewers_by_region).map(([region, n]) =>
       el('span', { class: 'chip', textContent: `${region || 'unknown'}: ${n}` })));
-    people.replaceChildren(...r.publishers.map((p) => {
-      const remove = el('button', { class: 'remove', type: 'button', textContent: 'Remove' });
-      remove.addEventListener('click', () => act(`Remove ${p.identity} from ${name}?`, true,
-        (a) => api('DELETE', `${path}/participants/${encodeURIComponent(p.identity)}${query(a)}`)));
-      return el('div', { class: 'person', 'data-identity': p.identity },
-        el('span', { textContent: `${p.identity} (${p.tracks.length} track(s), ${p.node})` }), remove);
-    }));
+    people.replaceChildren(...r.publishers.map((p) =>
+      removeButton(p.identity, `${p.identity} (${p.tracks.length} track(s), ${p.node})`)));
   };
   c.video = video;
   c.update(r);
@@ -194,8 +214,20 @@ async function refresh() {
   state.timer = setTimeout(refresh, REFRESH_MS);
 }
 
+// identityOf reads the token's identity (sub), to tell this page's own
+// tiles apart in an audience. The server checks the token; this only reads.
+function identityOf(token) {
+  try {
+    const b64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(b64)).sub || '';
+  } catch {
+    return '';
+  }
+}
+
 function start(token, room) {
   state.token = token;
+  state.me = identityOf(token);
   state.room = room;
   sessionStorage.setItem('halo-admin', JSON.stringify({ token, room }));
   $('login').hidden = true;
