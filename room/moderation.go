@@ -258,7 +258,8 @@ func (m *Manager) checkBroadcastBan(room string) error {
 // Moderate applies a to room on every node serving it: the ban first (in
 // the shared state, so a join anywhere is refused from now on), then the
 // action here and on the other nodes. It fails with ErrNoParticipant when
-// a remove or grants change found nobody (and banned nobody).
+// a remove, a grants change or a message to one identity found nobody (and
+// banned nobody).
 func (m *Manager) Moderate(ctx context.Context, room string, a Action) (ModerationResult, error) {
 	switch a.Kind {
 	case ActRemove, ActGrants:
@@ -303,7 +304,8 @@ func (m *Manager) Moderate(ctx context.Context, room string, a Action) (Moderati
 	m.mod.count(a.Kind)
 	m.log.Info("moderation", "room", room, "action", a.Kind, "identity", a.Identity, "affected", res.Affected,
 		"nodes", len(res.Applied), "failed", len(res.Failed), "ban_until", a.BanUntil)
-	if res.Affected == 0 && !banned && len(res.Failed) == 0 && (a.Kind == ActRemove || a.Kind == ActGrants) {
+	toOne := a.Kind == ActRemove || a.Kind == ActGrants || (a.Kind == ActMessage && a.Identity != "")
+	if res.Affected == 0 && !banned && len(res.Failed) == 0 && toOne {
 		return res, fmt.Errorf("%w: %q", ErrNoParticipant, a.Identity)
 	}
 	if a.Kind == ActGrants && res.Affected > 0 && res.Changed == 0 && len(res.Failed) == 0 {

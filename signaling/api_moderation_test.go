@@ -193,6 +193,7 @@ func TestAPI_SystemMessage(t *testing.T) {
 			t.Errorf("a got b's message: %s", env.Data)
 		}
 	}
+	c.wantError("POST", "/api/v1/rooms/show/messages", mod, `{"text":"hi","identity":"nobody"}`, 404, CodeNotFound)
 	c.wantError("POST", "/api/v1/rooms/show/messages", mod, `{"text":"  "}`, 422, CodeUnprocessable)
 	c.wantError("POST", "/api/v1/rooms/show/messages", mod, `{"text":"hi","extra":1}`, 400, CodeBadRequest)
 	c.wantError("POST", "/api/v1/rooms/show/messages", mod, `{"text":7}`, 400, CodeBadRequest)
