@@ -118,6 +118,11 @@ func (a *api) authorize(r *http.Request, sc scope) (apiCall, error) {
 	}
 	claims, err := a.s.signer.Verify(tok, time.Now())
 	if err != nil {
+		// Refused tokens share their address's budget: a caller trying
+		// tokens is limited like one using a token.
+		if !a.limit.allow("ip:"+c.ip, time.Now()) {
+			return c, newError(CodeRateLimited, "too many calls with refused tokens from this address; retry in a second")
+		}
 		we := toWire(err)
 		logWire(a.s.log, "api: token refused", err, we, "path", r.URL.Path)
 		return c, we

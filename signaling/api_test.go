@@ -247,6 +247,15 @@ func TestAPI_RateLimitsEachTokenAndLogsEveryCall(t *testing.T) {
 	if status, _, _ := c.call("GET", "/api/v1/rooms", other, ""); status != 200 {
 		t.Errorf("another token: %d, want 200", status)
 	}
+	// Refused tokens are limited per address.
+	refused := false
+	for i := 0; i < 10 && !refused; i++ {
+		status, _, _ := c.call("GET", "/api/v1/rooms", "forged-"+strings.Repeat("x", i), "")
+		refused = status == 429
+	}
+	if !refused {
+		t.Error("10 calls at once with forged tokens from one address were never limited")
+	}
 	logs := ts.logs.String()
 	for _, want := range []string{`"msg":"api call"`, `"identity":"ops"`, `"path":"/api/v1/rooms"`, `"status":429`, `"code":"rate_limited"`, `"remote":"127.0.0.1"`} {
 		if !strings.Contains(logs, want) {
