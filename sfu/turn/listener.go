@@ -4,46 +4,68 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"sync"
+	"time"
 )
 
 // trackedListener is a TCP or TLS listener that closes the connections it
 // accepted when it is closed (pion closes only the listener, and a client
-// connection's goroutine would live on). For TLS it terminates TLS with a
-// bounded handshake.
+// connection's goroutine would live on). It bounds what a client can hold:
+// connections per IP (each carries at most one allocation, so the cap on
+// allocations per IP is theirs too), a TLS handshake, and a silent
+// connection, which is closed after the idle time (a live TURN client
+// sends a refresh, a permission or ICE consent checks far more often).
 type trackedListener struct {
 	net.Listener
-	tls *tls.Config // nil: plain TCP
+	tls   *tls.Config // nil: plain TCP
+	perIP int         // 0: no cap
+	idle  time.Duration
+	m     *metrics
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
+	ips    map[netip.Addr]int
 	closed bool
 }
 
-func newTrackedListener(l net.Listener, cfg *tls.Config) *trackedListener {
-	return &trackedListener{Listener: l, tls: cfg, conns: map[*trackedConn]struct{}{}}
+func newTrackedListener(l net.Listener, cfg *tls.Config, perIP int, idle time.Duration, m *metrics) *trackedListener {
+	return &trackedListener{Listener: l, tls: cfg, perIP: perIP, idle: idle, m: m,
+		conns: map[*trackedConn]struct{}{}, ips: map[netip.Addr]int{}}
 }
 
-// Accept returns the next connection, tracked.
+// Accept returns the next connection, tracked. A connection beyond its
+// IP's cap is closed at once and not returned (an error would end pion's
+// accept loop).
 func (l *trackedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, l: l}
-	if l.tls != nil {
-		tc.tls = tls.Server(c, l.tls)
-		tc.Conn = tc.tls
-	}
-	l.mu.Lock()
-	if l.closed {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := ipOf(c.RemoteAddr())
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			_ = c.Close()
+			return nil, net.ErrClosed
+		}
+		if l.perIP > 0 && l.ips[ip] >= l.perIP {
+			l.mu.Unlock()
+			_ = c.Close()
+			l.m.refused(ReasonQuotaIP)
+			continue
+		}
+		tc := &trackedConn{Conn: c, l: l, ip: ip}
+		if l.tls != nil {
+			tc.tls = tls.Server(c, l.tls)
+			tc.Conn = tc.tls
+		}
+		l.conns[tc] = struct{}{}
+		l.ips[ip]++
 		l.mu.Unlock()
-		_ = c.Close()
-		return nil, net.ErrClosed
+		return tc, nil
 	}
-	l.conns[tc] = struct{}{}
-	l.mu.Unlock()
-	return tc, nil
 }
 
 // Close closes the listener and every connection it accepted.
@@ -53,6 +75,7 @@ func (l *trackedListener) Close() error {
 	l.closed = true
 	conns := l.conns
 	l.conns = map[*trackedConn]struct{}{}
+	l.ips = map[netip.Addr]int{}
 	l.mu.Unlock()
 	for c := range conns {
 		_ = c.Conn.Close()
@@ -60,16 +83,31 @@ func (l *trackedListener) Close() error {
 	return err
 }
 
+// forget removes c, once.
+func (l *trackedListener) forget(c *trackedConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.conns[c]; !ok {
+		return
+	}
+	delete(l.conns, c)
+	if l.ips[c.ip]--; l.ips[c.ip] <= 0 {
+		delete(l.ips, c.ip)
+	}
+}
+
 // trackedConn is one accepted connection.
 type trackedConn struct {
 	net.Conn
 	l         *trackedListener
+	ip        netip.Addr
 	tls       *tls.Conn
 	handshake sync.Once
 	hsErr     error
 }
 
-// Read completes the TLS handshake first, within handshakeTimeout.
+// Read completes the TLS handshake first, within handshakeTimeout, and
+// gives up on a client silent for the listener's idle time.
 func (c *trackedConn) Read(p []byte) (int, error) {
 	if c.tls != nil {
 		c.handshake.Do(func() {
@@ -81,13 +119,14 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 			return 0, c.hsErr
 		}
 	}
+	if c.l.idle > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.l.idle))
+	}
 	return c.Conn.Read(p)
 }
 
 // Close closes the connection and forgets it.
 func (c *trackedConn) Close() error {
-	c.l.mu.Lock()
-	delete(c.l.conns, c)
-	c.l.mu.Unlock()
+	c.l.forget(c)
 	return c.Conn.Close()
 }

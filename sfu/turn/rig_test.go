@@ -210,3 +210,8 @@ func writeCert(t *testing.T, dir, cn string) (certFile, keyFile string) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// allocConfig is what pion asks the relay generator for.
+func allocConfig(network string) pturn.AllocateListenerConfig {
+	return pturn.AllocateListenerConfig{Network: network, UserID: "test", Realm: Realm}
+}

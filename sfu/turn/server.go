@@ -52,6 +52,10 @@ type Options struct {
 	MaxPerIdentity, MaxPerIP int
 	// MaxBitrate caps each direction of an allocation, bit/s; 0 is no cap.
 	MaxBitrate int
+	// TCPIdle closes a TCP or TLS client connection silent this long.
+	// Default 2m: a live client sends ICE consent checks every few
+	// seconds and refreshes within the allocation's lifetime.
+	TCPIdle time.Duration
 	// Log receives the server's logs; nil is slog.Default.
 	Log *slog.Logger
 }
@@ -89,6 +93,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.AllocationLifetime <= 0 {
 		opts.AllocationLifetime = 10 * time.Minute
+	}
+	if opts.TCPIdle <= 0 {
+		opts.TCPIdle = 2 * time.Minute
 	}
 	log := opts.Log
 	if log == nil {
@@ -159,7 +166,7 @@ func (s *Server) listen() error {
 	if err != nil {
 		return fmt.Errorf("turn: listen TCP port %d: %w", port, err)
 	}
-	s.tcp = newTrackedListener(tcp, nil)
+	s.tcp = newTrackedListener(tcp, nil, s.opts.MaxPerIP, s.opts.TCPIdle, s.metrics)
 	s.tcpAddr = tcp.Addr().(*net.TCPAddr).AddrPort()
 	if !s.opts.TLS {
 		return nil
@@ -176,7 +183,7 @@ func (s *Server) listen() error {
 	if err != nil {
 		return fmt.Errorf("turn: listen TLS port %d: %w", s.opts.TLSPort, err)
 	}
-	s.tlsLn = newTrackedListener(tl, tcfg)
+	s.tlsLn = newTrackedListener(tl, tcfg, s.opts.MaxPerIP, s.opts.TCPIdle, s.metrics)
 	s.tlsAd = tl.Addr().(*net.TCPAddr).AddrPort()
 	return nil
 }

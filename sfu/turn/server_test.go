@@ -343,3 +343,31 @@ func TestRelay_ReachesAnotherAllocationOfTheSameServer(t *testing.T) {
 	}
 	testutil.Eventually(t, "a closed relay's address refused", func() bool { return r.refusals(ReasonPeerPort) > before })
 }
+
+// A client cannot hold the TCP port's connections: beyond the per-IP cap a
+// connection is closed at once, and a silent one after the idle time.
+func TestTCP_ConnectionsCappedPerIPAndSilentOnesClosed(t *testing.T) {
+	r := newRig(t, func(o *Options) { o.MaxPerIP, o.TCPIdle = 2, 300*time.Millisecond })
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", r.s.TCPAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	testutil.Eventually(t, "the third connection refused", func() bool { return r.refusals(ReasonQuotaIP) >= 1 })
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(testutil.Wait))
+		if n, err := c.Read(make([]byte, 1)); err == nil || n != 0 {
+			t.Fatalf("connection %d: read %d bytes, %v; want it closed by the server", i, n, err)
+		}
+	}
+	// Their places are free again.
+	testutil.Eventually(t, "the IP's connections forgotten", func() bool {
+		r.s.tcp.mu.Lock()
+		defer r.s.tcp.mu.Unlock()
+		return len(r.s.tcp.ips) == 0 && len(r.s.tcp.conns) == 0
+	})
+}
