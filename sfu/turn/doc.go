@@ -12,10 +12,10 @@
 //     channel binds and every relayed datagram are checked against them,
 //     so the server cannot be used as a proxy into the operator's network
 //     (loopback, private ranges, link-local, 169.254.169.254, other ports
-//     of the node); only another live allocation of this server is also
-//     reachable (it leads back into this server: the /check page's two
-//     connections meet that way); TCP relaying (RFC 6062) is refused
-//     (relay.go);
+//     of the node); only another live allocation of the same identity on
+//     this server is also reachable (it leads back into this server: the
+//     /check page's two connections meet that way), never another
+//     identity's; TCP relaying (RFC 6062) is refused (relay.go);
 //   - caps on live allocations per identity and per client IP, and a
 //     bandwidth cap per allocation (quota.go, relay.go);
 //   - certificates read again when their file changes (certs.go);

@@ -72,22 +72,29 @@ func refusalReason(ip netip.Addr) string {
 	return ReasonPeerOther
 }
 
-// ownRelays are the relay addresses of this server's live allocations: a
-// relay may reach another (two clients of this node, as the /check page's
-// two connections are), which leads nowhere but back into this server.
+// ownRelays are the relay addresses of this server's live allocations,
+// with the identity that holds each. A relay may reach another relay of the
+// same identity (the /check page's two connections meet that way), which
+// leads nowhere but back into this server; another identity's relay stays
+// out of reach, so nobody can send into a viewer's allocation.
 type ownRelays struct {
 	mu sync.RWMutex
-	m  map[netip.AddrPort]*net.UDPAddr
+	m  map[netip.AddrPort]ownRelay
 }
 
-func (o *ownRelays) add(a *net.UDPAddr) netip.AddrPort {
+type ownRelay struct {
+	addr     *net.UDPAddr
+	identity string
+}
+
+func (o *ownRelays) add(a *net.UDPAddr, identity string) netip.AddrPort {
 	ap := a.AddrPort()
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	o.mu.Lock()
 	if o.m == nil {
-		o.m = map[netip.AddrPort]*net.UDPAddr{}
+		o.m = map[netip.AddrPort]ownRelay{}
 	}
-	o.m[ap] = a
+	o.m[ap] = ownRelay{addr: a, identity: identity}
 	o.mu.Unlock()
 	return ap
 }
@@ -98,23 +105,28 @@ func (o *ownRelays) remove(ap netip.AddrPort) {
 	o.mu.Unlock()
 }
 
-func (o *ownRelays) lookup(ap netip.AddrPort) *net.UDPAddr {
+// lookup returns the relay at ap if identity holds it.
+func (o *ownRelays) lookup(ap netip.AddrPort, identity string) *net.UDPAddr {
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	o.mu.RLock()
-	a := o.m[ap]
+	r, ok := o.m[ap]
 	o.mu.RUnlock()
-	return a
+	if !ok || r.identity != identity {
+		return nil
+	}
+	return r.addr
 }
 
-// peer returns the address a datagram may go to or come from: one of the
-// node's media addresses, or a live relay address of this server; nil for
-// anything else. The media addresses are looked up first, without a lock.
-func (s *Server) peer(ap netip.AddrPort) *net.UDPAddr {
+// peer returns the address a relay of identity may send a datagram to or
+// take one from: one of the node's media addresses, or a live relay of the
+// same identity on this server; nil for anything else. The media
+// addresses are looked up first, without a lock.
+func (s *Server) peer(ap netip.AddrPort, identity string) *net.UDPAddr {
 	if a := s.peers.lookup(ap); a != nil {
 		return a
 	}
 	if ap.Addr().Unmap() == s.relayIP {
-		return s.relays.lookup(ap)
+		return s.relays.lookup(ap, identity)
 	}
 	return nil
 }
@@ -152,7 +164,7 @@ func (r relays) AllocatePacketConn(c pturn.AllocateListenerConfig) (net.PacketCo
 		return nil, nil, err
 	}
 	local := pc.LocalAddr().(*net.UDPAddr)
-	rc := &relayConn{UDPConn: pc.(*net.UDPConn), s: r.s, own: r.s.relays.add(local)}
+	rc := &relayConn{UDPConn: pc.(*net.UDPConn), s: r.s, identity: c.UserID, own: r.s.relays.add(local, c.UserID)}
 	if r.s.opts.MaxBitrate > 0 {
 		bytesPerSec := float64(r.s.opts.MaxBitrate) / 8
 		// A burst of a quarter second: a keyframe passes whole.
@@ -182,6 +194,7 @@ func (r relays) AllocateConn(pturn.AllocateConnConfig) (net.Conn, error) {
 type relayConn struct {
 	*net.UDPConn
 	s        *Server
+	identity string         // who holds the allocation
 	own      netip.AddrPort // this relay's address among ownRelays
 	up, down *rate.Limiter  // nil: no cap
 }
@@ -200,7 +213,7 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil
 	}
 	ap := ua.AddrPort()
-	if c.s.peer(ap) == nil {
+	if c.s.peer(ap, c.identity) == nil {
 		if c.s.peers.allowsIP(ap.Addr()) || ap.Addr().Unmap() == c.s.relayIP {
 			c.s.metrics.refused(ReasonPeerPort)
 		} else {
@@ -225,7 +238,7 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, nil, err
 		}
-		from := c.s.peer(ap)
+		from := c.s.peer(ap, c.identity)
 		if from == nil {
 			c.s.metrics.refused(ReasonInbound)
 			continue

@@ -301,41 +301,49 @@ func TestNew_RefusesWhatCannotWork(t *testing.T) {
 	}
 }
 
-// Two clients of the server reach each other's relay (the /check page's
-// two connections do): it leads nowhere but back into this server. Another
+// Two allocations of one identity reach each other's relay (the /check
+// page's two connections do): it leads nowhere but back into this server.
+// Another identity cannot send into them, even with a permission for the
+// relay IP (a browser viewer has one: the relay IP is the media IP), and a
 // port of the relay IP that is no live relay stays refused.
-func TestRelay_ReachesAnotherAllocationOfTheSameServer(t *testing.T) {
+func TestRelay_ReachesAnotherAllocationOfTheSameIdentityOnly(t *testing.T) {
 	r := newRig(t, nil)
-	a, err := allocate(t, r.client(creds(testSecret, "a", time.Now().Add(time.Hour))))
+	a, err := allocate(t, r.client(creds(testSecret, "check:1.2.3.4", time.Now().Add(time.Hour))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := allocate(t, r.client(creds(testSecret, "b", time.Now().Add(time.Hour))))
+	b, err := allocate(t, r.client(creds(testSecret, "check:1.2.3.4", time.Now().Add(time.Hour))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// b's permission for a's relay first, so a's datagram is let in.
-	if _, err := b.WriteTo([]byte("hello-a"), a.LocalAddr()); err != nil {
-		t.Fatalf("b toward a's relay: %v", err)
+	mallory, err := allocate(t, r.client(creds(testSecret, "mallory", time.Now().Add(time.Hour))))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := a.WriteTo([]byte("hello-b"), b.LocalAddr()); err != nil {
-		t.Fatalf("a toward b's relay: %v", err)
+	// Each first datagram also makes its sender's permission for the relay
+	// IP; then b's second one reaches a.
+	for _, m := range []struct {
+		from, to net.PacketConn
+		what     string
+	}{{b, a, "b-to-a-1"}, {a, b, "a-to-b"}, {mallory, a, "mallory-to-a"}, {b, a, "b-to-a-2"}} {
+		if _, err := m.from.WriteTo([]byte(m.what), m.to.LocalAddr()); err != nil {
+			t.Fatalf("%s: %v", m.what, err)
+		}
 	}
 	got, from := readWithin(b, 5*time.Second)
-	if string(got) != "hello-b" || from.String() != a.LocalAddr().String() {
-		t.Fatalf("b got %q from %v, want hello-b from %v", got, from, a.LocalAddr())
-	}
-	// a has its permission now (made by its first datagram): b's reaches it.
-	if _, err := b.WriteTo([]byte("hello-a"), a.LocalAddr()); err != nil {
-		t.Fatal(err)
+	if string(got) != "a-to-b" || from.String() != a.LocalAddr().String() {
+		t.Fatalf("b got %q from %v, want a-to-b from %v", got, from, a.LocalAddr())
 	}
 	got, _ = readWithin(a, 5*time.Second)
-	if string(got) != "hello-a" {
-		t.Fatalf("a got %q, want hello-a", got)
+	if string(got) != "b-to-a-2" {
+		t.Fatalf("a got %q, want b-to-a-2 (mallory's datagram, sent before it, must not arrive)", got)
+	}
+	if r.refusals(ReasonPeerPort) < 1 {
+		t.Fatal("mallory's datagram into another identity's relay was not counted as refused")
 	}
 	closed := a.LocalAddr().String()
 	_ = a.Close()
-	testutil.Eventually(t, "a's allocation gone", func() bool { return r.s.Allocations() == 1 })
+	testutil.Eventually(t, "a's allocation gone", func() bool { return r.s.Allocations() == 2 })
 	before := r.refusals(ReasonPeerPort)
 	dead, _ := net.ResolveUDPAddr("udp", closed)
 	if _, err := b.WriteTo([]byte("to-closed"), dead); err != nil {
