@@ -51,6 +51,7 @@ func (m *Manager) handOver(ctx context.Context) {
 	target := m.drainTarget(hctx)
 	m.drainTo.Store(&target)
 	redirected, ended := 0, 0
+	var endedAt time.Time
 	if target != "" {
 		var viewers []*Participant
 		for _, r := range m.Rooms() {
@@ -74,6 +75,7 @@ func (m *Manager) handOver(ctx context.Context) {
 			}()
 		}
 		wg.Wait()
+		endedAt = time.Now()
 	}
 	m.log.Info("draining: handing over", "to", target, "redirected", redirected, "whep_ended", ended, "wait", wait)
 	start := time.Now()
@@ -87,9 +89,26 @@ func (m *Manager) handOver(ctx context.Context) {
 		case <-time.After(handOverPoll):
 		}
 	}
+	if ended > 0 {
+		// The ended WHEP players POST again here, and are sent on by a
+		// 307 (DrainTarget): the node answers them for a while before it
+		// goes, or they would find nothing listening. Measured: a real
+		// node had handed over 150 ms after SIGTERM and exited, before its
+		// player's new POST arrived.
+		select {
+		case <-hctx.Done():
+		case <-time.After(time.Until(endedAt.Add(whepRedirectWindow))):
+		}
+	}
 	m.log.Info("draining: handed over", "took", time.Since(start))
 	m.cluster.Gone()
 }
+
+// whepRedirectWindow is how long a draining node keeps answering after it
+// ended its WHEP viewers' sessions, so that their new POSTs get the 307 to
+// another node: a player POSTs again as soon as it sees its session end
+// (within a second on a loaded machine).
+const whepRedirectWindow = 2 * time.Second
 
 // DrainTarget returns the public URL of the node a draining node sends
 // new WHIP and WHEP sessions to (307), or "" when it is not draining, has

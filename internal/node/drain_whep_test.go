@@ -245,6 +245,19 @@ func TestDrain_WHEPViewersCloseAndPlayOnAnotherNode(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatalf("drain: %v", err)
 	}
+	// The drain keeps the node answering for a while after it ended the
+	// WHEP sessions: a real node that exits at once leaves a player whose
+	// new POST comes a moment later with nothing listening (seen with the
+	// README's three nodes: the page stayed "connecting").
+	var lastClosed time.Time
+	for _, p := range players {
+		if _, _, closed, _ := p.snapshot(); closed.After(lastClosed) {
+			lastClosed = closed
+		}
+	}
+	if d := time.Since(lastClosed); d < 1500*time.Millisecond {
+		t.Errorf("the drain returned %v after the last WHEP session ended, want about 2 s of 307s for late POSTs", d.Round(time.Millisecond))
+	}
 	if n := a.rooms.Stats().Participants; n != 0 {
 		t.Errorf("%d participants left on a after its drain", n)
 	}
