@@ -4,7 +4,7 @@
 
 import { HaloClient, whip } from './halo-client.js';
 import { chatPanel } from './chat.js';
-import { $, setStatus, describe, PageError, getToken, afterLoad, refreshDevToken } from './page.js';
+import { $, setStatus, describe, PageError, getToken, afterLoad, refreshDevToken, backoff, NO_RETRY } from './page.js';
 
 // QUALITY are the capture sizes the live page offers. 480p is the default:
 // Chrome starts every connection at a low bandwidth estimate and sends HD at
@@ -76,6 +76,11 @@ export function liveView(room, params) {
   let attempt = 0; // bumped by every Start/Stop so stale callbacks do nothing
   let gone = false;
   let state = 'idle';
+  // A broadcast lost without the user's Stop (its node stopped, paused or
+  // drained, the network dropped) starts again by itself: retryTimer is
+  // the next try, retries how many failed in a row (backoff).
+  let retryTimer = 0;
+  let retries = 0;
 
   // window.haloSendLayers(): the simulcast encodings the page sends now,
   // {rid: active} (for tests and for the curious).
@@ -104,7 +109,7 @@ export function liveView(room, params) {
     window.haloState = s;
     $('live-badge').hidden = s !== 'live';
     startBtn.disabled = !stream || s === 'connecting' || s === 'live';
-    stopBtn.disabled = s !== 'connecting' && s !== 'live';
+    stopBtn.disabled = s !== 'connecting' && s !== 'live' && s !== 'reconnecting';
     if (text !== undefined) setStatus(status, text, kind);
   }
 
@@ -223,12 +228,37 @@ export function liveView(room, params) {
 
   function onMediaState(my, s) {
     if (my !== attempt) return;
-    if (s === 'connected') setState('live', 'You are live.', 'ok');
-    else if (s === 'disconnected') setStatus(status, 'Network trouble, trying to recover...', 'warn');
-    else if (s === 'failed') {
-      teardown();
-      setState('error', 'The media connection failed. Press Start to try again.', 'error');
+    if (s === 'connected') {
+      retries = 0;
+      setState('live', 'You are live.', 'ok');
+    } else if (s === 'disconnected') setStatus(status, 'Network trouble, trying to recover...', 'warn');
+    else if (s === 'failed') lost(my, new PageError('media_failed', 'The media connection failed.'));
+  }
+
+  // lost ends a broadcast that ended without the user's Stop and goes live
+  // again: at once after a session the server ended (a drain answers the
+  // new POST with a redirect to another node), else after a growing pause,
+  // or when the server says (Retry-After). It gives up only where trying
+  // again cannot help (a refused token, a ban).
+  function lost(my, err) {
+    if (my !== attempt || gone || retryTimer) return;
+    attempt++;
+    teardown();
+    if (NO_RETRY.has(err.code) || err.code === 'banned') {
+      setState('error', `${describe(err)} Press Start to try again.`, 'error');
+      return;
     }
+    let wait;
+    if (err.retryAfter > 0) wait = err.retryAfter;
+    else {
+      wait = err.code === 'session_ended' && retries === 0 ? 0 : backoff(retries);
+      retries++;
+    }
+    setState('reconnecting', `${describe(err)} Going live again in ${Math.round(wait / 1000)} s...`, 'warn');
+    retryTimer = setTimeout(() => {
+      retryTimer = 0;
+      start();
+    }, wait);
   }
 
   async function startWS(token, my) {
@@ -242,8 +272,7 @@ export function liveView(room, params) {
     c.addEventListener('error', (e) => { if (my === attempt) setStatus(status, `Server error: ${e.detail.code}: ${e.detail.message}`, 'error'); });
     c.addEventListener('close', (e) => {
       if (my !== attempt || e.detail.wasClean) return;
-      teardown();
-      setState('error', `Lost the connection to the server (${e.detail.code}). Press Start to go live again.`, 'error');
+      lost(my, new PageError('closed', `Lost the connection to the server (${e.detail.code}).`));
     });
     await c.connect();
     await c.join();
@@ -260,6 +289,13 @@ export function liveView(room, params) {
     const conn = s.pc;
     conn.addEventListener('connectionstatechange', () => onMediaState(my, conn.connectionState));
     onMediaState(my, conn.connectionState);
+    // The server ends a WHIP session with a DTLS close_notify (a drain, a
+    // moderator): only the DTLS transport says so ("closed").
+    for (const t of new Set(conn.getSenders().map((x) => x.transport).filter(Boolean))) {
+      t.addEventListener('statechange', () => {
+        if (t.state === 'closed' || t.state === 'failed') lost(my, new PageError('session_ended', 'The server ended the session.'));
+      });
+    }
     // WHIP has no events: a hidden signalling connection (not announced,
     // not counted as a viewer) brings the viewer count.
     const m = new HaloClient({ token, room, autoSubscribe: false, hidden: true, refreshToken: (cl) => refreshDevToken(cl, room, true) });
@@ -272,6 +308,8 @@ export function liveView(room, params) {
 
   async function start() {
     if (!stream || state === 'connecting' || state === 'live') return;
+    clearTimeout(retryTimer);
+    retryTimer = 0;
     const my = ++attempt;
     setState('connecting', 'Connecting...');
     try {
@@ -281,9 +319,7 @@ export function liveView(room, params) {
       else await startWS(token, my);
       if (my === attempt && state === 'connecting') setStatus(status, 'Connecting media...');
     } catch (err) {
-      if (my !== attempt) return;
-      teardown();
-      setState('error', `Could not go live: ${describe(err)}`, 'error');
+      lost(my, err);
     }
   }
 
@@ -302,6 +338,9 @@ export function liveView(room, params) {
   }
 
   async function stop() {
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    retries = 0;
     attempt++;
     await teardown();
     setState('idle', 'Stopped. Press Start to go live again.');
@@ -333,6 +372,7 @@ export function liveView(room, params) {
   return {
     async stop() {
       gone = true;
+      clearTimeout(retryTimer);
       ac.abort();
       attempt++;
       await teardown();
