@@ -43,6 +43,8 @@ type Directory interface {
 	// RoomStates reads the rooms of a page at once (an empty state, no
 	// Viewers, for a room no node serves any more).
 	RoomStates(ctx context.Context, names []string) ([]RoomState, error)
+	// RoomEntries reads one room's entries in the index of the given nodes.
+	RoomEntries(ctx context.Context, name string, nodes []string) ([]RoomEntry, error)
 }
 
 // RoomSummary is a room as the server API describes it.
@@ -290,11 +292,17 @@ func (m *Manager) RoomInfo(ctx context.Context, name string) (RoomSummary, error
 		return RoomSummary{}, err
 	}
 	s := summarize(st, m.regions(ctx))
-	if entries, err := m.roomIndex(ctx); err == nil {
-		for _, e := range entries {
-			if e.Name == name && !e.StartedAt.IsZero() && (s.StartedAt.IsZero() || e.StartedAt.Before(s.StartedAt)) {
-				s.StartedAt = e.StartedAt
-			}
+	var entries []RoomEntry
+	if d, ok := m.cluster.(Directory); ok {
+		// The entries of the nodes serving the room only, not the whole
+		// index.
+		entries, _ = d.RoomEntries(ctx, name, s.Nodes)
+	} else {
+		entries = m.localEntries()
+	}
+	for _, e := range entries {
+		if e.Name == name && !e.StartedAt.IsZero() && (s.StartedAt.IsZero() || e.StartedAt.Before(s.StartedAt)) {
+			s.StartedAt = e.StartedAt
 		}
 	}
 	if s.StartedAt.IsZero() {

@@ -79,7 +79,8 @@ func TestAPI_ListsTheRoomsOfTheWholeCluster(t *testing.T) {
 	}
 
 	var one apiRoomBody
-	if apiGet(t, b, "/api/v1/rooms/big", b.apiAdmin(), &one) != 200 || one.Viewers != 3 || one.Name != "big" {
+	if apiGet(t, b, "/api/v1/rooms/big", b.apiAdmin(), &one) != 200 || one.Viewers != 3 || one.Name != "big" ||
+		one.StartedAt == nil || !one.StartedAt.Equal(*big.StartedAt) {
 		t.Errorf("GET rooms/big on node b: %+v", one)
 	}
 	var parts apiParticipantsBody

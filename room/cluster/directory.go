@@ -23,6 +23,8 @@ type indexStore interface {
 	// RoomStates reads several rooms at once (an empty state for a room no
 	// node holds).
 	RoomStates(ctx context.Context, names []string) ([]room.RoomState, error)
+	// RoomEntries reads room's entries in the index of nodes.
+	RoomEntries(ctx context.Context, name string, nodes []string) ([]room.RoomEntry, error)
 }
 
 var _ room.Directory = (*Cluster)(nil)
@@ -119,6 +121,21 @@ func (c *Cluster) RoomStates(ctx context.Context, names []string) ([]room.RoomSt
 			return nil, err
 		}
 		out[i] = st
+	}
+	return out, nil
+}
+
+// RoomEntries implements room.Directory.
+func (c *Cluster) RoomEntries(ctx context.Context, name string, nodes []string) ([]room.RoomEntry, error) {
+	is, ok := c.store.(indexStore)
+	if !ok {
+		return nil, nil // the memory store keeps no index: no start time
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*c.opt.StoreTimeout)
+	defer cancel()
+	out, err := is.RoomEntries(ctx, name, nodes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", room.ErrClusterUnavailable, err)
 	}
 	return out, nil
 }

@@ -41,6 +41,10 @@ func TestRedisIndex_EachNodeReplacesItsEntriesUnderItsLease(t *testing.T) {
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("index %+v, want %+v", got, want)
 	}
+	one, err := b.RoomEntries(ctx, "r1", []string{"b", "a", "gone"})
+	if err != nil || len(one) != 2 || one[0].Node != "b" || one[0].Viewers != 7 || one[1].StartedAt != started {
+		t.Fatalf("r1's entries: %+v %v", one, err)
+	}
 	testutil.Eventually(t, "the entries to end with their lease", func() bool {
 		got, err := a.Index(ctx, []string{"a", "b"})
 		return err == nil && len(got) == 0

@@ -120,3 +120,26 @@ func (s *RedisStore) RoomStates(ctx context.Context, names []string) ([]room.Roo
 	}
 	return out, nil
 }
+
+// RoomEntries implements indexStore: one HGET per node, pipelined.
+func (s *RedisStore) RoomEntries(ctx context.Context, name string, nodes []string) ([]room.RoomEntry, error) {
+	cmds := make([]*redis.StringCmd, len(nodes))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range nodes {
+			cmds[i] = p.HGet(ctx, s.indexKey(n), name)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis store: index of %s: %w", name, err)
+	}
+	var out []room.RoomEntry
+	for i, c := range cmds {
+		if v, err := c.Result(); err == nil {
+			if e, ok := parseIndexEntry(name, nodes[i], v); ok {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
