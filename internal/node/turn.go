@@ -14,7 +14,8 @@ import (
 
 // startTURN starts the embedded TURN server when turn.enabled is set and
 // returns what stops it (a no-op when it is off). It relays only to the
-// media engine's own UDP addresses (and the NAT 1:1 IPs on the media port).
+// media engine's own UDP addresses, and to the NAT 1:1 IPs on the media
+// port through them.
 func startTURN(cfg *config.Config, engine *sfu.Engine, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	t := cfg.Turn
 	if !t.Enabled {
@@ -31,7 +32,7 @@ func startTURN(cfg *config.Config, engine *sfu.Engine, reg prometheus.Registerer
 	s, err := turn.New(turn.Options{
 		ListenIP: cfg.SFU.UDPAddress, Port: t.Port, TLS: tlsOn, TLSPort: t.TLSPort,
 		CertFile: t.CertFile, KeyFile: t.KeyFile, ExternalTLS: t.ExternalTLS,
-		RelayIP: relayIP, Peers: peers, Secret: cfg.TURNSecret(),
+		RelayIP: relayIP, Peers: peers, NAT1To1: natIPs(cfg.SFU.NAT1To1IPs), Secret: cfg.TURNSecret(),
 		AllocationLifetime: t.AllocationLifetime,
 		MaxPerIdentity:     t.MaxAllocationsPerIdentity, MaxPerIP: t.MaxAllocationsPerIP,
 		MaxBitrate: t.MaxBitrate, Log: log,
@@ -46,12 +47,22 @@ func startTURN(cfg *config.Config, engine *sfu.Engine, reg prometheus.Registerer
 	return func() { _ = s.Close() }, nil
 }
 
+// natIPs are sfu.nat_1to1_ips (validated by config) as addresses.
+func natIPs(ips []string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ips {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}
+
 // turnPeers are the media addresses a relay may reach, and the relay IP:
 // turn.relay_ip, else sfu.udp_address, else the first media address not on
 // loopback (loopback only when there is nothing else, as in dev mode).
 func turnPeers(cfg *config.Config, media []net.Addr) ([]netip.AddrPort, netip.Addr, error) {
 	var peers []netip.AddrPort
-	var port uint16
 	for _, a := range media {
 		ua, ok := a.(*net.UDPAddr)
 		if !ok {
@@ -60,15 +71,9 @@ func turnPeers(cfg *config.Config, media []net.Addr) ([]netip.AddrPort, netip.Ad
 		ap := ua.AddrPort()
 		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		peers = append(peers, ap)
-		port = ap.Port()
 	}
 	if len(peers) == 0 {
 		return nil, netip.Addr{}, fmt.Errorf("turn: the media engine has no UDP address to relay to")
-	}
-	for _, s := range cfg.SFU.NAT1To1IPs {
-		if ip, err := netip.ParseAddr(s); err == nil {
-			peers = append(peers, netip.AddrPortFrom(ip.Unmap(), port))
-		}
 	}
 	pick := cfg.Turn.RelayIP
 	if pick == "" {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pturn "github.com/pion/turn/v5"
@@ -18,18 +19,41 @@ var errTCPRelay = errors.New("turn: TCP relaying is not offered")
 // metadataIP is the cloud instance metadata service's address.
 var metadataIP = netip.MustParseAddr("169.254.169.254")
 
-// peers is the set of media addresses a relay may reach: the node's own.
+// peers is the set of media addresses a relay may reach: the node's own,
+// and the public addresses it announces for them (sfu.nat_1to1_ips on the
+// media port), which the relay reaches through the local address behind
+// them instead of out to the NAT and back.
 type peers struct {
-	addrs []netip.AddrPort
-	udp   []*net.UDPAddr // addrs as pion wants them, made once: no garbage per packet
+	addrs []netip.AddrPort // allowed peers
+	udp   []*net.UDPAddr   // addrs as pion wants them, made once: no garbage per packet
+	via   []netip.AddrPort // where a datagram to addrs[i] goes: itself, or the local address behind a public one
 }
 
-func newPeers(addrs []netip.AddrPort) *peers {
+// newPeers is the set of the local media addresses and, for each public
+// IP, that IP on the port of a local address of its family (one not on
+// loopback if there is one).
+func newPeers(local []netip.AddrPort, public []netip.Addr) *peers {
 	p := &peers{}
-	for _, a := range addrs {
-		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	add := func(a, via netip.AddrPort) {
 		p.addrs = append(p.addrs, a)
 		p.udp = append(p.udp, net.UDPAddrFromAddrPort(a))
+		p.via = append(p.via, via)
+	}
+	for _, a := range local {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		add(a, a)
+	}
+	for _, ip := range public {
+		ip = ip.Unmap()
+		var behind netip.AddrPort
+		for _, a := range p.addrs[:len(local)] {
+			if a.Addr().Is4() == ip.Is4() && (!behind.IsValid() || behind.Addr().IsLoopback() && !a.Addr().IsLoopback()) {
+				behind = a
+			}
+		}
+		if behind.IsValid() && p.index(netip.AddrPortFrom(ip, behind.Port())) < 0 {
+			add(netip.AddrPortFrom(ip, behind.Port()), behind)
+		}
 	}
 	return p
 }
@@ -45,15 +69,16 @@ func (p *peers) allowsIP(ip netip.Addr) bool {
 	return false
 }
 
-// lookup returns the media address a is, port included, or nil.
-func (p *peers) lookup(a netip.AddrPort) *net.UDPAddr {
+// index is the position of a among the media addresses, port included, or
+// -1.
+func (p *peers) index(a netip.AddrPort) int {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 	for i, m := range p.addrs {
 		if m == a {
-			return p.udp[i]
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // refusalReason names why a peer IP is refused, for the metrics.
@@ -117,18 +142,12 @@ func (o *ownRelays) lookup(ap netip.AddrPort, identity string) *net.UDPAddr {
 	return r.addr
 }
 
-// peer returns the address a relay of identity may send a datagram to or
-// take one from: one of the node's media addresses, or a live relay of the
-// same identity on this server; nil for anything else. The media
-// addresses are looked up first, without a lock.
-func (s *Server) peer(ap netip.AddrPort, identity string) *net.UDPAddr {
-	if a := s.peers.lookup(ap); a != nil {
-		return a
+// ownRelay returns the relay at ap if identity holds it, else nil.
+func (s *Server) ownRelay(ap netip.AddrPort, identity string) *net.UDPAddr {
+	if ap.Addr().Unmap() != s.relayIP {
+		return nil
 	}
-	if ap.Addr().Unmap() == s.relayIP {
-		return s.relays.lookup(ap, identity)
-	}
-	return nil
+	return s.relays.lookup(ap, identity)
 }
 
 // permit is pion's PermissionHandler: CreatePermission and ChannelBind
@@ -197,6 +216,16 @@ type relayConn struct {
 	identity string         // who holds the allocation
 	own      netip.AddrPort // this relay's address among ownRelays
 	up, down *rate.Limiter  // nil: no cap
+	// nat is the public media address this allocation last sent to and
+	// the local one behind it: what comes from the local one is given to
+	// pion as from the public one, whose permission the client holds.
+	nat atomic.Pointer[natPair]
+}
+
+// natPair is a public media address and the local address behind it.
+type natPair struct {
+	local  netip.AddrPort
+	public *net.UDPAddr
 }
 
 // Close closes the relay socket and forgets its address.
@@ -213,7 +242,14 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil
 	}
 	ap := ua.AddrPort()
-	if c.s.peer(ap, c.identity) == nil {
+	dst := ap
+	if i := c.s.peers.index(ap); i >= 0 {
+		if dst = c.s.peers.via[i]; dst != c.s.peers.addrs[i] {
+			if m := c.nat.Load(); m == nil || m.local != dst || m.public != c.s.peers.udp[i] {
+				c.nat.Store(&natPair{local: dst, public: c.s.peers.udp[i]})
+			}
+		}
+	} else if c.s.ownRelay(ap, c.identity) == nil {
 		if c.s.peers.allowsIP(ap.Addr()) || ap.Addr().Unmap() == c.s.relayIP {
 			c.s.metrics.refused(ReasonPeerPort)
 		} else {
@@ -225,7 +261,7 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.s.metrics.refused(ReasonBandwidth)
 		return len(p), nil
 	}
-	n, err := c.UDPConn.WriteToUDPAddrPort(p, ap)
+	n, err := c.UDPConn.WriteToUDPAddrPort(p, dst)
 	c.s.metrics.toPeer.Add(float64(n))
 	return n, err
 }
@@ -238,8 +274,13 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, nil, err
 		}
-		from := c.s.peer(ap, c.identity)
-		if from == nil {
+		var from *net.UDPAddr
+		if i := c.s.peers.index(ap); i >= 0 {
+			from = c.s.peers.udp[i]
+			if m := c.nat.Load(); m != nil && m.local == c.s.peers.addrs[i] {
+				from = m.public
+			}
+		} else if from = c.s.ownRelay(ap, c.identity); from == nil {
 			c.s.metrics.refused(ReasonInbound)
 			continue
 		}

@@ -44,6 +44,10 @@ type Options struct {
 	RelayIP netip.Addr
 	// Peers are the node's media addresses, the only ones relayed to.
 	Peers []netip.AddrPort
+	// NAT1To1 are public IPs the node announces for its media port
+	// (sfu.nat_1to1_ips): relayed to as well, through the local media
+	// address behind them.
+	NAT1To1 []netip.Addr
 	// Secret checks the use-auth-secret credentials.
 	Secret string
 	// AllocationLifetime is granted per Allocate and Refresh.
@@ -102,7 +106,7 @@ func New(opts Options) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{
-		opts: opts, log: log.With("component", "turn"), relayIP: opts.RelayIP.Unmap(), peers: newPeers(opts.Peers),
+		opts: opts, log: log.With("component", "turn"), relayIP: opts.RelayIP.Unmap(), peers: newPeers(opts.Peers, opts.NAT1To1),
 		quota: newQuota(opts.MaxPerIdentity, opts.MaxPerIP), now: time.Now,
 	}
 	s.metrics = newMetrics(func() float64 { return float64(s.quota.count()) })

@@ -308,11 +308,12 @@ func TestNew_RefusesWhatCannotWork(t *testing.T) {
 // port of the relay IP that is no live relay stays refused.
 func TestRelay_ReachesAnotherAllocationOfTheSameIdentityOnly(t *testing.T) {
 	r := newRig(t, nil)
-	a, err := allocate(t, r.client(creds(testSecret, "check:1.2.3.4", time.Now().Add(time.Hour))))
+	ca, cb := r.client(creds(testSecret, "check:1.2.3.4", time.Now().Add(time.Hour))), r.client(creds(testSecret, "check:1.2.3.4", time.Now().Add(time.Hour)))
+	a, err := allocate(t, ca)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := allocate(t, r.client(creds(testSecret, "check:1.2.3.4", time.Now().Add(time.Hour))))
+	b, err := allocate(t, cb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,12 +321,17 @@ func TestRelay_ReachesAnotherAllocationOfTheSameIdentityOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Each first datagram also makes its sender's permission for the relay
-	// IP; then b's second one reaches a.
+	// Both hold a permission for the relay IP, as a browser viewer does for
+	// the media IP.
+	for _, c := range []*pturn.Client{ca, cb} {
+		if err := c.CreatePermission(net.UDPAddrFromAddrPort(netip.AddrPortFrom(mediaIP, 1))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, m := range []struct {
 		from, to net.PacketConn
 		what     string
-	}{{b, a, "b-to-a-1"}, {a, b, "a-to-b"}, {mallory, a, "mallory-to-a"}, {b, a, "b-to-a-2"}} {
+	}{{mallory, a, "mallory-to-a"}, {b, a, "b-to-a"}, {a, b, "a-to-b"}} {
 		if _, err := m.from.WriteTo([]byte(m.what), m.to.LocalAddr()); err != nil {
 			t.Fatalf("%s: %v", m.what, err)
 		}
@@ -335,8 +341,8 @@ func TestRelay_ReachesAnotherAllocationOfTheSameIdentityOnly(t *testing.T) {
 		t.Fatalf("b got %q from %v, want a-to-b from %v", got, from, a.LocalAddr())
 	}
 	got, _ = readWithin(a, 5*time.Second)
-	if string(got) != "b-to-a-2" {
-		t.Fatalf("a got %q, want b-to-a-2 (mallory's datagram, sent before it, must not arrive)", got)
+	if string(got) != "b-to-a" {
+		t.Fatalf("a got %q, want b-to-a (mallory's datagram, sent before it, must not arrive)", got)
 	}
 	if r.refusals(ReasonPeerPort) < 1 {
 		t.Fatal("mallory's datagram into another identity's relay was not counted as refused")
@@ -378,4 +384,41 @@ func TestTCP_ConnectionsCappedPerIPAndSilentOnesClosed(t *testing.T) {
 		defer r.s.tcp.mu.Unlock()
 		return len(r.s.tcp.ips) == 0 && len(r.s.tcp.conns) == 0
 	})
+}
+
+// A node behind a 1:1 NAT announces its public IP (sfu.nat_1to1_ips), and
+// that is the address a client's permission names: the relay reaches the
+// media port through the local address behind it, not out to the NAT and
+// back, and what the media port answers reaches the client as from the
+// public address.
+func TestRelay_ReachesThePublicMediaAddressThroughTheLocalOne(t *testing.T) {
+	public := netip.MustParseAddr("127.0.0.5") // nothing listens there
+	r := newRig(t, func(o *Options) { o.NAT1To1 = []netip.Addr{public} })
+	c := r.client(creds(testSecret, "alice", time.Now().Add(time.Hour)))
+	relay, err := allocate(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mediaPort := r.media.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	publicMedia := net.UDPAddrFromAddrPort(netip.AddrPortFrom(public, mediaPort))
+	if _, err := relay.WriteTo([]byte("to-public"), publicMedia); err != nil {
+		t.Fatal(err)
+	}
+	got, from := readWithin(r.media, 5*time.Second)
+	if string(got) != "to-public" {
+		t.Fatalf("the media port got %q, want to-public", got)
+	}
+	if _, err := r.media.WriteTo([]byte("answer"), from); err != nil {
+		t.Fatal(err)
+	}
+	got, src := readWithin(relay, 5*time.Second)
+	if string(got) != "answer" || src.String() != publicMedia.String() {
+		t.Fatalf("client got %q from %v, want answer from %v", got, src, publicMedia)
+	}
+	// Another port of the public IP is no media address.
+	before := r.refusals(ReasonPeerPort)
+	if _, err := relay.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(netip.AddrPortFrom(public, mediaPort+1))); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "another port of the public IP refused", func() bool { return r.refusals(ReasonPeerPort) > before })
 }
