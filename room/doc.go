@@ -12,6 +12,11 @@
 // alone has no Cluster and runs no cluster code; this package imports no
 // Redis client.
 //
+// For the server API it reads the rooms of the whole cluster (directory.go:
+// an index of rooms per node and one room's state, through the Cluster's
+// Directory) and moderates them (moderation.go: remove, end, message,
+// grants, bans; on the other nodes through the Cluster's Moderator).
+//
 // Its exported API speaks room's own vocabulary (media.go: track metadata,
 // ICE fragments, viewer stats, the media plane's errors; records.go: a
 // participant, a track and a room as other nodes see them), so signalling

@@ -13,7 +13,11 @@
 //     renewal, re-registration of what the store lost, and the loss of
 //     nodes missing from the registry;
 //   - the cross-node events of each room, their bounds, boot ids and
-//     sequence numbers, and reconciliation with the store (pubsub.go).
+//     sequence numbers, and reconciliation with the store (pubsub.go);
+//   - the index of rooms each node rewrites at its heartbeat, read by the
+//     server API's room list (directory.go, redis_index.go);
+//   - moderation requests and their answers on a room's channel, and bans
+//     in the store (moderation.go).
 //
 // What it must not do: decide anything about a room. What another node's
 // publish, departure or death means for a room's clients, relays and
