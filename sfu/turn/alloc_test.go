@@ -14,7 +14,7 @@ func TestRelayConn_PacketPathDoesNotAllocate(t *testing.T) {
 	media := listenUDP(t, mediaIP)
 	mediaAP := media.LocalAddr().(*net.UDPAddr).AddrPort()
 	s := &Server{peers: newPeers([]netip.AddrPort{mediaAP}, nil), relayIP: mediaIP,
-		metrics: newMetrics(func() float64 { return 0 }), opts: Options{MaxBitrate: 1 << 30}}
+		metrics: newMetrics(func(string) float64 { return 0 }), opts: Options{MaxBitrate: 1 << 30}}
 	pc, _, err := relays{s}.AllocatePacketConn(allocConfig("udp4"))
 	if err != nil {
 		t.Fatal(err)

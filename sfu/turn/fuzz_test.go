@@ -14,7 +14,7 @@ func FuzzAuthenticate(f *testing.F) {
 	for _, s := range []string{"1767225600:alice", "alice", ":", "0:x", "-5:x", "99999999999999:x", "1767225600:", "1767225600:a:b:c", "\x00:\xff"} {
 		f.Add(s, true)
 	}
-	s := &Server{opts: Options{Secret: testSecret}, metrics: newMetrics(func() float64 { return 0 }), now: time.Now}
+	s := &Server{opts: Options{Secret: testSecret}, metrics: newMetrics(func(string) float64 { return 0 }), now: time.Now}
 	f.Fuzz(func(t *testing.T, username string, allocate bool) {
 		m := stun.MethodRefresh
 		if allocate {

@@ -36,7 +36,7 @@ const (
 // metrics are the server's Prometheus series. Counters are updated on the
 // packet path with atomics only.
 type metrics struct {
-	allocations prometheus.GaugeFunc
+	allocations []prometheus.Collector // one GaugeFunc per transport
 	created     prometheus.Counter
 	refusals    *prometheus.CounterVec
 	reasons     map[string]prometheus.Counter // refusals' children, resolved once
@@ -45,11 +45,12 @@ type metrics struct {
 	relayed     *prometheus.CounterVec
 }
 
-func newMetrics(live func() float64) *metrics {
+// Transports a client reaches the TURN server over, the values of
+// halo_turn_allocations' transport label.
+var transports = []string{"udp", "tcp", "tls"}
+
+func newMetrics(live func(transport string) float64) *metrics {
 	m := &metrics{
-		allocations: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "halo_turn_allocations", Help: "TURN allocations alive on the embedded TURN server.",
-		}, live),
 		created: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "halo_turn_allocations_total", Help: "TURN allocations made by the embedded TURN server.",
 		}),
@@ -69,6 +70,13 @@ func newMetrics(live func() float64) *metrics {
 		m.reasons[r] = m.refusals.WithLabelValues(r)
 	}
 	m.relayed = relayed
+	for _, tr := range transports {
+		m.allocations = append(m.allocations, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "halo_turn_allocations",
+			Help:        "TURN allocations alive on the embedded TURN server, by the transport the client reaches it over (tls: TLS or the load balancer's TCP on turn.tls_port).",
+			ConstLabels: prometheus.Labels{"transport": tr},
+		}, func() float64 { return live(tr) }))
+	}
 	return m
 }
 
@@ -77,5 +85,5 @@ func (m *metrics) refused(reason string) { m.reasons[reason].Inc() }
 
 // collectors are what RegisterMetrics registers.
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.allocations, m.created, m.refusals, m.relayed}
+	return append([]prometheus.Collector{m.created, m.refusals, m.relayed}, m.allocations...)
 }

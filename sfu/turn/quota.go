@@ -27,9 +27,10 @@ type quota struct {
 
 // holder is who holds one place.
 type holder struct {
-	identity string
-	ip       netip.Addr
-	at       time.Time
+	identity  string
+	ip        netip.Addr
+	at        time.Time
+	transport string // udp, tcp or tls, once created
 }
 
 func newQuota(perIdentity, perIP int) *quota {
@@ -91,15 +92,30 @@ func (q *quota) reserve(identity string, src net.Addr, now time.Time) (reason st
 	return ""
 }
 
-// created confirms the reservation of src's allocation.
-func (q *quota) created(src net.Addr) {
+// created confirms the reservation of src's allocation, reached over
+// transport.
+func (q *quota) created(src net.Addr, transport string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	k := key(src)
 	if h, ok := q.pending[k]; ok {
 		delete(q.pending, k)
+		h.transport = transport
 		q.live[k] = h
 	}
+}
+
+// countOver is the number of live allocations reached over transport.
+func (q *quota) countOver(transport string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, h := range q.live {
+		if h.transport == transport {
+			n++
+		}
+	}
+	return n
 }
 
 // deleted gives back the place of src's allocation.

@@ -109,7 +109,7 @@ func New(opts Options) (*Server, error) {
 		opts: opts, log: log.With("component", "turn"), relayIP: opts.RelayIP.Unmap(), peers: newPeers(opts.Peers, opts.NAT1To1),
 		quota: newQuota(opts.MaxPerIdentity, opts.MaxPerIP), now: time.Now,
 	}
-	s.metrics = newMetrics(func() float64 { return float64(s.quota.count()) })
+	s.metrics = newMetrics(func(transport string) float64 { return float64(s.quota.countOver(transport)) })
 	if err := s.listen(); err != nil {
 		s.closeListeners()
 		return nil, err
@@ -127,8 +127,8 @@ func New(opts Options) (*Server, error) {
 					s.metrics.refused(ReasonBadCredentials)
 				}
 			},
-			OnAllocationCreated: func(src, _ net.Addr, _, _, _ string, _ net.Addr, _ int) {
-				s.quota.created(src)
+			OnAllocationCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, _ int) {
+				s.quota.created(src, s.transportOf(src, dst))
 				s.metrics.created.Inc()
 			},
 			OnAllocationDeleted: func(src, _ net.Addr, _, _, _ string) { s.quota.deleted(src) },
@@ -207,6 +207,18 @@ func (s *Server) authenticate(ra *pturn.RequestAttributes) (string, []byte, bool
 		return "", nil, false
 	}
 	return identity, pturn.GenerateAuthKey(ra.Username, ra.Realm, Password(s.opts.Secret, ra.Username)), true
+}
+
+// transportOf names how a client at src reached the server at dst: udp,
+// tcp, or tls (the TLS port, TLS terminated here or in front).
+func (s *Server) transportOf(src, dst net.Addr) string {
+	if _, ok := src.(*net.UDPAddr); ok {
+		return "udp"
+	}
+	if d, ok := dst.(*net.TCPAddr); ok && s.tlsAd.IsValid() && d.AddrPort().Port() == s.tlsAd.Port() {
+		return "tls"
+	}
+	return "tcp"
 }
 
 // admit is pion's QuotaHandler.

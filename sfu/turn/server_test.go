@@ -56,8 +56,8 @@ func TestRelay_ReachesTheNodesMediaPortAndNothingElse(t *testing.T) {
 	if b := r.metric("halo_turn_relayed_bytes_total", "direction", "to_peer"); b != float64(len("to-media")) {
 		t.Fatalf("relayed bytes to_peer = %v, want %d", b, len("to-media"))
 	}
-	if n := r.metric("halo_turn_allocations", "", ""); n != 1 {
-		t.Fatalf("halo_turn_allocations = %v, want 1", n)
+	if n := r.metric("halo_turn_allocations", "transport", "udp"); n != 1 {
+		t.Fatalf("halo_turn_allocations{transport=udp} = %v, want 1", n)
 	}
 }
 
@@ -243,6 +243,9 @@ func TestTCPAndTLS_RelayToTheMediaPortAndReloadTheCertificate(t *testing.T) {
 			}
 			if got, _ := readWithin(r.media, 5*time.Second); string(got) != "over-"+name {
 				t.Fatalf("media port got %q", got)
+			}
+			if n := r.metric("halo_turn_allocations", "transport", name); n != 1 {
+				t.Fatalf("halo_turn_allocations{transport=%s} = %v, want 1", name, n)
 			}
 		})
 	}
