@@ -111,13 +111,13 @@ function card(r) {
   const regions = el('div', { class: 'chips' });
   const people = el('div', { class: 'people' });
   const end = el('button', { class: 'danger end', type: 'button', textContent: 'End' });
-  end.addEventListener('click', () => act(`End room ${name} for everyone?`, true,
+  end.addEventListener('click', () => act(`End room ${name} for everyone? Without a ban its broadcaster can go live again at once.`, true,
     (a) => api('DELETE', path + query(a))));
   const audience = el('div', { class: 'people audience' });
   const audienceButton = el('button', { class: 'audience-toggle', type: 'button', textContent: 'Audience' });
   const removeButton = (identity, what) => {
     const b = el('button', { class: 'remove', type: 'button', textContent: 'Remove' });
-    b.addEventListener('click', () => act(`Remove ${identity} from ${name}?`, true,
+    b.addEventListener('click', () => act(`Remove ${identity} from ${name}? Without a ban they can come back at once.`, true,
       (a) => api('DELETE', `${path}/participants/${encodeURIComponent(identity)}${query(a)}`)));
     return el('div', { class: 'person', 'data-identity': identity }, el('span', { textContent: what }), b);
   };
