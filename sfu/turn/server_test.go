@@ -425,3 +425,36 @@ func TestRelay_ReachesThePublicMediaAddressThroughTheLocalOne(t *testing.T) {
 	}
 	testutil.Eventually(t, "another port of the public IP refused", func() bool { return r.refusals(ReasonPeerPort) > before })
 }
+
+// A credential's expiry bounds when it can open an allocation, not how long
+// an allocation opened in time lives: past the expiry its permissions and
+// data go on (a long watch is not cut), and nobody can open a new one
+// with it.
+func TestAuth_ExpiredCredentialKeepsItsAllocationButOpensNoOther(t *testing.T) {
+	r := newRig(t, nil)
+	expiry := time.Now().Add(2 * time.Second)
+	user, pass := creds(testSecret, "alice", expiry)
+	c := r.client(user, pass)
+	relay, err := allocate(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(expiry.Truncate(time.Second).Add(1500 * time.Millisecond))) // past the expiry's second
+	if err := c.CreatePermission(r.media.LocalAddr()); err != nil {
+		t.Fatalf("a permission on the allocation opened in time, after the expiry: %v", err)
+	}
+	if _, err := relay.WriteTo([]byte("after-expiry"), r.media.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readWithin(r.media, 5*time.Second); string(got) != "after-expiry" {
+		t.Fatalf("media port got %q after the expiry, want after-expiry", got)
+	}
+	before := r.refusals(ReasonExpired)
+	if other, err := allocate(t, r.client(user, pass)); err == nil {
+		_ = other.Close()
+		t.Fatal("a new allocation with an expired credential was granted")
+	}
+	if r.refusals(ReasonExpired) <= before {
+		t.Fatal("refusals{reason=expired} not counted")
+	}
+}
