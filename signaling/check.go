@@ -67,7 +67,7 @@ func (s *Server) handleCheckICE(w http.ResponseWriter, r *http.Request) {
 	}
 	out := checkICE{TURN: []ICEServer{}, Node: s.cfg.Node.ID, Region: s.cfg.Node.Region}
 	if s.cfg.Turn.Enabled {
-		host := s.turnHost(r)
+		host := s.turnHost(r.Host)
 		if s.cfg.Turn.Domain != "" {
 			host = s.cfg.Turn.Domain
 		}
@@ -76,7 +76,7 @@ func (s *Server) handleCheckICE(w http.ResponseWriter, r *http.Request) {
 		}
 		out.STUN = "stun:" + host + ":" + strconv.Itoa(s.cfg.Turn.Port)
 	}
-	if urls := s.turnURLs(s.turnHost(r)); len(urls) > 0 && (s.cfg.Turn.Enabled || len(s.cfg.Turn.ExternalURLs) > 0) {
+	if urls := s.turnURLs(s.turnHost(r.Host)); len(urls) > 0 && (s.cfg.Turn.Enabled || len(s.cfg.Turn.ExternalURLs) > 0) {
 		user, pass := TURNCredential(s.cfg.TURNSecret, "check:"+key, now.Add(min(s.cfg.Turn.CredentialTTL, checkCredentialTTL)))
 		out.TURN = append(out.TURN, ICEServer{URLs: urls, Username: user, Credential: pass})
 	}

@@ -66,10 +66,21 @@ func (s *Server) turnURLs(host string) []string {
 // for a client that reached the node at r's host; nil when the node issues
 // no TURN credentials.
 func (s *Server) turnServers(identity string, r *http.Request, now time.Time) []ICEServer {
+	host := ""
+	if r != nil {
+		host = r.Host
+	}
+	return s.turnServersAt(identity, host, now)
+}
+
+// turnServersAt is turnServers for a client that reached the node at host
+// (a Host header: name or IP, with or without a port). The WebSocket's
+// joined can carry them: a socket keeps its upgrade request's Host.
+func (s *Server) turnServersAt(identity, host string, now time.Time) []ICEServer {
 	if !s.cfg.Turn.Enabled && len(s.cfg.Turn.ExternalURLs) == 0 {
 		return nil
 	}
-	urls := s.turnURLs(s.turnHost(r))
+	urls := s.turnURLs(s.turnHost(host))
 	if len(urls) == 0 {
 		return nil
 	}
@@ -80,17 +91,15 @@ func (s *Server) turnServers(identity string, r *http.Request, now time.Time) []
 // turnHost is the host TURN URLs name when turn.domain is not set: that of
 // http.public_url, else the one the client reached (its Host header, the
 // name it resolved to this node).
-func (s *Server) turnHost(r *http.Request) string {
+func (s *Server) turnHost(hostHeader string) string {
 	if u, err := url.Parse(s.cfg.HTTP.PublicURL); err == nil && s.cfg.HTTP.PublicURL != "" && u.Hostname() != "" {
 		return u.Hostname()
 	}
-	if r != nil {
-		if h, _, err := net.SplitHostPort(r.Host); err == nil {
-			return h
-		}
-		if r.Host != "" {
-			return strings.Trim(r.Host, "[]")
-		}
+	if h, _, err := net.SplitHostPort(hostHeader); err == nil {
+		return h
+	}
+	if hostHeader != "" {
+		return strings.Trim(hostHeader, "[]")
 	}
 	return "localhost"
 }
