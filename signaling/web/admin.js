@@ -151,8 +151,14 @@ function card(r) {
     c.querySelector('.viewers').textContent = `${r.viewers} watching on ${r.nodes.length} node(s)`;
     regions.replaceChildren(...Object.entries(r.viewers_by_region).map(([region, n]) =>
       el('span', { class: 'chip', textContent: `${region || 'unknown'}: ${n}` })));
-    people.replaceChildren(...r.publishers.map((p) =>
-      removeButton(p.identity, `${p.identity} (${p.tracks.length} track(s), ${p.node})`)));
+    // Rows are rebuilt only when they change: a button pressed while the
+    // list refreshes must still be the one on the screen.
+    const rows = r.publishers.map((p) => [p.identity, `${p.identity} (${p.tracks.length} track(s), ${p.node})`]);
+    const key = JSON.stringify(rows);
+    if (key !== c.rowsKey) {
+      c.rowsKey = key;
+      people.replaceChildren(...rows.map(([identity, what]) => removeButton(identity, what)));
+    }
   };
   c.video = video;
   c.update(r);
@@ -179,7 +185,7 @@ async function refresh() {
     const list = await rooms();
     const seen = new Set();
     const grid = $('rooms');
-    for (const r of list) {
+    list.forEach((r, i) => {
       seen.add(r.name);
       let c = state.tiles.get(r.name);
       if (!c) {
@@ -189,8 +195,10 @@ async function refresh() {
       } else {
         c.update(r);
       }
-      grid.append(c); // in the API's order: the most watched first
-    }
+      // In the API's order, the most watched first; a card already in its
+      // place is not moved (a move would drop a press in progress).
+      if (grid.children[i] !== c) grid.insertBefore(c, grid.children[i] || null);
+    });
     for (const [name, c] of state.tiles) {
       if (!seen.has(name)) {
         // The server ended the tile's session with the broadcast: close
