@@ -23,6 +23,8 @@ import (
 type nodeProc struct {
 	*testNode
 	*testutil.Child
+	id, authSecret string
+	env            []string // to start it again (restartNodeProc)
 }
 
 // startNodeProc starts node id of region on r in a new process, with the
@@ -46,7 +48,19 @@ func startNodeProc(t *testing.T, r *testutil.Redis, id, region, authSecret strin
 		"HALO_CLUSTER_NODE_TTL=1500ms",
 		"HALO_LOG_LEVEL=info",
 	}
-	p := &nodeProc{Child: testutil.StartChild(t, id, env)}
+	return runNodeProc(t, id, authSecret, httpAddr, env)
+}
+
+// restartNodeProc starts node p again, killed before, in a new process
+// with the same configuration (node id, addresses and ports).
+func restartNodeProc(t *testing.T, p *nodeProc) *nodeProc {
+	t.Helper()
+	return runNodeProc(t, p.id, p.authSecret, strings.TrimPrefix(p.base, "http://"), p.env)
+}
+
+func runNodeProc(t *testing.T, id, authSecret, httpAddr string, env []string) *nodeProc {
+	t.Helper()
+	p := &nodeProc{Child: testutil.StartChild(t, id, env), id: id, authSecret: authSecret, env: env}
 	signer, err := auth.NewSigner([]byte(authSecret))
 	if err != nil {
 		t.Fatal(err)
@@ -475,5 +489,49 @@ func TestFailover_RedisKilledMidBroadcast(t *testing.T) {
 		if s.Recoveries != 0 {
 			t.Errorf("viewer %d rejoined %d times", i, s.Recoveries)
 		}
+	}
+}
+
+// The origin of a broadcast crashes and is started again at once, under
+// the same node id, before its registry entry expires: nobody declares it
+// lost. Its earlier tracks are gone all the same; the edge must not keep
+// asking for them (tried as a new user with the README's three nodes: the
+// edge's relay was refused "unknown_track" again and again and its viewers
+// never played again). When the broadcaster publishes again on the new
+// process, the edge's viewers play again without rejoining.
+func TestFailover_OriginRestartedUnderItsIDWithinTTL_ViewersResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a two-node failover")
+	}
+	r := testutil.StartRedis(t)
+	secret := strings.Repeat("f1", 20)
+	a := startNodeProc(t, r, "node-a", "eu", secret)
+	b := startClusterNode(t, r, "node-b", "eu", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const room = "phoenix-again"
+	cfg := loadtest.PublisherConfig{VideoBitrate: 300_000}
+	first := a.publisher(ctx, room, cfg)
+	v := b.viewer(ctx, room, "viewer-on-b")
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, rec := whepRecord(t, b, room)
+	testutil.Eventually(t, "the WHEP viewer on b receives", func() bool { return rec.count(webrtc.RTPCodecTypeVideo) > 30 })
+
+	a.Kill()
+	_ = first.Close()
+	// Started again at once on the same addresses: well within the
+	// registry's TTL (1.5 s here).
+	a2 := restartNodeProc(t, a)
+	before, recV := v.Stats(), rec.count(webrtc.RTPCodecTypeVideo)
+	republished := time.Now()
+	a2.publisher(ctx, room, cfg)
+	testutil.EventuallyWithin(t, 15*time.Second, "the viewers on b play again", func() bool {
+		return v.Stats().VideoPackets > before.VideoPackets+30 && rec.count(webrtc.RTPCodecTypeVideo) > recV+30
+	})
+	t.Logf("the viewers on b played again %v after the broadcaster published on the restarted node", time.Since(republished).Round(10*time.Millisecond))
+	if s := v.Stats(); s.Recoveries != 0 {
+		t.Errorf("the WebSocket viewer rejoined %d times", s.Recoveries)
 	}
 }

@@ -165,6 +165,7 @@ type roomLink struct {
 	closed      bool
 	sentMembers int               // this node's participant count last published
 	lastSeq     map[string]uint64 // boot -> last sequence taken
+	boots       map[string]string // node -> the boot its last event came from
 	sentViewers int               // this node's count last published
 	sentAt      time.Time
 	pending     bool // a link job is queued
@@ -185,7 +186,7 @@ func (c *Cluster) link(r *room.Room) *roomLink {
 // RoomCreated subscribes a new room to its channel and reads what other
 // nodes hold of it; both through the ordered queue, off the join path.
 func (c *Cluster) RoomCreated(r *room.Room) {
-	l := &roomLink{lastSeq: map[string]uint64{}, sentViewers: -1, sentMembers: -1}
+	l := &roomLink{lastSeq: map[string]uint64{}, boots: map[string]string{}, sentViewers: -1, sentMembers: -1}
 	c.mu.Lock()
 	c.links[r] = l
 	c.mu.Unlock()
@@ -325,7 +326,20 @@ func (c *Cluster) receive(r *room.Room, l *roomLink, b []byte) {
 		return // unlinked, or a duplicate or late event
 	}
 	l.lastSeq[ev.Boot] = ev.Seq
+	prev := l.boots[ev.Node]
+	l.boots[ev.Node] = ev.Boot
 	l.mu.Unlock()
+	if prev != "" && prev != ev.Boot {
+		// ev.Node restarted under the same id, within the registry's TTL
+		// (a crash and a quick restart): nobody declared it lost, but its
+		// earlier process's tracks are gone, and relays that still ask for
+		// them are refused. As for a lost node, they are kept for the
+		// republish grace, so that the broadcaster publishing again takes
+		// them over; the node itself is believed again at once.
+		c.log.Warn("cluster: a node restarted; its earlier tracks in the room are lost", "room", r.Name(), "node", ev.Node)
+		r.RemoteNodeLost(ev.Node)
+		r.RemoteNodeBack(ev.Node)
+	}
 	switch ev.Type {
 	case evNodeGone:
 		r.RemoteNodeLost(ev.Node)
