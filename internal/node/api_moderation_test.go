@@ -186,3 +186,34 @@ func TestAPI_ModerationActsOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// A node serving the room that does not answer (paused: SIGSTOP, a VM
+// stall) does not hold the call: it answers after its wait, applied where
+// it could be, with that node named in failed and complete false.
+func TestAPI_ModerationNamesTheNodesThatDidNotAnswer(t *testing.T) {
+	r := testutil.StartRedis(t)
+	secret := strings.Repeat("f6", 20)
+	a := startClusterNode(t, r, "node-a", "eu", secret)
+	p := startNodeProc(t, r, "node-p", "in", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const room = "split"
+	here, err := wsMember(t, ctx, a, room, "here", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wsMember(t, ctx, p.testNode, room, "there", false); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the room is served by a and p", func() bool {
+		var one apiRoomBody
+		return apiGet(t, a, "/api/v1/rooms/"+room, a.apiAdmin(), &one) == 200 && strings.Join(one.Nodes, ",") == "node-a,node-p"
+	})
+	p.Stop()
+	defer p.Continue()
+	res := moderate(t, a, "DELETE", "/api/v1/rooms/"+room, "")
+	if res.Complete || strings.Join(res.Failed, ",") != "node-p" || len(res.Nodes) != 1 || res.Nodes[0].Node != "node-a" || res.Nodes[0].Affected != 1 {
+		t.Errorf("end with node-p paused: %+v, want node-a applied (1) and node-p failed", res)
+	}
+	nextOfType(t, ctx, here, "removed")
+}
