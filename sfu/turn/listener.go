@@ -3,9 +3,11 @@ package turn
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -38,11 +40,22 @@ func newTrackedListener(l net.Listener, cfg *tls.Config, perIP int, idle time.Du
 // IP's cap is closed at once and not returned (an error would end pion's
 // accept loop).
 func (l *trackedListener) Accept() (net.Conn, error) {
+	backoff := 5 * time.Millisecond
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
+			// Out of file descriptors is passing: wait and accept again, as
+			// net/http does. Any error returned ends pion's accept loop for
+			// good.
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				l.m.refused(ReasonAcceptFailed)
+				time.Sleep(backoff)
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
 			return nil, err
 		}
+		backoff = 5 * time.Millisecond
 		ip := ipOf(c.RemoteAddr())
 		l.mu.Lock()
 		if l.closed {

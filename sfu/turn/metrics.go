@@ -31,6 +31,9 @@ const (
 	ReasonBandwidth = "bandwidth"
 	// ReasonTCPRelay: an Allocate asking for a TCP relay (RFC 6062).
 	ReasonTCPRelay = "tcp_relay"
+	// ReasonAcceptFailed: a TCP or TLS connection not accepted because the
+	// process is out of file descriptors (it accepts again after a pause).
+	ReasonAcceptFailed = "accept_failed"
 )
 
 // metrics are the server's Prometheus series. Counters are updated on the
@@ -66,7 +69,7 @@ func newMetrics(live func(transport string) float64) *metrics {
 	m.toPeer, m.fromPeer = relayed.WithLabelValues("to_peer"), relayed.WithLabelValues("from_peer")
 	for _, r := range []string{ReasonBadCredentials, ReasonExpired, ReasonQuotaIdentity, ReasonQuotaIP,
 		ReasonPeerLoopback, ReasonPeerPrivate, ReasonPeerLinkLocal, ReasonPeerMetadata, ReasonPeerOther,
-		ReasonPeerPort, ReasonInbound, ReasonBandwidth, ReasonTCPRelay} {
+		ReasonPeerPort, ReasonInbound, ReasonBandwidth, ReasonTCPRelay, ReasonAcceptFailed} {
 		m.reasons[r] = m.refusals.WithLabelValues(r)
 	}
 	m.relayed = relayed

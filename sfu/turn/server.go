@@ -156,20 +156,12 @@ func New(opts Options) (*Server, error) {
 
 func (s *Server) listen() error {
 	host := s.opts.ListenIP
-	udp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(s.opts.Port)))
+	udp, tcp, err := listenPair(host, s.opts.Port)
 	if err != nil {
-		return fmt.Errorf("turn: listen UDP port %d: %w", s.opts.Port, err)
+		return err
 	}
 	s.udp = udp
 	s.udpAddr = udp.LocalAddr().(*net.UDPAddr).AddrPort()
-	port := s.opts.Port
-	if port == 0 {
-		port = int(s.udpAddr.Port()) // TCP on the same port as UDP
-	}
-	tcp, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return fmt.Errorf("turn: listen TCP port %d: %w", port, err)
-	}
 	s.tcp = newTrackedListener(tcp, nil, s.opts.MaxPerIP, s.opts.TCPIdle, s.metrics)
 	s.tcpAddr = tcp.Addr().(*net.TCPAddr).AddrPort()
 	if !s.opts.TLS {
@@ -190,6 +182,27 @@ func (s *Server) listen() error {
 	s.tlsLn = newTrackedListener(tl, tcfg, s.opts.MaxPerIP, s.opts.TCPIdle, s.metrics)
 	s.tlsAd = tl.Addr().(*net.TCPAddr).AddrPort()
 	return nil
+}
+
+// listenPair opens UDP and TCP on one port of host. Port 0 (tests) takes
+// a free UDP port and TCP on the same number, trying other ports while
+// another process holds that number over TCP.
+func listenPair(host string, port int) (net.PacketConn, net.Listener, error) {
+	for try := 0; ; try++ {
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("turn: listen UDP port %d: %w", port, err)
+		}
+		p := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return udp, tcp, nil
+		}
+		_ = udp.Close()
+		if port != 0 || try == 20 {
+			return nil, nil, fmt.Errorf("turn: listen TCP port %d: %w", p, err)
+		}
+	}
 }
 
 // authenticate is pion's AuthHandler for use-auth-secret credentials. An
