@@ -353,7 +353,9 @@ func (m *Manager) applyHere(room string, a Action) (n, changed int, served bool)
 	case ActRemove, ActEnd:
 		why := &Removal{Reason: a.Reason, Until: a.BanUntil, RoomEnded: a.Kind == ActEnd}
 		for _, p := range hit {
-			// The client is told why before its connections close.
+			// The client is told why before its connections close; the
+			// app's backend by a participant_removed webhook (observe.go).
+			r.observeParticipant(ParticipantRemovedHere, p, a.Reason)
 			p.sink.Event(Closed{Reason: why})
 			p.End()
 		}

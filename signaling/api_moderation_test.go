@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +95,19 @@ func TestAPI_RemoveWithBan(t *testing.T) {
 	// Whatever token: a fresh one with more grants is refused too.
 	if _, err := wsJoin(t, ts, "troll", "show", auth.Grants{Publish: true, Subscribe: true}); protoCode(err) != CodeBanned {
 		t.Errorf("banned identity's join: %v, want %s", err, CodeBanned)
+	}
+	// Over WHEP too: 403 banned, not a server error.
+	req, _ := http.NewRequest("POST", ts.url+"/whep/show", strings.NewReader(edgeOffer(t)))
+	req.Header.Set("Authorization", "Bearer "+grantToken(t, ts, "troll", "show", viewerGrants))
+	req.Header.Set("Content-Type", mimeSDP)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(string(body), CodeBanned) {
+		t.Errorf("banned identity's WHEP POST: %d %q, want 403 banned", resp.StatusCode, body)
 	}
 	if _, err := wsJoin(t, ts, "troll", "other", viewerGrants); err != nil {
 		t.Errorf("a ban is for its room only: %v", err)

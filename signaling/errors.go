@@ -135,7 +135,7 @@ func httpStatus(code string) int {
 		return http.StatusBadRequest
 	case CodeUnauthorized, CodeTokenExpired, CodeTokenReplayed:
 		return http.StatusUnauthorized
-	case CodeForbidden, CodeRoomMismatch:
+	case CodeForbidden, CodeRoomMismatch, CodeBanned:
 		return http.StatusForbidden
 	case CodeNotFound, CodeUnknownTrack:
 		return http.StatusNotFound

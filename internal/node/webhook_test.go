@@ -276,3 +276,25 @@ func TestWebhooks_CleanStopEndsTheBroadcastAndTheRoom(t *testing.T) {
 		t.Error("no node_draining delivered")
 	}
 }
+
+// A moderator's removal reaches the app's backend: participant_removed,
+// with the participant and the reason given to the server API.
+func TestWebhooks_RemovalIsDelivered(t *testing.T) {
+	r := startReceiver(t)
+	n := startNode(t, webhookConfig(r))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const room = "moderated"
+	if _, err := wsMember(t, ctx, n, room, "troll", false); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := apiCall(t, n, "DELETE", "/api/v1/rooms/"+room+"/participants/troll?reason=spam", n.apiAdmin(), ""); status != 200 {
+		t.Fatalf("remove: %d %s", status, body)
+	}
+	testutil.EventuallyWithin(t, 30*time.Second, "participant_removed delivered", func() bool { return r.has(room, webhook.ParticipantRemoved) })
+	for _, e := range r.ofRoom(room) {
+		if e.Type == webhook.ParticipantRemoved && (e.Participant == nil || e.Participant.Identity != "troll" || e.Reason != "spam") {
+			t.Errorf("participant_removed %+v (participant %+v), want troll removed for spam", e, e.Participant)
+		}
+	}
+}
