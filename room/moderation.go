@@ -68,6 +68,12 @@ const (
 	// ActGrants changes Action.Identity's grants live (Action.Publish,
 	// Action.Subscribe).
 	ActGrants = "grants"
+	// ActMute and ActUnmute stop and resume forwarding Action.Track to
+	// everyone; ActUnpublish ends it (the node it is published on applies
+	// them).
+	ActMute      = "mute"
+	ActUnmute    = "unmute"
+	ActUnpublish = "unpublish"
 )
 
 // Action is one moderation action on a room.
@@ -79,6 +85,8 @@ type Action struct {
 	BanUntil time.Time
 	// Publish and Subscribe are the grants an ActGrants sets.
 	Publish, Subscribe bool
+	// Track is the track id an ActMute, ActUnmute or ActUnpublish acts on.
+	Track string
 }
 
 // Events of moderation.
@@ -89,10 +97,18 @@ type (
 	// PermissionsChanged: the participant's grants changed live; a
 	// promoted participant may publish on its connection now.
 	PermissionsChanged struct{ Publish, Subscribe bool }
+	// TrackMuted: a moderator muted (Muted) or unmuted a track: nothing of
+	// it reaches anyone meanwhile. Everyone in the room is told, its
+	// publisher too.
+	TrackMuted struct {
+		TrackID, ParticipantID string
+		Muted                  bool
+	}
 )
 
 func (SystemMessage) event()      {}
 func (PermissionsChanged) event() {}
+func (TrackMuted) event()         {}
 
 // NodeResult is what one node did of an action: how many of its
 // participants it affected.
@@ -267,6 +283,10 @@ func (m *Manager) Moderate(ctx context.Context, room string, a Action) (Moderati
 			return ModerationResult{}, fmt.Errorf("%w: %s needs an identity", ErrBadAction, a.Kind)
 		}
 	case ActEnd, ActMessage:
+	case ActMute, ActUnmute, ActUnpublish:
+		if a.Track == "" {
+			return ModerationResult{}, fmt.Errorf("%w: %s needs a track", ErrBadAction, a.Kind)
+		}
 	default:
 		return ModerationResult{}, fmt.Errorf("%w: kind %q", ErrBadAction, a.Kind)
 	}
@@ -304,6 +324,9 @@ func (m *Manager) Moderate(ctx context.Context, room string, a Action) (Moderati
 	m.mod.count(a.Kind)
 	m.log.Info("moderation", "room", room, "action", a.Kind, "identity", a.Identity, "affected", res.Affected,
 		"nodes", len(res.Applied), "failed", len(res.Failed), "ban_until", a.BanUntil)
+	if onTrack(a.Kind) && res.Affected == 0 && len(res.Failed) == 0 {
+		return res, fmt.Errorf("%w: %q", ErrUnknownTrack, a.Track)
+	}
 	toOne := a.Kind == ActRemove || a.Kind == ActGrants || (a.Kind == ActMessage && a.Identity != "")
 	if res.Affected == 0 && !banned && len(res.Failed) == 0 && toOne {
 		return res, fmt.Errorf("%w: %q", ErrNoParticipant, a.Identity)
@@ -339,6 +362,10 @@ func (m *Manager) applyHere(room string, a Action) (n, changed int, served bool)
 	r := m.Room(room)
 	if r == nil {
 		return 0, 0, false
+	}
+	if onTrack(a.Kind) {
+		n := r.moderateTrack(a) // moderation_track.go
+		return n, 0, true
 	}
 	var hit []*Participant
 	for _, p := range r.list() {
@@ -396,7 +423,7 @@ func (c *moderationCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.des
 
 // Collect implements prometheus.Collector: every action kind, 0 until used.
 func (c *moderationCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, kind := range []string{ActRemove, ActEnd, ActMessage, ActGrants, "ban"} {
+	for _, kind := range []string{ActRemove, ActEnd, ActMessage, ActGrants, ActMute, ActUnmute, ActUnpublish, "ban"} {
 		n := uint64(0)
 		if v, ok := c.m.mod.actions.Load(kind); ok {
 			n = v.(*atomic.Uint64).Load()

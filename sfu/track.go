@@ -74,6 +74,7 @@ type Track struct {
 
 	mu    sync.Mutex                   // serialises changes of downs
 	downs atomic.Pointer[[]*DownTrack] // copy-on-write: the forwarder loads without locking
+	muted atomic.Bool                  // a moderator muted it: nothing is forwarded (mute.go)
 
 	// Arrival order, written by the reader: the sequence number of the
 	// n-th packet is arrivals[n%arrivalRing], and written counts them.
@@ -323,6 +324,9 @@ func (t *Track) forwardPending() {
 			continue
 		}
 		t.engine.lag.observe(lag)
+		if t.muted.Load() {
+			continue // followed, not written (mute.go)
+		}
 		t.forward(&t.hdr, payload, auStart)
 	}
 }
@@ -421,8 +425,8 @@ func (t *Track) replayRound() bool {
 	t.repMu.Lock()
 	list := t.replaying
 	t.repMu.Unlock()
-	if len(list) == 0 {
-		return false
+	if len(list) == 0 || t.muted.Load() {
+		return false // muted: joiners wait for the unmute's keyframe (mute.go)
 	}
 	if h := t.engine.fwdHook; h != nil {
 		h() // tests starve the replay rounds too (lag_test.go)

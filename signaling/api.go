@@ -155,6 +155,8 @@ func apiWire(err error) *Error {
 		return newError(CodeNotFound, "no node serves this room")
 	case errors.Is(err, room.ErrNoParticipant):
 		return newError(CodeNotFound, "nobody with this identity is in the room")
+	case errors.Is(err, room.ErrUnknownTrack):
+		return newError(CodeNotFound, "no node publishes this track in the room")
 	case errors.Is(err, room.ErrNoChange):
 		return newError(CodeConflict, "the participant has these grants already")
 	case errors.Is(err, room.ErrBadAction):

@@ -71,6 +71,7 @@ func (a *api) routeModeration(mux *http.ServeMux) {
 	a.route(mux, "PATCH", "rooms/{room}/participants/{identity}", scopeRoom, a.patchParticipant)
 	a.route(mux, "DELETE", "rooms/{room}", scopeRoom, a.endRoom)
 	a.route(mux, "POST", "rooms/{room}/messages", scopeRoom, a.sendMessage)
+	a.routeTrackModeration(mux) // api_tracks.go
 }
 
 // identityParam reads the identity of the path.

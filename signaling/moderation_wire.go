@@ -56,6 +56,8 @@ func moderationMessage(ev room.Event) (string, any) {
 		return "system_message", systemMessageData{Text: ev.Text}
 	case room.PermissionsChanged:
 		return "permissions_changed", permissionsData{Grants: grantsJSON{Publish: ev.Publish, Subscribe: ev.Subscribe}}
+	case room.TrackMuted:
+		return "track_muted", trackMutedData{TrackID: ev.TrackID, ParticipantID: ev.ParticipantID, Muted: ev.Muted}
 	}
 	return "", nil
 }

@@ -52,6 +52,7 @@ type modWire struct {
 	BanUntil  int64  `json:"ban_until,omitempty"` // Unix ms
 	Publish   bool   `json:"publish,omitempty"`
 	Subscribe bool   `json:"subscribe,omitempty"`
+	Track     string `json:"track,omitempty"`
 	Affected  int    `json:"affected,omitempty"` // the answer
 	Changed   int    `json:"changed,omitempty"`
 }
@@ -61,7 +62,7 @@ func validMod(typ string, m *modWire) bool {
 	if m == nil || m.Req == "" || len(m.Req) > 64 || m.Affected < 0 || m.Changed < 0 || m.BanUntil < 0 {
 		return false
 	}
-	for _, f := range []string{m.Req, m.Identity, m.Reason} {
+	for _, f := range []string{m.Req, m.Identity, m.Reason, m.Track} {
 		if len(f) > maxWireField || !utf8.ValidString(f) {
 			return false
 		}
@@ -77,12 +78,14 @@ func validMod(typ string, m *modWire) bool {
 		return m.Identity != ""
 	case room.ActEnd, room.ActMessage:
 		return true
+	case room.ActMute, room.ActUnmute, room.ActUnpublish:
+		return m.Track != ""
 	}
 	return false
 }
 
 func (m *modWire) action() room.Action {
-	a := room.Action{Kind: m.Kind, Identity: m.Identity, Reason: m.Reason, Text: m.Text, Publish: m.Publish, Subscribe: m.Subscribe}
+	a := room.Action{Kind: m.Kind, Identity: m.Identity, Reason: m.Reason, Text: m.Text, Publish: m.Publish, Subscribe: m.Subscribe, Track: m.Track}
 	if m.BanUntil > 0 {
 		a.BanUntil = time.UnixMilli(m.BanUntil)
 	}
@@ -90,7 +93,7 @@ func (m *modWire) action() room.Action {
 }
 
 func wireOf(req string, a room.Action) *modWire {
-	m := &modWire{Req: req, Kind: a.Kind, Identity: a.Identity, Reason: a.Reason, Text: a.Text, Publish: a.Publish, Subscribe: a.Subscribe}
+	m := &modWire{Req: req, Kind: a.Kind, Identity: a.Identity, Reason: a.Reason, Text: a.Text, Publish: a.Publish, Subscribe: a.Subscribe, Track: a.Track}
 	if !a.BanUntil.IsZero() {
 		m.BanUntil = a.BanUntil.UnixMilli()
 	}
