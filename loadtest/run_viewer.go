@@ -23,7 +23,10 @@ func (r *run) launch(ctx context.Context, rv *runViewer) {
 			return
 		}
 		vcfg := ViewerConfig{URL: r.cfg.Target.URL, Room: pv.Room, Token: tok, Name: pv.Identity, Region: r.plan.Region, Lean: !r.cfg.PionViewers,
-			LinkKbps: r.cfg.ViewerLinkKbps}
+			LinkKbps: r.cfg.ViewerLinkKbps, ICE: r.cfg.ICE, ICETLS: r.cfg.ICETLS}
+		if r.cfg.ICE != ICEDirect {
+			vcfg.Lean = false // the lean viewer has no TURN client
+		}
 		if r.cfg.Target.WHEP != "" {
 			vcfg.URL, vcfg.WHEPURL = "", RoomURL(r.cfg.Target.WHEP, pv.Room)
 			vcfg.NoAudio = r.plan.room(pv.Room).AudioTracks == 0

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"runtime"
 	"slices"
@@ -40,6 +41,9 @@ type RunConfig struct {
 	// (ViewerConfig.LinkKbps): starved viewers, to see what a server and
 	// the report make of them. 0: none.
 	ViewerLinkKbps int
+	// ICE and ICETLS: ViewerConfig.ICE and ICETLS of every viewer.
+	ICE    ICEMode
+	ICETLS *tls.Config
 	// Server, when set, is measured: CPU, RSS, packets forwarded.
 	Server ServerProbe
 	// Progress, when set, is called every ProgressInterval (default 1s) on

@@ -2,8 +2,10 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +49,12 @@ type ViewerConfig struct {
 	// on a new connection and, once that one is up, leaves the old node
 	// (make before break). Counted in ViewerStats.Redirects.
 	FollowRedirects bool
+	// ICE, when not ICEDirect, makes the viewer a Pion viewer that reaches
+	// the server only through its TURN relay over that transport
+	// (halo-loadtest --ice); ICETLS checks a turns: server's certificate
+	// (nil: the system's roots).
+	ICE    ICEMode
+	ICETLS *tls.Config
 }
 
 // ViewerStats are what a viewer has received since Start.
@@ -302,11 +310,29 @@ func (v *Viewer) newPeerConn() (*webrtc.PeerConnection, error) {
 	if v.cfg.WHEPURL != "" {
 		target = v.cfg.WHEPURL
 	}
-	api, err := viewerAPI(loopbackTarget(target))
+	conf := webrtc.Configuration{}
+	var api *webrtc.API
+	var err error
+	if v.cfg.ICE != ICEDirect {
+		endpoint := v.cfg.WHEPURL
+		if endpoint == "" {
+			endpoint = whepOf(v.cfg.URL, v.cfg.Room)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		servers, serr := RelayICEServers(ctx, endpoint, v.cfg.Token, v.cfg.ICE)
+		cancel()
+		if serr != nil {
+			return nil, serr
+		}
+		conf = RelayConfiguration(servers)
+		api, err = newViewerAPI(false, func(se *webrtc.SettingEngine) { ApplyICEMode(se, v.cfg.ICE, v.cfg.ICETLS) })
+	} else {
+		api, err = viewerAPI(loopbackTarget(target))
+	}
 	if err != nil {
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: new peer connection: %w", err)
 	}
@@ -674,4 +700,19 @@ func (v *Viewer) DropConnection() {
 	if lp != nil {
 		_ = lp.Close()
 	}
+}
+
+// whepOf is the WHEP endpoint of room on the node of the WebSocket URL ws.
+func whepOf(ws, room string) string {
+	u, err := url.Parse(ws)
+	if err != nil {
+		return ""
+	}
+	if u.Scheme == "wss" {
+		u.Scheme = "https"
+	} else {
+		u.Scheme = "http"
+	}
+	u.Path, u.RawQuery = "/whep/"+url.PathEscape(room), ""
+	return u.String()
 }

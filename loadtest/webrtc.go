@@ -137,7 +137,7 @@ func loopbackTarget(rawURL string) bool {
 	return true
 }
 
-func newViewerAPI(loopbackOnly bool) (*webrtc.API, error) {
+func newViewerAPI(loopbackOnly bool, setup ...func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	m, err := newMediaEngine("")
 	if err != nil {
 		return nil, err
@@ -169,11 +169,14 @@ func newViewerAPI(loopbackOnly bool) (*webrtc.API, error) {
 		return nil, fmt.Errorf("loadtest: transport-cc feedback: %w", err)
 	}
 	ir.Add(tw)
-	return buildAPI(m, ir, loopbackOnly), nil
+	return buildAPI(m, ir, loopbackOnly, setup...), nil
 }
 
-func buildAPI(m *webrtc.MediaEngine, ir *interceptor.Registry, loopbackOnly bool) *webrtc.API {
+func buildAPI(m *webrtc.MediaEngine, ir *interceptor.Registry, loopbackOnly bool, setup ...func(*webrtc.SettingEngine)) *webrtc.API {
 	se := webrtc.SettingEngine{}
+	for _, f := range setup {
+		f(&se)
+	}
 	if loopbackOnly {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	}

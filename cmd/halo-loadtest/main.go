@@ -23,6 +23,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -71,6 +72,8 @@ type options struct {
 	shapeFlags             []string
 	viewerKind             string
 	viewerLinkKbps         int
+	ice                    string
+	iceInsecure            bool
 	simulcast              int
 	codec                  string
 }
@@ -127,6 +130,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.mediaTimeout, "media-timeout", 10*time.Second, "time a viewer has to receive media on every track")
 	addLimitFlags(fs, &o.limits, &o.maxLatency)
 	fs.StringVar(&o.viewerKind, "viewer", "lean", "viewer transport: lean (own ICE/DTLS/SRTP, one batched reader per viewer) or pion (a Pion PeerConnection)")
+	fs.StringVar(&o.ice, "ice", "direct", "how viewers reach the media: direct, or only through the node's TURN relay: relay-udp, relay-tcp or relay-tls (Pion viewers)")
+	fs.BoolVar(&o.iceInsecure, "ice-insecure", false, "with --ice relay-tls: accept any certificate of the TURN server (a test's self-signed one)")
 	fs.IntVar(&o.viewerLinkKbps, "viewer-link-kbps", 0, "put each lean viewer behind a link of this many kbit/s: packets beyond it are dropped (starved viewers; 0: none)")
 	fs.IntVar(&o.server.PID, "server-pid", 0, "pid of the server on this machine: report its CPU, kernel share and memory")
 	fs.StringVar(&o.server.MetricsURL, "metrics-url", "", "the server's Prometheus URL (e.g. http://127.0.0.1:7881/metrics), for packets forwarded")
@@ -152,6 +157,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.viewerKind != "lean" && o.viewerKind != "pion":
 		return o, fmt.Errorf("--viewer %q: want lean or pion", o.viewerKind)
+	case !validICE(o.ice):
+		return o, fmt.Errorf("--ice %q: want direct, relay-udp, relay-tcp or relay-tls", o.ice)
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	case o.token != "" && o.secret != "":
@@ -232,6 +239,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer stopProfile()
 	}
 	status := newStatus(stderr)
+	ice, _ := loadtest.ParseICEMode(o.ice) // checked by parseFlags
 	cfg := loadtest.RunConfig{
 		Target:         o.target,
 		Scenario:       o.scenario,
@@ -239,8 +247,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MediaTimeout:   o.mediaTimeout,
 		PionViewers:    o.viewerKind == "pion",
 		ViewerLinkKbps: o.viewerLinkKbps,
+		ICE:            ice,
 		Server:         o.server,
 		Progress:       func(p loadtest.Progress) { status.update(loadtest.StatusLine(p)) },
+	}
+	if o.iceInsecure {
+		cfg.ICETLS = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for: --ice-insecure
 	}
 	switch {
 	case o.secret != "":
@@ -397,4 +409,10 @@ func runMerge(args []string, stdout, stderr io.Writer) int {
 	}
 	limits.MaxLatencyMS = float64(maxLatency) / float64(time.Millisecond)
 	return report(merged, *jsonOut, *htmlOut, limits, stdout, stderr)
+}
+
+// validICE reports whether --ice names a mode the load tester knows.
+func validICE(s string) bool {
+	_, err := loadtest.ParseICEMode(s)
+	return err == nil
 }
