@@ -1,18 +1,21 @@
 package signaling
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // the scheme under test
 	"encoding/base64"
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/loadtest"
 )
 
 const testTURNSecret = "turn-test-0123456789abcdef0123456789abcdef"
@@ -177,5 +180,51 @@ func TestLinkQuote_EscapesAndDropsControlCharacters(t *testing.T) {
 		if got := linkQuote(in); got != want {
 			t.Errorf("linkQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// A WebSocket client gets the same TURN servers in joined (turn_servers),
+// with credentials for its identity; without TURN configured, none.
+func TestJoined_CarriesTURNServers(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) {
+		c.Turn.Enabled, c.Turn.Secret, c.Turn.Domain = true, testTURNSecret, "turn.example.com"
+		c.Turn.CredentialTTL = 30 * time.Minute
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := loadtest.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	no := false
+	env, err := c.Request(ctx, "join", loadtest.JoinRequest{Token: ts.token(t, "fan", "turned", false), AutoSubscribe: &no})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined struct {
+		TURNServers []ICEServer `json:"turn_servers"`
+	}
+	if err := env.Decode(&joined); err != nil || len(joined.TURNServers) != 1 {
+		t.Fatalf("joined turn_servers %+v (%v), want one entry", joined.TURNServers, err)
+	}
+	got := joined.TURNServers[0]
+	if !slices.Contains(got.URLs, "turn:turn.example.com:3478?transport=udp") {
+		t.Errorf("turn_servers URLs %v, want the node's turn: URL", got.URLs)
+	}
+	checkCredential(t, [2]string{got.Username, got.Credential}, "fan", 30*time.Minute)
+
+	plain := startServer(t, nil)
+	c2, err := loadtest.Dial(ctx, "ws"+strings.TrimPrefix(plain.url, "http")+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.Close() })
+	env, err = c2.Request(ctx, "join", loadtest.JoinRequest{Token: plain.token(t, "fan", "plain", false), AutoSubscribe: &no})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env.Data), "turn_servers") {
+		t.Errorf("joined without TURN configured: %s, want no turn_servers", env.Data)
 	}
 }

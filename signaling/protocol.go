@@ -191,6 +191,9 @@ type (
 		Tracks        []trackJSON       `json:"tracks"`
 		ViewerCount   int               `json:"viewer_count"`
 		ICEServers    []string          `json:"ice_servers"`
+		// TURNServers are the node's TURN servers (turn.enabled,
+		// turn.external_urls) with credentials for this participant.
+		TURNServers []ICEServer `json:"turn_servers,omitempty"`
 	}
 	tokenExpiringData struct {
 		Exp         int64 `json:"exp"`          // the token's expiry, Unix seconds

@@ -216,7 +216,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.connsMu.Unlock()
 	go func() {
 		defer s.conns.Done()
-		s.serveWS(conn, ip, release)
+		s.serveWS(conn, ip, r.Host, release)
 	}()
 }
 

@@ -33,6 +33,7 @@ type wsClient struct {
 	s    *Server
 	conn *websocket.Conn
 	ip   string
+	host string // the Host the client connected to: TURN URLs name it (iceservers.go)
 	log  *slog.Logger
 
 	queue     chan []byte
@@ -55,9 +56,9 @@ type wsClient struct {
 	released atomic.Bool
 }
 
-func (s *Server) serveWS(conn *websocket.Conn, ip string, unjoined func()) {
+func (s *Server) serveWS(conn *websocket.Conn, ip, host string, unjoined func()) {
 	c := &wsClient{
-		s: s, conn: conn, ip: ip, log: s.log.With("remote", ip),
+		s: s, conn: conn, ip: ip, host: host, log: s.log.With("remote", ip),
 		queue:    make(chan []byte, s.cfg.Signaling.SendQueue),
 		done:     make(chan struct{}),
 		unjoined: unjoined,
@@ -410,6 +411,7 @@ func (c *wsClient) join(env envelope) error {
 		Participants: []participantJSON{}, Tracks: []trackJSON{},
 		ViewerCount: st.Viewers,
 		ICEServers:  append([]string{}, c.s.cfg.ICEServers...),
+		TURNServers: c.s.turnServersAt(spec.Identity, c.host, start),
 	}
 	for _, x := range st.Participants {
 		if x.ID != p.ID() {
