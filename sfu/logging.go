@@ -169,6 +169,11 @@ var teardown = []string{
 	"use of closed network connection", // net: a socket closed under its reader
 	"io: read/write on closed pipe",    // Pion's packet buffers and pipes
 	"stream is already closed",         // srtp: the session closed while accepting streams
+	// A connection closed before it connected: a WHEP session parked after
+	// its answer (park.go), a player that went away. Pion's DTLS start and
+	// its processors of undeclared streams give up on the close.
+	"connecting canceled by caller",
+	"the DTLS transport has not started yet",
 }
 
 func isTeardown(msg string) bool {

@@ -293,11 +293,24 @@ func (t *Track) forwardLoop() {
 			return
 		}
 		t.forwardPending()
-		if t.replayRound() {
+		// Replay rounds follow one another while no live packet waits
+		// (up to replayBurst of them): joiners catch up with live in
+		// milliseconds on a node that has the time, and a replay not done
+		// within sfu.max_lag (a starved node) is given up (lag.go).
+		more := t.replayRound()
+		for i := 1; more && i < replayBurst && t.written.Load() == t.read; i++ {
+			more = t.replayRound()
+		}
+		if more {
 			timer.Reset(replayTick)
 		}
 	}
 }
+
+// replayBurst is how many replay rounds the forwarder runs back to back
+// while no live packet waits: about a thousand cached packets before it
+// looks at its channels again.
+const replayBurst = 16
 
 // forwardPending forwards every packet the reader has queued, in arrival order.
 func (t *Track) forwardPending() {
