@@ -26,7 +26,11 @@ func TestRun_ICERelayModesWatchThroughTheNodesTURNServer(t *testing.T) {
 	for _, mode := range []string{"relay-udp", "relay-tcp"} {
 		out := filepath.Join(dir, mode+".json")
 		code, stdout, stderr := runCmd(t, context.Background(), "--url", srv.wsURL, "--secret", srv.secret, "--room", mode,
-			"--viewers", "2", "--ramp", "20", "--duration", "3s", "--bitrate", "300000", "--ice", mode, "--json", out)
+			"--viewers", "2", "--ramp", "20", "--duration", "3s", "--bitrate", "300000", "--ice", mode, "--json", out,
+			// What is checked is delivery through the relay: TURN over TCP
+			// under the race detector on a busy 2-core machine took frames
+			// 1.8 s (p95) in one CI run, which is not what this measures.
+			"--max-latency", "5s")
 		if code != 0 {
 			t.Fatalf("--ice %s: exit %d\n%s%s", mode, code, stdout, stderr)
 		}
