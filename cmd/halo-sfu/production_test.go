@@ -167,7 +167,10 @@ func TestREADME_ProductionCommandsStartANode(t *testing.T) {
 		code, _ := get(fmt.Sprintf("http://127.0.0.1:%d/healthz", httpPort))
 		return code == http.StatusOK
 	})
-	// The start says where everything is, as dev mode does.
+	// The start says where everything is, as dev mode does: the banner is
+	// written once the node serves, which /healthz may answer a moment
+	// before (a busy CI machine read an empty stdout).
+	testutil.Eventually(t, "the start's banner", func() bool { return strings.Contains(stdout.String(), "halo-sfu token") })
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	for _, want := range []string{
 		"web page:    " + base + "/\n", "WebSocket:   " + fmt.Sprintf("ws://127.0.0.1:%d/ws", httpPort),
