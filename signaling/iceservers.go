@@ -15,8 +15,8 @@ import (
 
 // TURN credentials in the TURN REST API / coturn use-auth-secret scheme:
 // username "expiry:identity" (the expiry in Unix seconds), password
-// base64(HMAC-SHA1(turn.secret, username)). The embedded TURN server
-// (sfu/turn) and an external coturn with static-auth-secret = turn.secret
+// base64(HMAC-SHA1(turn.secret, username)). The node's own TURN server
+// and an external coturn with static-auth-secret = turn.secret
 // check them the same way, so the node issues them for either.
 
 // ICEServer is one entry of RTCConfiguration.iceServers: URLs and, for
