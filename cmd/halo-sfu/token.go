@@ -18,7 +18,8 @@ const tokenUsage = `Usage: halo-sfu token --room ROOM --identity ID [flags]
 Prints an access token signed with the configured auth.secret (the same
 configuration as the server: --config, HALO_CONFIG, HALO_* variables), so a
 node accepts it. Without --publish it allows watching only; --admin without
---room allows every room and the server API (/admin/).
+--room allows every room and the server API (/admin/); --moderate with
+--room allows the server API and the moderator's page on that room only.
 
 Flags:
 `
@@ -38,6 +39,7 @@ func runToken(args, environ []string, stdout, stderr io.Writer) int {
 	publish := fs.Bool("publish", false, "allow publishing")
 	subscribe := fs.Bool("subscribe", true, "allow watching")
 	admin := fs.Bool("admin", false, "admin grant: moderation, the server API, and any room when --room is empty")
+	moderate := fs.Bool("moderate", false, "moderate grant: the server API and /admin/ on --room only (a broadcaster's moderators)")
 	ttl := fs.Duration("ttl", 0, "lifetime (default auth.token_ttl, 24h unless configured)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -54,6 +56,9 @@ func runToken(args, environ []string, stdout, stderr io.Writer) int {
 	switch {
 	case *identity == "":
 		fmt.Fprintln(stderr, "halo-sfu token: --identity is required")
+		return 2
+	case *room == "" && *moderate && !*admin:
+		fmt.Fprintln(stderr, "halo-sfu token: --moderate needs --room (the moderate grant acts on one room; use --admin for every room)")
 		return 2
 	case *room == "" && !*admin:
 		fmt.Fprintln(stderr, "halo-sfu token: --room is required (a token for any room needs --admin)")
@@ -82,7 +87,7 @@ func runToken(args, environ []string, stdout, stderr io.Writer) int {
 	now := time.Now()
 	tok, err := signer.Sign(auth.Claims{
 		Identity: *identity, Name: *name, Room: *room,
-		Grants:    auth.Grants{Publish: *publish, Subscribe: *subscribe, Admin: *admin},
+		Grants:    auth.Grants{Publish: *publish, Subscribe: *subscribe, Admin: *admin, Moderate: *moderate},
 		ExpiresAt: now.Add(*ttl), IssuedAt: now,
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -135,6 +136,7 @@ func TestToken_UsageErrors(t *testing.T) {
 	}{
 		{[]string{"--room", "demo"}, environ, "--identity is required"},
 		{[]string{"--identity", "a"}, environ, "--room is required"},
+		{[]string{"--identity", "a", "--moderate"}, environ, "--moderate needs --room"},
 		{[]string{"--room", "demo", "--identity", "a", "--ttl", "-1s"}, environ, "--ttl"},
 		{[]string{"--room", "no spaces", "--identity", "a"}, environ, "room"},
 		{[]string{"--room", "demo", "--identity", "a", "--bogus"}, environ, "bogus"},
@@ -202,5 +204,92 @@ func TestChat_EventsCarryTheSendersIdentity(t *testing.T) {
 	send("reaction", map[string]any{"emoji": "👏"})
 	if m := next("reaction"); m.Type != "reaction" || m.Data.Identity != "user-42" || m.Data.Name != "Alice" || m.Data.Emoji != "👏" {
 		t.Errorf("reaction event %+v, want identity user-42, name Alice", m)
+	}
+}
+
+// apiCall calls the server API on addr with tok and returns the status and
+// the body's error code, if any.
+func apiCall(t *testing.T, method, url, tok string) (status int, code string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Code string }
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Error.Code
+}
+
+// halo-sfu token --moderate mints the room-scoped moderate grant as the
+// server API takes it: on its own room it lists the participants and
+// removes one (whose socket is told "removed"); on another room, and for
+// the cluster's room list, it is refused with 403 forbidden. --admin
+// without a room may list every room.
+func TestToken_ModerateActsOnItsOwnRoomOnly(t *testing.T) {
+	environ := []string{"HALO_AUTH_SECRET=" + strings.Repeat("5ec7e7", 8)}
+	addr := startProductionNode(t, environ)
+	base := "http://" + addr + "/api/v1/"
+
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteJSON(map[string]any{"v": 1, "type": "join", "id": 1,
+		"data": map[string]any{"token": mint(t, environ, "--room", "demo", "--identity", "troll")}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var joined struct{ Type string }
+	if err := c.ReadJSON(&joined); err != nil || joined.Type != "joined" {
+		t.Fatalf("join: %+v %v", joined, err)
+	}
+
+	mod := mint(t, environ, "--room", "demo", "--identity", "mod-1", "--moderate", "--subscribe=false")
+	if st, code := apiCall(t, http.MethodGet, base+"rooms/demo/participants", mod); st != http.StatusOK {
+		t.Errorf("moderate token, its own room's participants: %d %s, want 200", st, code)
+	}
+	for _, u := range []string{base + "rooms/elsewhere", base + "rooms/elsewhere/participants", base + "rooms"} {
+		if st, code := apiCall(t, http.MethodGet, u, mod); st != http.StatusForbidden || code != "forbidden" {
+			t.Errorf("moderate token for demo, GET %s: %d %q, want 403 forbidden", u, st, code)
+		}
+	}
+	if st, code := apiCall(t, http.MethodDelete, base+"rooms/elsewhere/participants/troll", mod); st != http.StatusForbidden || code != "forbidden" {
+		t.Errorf("moderate token for demo, removing in another room: %d %q, want 403 forbidden", st, code)
+	}
+	viewer := mint(t, environ, "--room", "demo", "--identity", "bob")
+	if st, code := apiCall(t, http.MethodDelete, base+"rooms/demo/participants/troll", viewer); st != http.StatusForbidden || code != "forbidden" {
+		t.Errorf("a viewer's token removing in its room: %d %q, want 403 forbidden", st, code)
+	}
+	if st, code := apiCall(t, http.MethodDelete, base+"rooms/demo/participants/troll?reason=spam", mod); st != http.StatusOK {
+		t.Fatalf("moderate token removing in its own room: %d %q, want 200", st, code)
+	}
+	for {
+		var m struct {
+			Type string
+			Data struct{ Reason string }
+		}
+		if err := c.ReadJSON(&m); err != nil {
+			t.Fatalf("the removed client's socket ended before \"removed\": %v", err)
+		}
+		if m.Type == "removed" {
+			if m.Data.Reason != "spam" {
+				t.Errorf("removed %+v, want reason spam", m)
+			}
+			break
+		}
+	}
+
+	admin := mint(t, environ, "--identity", "ops", "--admin")
+	if st, code := apiCall(t, http.MethodGet, base+"rooms", admin); st != http.StatusOK {
+		t.Errorf("admin token, the room list: %d %q, want 200", st, code)
 	}
 }
