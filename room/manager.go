@@ -83,6 +83,7 @@ type Manager struct {
 	relaysDone      bool           // Close waits for relayWG: no more goRelay (guarded by mu)
 	relayFailures   atomic.Uint64
 	relaysConnected atomic.Uint64
+	relaysSilent    atomic.Uint64
 	relayGen        atomic.Uint64
 	originsLost     atomic.Uint64 // rooms' origin nodes lost (originlost.go)
 	// handOverTimeouts counts drains whose hand-over did not finish (drain.go).
@@ -100,6 +101,9 @@ func NewManager(engine *sfu.Engine, opt Options) *Manager {
 		opt.Log = slog.Default()
 	}
 	m := &Manager{engine: engine, cluster: opt.Cluster, opt: opt, log: opt.Log, rooms: map[string]*Room{}, started: time.Now()}
+	if engine != nil {
+		engine.OnResume(m.probeRelaysAfterStall)
+	}
 	if m.cluster != nil {
 		m.cluster.Start(m)
 	}
@@ -301,6 +305,9 @@ func (m *Manager) Drain(ctx context.Context) error {
 // Close stops the room timers and the cluster's work (which waits for its
 // writes in flight). Call after Drain.
 func (m *Manager) Close() {
+	if m.engine != nil {
+		m.engine.OnResume(nil)
+	}
 	m.mu.Lock()
 	var closing []*Room
 	for name, r := range m.rooms {

@@ -37,6 +37,8 @@ func registerStoreMetrics(reg prometheus.Registerer, rooms *Manager) {
 		func(s StoreStats) uint64 { return s.OriginsLost })
 	counter("halo_drain_handover_timeouts_total", "Drains that ended before every redirected client and every relay served had moved to another node.",
 		func(s StoreStats) uint64 { return s.HandOverTimeouts })
+	counter("halo_relay_silent_after_stall_total", "Relays from origin nodes found silent after this process resumed from a stall (the origin had ended them meanwhile), dropped and asked for again.",
+		func(s StoreStats) uint64 { return s.RelaysSilent })
 	for result, f := range map[string]func(StoreStats) uint64{
 		"connected": func(s StoreStats) uint64 { return s.RelaysConnected },
 		"failed":    func(s StoreStats) uint64 { return s.RelaysFailed },

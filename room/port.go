@@ -105,6 +105,9 @@ type StoreStats struct {
 	// origin starts a track the relay does not carry); RelaysFailed those
 	// that could not be (each is retried while it is needed).
 	RelaysConnected, RelaysFailed uint64
+	// RelaysSilent counts relays found silent after this process resumed
+	// from a stall, dropped and asked for again (relay_stall.go).
+	RelaysSilent uint64
 	// HeartbeatLatency is how long the heartbeats that reached the store
 	// took (registry entry and lease renewal: two round trips to Redis).
 	HeartbeatLatency LatencyHistogram
@@ -126,6 +129,7 @@ func (m *Manager) StoreStats() StoreStats {
 		Nodes: 1, Up: true, HeartbeatLatency: LatencyHistogram{Buckets: make([]uint64, len(LatencyBuckets))},
 		OriginsLost: m.originsLost.Load(), Draining: m.isDraining(), HandOverTimeouts: m.handOverTimeouts.Load(),
 		RelaysConnected: m.relaysConnected.Load(), RelaysFailed: m.relayFailures.Load(),
+		RelaysSilent: m.relaysSilent.Load(),
 	}
 	if m.cluster != nil {
 		c := m.cluster.Stats()

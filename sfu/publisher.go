@@ -66,6 +66,19 @@ type Publisher struct {
 	relayLayers map[string]*Track
 }
 
+// PacketsIn counts the RTP packets the connection's tracks have taken in
+// so far: a relay that stopped counting is silent (room checks its relays
+// after a stall with it).
+func (p *Publisher) PacketsIn() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n uint64
+	for _, t := range p.tracks {
+		n += t.written.Load()
+	}
+	return n
+}
+
 // NewPublisher creates a sending connection for the participant streamID.
 func (e *Engine) NewPublisher(streamID string, ev PublisherEvents) (*Publisher, error) {
 	return e.newPublisher(e.pubAPI, streamID, ev)

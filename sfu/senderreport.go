@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -26,6 +27,22 @@ type senderReports struct {
 	// monoNow of the last round.
 	list     []*Subscriber
 	lastTick int64
+	// onResume is told of each stall (OnResume).
+	onResume atomic.Pointer[func(time.Duration)]
+}
+
+// OnResume has f told, with how late the media plane's clock found itself,
+// each time the process resumes from a stall: it was stopped (SIGSTOP, a
+// VM pause) or starved for longer than stallSlack. Connections that only
+// this node watches may have been ended by their other side meanwhile
+// (an origin ends a relay silent for 15 s). f runs on the engine's report
+// loop and must not block. One f at a time; nil removes it.
+func (e *Engine) OnResume(f func(late time.Duration)) {
+	if f == nil {
+		e.sr.onResume.Store(nil)
+		return
+	}
+	e.sr.onResume.Store(&f)
 }
 
 func (e *Engine) startSenderReports() {
@@ -62,8 +79,12 @@ func (e *Engine) reportRound(mono int64, now time.Time) {
 	r := &e.sr
 	if mono-r.lastTick > int64(senderReportInterval+stallSlack) {
 		e.handedOff.resumedAt.Store(mono)
+		late := time.Duration(mono - r.lastTick - int64(senderReportInterval))
 		e.log.Info("the media plane's clock jumped: the process was stopped or starved; silence is counted from now",
-			"late", time.Duration(mono-r.lastTick-int64(senderReportInterval)).Round(time.Millisecond))
+			"late", late.Round(time.Millisecond))
+		if f := r.onResume.Load(); f != nil {
+			(*f)(late)
+		}
 	}
 	r.lastTick = mono
 	r.mu.Lock()
