@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -80,25 +81,44 @@ func (p *parkedSet) remove(ufrag string, s *Subscriber) {
 	}
 }
 
-func (p *parkedSet) get(ufrag string) *Subscriber {
+func (p *parkedSet) get(ufrag []byte) *Subscriber {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.m[ufrag]
+	return p.m[string(ufrag)]
 }
 
 // checkUfrag returns our half of a STUN binding request's USERNAME
-// ("ours:theirs"), or false when pkt is not a binding request.
-func checkUfrag(pkt []byte) (string, bool) {
-	if !stun.IsMessage(pkt) {
-		return "", false
+// ("ours:theirs"), or false when pkt is not a binding request that names
+// one. It reads the header and walks the attributes in place: it runs on
+// every STUN packet of the engine's sockets while a session is parked, so
+// it allocates nothing (the returned bytes are pkt's).
+func checkUfrag(pkt []byte) ([]byte, bool) {
+	const header = 20
+	if len(pkt) < header || !stun.IsMessage(pkt) {
+		return nil, false
 	}
-	m := &stun.Message{Raw: pkt}
-	var user stun.Username
-	if m.Decode() != nil || m.Type != stun.BindingRequest || user.GetFrom(m) != nil {
-		return "", false
+	// The two top bits are not the type's (Pion's decoder ignores them too).
+	if binary.BigEndian.Uint16(pkt[0:2])&0x3fff != stun.BindingRequest.Value() {
+		return nil, false
 	}
-	local, _, _ := strings.Cut(string(user), ":")
-	return local, true
+	n := int(binary.BigEndian.Uint16(pkt[2:4]))
+	if n%4 != 0 || header+n > len(pkt) {
+		return nil, false
+	}
+	attrs := pkt[header : header+n]
+	for len(attrs) >= 4 {
+		typ := binary.BigEndian.Uint16(attrs[0:2])
+		l := int(binary.BigEndian.Uint16(attrs[2:4]))
+		if 4+l > len(attrs) {
+			return nil, false
+		}
+		if stun.AttrType(typ) == stun.AttrUsername {
+			local, _, _ := bytes.Cut(attrs[4:4+l], []byte{':'})
+			return local, true
+		}
+		attrs = attrs[min(len(attrs), 4+(l+3)&^3):]
+	}
+	return nil, false
 }
 
 // held is a viewer's first check, kept while its connection comes back.
