@@ -56,6 +56,8 @@ type Engine struct {
 	sr          senderReports
 	handedOff   handedOffSet // viewer connections served without Pion (handoff.go)
 
+	transports transportGauges // connections by transport (transport.go)
+
 	// Parked WHEP connections (park.go): the certificate viewers are
 	// answered with, and the goroutines bringing connections back.
 	certMu    sync.Mutex

@@ -40,6 +40,7 @@ func (e *Engine) RegisterMetrics(reg prometheus.Registerer) {
 	gauge("halo_sfu_parked_connections", "WHEP sessions answered whose player has not checked yet: parked, with no media connection (a few KiB each, sfu/park.go).", func(s Stats) int64 { return s.Parked })
 	gauge("halo_down_tracks", "Viewer copies of tracks.", func(s Stats) int64 { return s.DownTracks })
 	registerQualityMetrics(reg, e)
+	registerTransportMetrics(reg, e) // transport.go
 	registerLagMetrics(reg, e)
 	reg.MustRegister(&relayCollector{engine: e,
 		tracks:  prometheus.NewDesc("halo_relay_tracks", "Tracks relayed between nodes: in = received from their origin node, out = sent to edge nodes (one per track and edge).", []string{"direction"}, nil),

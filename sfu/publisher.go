@@ -58,6 +58,8 @@ type Publisher struct {
 	failed  sync.Once
 	readers sync.WaitGroup
 	relay   bool // the edge side of a relay (relay.go)
+	// transport is its place in halo_publisher_transport (transport.go).
+	transport connTransport
 	// layers are the simulcast tracks by receiver: the room is told of the
 	// first layer of each (simulcast.go).
 	layers map[*webrtc.RTPReceiver]*Track
@@ -97,6 +99,9 @@ func (e *Engine) newPublisher(api *webrtc.API, streamID string, ev PublisherEven
 		}
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected && !p.relay {
+			p.transport.count(e, &e.transports.publishers, pc)
+		}
 		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
 			p.failed.Do(func() {
 				if ev.OnFailed != nil {
@@ -379,6 +384,7 @@ func (p *Publisher) Close() error {
 	p.mu.Unlock()
 	err := p.pc.Close()
 	p.readers.Wait()
+	p.transport.release(&p.e.transports.publishers)
 	p.e.stats.publishers.Add(-1)
 	if p.relay {
 		p.e.stats.relaysIn.Add(-1)

@@ -67,6 +67,7 @@ type Subscriber struct {
 	pcOff      *atomic.Bool       // set when pc is closed for parking: its callbacks are not the session's (one per pc)
 	rtcpMu     sync.Mutex         // sender reports: which way they go, and how many went through Pion
 	rtcpWrites uint64
+	transport  connTransport // its place in halo_viewer_transport (transport.go)
 }
 
 type subscription struct {
@@ -157,6 +158,9 @@ func (s *Subscriber) openPC(ufrag, pwd string, cert webrtc.Certificate) (*webrtc
 		}
 		if st == webrtc.PeerConnectionStateConnected {
 			s.onConnected()
+			if !s.relay {
+				s.transport.count(e, &e.transports.viewers, pc)
+			}
 			if ev.OnConnected != nil {
 				s.connectedOnce.Do(ev.OnConnected)
 			}
@@ -554,6 +558,7 @@ func (s *Subscriber) Close() error {
 		sub.dt.Track().removeDown(sub.dt)
 	}
 	s.dropBWE()
+	s.transport.release(&s.e.transports.viewers)
 	s.e.removeReported(s)
 	s.e.stats.subscribers.Add(-1)
 	if s.relay {

@@ -44,7 +44,8 @@ func startTURN(cfg *config.Config, engine *sfu.Engine, reg prometheus.Registerer
 		_ = s.Close()
 		return nil, err
 	}
-	return func() { _ = s.Close() }, nil
+	engine.SetTURNRelays(s.RelayTransport) // halo_viewer_transport's turn_* (sfu/transport.go)
+	return func() { engine.SetTURNRelays(nil); _ = s.Close() }, nil
 }
 
 // natIPs are sfu.nat_1to1_ips (validated by config) as addresses.

@@ -108,8 +108,9 @@ type ownRelays struct {
 }
 
 type ownRelay struct {
-	addr     *net.UDPAddr
-	identity string
+	addr      *net.UDPAddr
+	identity  string
+	transport string // how its client reaches the server (udp, tcp, tls), once created
 }
 
 func (o *ownRelays) add(a *net.UDPAddr, identity string) netip.AddrPort {
@@ -122,6 +123,31 @@ func (o *ownRelays) add(a *net.UDPAddr, identity string) netip.AddrPort {
 	o.m[ap] = ownRelay{addr: a, identity: identity}
 	o.mu.Unlock()
 	return ap
+}
+
+// created notes how the client of the relay at a reaches the server.
+func (o *ownRelays) created(a net.Addr, transport string) {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	ap := ua.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	o.mu.Lock()
+	if r, ok := o.m[ap]; ok {
+		r.transport = transport
+		o.m[ap] = r
+	}
+	o.mu.Unlock()
+}
+
+// transportOf is how the client of the relay at ap reaches the server, ""
+// when ap is no live relay.
+func (o *ownRelays) transportOf(ap netip.AddrPort) string {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.m[ap].transport
 }
 
 func (o *ownRelays) remove(ap netip.AddrPort) {

@@ -127,8 +127,10 @@ func New(opts Options) (*Server, error) {
 					s.metrics.refused(ReasonBadCredentials)
 				}
 			},
-			OnAllocationCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, _ int) {
-				s.quota.created(src, s.transportOf(src, dst))
+			OnAllocationCreated: func(src, dst net.Addr, _, _, _ string, relay net.Addr, _ int) {
+				t := s.transportOf(src, dst)
+				s.quota.created(src, t)
+				s.relays.created(relay, t)
 				s.metrics.created.Inc()
 			},
 			OnAllocationDeleted: func(src, _ net.Addr, _, _, _ string) { s.quota.deleted(src) },
@@ -252,6 +254,14 @@ func (s *Server) TCPAddr() netip.AddrPort { return s.tcpAddr }
 
 // TLSAddr is the address of the TLS port; invalid when TLS is off.
 func (s *Server) TLSAddr() netip.AddrPort { return s.tlsAd }
+
+// RelayTransport says how the client of the live allocation whose relay
+// address is ap reaches this server: "udp", "tcp" or "tls" (the TLS port,
+// TLS terminated here or in front); "" when ap is no relay of this server.
+// The media engine names a relayed peer's transport with it.
+func (s *Server) RelayTransport(ap netip.AddrPort) string {
+	return s.relays.transportOf(ap)
+}
 
 // Allocations is the number of live allocations.
 func (s *Server) Allocations() int { return s.quota.count() }

@@ -57,7 +57,8 @@ export function watchView(room, params) {
   document.title = `Watching ${room} - HaloBuzz Live`;
   $('watch-room').textContent = room;
   $('watch-via').textContent = via === 'whep' ? 'WHEP' : 'WebSocket';
-  for (const id of ['st-res', 'st-fps', 'st-bitrate', 'st-loss', 'st-first']) $(id).textContent = '-';
+  transportRow();
+  for (const id of ['st-res', 'st-fps', 'st-bitrate', 'st-loss', 'st-first', 'st-transport']) $(id).textContent = '-';
   const placeholder = $('placeholder');
   placeholder.hidden = false;
   player.muted = true;
@@ -372,7 +373,7 @@ export function watchView(room, params) {
     const s = {
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, fps: 0,
       videoPacketsReceived: 0, audioPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, bytes: 0, ts: 0,
-      iceChecksSent: 0, iceChecksAnswered: 0, connectionState: '',
+      iceChecksSent: 0, iceChecksAnswered: 0, connectionState: '', transport: '',
     };
     const conn = pc;
     s.pc = conn;
@@ -385,7 +386,10 @@ export function watchView(room, params) {
     }
     s.connectionState = conn.connectionState;
     let video = null;
+    let pair = null; // the selected candidate pair
     report.forEach((r) => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) pair = report.get(r.selectedCandidatePairId) || pair;
+      if (r.type === 'candidate-pair' && r.selected) pair = r; // Firefox: no transport stats
       if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') {
         // The ICE checks of the pair in use (consent checks once up), and
         // the server's answers to them.
@@ -404,6 +408,7 @@ export function watchView(room, params) {
       const isSelected = selected && r.trackIdentifier === selected.track.id;
       if (!video || isSelected || (r.framesDecoded || 0) > (video.framesDecoded || 0)) video = r;
     });
+    s.transport = transportName(pair && report.get(pair.localCandidateId));
     if (video) {
       s.framesDecoded = video.framesDecoded || 0;
       s.frameWidth = video.frameWidth || 0;
@@ -415,6 +420,7 @@ export function watchView(room, params) {
   }
 
   function render(s) {
+    $('st-transport').textContent = s.transport || '-';
     $('st-res').textContent = s.frameWidth ? `${s.frameWidth}x${s.frameHeight}` : '-';
     const total = s.packetsReceived + s.packetsLost;
     $('st-loss').textContent = total ? `${((100 * s.packetsLost) / total).toFixed(2)} %` : '-';
@@ -481,6 +487,8 @@ export function watchView(room, params) {
       iceChecksSent: s.iceChecksSent,
       iceChecksAnswered: s.iceChecksAnswered,
       connectionState: s.connectionState,
+      transport: s.transport,
+      transportShown: $('st-transport').textContent,
       firstFrameMs: firstFrameAt ? Math.round(firstFrameAt - t0) : null,
       state,
       // What the viewer sees: the overlay's rates so far, the placeholder,
@@ -546,4 +554,31 @@ export function watchView(room, params) {
       await Promise.all([c && c.leave(), s && s.stop(), m && m.leave()]);
     },
   };
+}
+
+// transportRow adds the Transport line to the stats overlay, once: how this
+// browser's media reaches the server.
+function transportRow() {
+  if ($('st-transport')) return;
+  const dt = document.createElement('dt');
+  dt.textContent = 'Transport';
+  dt.title = 'UDP: direct. TCP: direct over TCP (ICE-TCP), when UDP is blocked. TURN/UDP, TURN/TCP, TURN/TLS: through the relay, reached over that protocol.';
+  const dd = document.createElement('dd');
+  dd.id = 'st-transport';
+  dd.textContent = '-';
+  const first = $('st-first');
+  const stats = $('stats');
+  if (first && first.previousElementSibling) stats.insertBefore(dt, first.previousElementSibling);
+  else stats.append(dt);
+  stats.insertBefore(dd, dt.nextSibling);
+}
+
+// transportName names the transport of a selected pair's local candidate
+// (an RTCIceCandidateStats): UDP, TCP (ICE-TCP), or TURN/UDP, TURN/TCP,
+// TURN/TLS for a relay, by how the browser reaches the TURN server; '' when
+// there is no selected pair yet.
+export function transportName(local) {
+  if (!local) return '';
+  if (local.candidateType === 'relay') return `TURN/${(local.relayProtocol || 'udp').toUpperCase()}`;
+  return (local.protocol || '').toUpperCase();
 }

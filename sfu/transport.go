@@ -1,0 +1,190 @@
+package sfu
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Transports: how a viewer's or broadcaster's media reaches the node, by
+// the ICE pair selected when its connection came up.
+//
+//   - udp: a host, server-reflexive or peer-reflexive pair over UDP;
+//   - tcp: ICE-TCP (the node's passive TCP candidates);
+//   - turn_udp, turn_tcp, turn_tls: through a TURN relay, named by how the
+//     client reaches the relay. The node sees its peer as the relay's
+//     address; the embedded TURN server says which of its allocations that
+//     address is and over what the client holds it (SetTURNRelays). A relay
+//     the node does not run (coturn, turn.external_urls) shows only as a
+//     remote candidate of type relay: the client's leg is not visible, and
+//     it counts as turn_udp.
+//
+// A connection counts from the moment it is up to its close: a WHEP viewer
+// handed over from Pion (handoff.go) keeps its transport; a parked one
+// (park.go) counts once it comes back and connects.
+const (
+	TransportUDP     = "udp"
+	TransportTCP     = "tcp"
+	TransportTURNUDP = "turn_udp"
+	TransportTURNTCP = "turn_tcp"
+	TransportTURNTLS = "turn_tls"
+)
+
+// The transports' indexes in transportGauges.
+const (
+	idxUDP = iota
+	idxTCP
+	idxTURNUDP
+	idxTURNTCP
+	idxTURNTLS
+)
+
+// transportNames are the transports by their index in transportGauges.
+var transportNames = [...]string{idxUDP: TransportUDP, idxTCP: TransportTCP, idxTURNUDP: TransportTURNUDP, idxTURNTCP: TransportTURNTCP, idxTURNTLS: TransportTURNTLS}
+
+// transportGauges count live connections by role and transport. A
+// connection is counted once, when it comes up: nothing here is on the
+// packet path.
+type transportGauges struct {
+	viewers, publishers [len(transportNames)]atomic.Int64
+	// turn names the client's leg of an embedded TURN allocation by its
+	// relay address: "udp", "tcp", "tls", or "" when it is none.
+	turn atomic.Pointer[func(netip.AddrPort) string]
+}
+
+// SetTURNRelays tells the engine how to recognise the embedded TURN
+// server's relay addresses: lookup returns "udp", "tcp" or "tls" for the
+// relay address of a live allocation (how its client reaches the TURN
+// server), "" for any other address. The node calls it once the TURN
+// server runs; without it a relayed peer is seen only by its candidate
+// type.
+func (e *Engine) SetTURNRelays(lookup func(netip.AddrPort) string) {
+	if lookup == nil {
+		e.transports.turn.Store(nil)
+		return
+	}
+	e.transports.turn.Store(&lookup)
+}
+
+// connTransport is one connection's place in the transport gauges: the
+// index it counts under plus one, 0 while it is not counted, -1 once it
+// closed (a late "connected" cannot count it again).
+type connTransport struct {
+	at atomic.Int32
+}
+
+// count counts the connection under the transport of pc's selected pair,
+// in gauges (the engine's viewers or publishers), unless it counts
+// already or has closed.
+func (c *connTransport) count(e *Engine, gauges *[len(transportNames)]atomic.Int64, pc *webrtc.PeerConnection) {
+	if pc == nil || c.at.Load() != 0 {
+		return
+	}
+	i := e.transportOf(selectedPair(pc))
+	if i < 0 || !c.at.CompareAndSwap(0, int32(i)+1) {
+		return
+	}
+	gauges[i].Add(1)
+}
+
+// release stops counting the connection, for good.
+func (c *connTransport) release(gauges *[len(transportNames)]atomic.Int64) {
+	if i := c.at.Swap(-1); i > 0 {
+		gauges[i-1].Add(-1)
+	}
+}
+
+// name is the transport the connection counts under, "" if none.
+func (c *connTransport) name() string {
+	if i := c.at.Load(); i > 0 {
+		return transportNames[i-1]
+	}
+	return ""
+}
+
+// selectedPair is pc's selected ICE pair, or nil.
+func selectedPair(pc *webrtc.PeerConnection) *webrtc.ICECandidatePair {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return nil
+	}
+	p, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// transportOf is the index in transportNames of a selected pair's
+// transport, or -1 when there is no pair.
+func (e *Engine) transportOf(p *webrtc.ICECandidatePair) int {
+	if p == nil || p.Local == nil || p.Remote == nil {
+		return -1
+	}
+	if p.Local.Typ == webrtc.ICECandidateTypeRelay {
+		return idxTURNUDP // the node's own leg through a relay: not how the node is set up, but say so
+	}
+	if p.Local.Protocol == webrtc.ICEProtocolTCP {
+		return idxTCP
+	}
+	if f := e.transports.turn.Load(); f != nil {
+		if ip, err := netip.ParseAddr(p.Remote.Address); err == nil {
+			switch (*f)(netip.AddrPortFrom(ip.Unmap(), p.Remote.Port)) {
+			case "udp":
+				return idxTURNUDP
+			case "tcp":
+				return idxTURNTCP
+			case "tls":
+				return idxTURNTLS
+			}
+		}
+	}
+	if p.Remote.Typ == webrtc.ICECandidateTypeRelay {
+		return idxTURNUDP // another TURN server's relay: the client's leg is not visible
+	}
+	return idxUDP
+}
+
+// Transport is the transport of the viewer's connection (udp, tcp,
+// turn_udp, turn_tcp, turn_tls) once it is up, "" before.
+func (s *Subscriber) Transport() string { return s.transport.name() }
+
+// Transport is the transport of the broadcaster's connection once it is
+// up, "" before.
+func (p *Publisher) Transport() string { return p.transport.name() }
+
+// registerTransportMetrics registers halo_viewer_transport and
+// halo_publisher_transport.
+func registerTransportMetrics(reg prometheus.Registerer, e *Engine) {
+	reg.MustRegister(&transportCollector{e: e,
+		viewers: prometheus.NewDesc("halo_viewer_transport",
+			"Viewer connections up, by the transport of their selected ICE pair: udp, tcp (ICE-TCP), turn_udp, turn_tcp, turn_tls (through a TURN relay, by how the viewer reaches it; an external TURN's relay counts as turn_udp). Relays between nodes are not counted.",
+			[]string{"type"}, nil),
+		publishers: prometheus.NewDesc("halo_publisher_transport",
+			"Broadcaster connections up, by the transport of their selected ICE pair (as halo_viewer_transport).",
+			[]string{"type"}, nil),
+	})
+}
+
+// transportCollector reports the transport gauges, every type always.
+type transportCollector struct {
+	e                   *Engine
+	viewers, publishers *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *transportCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.viewers
+	ch <- c.publishers
+}
+
+// Collect implements prometheus.Collector.
+func (c *transportCollector) Collect(ch chan<- prometheus.Metric) {
+	g := &c.e.transports
+	for i, name := range transportNames {
+		ch <- prometheus.MustNewConstMetric(c.viewers, prometheus.GaugeValue, float64(g.viewers[i].Load()), name)
+		ch <- prometheus.MustNewConstMetric(c.publishers, prometheus.GaugeValue, float64(g.publishers[i].Load()), name)
+	}
+}
