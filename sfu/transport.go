@@ -1,8 +1,15 @@
 package sfu
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,14 +51,16 @@ const (
 // transportNames are the transports by their index in transportGauges.
 var transportNames = [...]string{idxUDP: TransportUDP, idxTCP: TransportTCP, idxTURNUDP: TransportTURNUDP, idxTURNTCP: TransportTURNTCP, idxTURNTLS: TransportTURNTLS}
 
-// transportGauges count live connections by role and transport. A
-// connection is counted once, when it comes up: nothing here is on the
-// packet path.
+// transportGauges count live connections by role and transport, and hold
+// the ICE-TCP checks of the /check page. A connection is counted once,
+// when it comes up: nothing here is on the packet path.
 type transportGauges struct {
 	viewers, publishers [len(transportNames)]atomic.Int64
 	// turn names the client's leg of an embedded TURN allocation by its
 	// relay address: "udp", "tcp", "tls", or "" when it is none.
 	turn atomic.Pointer[func(netip.AddrPort) string]
+	// checks are the /check page's ICE-TCP checks running (CheckTCP).
+	checks tcpChecks
 }
 
 // SetTURNRelays tells the engine how to recognise the embedded TURN
@@ -187,4 +196,151 @@ func (c *transportCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.viewers, prometheus.GaugeValue, float64(g.viewers[i].Load()), name)
 		ch <- prometheus.MustNewConstMetric(c.publishers, prometheus.GaugeValue, float64(g.publishers[i].Load()), name)
 	}
+}
+
+// The /check page's ICE-TCP check: the page offers a data channel, the
+// node answers with its ICE-TCP candidates alone, and the connection
+// echoes what the page sends. It works only if the browser reaches the
+// node's ICE-TCP port (sfu.tcp_port): the page learns whether ICE-TCP
+// works from its network, with a round trip and an upload figure.
+
+// Bounds of the ICE-TCP checks: a check lives at most checkTCPLife, and at
+// most maxTCPChecks run at once on a node (each is a Pion connection).
+const (
+	checkTCPLife = 20 * time.Second
+	maxTCPChecks = 16
+)
+
+// Errors of CheckTCP.
+var (
+	// ErrNoTCP: the node has no ICE-TCP port (sfu.tcp_port is 0).
+	ErrNoTCP = errors.New("sfu: ICE-TCP is off on this node")
+	// ErrTooManyChecks: maxTCPChecks are running.
+	ErrTooManyChecks = errors.New("sfu: too many connection checks at once")
+)
+
+// tcpChecks are the ICE-TCP checks running.
+type tcpChecks struct {
+	mu     sync.Mutex
+	live   map[*webrtc.PeerConnection]*time.Timer
+	closed bool
+}
+
+// TCPOffered reports whether the node offers ICE-TCP (sfu.tcp_port).
+func (e *Engine) TCPOffered() bool { return e.tcpMux != nil }
+
+// CheckTCP answers the check page's offer (a data channel) with a
+// connection that offers only the node's ICE-TCP candidates; the offer's
+// own UDP candidates are set aside, so no pair over UDP can form. Over the
+// data channel the connection echoes text messages, counts binary ones
+// ("count" answers "count <bytes>"), and closes on "done", when the page
+// goes, or after checkTCPLife. CloseChecks ends those still running.
+func (e *Engine) CheckTCP(ctx context.Context, offer string) (string, error) {
+	if e.tcpMux == nil {
+		return "", ErrNoTCP
+	}
+	pc, err := e.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", fmt.Errorf("sfu: check connection: %w", err)
+	}
+	if !e.transports.checks.add(pc, checkTCPLife) {
+		_ = pc.Close()
+		return "", ErrTooManyChecks
+	}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected {
+			go e.transports.checks.end(pc) // not on Pion's goroutine that reports the state
+		}
+	})
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		var got int64
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			switch {
+			case !m.IsString:
+				got += int64(len(m.Data))
+			case string(m.Data) == "count":
+				_ = dc.SendText("count " + strconv.FormatInt(got, 10))
+			case string(m.Data) == "done":
+				go e.transports.checks.end(pc) // not on the SCTP reader that runs this callback
+			case len(m.Data) <= 64:
+				_ = dc.Send(m.Data)
+			}
+		})
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: OnlyTCPCandidates(offer)}); err != nil {
+		e.transports.checks.end(pc)
+		return "", fmt.Errorf("%w: %w", ErrInvalidSDP, err)
+	}
+	answer, err := localAnswer(ctx, pc, true)
+	if err != nil {
+		e.transports.checks.end(pc)
+		return "", err
+	}
+	return OnlyTCPCandidates(answer), nil
+}
+
+// CloseChecks ends the ICE-TCP checks still running; none starts after.
+// The node calls it before it closes the engine.
+func (e *Engine) CloseChecks() {
+	e.transports.checks.mu.Lock()
+	e.transports.checks.closed = true
+	live := e.transports.checks.live
+	e.transports.checks.live = nil
+	e.transports.checks.mu.Unlock()
+	for pc, t := range live {
+		t.Stop()
+		_ = pc.Close()
+	}
+}
+
+// add keeps pc among the running checks, closed after life; false when
+// there are too many or the engine is closing.
+func (c *tcpChecks) add(pc *webrtc.PeerConnection, life time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(c.live) >= maxTCPChecks {
+		return false
+	}
+	if c.live == nil {
+		c.live = map[*webrtc.PeerConnection]*time.Timer{}
+	}
+	c.live[pc] = time.AfterFunc(life, func() { c.end(pc) })
+	return true
+}
+
+// end closes the check pc, once.
+func (c *tcpChecks) end(pc *webrtc.PeerConnection) {
+	c.mu.Lock()
+	t, ok := c.live[pc]
+	delete(c.live, pc)
+	c.mu.Unlock()
+	if ok {
+		t.Stop()
+		_ = pc.Close()
+	}
+}
+
+// OnlyTCPCandidates is sdp without its ICE candidates over anything but
+// TCP: the a=candidate lines whose transport field is not "tcp" are
+// dropped, every other line is kept as it is.
+func OnlyTCPCandidates(sdp string) string {
+	var b strings.Builder
+	b.Grow(len(sdp))
+	for rest := sdp; rest != ""; {
+		line := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if c, ok := strings.CutPrefix(line, "a=candidate:"); ok {
+			// foundation component transport priority address port typ ...
+			f := strings.Fields(c)
+			if len(f) < 3 || !strings.EqualFold(f[2], "tcp") {
+				continue
+			}
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }

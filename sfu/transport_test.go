@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/pion/webrtc/v4"
@@ -72,4 +73,48 @@ func TestConnTransport_CountsOnceAndNotAfterRelease(t *testing.T) {
 	if c.at.CompareAndSwap(0, 1) {
 		t.Fatal("a released connection can be counted again")
 	}
+}
+
+// The ICE-TCP check keeps only TCP candidates of an SDP and every other
+// line as it was.
+func TestOnlyTCPCandidates_DropsEveryCandidateButTCP(t *testing.T) {
+	in := "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
+		"a=candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host\r\n" +
+		"a=candidate:2 1 TCP 1518280447 192.0.2.1 9 typ host tcptype active\r\n" +
+		"a=candidate:3 1 udp 1686052607 198.51.100.1 50000 typ srflx raddr 192.0.2.1 rport 50000\r\n" +
+		"a=candidate:x\r\n" +
+		"a=end-of-candidates\r\n"
+	want := "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
+		"a=candidate:2 1 TCP 1518280447 192.0.2.1 9 typ host tcptype active\r\n" +
+		"a=end-of-candidates\r\n"
+	if got := OnlyTCPCandidates(in); got != want {
+		t.Fatalf("OnlyTCPCandidates:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// FuzzOnlyTCPCandidates: any input (the check page's offer is outside
+// input) gives lines of the input, in order, none of them a candidate over
+// anything but TCP, and filtering again changes nothing.
+func FuzzOnlyTCPCandidates(f *testing.F) {
+	f.Add("v=0\r\na=candidate:1 1 udp 1 1.2.3.4 5 typ host\r\na=candidate:2 1 tcp 1 1.2.3.4 9 typ host tcptype passive\r\n")
+	f.Add("a=candidate:\na=candidate:1 1\n\n")
+	f.Fuzz(func(t *testing.T, sdp string) {
+		out := OnlyTCPCandidates(sdp)
+		if len(out) > len(sdp) {
+			t.Fatalf("output longer than input")
+		}
+		if again := OnlyTCPCandidates(out); again != out {
+			t.Fatalf("not idempotent: %q then %q", out, again)
+		}
+		for _, line := range strings.SplitAfter(out, "\n") {
+			if c, ok := strings.CutPrefix(line, "a=candidate:"); ok {
+				if f := strings.Fields(c); len(f) < 3 || !strings.EqualFold(f[2], "tcp") {
+					t.Fatalf("kept a candidate not over TCP: %q", line)
+				}
+			}
+			if !strings.Contains(sdp, line) {
+				t.Fatalf("line %q is not the input's", line)
+			}
+		}
+	})
 }

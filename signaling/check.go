@@ -11,7 +11,8 @@ import (
 )
 
 // The connection check page (/check): from the user's own browser it tries
-// the ways a viewer can reach this node (UDP, TURN over UDP, TCP and TLS)
+// the ways a viewer can reach this node (UDP, ICE-TCP, TURN over UDP, TCP
+// and TLS)
 // and says which work, with a round-trip time and a short bandwidth probe,
 // as JSON to copy into a support ticket. It needs no token: the TURN
 // credentials it gets from /check/ice-servers reach nothing but this
@@ -27,6 +28,9 @@ type checkICE struct {
 	STUN string `json:"stun"`
 	// TURN are the TURN servers with credentials for this check.
 	TURN []ICEServer `json:"turn"`
+	// ICETCP: the node has an ICE-TCP port the page can try
+	// (POST /check/ice-tcp, check_tcp.go).
+	ICETCP bool `json:"ice_tcp"`
 	// Node and Region name the node checked, for the support ticket.
 	Node   string `json:"node"`
 	Region string `json:"region"`
@@ -48,8 +52,10 @@ func (s *Server) routeCheck(mux *http.ServeMux) {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(page))
 	})
 	mux.HandleFunc("GET /check/ice-servers", s.handleCheckICE)
+	mux.HandleFunc("POST /check/ice-tcp", s.handleCheckTCP)
 	mux.HandleFunc("/check", methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("/check/ice-servers", methodNotAllowed("GET, HEAD"))
+	mux.HandleFunc("/check/ice-tcp", methodNotAllowed("POST"))
 }
 
 // handleCheckICE gives the check page the node's STUN and TURN servers,
@@ -65,7 +71,7 @@ func (s *Server) handleCheckICE(w http.ResponseWriter, r *http.Request) {
 		s.httpError(w, newError(CodeRateLimited, "too many checks from this address; try again in a minute"))
 		return
 	}
-	out := checkICE{TURN: []ICEServer{}, Node: s.cfg.Node.ID, Region: s.cfg.Node.Region}
+	out := checkICE{TURN: []ICEServer{}, ICETCP: s.tcpOffered(), Node: s.cfg.Node.ID, Region: s.cfg.Node.Region}
 	if s.cfg.Turn.Enabled {
 		host := s.turnHost(r.Host)
 		if s.cfg.Turn.Domain != "" {

@@ -47,6 +47,8 @@ type Server struct {
 	// the relays each requesting node holds (relayguard.go).
 	relayIDs *replayGuard
 	relays   *relaySlots
+	// tcpCheck runs the check page's ICE-TCP check (check_tcp.go); nil: none.
+	tcpCheck TCPChecker
 }
 
 // Config is what signalling reads of the node's configuration: its

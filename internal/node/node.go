@@ -90,6 +90,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		engine.Close()
 		return nil, err
 	}
+	srv.SetTCPChecker(engine) // the /check page's ICE-TCP check (sfu/transport.go)
 	stopHooks, err := startWebhooks(cfg, rooms, reg, log)
 	if err != nil {
 		rooms.Close()
@@ -213,6 +214,7 @@ func (n *Node) release() {
 	n.stopTURN()
 	n.rooms.Close()
 	n.closeSt()
+	n.engine.CloseChecks()
 	n.engine.Close()
 }
 

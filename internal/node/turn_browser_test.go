@@ -12,8 +12,9 @@ import (
 
 // newTURNBrowser is newBrowser with --ignore-certificate-errors: the TURN
 // server's certificate is self-signed for the test, and Chromium checks a
-// turns: server's certificate like a web site's. Nothing else differs.
-func newTURNBrowser(t *testing.T) *browser {
+// turns: server's certificate like a web site's. Nothing else differs but
+// the extra options, if any.
+func newTURNBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "" {
@@ -42,6 +43,7 @@ func newTURNBrowser(t *testing.T) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	b := &browser{t: t, ctx: ctx}

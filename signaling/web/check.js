@@ -7,7 +7,9 @@
 //             candidates through that one TURN URL, meet through the node's
 //             relays: a data channel measures the round trip and a short
 //             bandwidth probe (the bytes cross the node up and down at once);
-//   ICE-TCP   not tried by this page (it needs a session with the server).
+//   ICE-TCP   a connection to the node that may use only the node's ICE-TCP
+//             candidates (POST /check/ice-tcp answers with those alone): a
+//             data channel measures the round trip and an upload probe.
 // The result is shown as a table and as JSON (window.haloCheck) to copy.
 
 const $ = (id) => document.getElementById(id);
@@ -113,19 +115,99 @@ async function relayLoop(server) {
     const deadline = start + PROBE_MS + 2000;
     while (got < sent && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const secs = Math.max((lastAt || performance.now()) - start, 1) / 1000;
-    const stats = await a.getStats();
-    let protocol = '';
-    stats.forEach((r) => {
-      if (r.type === 'transport' && r.selectedCandidatePairId) {
-        const pair = stats.get(r.selectedCandidatePairId);
-        const local = pair && stats.get(pair.localCandidateId);
-        if (local) protocol = `${local.candidateType} over ${local.relayProtocol || local.protocol}`;
-      }
-    });
+    const protocol = await selectedPath(a);
     return { rtt: rtts[2], mbps: (got * 8) / secs / 1e6, detail: `${protocol}; ${(got / 1024).toFixed(0)} KiB in ${secs.toFixed(1)} s` };
   } finally {
     a.close();
     b.close();
+  }
+}
+
+// selectedPath describes the selected pair's local candidate of pc, e.g.
+// "host over tcp" or "relay over tls"; '' before there is one.
+async function selectedPath(pc) {
+  const stats = await pc.getStats();
+  let out = '';
+  stats.forEach((r) => {
+    if (r.type === 'transport' && r.selectedCandidatePairId) {
+      const pair = stats.get(r.selectedCandidatePairId);
+      const local = pair && stats.get(pair.localCandidateId);
+      if (local) out = `${local.candidateType} over ${local.relayProtocol || local.protocol}`;
+    }
+  });
+  return out;
+}
+
+// tcpCheck connects to the node over ICE-TCP alone: the node answers this
+// page's offer with its TCP candidates only. Over the data channel the node
+// echoes pings (the round trip) and counts the bytes of an upload probe.
+async function tcpCheck() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  try {
+    const dc = pc.createDataChannel('probe', { ordered: true });
+    dc.binaryType = 'arraybuffer';
+    const gathered = new Promise((resolve) => {
+      pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    // The node is the passive side: the page's own candidates only help.
+    await withTimeout(gathered, 3000, 'gathering').catch(() => {});
+    const res = await fetch('/check/ice-tcp', {
+      method: 'POST', cache: 'no-store', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+    });
+    const answer = await res.text();
+    if (res.status !== 201) throw new Error(`the server refused the check: ${res.status} ${answer.trim()}`);
+    if (!/ tcp .* typ /i.test(answer)) throw new Error('the server offered no TCP candidate');
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    const opened = new Promise((resolve, reject) => {
+      dc.addEventListener('open', resolve);
+      pc.addEventListener('connectionstatechange', () => {
+        if (pc.connectionState === 'failed') reject(new Error('no connection to the node over TCP'));
+      });
+    });
+    await withTimeout(opened, STEP_MS, 'ICE-TCP');
+    const path = await selectedPath(pc);
+    if (!/ over tcp$/.test(path)) throw new Error(`connected, but not over TCP (${path})`);
+
+    // Round trip: five pings the node echoes; the median is shown.
+    const rtts = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const back = new Promise((resolve) => dc.addEventListener('message', resolve, { once: true }));
+      dc.send(`ping ${i}`);
+      await withTimeout(back, STEP_MS, 'ping');
+      rtts.push(performance.now() - t0);
+    }
+    rtts.sort((x, y) => x - y);
+
+    // Upload: as much as PROBE_BYTES within PROBE_MS, then the node says
+    // how much it received.
+    const chunk = new Uint8Array(16 * 1024);
+    const start = performance.now();
+    dc.bufferedAmountLowThreshold = 256 * 1024;
+    let sent = 0;
+    while (sent < PROBE_BYTES && performance.now() - start < PROBE_MS) {
+      if (dc.bufferedAmount > 1024 * 1024) {
+        await new Promise((resolve) => dc.addEventListener('bufferedamountlow', resolve, { once: true }));
+        continue;
+      }
+      dc.send(chunk);
+      sent += chunk.length;
+    }
+    let got = 0;
+    const deadline = start + PROBE_MS + 2000;
+    while (got < sent && performance.now() < deadline) {
+      const counted = new Promise((resolve) => dc.addEventListener('message', (e) => resolve(String(e.data)), { once: true }));
+      dc.send('count');
+      const m = /^count (\d+)$/.exec(await withTimeout(counted, STEP_MS, 'count'));
+      got = m ? Number(m[1]) : got;
+      if (got < sent) await new Promise((r) => setTimeout(r, 100));
+    }
+    const secs = Math.max(performance.now() - start, 1) / 1000;
+    dc.send('done');
+    return { rtt: rtts[2], mbps: (got * 8) / secs / 1e6, detail: `${path}; ${(got / 1024).toFixed(0)} KiB up in ${secs.toFixed(1)} s` };
+  } finally {
+    pc.close();
   }
 }
 
@@ -186,7 +268,19 @@ async function run() {
   for (const r of rows) {
     const out = row(r.id);
     if (r.id === 'ice-tcp') {
-      Object.assign(out, { state: 'not tried', detail: 'needs a session with the server; not tried by this page' });
+      if (!cfg.ice_tcp) {
+        Object.assign(out, { state: 'not offered', detail: 'this server has no ICE-TCP port (sfu.tcp_port)' });
+        continue;
+      }
+      $('check-status').textContent = 'Checking ICE-TCP…';
+      out.state = 'checking';
+      render(result);
+      try {
+        const m = await tcpCheck();
+        Object.assign(out, { ok: true, state: '', rtt_ms: m.rtt, mbps: m.mbps, detail: m.detail });
+      } catch (err) {
+        Object.assign(out, { ok: false, state: '', detail: String(err.message || err) });
+      }
       continue;
     }
     if (r.id === 'udp') {
