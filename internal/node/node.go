@@ -309,6 +309,16 @@ func (n *Node) PrintDevInfo(w io.Writer) {
 		n.log.Error("dev token", "err", err)
 		return
 	}
+	// The server API and the moderator's page need the admin grant, and
+	// halo-sfu token cannot sign for the secret generated here.
+	admin, err := n.server.Signer().Sign(auth.Claims{
+		Identity: "dev-admin", Name: "Dev admin", Grants: auth.Grants{Admin: true},
+		ExpiresAt: time.Now().Add(n.cfg.Auth.TokenTTL), IssuedAt: time.Now(),
+	})
+	if err != nil {
+		n.log.Error("dev token", "err", err)
+		return
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nHaloBuzz Live is running in DEV mode (loopback ICE, generated secret: not for production).\n")
 	fmt.Fprintf(&b, "  web page:    http://%s/\n", host)
@@ -321,6 +331,8 @@ func (n *Node) PrintDevInfo(w io.Writer) {
 	}
 	b.WriteString(n.turnInfo("http://" + host)) // turn.go
 	fmt.Fprintf(&b, "  token (room demo, publish+subscribe):\n    %s\n", tok)
-	fmt.Fprintf(&b, "  load test:   go run ./cmd/halo-loadtest --url ws://%s/ws --room demo --token %s --viewers 50 --duration 30s\n\n", host, tok)
+	fmt.Fprintf(&b, "  load test:   go run ./cmd/halo-loadtest --url ws://%s/ws --room demo --token %s --viewers 50 --duration 30s\n", host, tok)
+	fmt.Fprintf(&b, "  admin token (server API, every room: docs/api.md):\n    %s\n", admin)
+	fmt.Fprintf(&b, "  moderators:  http://%s/admin/#token=%s\n\n", host, admin)
 	_, _ = io.WriteString(w, b.String())
 }
