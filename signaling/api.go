@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/halobuzz/live/docs"
@@ -31,6 +33,9 @@ const (
 	CodeUnprocessable = "unprocessable"
 	// CodeConflict: the request contradicts the state (HTTP 409).
 	CodeConflict = "conflict"
+	// CodeMethodNotAllowed: the path is a call of the API, with another
+	// method (HTTP 405, with Allow).
+	CodeMethodNotAllowed = "method_not_allowed"
 )
 
 // api serves /api/v1/.
@@ -39,7 +44,12 @@ type api struct {
 	// limit is limits.api_requests_per_second per token (the key is a hash
 	// of the token: the limiter never holds a token).
 	limit *keyedLimiter
+	// routes are the calls, for the methods a path takes (allowed).
+	routes []apiRoute
 }
+
+// apiRoute is one call: its method and its path under apiPrefix.
+type apiRoute struct{ method, path string }
 
 // scope is what a route needs of the token.
 type scope int
@@ -75,7 +85,14 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 	a.route(mux, "GET", "rooms/{room}/participants", scopeRoom, a.listParticipants)
 	a.routeModeration(mux) // api_moderation.go
 	s.routeAdminPage(mux)  // api_page.go
+	a.routes = append(a.routes, apiRoute{"GET", "openapi.json"})
 	mux.HandleFunc(apiPrefix, func(w http.ResponseWriter, r *http.Request) {
+		if allow := a.allowed(r); allow != "" {
+			w.Header().Set("Allow", allow)
+			a.writeError(w, newError(CodeMethodNotAllowed, fmt.Sprintf("%s is not a call of %s: it takes %s (see %sopenapi.json)",
+				r.Method, r.URL.Path, allow, apiPrefix)))
+			return
+		}
 		a.writeError(w, newError(CodeNotFound, "no such API call: see "+apiPrefix+"openapi.json"))
 	})
 }
@@ -83,6 +100,7 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 // route adds one call: the token is checked (401), its rate (429), its
 // grant for the scope (403), then h runs; the audit line follows.
 func (a *api) route(mux *http.ServeMux, method, path string, sc scope, h func(w http.ResponseWriter, r *http.Request, c apiCall) error) {
+	a.routes = append(a.routes, apiRoute{method, path})
 	mux.HandleFunc(method+" "+apiPrefix+path, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -107,6 +125,37 @@ func (a *api) route(mux *http.ServeMux, method, path string, sc scope, h func(w 
 			"path", r.URL.Path, "room", r.PathValue("room"), "status", rec.status, "code", rec.code,
 			"duration", time.Since(start).Round(time.Microsecond))
 	})
+}
+
+// allowed lists the methods of the calls whose path is r's ("" when no
+// call has it): r came to the catch-all, so its method is not one of them.
+func (a *api) allowed(r *http.Request) string {
+	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix), "/")
+	var methods []string
+	for _, rt := range a.routes {
+		if pathMatches(strings.Split(rt.path, "/"), segs) && !slices.Contains(methods, rt.method) {
+			methods = append(methods, rt.method)
+		}
+	}
+	return strings.Join(methods, ", ")
+}
+
+// pathMatches reports whether segs match the route's pattern: the same
+// literals, and a non-empty segment for each {wildcard}.
+func pathMatches(pattern, segs []string) bool {
+	if len(pattern) != len(segs) {
+		return false
+	}
+	for i, p := range pattern {
+		if strings.HasPrefix(p, "{") {
+			if segs[i] == "" {
+				return false
+			}
+		} else if p != segs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // authorize checks the request's bearer token for sc.
@@ -174,6 +223,8 @@ func apiStatus(code string) int {
 		return http.StatusUnprocessableEntity
 	case CodeConflict:
 		return http.StatusConflict
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case CodeBanned:
 		return http.StatusForbidden
 	}

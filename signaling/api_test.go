@@ -143,6 +143,42 @@ func TestAPI_RefusesCallsWithoutTheRightToken(t *testing.T) {
 	}
 }
 
+// A call's path with another method (POST where DELETE removes) is
+// answered 405 method_not_allowed with the methods the path takes, not
+// "no such call": the developer learns the method was wrong.
+func TestAPI_WrongMethodIsAnswered405WithAllow(t *testing.T) {
+	ts := startServer(t, nil)
+	admin := grantToken(t, ts, "ops", "", auth.Grants{Admin: true})
+	for _, tt := range []struct{ method, path, allow string }{
+		{"POST", "/api/v1/rooms/demo/participants/troll", "DELETE, PATCH"},
+		{"PUT", "/api/v1/rooms/demo", "GET, DELETE"},
+		{"GET", "/api/v1/rooms/demo/tracks/t_1/mute", "POST"},
+		{"POST", "/api/v1/rooms", "GET"},
+		{"POST", "/api/v1/rooms/demo/participants", "GET"},
+		{"DELETE", "/api/v1/openapi.json", "GET"},
+	} {
+		req, _ := http.NewRequest(tt.method, ts.url+tt.path, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tt.allow ||
+			!strings.Contains(string(body), `"code":"method_not_allowed"`) || !strings.Contains(string(body), tt.allow) {
+			t.Errorf("%s %s: %d Allow %q %s; want 405 method_not_allowed, Allow %q", tt.method, tt.path,
+				resp.StatusCode, resp.Header.Get("Allow"), body, tt.allow)
+		}
+	}
+	// Not a call with any method: still 404.
+	for _, p := range []string{"/api/v1/rooms/demo/people", "/api/v1/rooms/demo/tracks/t_1/skip", "/api/v1/rooms//participants/x"} {
+		if status, _, body := do(t, "POST", ts.url+p, admin, "", ""); status != 404 || !strings.Contains(body, `"code":"not_found"`) {
+			t.Errorf("POST %s: %d %s, want 404 not_found", p, status, body)
+		}
+	}
+}
+
 func TestAPI_ListsRoomsByPagesAndDescribesThem(t *testing.T) {
 	ts := startServer(t, nil)
 	c := newAPIClient(t, ts)
