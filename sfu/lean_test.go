@@ -313,3 +313,32 @@ func TestLean_SenderReportsCountWhatWasSent(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A connection with many tracks (a relay trunk, a viewer of a large room)
+// sends its sender reports in compound packets that fit a receiver's
+// one-MTU read buffer: none is lost whole, and every report is sent.
+func TestSenderReports_SplitToFitAReceiversBuffer(t *testing.T) {
+	for _, tracks := range []int{1, 39, 40, 60, 200} {
+		pkts := make([]rtcp.Packet, tracks)
+		for i := range pkts {
+			pkts[i] = &rtcp.SenderReport{SSRC: uint32(i + 1), NTPTime: uint64(i), RTPTime: uint32(i), PacketCount: 1, OctetCount: 1}
+		}
+		sent := 0
+		for rest := pkts; len(rest) > 0; {
+			n := rtcpBatch(rest)
+			b, err := rtcp.Marshal(rest[:n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Pion's receive buffer is 1,460 bytes; SRTCP adds up to 18.
+			if len(b)+18 > 1460 {
+				t.Errorf("%d tracks: a compound packet of %d bytes would not fit a receiver's buffer", tracks, len(b))
+			}
+			sent += n
+			rest = rest[n:]
+		}
+		if sent != tracks {
+			t.Errorf("%d tracks: %d reports sent", tracks, sent)
+		}
+	}
+}

@@ -152,18 +152,41 @@ func (s *Subscriber) sendReports(now time.Time) {
 	}
 	s.rtcpMu.Lock()
 	defer s.rtcpMu.Unlock()
-	if h := s.handed.Load(); h != nil {
-		_ = h.writeRTCP(pkts)
-		return
+	for len(pkts) > 0 {
+		n := rtcpBatch(pkts)
+		if h := s.handed.Load(); h != nil {
+			_ = h.writeRTCP(pkts[:n])
+		} else if s.pc != nil {
+			// Not handed over: Pion's connection is still there (it is
+			// let go only after the hand-over, under rtcpMu), unless the
+			// connection is parked (park.go).
+			s.rtcpWrites++
+			_ = s.pc.WriteRTCP(pkts[:n])
+		}
+		pkts = pkts[n:]
 	}
-	// Not handed over: Pion's connection is still there (it is let go
-	// only after the hand-over, under rtcpMu), unless the connection is
-	// parked (park.go).
-	if s.pc == nil {
-		return
+}
+
+// maxRTCPBatch bounds one compound RTCP packet of a connection's sender
+// reports. A receiver reads a datagram into a buffer of about one MTU
+// (Pion's 1,460 bytes; a larger datagram is dropped whole, logged "short
+// buffer"), and a connection that carries many tracks (a relay trunk, a
+// viewer of a large room) has more reports than fit: at 28 bytes a report,
+// 52 tracks would not. 1,100 bytes leaves room for SRTCP's trailer and the
+// path's headers.
+const maxRTCPBatch = 1100
+
+// rtcpBatch returns how many of pkts (at least one) go in one compound
+// packet of at most maxRTCPBatch bytes.
+func rtcpBatch(pkts []rtcp.Packet) int {
+	size := 0
+	for i, p := range pkts {
+		size += p.MarshalSize()
+		if size > maxRTCPBatch && i > 0 {
+			return i
+		}
 	}
-	s.rtcpWrites++
-	_ = s.pc.WriteRTCP(pkts)
+	return len(pkts)
 }
 
 // senderReport is the down-track's report at now (mono: monoNow), or nil
