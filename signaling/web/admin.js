@@ -143,7 +143,8 @@ function card(r) {
     const text = window.prompt(`System message to ${name}`);
     if (text) act(`Send "${text}" to ${name}?`, false, () => api('POST', `${path}/messages`, { text }));
   });
-  const c = el('article', { class: 'room', 'data-room': name }, video,
+  const note = el('p', { class: 'tile-note muted', hidden: true });
+  const c = el('article', { class: 'room', 'data-room': name }, video, note,
     el('div', { class: 'body' }, el('h2', { textContent: name }),
       el('div', { class: 'viewers' }), regions, people, audience),
     el('div', { class: 'actions' }, audienceButton, message, end));
@@ -161,6 +162,7 @@ function card(r) {
     }
   };
   c.video = video;
+  c.note = note;
   c.update(r);
   return c;
 }
@@ -176,6 +178,11 @@ async function play(c, name) {
   } catch (err) {
     c.session = null;
     c.dataset.tile = `unavailable: ${err.message}`;
+    // Said on the card: a black tile reads as a broadcast with no picture.
+    c.note.textContent = err.code === 'forbidden'
+      ? 'No picture: this token may not watch the room (a moderate token needs the subscribe grant too).'
+      : `No picture: ${err.message}`;
+    c.note.hidden = false;
   }
 }
 
@@ -215,36 +222,56 @@ async function refresh() {
   } catch (err) {
     setStatus(err.message, true);
     if (err.code === 'unauthorized' || err.code === 'forbidden') {
-      $('login').hidden = false;
+      refused();
       return;
     }
   }
   state.timer = setTimeout(refresh, REFRESH_MS);
 }
 
-// identityOf reads the token's identity (sub), to tell this page's own
-// tiles apart in an audience. The server checks the token; this only reads.
-function identityOf(token) {
+// claimsOf reads the token's claims: its identity (sub), to tell this
+// page's own tiles apart in an audience, and its room. The server checks
+// the token; this only reads.
+function claimsOf(token) {
   try {
     const b64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    return JSON.parse(atob(b64)).sub || '';
+    const c = JSON.parse(atob(b64));
+    return { sub: c.sub || '', room: c.room || '' };
   } catch {
-    return '';
+    return { sub: '', room: '' };
   }
 }
 
+// start opens the page with token on room, or, without one, on the room
+// the token names (a moderate token, or an admin's bound to a room, acts
+// on that room only), else on every room.
 function start(token, room) {
+  const claims = claimsOf(token);
   state.token = token;
-  state.me = identityOf(token);
-  state.room = room;
-  sessionStorage.setItem('halo-admin', JSON.stringify({ token, room }));
+  state.me = claims.sub;
+  state.room = room || claims.room;
+  sessionStorage.setItem('halo-admin', JSON.stringify({ token, room: state.room }));
   $('login').hidden = true;
-  $('who').textContent = room ? `room ${room}` : 'every room';
+  $('who').textContent = state.room ? `room ${state.room}` : 'every room';
   setStatus('Loading…');
   refresh();
 }
 
+// refused shows the form again after the server refused the token (or
+// its room): the saved token is forgotten, so a reload does not use it
+// again, and what was tried is kept in the form to correct.
+function refused() {
+  sessionStorage.removeItem('halo-admin');
+  $('token').value = state.token;
+  $('room').value = state.room;
+  $('login').hidden = false;
+}
+
 function init() {
+  $('login').addEventListener('submit', (e) => {
+    e.preventDefault();
+    start($('token').value.trim(), $('room').value.trim());
+  });
   const hash = new URLSearchParams(window.location.hash.slice(1));
   if (hash.get('token')) {
     history.replaceState(null, '', window.location.pathname); // no token left in the address bar
@@ -257,10 +284,6 @@ function init() {
     return;
   }
   $('login').hidden = false;
-  $('login').addEventListener('submit', (e) => {
-    e.preventDefault();
-    start($('token').value.trim(), $('room').value.trim());
-  });
 }
 
 init();
