@@ -22,21 +22,76 @@ type mediaSocket struct {
 	// peers as mapped addresses, which sendmmsg's address marshalling
 	// cannot express, so those peers stay on Pion's write path.
 	dual  bool
-	batch interface {
-		WriteBatch(ms []ipv4.Message, flags int) (int, error)
-	}
+	batch batchWriter
+	// handOff, when set, takes the datagrams for the embedded TURN
+	// server's relays in the process (transport.go, SetTURNHandOff).
+	handOff atomic.Pointer[TURNHandOff]
+}
+
+// batchWriter sends a batch of datagrams (sendmmsg).
+type batchWriter interface {
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 func newMediaSocket(c *net.UDPConn) *mediaSocket {
 	local := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	s := &mediaSocket{conn: c, local: netip.AddrPortFrom(local.Addr().Unmap(), local.Port())}
+	var w batchWriter
 	if s.local.Addr().Is4() {
-		s.batch = ipv4.NewPacketConn(c)
+		w = ipv4.NewPacketConn(c)
 	} else {
 		s.dual = s.local.Addr().IsUnspecified()
-		s.batch = ipv6.NewPacketConn(c)
+		w = ipv6.NewPacketConn(c)
 	}
+	s.batch = handOffBatch{sock: s, w: w}
 	return s
+}
+
+// handOffBatch is a socket's batch writer that hands the datagrams for the
+// embedded TURN server's relays over in the process (no sendmmsg to the
+// relay, no recvfrom on it) and sends the others. Each call handles a
+// leading run of one kind, in order, and says how many it handled, as
+// WriteBatch does: the caller sends the rest with the next call. Without a
+// TURN server it is one atomic load per batch.
+type handOffBatch struct {
+	sock *mediaSocket
+	w    batchWriter
+}
+
+// WriteBatch implements batchWriter.
+func (h handOffBatch) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	p := h.sock.handOff.Load()
+	if p == nil || h.sock.local.Addr().IsUnspecified() {
+		return h.w.WriteBatch(ms, flags)
+	}
+	t := *p
+	relay := func(m *ipv4.Message) (netip.AddrPort, bool) {
+		ua, ok := m.Addr.(*net.UDPAddr)
+		if !ok || len(m.Buffers) != 1 {
+			return netip.AddrPort{}, false
+		}
+		ap := ua.AddrPort()
+		return ap, t.IsRelay(ap)
+	}
+	n := 0
+	for ; n < len(ms); n++ {
+		dst, ok := relay(&ms[n])
+		if !ok {
+			break
+		}
+		t.HandOff(dst, h.sock.local, ms[n].Buffers[0])
+	}
+	if n > 0 {
+		return n, nil
+	}
+	// Not for a relay: send it and the others up to the next relay's.
+	j := 1
+	for ; j < len(ms); j++ {
+		if _, ok := relay(&ms[j]); ok {
+			break
+		}
+	}
+	return h.w.WriteBatch(ms[:j], flags)
 }
 
 // socketFor returns the engine's socket a selected ICE pair's local

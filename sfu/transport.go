@@ -77,6 +77,33 @@ func (e *Engine) SetTURNRelays(lookup func(netip.AddrPort) string) {
 	e.transports.turn.Store(&lookup)
 }
 
+// TURNHandOff is the embedded TURN server's side of the in-process
+// hand-off: the lean write path gives it the datagrams for its relays
+// instead of sending them through the kernel (sfu/turn/handoff.go says
+// why that keeps the relay closed to everyone else).
+type TURNHandOff interface {
+	// IsRelay reports whether dst is the relay address of a live
+	// allocation of the server.
+	IsRelay(dst netip.AddrPort) bool
+	// HandOff delivers p, sent from the media address from, to the relay
+	// at dst, as if its socket had received it; false if dst is no relay.
+	// p is copied.
+	HandOff(dst, from netip.AddrPort, p []byte) bool
+}
+
+// SetTURNHandOff has the engine's media sockets hand the datagrams for t's
+// relays over in the process; nil sends them through the network again.
+// The node calls it once the TURN server runs.
+func (e *Engine) SetTURNHandOff(t TURNHandOff) {
+	for _, s := range e.socks {
+		if t == nil {
+			s.handOff.Store(nil)
+		} else {
+			s.handOff.Store(&t)
+		}
+	}
+}
+
 // connTransport is one connection's place in the transport gauges: the
 // index it counts under plus one, 0 while it is not counted, -1 once it
 // closed (a late "connected" cannot count it again).

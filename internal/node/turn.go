@@ -45,7 +45,8 @@ func startTURN(cfg *config.Config, engine *sfu.Engine, reg prometheus.Registerer
 		return nil, err
 	}
 	engine.SetTURNRelays(s.RelayTransport) // halo_viewer_transport's turn_* (sfu/transport.go)
-	return func() { engine.SetTURNRelays(nil); _ = s.Close() }, nil
+	engine.SetTURNHandOff(s)               // relayed viewers' media handed to the relays in the process (sfu/turn/handoff.go)
+	return func() { engine.SetTURNHandOff(nil); engine.SetTURNRelays(nil); _ = s.Close() }, nil
 }
 
 // natIPs are sfu.nat_1to1_ips (validated by config) as addresses.

@@ -19,6 +19,10 @@
 //   - caps on live allocations per identity and per client IP, and a
 //     bandwidth cap per allocation (quota.go, relay.go);
 //   - certificates read again when their file changes (certs.go);
+//   - the media engine's datagrams for a relay taken in the process
+//     (HandOff), under the same checks as those the relay socket
+//     receives, so that a relayed viewer's media does not cross the kernel
+//     twice on its way out (handoff.go);
 //   - Prometheus metrics: allocations, refusals by reason, relayed bytes
 //     (metrics.go).
 //

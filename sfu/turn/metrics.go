@@ -34,6 +34,10 @@ const (
 	// ReasonAcceptFailed: a TCP or TLS connection not accepted because the
 	// process is out of file descriptors (it accepts again after a pause).
 	ReasonAcceptFailed = "accept_failed"
+	// ReasonQueueFull: a datagram for a client dropped because the
+	// allocation's queue toward pion (512 datagrams) was full: the client's
+	// connection to the TURN server does not keep up (handoff.go).
+	ReasonQueueFull = "queue_full"
 )
 
 // metrics are the server's Prometheus series. Counters are updated on the
@@ -69,7 +73,7 @@ func newMetrics(live func(transport string) float64) *metrics {
 	m.toPeer, m.fromPeer = relayed.WithLabelValues("to_peer"), relayed.WithLabelValues("from_peer")
 	for _, r := range []string{ReasonBadCredentials, ReasonExpired, ReasonQuotaIdentity, ReasonQuotaIP,
 		ReasonPeerLoopback, ReasonPeerPrivate, ReasonPeerLinkLocal, ReasonPeerMetadata, ReasonPeerOther,
-		ReasonPeerPort, ReasonInbound, ReasonBandwidth, ReasonTCPRelay, ReasonAcceptFailed} {
+		ReasonPeerPort, ReasonInbound, ReasonBandwidth, ReasonTCPRelay, ReasonAcceptFailed, ReasonQueueFull} {
 		m.reasons[r] = m.refusals.WithLabelValues(r)
 	}
 	m.relayed = relayed

@@ -110,19 +110,27 @@ type ownRelays struct {
 type ownRelay struct {
 	addr      *net.UDPAddr
 	identity  string
-	transport string // how its client reaches the server (udp, tcp, tls), once created
+	transport string     // how its client reaches the server (udp, tcp, tls), once created
+	conn      *relayConn // its socket, for the in-process hand-off (handoff.go)
 }
 
-func (o *ownRelays) add(a *net.UDPAddr, identity string) netip.AddrPort {
+func (o *ownRelays) add(a *net.UDPAddr, identity string, c *relayConn) netip.AddrPort {
 	ap := a.AddrPort()
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	o.mu.Lock()
 	if o.m == nil {
 		o.m = map[netip.AddrPort]ownRelay{}
 	}
-	o.m[ap] = ownRelay{addr: a, identity: identity}
+	o.m[ap] = ownRelay{addr: a, identity: identity, conn: c}
 	o.mu.Unlock()
 	return ap
+}
+
+// conn is the socket of the live relay at ap (canonical), or nil.
+func (o *ownRelays) conn(ap netip.AddrPort) *relayConn {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.m[ap].conn
 }
 
 // created notes how the client of the relay at a reaches the server.
@@ -209,7 +217,8 @@ func (r relays) AllocatePacketConn(c pturn.AllocateListenerConfig) (net.PacketCo
 		return nil, nil, err
 	}
 	local := pc.LocalAddr().(*net.UDPAddr)
-	rc := &relayConn{UDPConn: pc.(*net.UDPConn), s: r.s, identity: c.UserID, own: r.s.relays.add(local, c.UserID)}
+	rc := &relayConn{UDPConn: pc.(*net.UDPConn), s: r.s, identity: c.UserID,
+		inbox: make(chan *datagram, inboxSize), done: make(chan struct{})}
 	if r.s.opts.MaxBitrate > 0 {
 		bytesPerSec := float64(r.s.opts.MaxBitrate) / 8
 		// A burst of a quarter second: a keyframe passes whole.
@@ -217,6 +226,8 @@ func (r relays) AllocatePacketConn(c pturn.AllocateListenerConfig) (net.PacketCo
 		rc.up = rate.NewLimiter(rate.Limit(bytesPerSec), burst)
 		rc.down = rate.NewLimiter(rate.Limit(bytesPerSec), burst)
 	}
+	go rc.readSocket() // ends when the socket closes (Close)
+	rc.own = r.s.relays.add(local, c.UserID, rc)
 	return rc, pc.LocalAddr(), nil
 }
 
@@ -246,6 +257,13 @@ type relayConn struct {
 	// the local one behind it: what comes from the local one is given to
 	// pion as from the public one, whose permission the client holds.
 	nat atomic.Pointer[natPair]
+	// inbox holds the datagrams for pion's reader: from the socket
+	// (readSocket), and the media engine's own handed over in the process
+	// (handoff.go). done is closed, with readErr set, when the socket
+	// closed.
+	inbox   chan *datagram
+	done    chan struct{}
+	readErr error
 }
 
 // natPair is a public media address and the local address behind it.
@@ -292,14 +310,23 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
-// ReadFrom returns the next datagram from the node's media addresses;
-// anything else reaching the relay port is dropped.
+// ReadFrom returns the next datagram from the node's media addresses,
+// whether it came through the socket or was handed over in the process;
+// anything else reaching the relay is dropped.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, ap, err := c.UDPConn.ReadFromUDPAddrPort(p)
-		if err != nil {
-			return n, nil, err
+		var d *datagram
+		select {
+		case d = <-c.inbox:
+		case <-c.done:
+			select {
+			case d = <-c.inbox: // what came before the close
+			default:
+				return 0, nil, c.readErr
+			}
 		}
+		n, ap := copy(p, d.b[:d.n]), d.from
+		putDatagram(d)
 		var from *net.UDPAddr
 		if i := c.s.peers.index(ap); i >= 0 {
 			from = c.s.peers.udp[i]
