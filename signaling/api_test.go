@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,4 +303,31 @@ func TestAPI_RateLimitsEachTokenAndLogsEveryCall(t *testing.T) {
 	if strings.Contains(logs, admin) {
 		t.Error("the audit log holds a token")
 	}
+}
+
+// FuzzAPIAllowed: any request path that reaches the API's catch-all is
+// answered without a panic, and a path said to take a method matches a
+// call of that method (405's Allow never names a method the path lacks).
+func FuzzAPIAllowed(f *testing.F) {
+	for _, p := range []string{"/api/v1/rooms/demo/participants/x", "/api/v1/rooms//", "/api/v1/", "/api/v1/rooms/a/tracks/%2F/mute", "/api/v1/openapi.json"} {
+		f.Add(p)
+	}
+	a := &api{}
+	mux := http.NewServeMux()
+	a.route(mux, "GET", "rooms", scopeList, nil)
+	a.route(mux, "GET", "rooms/{room}", scopeRoom, nil)
+	a.route(mux, "DELETE", "rooms/{room}/participants/{identity}", scopeRoom, nil)
+	a.route(mux, "POST", "rooms/{room}/tracks/{track}/mute", scopeRoom, nil)
+	f.Fuzz(func(t *testing.T, path string) {
+		r := &http.Request{Method: "PUT", URL: &url.URL{Path: path}}
+		for _, m := range strings.Split(a.allowed(r), ", ") {
+			if m == "" {
+				continue
+			}
+			segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix), "/")
+			if !slices.ContainsFunc(a.routes, func(rt apiRoute) bool { return rt.method == m && pathMatches(strings.Split(rt.path, "/"), segs) }) {
+				t.Fatalf("%q: Allow names %s, which no call of the path takes", path, m)
+			}
+		}
+	})
 }
