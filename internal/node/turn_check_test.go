@@ -19,10 +19,11 @@ import (
 
 // checkResult is the check page's window.haloCheck.
 type checkResult struct {
-	Node    string `json:"node"`
-	Done    bool   `json:"done"`
-	Error   string `json:"error"`
-	Results []struct {
+	Node             string `json:"node"`
+	Done             bool   `json:"done"`
+	BrowserRelayOnly bool   `json:"browser_relay_only"`
+	Error            string `json:"error"`
+	Results          []struct {
 		Path   string   `json:"path"`
 		OK     *bool    `json:"ok"`
 		State  string   `json:"state"`
@@ -295,4 +296,52 @@ func TestCheckPage_ICETCPEndpointRefusesBadInputWithACode(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&ice); err != nil || !ice.ICETCP {
 		t.Errorf("/check/ice-servers on a node with ICE-TCP: ice_tcp %v (%v), want true", ice.ICETCP, err)
 	}
+}
+
+// A browser that may use only relays (iceTransportPolicy "relay" forced on
+// every connection, as an extension or a managed browser does) opens
+// /check: the page says the relays work and that it could not try the
+// direct paths from this browser, rather than calling them blocked.
+func TestCheckPage_BrowserForcedToRelaySaysWhatItCouldNotTry(t *testing.T) {
+	n := turnNode(t, func(c *config.Config) { c.SFU.TCPPort = testutil.FreePort(t) })
+	b := newTURNBrowser(t)
+	forceRelay(t, b.ctx)
+	ctx, cancel := context.WithTimeout(b.ctx, 3*browserDeadline)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(n.base+"/check"), chromedp.WaitVisible(chromedp.ID("check-table"))); err != nil {
+		t.Fatal(err)
+	}
+	var res *checkResult
+	for deadline := time.Now().Add(3 * browserDeadline); res == nil || !res.Done; time.Sleep(500 * time.Millisecond) {
+		if err := evalJSON(b.ctx, `window.haloCheck || null`, &res); err != nil || time.Now().After(deadline) {
+			t.Fatalf("the check did not finish: %v, last %+v", err, res)
+		}
+	}
+	screenshot(t, b.ctx, "check-page-relay-only.png")
+	var status string
+	if err := evalJSON(b.ctx, `document.getElementById('check-status').textContent`, &status); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the page says: %s", status)
+	for _, r := range res.Results {
+		t.Logf("%-9s ok=%v state=%q rtt=%v mbps=%v %s", r.Path, deref(r.OK), r.State, derefF(r.RTTms), derefF(r.Mbps), r.Detail)
+		switch r.Path {
+		case "ICE-TCP":
+			if r.OK != nil || r.State != "not tried" || !strings.Contains(r.Detail, "relays only") {
+				t.Errorf("ICE-TCP: ok=%v state %q (%s), want not tried because the browser uses relays only", deref(r.OK), r.State, r.Detail)
+			}
+		case "UDP": // reached through the TURN/UDP exchange, and said so
+			if r.OK == nil || !*r.OK || !strings.Contains(r.Detail, "TURN/UDP") || !strings.Contains(r.Detail, "relays only") {
+				t.Errorf("UDP: ok=%v %s, want working through TURN/UDP, the browser being relay-only", deref(r.OK), r.Detail)
+			}
+		default:
+			if r.OK == nil || !*r.OK || !strings.Contains(r.Detail, "relay over") {
+				t.Errorf("%s: ok=%v %s, want working through the relay", r.Path, deref(r.OK), r.Detail)
+			}
+		}
+	}
+	if !res.BrowserRelayOnly || !strings.Contains(status, "relays only") || !strings.Contains(status, "direct connections were not tried") {
+		t.Errorf("the page does not say the browser is relay-only: browser_relay_only %v, %q", res.BrowserRelayOnly, status)
+	}
+	assertNoPageProblems(t, b)
 }

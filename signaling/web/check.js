@@ -33,6 +33,35 @@ function withTimeout(p, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
+// RELAY_ONLY explains why a direct path was not tried.
+const RELAY_ONLY = 'this browser uses relays only (ICE transport policy "relay": set by a policy, an extension or a privacy setting); a direct connection cannot be tried from it';
+
+// browserRelayOnly reports whether this browser may use relay candidates
+// only: its connections say so, or it gathers no direct (host or
+// reflexive) candidate at all. The direct paths cannot be tried then, and
+// saying they are blocked would be wrong.
+async function browserRelayOnly() {
+  const pc = new RTCPeerConnection();
+  try {
+    if (pc.getConfiguration().iceTransportPolicy === 'relay') return true;
+    pc.createDataChannel('probe');
+    let direct = false;
+    const done = new Promise((resolve) => {
+      pc.addEventListener('icecandidate', (e) => {
+        if (e.candidate && / typ (host|srflx|prflx)/.test(e.candidate.candidate)) direct = true;
+        if (!e.candidate) resolve();
+      });
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await withTimeout(done, 3000, 'gathering').catch(() => {});
+    return !direct;
+  } catch {
+    return false;
+  } finally {
+    pc.close();
+  }
+}
+
 // stunCheck gathers candidates with the node's STUN server; a reflexive
 // candidate says the node answered over UDP. The browser leaves it out when
 // it equals a local address (no NAT): then "unknown" here.
@@ -265,11 +294,17 @@ async function run() {
   result.node = cfg.node;
   result.region = cfg.region;
   const turn = cfg.turn[0];
+  const relayOnly = await browserRelayOnly();
+  result.browser_relay_only = relayOnly;
   for (const r of rows) {
     const out = row(r.id);
     if (r.id === 'ice-tcp') {
       if (!cfg.ice_tcp) {
         Object.assign(out, { state: 'not offered', detail: 'this server has no ICE-TCP port (sfu.tcp_port)' });
+        continue;
+      }
+      if (relayOnly) {
+        Object.assign(out, { state: 'not tried', detail: RELAY_ONLY });
         continue;
       }
       $('check-status').textContent = 'Checking ICE-TCP…';
@@ -286,6 +321,10 @@ async function run() {
     if (r.id === 'udp') {
       if (!cfg.stun) {
         Object.assign(out, { state: 'not offered', detail: 'this server runs no STUN/TURN port' });
+        continue;
+      }
+      if (relayOnly) {
+        Object.assign(out, { state: 'not tried', detail: RELAY_ONLY });
         continue;
       }
       $('check-status').textContent = 'Checking UDP…';
@@ -318,12 +357,17 @@ async function run() {
   const udp = row('udp');
   const tu = row('turn-udp');
   if (udp.ok !== true && tu.ok === true) {
-    Object.assign(udp, { ok: true, state: '', rtt_ms: tu.rtt_ms, detail: 'the TURN/UDP exchange reached the node over UDP' });
+    const own = relayOnly ? ' (this browser itself uses relays only)' : '';
+    Object.assign(udp, { ok: true, state: '', rtt_ms: tu.rtt_ms, detail: `the TURN/UDP exchange reached the node over UDP${own}` });
   }
   result.done = true;
   render(result);
   const working = result.results.filter((r) => r.ok === true).map((r) => r.path);
-  $('check-status').textContent = working.length ? `Works from here: ${working.join(', ')}.` : 'Nothing worked from this network.';
+  let summary = working.length ? `Works from here: ${working.join(', ')}.` : 'Nothing worked from this network.';
+  if (relayOnly) {
+    summary += ' This browser uses relays only (a policy, an extension or a privacy setting): it reaches the server through TURN, and direct connections were not tried.';
+  }
+  $('check-status').textContent = summary;
   $('check-again').disabled = false;
   $('check-copy').disabled = false;
 }
