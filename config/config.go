@@ -315,6 +315,13 @@ type ClusterConfig struct {
 	// room's last viewer on this node left, so a viewer who comes back at
 	// once does not wait for a new one. Default 10s; 0..10m.
 	RelayGrace time.Duration `mapstructure:"relay_grace"`
+	// RelayTrunks carries every room's relays between two nodes on one
+	// connection (a trunk) instead of a connection per room. An edge uses
+	// a trunk toward an origin that serves them (its registry entry says
+	// so); toward an older node, or one with trunks off, it relays per
+	// room as before, so a rolling upgrade mixes both. Experimental:
+	// default false (docs/operations.md, "Relay trunks", says why).
+	RelayTrunks bool `mapstructure:"relay_trunks"`
 	// RegionRedirect sends a client that names another region (?region= or
 	// RegionHeader) to a live node of that region: WHIP/WHEP get 307, a
 	// WebSocket a redirect message. Default false.

@@ -59,6 +59,10 @@ type Options struct {
 	// RelayGrace is how long a relay stays after the room's last local
 	// viewer left (cluster.relay_grace; 0: it closes at once).
 	RelayGrace time.Duration
+	// RelayTrunks is cluster.relay_trunks: relays from an origin that
+	// serves trunks ride on one trunk per origin (relay_trunk.go); others
+	// are a connection per room.
+	RelayTrunks bool
 }
 
 // Manager holds the node's rooms. Rooms are created on first join and removed
@@ -84,7 +88,10 @@ type Manager struct {
 	relayFailures   atomic.Uint64
 	relaysConnected atomic.Uint64
 	relaysSilent    atomic.Uint64
+	trunksOpened    atomic.Uint64
 	relayGen        atomic.Uint64
+	trunkOnce       sync.Once
+	trunks          *trunks       // the relay trunks to and from other nodes (relay_trunk.go)
 	originsLost     atomic.Uint64 // rooms' origin nodes lost (originlost.go)
 	// handOverTimeouts counts drains whose hand-over did not finish (drain.go).
 	handOverTimeouts atomic.Uint64
@@ -323,6 +330,7 @@ func (m *Manager) Close() {
 		r.closeRelays()
 		r.remove()
 	}
+	m.closeTrunks()
 	if m.cluster != nil {
 		m.cluster.Close()
 	}

@@ -13,6 +13,7 @@ func (m *Manager) RegisterMetrics(reg prometheus.Registerer) {
 		func() float64 { return float64(m.Stats().Rooms) }))
 	registerStoreMetrics(reg, m)
 	m.registerModerationMetrics(reg) // moderation.go
+	m.registerTrunkMetrics(reg)      // relay_trunk_metrics.go
 	reg.MustRegister(&participantsCollector{rooms: m, desc: prometheus.NewDesc(
 		"halo_participants", "Participants on this node, by role.", []string{"role"}, nil)})
 }

@@ -156,6 +156,7 @@ func (m *Manager) NodeInfo() NodeInfo {
 	n.UpdatedAt = time.Now().UTC()
 	n.Draining = m.isDraining()
 	n.Full = m.Full()
+	n.Trunks = m.opt.RelayTrunks
 	return n
 }
 

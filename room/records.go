@@ -84,4 +84,7 @@ type NodeInfo struct {
 	// Full: the node is past node.max_viewers or node.max_cpu; no new
 	// client is sent to it (admission.go).
 	Full bool `json:"full,omitempty"`
+	// Trunks: the node serves relay trunks (cluster.relay_trunks), so an
+	// edge pulls all its rooms from it on one connection (relay_trunk.go).
+	Trunks bool `json:"trunks,omitempty"`
 }

@@ -38,7 +38,9 @@ import (
 // RelayDialer asks origin for the tracks ids of room: it sends the relay's
 // offer and returns the origin's answer, and a function that tells the
 // origin the relay is closed (so it stops sending at once rather than when
-// ICE notices).
+// ICE notices). With an empty room and no ids it opens a relay trunk
+// (relay_trunk.go): the offer is the trunk's, and tracks are asked for
+// over the trunk.
 type RelayDialer func(ctx context.Context, origin NodeInfo, room string, ids []string, offer string) (answer string, hangUp func(), err error)
 
 // ErrRelayUnavailable is returned when a remote track cannot be relayed now.
@@ -52,7 +54,8 @@ const relayRetry = 2 * time.Second
 type edgeRelay struct {
 	r      *Room
 	origin string
-	ids    []string // the tracks it carries, sorted
+	ids    []string   // the tracks it carries, sorted
+	trunk  *edgeTrunk // the connection to origin it rides on (relay_trunk.go), or nil:
 	pub    *sfu.Publisher
 	hangUp func()
 	gen    uint64 // later relays replace earlier ones, never the reverse
@@ -265,6 +268,12 @@ func (r *Room) connectRelay(origin string, ids []string, kinds [2]int, old *edge
 		return err
 	}
 	er := &edgeRelay{r: r, origin: origin, ids: ids, owners: map[string]*Participant{}, old: old, gen: r.m.relayGen.Add(1)}
+	if r.m.opt.RelayTrunks && node.Trunks {
+		return r.connectTrunkRelay(ctx, er)
+	}
+	// A relay connection of the room's own: trunks are off here, or the
+	// origin does not serve them (an older version, during a rolling
+	// upgrade, or trunks off there).
 	pub, err := r.m.engine.NewRelayIn("", sfu.PublisherEvents{
 		OnTrack:      func(t *sfu.Track) { r.addRelayed(er, t) },
 		OnTrackEnded: func(t *sfu.Track) { r.removeRelayed(er, t) },
@@ -463,6 +472,9 @@ func (r *Room) forgetRelayed(id string, match func(*published) bool) {
 	r.tracksChangedLocked()
 	others := slices.Clone(r.everyone)
 	r.mu.Unlock()
+	if er := e.relay; er.trunk != nil {
+		er.trunk.forget(er, id) // the origin stops sending it
+	}
 	for _, p := range others {
 		p.unsubscribeTrack(id)
 	}
@@ -504,6 +516,17 @@ func (er *edgeRelay) end(lost bool) {
 	}
 	if er.hangUp != nil {
 		er.hangUp()
+	}
+	if et := er.trunk; et != nil {
+		if lost {
+			// The trunk or the origin was lost: the trunk goes (every
+			// room's relay on it asks again, on a new one), the copies
+			// stay with their viewers.
+			et.drop(er)
+			et.fail("a relay on it was lost")
+		} else {
+			et.release(er) // its copies are forgotten; the origin stops sending them
+		}
 	}
 	if old != nil {
 		old.close()

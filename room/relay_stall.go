@@ -13,6 +13,9 @@ import "time"
 // dropped as lost and asked for again at once; its copies and their
 // viewers stay, and are re-anchored to the new relay's tracks (addRelayed).
 //
+// With relay trunks the trunk is checked, not each room's relay on it: a
+// silent trunk is opened again, and every room on it asks again at once.
+//
 // A relay whose tracks are all silent for a reason of their own (a muted
 // broadcaster) is asked for again once, needlessly; that costs one relay
 // set-up per stall.
@@ -25,32 +28,47 @@ const relaySettle = 500 * time.Millisecond
 // every few tens of milliseconds, audio every 20 ms.
 const relayProbe = time.Second
 
-// probeRelaysAfterStall checks every relay of the node's rooms.
+// stallProbe is one connection checked after a stall: a room's own relay
+// connection, or a trunk with every room's relays from its origin.
+type stallProbe struct {
+	packets func() uint64
+	silent  func()
+}
+
+// probeRelaysAfterStall checks every relay connection of the node.
 func (m *Manager) probeRelaysAfterStall(late time.Duration) {
 	if m.isDraining() {
 		return
 	}
-	var relays []*edgeRelay
+	var probes []stallProbe
+	trunks := map[*edgeTrunk]bool{}
 	for _, r := range m.Rooms() {
 		r.mu.Lock()
 		for _, er := range r.relay.relays {
-			relays = append(relays, er)
+			switch {
+			case er.pub != nil:
+				probes = append(probes, stallProbe{packets: er.pub.PacketsIn, silent: er.silentAfterStall})
+			case er.trunk != nil && !trunks[er.trunk]:
+				trunks[er.trunk] = true
+				et := er.trunk
+				probes = append(probes, stallProbe{packets: et.packetsIn, silent: et.silentAfterStall})
+			}
 		}
 		r.mu.Unlock()
 	}
-	if len(relays) == 0 {
+	if len(probes) == 0 {
 		return
 	}
-	m.log.Info("checking relays after a stall", "relays", len(relays), "late", late.Round(time.Millisecond))
+	m.log.Info("checking relays after a stall", "connections", len(probes), "late", late.Round(time.Millisecond))
 	time.AfterFunc(relaySettle, func() {
-		first := make([]uint64, len(relays))
-		for i, er := range relays {
-			first[i] = er.pub.PacketsIn()
+		first := make([]uint64, len(probes))
+		for i, p := range probes {
+			first[i] = p.packets()
 		}
 		time.AfterFunc(relayProbe, func() {
-			for i, er := range relays {
-				if er.pub.PacketsIn() == first[i] {
-					er.silentAfterStall()
+			for i, p := range probes {
+				if p.packets() == first[i] {
+					p.silent()
 				}
 			}
 		})
@@ -74,4 +92,18 @@ func (er *edgeRelay) silentAfterStall() {
 	if !r.m.isDraining() {
 		r.demandRelays(false)
 	}
+}
+
+// silentAfterStall drops a trunk found silent after a stall; every room
+// whose relays rode on it asks again at once, on a new trunk.
+func (et *edgeTrunk) silentAfterStall() {
+	et.mu.Lock()
+	dead := et.dead
+	et.mu.Unlock()
+	if dead {
+		return
+	}
+	et.m.relaysSilent.Add(1)
+	et.m.log.Warn("relay trunk silent after a stall: opening it again", "origin", et.origin)
+	et.reopen("silent after a stall")
 }

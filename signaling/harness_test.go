@@ -43,7 +43,7 @@ func startServer(t *testing.T, edit func(*config.Config)) *testServer {
 	}
 	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rooms, err := room.NewStandalone(cfg.SFU, room.Options{NodeID: cfg.Node.ID, Room: cfg.Room, Limits: cfg.Limits, Log: log})
+	rooms, err := room.NewStandalone(cfg.SFU, room.Options{NodeID: cfg.Node.ID, Room: cfg.Room, Limits: cfg.Limits, Log: log, RelayTrunks: cfg.Cluster.RelayTrunks})
 	if err != nil {
 		t.Fatal(err)
 	}

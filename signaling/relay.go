@@ -45,6 +45,8 @@ func (s *Server) routeRelay(mux *http.ServeMux) {
 	mux.HandleFunc("POST /relay/{room}", s.handleRelay)
 	mux.HandleFunc("DELETE /relay/{room}/{id}", s.handleRelayDelete)
 	mux.HandleFunc("/relay/{room}", methodNotAllowed("POST"))
+	mux.HandleFunc("POST "+trunkPath, s.handleTrunk)
+	mux.HandleFunc(trunkPath, methodNotAllowed("POST"))
 }
 
 // clustered reports whether the node serves relays: it shares a store and
@@ -59,7 +61,7 @@ func (s *Server) clustered() bool {
 func (s *Server) relayAuth(w http.ResponseWriter, r *http.Request, roomName string) (string, bool) {
 	now := time.Now()
 	claims, err := s.clusterSigner.Verify(bearer(r), now)
-	if err == nil && (!strings.HasPrefix(claims.Identity, relayIdentity) || !claims.RoomAllowed(roomName)) {
+	if err == nil && (!strings.HasPrefix(claims.Identity, relayIdentity) || claims.Room == trunkTokenRoom || !claims.RoomAllowed(roomName)) {
 		err = fmt.Errorf("%w: not a relay token for room %q", auth.ErrClaims, roomName)
 	}
 	if err == nil && (claims.ID == "" || claims.ExpiresAt.After(now.Add(relayTokenTTL+relayClockSkew))) {
@@ -150,13 +152,17 @@ func (s *Server) handleRelay(w http.ResponseWriter, r *http.Request) {
 // signed with cluster.secret, valid for relayTokenTTL, with an id of its
 // own that the origin accepts once.
 func relayToken(signer *auth.Signer, node, roomName string, now time.Time) (string, error) {
+	// A trunk's token names no room, which the claims allow only with the
+	// admin grant; relayAuth refuses it for a room's relay.
+	trunk := roomName == trunkTokenRoom
 	return signer.Sign(auth.Claims{Identity: relayIdentity + node, Room: roomName, ID: id.New(relayIDPrefix),
-		Grants: auth.Grants{Subscribe: true}, IssuedAt: now, ExpiresAt: now.Add(relayTokenTTL)})
+		Grants: auth.Grants{Subscribe: true, Admin: trunk}, IssuedAt: now, ExpiresAt: now.Add(relayTokenTTL)})
 }
 
 // NewRelayDialer returns the room's RelayDialer for this node: it POSTs the
 // offer to the origin's relay endpoint (its cluster.relay_address, else its
-// public URL) with a relay token signed with cluster.secret.
+// public URL) with a relay token signed with cluster.secret. With an empty
+// room it opens a relay trunk (relay_trunk.go).
 func NewRelayDialer(cfg Config) (room.RelayDialer, error) {
 	signer, err := auth.NewSigner([]byte(cfg.Cluster.Secret))
 	if err != nil {
@@ -173,6 +179,9 @@ func NewRelayDialer(cfg Config) (room.RelayDialer, error) {
 			return "", nil, fmt.Errorf("%w: node %q announces no address", room.ErrRelayUnavailable, origin.ID)
 		}
 		base = strings.TrimSuffix(base, "/")
+		if roomName == "" {
+			return dialTrunk(ctx, client, base, origin, token, offer, cfg.Limits.MaxSDPBytes)
+		}
 		tok, err := token(roomName)
 		if err != nil {
 			return "", nil, err

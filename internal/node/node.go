@@ -77,6 +77,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		}
 		opt.Cluster = cluster.New(store, cluster.Options{NodeID: cfg.Node.ID, Heartbeat: cfg.Cluster.HeartbeatInterval, StoreTimeout: cfg.Redis.Timeout, Log: log})
 		opt.RelayGrace = cfg.Cluster.RelayGrace
+		opt.RelayTrunks = cfg.Cluster.RelayTrunks
 		closeStore = release
 	}
 	rooms := room.NewManager(engine, opt)
