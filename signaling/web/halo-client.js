@@ -398,6 +398,12 @@ export class HaloClient extends EventTarget {
         break;
       case 'chat':
       case 'reaction':
+      // Moderation (docs/protocol.md): the app shows them; removed comes
+      // before the server closes the socket.
+      case 'removed':
+      case 'system_message':
+      case 'permissions_changed':
+      case 'track_muted':
         break;
       case 'layers':
         this._sendLayers(data).catch((err) => {

@@ -6,6 +6,10 @@ import { HaloClient, whip } from './halo-client.js';
 import { chatPanel } from './chat.js';
 import { $, setStatus, describe, PageError, getToken, afterLoad, refreshDevToken, backoff, NO_RETRY } from './page.js';
 
+// REMOVED_WAIT_MS is how long the end of a WHIP session waits for the
+// hidden socket's removed before it counts as a drain (go live again).
+const REMOVED_WAIT_MS = 1000;
+
 // QUALITY are the capture sizes the live page offers. 480p is the default:
 // Chrome starts every connection at a low bandwidth estimate and sends HD at
 // a reduced size for its first many seconds, while VGA is sharp at once.
@@ -235,6 +239,13 @@ export function liveView(room, params) {
     else if (s === 'failed') lost(my, new PageError('media_failed', 'The media connection failed.'));
   }
 
+  // removedError is a moderator's removal (the removed event): the page
+  // stops instead of going live again.
+  function removedError(d) {
+    const why = d.reason ? `: ${d.reason}` : '';
+    return new PageError('removed', d.room_ended ? `A moderator ended the room${why}.` : `A moderator removed you from the room${why}.`);
+  }
+
   // lost ends a broadcast that ended without the user's Stop and goes live
   // again: at once after a session the server ended (a drain answers the
   // new POST with a redirect to another node), else after a growing pause,
@@ -244,7 +255,7 @@ export function liveView(room, params) {
     if (my !== attempt || gone || retryTimer) return;
     attempt++;
     teardown();
-    if (NO_RETRY.has(err.code) || err.code === 'banned') {
+    if (NO_RETRY.has(err.code) || err.code === 'banned' || err.code === 'removed') {
       setState('error', `${describe(err)} Press Start to try again.`, 'error');
       return;
     }
@@ -270,6 +281,7 @@ export function liveView(room, params) {
       if (e.detail.target === 'publisher') onMediaState(my, e.detail.state);
     });
     c.addEventListener('error', (e) => { if (my === attempt) setStatus(status, `Server error: ${e.detail.code}: ${e.detail.message}`, 'error'); });
+    c.addEventListener('removed', (e) => lost(my, removedError(e.detail)));
     c.addEventListener('close', (e) => {
       if (my !== attempt || e.detail.wasClean) return;
       lost(my, new PageError('closed', `Lost the connection to the server (${e.detail.code}).`));
@@ -293,7 +305,11 @@ export function liveView(room, params) {
     // moderator): only the DTLS transport says so ("closed").
     for (const t of new Set(conn.getSenders().map((x) => x.transport).filter(Boolean))) {
       t.addEventListener('statechange', () => {
-        if (t.state === 'closed' || t.state === 'failed') lost(my, new PageError('session_ended', 'The server ended the session.'));
+        // A removal reaches the hidden socket below too (removed): give
+        // it a moment to tell a removal from a drain before going live again.
+        if (t.state === 'closed' || t.state === 'failed') {
+          setTimeout(() => lost(my, new PageError('session_ended', 'The server ended the session.')), monitor ? REMOVED_WAIT_MS : 0);
+        }
       });
     }
     // WHIP has no events: a hidden signalling connection (not announced,
@@ -302,6 +318,7 @@ export function liveView(room, params) {
     monitor = m;
     panel.attach(m);
     m.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
+    m.addEventListener('removed', (e) => lost(my, removedError(e.detail)));
     m.addEventListener('close', (e) => { if (my === attempt && !e.detail.wasClean) setViewers(null); });
     m.connect().then(() => m.join()).catch(() => { if (my === attempt) setViewers(null); });
   }
