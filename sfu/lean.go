@@ -77,10 +77,15 @@ func (e *Engine) newLeanLink(onLost func()) *leanLink {
 }
 
 // watchPair has l follow the selected ICE pair of pc.
-func (e *Engine) watchPair(pc *webrtc.PeerConnection, l *leanLink) {
+// (l may be nil: no lean path), and tells moved of every new pair (Pion
+// takes one handler per connection: this is it).
+func (e *Engine) watchPair(pc *webrtc.PeerConnection, l *leanLink, moved func(*webrtc.ICECandidatePair)) {
 	dt := pc.SCTP().Transport()
 	dt.ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
-		if l.handedOver.Load() {
+		if moved != nil {
+			moved(p)
+		}
+		if l == nil || l.handedOver.Load() {
 			return
 		}
 		path := e.pathFor(p)

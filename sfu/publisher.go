@@ -98,6 +98,11 @@ func (e *Engine) newPublisher(api *webrtc.API, streamID string, ev PublisherEven
 			ev.OnCandidate(c.ToJSON())
 		}
 	})
+	e.watchPair(pc, nil, func(pair *webrtc.ICECandidatePair) {
+		if !p.relay {
+			p.transport.move(e, &e.transports.publishers, pair)
+		}
+	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected && !p.relay {
 			p.transport.count(e, &e.transports.publishers, pc)

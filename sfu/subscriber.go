@@ -144,9 +144,11 @@ func (s *Subscriber) openPC(ufrag, pwd string, cert webrtc.Certificate) (*webrtc
 		return nil, fmt.Errorf("sfu: new subscriber connection: %w", err)
 	}
 	s.pcOff = off
-	if s.link != nil {
-		e.watchPair(pc, s.link)
-	}
+	e.watchPair(pc, s.link, func(p *webrtc.ICECandidatePair) {
+		if !s.relay {
+			s.transport.move(e, &e.transports.viewers, p)
+		}
+	})
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil && ev.OnCandidate != nil && !off.Load() {
 			ev.OnCandidate(c.ToJSON())

@@ -125,6 +125,27 @@ func (c *connTransport) count(e *Engine, gauges *[len(transportNames)]atomic.Int
 	gauges[i].Add(1)
 }
 
+// move counts a connection that counts already under the transport of its
+// new selected pair p: an ICE restart, or a browser that moved from a relay
+// to a direct path. One not counted yet (not connected) or closed is left.
+func (c *connTransport) move(e *Engine, gauges *[len(transportNames)]atomic.Int64, p *webrtc.ICECandidatePair) {
+	i := e.transportOf(p)
+	if i < 0 {
+		return
+	}
+	for {
+		cur := c.at.Load()
+		if cur <= 0 || cur == int32(i)+1 {
+			return
+		}
+		if c.at.CompareAndSwap(cur, int32(i)+1) {
+			gauges[cur-1].Add(-1)
+			gauges[i].Add(1)
+			return
+		}
+	}
+}
+
 // release stops counting the connection, for good.
 func (c *connTransport) release(gauges *[len(transportNames)]atomic.Int64) {
 	if i := c.at.Swap(-1); i > 0 {

@@ -75,6 +75,44 @@ func TestConnTransport_CountsOnceAndNotAfterRelease(t *testing.T) {
 	}
 }
 
+// A connection whose selected pair moves (an ICE restart, a browser that
+// went from a TURN relay to a direct path) counts under the new transport
+// only; one not connected yet or closed is not counted by a move.
+func TestConnTransport_FollowsThePairWhenItMoves(t *testing.T) {
+	e := &Engine{}
+	relay := netip.MustParseAddrPort("127.0.0.1:40001")
+	e.SetTURNRelays(func(ap netip.AddrPort) string {
+		if ap == relay {
+			return "tcp"
+		}
+		return ""
+	})
+	local := &webrtc.ICECandidate{Typ: webrtc.ICECandidateTypeHost, Protocol: webrtc.ICEProtocolUDP, Address: "127.0.0.1", Port: 5000}
+	viaRelay := webrtc.NewICECandidatePair(local, &webrtc.ICECandidate{Typ: webrtc.ICECandidateTypePrflx, Protocol: webrtc.ICEProtocolUDP, Address: "127.0.0.1", Port: relay.Port()})
+	direct := webrtc.NewICECandidatePair(local, &webrtc.ICECandidate{Typ: webrtc.ICECandidateTypeHost, Protocol: webrtc.ICEProtocolUDP, Address: "127.0.0.1", Port: 50000})
+	g := &e.transports.viewers
+	var c connTransport
+	c.move(e, g, direct)
+	if c.name() != "" || g[idxUDP].Load() != 0 {
+		t.Fatalf("a connection not up yet was counted by a move: %q", c.name())
+	}
+	c.at.Store(idxTURNTCP + 1)
+	g[idxTURNTCP].Add(1)
+	c.move(e, g, direct)
+	if c.name() != TransportUDP || g[idxTURNTCP].Load() != 0 || g[idxUDP].Load() != 1 {
+		t.Fatalf("after moving to a direct path: %q, turn_tcp %d, udp %d", c.name(), g[idxTURNTCP].Load(), g[idxUDP].Load())
+	}
+	c.move(e, g, viaRelay)
+	if c.name() != TransportTURNTCP || g[idxTURNTCP].Load() != 1 || g[idxUDP].Load() != 0 {
+		t.Fatalf("after moving back to the relay: %q, turn_tcp %d, udp %d", c.name(), g[idxTURNTCP].Load(), g[idxUDP].Load())
+	}
+	c.release(g)
+	c.move(e, g, direct)
+	if g[idxTURNTCP].Load() != 0 || g[idxUDP].Load() != 0 {
+		t.Fatalf("a closed connection was counted by a move: turn_tcp %d, udp %d", g[idxTURNTCP].Load(), g[idxUDP].Load())
+	}
+}
+
 // The ICE-TCP check keeps only TCP candidates of an SDP and every other
 // line as it was.
 func TestOnlyTCPCandidates_DropsEveryCandidateButTCP(t *testing.T) {
