@@ -51,6 +51,8 @@ type Config struct {
 	// Webhooks tells an app backend what happens in the rooms
 	// (config/webhooks.go).
 	Webhooks WebhooksConfig `mapstructure:"webhooks"`
+	// HLS configures the LL-HLS output at /hls/ (config/hls.go).
+	HLS HLSConfig `mapstructure:"hls"`
 	// Shutdown configures draining on SIGTERM.
 	Shutdown ShutdownConfig `mapstructure:"shutdown"`
 	// Log configures log output.
@@ -397,6 +399,7 @@ func Default() *Config {
 		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second, RelayGrace: 10 * time.Second},
 		Turn:     defaultTURN(),
 		Webhooks: defaultWebhooks(),
+		HLS:      defaultHLS(),
 		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}

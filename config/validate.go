@@ -122,6 +122,7 @@ func (c *Config) Validate() error {
 	c.validateCluster(&p)
 	c.validateTURN(&p)
 	c.validateWebhooks(&p)
+	c.validateHLS(&p)
 
 	p.positive("shutdown.timeout", c.Shutdown.Timeout)
 	switch c.Log.Level {

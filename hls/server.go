@@ -1,0 +1,214 @@
+package hls
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/halobuzz/live/config"
+)
+
+// Server serves /hls/{room}/...: it starts a room's muxer at the first
+// request for its index.m3u8, hands each request to that muxer with the
+// caching headers a CDN follows, and stops muxers nobody asks for.
+type Server struct {
+	cfg Config
+	src Source
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	closed   bool
+	stop     chan struct{}
+	reaped   chan struct{}
+}
+
+// NewServer returns a Server for cfg reading broadcasts from src. Close
+// stops it.
+func NewServer(cfg Config, src Source, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, src: src, log: log.With("component", "hls"), sessions: map[string]*session{},
+		stop: make(chan struct{}), reaped: make(chan struct{})}
+	go s.reap()
+	return s
+}
+
+// Close stops every muxer and the server's own goroutine.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	list := make([]*session, 0, len(s.sessions))
+	for _, x := range s.sessions {
+		list = append(list, x)
+	}
+	s.sessions = map[string]*session{}
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.reaped
+	for _, x := range list {
+		x.close()
+	}
+}
+
+// Sessions returns how many rooms' muxers run.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// reap stops muxers idle for cfg.IdleTimeout and forgets ended ones.
+func (s *Server) reap() {
+	defer close(s.reaped)
+	tick := time.NewTicker(max(s.cfg.IdleTimeout/4, 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			var idle []*session
+			s.mu.Lock()
+			for room, x := range s.sessions {
+				if x.idleFor(now) > s.cfg.IdleTimeout || x.ended() {
+					idle = append(idle, x)
+					delete(s.sessions, room)
+				}
+			}
+			s.mu.Unlock()
+			for _, x := range idle {
+				x.close()
+			}
+		}
+	}
+}
+
+func (x *session) ended() bool {
+	select {
+	case <-x.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ServeHTTP answers GET and HEAD of /hls/{room}/{file}.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	room, file, ok := parsePath(r.URL.Path)
+	if !ok {
+		newError(http.StatusBadRequest, CodeBadPath, "expected /hls/{room}/{file}.m3u8 or .mp4, with room and file of letters, digits, '-', '_' and '.'").write(w)
+		return
+	}
+	if s.cfg.SigningSecret != "" {
+		if e := checkSignature(s.cfg.SigningSecret, room, r.URL.Query(), time.Now()); e != nil {
+			e.write(w)
+			return
+		}
+	}
+	x, e := s.session(room, file == "index.m3u8")
+	if e != nil {
+		e.write(w)
+		return
+	}
+	x.touch()
+	if file == "index.m3u8" {
+		ctx, cancel := context.WithTimeout(r.Context(), readyWait)
+		defer cancel()
+		select {
+		case <-x.ready:
+		case <-ctx.Done():
+			newError(http.StatusServiceUnavailable, CodeStarting, "the room's HLS is starting (waiting for a keyframe); ask again").write(w)
+			return
+		}
+		if x.ended() {
+			newError(http.StatusNotFound, CodeNoBroadcast, "the broadcast of room %q ended", room).write(w)
+			return
+		}
+	}
+	x.mux.Handle(&cacheWriter{ResponseWriter: w, file: file, blocking: r.URL.Query().Has("_HLS_msn")}, r)
+}
+
+// session returns the room's running muxer, starting one when start is
+// set (a request for index.m3u8).
+func (s *Server) session(room string, start bool) (*session, *Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, "the node is shutting down")
+	}
+	if x := s.sessions[room]; x != nil && !x.ended() {
+		return x, nil
+	}
+	delete(s.sessions, room)
+	if !start {
+		return nil, newError(http.StatusNotFound, CodeNotFound, "no such HLS file of room %q now (its muxer restarted?): load index.m3u8 again", room)
+	}
+	x, err := startSession(s.cfg, s.src, room, s.log)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
+		s.log.Warn("hls: cannot start", "room", room, "err", err)
+		return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, "cannot start the room's HLS now; ask again")
+	}
+	s.sessions[room] = x
+	s.log.Debug("hls: muxer started", "room", room)
+	return x, nil
+}
+
+// cacheWriter sets the caching headers of a muxer's answer by what it is:
+// parts, segments and init segments are immutable (their names are unique
+// to a muxer), playlists change each part, errors are never cached.
+type cacheWriter struct {
+	http.ResponseWriter
+	file     string
+	blocking bool
+	wrote    bool
+}
+
+func (c *cacheWriter) WriteHeader(status int) {
+	if !c.wrote {
+		c.wrote = true
+		h := c.Header()
+		h.Del("Set-Cookie")
+		switch {
+		case status != http.StatusOK:
+			h.Set("Cache-Control", "no-store")
+		case strings.HasSuffix(c.file, ".mp4"):
+			h.Set("Cache-Control", "public, max-age=86400, immutable")
+		case c.blocking:
+			// The answer to one _HLS_msn/_HLS_part request never changes
+			// (later requests ask for later parts): a CDN may keep it for a
+			// few target durations.
+			h.Set("Cache-Control", "public, max-age=6")
+		default:
+			h.Set("Cache-Control", "public, max-age=1")
+		}
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *cacheWriter) Write(b []byte) (int, error) {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// ConfigOf is the part of the hls section a Server reads.
+func ConfigOf(c config.HLSConfig) Config {
+	return Config{PartDuration: c.PartDuration, SegmentDuration: c.SegmentDuration, SegmentCount: c.SegmentCount,
+		IdleTimeout: c.IdleTimeout, SigningSecret: c.SigningSecret}
+}

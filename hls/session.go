@@ -1,0 +1,280 @@
+package hls
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2"
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+)
+
+// Config is what a Server needs of the hls section (config.HLSConfig).
+type Config struct {
+	PartDuration    time.Duration
+	SegmentDuration time.Duration
+	SegmentCount    int
+	IdleTimeout     time.Duration
+	SigningSecret   string
+}
+
+// session is one room's muxer: the taps of its tracks feed a ring, one
+// goroutine (run) depacketizes and writes to gohlslib's muxer, which serves
+// the playlists, parts and segments.
+type session struct {
+	room  string
+	log   *slog.Logger
+	mux   *gohlslib.Muxer
+	video *gohlslib.Track // nil for an audio-only broadcast
+	audio *gohlslib.Track // nil without audio
+	ring  *ring
+	taps  []Tap
+	start time.Time
+
+	lastReq atomic.Int64 // unix nanoseconds of the last request
+	ready   chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+
+	// Owned by run.
+	vclock, aclock clock
+	au             h264Assembler
+	auTS           uint32
+	auOpen         bool
+	nextSeq        uint16
+	seqKnown       bool
+	errors         uint64
+}
+
+// clock maps one track's RTP timestamps to the muxer's presentation time:
+// the first packet is placed at its arrival since the session started, so
+// audio and video line up to within the network's jitter.
+type clock struct {
+	started bool
+	last    uint32
+	pts     int64
+}
+
+func (c *clock) at(ts uint32, rate int64, since time.Duration) int64 {
+	if !c.started {
+		c.started, c.last = true, ts
+		c.pts = int64(since) * rate / int64(time.Second)
+		return c.pts
+	}
+	c.pts += int64(int32(ts - c.last))
+	c.last = ts
+	return c.pts
+}
+
+// readyWait is how long the first playlist request waits for the first
+// segment of a muxer it started (a keyframe must come first).
+const readyWait = 10 * time.Second
+
+// startSession picks the room's tracks, starts a muxer for them and taps
+// them. It answers an *Error for what a player can be told.
+func startSession(cfg Config, src Source, room string, log *slog.Logger) (*session, error) {
+	refs, err := src.Tracks(room)
+	if err == ErrNoBroadcast {
+		return nil, newError(http.StatusNotFound, CodeNoBroadcast, "room %q has no broadcast on this node", room)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hls: tracks of room %q: %w", room, err)
+	}
+	var video, audio *TrackRef
+	for i := range refs {
+		r := &refs[i]
+		switch {
+		case r.Kind == "video" && video == nil:
+			video = r
+		case r.Kind == "audio" && audio == nil && strings.EqualFold(r.Codec, "audio/opus"):
+			audio = r
+		}
+	}
+	s := &session{room: room, log: log.With("room", room), ring: newRing(), start: time.Now(),
+		ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	var tracks []*gohlslib.Track
+	if video != nil {
+		if err := videoCodecError(video.Codec); err != nil {
+			return nil, err
+		}
+		s.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
+		tracks = append(tracks, s.video)
+	}
+	if audio != nil {
+		s.audio = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: 2}, ClockRate: 48000}
+		tracks = append(tracks, s.audio)
+	}
+	if len(tracks) == 0 {
+		return nil, newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
+			"room %q carries no track HLS can take without transcoding (H.264 video, Opus audio)", room)
+	}
+	s.mux = &gohlslib.Muxer{
+		Tracks: tracks, Variant: gohlslib.MuxerVariantLowLatency, SegmentCount: cfg.SegmentCount,
+		SegmentMinDuration: cfg.SegmentDuration, PartMinDuration: cfg.PartDuration,
+	}
+	if err := s.mux.Start(); err != nil {
+		return nil, fmt.Errorf("hls: start muxer of room %q: %w", room, err)
+	}
+	for _, ref := range []*TrackRef{video, audio} {
+		if ref == nil {
+			continue
+		}
+		t, err := src.Tap(room, ref.ID, input{r: s.ring, video: ref == video})
+		if err != nil {
+			s.closeTaps()
+			s.mux.Close()
+			return nil, fmt.Errorf("hls: tap %s of room %q: %w", ref.ID, room, err)
+		}
+		s.taps = append(s.taps, t)
+	}
+	s.touch()
+	go s.run()
+	go s.awaitReady()
+	return s, nil
+}
+
+// videoCodecError tells why a video codec cannot be served, or nil for
+// H.264.
+func videoCodecError(mime string) *Error {
+	switch strings.ToLower(mime) {
+	case "video/h264":
+		return nil
+	case "video/vp8":
+		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
+			"the broadcast is VP8, which HLS cannot carry without transcoding, and the node does not transcode: publish H.264 for HLS")
+	default:
+		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
+			"the broadcast is %s; this node serves HLS of H.264 video only for now: publish H.264 for HLS", mime)
+	}
+}
+
+// awaitReady closes ready once the muxer has its first segment (the
+// multivariant playlist, which gohlslib holds back until then, can be
+// written), or when the session ends.
+func (s *session) awaitReady() {
+	defer close(s.ready)
+	req := httptest.NewRequest(http.MethodGet, "/index.m3u8", nil)
+	s.mux.Handle(httptest.NewRecorder(), req)
+}
+
+func (s *session) touch() { s.lastReq.Store(time.Now().UnixNano()) }
+
+func (s *session) idleFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, s.lastReq.Load()))
+}
+
+// close stops the session and waits for its goroutine.
+func (s *session) close() {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+func (s *session) closeTaps() {
+	for _, t := range s.taps {
+		t.Close()
+	}
+}
+
+// run is the session's one goroutine: it takes packets from the ring in
+// order and writes whole access units (and Opus packets) to the muxer,
+// until stopped or a tapped track ends.
+func (s *session) run() {
+	defer close(s.done)
+	defer func() {
+		s.closeTaps()
+		s.mux.Close()
+		<-s.ready
+		if d := s.ring.dropped.Load(); d > 0 || s.errors > 0 {
+			s.log.Info("hls: muxer stopped", "dropped_packets", d, "mux_errors", s.errors)
+		} else {
+			s.log.Debug("hls: muxer stopped")
+		}
+	}()
+	var ended []<-chan struct{}
+	for _, t := range s.taps {
+		ended = append(ended, t.Done())
+	}
+	var end0, end1 <-chan struct{}
+	if len(ended) > 0 {
+		end0 = ended[0]
+	}
+	if len(ended) > 1 {
+		end1 = ended[1]
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-end0:
+			return
+		case <-end1:
+			return
+		case i := <-s.ring.full:
+			sl := &s.ring.slots[i]
+			if sl.video {
+				s.onVideo(sl)
+			} else {
+				s.onAudio(sl)
+			}
+			s.ring.free <- i
+		}
+	}
+}
+
+func (s *session) onVideo(sl *slot) {
+	if s.video == nil {
+		return
+	}
+	if s.seqKnown && sl.seq != s.nextSeq {
+		s.au.drop() // a packet of this access unit is missing
+	}
+	s.seqKnown, s.nextSeq = true, sl.seq+1
+	if s.auOpen && sl.ts != s.auTS {
+		s.flushVideo() // the previous access unit ended without its marker
+	}
+	s.auOpen, s.auTS = true, sl.ts
+	if err := s.au.push(sl.buf[:sl.n]); err != nil {
+		s.au.drop()
+	}
+	if sl.marker {
+		s.flushVideo()
+	}
+}
+
+func (s *session) flushVideo() {
+	s.auOpen = false
+	au := s.au.take()
+	if au == nil {
+		return
+	}
+	pts := s.vclock.at(s.auTS, 90000, time.Since(s.start))
+	if err := s.mux.WriteH264(s.video, time.Now(), pts, au); err != nil {
+		s.noteError(err)
+	}
+}
+
+func (s *session) onAudio(sl *slot) {
+	if s.audio == nil || sl.n == 0 {
+		return
+	}
+	pts := s.aclock.at(sl.ts, 48000, time.Since(s.start))
+	pkt := make([]byte, sl.n) // the muxer keeps it until its part is written
+	copy(pkt, sl.buf[:sl.n])
+	if err := s.mux.WriteOpus(s.audio, time.Now(), pts, [][]byte{pkt}); err != nil {
+		s.noteError(err)
+	}
+}
+
+// noteError counts a muxer error; the first is logged, the count at the end.
+func (s *session) noteError(err error) {
+	if s.errors == 0 {
+		s.log.Warn("hls: muxer refused media", "err", err)
+	}
+	s.errors++
+}

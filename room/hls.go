@@ -1,0 +1,69 @@
+package room
+
+import (
+	"fmt"
+
+	"github.com/halobuzz/live/sfu"
+)
+
+// RTPWriter takes the packets of a Tap. WriteRTP runs on the track's
+// forwarder: it must not block nor keep payload after it returns.
+type RTPWriter = sfu.RTPWriter
+
+// Tap is an in-process viewer of one of a room's tracks (an LL-HLS muxer):
+// it gets what a WebRTC viewer of the track gets, starting on a keyframe.
+type Tap struct {
+	tap  *sfu.Tap
+	done <-chan struct{}
+}
+
+// Done is closed when the tapped track ends (its broadcaster left or
+// republished: a new tap is needed then).
+func (t *Tap) Done() <-chan struct{} { return t.done }
+
+// Close stops the tap.
+func (t *Tap) Close() { t.tap.Close() }
+
+// BroadcastTracks returns the tracks a WHEP player of the room named would
+// get now on this node: its main video and that publisher's audio. It
+// returns ErrNoTracks when the room has none here.
+func (m *Manager) BroadcastTracks(name string) ([]TrackInfo, error) {
+	r := m.Room(name)
+	if r == nil {
+		return nil, ErrNoTracks
+	}
+	tracks, err := r.watchTracks("")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TrackInfo, 0, len(tracks))
+	r.mu.Lock()
+	for _, t := range tracks {
+		if p := r.tracks[t.Info().ID]; p != nil {
+			out = append(out, p.info)
+		}
+	}
+	r.mu.Unlock()
+	if len(out) == 0 {
+		return nil, ErrNoTracks
+	}
+	return out, nil
+}
+
+// TapTrack starts a tap of the room's track id that writes its packets to
+// w. The caller closes it.
+func (m *Manager) TapTrack(name, id string, w RTPWriter) (*Tap, error) {
+	r := m.Room(name)
+	if r == nil {
+		return nil, ErrNoTracks
+	}
+	p := r.track(id)
+	if p == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTrack, id)
+	}
+	t, err := p.track.Tap(w)
+	if err != nil {
+		return nil, err
+	}
+	return &Tap{tap: t, done: p.track.Done()}, nil
+}
