@@ -49,6 +49,8 @@ type Server struct {
 	relays   *relaySlots
 	// tcpCheck runs the check page's ICE-TCP check (check_tcp.go); nil: none.
 	tcpCheck TCPChecker
+	// hls serves /hls/ (hls.go); nil: hls.enabled is false.
+	hls http.Handler
 }
 
 // Config is what signalling reads of the node's configuration: its
@@ -167,6 +169,7 @@ func (s *Server) Handler() http.Handler {
 		s.routeRelay(mux) // else on its own listener (RelayHandler)
 	}
 	s.routeCheck(mux) // the connection check page: check.go
+	s.routeHLS(mux)   // LL-HLS: hls.go
 	s.routeWeb(mux)
 	return s.recoverPanics(s.withTURNLinks(mux)) // TURN credentials for WHIP/WHEP: iceservers.go
 }

@@ -38,6 +38,7 @@ type Node struct {
 	relaySv   *http.Server // cluster.relay_address
 	stopHooks func()       // the webhooks (webhooks.go)
 	stopTURN  func()       // the embedded TURN server (turn.go)
+	stopHLS   func()       // the LL-HLS server (hls.go)
 }
 
 // New builds every layer of a node for cfg (validated by the caller) and
@@ -107,7 +108,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		engine.Close()
 		return nil, err
 	}
-	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore, stopHooks: stopHooks, stopTURN: stopTURN}, nil
+	stopHLS := startHLS(cfg, rooms, srv, log)
+	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore, stopHooks: stopHooks, stopTURN: stopTURN, stopHLS: stopHLS}, nil
 }
 
 // Start opens the node's listeners: signalling (http.listen), the relay
@@ -211,6 +213,7 @@ func (n *Node) Close() {
 }
 
 func (n *Node) release() {
+	n.stopHLS()
 	n.stopHooks()
 	n.stopTURN()
 	n.rooms.Close()

@@ -1,0 +1,359 @@
+package node
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/halobuzz/live/config"
+	"github.com/halobuzz/live/hls"
+	"github.com/halobuzz/live/internal/testutil"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+)
+
+// hlsSecret signs the HLS URLs of these tests.
+const hlsSecret = "hls-test-signing-secret-0123456789abcdef"
+
+// needFFmpeg returns the path of tool (ffmpeg or ffprobe, Debian's ffmpeg
+// package) or skips the test saying how to get it.
+func needFFmpeg(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		t.Skipf("%s not found (install Debian's ffmpeg package: apt-get install -y ffmpeg): %v", tool, err)
+	}
+	return p
+}
+
+// encodeH264 makes seconds of 320x240 30 fps H.264 Constrained Baseline
+// with a keyframe every second and access unit delimiters, in Annex B.
+func encodeH264(t *testing.T, seconds int) [][]byte {
+	t.Helper()
+	ffmpeg := needFFmpeg(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "src.h264")
+	cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+		"-i", "testsrc=size=320x240:rate=30", "-t", strconv.Itoa(seconds),
+		"-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-g", "30", "-bf", "0",
+		"-x264-params", "aud=1:scenecut=0", "-bsf:v", "h264_mp4toannexb", "-f", "h264", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	return accessUnits(t, out)
+}
+
+// whipPublishH264 publishes aus (looped, 30 fps) and Opus silence over
+// WHIP to room until the test ends, as OBS would.
+func whipPublishH264(t *testing.T, n *testNode, room string, aus [][]byte) {
+	t.Helper()
+	baseline := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: baseline, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	pub := newTestPCWith(t, me)
+	video, _ := webrtc.NewTrackLocalStaticSample(baseline, "cam", "obs")
+	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", "obs")
+	for _, tr := range []webrtc.TrackLocal{video, audio} {
+		if _, err := pub.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &whipClient{pc: pub, stop: make(chan struct{}), done: make(chan struct{})}
+	if resp := c.post(t, n.base+"/whip/"+room, n.token(room, "obs", true, false)); resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, b)
+	}
+	go func() {
+		defer close(c.done)
+		vt, at := time.NewTicker(time.Second/30), time.NewTicker(20*time.Millisecond)
+		defer vt.Stop()
+		defer at.Stop()
+		// An Opus packet of 20 ms of silence (RFC 6716: CELT FB 20 ms, one frame).
+		silence := []byte{0xfc, 0xff, 0xfe}
+		for i := 0; ; {
+			select {
+			case <-c.stop:
+				return
+			case <-vt.C:
+				_ = video.WriteSample(media.Sample{Data: aus[i%len(aus)], Duration: time.Second / 30})
+				i++
+			case <-at.C:
+				_ = audio.WriteSample(media.Sample{Data: silence, Duration: 20 * time.Millisecond})
+			}
+		}
+	}()
+	t.Cleanup(c.close)
+}
+
+// get fetches url and returns the status, headers and body.
+func get(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// playlistURIs returns a playlist's URI lines (and URI="..." attributes).
+func playlistURIs(body string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+		if i := strings.Index(l, `URI="`); i >= 0 {
+			rest := l[i+5:]
+			if j := strings.IndexByte(rest, '"'); j >= 0 {
+				out = append(out, rest[:j])
+			}
+		}
+	}
+	return out
+}
+
+// lastSegment returns the media sequence number of the last whole segment
+// a media playlist lists (-1 when none).
+func lastSegment(t *testing.T, body string) int {
+	t.Helper()
+	seq, n := -1, 0
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, "#EXT-X-MEDIA-SEQUENCE:"); ok {
+			s, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("media sequence %q", v)
+			}
+			seq = s
+		}
+		if strings.HasPrefix(l, "#EXTINF:") {
+			n++
+		}
+	}
+	if seq < 0 {
+		t.Fatalf("not a media playlist:\n%s", body)
+	}
+	return seq + n - 1
+}
+
+// ffprobeStreams runs ffprobe on url and returns the codec of each stream.
+func ffprobeStreams(t *testing.T, url string) []string {
+	t.Helper()
+	ffprobe := needFFmpeg(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-rw_timeout", "20000000", "-show_entries", "stream=codec_name,codec_type",
+		"-of", "json", url).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("ffprobe %s: %v: %s", url, err, stderr)
+	}
+	var res struct {
+		Streams []struct {
+			CodecName string `json:"codec_name"`
+			CodecType string `json:"codec_type"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("ffprobe output %s: %v", out, err)
+	}
+	var codecs []string
+	for _, s := range res.Streams {
+		codecs = append(codecs, s.CodecType+"/"+s.CodecName)
+	}
+	return codecs
+}
+
+// An H.264 + Opus broadcast published over WHIP is served as LL-HLS:
+// ffprobe (FFmpeg's own HLS and fMP4 readers) finds an h264 video and an
+// opus audio stream at the signed /hls/{room}/index.m3u8; parts, segments
+// and the init segment are immutable to caches and playlists short-lived,
+// with no cookie; a blocking playlist request for the next segment answers
+// only once that segment exists; and a bad, tampered or expired signature is
+// refused 403 with its code.
+func TestHLS_H264BroadcastReadByFFprobe(t *testing.T) {
+	aus := encodeH264(t, 4)
+	n := startNode(t, func(c *config.Config) { c.HLS.SigningSecret = hlsSecret })
+	whipPublishH264(t, n, "tv", aus)
+	waitTracks(t, n, "tv", 2)
+
+	signed := "?" + hls.Sign(hlsSecret, "tv", time.Now().Add(time.Hour))
+	index := n.base + "/hls/tv/index.m3u8"
+
+	// Signatures: none, tampered, for another room, expired.
+	for _, c := range []struct{ query, code string }{
+		{"", hls.CodeBadSignature},
+		{signed[:len(signed)-2] + "00", hls.CodeBadSignature},
+		{"?" + hls.Sign(hlsSecret, "other", time.Now().Add(time.Hour)), hls.CodeBadSignature},
+		{"?" + hls.Sign(hlsSecret, "tv", time.Now().Add(-time.Second)), hls.CodeExpired},
+		{"?exp=abc&sig=zz", hls.CodeBadSignature},
+	} {
+		status, _, body := get(t, index+c.query)
+		if status != http.StatusForbidden || !strings.HasPrefix(body, c.code+":") {
+			t.Errorf("GET index.m3u8%s: %d %q, want 403 %s", c.query, status, body, c.code)
+		}
+	}
+
+	status, h, body := get(t, index+signed)
+	if status != http.StatusOK || !strings.HasPrefix(body, "#EXTM3U") {
+		t.Fatalf("GET index.m3u8: %d %q", status, body)
+	}
+	if cc := h.Get("Cache-Control"); cc != "public, max-age=1" {
+		t.Errorf("multivariant playlist Cache-Control %q", cc)
+	}
+	if h.Get("Set-Cookie") != "" {
+		t.Errorf("a cookie was set: %q", h.Get("Set-Cookie"))
+	}
+	if !strings.Contains(body, "avc1.") || !strings.Contains(body, "opus") {
+		t.Errorf("multivariant playlist names no H.264 and Opus codecs:\n%s", body)
+	}
+
+	codecs := ffprobeStreams(t, index+signed)
+	if !contains(codecs, "video/h264") || !contains(codecs, "audio/opus") {
+		t.Fatalf("ffprobe found %v, want video/h264 and audio/opus", codecs)
+	}
+
+	// The media playlist: LL-HLS tags, each URI carrying the signature.
+	var stream string
+	for _, l := range strings.Split(body, "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			stream = strings.TrimSpace(l) // the video's playlist (EXT-X-STREAM-INF)
+		}
+	}
+	if !strings.Contains(stream, "sig=") {
+		t.Fatalf("stream playlist URI %q lost the signature:\n%s", stream, body)
+	}
+	media := n.base + "/hls/tv/" + stream
+	status, _, mbody := get(t, media)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: %d %q", media, status, mbody)
+	}
+	for _, tag := range []string{"#EXT-X-PART-INF:", "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES", "#EXT-X-PART:", "#EXT-X-PRELOAD-HINT:", "#EXT-X-MAP:"} {
+		if !strings.Contains(mbody, tag) {
+			t.Errorf("media playlist has no %s:\n%s", tag, mbody)
+		}
+	}
+	for _, u := range playlistURIs(mbody) {
+		if !strings.Contains(u, "sig=") {
+			t.Errorf("URI %q lost the signature", u)
+			continue
+		}
+		if !strings.Contains(u, "_part") && !strings.Contains(u, "_init") {
+			continue
+		}
+		status, h, _ := get(t, n.base+"/hls/tv/"+u)
+		if status != http.StatusOK || h.Get("Cache-Control") != "public, max-age=86400, immutable" {
+			t.Errorf("GET %s: %d, Cache-Control %q", u, status, h.Get("Cache-Control"))
+		}
+		break
+	}
+
+	// Blocking reload: segment next is the one being written. Asking for
+	// the first part of the segment after it (_HLS_msn=next+1, no
+	// _HLS_part: part 0) answers only once segment next is whole.
+	next := lastSegment(t, mbody) + 1
+	status, h, bbody := get(t, media+"&_HLS_msn="+strconv.Itoa(next+1))
+	if status != http.StatusOK {
+		t.Fatalf("blocking request for segment %d: %d %q", next+1, status, bbody)
+	}
+	if got := lastSegment(t, bbody); got < next {
+		t.Errorf("blocking request answered before segment %d was whole (segments up to %d):\n%s", next, got, bbody)
+	}
+	// Beyond what the muxer may promise: refused at once.
+	if status, _, _ := get(t, media+"&_HLS_msn="+strconv.Itoa(next+5)); status != http.StatusBadRequest {
+		t.Errorf("a request 5 segments ahead: %d, want 400", status)
+	}
+	if cc := h.Get("Cache-Control"); cc != "public, max-age=6" {
+		t.Errorf("blocking playlist Cache-Control %q", cc)
+	}
+}
+
+// A VP8 broadcast cannot go into HLS without transcoding: the player is
+// told so with 415 hls_codec_unsupported; a room with no broadcast is 404
+// hls_no_broadcast; a malformed path is 400 hls_bad_path.
+func TestHLS_ClearErrors(t *testing.T) {
+	n := startNode(t, nil)
+	whipPublish(t, n, "vp8")
+	waitTracks(t, n, "vp8", 2)
+	for _, c := range []struct {
+		path   string
+		status int
+		code   string
+		says   string
+	}{
+		{"/hls/vp8/index.m3u8", http.StatusUnsupportedMediaType, hls.CodeCodecUnsupported, "publish H.264"},
+		{"/hls/empty/index.m3u8", http.StatusNotFound, hls.CodeNoBroadcast, "no broadcast"},
+		{"/hls/vp8/x_seg1.mp4", http.StatusNotFound, hls.CodeNotFound, "index.m3u8"},
+		{"/hls/vp8/../index.m3u8", http.StatusBadRequest, hls.CodeBadPath, ""},
+		{"/hls/vp8/index.txt", http.StatusBadRequest, hls.CodeBadPath, ""},
+		{"/hls/a%20b/index.m3u8", http.StatusBadRequest, hls.CodeBadPath, ""},
+	} {
+		status, h, body := get(t, n.base+c.path)
+		if status == http.StatusMovedPermanently {
+			continue // the mux cleans ".." itself
+		}
+		if status != c.status || !strings.HasPrefix(body, c.code+":") || !strings.Contains(body, c.says) {
+			t.Errorf("GET %s: %d %q, want %d %s", c.path, status, body, c.status, c.code)
+		}
+		if h.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: error cached: %q", c.path, h.Get("Cache-Control"))
+		}
+	}
+}
+
+func waitTracks(t *testing.T, n *testNode, room string, want int) {
+	t.Helper()
+	testutil.Eventually(t, "tracks published in "+room, func() bool {
+		r := n.rooms.Room(room)
+		return r != nil && len(r.Tracks()) >= want
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// A room's muxer runs while players ask and stops when they stop: its two
+// taps (video, audio) show in halo_down_tracks while it is watched and are
+// gone hls.idle_timeout after the last request; the next request starts a
+// new muxer.
+func TestHLS_StopsWhenUnwatched(t *testing.T) {
+	aus := encodeH264(t, 2)
+	n := startNode(t, func(c *config.Config) { c.HLS.IdleTimeout = 5 * time.Second })
+	whipPublishH264(t, n, "idle", aus)
+	waitTracks(t, n, "idle", 2)
+	if d := n.engine.Stats().DownTracks; d != 0 {
+		t.Fatalf("%d down-tracks before any player", d)
+	}
+	if status, _, body := get(t, n.base+"/hls/idle/index.m3u8"); status != http.StatusOK {
+		t.Fatalf("GET index.m3u8: %d %q", status, body)
+	}
+	if d := n.engine.Stats().DownTracks; d != 2 {
+		t.Fatalf("%d down-tracks while watched, want the muxer's 2 taps", d)
+	}
+	testutil.Eventually(t, "the unwatched muxer stopped", func() bool { return n.engine.Stats().DownTracks == 0 })
+	if status, _, body := get(t, n.base+"/hls/idle/index.m3u8"); status != http.StatusOK || !strings.HasPrefix(body, "#EXTM3U") {
+		t.Fatalf("GET index.m3u8 after the stop: %d %q", status, body)
+	}
+}
