@@ -357,3 +357,81 @@ func TestHLS_StopsWhenUnwatched(t *testing.T) {
 		t.Fatalf("GET index.m3u8 after the stop: %d %q", status, body)
 	}
 }
+
+// What a player decodes is continuous: three seconds of the video read by
+// ffprobe through the media playlist have monotonic timestamps without a
+// gap longer than two frames, and the parts last what hls.part_duration
+// asks (300 ms here: PART-TARGET and every whole part between 300 ms and a
+// frame more, the last part of a segment shorter).
+func TestHLS_ContinuousAndPartsAsConfigured(t *testing.T) {
+	aus := encodeH264(t, 3)
+	n := startNode(t, func(c *config.Config) { c.HLS.PartDuration = 300 * time.Millisecond })
+	whipPublishH264(t, n, "cont", aus)
+	waitTracks(t, n, "cont", 2)
+	status, _, body := get(t, n.base+"/hls/cont/index.m3u8")
+	if status != http.StatusOK {
+		t.Fatalf("GET index.m3u8: %d %q", status, body)
+	}
+	var stream string
+	for _, l := range strings.Split(body, "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			stream = strings.TrimSpace(l)
+		}
+	}
+	media := n.base + "/hls/cont/" + stream
+	// Let a few segments pass, then look at the parts.
+	testutil.Eventually(t, "three segments", func() bool {
+		_, _, b := get(t, media)
+		return strings.Count(b, "#EXTINF:") >= 3
+	})
+	_, _, mbody := get(t, media)
+	var target float64
+	var parts []float64
+	for _, l := range strings.Split(mbody, "\n") {
+		if v, ok := strings.CutPrefix(l, "#EXT-X-PART-INF:PART-TARGET="); ok {
+			target, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+		if v, ok := strings.CutPrefix(l, "#EXT-X-PART:DURATION="); ok {
+			d, _ := strconv.ParseFloat(v[:strings.IndexByte(v, ',')], 64)
+			parts = append(parts, d)
+		}
+	}
+	if target < 0.3 || target > 0.3+1.0/30+0.001 {
+		t.Errorf("PART-TARGET %.3f s, want 0.3 s (+ one frame)", target)
+	}
+	whole := 0
+	for _, d := range parts {
+		if d > target+0.001 {
+			t.Errorf("a part of %.3f s, over PART-TARGET %.3f", d, target)
+		}
+		if d >= 0.3-0.001 {
+			whole++
+		}
+	}
+	if len(parts) < 4 || whole < len(parts)/2 {
+		t.Errorf("parts %v: want most of them 0.3 s", parts)
+	}
+
+	ffprobe := needFFmpeg(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-rw_timeout", "20000000", "-select_streams", "v:0",
+		"-read_intervals", "%+3", "-show_entries", "packet=pts_time", "-of", "csv=p=0", media).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var pts []float64
+	for _, l := range strings.Fields(string(out)) {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64)
+		if err == nil {
+			pts = append(pts, v)
+		}
+	}
+	if len(pts) < 60 {
+		t.Fatalf("ffprobe read %d video packets in 3 s:\n%s", len(pts), out)
+	}
+	t.Logf("parts %v (PART-TARGET %.3f); ffprobe read %d video packets, pts %.3f..%.3f", parts, target, len(pts), pts[0], pts[len(pts)-1])
+	for i := 1; i < len(pts); i++ {
+		if d := pts[i] - pts[i-1]; d <= 0 || d > 2.0/30+0.001 {
+			t.Fatalf("packet %d: pts %.3f after %.3f (gap %.3f s)", i, pts[i], pts[i-1], d)
+		}
+	}
+}
