@@ -32,11 +32,12 @@ type ring struct {
 	slots   []slot
 	free    chan int
 	full    chan int
-	dropped atomic.Uint64
+	dropped atomic.Uint64  // this ring's drops
+	total   *atomic.Uint64 // the server's
 }
 
-func newRing() *ring {
-	r := &ring{slots: make([]slot, ringSlots), free: make(chan int, ringSlots), full: make(chan int, ringSlots)}
+func newRing(total *atomic.Uint64) *ring {
+	r := &ring{slots: make([]slot, ringSlots), free: make(chan int, ringSlots), full: make(chan int, ringSlots), total: total}
 	for i := range ringSlots {
 		r.free <- i
 	}
@@ -47,7 +48,7 @@ func newRing() *ring {
 // with no free slot the packet is dropped and counted.
 func (r *ring) put(video bool, h *rtp.Header, payload []byte) {
 	if len(payload) > slotBytes {
-		r.dropped.Add(1)
+		r.drop()
 		return
 	}
 	select {
@@ -57,8 +58,13 @@ func (r *ring) put(video bool, h *rtp.Header, payload []byte) {
 		s.n = copy(s.buf[:], payload)
 		r.full <- i // never blocks: at most ringSlots indices are out
 	default:
-		r.dropped.Add(1)
+		r.drop()
 	}
+}
+
+func (r *ring) drop() {
+	r.dropped.Add(1)
+	r.total.Add(1)
 }
 
 // input is the RTPWriter of one tapped track.

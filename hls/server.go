@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/config"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Server serves /hls/{room}/...: it starts a room's muxer at the first
@@ -25,6 +26,9 @@ type Server struct {
 	closed   bool
 	stop     chan struct{}
 	reaped   chan struct{}
+
+	stats stats
+	errs  *prometheus.CounterVec // nil until RegisterMetrics
 }
 
 // NewServer returns a Server for cfg reading broadcasts from src. Close
@@ -107,18 +111,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	room, file, ok := parsePath(r.URL.Path)
 	if !ok {
-		newError(http.StatusBadRequest, CodeBadPath, "expected /hls/{room}/{file}.m3u8 or .mp4, with room and file of letters, digits, '-', '_' and '.'").write(w)
+		s.fail(w, newError(http.StatusBadRequest, CodeBadPath, "expected /hls/{room}/{file}.m3u8 or .mp4, with room and file of letters, digits, '-', '_' and '.'"))
 		return
 	}
 	if s.cfg.SigningSecret != "" {
 		if e := checkSignature(s.cfg.SigningSecret, room, r.URL.Query(), time.Now()); e != nil {
-			e.write(w)
+			s.fail(w, e)
 			return
 		}
 	}
 	x, e := s.session(room, file == "index.m3u8")
 	if e != nil {
-		e.write(w)
+		s.fail(w, e)
 		return
 	}
 	x.touch()
@@ -128,15 +132,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-x.ready:
 		case <-ctx.Done():
-			newError(http.StatusServiceUnavailable, CodeStarting, "the room's HLS is starting (waiting for a keyframe); ask again").write(w)
+			s.fail(w, newError(http.StatusServiceUnavailable, CodeStarting, "the room's HLS is starting (waiting for a keyframe); ask again"))
 			return
 		}
 		if x.ended() {
-			newError(http.StatusNotFound, CodeNoBroadcast, "the broadcast of room %q ended", room).write(w)
+			s.fail(w, newError(http.StatusNotFound, CodeNoBroadcast, "the broadcast of room %q ended", room))
 			return
 		}
 	}
 	x.mux.Handle(&cacheWriter{ResponseWriter: w, file: file, blocking: r.URL.Query().Has("_HLS_msn")}, r)
+}
+
+// fail answers e and counts it.
+func (s *Server) fail(w http.ResponseWriter, e *Error) {
+	if s.errs != nil {
+		s.errs.WithLabelValues(e.Code).Inc()
+	}
+	e.write(w)
 }
 
 // session returns the room's running muxer, starting one when start is
@@ -154,7 +166,7 @@ func (s *Server) session(room string, start bool) (*session, *Error) {
 	if !start {
 		return nil, newError(http.StatusNotFound, CodeNotFound, "no such HLS file of room %q now (its muxer restarted?): load index.m3u8 again", room)
 	}
-	x, err := startSession(s.cfg, s.src, room, s.log)
+	x, err := startSession(s.cfg, s.src, room, s.log, &s.stats)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -164,6 +176,7 @@ func (s *Server) session(room string, start bool) (*session, *Error) {
 		return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, "cannot start the room's HLS now; ask again")
 	}
 	s.sessions[room] = x
+	s.stats.started.Add(1)
 	s.log.Debug("hls: muxer started", "room", room)
 	return x, nil
 }

@@ -35,6 +35,7 @@ type session struct {
 	ring  *ring
 	taps  []Tap
 	start time.Time
+	stats *stats
 
 	lastReq atomic.Int64 // unix nanoseconds of the last request
 	ready   chan struct{}
@@ -78,7 +79,7 @@ const readyWait = 10 * time.Second
 
 // startSession picks the room's tracks, starts a muxer for them and taps
 // them. It answers an *Error for what a player can be told.
-func startSession(cfg Config, src Source, room string, log *slog.Logger) (*session, error) {
+func startSession(cfg Config, src Source, room string, log *slog.Logger, st *stats) (*session, error) {
 	refs, err := src.Tracks(room)
 	if err == ErrNoBroadcast {
 		return nil, newError(http.StatusNotFound, CodeNoBroadcast, "room %q has no broadcast on this node", room)
@@ -96,7 +97,7 @@ func startSession(cfg Config, src Source, room string, log *slog.Logger) (*sessi
 			audio = r
 		}
 	}
-	s := &session{room: room, log: log.With("room", room), ring: newRing(), start: time.Now(),
+	s := &session{room: room, log: log.With("room", room), ring: newRing(&st.dropped), stats: st, start: time.Now(),
 		ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	var tracks []*gohlslib.Track
 	if video != nil {
@@ -277,4 +278,5 @@ func (s *session) noteError(err error) {
 		s.log.Warn("hls: muxer refused media", "err", err)
 	}
 	s.errors++
+	s.stats.muxErrors.Add(1)
 }

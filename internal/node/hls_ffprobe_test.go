@@ -315,6 +315,9 @@ func TestHLS_ClearErrors(t *testing.T) {
 			t.Errorf("GET %s: error cached: %q", c.path, h.Get("Cache-Control"))
 		}
 	}
+	if v, _ := sample(gather(t, n), "halo_hls_errors_total", "code", hls.CodeCodecUnsupported); v != 1 {
+		t.Errorf("halo_hls_errors_total{code=hls_codec_unsupported} = %v, want 1", v)
+	}
 }
 
 func waitTracks(t *testing.T, n *testNode, room string, want int) {
@@ -352,7 +355,13 @@ func TestHLS_StopsWhenUnwatched(t *testing.T) {
 	if d := n.engine.Stats().DownTracks; d != 2 {
 		t.Fatalf("%d down-tracks while watched, want the muxer's 2 taps", d)
 	}
+	if v, _ := sample(gather(t, n), "halo_hls_muxers"); v != 1 {
+		t.Errorf("halo_hls_muxers %v while watched, want 1", v)
+	}
 	testutil.Eventually(t, "the unwatched muxer stopped", func() bool { return n.engine.Stats().DownTracks == 0 })
+	if v, _ := sample(gather(t, n), "halo_hls_muxers"); v != 0 {
+		t.Errorf("halo_hls_muxers %v once unwatched, want 0", v)
+	}
 	if status, _, body := get(t, n.base+"/hls/idle/index.m3u8"); status != http.StatusOK || !strings.HasPrefix(body, "#EXTM3U") {
 		t.Fatalf("GET index.m3u8 after the stop: %d %q", status, body)
 	}

@@ -108,7 +108,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		engine.Close()
 		return nil, err
 	}
-	stopHLS := startHLS(cfg, rooms, srv, log)
+	stopHLS := startHLS(cfg, rooms, srv, reg, log)
 	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore, stopHooks: stopHooks, stopTURN: stopTURN, stopHLS: stopHLS}, nil
 }
 
