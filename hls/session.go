@@ -31,6 +31,7 @@ type session struct {
 	log   *slog.Logger
 	mux   *gohlslib.Muxer
 	video *gohlslib.Track // nil for an audio-only broadcast
+	h265  bool            // the video is H.265, else H.264
 	audio *gohlslib.Track // nil without audio
 	ring  *ring
 	taps  []Tap
@@ -104,7 +105,12 @@ func startSession(cfg Config, src Source, room string, log *slog.Logger, st *sta
 		if err := videoCodecError(video.Codec); err != nil {
 			return nil, err
 		}
+		s.h265 = strings.EqualFold(video.Codec, "video/H265")
+		s.au.h265 = s.h265
 		s.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
+		if s.h265 {
+			s.video.Codec = &codecs.H265{}
+		}
 		tracks = append(tracks, s.video)
 	}
 	if audio != nil {
@@ -141,17 +147,17 @@ func startSession(cfg Config, src Source, room string, log *slog.Logger, st *sta
 }
 
 // videoCodecError tells why a video codec cannot be served, or nil for
-// H.264.
+// H.264 and H.265.
 func videoCodecError(mime string) *Error {
 	switch strings.ToLower(mime) {
-	case "video/h264":
+	case "video/h264", "video/h265":
 		return nil
 	case "video/vp8":
 		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
 			"the broadcast is VP8, which HLS cannot carry without transcoding, and the node does not transcode: publish H.264 for HLS")
 	default:
 		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
-			"the broadcast is %s; this node serves HLS of H.264 video only for now: publish H.264 for HLS", mime)
+			"the broadcast is %s; this node serves HLS of H.264 and H.265 video only for now: publish H.264 for HLS", mime)
 	}
 }
 
@@ -255,7 +261,11 @@ func (s *session) flushVideo() {
 		return
 	}
 	pts := s.vclock.at(s.auTS, 90000, time.Since(s.start))
-	if err := s.mux.WriteH264(s.video, time.Now(), pts, au); err != nil {
+	write := s.mux.WriteH264
+	if s.h265 {
+		write = s.mux.WriteH265
+	}
+	if err := write(s.video, time.Now(), pts, au); err != nil {
 		s.noteError(err)
 	}
 }

@@ -2,9 +2,11 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -55,15 +57,22 @@ func whipPublishH264(t *testing.T, n *testNode, room string, aus [][]byte) {
 	t.Helper()
 	baseline := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
+	whipPublishVideo(t, n, room, baseline, 102, aus)
+}
+
+// whipPublishVideo publishes aus of codec (payload type pt), looped at 30
+// fps, and Opus silence over WHIP to room until the test ends.
+func whipPublishVideo(t *testing.T, n *testNode, room string, codec webrtc.RTPCodecCapability, pt webrtc.PayloadType, aus [][]byte) {
+	t.Helper()
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: baseline, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: codec, PayloadType: pt}, webrtc.RTPCodecTypeVideo); err != nil {
 		t.Fatal(err)
 	}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
 		t.Fatal(err)
 	}
 	pub := newTestPCWith(t, me)
-	video, _ := webrtc.NewTrackLocalStaticSample(baseline, "cam", "obs")
+	video, _ := webrtc.NewTrackLocalStaticSample(codec, "cam", "obs")
 	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", "obs")
 	for _, tr := range []webrtc.TrackLocal{video, audio} {
 		if _, err := pub.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
@@ -442,5 +451,47 @@ func TestHLS_ContinuousAndPartsAsConfigured(t *testing.T) {
 		if d := pts[i] - pts[i-1]; d <= 0 || d > 2.0/30+0.001 {
 			t.Fatalf("packet %d: pts %.3f after %.3f (gap %.3f s)", i, pts[i], pts[i-1], d)
 		}
+	}
+}
+
+// An H.265 broadcast (a hardware encoder over WHIP) passes into LL-HLS as
+// it is: ffprobe reads hevc video and opus audio from index.m3u8.
+func TestHLS_H265BroadcastReadByFFprobe(t *testing.T) {
+	ffmpeg := needFFmpeg(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "src.h265")
+	cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+		"-i", "testsrc=size=320x240:rate=30", "-t", "3", "-c:v", "libx265", "-pix_fmt", "yuv420p",
+		"-x265-params", "keyint=30:min-keyint=30:bframes=0:scenecut=0:aud=1:repeat-headers=1:log-level=error", "-f", "hevc", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Access units begin at their delimiters (NAL type 35: 0x46 0x01).
+	var aus [][]byte
+	aud := []byte{0, 0, 0, 1, 0x46, 0x01}
+	for len(data) > 0 {
+		next := bytes.Index(data[1:], aud)
+		if next < 0 {
+			aus = append(aus, data)
+			break
+		}
+		aus = append(aus, data[:next+1])
+		data = data[next+1:]
+	}
+	if len(aus) < 60 {
+		t.Fatalf("%d H.265 access units", len(aus))
+	}
+	n := startNode(t, nil)
+	whipPublishVideo(t, n, "hevc", webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000}, 116, aus)
+	waitTracks(t, n, "hevc", 2)
+	index := n.base + "/hls/hevc/index.m3u8"
+	if status, _, body := get(t, index); status != http.StatusOK || !strings.Contains(body, "hvc1.") {
+		t.Fatalf("GET index.m3u8: %d %q", status, body)
+	}
+	if codecs := ffprobeStreams(t, index); !contains(codecs, "video/hevc") || !contains(codecs, "audio/opus") {
+		t.Fatalf("ffprobe found %v, want video/hevc and audio/opus", codecs)
 	}
 }
