@@ -9,6 +9,8 @@
 // stops when nobody has asked for it for hls.idle_timeout, or when its
 // broadcast ends. It reads the tracks through taps, in-process viewers that
 // get what a WebRTC viewer gets (sfu.Tap), so the packet path has no hook
-// of its own. Server is the HTTP side: paths, optional signed URLs, caching
+// of its own. A broadcast published on another node of the cluster is
+// pulled here over the cluster's relay and held while the muxer runs
+// (Source.Hold). Server is the HTTP side: paths, optional signed URLs, caching
 // headers a CDN can follow.
 package hls

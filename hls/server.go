@@ -23,6 +23,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	starting map[string]*starting
 	closed   bool
 	stop     chan struct{}
 	reaped   chan struct{}
@@ -37,7 +38,7 @@ func NewServer(cfg Config, src Source, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, src: src, log: log.With("component", "hls"), sessions: map[string]*session{},
+	s := &Server{cfg: cfg, src: src, log: log.With("component", "hls"), sessions: map[string]*session{}, starting: map[string]*starting{},
 		stop: make(chan struct{}), reaped: make(chan struct{})}
 	go s.reap()
 	return s
@@ -152,33 +153,63 @@ func (s *Server) fail(w http.ResponseWriter, e *Error) {
 }
 
 // session returns the room's running muxer, starting one when start is
-// set (a request for index.m3u8).
+// set (a request for index.m3u8). A start may take seconds (a broadcast
+// pulled from another node): other rooms' requests do not wait for it, and
+// this room's wait for the same start.
 func (s *Server) session(room string, start bool) (*session, *Error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, "the node is shutting down")
 	}
 	if x := s.sessions[room]; x != nil && !x.ended() {
+		s.mu.Unlock()
 		return x, nil
 	}
 	delete(s.sessions, room)
+	if st := s.starting[room]; st != nil {
+		s.mu.Unlock()
+		<-st.done
+		return st.x, st.err
+	}
 	if !start {
+		s.mu.Unlock()
 		return nil, newError(http.StatusNotFound, CodeNotFound, "no such HLS file of room %q now (its muxer restarted?): load index.m3u8 again", room)
 	}
+	st := &starting{done: make(chan struct{})}
+	s.starting[room] = st
+	s.mu.Unlock()
+
 	x, err := startSession(s.cfg, s.src, room, s.log, &s.stats)
-	if err != nil {
+	s.mu.Lock()
+	delete(s.starting, room)
+	switch {
+	case err != nil:
 		var e *Error
-		if errors.As(err, &e) {
-			return nil, e
+		if !errors.As(err, &e) {
+			s.log.Warn("hls: cannot start", "room", room, "err", err)
+			e = newError(http.StatusServiceUnavailable, CodeUnavailable, "cannot start the room's HLS now; ask again")
 		}
-		s.log.Warn("hls: cannot start", "room", room, "err", err)
-		return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, "cannot start the room's HLS now; ask again")
+		st.err = e
+	case s.closed:
+		defer x.close()
+		st.err = newError(http.StatusServiceUnavailable, CodeUnavailable, "the node is shutting down")
+	default:
+		s.sessions[room] = x
+		s.stats.started.Add(1)
+		s.log.Debug("hls: muxer started", "room", room)
+		st.x = x
 	}
-	s.sessions[room] = x
-	s.stats.started.Add(1)
-	s.log.Debug("hls: muxer started", "room", room)
-	return x, nil
+	s.mu.Unlock()
+	close(st.done)
+	return st.x, st.err
+}
+
+// starting is a muxer being started; done is closed when x or err is set.
+type starting struct {
+	done chan struct{}
+	x    *session
+	err  *Error
 }
 
 // cacheWriter sets the caching headers of a muxer's answer by what it is:

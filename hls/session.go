@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,8 +36,10 @@ type session struct {
 	audio *gohlslib.Track // nil without audio
 	ring  *ring
 	taps  []Tap
-	start time.Time
-	stats *stats
+	// release lets go of a broadcast pulled from another node (Hold).
+	release func()
+	start   time.Time
+	stats   *stats
 
 	lastReq atomic.Int64 // unix nanoseconds of the last request
 	ready   chan struct{}
@@ -81,13 +84,45 @@ const readyWait = 10 * time.Second
 // startSession picks the room's tracks, starts a muxer for them and taps
 // them. It answers an *Error for what a player can be told.
 func startSession(cfg Config, src Source, room string, log *slog.Logger, st *stats) (*session, error) {
+	// A broadcast published on another node (or relayed here for someone
+	// else, who may leave) is held here for the muxer's life, as a WHEP
+	// player of this node would hold it; one published here needs nothing.
+	release := func() {}
+	ctx, cancel := context.WithTimeout(context.Background(), readyWait)
+	rel, err := src.Hold(ctx, room)
+	cancel()
+	switch {
+	case err == nil:
+		release = rel
+	case err != ErrNoBroadcast:
+		// The cluster cannot help now (Redis down, the node full): what is
+		// published here is still served.
+		log.Warn("hls: cannot pull the room from another node", "room", room, "err", err)
+	}
 	refs, err := src.Tracks(room)
+	if err != nil {
+		release()
+	}
 	if err == ErrNoBroadcast {
-		return nil, newError(http.StatusNotFound, CodeNoBroadcast, "room %q has no broadcast on this node", room)
+		return nil, newError(http.StatusNotFound, CodeNoBroadcast, "room %q has no broadcast", room)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hls: tracks of room %q: %w", room, err)
 	}
+	s, err := newSession(cfg, src, room, refs, log, st)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	s.release = release
+	s.touch()
+	go s.run()
+	go s.awaitReady()
+	return s, nil
+}
+
+// newSession starts the muxer for refs and taps them.
+func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.Logger, st *stats) (*session, error) {
 	var video, audio *TrackRef
 	for i := range refs {
 		r := &refs[i]
@@ -140,9 +175,6 @@ func startSession(cfg Config, src Source, room string, log *slog.Logger, st *sta
 		}
 		s.taps = append(s.taps, t)
 	}
-	s.touch()
-	go s.run()
-	go s.awaitReady()
 	return s, nil
 }
 
@@ -195,6 +227,7 @@ func (s *session) run() {
 	defer close(s.done)
 	defer func() {
 		s.closeTaps()
+		s.release()
 		s.mux.Close()
 		<-s.ready
 		if d := s.ring.dropped.Load(); d > 0 || s.errors > 0 {

@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"context"
 	"errors"
 
 	"github.com/halobuzz/live/room"
@@ -38,6 +39,10 @@ type Source interface {
 	Tracks(room string) ([]TrackRef, error)
 	// Tap starts writing the packets of track id to w.
 	Tap(room, id string, w RTPWriter) (Tap, error)
+	// Hold brings here the broadcast of a room published on another node
+	// (over the cluster's relays) and keeps it until release; it returns
+	// ErrNoBroadcast when there is none anywhere.
+	Hold(ctx context.Context, room string) (release func(), err error)
 }
 
 // RoomSource reads broadcasts from a node's rooms.
@@ -58,6 +63,14 @@ func (s roomSource) Tracks(name string) ([]TrackRef, error) {
 		out = append(out, TrackRef{ID: t.ID, Kind: t.Kind, Codec: t.Codec})
 	}
 	return out, nil
+}
+
+func (s roomSource) Hold(ctx context.Context, name string) (func(), error) {
+	release, err := s.m.HoldBroadcast(ctx, name)
+	if errors.Is(err, room.ErrNoTracks) {
+		return nil, ErrNoBroadcast
+	}
+	return release, err
 }
 
 func (s roomSource) Tap(name, id string, w RTPWriter) (Tap, error) {

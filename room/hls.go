@@ -1,7 +1,9 @@
 package room
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/halobuzz/live/sfu"
 )
@@ -66,4 +68,53 @@ func (m *Manager) TapTrack(name, id string, w RTPWriter) (*Tap, error) {
 		return nil, err
 	}
 	return &Tap{tap: t, done: p.track.Done()}, nil
+}
+
+// HoldBroadcast makes the room's broadcast, published on another node of
+// the cluster, available here for an LL-HLS muxer: a hidden participant
+// watches it as a WHEP player does, so the room pulls its tracks over the
+// cluster's relays and keeps them while it stays (it counts as one viewer
+// of the room on this node). It returns once the relayed tracks are here,
+// or ErrNoTracks when nothing is published anywhere (or the node is not in
+// a cluster). The caller calls release when the muxer stops.
+func (m *Manager) HoldBroadcast(ctx context.Context, name string) (release func(), err error) {
+	if m.cluster == nil || m.opt.RelayDial == nil {
+		return nil, ErrNoTracks
+	}
+	p, err := m.Join(name, ParticipantSpec{Identity: "hls", Name: "LL-HLS", Subscribe: true, Hidden: true}, nopSink{})
+	if err != nil {
+		return nil, err
+	}
+	r := p.room
+	r.waitLinked(ctx, watchWait)
+	if len(r.RemoteTracks()) == 0 {
+		p.Leave()
+		return nil, ErrNoTracks
+	}
+	p.watching.Store(true)
+	r.mu.Lock()
+	r.setViewerLocked(p, true)
+	r.mu.Unlock()
+	r.viewersChanged()
+	r.demandRelays(false)
+	deadline := time.NewTimer(watchWait)
+	defer deadline.Stop()
+	for {
+		changed := r.tracksChange()
+		if _, err := r.watchTracks(""); err == nil && !r.relaysPending() {
+			return p.Leave, nil
+		}
+		select {
+		case <-ctx.Done():
+			p.Leave()
+			return nil, ctx.Err()
+		case <-deadline.C:
+			if _, err := r.watchTracks(""); err == nil {
+				return p.Leave, nil // part of the broadcast: what arrived
+			}
+			p.Leave()
+			return nil, ErrNoTracks
+		case <-changed:
+		}
+	}
 }
