@@ -22,7 +22,7 @@ import (
 )
 
 // hlsSecret signs the HLS URLs of these tests.
-const hlsSecret = "hls-test-signing-secret-0123456789abcdef"
+var hlsSecret = strings.Repeat("hls-", 10)
 
 // needFFmpeg returns the path of tool (ffmpeg or ffprobe, Debian's ffmpeg
 // package) or skips the test saying how to get it.
