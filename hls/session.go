@@ -49,7 +49,7 @@ type session struct {
 
 	// Owned by run.
 	vclock, aclock clock
-	au             h264Assembler
+	au             naluAssembler
 	auTS           uint32
 	auOpen         bool
 	nextSeq        uint16

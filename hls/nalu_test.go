@@ -7,10 +7,10 @@ import (
 
 // An access unit sent as a STAP-A (SPS, PPS) and an IDR in FU-A fragments
 // comes out as its three NAL units, whole.
-func TestH264Assembler_STAPAAndFUA(t *testing.T) {
+func TestNALUAssembler_STAPAAndFUA(t *testing.T) {
 	sps, pps := []byte{0x67, 0x42, 0xe0, 0x1f}, []byte{0x68, 0xce, 0x3c, 0x80}
 	idr := append([]byte{0x65}, bytes.Repeat([]byte{0xaa}, 3000)...)
-	var a h264Assembler
+	var a naluAssembler
 	stap := []byte{0x78, 0, byte(len(sps))}
 	stap = append(stap, sps...)
 	stap = append(stap, 0, byte(len(pps)))
@@ -41,8 +41,8 @@ func TestH264Assembler_STAPAAndFUA(t *testing.T) {
 }
 
 // A lost fragment drops its access unit; the next one comes out whole.
-func TestH264Assembler_LossDropsTheAccessUnit(t *testing.T) {
-	var a h264Assembler
+func TestNALUAssembler_LossDropsTheAccessUnit(t *testing.T) {
+	var a naluAssembler
 	if err := a.push([]byte{0x7c, 0x85, 1, 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -64,10 +64,10 @@ func TestH264Assembler_LossDropsTheAccessUnit(t *testing.T) {
 
 // H.265: an AP (VPS, SPS) and an IDR_W_RADL in FU fragments come out as
 // their NAL units, the IDR's two-byte header rebuilt from the FU header.
-func TestH264Assembler_H265APAndFU(t *testing.T) {
+func TestNALUAssembler_H265APAndFU(t *testing.T) {
 	vps, sps := []byte{0x40, 0x01, 0x0c}, []byte{0x42, 0x01, 0x01, 0x60}
 	idr := append([]byte{0x26, 0x01}, bytes.Repeat([]byte{0xbb}, 2500)...)
-	a := h264Assembler{h265: true}
+	a := naluAssembler{h265: true}
 	ap := []byte{48 << 1, 0x01, 0, byte(len(vps))}
 	ap = append(ap, vps...)
 	ap = append(ap, 0, byte(len(sps)))
@@ -94,17 +94,17 @@ func TestH264Assembler_H265APAndFU(t *testing.T) {
 	}
 }
 
-// FuzzH264Assembler: RTP payloads from a publisher never panic the H.264
+// FuzzNALUAssembler: RTP payloads from a publisher never panic the H.264
 // or H.265 depacketizer, and what it gives the muxer is made of non-empty NAL units
 // within the size bound.
-func FuzzH264Assembler(f *testing.F) {
+func FuzzNALUAssembler(f *testing.F) {
 	f.Add([]byte{0x78, 0, 2, 0x67, 1, 0, 1, 0x68}, []byte{0x7c, 0x85, 1}, []byte{0x7c, 0x45, 2})
 	f.Add([]byte{0x65, 1}, []byte{}, []byte{0x7c})
 	f.Add([]byte{0x78, 0xff, 0xff}, []byte{0x1c, 0x40}, []byte{0x18, 0, 0})
 	f.Add([]byte{0x61, 0x01, 0, 2, 0x40, 1}, []byte{0x62, 0x01, 0x93, 1}, []byte{0x62, 0x01, 0x53, 2})
 	f.Fuzz(func(t *testing.T, p1, p2, p3 []byte) {
 		// The first byte of p1 picks the codec: H.265 when odd.
-		a := h264Assembler{h265: len(p1) > 0 && p1[0]&1 == 1}
+		a := naluAssembler{h265: len(p1) > 0 && p1[0]&1 == 1}
 		for _, p := range [][]byte{p1, p2, p3} {
 			if err := a.push(p); err != nil {
 				a.drop()

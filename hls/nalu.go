@@ -25,12 +25,12 @@ var (
 	errTooLarge     = errors.New("hls: access unit too large")
 )
 
-// h264Assembler collects the NAL units of one access unit from RTP
+// naluAssembler collects the NAL units of one access unit from RTP
 // payloads: H.264's single NAL unit, STAP-A and FU-A (packetization-mode
 // 1), or with h265 set H.265's single NAL unit, AP and FU (without DONL:
 // sprop-max-don-diff 0, what WebRTC senders use). NAL units are kept back
 // to back in buf; ends marks where each ends.
-type h264Assembler struct {
+type naluAssembler struct {
 	h265  bool
 	buf   []byte
 	ends  []int
@@ -39,7 +39,7 @@ type h264Assembler struct {
 }
 
 // push adds one RTP payload to the access unit being assembled.
-func (a *h264Assembler) push(p []byte) error {
+func (a *naluAssembler) push(p []byte) error {
 	if a.h265 {
 		return a.push265(p)
 	}
@@ -65,7 +65,7 @@ func (a *h264Assembler) push(p []byte) error {
 }
 
 // push265 is push for H.265.
-func (a *h264Assembler) push265(p []byte) error {
+func (a *naluAssembler) push265(p []byte) error {
 	if len(p) < 3 {
 		return errShortPayload
 	}
@@ -86,7 +86,7 @@ func (a *h264Assembler) push265(p []byte) error {
 
 // aggregate adds the NAL units of an aggregation packet's body: each a
 // 16-bit size, then the unit.
-func (a *h264Assembler) aggregate(q []byte) error {
+func (a *naluAssembler) aggregate(q []byte) error {
 	for len(q) > 0 {
 		if len(q) < 2 {
 			return errBadSTAPA
@@ -105,7 +105,7 @@ func (a *h264Assembler) aggregate(q []byte) error {
 }
 
 // fragment adds one fragment of a NAL unit whose header is hdr.
-func (a *h264Assembler) fragment(start, end bool, hdr, body []byte) error {
+func (a *naluAssembler) fragment(start, end bool, hdr, body []byte) error {
 	if start {
 		if err := a.add(hdr); err != nil {
 			return err
@@ -125,7 +125,7 @@ func (a *h264Assembler) fragment(start, end bool, hdr, body []byte) error {
 	return nil
 }
 
-func (a *h264Assembler) add(nalu []byte) error {
+func (a *naluAssembler) add(nalu []byte) error {
 	if len(a.buf)+len(nalu) > maxAccessUnit {
 		return errTooLarge
 	}
@@ -137,7 +137,7 @@ func (a *h264Assembler) add(nalu []byte) error {
 // take returns the access unit assembled so far as NAL units (in a fresh
 // buffer the muxer may keep) and starts the next one. It returns nil when
 // there is nothing whole to give.
-func (a *h264Assembler) take() [][]byte {
+func (a *naluAssembler) take() [][]byte {
 	defer a.clear()
 	if a.reset || a.inFU || len(a.ends) == 0 {
 		return nil
@@ -157,8 +157,8 @@ func (a *h264Assembler) take() [][]byte {
 
 // drop discards the access unit being assembled (a packet was lost or
 // malformed).
-func (a *h264Assembler) drop() { a.reset = true }
+func (a *naluAssembler) drop() { a.reset = true }
 
-func (a *h264Assembler) clear() {
+func (a *naluAssembler) clear() {
 	a.buf, a.ends, a.inFU, a.reset = a.buf[:0], a.ends[:0], false, false
 }
