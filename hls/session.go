@@ -32,7 +32,8 @@ type session struct {
 	log   *slog.Logger
 	mux   *gohlslib.Muxer
 	video *gohlslib.Track // nil for an audio-only broadcast
-	h265  bool            // the video is H.265, else H.264
+	h265  bool            // the video is H.265
+	vp9   bool            // the video is VP9 (else H.264 or H.265)
 	audio *gohlslib.Track // nil without audio
 	ring  *ring
 	taps  []Tap
@@ -50,6 +51,7 @@ type session struct {
 	// Owned by run.
 	vclock, aclock clock
 	au             naluAssembler
+	frame          vp9Assembler
 	auTS           uint32
 	auOpen         bool
 	nextSeq        uint16
@@ -141,10 +143,14 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 			return nil, err
 		}
 		s.h265 = strings.EqualFold(video.Codec, "video/H265")
+		s.vp9 = strings.EqualFold(video.Codec, "video/VP9")
 		s.au.h265 = s.h265
 		s.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
-		if s.h265 {
+		switch {
+		case s.h265:
 			s.video.Codec = &codecs.H265{}
+		case s.vp9:
+			s.video.Codec = &codecs.VP9{}
 		}
 		tracks = append(tracks, s.video)
 	}
@@ -179,17 +185,17 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 }
 
 // videoCodecError tells why a video codec cannot be served, or nil for
-// H.264 and H.265.
+// H.264, H.265 and VP9.
 func videoCodecError(mime string) *Error {
 	switch strings.ToLower(mime) {
-	case "video/h264", "video/h265":
+	case "video/h264", "video/h265", "video/vp9":
 		return nil
 	case "video/vp8":
 		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
 			"the broadcast is VP8, which HLS cannot carry without transcoding, and the node does not transcode: publish H.264 for HLS")
 	default:
 		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
-			"the broadcast is %s; this node serves HLS of H.264 and H.265 video only for now: publish H.264 for HLS", mime)
+			"the broadcast is %s; this node serves HLS of H.264, H.265 and VP9 video only for now: publish H.264 for HLS", mime)
 	}
 }
 
@@ -273,13 +279,18 @@ func (s *session) onVideo(sl *slot) {
 	}
 	if s.seqKnown && sl.seq != s.nextSeq {
 		s.au.drop() // a packet of this access unit is missing
+		s.frame.drop()
 	}
 	s.seqKnown, s.nextSeq = true, sl.seq+1
 	if s.auOpen && sl.ts != s.auTS {
 		s.flushVideo() // the previous access unit ended without its marker
 	}
 	s.auOpen, s.auTS = true, sl.ts
-	if err := s.au.push(sl.buf[:sl.n]); err != nil {
+	if s.vp9 {
+		if err := s.frame.push(sl.buf[:sl.n]); err != nil {
+			s.frame.drop()
+		}
+	} else if err := s.au.push(sl.buf[:sl.n]); err != nil {
 		s.au.drop()
 	}
 	if sl.marker {
@@ -289,6 +300,15 @@ func (s *session) onVideo(sl *slot) {
 
 func (s *session) flushVideo() {
 	s.auOpen = false
+	if s.vp9 {
+		if f := s.frame.take(); f != nil {
+			pts := s.vclock.at(s.auTS, 90000, time.Since(s.start))
+			if err := s.mux.WriteVP9(s.video, time.Now(), pts, f); err != nil {
+				s.noteError(err)
+			}
+		}
+		return
+	}
 	au := s.au.take()
 	if au == nil {
 		return

@@ -495,3 +495,45 @@ func TestHLS_H265BroadcastReadByFFprobe(t *testing.T) {
 		t.Fatalf("ffprobe found %v, want video/hevc and audio/opus", codecs)
 	}
 }
+
+// A VP9 broadcast passes into LL-HLS as it is (fMP4 vp09): ffprobe reads
+// vp9 video and opus audio from index.m3u8.
+func TestHLS_VP9BroadcastReadByFFprobe(t *testing.T) {
+	ffmpeg := needFFmpeg(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "src.ivf")
+	cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+		"-i", "testsrc=size=320x240:rate=30", "-t", "3", "-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p",
+		"-g", "30", "-keyint_min", "30", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k",
+		"-auto-alt-ref", "0", "-lag-in-frames", "0", "-f", "ivf", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// IVF: a 32-byte file header, then each frame's 4-byte size, 8-byte
+	// timestamp and data.
+	var frames [][]byte
+	for p := data[32:]; len(p) >= 12; {
+		n := int(p[0]) | int(p[1])<<8 | int(p[2])<<16 | int(p[3])<<24
+		if n > len(p)-12 {
+			t.Fatalf("truncated IVF frame of %d bytes", n)
+		}
+		frames = append(frames, p[12:12+n])
+		p = p[12+n:]
+	}
+	if len(frames) < 60 {
+		t.Fatalf("%d VP9 frames", len(frames))
+	}
+	n := startNode(t, nil)
+	whipPublishVideo(t, n, "vp9", webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0"}, 98, frames)
+	waitTracks(t, n, "vp9", 2)
+	index := n.base + "/hls/vp9/index.m3u8"
+	if status, _, body := get(t, index); status != http.StatusOK || !strings.Contains(body, "vp09.") {
+		t.Fatalf("GET index.m3u8: %d %q", status, body)
+	}
+	if codecs := ffprobeStreams(t, index); !contains(codecs, "video/vp9") || !contains(codecs, "audio/opus") {
+		t.Fatalf("ffprobe found %v, want video/vp9 and audio/opus", codecs)
+	}
+}
