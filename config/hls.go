@@ -9,7 +9,7 @@ import (
 // HLSConfig configures the LL-HLS output (package hls): each room's
 // broadcast muxed into CMAF segments and parts at /hls/{room}/index.m3u8,
 // started by the first request and stopped when unwatched. Video passes
-// through untouched, so only codecs HLS carries are served (H.264, H.265, VP9).
+// through untouched, so only codecs HLS carries are served (H.264, H.265, VP9, AV1).
 type HLSConfig struct {
 	// Enabled serves /hls/. Default true: nothing runs until a player asks.
 	Enabled bool `mapstructure:"enabled"`

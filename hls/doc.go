@@ -1,7 +1,7 @@
 // Package hls serves each room's broadcast as Low-Latency HLS (RFC 8216bis):
 // CMAF/fMP4 segments and partial segments, blocking playlist reload and
 // preload hints, muxed by bluenviron/gohlslib from the RTP a room's tracks
-// already carry. Nothing is transcoded: H.264, H.265 or VP9 video passes through as sent
+// already carry. Nothing is transcoded: H.264, H.265, VP9 or AV1 video passes through as sent
 // (a VP8 broadcast is refused with a clear error) and Opus audio goes into
 // fMP4 as it is.
 //

@@ -33,7 +33,8 @@ type session struct {
 	mux   *gohlslib.Muxer
 	video *gohlslib.Track // nil for an audio-only broadcast
 	h265  bool            // the video is H.265
-	vp9   bool            // the video is VP9 (else H.264 or H.265)
+	vp9   bool            // the video is VP9
+	av1   bool            // the video is AV1 (else H.264 or H.265)
 	audio *gohlslib.Track // nil without audio
 	ring  *ring
 	taps  []Tap
@@ -52,6 +53,7 @@ type session struct {
 	vclock, aclock clock
 	au             naluAssembler
 	frame          vp9Assembler
+	tu             av1Assembler
 	auTS           uint32
 	auOpen         bool
 	nextSeq        uint16
@@ -144,6 +146,7 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 		}
 		s.h265 = strings.EqualFold(video.Codec, "video/H265")
 		s.vp9 = strings.EqualFold(video.Codec, "video/VP9")
+		s.av1 = strings.EqualFold(video.Codec, "video/AV1")
 		s.au.h265 = s.h265
 		s.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
 		switch {
@@ -151,6 +154,8 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 			s.video.Codec = &codecs.H265{}
 		case s.vp9:
 			s.video.Codec = &codecs.VP9{}
+		case s.av1:
+			s.video.Codec = &codecs.AV1{}
 		}
 		tracks = append(tracks, s.video)
 	}
@@ -185,17 +190,17 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 }
 
 // videoCodecError tells why a video codec cannot be served, or nil for
-// H.264, H.265 and VP9.
+// H.264, H.265, VP9 and AV1.
 func videoCodecError(mime string) *Error {
 	switch strings.ToLower(mime) {
-	case "video/h264", "video/h265", "video/vp9":
+	case "video/h264", "video/h265", "video/vp9", "video/av1":
 		return nil
 	case "video/vp8":
 		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
 			"the broadcast is VP8, which HLS cannot carry without transcoding, and the node does not transcode: publish H.264 for HLS")
 	default:
 		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
-			"the broadcast is %s; this node serves HLS of H.264, H.265 and VP9 video only for now: publish H.264 for HLS", mime)
+			"the broadcast is %s, which HLS cannot carry: publish H.264 for HLS", mime)
 	}
 }
 
@@ -280,18 +285,26 @@ func (s *session) onVideo(sl *slot) {
 	if s.seqKnown && sl.seq != s.nextSeq {
 		s.au.drop() // a packet of this access unit is missing
 		s.frame.drop()
+		s.tu.drop()
 	}
 	s.seqKnown, s.nextSeq = true, sl.seq+1
 	if s.auOpen && sl.ts != s.auTS {
 		s.flushVideo() // the previous access unit ended without its marker
 	}
 	s.auOpen, s.auTS = true, sl.ts
-	if s.vp9 {
+	switch {
+	case s.vp9:
 		if err := s.frame.push(sl.buf[:sl.n]); err != nil {
 			s.frame.drop()
 		}
-	} else if err := s.au.push(sl.buf[:sl.n]); err != nil {
-		s.au.drop()
+	case s.av1:
+		if err := s.tu.push(sl.buf[:sl.n]); err != nil {
+			s.tu.drop()
+		}
+	default:
+		if err := s.au.push(sl.buf[:sl.n]); err != nil {
+			s.au.drop()
+		}
 	}
 	if sl.marker {
 		s.flushVideo()
@@ -304,6 +317,15 @@ func (s *session) flushVideo() {
 		if f := s.frame.take(); f != nil {
 			pts := s.vclock.at(s.auTS, 90000, time.Since(s.start))
 			if err := s.mux.WriteVP9(s.video, time.Now(), pts, f); err != nil {
+				s.noteError(err)
+			}
+		}
+		return
+	}
+	if s.av1 {
+		if tu := s.tu.take(); tu != nil {
+			pts := s.vclock.at(s.auTS, 90000, time.Since(s.start))
+			if err := s.mux.WriteAV1(s.video, time.Now(), pts, tu); err != nil {
 				s.noteError(err)
 			}
 		}

@@ -496,16 +496,16 @@ func TestHLS_H265BroadcastReadByFFprobe(t *testing.T) {
 	}
 }
 
-// A VP9 broadcast passes into LL-HLS as it is (fMP4 vp09): ffprobe reads
-// vp9 video and opus audio from index.m3u8.
-func TestHLS_VP9BroadcastReadByFFprobe(t *testing.T) {
+// encodeIVF encodes seconds of 320x240 30 fps test video with the ffmpeg
+// encoder options given, into IVF, and returns its frames.
+func encodeIVF(t *testing.T, seconds int, encoder ...string) [][]byte {
+	t.Helper()
 	ffmpeg := needFFmpeg(t, "ffmpeg")
 	out := filepath.Join(t.TempDir(), "src.ivf")
-	cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-		"-i", "testsrc=size=320x240:rate=30", "-t", "3", "-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p",
-		"-g", "30", "-keyint_min", "30", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k",
-		"-auto-alt-ref", "0", "-lag-in-frames", "0", "-f", "ivf", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
+	args := []string{"-hide_banner", "-loglevel", "error", "-f", "lavfi",
+		"-i", "testsrc=size=320x240:rate=30", "-t", strconv.Itoa(seconds), "-pix_fmt", "yuv420p"}
+	args = append(append(args, encoder...), "-f", "ivf", out)
+	if b, err := exec.Command(ffmpeg, args...).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v: %s", err, b)
 	}
 	data, err := os.ReadFile(out)
@@ -523,9 +523,17 @@ func TestHLS_VP9BroadcastReadByFFprobe(t *testing.T) {
 		frames = append(frames, p[12:12+n])
 		p = p[12+n:]
 	}
-	if len(frames) < 60 {
-		t.Fatalf("%d VP9 frames", len(frames))
+	if len(frames) < 30*seconds-1 {
+		t.Fatalf("%d frames encoded", len(frames))
 	}
+	return frames
+}
+
+// A VP9 broadcast passes into LL-HLS as it is (fMP4 vp09): ffprobe reads
+// vp9 video and opus audio from index.m3u8.
+func TestHLS_VP9BroadcastReadByFFprobe(t *testing.T) {
+	frames := encodeIVF(t, 3, "-c:v", "libvpx-vp9", "-g", "30", "-keyint_min", "30", "-deadline", "realtime",
+		"-cpu-used", "8", "-b:v", "300k", "-auto-alt-ref", "0", "-lag-in-frames", "0")
 	n := startNode(t, nil)
 	whipPublishVideo(t, n, "vp9", webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0"}, 98, frames)
 	waitTracks(t, n, "vp9", 2)
@@ -535,5 +543,22 @@ func TestHLS_VP9BroadcastReadByFFprobe(t *testing.T) {
 	}
 	if codecs := ffprobeStreams(t, index); !contains(codecs, "video/vp9") || !contains(codecs, "audio/opus") {
 		t.Fatalf("ffprobe found %v, want video/vp9 and audio/opus", codecs)
+	}
+}
+
+// An AV1 broadcast passes into LL-HLS as it is (fMP4 av01): ffprobe reads
+// av1 video and opus audio from index.m3u8.
+func TestHLS_AV1BroadcastReadByFFprobe(t *testing.T) {
+	frames := encodeIVF(t, 3, "-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-g", "30",
+		"-keyint_min", "30", "-lag-in-frames", "0", "-b:v", "300k")
+	n := startNode(t, nil)
+	whipPublishVideo(t, n, "av1", webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000}, 45, frames)
+	waitTracks(t, n, "av1", 2)
+	index := n.base + "/hls/av1/index.m3u8"
+	if status, _, body := get(t, index); status != http.StatusOK || !strings.Contains(body, "av01.") {
+		t.Fatalf("GET index.m3u8: %d %q", status, body)
+	}
+	if codecs := ffprobeStreams(t, index); !contains(codecs, "video/av1") || !contains(codecs, "audio/opus") {
+		t.Fatalf("ffprobe found %v, want video/av1 and audio/opus", codecs)
 	}
 }
