@@ -32,9 +32,6 @@ type session struct {
 	log   *slog.Logger
 	mux   *gohlslib.Muxer
 	video *gohlslib.Track // nil for an audio-only broadcast
-	h265  bool            // the video is H.265
-	vp9   bool            // the video is VP9
-	av1   bool            // the video is AV1 (else H.264 or H.265)
 	audio *gohlslib.Track // nil without audio
 	ring  *ring
 	taps  []Tap
@@ -51,9 +48,7 @@ type session struct {
 
 	// Owned by run.
 	vclock, aclock clock
-	au             naluAssembler
-	frame          vp9Assembler
-	tu             av1Assembler
+	vdep           depacketizer // the video's, nil without video
 	auTS           uint32
 	auOpen         bool
 	nextSeq        uint16
@@ -141,22 +136,11 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 		ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	var tracks []*gohlslib.Track
 	if video != nil {
-		if err := videoCodecError(video.Codec); err != nil {
+		t, d, err := videoFor(video.Codec)
+		if err != nil {
 			return nil, err
 		}
-		s.h265 = strings.EqualFold(video.Codec, "video/H265")
-		s.vp9 = strings.EqualFold(video.Codec, "video/VP9")
-		s.av1 = strings.EqualFold(video.Codec, "video/AV1")
-		s.au.h265 = s.h265
-		s.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
-		switch {
-		case s.h265:
-			s.video.Codec = &codecs.H265{}
-		case s.vp9:
-			s.video.Codec = &codecs.VP9{}
-		case s.av1:
-			s.video.Codec = &codecs.AV1{}
-		}
+		s.video, s.vdep = t, d
 		tracks = append(tracks, s.video)
 	}
 	if audio != nil {
@@ -187,21 +171,6 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 		s.taps = append(s.taps, t)
 	}
 	return s, nil
-}
-
-// videoCodecError tells why a video codec cannot be served, or nil for
-// H.264, H.265, VP9 and AV1.
-func videoCodecError(mime string) *Error {
-	switch strings.ToLower(mime) {
-	case "video/h264", "video/h265", "video/vp9", "video/av1":
-		return nil
-	case "video/vp8":
-		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
-			"the broadcast is VP8, which HLS cannot carry without transcoding, and the node does not transcode: publish H.264 for HLS")
-	default:
-		return newError(http.StatusUnsupportedMediaType, CodeCodecUnsupported,
-			"the broadcast is %s, which HLS cannot carry: publish H.264 for HLS", mime)
-	}
 }
 
 // awaitReady closes ready once the muxer has its first segment (the
@@ -283,28 +252,15 @@ func (s *session) onVideo(sl *slot) {
 		return
 	}
 	if s.seqKnown && sl.seq != s.nextSeq {
-		s.au.drop() // a packet of this access unit is missing
-		s.frame.drop()
-		s.tu.drop()
+		s.vdep.drop() // a packet of this picture is missing
 	}
 	s.seqKnown, s.nextSeq = true, sl.seq+1
 	if s.auOpen && sl.ts != s.auTS {
 		s.flushVideo() // the previous access unit ended without its marker
 	}
 	s.auOpen, s.auTS = true, sl.ts
-	switch {
-	case s.vp9:
-		if err := s.frame.push(sl.buf[:sl.n]); err != nil {
-			s.frame.drop()
-		}
-	case s.av1:
-		if err := s.tu.push(sl.buf[:sl.n]); err != nil {
-			s.tu.drop()
-		}
-	default:
-		if err := s.au.push(sl.buf[:sl.n]); err != nil {
-			s.au.drop()
-		}
+	if err := s.vdep.push(sl.buf[:sl.n]); err != nil {
+		s.vdep.drop()
 	}
 	if sl.marker {
 		s.flushVideo()
@@ -313,34 +269,8 @@ func (s *session) onVideo(sl *slot) {
 
 func (s *session) flushVideo() {
 	s.auOpen = false
-	if s.vp9 {
-		if f := s.frame.take(); f != nil {
-			pts := s.vclock.at(s.auTS, 90000, time.Since(s.start))
-			if err := s.mux.WriteVP9(s.video, time.Now(), pts, f); err != nil {
-				s.noteError(err)
-			}
-		}
-		return
-	}
-	if s.av1 {
-		if tu := s.tu.take(); tu != nil {
-			pts := s.vclock.at(s.auTS, 90000, time.Since(s.start))
-			if err := s.mux.WriteAV1(s.video, time.Now(), pts, tu); err != nil {
-				s.noteError(err)
-			}
-		}
-		return
-	}
-	au := s.au.take()
-	if au == nil {
-		return
-	}
 	pts := s.vclock.at(s.auTS, 90000, time.Since(s.start))
-	write := s.mux.WriteH264
-	if s.h265 {
-		write = s.mux.WriteH265
-	}
-	if err := write(s.video, time.Now(), pts, au); err != nil {
+	if err := s.vdep.write(s.mux, s.video, time.Now(), pts); err != nil {
 		s.noteError(err)
 	}
 }
