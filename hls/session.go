@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,7 @@ type session struct {
 	auOpen         bool
 	nextSeq        uint16
 	seqKnown       bool
-	errors         uint64
+	errors         atomic.Uint64 // the muxer's encode errors too, from its goroutines
 }
 
 // clock maps one track's RTP timestamps to the muxer's presentation time:
@@ -154,6 +155,7 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 	s.mux = &gohlslib.Muxer{
 		Tracks: tracks, Variant: gohlslib.MuxerVariantLowLatency, SegmentCount: cfg.SegmentCount,
 		SegmentMinDuration: cfg.SegmentDuration, PartMinDuration: cfg.PartDuration,
+		OnEncodeError: s.noteError, // else gohlslib writes to the standard logger
 	}
 	if err := s.mux.Start(); err != nil {
 		return nil, fmt.Errorf("hls: start muxer of room %q: %w", room, err)
@@ -210,31 +212,47 @@ func (s *session) run() {
 		s.release()
 		s.mux.Close()
 		<-s.ready
-		if d := s.ring.dropped.Load(); d > 0 || s.errors > 0 {
-			s.log.Info("hls: muxer stopped", "dropped_packets", d, "mux_errors", s.errors)
+		if d, e := s.ring.dropped.Load(), s.errors.Load(); d > 0 || e > 0 {
+			s.log.Info("hls: muxer stopped", "dropped_packets", d, "mux_errors", e)
 		} else {
 			s.log.Debug("hls: muxer stopped")
 		}
 	}()
-	var ended []<-chan struct{}
-	for _, t := range s.taps {
-		ended = append(ended, t.Done())
+	// ends[i] is tap i's Done, nil while its track has ended and the
+	// room waits for its broadcaster to publish again (Follow).
+	ends := make([]<-chan struct{}, len(s.taps))
+	for i, t := range s.taps {
+		ends[i] = t.Done()
 	}
-	var end0, end1 <-chan struct{}
-	if len(ended) > 0 {
-		end0 = ended[0]
-	}
-	if len(ended) > 1 {
-		end1 = ended[1]
-	}
+	var follow *time.Ticker
+	defer func() {
+		if follow != nil {
+			follow.Stop()
+		}
+	}()
 	for {
+		var end0, end1 <-chan struct{}
+		if len(ends) > 0 {
+			end0 = ends[0]
+		}
+		if len(ends) > 1 {
+			end1 = ends[1]
+		}
+		var tick <-chan time.Time
+		if follow != nil {
+			tick = follow.C
+		}
 		select {
 		case <-s.stop:
 			return
 		case <-end0:
-			return
+			ends[0] = nil
 		case <-end1:
-			return
+			ends[1] = nil
+		case <-tick:
+			if !s.follow(ends) {
+				return
+			}
 		case i := <-s.ring.full:
 			sl := &s.ring.slots[i]
 			if sl.video {
@@ -244,7 +262,38 @@ func (s *session) run() {
 			}
 			s.ring.free <- i
 		}
+		waiting := slices.Contains(ends, nil)
+		switch {
+		case waiting && follow == nil:
+			follow = time.NewTicker(followEvery)
+		case !waiting && follow != nil:
+			follow.Stop()
+			follow = nil
+		}
 	}
+}
+
+// followEvery is how often a muxer whose track ended asks whether its
+// broadcaster published it again.
+const followEvery = 250 * time.Millisecond
+
+// follow moves the taps whose tracks ended to their republished tracks. It
+// returns false when a track is gone for good: the muxer stops.
+func (s *session) follow(ends []<-chan struct{}) bool {
+	for i, t := range s.taps {
+		if ends[i] != nil {
+			continue
+		}
+		moved, gone := t.Follow()
+		if gone {
+			return false
+		}
+		if moved {
+			ends[i] = t.Done()
+			s.log.Debug("hls: muxer follows the republished track")
+		}
+	}
+	return true
 }
 
 func (s *session) onVideo(sl *slot) {
@@ -287,11 +336,11 @@ func (s *session) onAudio(sl *slot) {
 	}
 }
 
-// noteError counts a muxer error; the first is logged, the count at the end.
+// noteError counts a muxer error; the first is logged, the count at the
+// end. The muxer's own goroutines call it too (OnEncodeError).
 func (s *session) noteError(err error) {
-	if s.errors == 0 {
-		s.log.Warn("hls: muxer refused media", "err", err)
+	if s.errors.Add(1) == 1 {
+		s.log.Warn("hls: muxer error (the first of this muxer; halo_hls_mux_errors_total counts them)", "err", err)
 	}
-	s.errors++
 	s.stats.muxErrors.Add(1)
 }

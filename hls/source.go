@@ -30,6 +30,10 @@ type Tap interface {
 	Done() <-chan struct{}
 	// Close stops the tap.
 	Close()
+	// Follow moves the tap to the track that replaced its ended one (a
+	// broadcaster's republish): moved, Done is the new track's; gone, the
+	// track will not come back; neither, ask again later.
+	Follow() (moved, gone bool)
 }
 
 // Source is where a session finds a room's broadcast and reads it.

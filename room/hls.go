@@ -15,13 +15,42 @@ type RTPWriter = sfu.RTPWriter
 // Tap is an in-process viewer of one of a room's tracks (an LL-HLS muxer):
 // it gets what a WebRTC viewer of the track gets, starting on a keyframe.
 type Tap struct {
+	r    *Room
+	id   string
 	tap  *sfu.Tap
 	done <-chan struct{}
 }
 
-// Done is closed when the tapped track ends (its broadcaster left or
-// republished: a new tap is needed then).
+// Done is closed when the tapped track ends (its broadcaster left, or lost
+// the connection: see Follow).
 func (t *Tap) Done() <-chan struct{} { return t.done }
+
+// Follow moves the tap to the track that took its ended track's place
+// (the broadcaster republished within room.republish_grace; the track
+// keeps its id), as viewers' down-tracks are moved. It reports whether it
+// moved (Done is then the new track's), and whether the track is gone for
+// good (no longer in the room). Neither: the room still waits for the
+// broadcaster; ask again later.
+func (t *Tap) Follow() (moved, gone bool) {
+	p := t.r.track(t.id)
+	if p == nil {
+		return false, true
+	}
+	cur := t.tap.Track()
+	if p.track == cur || p.track.Info().Kind != cur.Info().Kind {
+		return false, false
+	}
+	select {
+	case <-p.track.Done():
+		return false, false
+	default:
+	}
+	if err := t.tap.Switch(p.track); err != nil {
+		return false, true // another codec: the muxer must start again
+	}
+	t.done = p.track.Done()
+	return true, false
+}
 
 // Close stops the tap.
 func (t *Tap) Close() { t.tap.Close() }
@@ -67,7 +96,7 @@ func (m *Manager) TapTrack(name, id string, w RTPWriter) (*Tap, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tap{tap: t, done: p.track.Done()}, nil
+	return &Tap{r: r, id: id, tap: t, done: p.track.Done()}, nil
 }
 
 // HoldBroadcast makes the room's broadcast, published on another node of

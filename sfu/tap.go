@@ -75,3 +75,12 @@ func (tapContext) SSRCForwardErrorCorrection() webrtc.SSRC                { retu
 func (c tapContext) WriteStream() webrtc.TrackLocalWriter                 { return c.w }
 func (tapContext) ID() string                                             { return "tap" }
 func (tapContext) RTCPReader() interceptor.RTCPReader                     { return nil }
+
+// Switch moves the tap to another track of the same codec (its
+// broadcaster's republished track): sequence numbers and timestamps go on
+// from where they were, starting on the new track's picture, as for a
+// viewer (DownTrack.Switch).
+func (x *Tap) Switch(to *Track) error { return x.d.Switch(to) }
+
+// Track returns the track the tap reads now.
+func (x *Tap) Track() *Track { return x.d.Track() }
