@@ -89,10 +89,12 @@ type Manager struct {
 	relaysConnected atomic.Uint64
 	relaysSilent    atomic.Uint64
 	trunksOpened    atomic.Uint64
-	relayGen        atomic.Uint64
-	trunkOnce       sync.Once
-	trunks          *trunks       // the relay trunks to and from other nodes (relay_trunk.go)
-	originsLost     atomic.Uint64 // rooms' origin nodes lost (originlost.go)
+	// The loop that opens trunks ahead of need (relay_trunk_preopen.go).
+	preopenStop, preopenDone chan struct{}
+	relayGen                 atomic.Uint64
+	trunkOnce                sync.Once
+	trunks                   *trunks       // the relay trunks to and from other nodes (relay_trunk.go)
+	originsLost              atomic.Uint64 // rooms' origin nodes lost (originlost.go)
 	// handOverTimeouts counts drains whose hand-over did not finish (drain.go).
 	handOverTimeouts atomic.Uint64
 	// drainTo is the public URL a draining node sends new sessions to (drain.go).
@@ -113,6 +115,9 @@ func NewManager(engine *sfu.Engine, opt Options) *Manager {
 	}
 	if m.cluster != nil {
 		m.cluster.Start(m)
+		if opt.RelayTrunks && opt.RelayDial != nil {
+			m.startTrunkPreopen()
+		}
 	}
 	return m
 }
@@ -315,6 +320,7 @@ func (m *Manager) Close() {
 	if m.engine != nil {
 		m.engine.OnResume(nil)
 	}
+	m.stopTrunkPreopen()
 	m.mu.Lock()
 	var closing []*Room
 	for name, r := range m.rooms {

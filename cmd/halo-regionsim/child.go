@@ -25,7 +25,7 @@ const childEnv = "REGIONSIM_CHILD"
 
 // childSpec is what a child process does, in one region.
 type childSpec struct {
-	Role       string // "wait", "publisher" or "viewers"
+	Role       string // "wait", "trunks", "publisher" or "viewers"
 	Region     string
 	Addr       string // wait: host:port to accept a TCP connection; else the node's http base URL
 	MetricsURL string // publisher: the origin node's /metrics
@@ -92,6 +92,8 @@ func runChild(spec string) int {
 	switch s.Role {
 	case "wait":
 		err = waitTCP(ctx, s.Addr, 30*time.Second)
+	case "trunks":
+		err = waitTrunks(ctx, s.MetricsURL, s.Viewers, 60*time.Second)
 	case "publisher":
 		err = publish(ctx, s, in, out)
 	case "viewers":
@@ -353,6 +355,27 @@ func settle(viewers []*loadtest.Viewer) {
 
 // scrape reads a Prometheus text page into series -> value, without the
 // node and region labels (every series of a node carries them).
+// waitTrunks waits until the node at metricsURL pulls n relay trunks: with
+// -trunks the broadcast starts on a running cluster, whose trunks are open
+// before any room is (as in production), not while the nodes start.
+func waitTrunks(ctx context.Context, metricsURL string, n int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		m, err := scrape(metricsURL)
+		if err == nil && m[`halo_relay_trunks{direction="in"}`] >= float64(n) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d relay trunks not open within %s (metrics: %v)", n, within, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 func scrape(url string) (map[string]float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {

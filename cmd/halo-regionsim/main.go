@@ -66,6 +66,7 @@ type options struct {
 	logDir       string        // "": keep only the end of each process's log, shown on failure
 	lockWait     time.Duration // how long to wait for another run to end
 	partition    partitionSpec // A "": none
+	trunks       bool          // the nodes' cluster.relay_trunks
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -75,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	self, _ := os.Executable()
 	fs.StringVar(&o.sfu, "sfu", filepath.Join(filepath.Dir(self), "halo-sfu"), "halo-sfu binary to run in every region (make build puts it in bin/)")
 	fs.IntVar(&o.viewers, "viewers", 5, "viewers per region")
+	fs.BoolVar(&o.trunks, "trunks", false, "relay between the nodes over relay trunks (cluster.relay_trunks), not a connection per room")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "how long to measure once every viewer receives the broadcast")
 	fs.IntVar(&o.bitrate, "bitrate", 1_000_000, "broadcaster's video bits per second (plus Opus audio)")
 	fs.StringVar(&o.link, "link", "auto", "how the delays are made: netem (tc netem only), userspace (this program's delay line), auto (netem when the kernel has it)")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,6 +167,7 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 			"HALO_HTTP_MAX_CONNS_PER_IP=0",
 			"HALO_LOG_LEVEL=" + o.logLevel,
 			"HALO_SHUTDOWN_TIMEOUT=2s",
+			"HALO_CLUSTER_RELAY_TRUNKS=" + strconv.FormatBool(o.trunks),
 		}
 		if o.redisTimeout > 0 {
 			env = append(env, "HALO_REDIS_TIMEOUT="+o.redisTimeout.String())
@@ -175,6 +177,16 @@ func simulate(ctx context.Context, o options, logw io.Writer) (rep *report, err 
 		}
 	}
 	base := func(r *region) string { return "http://" + r.addr + ":" + httpPort }
+	if o.trunks {
+		// Trunks are opened as nodes find each other, before any room:
+		// the room starts on a running cluster.
+		for _, r := range regions {
+			if err := procs.waitChild(ctx, r.ns, childSpec{Role: "trunks", MetricsURL: "http://" + metricsAddr + "/metrics", Viewers: len(regions) - 1}); err != nil {
+				return nil, fmt.Errorf("%s: %w", r.name, err)
+			}
+		}
+		fmt.Fprintf(logw, "halo-regionsim: every node holds a relay trunk to every other\n")
+	}
 	origin := byName[originRegion]
 	pub, err := procs.startChild(ctx, origin.ns, "broadcaster", childSpec{Role: "publisher", Region: origin.name,
 		Addr: base(origin), MetricsURL: "http://" + metricsAddr + "/metrics", Room: simRoom, Secret: secret, Bitrate: o.bitrate})

@@ -81,7 +81,7 @@ func TestRelayTrunk_ThirtyRoomsOneConnection(t *testing.T) {
 		want   float64
 	}{
 		{"b", fb, "halo_relay_trunks", []string{"direction", "in"}, 1},
-		{"b", fb, "halo_relay_trunks", []string{"direction", "out"}, 0},
+		{"b", fb, "halo_relay_trunks", []string{"direction", "out"}, 1}, // a's trunk toward b, opened ahead of need
 		{"a", fa, "halo_relay_trunks", []string{"direction", "out"}, 1},
 		{"b", fb, "halo_relay_trunk_tracks", []string{"origin", "node-a"}, 2 * trunkRooms},
 		{"b", fb, "halo_relay_trunks_opened_total", nil, 1},
@@ -165,5 +165,30 @@ func TestRelayTrunk_ThirtyRoomsOneConnection(t *testing.T) {
 		if !s.FirstVideoIsKeyframe {
 			t.Errorf("viewer of room %d: the first video frame was not a keyframe", i)
 		}
+	}
+}
+
+// With trunks on, nodes open their trunks toward each other before any
+// room needs one (a cold room then costs one change over an open trunk,
+// not the set-up), and none toward a node that does not serve them.
+func TestRelayTrunk_OpenedAheadOfTheFirstRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes")
+	}
+	r := testutil.StartRedis(t)
+	secret := strings.Repeat("p2", 20)
+	a := startTrunkNode(t, r, "node-a", "eu", secret)
+	b := startTrunkNode(t, r, "node-b", "in", secret)
+	off := startClusterNode(t, r, "node-off", "np", secret)
+	testutil.Eventually(t, "a and b hold a trunk to each other, with no room", func() bool {
+		return a.rooms.TrunksIn() == 1 && b.rooms.TrunksIn() == 1
+	})
+	// Several rounds of the loop later: still one each, none with off.
+	time.Sleep(5 * time.Second)
+	if a.rooms.TrunksIn() != 1 || b.rooms.TrunksIn() != 1 || off.rooms.TrunksIn() != 0 {
+		t.Errorf("trunks held: a %d, b %d, node-off %d; want 1, 1, 0", a.rooms.TrunksIn(), b.rooms.TrunksIn(), off.rooms.TrunksIn())
+	}
+	if v, _ := sample(gather(t, a), "halo_relay_trunks_opened_total"); v != 1 {
+		t.Errorf("a opened %v trunks, want 1", v)
 	}
 }
