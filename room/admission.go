@@ -108,20 +108,33 @@ func (m *Manager) FullTarget(ctx context.Context) string {
 	if m.cluster == nil {
 		return ""
 	}
-	return m.leastLoaded(ctx)
+	u, _ := m.leastLoaded(ctx, m.Region(), false)
+	return u
+}
+
+// NodeIn returns the public URL of the least loaded other node of region
+// that takes clients (not draining, not full), or "": none, alone, or the
+// registry cannot be read. Region routing sends clients there.
+func (m *Manager) NodeIn(ctx context.Context, region string) string {
+	if m.cluster == nil {
+		return ""
+	}
+	u, _ := m.leastLoaded(ctx, region, true)
+	return u
 }
 
 // leastLoaded returns the public URL of the least loaded other node that
-// takes clients (not draining, not full), preferring this node's region;
-// "" when there is none or the registry cannot be read.
-func (m *Manager) leastLoaded(ctx context.Context) string {
+// takes clients (not draining, not full): of region only, or preferring
+// it; "" when there is none, with an error when the registry cannot be
+// read.
+func (m *Manager) leastLoaded(ctx context.Context, region string, only bool) (string, error) {
 	nodes, err := m.cluster.Nodes(ctx)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	var best *NodeInfo
 	better := func(n, than *NodeInfo) bool {
-		same, thanSame := strings.EqualFold(n.Region, m.Region()), strings.EqualFold(than.Region, m.Region())
+		same, thanSame := strings.EqualFold(n.Region, region), strings.EqualFold(than.Region, region)
 		if same != thanSame {
 			return same
 		}
@@ -135,12 +148,15 @@ func (m *Manager) leastLoaded(ctx context.Context) string {
 		if n.ID == m.opt.NodeID || n.PublicURL == "" || n.Draining || n.Full {
 			continue
 		}
+		if only && !strings.EqualFold(n.Region, region) {
+			continue
+		}
 		if best == nil || better(n, best) {
 			best = n
 		}
 	}
 	if best == nil {
-		return ""
+		return "", nil
 	}
-	return best.PublicURL
+	return best.PublicURL, nil
 }

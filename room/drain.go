@@ -149,9 +149,9 @@ func (m *Manager) handedOver(redirected bool) bool {
 // drainTarget returns the public URL of the node to send clients to, or ""
 // when no other node is alive (or the registry cannot be read).
 func (m *Manager) drainTarget(ctx context.Context) string {
-	if _, err := m.cluster.Nodes(ctx); err != nil {
+	u, err := m.leastLoaded(ctx, m.Region(), false) // admission.go
+	if err != nil {
 		m.log.Warn("draining: cannot read the registry; clients are not redirected", "err", err)
-		return ""
 	}
-	return m.leastLoaded(ctx) // admission.go
+	return u
 }

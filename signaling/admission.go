@@ -28,7 +28,13 @@ const retryAfterFull = "5"
 func (s *Server) fullTarget(ctx context.Context, path, rawQuery string) string {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	base := s.rooms.FullTarget(ctx)
+	return onNode(s.rooms.FullTarget(ctx), path, rawQuery)
+}
+
+// onNode returns the URL of path (and query) on the node whose public URL
+// is base (a path prefix of base is kept), or "" when base is "" or no
+// URL.
+func onNode(base, path, rawQuery string) string {
 	if base == "" {
 		return ""
 	}

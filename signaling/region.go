@@ -3,11 +3,8 @@ package signaling
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
-
-	"github.com/halobuzz/live/room"
 )
 
 // Region routing (cluster.region_redirect): a client may say where it is,
@@ -34,30 +31,9 @@ func (s *Server) regionTarget(r *http.Request) string {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	nodes, err := s.rooms.Nodes(ctx)
-	if err != nil {
-		return "" // cannot tell: serve here rather than fail
-	}
-	var best *room.NodeInfo
-	for i := range nodes {
-		n := &nodes[i]
-		if n.ID == s.rooms.NodeID() || !strings.EqualFold(n.Region, region) || n.PublicURL == "" || n.Draining || n.Full {
-			continue
-		}
-		if best == nil || n.Viewers < best.Viewers || (n.Viewers == best.Viewers && n.ID < best.ID) {
-			best = n // the least loaded node of the region
-		}
-	}
-	if best == nil {
-		return ""
-	}
-	u, err := url.Parse(best.PublicURL)
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	u.Path = r.URL.Path
-	u.RawQuery = r.URL.RawQuery
-	return u.String()
+	// "" (no live node of that region, or the registry cannot be read):
+	// serve here rather than fail.
+	return onNode(s.rooms.NodeIn(ctx, region), r.URL.Path, r.URL.RawQuery)
 }
 
 // wsURL turns a node's http(s) URL into the ws(s) URL of the same path.
