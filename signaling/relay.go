@@ -187,25 +187,10 @@ func NewRelayDialer(cfg Config) (room.RelayDialer, error) {
 			return "", nil, err
 		}
 		u := base + "/relay/" + url.PathEscape(roomName) + "?tracks=" + url.QueryEscape(strings.Join(ids, ","))
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(offer))
+		answer, loc, err := postOffer(ctx, client, u, tok, offer, cfg.Limits.MaxSDPBytes)
 		if err != nil {
-			return "", nil, err
+			return "", nil, fmt.Errorf("%w: origin %s: %w", room.ErrRelayUnavailable, origin.ID, err)
 		}
-		req.Header.Set("Content-Type", mimeSDP)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := client.Do(req)
-		if err != nil {
-			return "", nil, fmt.Errorf("%w: %w", room.ErrRelayUnavailable, err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, int64(cfg.Limits.MaxSDPBytes)+1))
-		if err != nil {
-			return "", nil, fmt.Errorf("%w: %w", room.ErrRelayUnavailable, err)
-		}
-		if resp.StatusCode != http.StatusCreated {
-			return "", nil, fmt.Errorf("%w: origin %s answered %d: %s", room.ErrRelayUnavailable, origin.ID, resp.StatusCode, strings.TrimSpace(string(body)))
-		}
-		loc := resp.Header.Get("Location")
 		hangUp := func() {
 			if !strings.HasPrefix(loc, "/relay/") {
 				return
@@ -225,6 +210,31 @@ func NewRelayDialer(cfg Config) (room.RelayDialer, error) {
 				_ = resp.Body.Close()
 			}
 		}
-		return string(body), hangUp, nil
+		return answer, hangUp, nil
 	}, nil
+}
+
+// postOffer POSTs an SDP offer to u with the relay token tok and returns
+// the answer and the Location of a 201; any other status is an error
+// quoting the origin's answer.
+func postOffer(ctx context.Context, client *http.Client, u, tok, offer string, maxBody int) (answer, location string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(offer))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", mimeSDP)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxBody)+1))
+	if err != nil {
+		return "", "", err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return "", "", fmt.Errorf("answered %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return string(body), resp.Header.Get("Location"), nil
 }

@@ -80,25 +80,11 @@ func dialTrunk(ctx context.Context, client *http.Client, base string, origin roo
 	if err != nil {
 		return "", nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+trunkPath, strings.NewReader(offer))
+	answer, _, err := postOffer(ctx, client, base+trunkPath, tok, offer, maxBody)
 	if err != nil {
-		return "", nil, err
-	}
-	req.Header.Set("Content-Type", mimeSDP)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: %w", room.ErrRelayUnavailable, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxBody)+1))
-	if err != nil {
-		return "", nil, fmt.Errorf("%w: %w", room.ErrRelayUnavailable, err)
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", nil, fmt.Errorf("%w: origin %s answered the trunk request %d: %s", room.ErrRelayUnavailable, origin.ID, resp.StatusCode, strings.TrimSpace(string(body)))
+		return "", nil, fmt.Errorf("%w: origin %s, relay trunk: %w", room.ErrRelayUnavailable, origin.ID, err)
 	}
 	// The trunk ends with its connection (DTLS close_notify, or ICE): no
 	// request to send.
-	return string(body), func() {}, nil
+	return answer, func() {}, nil
 }
