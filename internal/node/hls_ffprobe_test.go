@@ -53,16 +53,16 @@ func encodeH264(t *testing.T, seconds int) [][]byte {
 
 // whipPublishH264 publishes aus (looped, 30 fps) and Opus silence over
 // WHIP to room until the test ends, as OBS would.
-func whipPublishH264(t *testing.T, n *testNode, room string, aus [][]byte) {
+func whipPublishH264(t *testing.T, n *testNode, room string, aus [][]byte) *whipClient {
 	t.Helper()
 	baseline := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
-	whipPublishVideo(t, n, room, baseline, 102, aus)
+	return whipPublishVideo(t, n, room, baseline, 102, aus)
 }
 
 // whipPublishVideo publishes aus of codec (payload type pt), looped at 30
 // fps, and Opus silence over WHIP to room until the test ends.
-func whipPublishVideo(t *testing.T, n *testNode, room string, codec webrtc.RTPCodecCapability, pt webrtc.PayloadType, aus [][]byte) {
+func whipPublishVideo(t *testing.T, n *testNode, room string, codec webrtc.RTPCodecCapability, pt webrtc.PayloadType, aus [][]byte) *whipClient {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: codec, PayloadType: pt}, webrtc.RTPCodecTypeVideo); err != nil {
@@ -104,6 +104,7 @@ func whipPublishVideo(t *testing.T, n *testNode, room string, codec webrtc.RTPCo
 		}
 	}()
 	t.Cleanup(c.close)
+	return c
 }
 
 // get fetches url and returns the status, headers and body.

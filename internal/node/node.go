@@ -186,6 +186,7 @@ func (n *Node) MetricsAddr() string {
 // close. ctx bounds the drain.
 func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.server.Drain(ctx)
+	n.stopHLS() // answers the blocking playlist requests it holds, which httpSrv.Shutdown would wait for
 	if n.httpSrv != nil {
 		if e := n.httpSrv.Shutdown(ctx); e != nil && err == nil {
 			err = e
