@@ -25,6 +25,11 @@ type HLSConfig struct {
 	// IdleTimeout stops a room's muxer when no request came for this long.
 	// Default 30s; 5s..1h.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// StallTimeout stops a room's muxer when its broadcast sent nothing for
+	// this long (a stalled encoder, a lost broadcaster who does not come
+	// back), answering the playlist requests it held. Default 30s; 5s..10m;
+	// keep it above room.republish_grace so a reconnect keeps the muxer.
+	StallTimeout time.Duration `mapstructure:"stall_timeout"`
 	// SigningSecret, when set, makes every /hls/ request carry
 	// ?exp=<unix seconds>&sig=<hex HMAC-SHA256 of "/hls/{room}/" followed
 	// by exp> (docs/operations.md, LL-HLS). Outside dev mode at least 32
@@ -36,7 +41,7 @@ type HLSConfig struct {
 func defaultHLS() HLSConfig {
 	return HLSConfig{
 		Enabled: true, PartDuration: 200 * time.Millisecond, SegmentDuration: time.Second,
-		SegmentCount: 7, IdleTimeout: 30 * time.Second,
+		SegmentCount: 7, IdleTimeout: 30 * time.Second, StallTimeout: 30 * time.Second,
 	}
 }
 
@@ -67,5 +72,8 @@ func (c *Config) validateHLS(p *problems) {
 	p.between("hls.segment_count", h.SegmentCount, 3, 60)
 	if d := h.IdleTimeout; d < 5*time.Second || d > time.Hour {
 		p.add("hls.idle_timeout", "%s is not between 5s and 1h", formatDuration(d))
+	}
+	if d := h.StallTimeout; d < 5*time.Second || d > 10*time.Minute {
+		p.add("hls.stall_timeout", "%s is not between 5s and 10m", formatDuration(d))
 	}
 }

@@ -72,10 +72,15 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
-// reap stops muxers idle for cfg.IdleTimeout and forgets ended ones.
+// reap stops muxers idle for cfg.IdleTimeout or stalled for
+// cfg.StallTimeout, and forgets ended ones.
 func (s *Server) reap() {
 	defer close(s.reaped)
-	tick := time.NewTicker(max(s.cfg.IdleTimeout/4, 100*time.Millisecond))
+	every := s.cfg.IdleTimeout
+	if st := s.cfg.StallTimeout; st > 0 && st < every {
+		every = st
+	}
+	tick := time.NewTicker(max(every/4, 100*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -85,7 +90,7 @@ func (s *Server) reap() {
 			var idle []*session
 			s.mu.Lock()
 			for room, x := range s.sessions {
-				if x.idleFor(now) > s.cfg.IdleTimeout || x.ended() {
+				if x.idleFor(now) > s.cfg.IdleTimeout || x.ended() || (s.cfg.StallTimeout > 0 && x.stalledFor(now) > s.cfg.StallTimeout) {
 					idle = append(idle, x)
 					delete(s.sessions, room)
 				}
@@ -254,5 +259,5 @@ func (c *cacheWriter) Write(b []byte) (int, error) {
 // ConfigOf is the part of the hls section a Server reads.
 func ConfigOf(c config.HLSConfig) Config {
 	return Config{PartDuration: c.PartDuration, SegmentDuration: c.SegmentDuration, SegmentCount: c.SegmentCount,
-		IdleTimeout: c.IdleTimeout, SigningSecret: c.SigningSecret}
+		IdleTimeout: c.IdleTimeout, StallTimeout: c.StallTimeout, SigningSecret: c.SigningSecret}
 }

@@ -22,6 +22,7 @@ type Config struct {
 	SegmentDuration time.Duration
 	SegmentCount    int
 	IdleTimeout     time.Duration
+	StallTimeout    time.Duration
 	SigningSecret   string
 }
 
@@ -42,6 +43,7 @@ type session struct {
 	stats   *stats
 
 	lastReq atomic.Int64 // unix nanoseconds of the last request
+	lastIn  atomic.Int64 // unix nanoseconds of the last packet taken from the ring
 	ready   chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -116,6 +118,7 @@ func startSession(cfg Config, src Source, room string, log *slog.Logger, st *sta
 	}
 	s.release = release
 	s.touch()
+	s.lastIn.Store(time.Now().UnixNano())
 	go s.run()
 	go s.awaitReady()
 	return s, nil
@@ -186,6 +189,11 @@ func (s *session) awaitReady() {
 
 func (s *session) touch() { s.lastReq.Store(time.Now().UnixNano()) }
 
+// stalledFor is how long the broadcast has sent the muxer nothing.
+func (s *session) stalledFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, s.lastIn.Load()))
+}
+
 func (s *session) idleFor(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, s.lastReq.Load()))
 }
@@ -254,6 +262,7 @@ func (s *session) run() {
 				return
 			}
 		case i := <-s.ring.full:
+			s.lastIn.Store(time.Now().UnixNano())
 			sl := &s.ring.slots[i]
 			if sl.video {
 				s.onVideo(sl)
