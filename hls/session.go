@@ -42,8 +42,9 @@ type session struct {
 	start   time.Time
 	stats   *stats
 
-	lastReq atomic.Int64 // unix nanoseconds of the last request
-	lastIn  atomic.Int64 // unix nanoseconds of the last packet taken from the ring
+	lastReq atomic.Int64  // unix nanoseconds of the last request
+	lastIn  atomic.Int64  // unix nanoseconds of the last packet taken from the ring
+	errors  atomic.Uint64 // what the muxer refused; its own goroutines count too
 	ready   chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -56,7 +57,6 @@ type session struct {
 	auOpen         bool
 	nextSeq        uint16
 	seqKnown       bool
-	errors         atomic.Uint64 // the muxer's encode errors too, from its goroutines
 }
 
 // clock maps one track's RTP timestamps to the muxer's presentation time:
