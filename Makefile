@@ -21,7 +21,8 @@ build:
 
 # deps installs what the tests use when it is missing: Chromium for the web
 # page tests, redis-server for the cluster tests, Prometheus for the alert
-# and dashboard tests. Needs root (CI is root).
+# and dashboard tests, ffmpeg (ffprobe) for the LL-HLS tests. Needs root
+# (CI is root).
 deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
@@ -38,6 +39,14 @@ deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null ) \
 			|| echo "deps: Debian's prometheus package could not be installed: the Prometheus tests will be skipped"; \
+	fi
+	@# ffmpeg's ffprobe is the outside judge of the LL-HLS output: without
+	@# it those tests skip, saying so.
+	@if ! command -v ffprobe >/dev/null 2>&1; then \
+		echo "installing: ffmpeg"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null ) \
+			|| echo "deps: Debian's ffmpeg package could not be installed: the LL-HLS ffprobe tests will be skipped"; \
 	fi
 
 fmt:
