@@ -7,15 +7,17 @@ import (
 	"github.com/pion/rtp"
 )
 
-// threeFrames returns a keyframe and two delta frames of a 500 kbit/s
-// 30 fps source (every frame at least two packets), codec VP8 or H.264,
+// threeFrames returns a keyframe and two delta frames of a 1 Mbit/s 30 fps
+// source, codec VP8 or H.264 (every frame at least two packets: the
+// sources' sizes vary down to about half the mean, and at 500 kbit/s a
+// delta frame could fit one packet),
 // stamped 5 ms ago, and the index of each frame's first packet.
 func threeFrames(t *testing.T, h264 bool) ([]rtp.Packet, []int) {
 	t.Helper()
 	var w packetLog
 	var firsts []int
 	sentAt := time.Now().Add(-5 * time.Millisecond).UnixNano()
-	vp8, avc := newVP8Source(500_000, 30), newH264Source(500_000, 30, 2*time.Second)
+	vp8, avc := newVP8Source(1_000_000, 30), newH264Source(1_000_000, 30, 2*time.Second)
 	for _, key := range []bool{true, false, false} {
 		firsts = append(firsts, len(w.pkts))
 		var err error

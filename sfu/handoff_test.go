@@ -74,8 +74,12 @@ func TestHandoff_ViewerKeepsWatchingAfterPionsConnectionCloses(t *testing.T) {
 	if v.sub.handed.Load() == nil {
 		t.Fatal("the viewer's subscriber was not the one handed over")
 	}
-	if pionPC != nil && pionPC.ConnectionState() != webrtc.PeerConnectionStateClosed {
-		t.Fatalf("Pion's connection is %s after the hand-over, want closed", pionPC.ConnectionState())
+	// The hand-over is counted before Pion's connection is closed (on its
+	// own goroutine): on a busy machine the close comes a little later.
+	if pionPC != nil {
+		testutil.Eventually(t, "Pion's connection closed after the hand-over", func() bool {
+			return pionPC.ConnectionState() == webrtc.PeerConnectionStateClosed
+		})
 	}
 	testutil.Eventually(t, "the subscriber still holds Pion's connection", func() bool {
 		v.sub.mu.Lock()

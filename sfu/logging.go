@@ -174,6 +174,7 @@ var teardown = []string{
 	// its processors of undeclared streams give up on the close.
 	"connecting canceled by caller",
 	"the DTLS transport has not started yet",
+	"the agent is closed", // ice: closed while Pion started its transports ("Failed to start manager")
 }
 
 func isTeardown(msg string) bool {
