@@ -6,11 +6,14 @@ import (
 	"time"
 
 	"github.com/halobuzz/live/sfu"
+	"github.com/pion/rtp"
 )
 
 // RTPWriter takes the packets of a Tap. WriteRTP runs on the track's
 // forwarder: it must not block nor keep payload after it returns.
-type RTPWriter = sfu.RTPWriter
+type RTPWriter interface {
+	WriteRTP(h *rtp.Header, payload []byte) (int, error)
+}
 
 // Tap is an in-process viewer of one of a room's tracks (an LL-HLS muxer):
 // it gets what a WebRTC viewer of the track gets, starting on a keyframe.

@@ -25,21 +25,8 @@ const maxCheckOffer = 16 << 10
 // checkTCPTimeout bounds the answer (ICE gathering on the node's ports).
 const checkTCPTimeout = 5 * time.Second
 
-// TCPChecker is the media engine's side of the ICE-TCP check (the node
-// gives its sfu.Engine).
-type TCPChecker interface {
-	// TCPOffered reports whether the node has an ICE-TCP port.
-	TCPOffered() bool
-	// CheckTCP answers offer with the node's ICE-TCP candidates only.
-	CheckTCP(ctx context.Context, offer string) (string, error)
-}
-
-// SetTCPChecker lets the check page try ICE-TCP through c. Without it
-// the page shows ICE-TCP as not offered.
-func (s *Server) SetTCPChecker(c TCPChecker) { s.tcpCheck = c }
-
 // tcpOffered reports whether the check page can try ICE-TCP here.
-func (s *Server) tcpOffered() bool { return s.tcpCheck != nil && s.tcpCheck.TCPOffered() }
+func (s *Server) tcpOffered() bool { return s.rooms.ICETCPOffered() }
 
 // handleCheckTCP answers the check page's ICE-TCP offer.
 func (s *Server) handleCheckTCP(w http.ResponseWriter, r *http.Request) {
@@ -66,7 +53,7 @@ func (s *Server) handleCheckTCP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), checkTCPTimeout)
 	defer cancel()
-	answer, err := s.tcpCheck.CheckTCP(ctx, offer)
+	answer, err := s.rooms.CheckICETCP(ctx, offer)
 	switch {
 	case errors.Is(err, room.ErrInvalidSDP):
 		s.httpError(w, newError(CodeInvalidSDP, "the offer was refused: it must parse as SDP with one data channel"))

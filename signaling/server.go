@@ -47,8 +47,6 @@ type Server struct {
 	// the relays each requesting node holds (relayguard.go).
 	relayIDs *replayGuard
 	relays   *relaySlots
-	// tcpCheck runs the check page's ICE-TCP check (check_tcp.go); nil: none.
-	tcpCheck TCPChecker
 	// hls serves /hls/ (hls.go); nil: hls.enabled is false.
 	hls http.Handler
 }

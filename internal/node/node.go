@@ -92,7 +92,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		engine.Close()
 		return nil, err
 	}
-	srv.SetTCPChecker(engine) // the /check page's ICE-TCP check (sfu/transport.go)
 	stopHooks, err := startWebhooks(cfg, rooms, reg, log)
 	if err != nil {
 		rooms.Close()
