@@ -130,6 +130,7 @@ type Publisher struct {
 	conn          *Conn
 	pc            *webrtc.PeerConnection
 	cancel        context.CancelFunc // stops the pacing goroutine
+	paceDone      chan struct{}      // closed when the pacing goroutine has returned
 	closed        bool
 	whipResource  string // WHIP session URL, for DELETE
 
@@ -423,10 +424,11 @@ func (p *Publisher) startSending(ctx context.Context, connected, failed <-chan s
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
 	firstSent := make(chan struct{})
+	paceDone := make(chan struct{})
 	p.mu.Lock()
-	p.cancel = cancel
+	p.cancel, p.paceDone = cancel, paceDone
 	p.mu.Unlock()
-	if !p.goOwned(func() { p.pace(sendCtx, firstSent) }) {
+	if !p.goOwned(func() { defer close(paceDone); p.pace(sendCtx, firstSent) }) {
 		cancel()
 		return errors.New("loadtest: publisher closed during start")
 	}
@@ -665,6 +667,9 @@ func (p *Publisher) sendAudio() {
 	}
 }
 
+// leaveWait bounds how long Close waits for the server's goodbye.
+const leaveWait = 3 * time.Second
+
 // DropConnection simulates the publisher's network going away: its peer
 // connection and socket close without a leave, as when a phone changes
 // networks. The publisher is not usable afterwards; Close still releases it.
@@ -691,16 +696,30 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	conn, pc, cancel, resource := p.conn, p.pc, p.cancel, p.whipResource
+	conn, pc, cancel, resource, paceDone := p.conn, p.pc, p.cancel, p.whipResource, p.paceDone
 	p.mu.Unlock()
-	whipDelete(resource, p.cfg.Token)
-
+	// The pacer stops, and has written its last packet, before the server
+	// hears of the leave: every packet counted as sent left before the
+	// goodbye, as a browser's last packets leave before its close.
 	if cancel != nil {
 		cancel()
 	}
+	if paceDone != nil {
+		<-paceDone
+	}
+	whipDelete(resource, p.cfg.Token)
 	var errs []error
 	if conn != nil {
-		_, _ = conn.Send(TypeLeave, struct{}{})
+		// The server closes the socket once it has let the last packets
+		// through (its goodbye); closing the peer connection first would
+		// race them with the DTLS close_notify, which ends the server's
+		// connection as soon as it is read.
+		if _, err := conn.Send(TypeLeave, struct{}{}); err == nil {
+			select {
+			case <-conn.Done():
+			case <-time.After(leaveWait):
+			}
+		}
 	}
 	if pc != nil {
 		if err := pc.Close(); err != nil {

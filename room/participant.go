@@ -652,6 +652,27 @@ func (p *Participant) End() {
 	p.Leave()
 }
 
+// Goodbye ends the participant because its client said so (a leave
+// message, a WHIP DELETE). A publisher's last packets, sent just before,
+// reach its viewers first: the connection closes once its tracks have
+// been quiet for goodbyeQuiet, or after goodbyeLimit at most.
+func (p *Participant) Goodbye() {
+	p.mu.Lock()
+	pub := p.publisher
+	p.mu.Unlock()
+	if pub != nil && !p.left.Load() {
+		pub.Settle(goodbyeQuiet, goodbyeLimit)
+	}
+	p.End()
+}
+
+// A publisher's packets come every 20 ms (audio) to 33 ms (video at 30
+// frames per second): 100 ms without one means it has stopped.
+const (
+	goodbyeQuiet = 100 * time.Millisecond
+	goodbyeLimit = 500 * time.Millisecond
+)
+
 // Leave removes the participant because its client went away (a closed
 // socket, a failed session): its tracks end, its viewers are told, its
 // connections close; tracks are kept for a republish first (republish.go).

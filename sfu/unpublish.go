@@ -1,6 +1,10 @@
 package sfu
 
-import "github.com/pion/sdp/v3"
+import (
+	"time"
+
+	"github.com/pion/sdp/v3"
+)
 
 // A track ends either because its publisher stopped sending it on purpose (a
 // renegotiation that stops the media section: a screen share turned off) or
@@ -51,6 +55,30 @@ func (p *Publisher) markStopped(offer string) {
 	for _, t := range p.tracks {
 		if stopped[t.info.MID] {
 			t.removed.Store(true)
+		}
+	}
+}
+
+// Settle waits until the publisher's tracks have taken in no packet for
+// quiet, or until limit has passed, whichever is first. A client that says
+// goodbye (a leave message, a WHIP DELETE) has sent its last packets just
+// before: they may still wait in the socket or in the reader's queue,
+// behind a busy node, and closing the connection at once would cut the end
+// of the broadcast (the last words, a recording's tail) for every viewer.
+// A publisher still sending (a removal that did not ask it) holds its
+// caller for limit, never longer.
+func (p *Publisher) Settle(quiet, limit time.Duration) {
+	step := max(quiet/5, time.Millisecond)
+	deadline := time.Now().Add(limit)
+	last, lastAt := p.PacketsIn(), time.Now()
+	for {
+		now := time.Now()
+		if now.Sub(lastAt) >= quiet || !now.Before(deadline) {
+			return
+		}
+		time.Sleep(step)
+		if n := p.PacketsIn(); n != last {
+			last, lastAt = n, time.Now()
 		}
 	}
 }

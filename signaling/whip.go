@@ -373,7 +373,7 @@ func (s *Server) handleWHIPDelete(w http.ResponseWriter, r *http.Request, kind s
 		return
 	}
 	s.whip.remove(x.id)
-	x.p.End()
+	x.p.Goodbye()
 	x.pending.release()
 	w.WriteHeader(http.StatusOK)
 }

@@ -340,7 +340,7 @@ func (c *wsClient) handle(env envelope) bool {
 	case "refresh":
 		err = c.refresh(env)
 	case "leave":
-		c.p.End()
+		c.p.Goodbye()
 		c.shutdown(websocket.CloseNormalClosure, "bye")
 		return true
 	default:

@@ -311,6 +311,12 @@ export class HaloClient extends EventTarget {
     if (this.closed) return;
     this.closed = true;
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      // Sending stops first: the server lets the packets already sent
+      // reach the viewers (it waits for the broadcast to go quiet) before
+      // it closes, so the audience hears the last word.
+      if (this.publisher) {
+        await Promise.all(this.publisher.getSenders().map((s) => s.replaceTrack(null).catch(() => {})));
+      }
       this._send('leave', {});
       // The server closes the socket after releasing the participant; do not
       // wait for ever.
@@ -712,6 +718,12 @@ class HTTPSession {
     // back, so the end would reach every viewer 10 s late (and the DELETE
     // then finds no session). At most 2 s, then the connection closes anyway.
     if (url) {
+      // A WHIP session stops sending first: the server lets what was sent
+      // reach the viewers before it ends the session, and waits for the
+      // broadcast to go quiet (at most half a second) to know it has.
+      if (pc) {
+        await Promise.all(pc.getSenders().map((s) => (s.track ? s.replaceTrack(null).catch(() => {}) : null)));
+      }
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), 2000);
       try {
