@@ -1,15 +1,31 @@
 // watch.js: the player view, #/watch/<room>. Plays the room over the
-// WebSocket protocol (or WHEP with ?via=whep), muted until the viewer
-// unmutes, with a stats overlay and window.haloStats() for tests. Without a
-// picture to show (before the broadcast, after it ended) a placeholder
-// stands in for the player, never its frozen last frame.
+// WebSocket protocol (or WHEP with ?via=whep, or LL-HLS with ?via=hls),
+// muted until the viewer unmutes, with a stats overlay and
+// window.haloStats() for tests. Where WebRTC is unavailable (no
+// RTCPeerConnection, or its media path fails for good) it falls back to
+// LL-HLS and says so. Without a picture to show (before the broadcast,
+// after it ended) a placeholder stands in for the player, never its frozen
+// last frame.
 
 import { HaloClient, whep } from './halo-client.js';
 import { chatPanel } from './chat.js';
 import { $, setStatus, describe, PageError, getToken, afterLoad, backoff, NO_RETRY, refreshDevToken } from './page.js';
+import { hlsURL, playHLS, playlistError } from './hls-play.js';
+
+// VIA_NAMES name each way of watching on the page.
+const VIA_NAMES = { ws: 'WebSocket', whep: 'WHEP', hls: 'LL-HLS' };
+// NO_FALLBACK are the WebRTC errors after which the page does not fall back
+// to HLS: the server refused this viewer, which HLS must not get around.
+const NO_FALLBACK = new Set(['unauthorized', 'room_mismatch', 'forbidden']);
 
 export function watchView(room, params) {
-  const via = params.get('via') === 'whep' ? 'whep' : 'ws';
+  let via = ['whep', 'hls'].includes(params.get('via')) ? params.get('via') : 'ws';
+  // Why the page plays HLS though WebRTC was asked for ('' when it was not).
+  let fallback = '';
+  if (via !== 'hls' && typeof RTCPeerConnection === 'undefined') {
+    via = 'hls';
+    fallback = 'This browser has no WebRTC';
+  }
   const player = $('player');
   const status = $('watch-status');
   const picker = $('camera-pick');
@@ -25,7 +41,12 @@ export function watchView(room, params) {
   let pc = null; // the receiving connection, for stats
   let client = null;
   let session = null;
-  let monitor = null; // WHEP: a hidden signalling connection for the room's events
+  let monitor = null; // WHEP, HLS: a hidden signalling connection for the room's events
+  let hls = null; // HLS: the playing {engine, latencyMs, stop}
+  let hlsPicture = false; // HLS: a frame of the current playback was shown
+  let latencyMs = null; // HLS: the last latency measured at the player
+  let mediaFailures = 0; // WebRTC: media connections that failed without ever connecting
+  let everConnected = false; // WebRTC: a media connection of this page was up
   let gone = false;
   let fatal = false;
   let retries = 0;
@@ -56,9 +77,9 @@ export function watchView(room, params) {
 
   document.title = `Watching ${room} - HaloBuzz Live`;
   $('watch-room').textContent = room;
-  $('watch-via').textContent = via === 'whep' ? 'WHEP' : 'WebSocket';
+  $('watch-via').textContent = VIA_NAMES[via];
   transportRow();
-  for (const id of ['st-res', 'st-fps', 'st-bitrate', 'st-loss', 'st-first', 'st-transport']) $(id).textContent = '-';
+  for (const id of ['st-res', 'st-fps', 'st-bitrate', 'st-loss', 'st-first', 'st-transport', 'st-latency']) $(id).textContent = '-';
   const placeholder = $('placeholder');
   placeholder.hidden = false;
   player.muted = true;
@@ -94,9 +115,10 @@ export function watchView(room, params) {
   // frame, so it is detached instead.
   function showPicture() {
     if (gone) return;
-    const picture = Boolean(selected) && state !== 'error';
+    const picture = (via === 'hls' ? hlsPicture : Boolean(selected)) && state !== 'error';
     $('placeholder-text').textContent = picture ? '' : (state === 'waiting' && endedOnce ? 'The broadcast has ended.' : PLACEHOLDER[state] || '');
     placeholder.hidden = picture;
+    if (via === 'hls') return; // hls.js (or the browser) feeds the player
     // Audio alone still plays behind the placeholder.
     const want = loaded && media.getTracks().length ? media : null;
     if (player.srcObject !== want) player.srcObject = want;
@@ -117,6 +139,14 @@ export function watchView(room, params) {
   if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
     player.requestVideoFrameCallback(() => markFirstFrame());
   }
+  // HLS: the picture shows from the first frame of each playback.
+  on(player, 'timeupdate', () => {
+    if (via !== 'hls' || !hls || hlsPicture || player.videoWidth === 0) return;
+    hlsPicture = true;
+    markFirstFrame();
+    retries = 0;
+    setState('live', fallback ? `${fallback}: playing LL-HLS instead (a second or more behind).` : 'Live.', fallback ? 'warn' : 'ok');
+  });
 
   function renderPicker() {
     $('camera-switch').hidden = videos.length < 2;
@@ -186,6 +216,7 @@ export function watchView(room, params) {
     if (gone) return;
     if (s === 'connected') {
       retries = 0;
+      everConnected = true;
       // A connection with nothing on it (every track ended) is not live.
       if (media.getTracks().length) setState('live', 'Live.', 'ok');
     } else if (s === 'disconnected') setStatus(status, 'Network trouble, trying to recover...', 'warn');
@@ -219,7 +250,15 @@ export function watchView(room, params) {
     // Retry-After): wait that long and try again, however often; the
     // server, not the page, knows when a place is free.
     const asked = err.retryAfter > 0 && !fatal && !NO_RETRY.has(err.code);
-    if (!asked && (fatal || NO_RETRY.has(err.code) || retries >= 6)) {
+    // WebRTC cannot get through from here (its media never connected,
+    // twice), or fails for good: HLS may.
+    if (err.code === 'media_failed' && !everConnected) mediaFailures++;
+    const forGood = !asked && (fatal || NO_RETRY.has(err.code) || retries >= 6);
+    if ((forGood || mediaFailures >= 2) && !NO_FALLBACK.has(err.code)) {
+      fallBack(`WebRTC did not work here (${describe(err)})`);
+      return;
+    }
+    if (forGood) {
       setState('error', describe(err), 'error');
       return;
     }
@@ -355,7 +394,79 @@ export function watchView(room, params) {
     onMediaState(conn.connectionState);
   }
 
+  // fallBack leaves WebRTC for HLS, saying why on the page.
+  function fallBack(why) {
+    via = 'hls';
+    fallback = why;
+    $('watch-via').textContent = `${VIA_NAMES.hls} (fallback)`;
+    setState('connecting', `${why}: trying LL-HLS instead...`, 'warn');
+    connect();
+  }
+
+  // connectHLS plays the room's LL-HLS. The room's events (the audience,
+  // chat) come from a hidden signalling connection when the page has a
+  // token; HLS itself needs none.
+  async function connectHLS() {
+    getToken(room, params, false).then((token) => { if (!gone && via === 'hls') startMonitor(token); }).catch(() => {});
+    const url = hlsURL(room, params);
+    hlsPicture = false;
+    const p = await playHLS(player, url, { error: () => { if (hls === p) hlsFailed(url); } });
+    if (gone) {
+      p.stop();
+      return;
+    }
+    hls = p;
+    sessions++;
+    $('st-transport').textContent = `LL-HLS (${p.engine})`;
+  }
+
+  // hlsFailed asks the node why the playlist stopped playing, shows it and
+  // starts again when that can help: a broadcast that ended or has not
+  // started (404 hls_no_broadcast), a muxer starting, a network failure.
+  // A broadcast HLS cannot carry (415 hls_codec_unsupported: VP8) is
+  // explained, and looked at again every 10 s (the broadcaster may switch
+  // to H.264).
+  async function hlsFailed(url) {
+    const p = hls;
+    hls = null;
+    if (p) p.stop();
+    const wasPlaying = hlsPicture;
+    hlsPicture = false;
+    latencyMs = null;
+    const err = (await playlistError(url)) || new PageError('hls_stopped', 'HLS playback stopped.');
+    if (gone || via !== 'hls' || retryTimer) return;
+    if (wasPlaying) endedOnce = true;
+    let wait;
+    if (err.code === 'hls_no_broadcast' || err.code === 'hls_not_found') {
+      wait = Math.max(err.retryAfter || 0, 2000);
+      setState('waiting', wasPlaying ? 'The broadcast has ended. Waiting for it to start again...' : 'Waiting for the broadcaster to go live...');
+    } else if (err.code === 'hls_codec_unsupported') {
+      wait = 10000;
+      setState('error', `This broadcast cannot be watched over HLS: ${err.message}`, 'error');
+    } else if (['hls_disabled', 'hls_bad_signature', 'hls_signature_expired', 'hls_unsupported'].includes(err.code)) {
+      setState('error', `HLS: ${err.message}`, 'error');
+      return;
+    } else {
+      wait = err.retryAfter > 0 ? err.retryAfter : backoff(retries++);
+      setState('connecting', `HLS: ${describe(err)} Retrying in ${Math.round(wait / 1000)} s...`, 'warn');
+    }
+    waits.push({ code: err.code || '', ms: wait });
+    if (waits.length > 100) waits.shift();
+    retryTimer = setTimeout(() => {
+      retryTimer = 0;
+      connect();
+    }, wait);
+  }
+
   async function connect() {
+    if (via === 'hls') {
+      try {
+        await connectHLS();
+      } catch (err) {
+        if (!gone) setState('error', describe(err), 'error');
+      }
+      return;
+    }
     try {
       const token = await getToken(room, params, false);
       if (gone) return;
@@ -377,6 +488,7 @@ export function watchView(room, params) {
     };
     const conn = pc;
     s.pc = conn;
+    if (via === 'hls') return sampleHLS(s);
     if (!conn) return s;
     let report;
     try {
@@ -419,7 +531,26 @@ export function watchView(room, params) {
     return s;
   }
 
+  // sampleHLS fills s from the player: the frames it decoded, the picture's
+  // size, the bytes of audio it decoded (Chromium), and the latency.
+  function sampleHLS(s) {
+    const q = player.getVideoPlaybackQuality ? player.getVideoPlaybackQuality() : null;
+    s.framesDecoded = q ? q.totalVideoFrames : 0;
+    s.frameWidth = player.videoWidth;
+    s.frameHeight = player.videoHeight;
+    s.audioDecodedBytes = player.webkitAudioDecodedByteCount || 0;
+    s.transport = hls ? `LL-HLS (${hls.engine})` : '';
+    s.ts = performance.now();
+    s.pc = hls;
+    if (hls) {
+      const l = hls.latencyMs();
+      if (l !== null) latencyMs = l;
+    }
+    return s;
+  }
+
   function render(s) {
+    $('st-latency').textContent = latencyMs === null ? '-' : `${(latencyMs / 1000).toFixed(2)} s`;
     $('st-transport').textContent = s.transport || '-';
     $('st-res').textContent = s.frameWidth ? `${s.frameWidth}x${s.frameHeight}` : '-';
     const total = s.packetsReceived + s.packetsLost;
@@ -439,7 +570,9 @@ export function watchView(room, params) {
     if (dt < RATE_WINDOW_MS) return; // keep what is shown
     const kbps = ((s.bytes - b.bytes) * 8) / dt;
     const fps = ((s.framesDecoded - b.frames) * 1000) / dt;
-    $('st-bitrate').textContent = kbps >= 1000 ? `${(kbps / 1000).toFixed(2)} Mbps` : `${Math.round(kbps)} kbps`;
+    // HLS: the player's bytes are not counted (hls.js fetches ahead).
+    if (via === 'hls') $('st-bitrate').textContent = '-';
+    else $('st-bitrate').textContent = kbps >= 1000 ? `${(kbps / 1000).toFixed(2)} Mbps` : `${Math.round(kbps)} kbps`;
     $('st-fps').textContent = String(Math.round(fps));
     shown.push({ fps, kbps, ms: dt });
     rateBase = { pc: s.pc, ts: s.ts, bytes: s.bytes, frames: s.framesDecoded };
@@ -461,6 +594,7 @@ export function watchView(room, params) {
   // page starts a new session (404 until the broadcaster is back). Over
   // WebSocket the server says when tracks end, so a stall is only shown.
   function checkStall(s) {
+    if (via === 'hls') return; // hls.js notices a stall itself (its errors: hlsFailed)
     const now = performance.now();
     const packets = s.videoPacketsReceived + s.audioPacketsReceived;
     if (progress.pc !== pc || packets !== progress.packets) {
@@ -489,6 +623,14 @@ export function watchView(room, params) {
       connectionState: s.connectionState,
       transport: s.transport,
       transportShown: $('st-transport').textContent,
+      // HLS: how the page plays (ws, whep, hls), why it fell back to HLS,
+      // the latency at the player (ms) and the overlay's text of it.
+      via,
+      fallback,
+      latencyMs: latencyMs === null ? null : Math.round(latencyMs),
+      latencyShown: $('st-latency').textContent,
+      audioDecodedBytes: s.audioDecodedBytes || 0,
+      hlsEngine: (hls && hls.engine) || '',
       firstFrameMs: firstFrameAt ? Math.round(firstFrameAt - t0) : null,
       state,
       // What the viewer sees: the overlay's rates so far, the placeholder,
@@ -544,6 +686,8 @@ export function watchView(room, params) {
       const s = session;
       const m = monitor;
       client = session = monitor = null;
+      if (hls) hls.stop();
+      hls = null;
       panel.attach(null);
       pc = null;
       clearTracks();
