@@ -88,13 +88,16 @@ type Manager struct {
 	relayFailures   atomic.Uint64
 	relaysConnected atomic.Uint64
 	relaysSilent    atomic.Uint64
+	relaysMediaLost atomic.Uint64
 	trunksOpened    atomic.Uint64
 	// The loop that opens trunks ahead of need (relay_trunk_preopen.go).
 	preopenStop, preopenDone chan struct{}
-	relayGen                 atomic.Uint64
-	trunkOnce                sync.Once
-	trunks                   *trunks       // the relay trunks to and from other nodes (relay_trunk.go)
-	originsLost              atomic.Uint64 // rooms' origin nodes lost (originlost.go)
+	// The loop that watches relays for media lost on the way (relay_watch.go).
+	watchStop, watchDone chan struct{}
+	relayGen             atomic.Uint64
+	trunkOnce            sync.Once
+	trunks               *trunks       // the relay trunks to and from other nodes (relay_trunk.go)
+	originsLost          atomic.Uint64 // rooms' origin nodes lost (originlost.go)
 	// handOverTimeouts counts drains whose hand-over did not finish (drain.go).
 	handOverTimeouts atomic.Uint64
 	// drainTo is the public URL a draining node sends new sessions to (drain.go).
@@ -115,6 +118,9 @@ func NewManager(engine *sfu.Engine, opt Options) *Manager {
 	}
 	if m.cluster != nil {
 		m.cluster.Start(m)
+		if engine != nil {
+			m.startRelayWatch()
+		}
 		if opt.RelayTrunks && opt.RelayDial != nil {
 			m.startTrunkPreopen()
 		}
@@ -321,6 +327,7 @@ func (m *Manager) Close() {
 		m.engine.OnResume(nil)
 	}
 	m.stopTrunkPreopen()
+	m.stopRelayWatch()
 	m.mu.Lock()
 	var closing []*Room
 	for name, r := range m.rooms {

@@ -40,6 +40,8 @@ func registerStoreMetrics(reg prometheus.Registerer, rooms *Manager) {
 		func(s StoreStats) uint64 { return s.HandOverTimeouts })
 	counter("halo_relay_silent_after_stall_total", "Relays from origin nodes found silent after this process resumed from a stall (the origin had ended them meanwhile), dropped and asked for again.",
 		func(s StoreStats) uint64 { return s.RelaysSilent })
+	counter("halo_relay_media_lost_total", "Relays whose packets stopped arriving while their origin's sender reports said it was sending them, dropped and asked for again.",
+		func(s StoreStats) uint64 { return s.RelaysMediaLost })
 	for result, f := range map[string]func(StoreStats) uint64{
 		"connected": func(s StoreStats) uint64 { return s.RelaysConnected },
 		"failed":    func(s StoreStats) uint64 { return s.RelaysFailed },

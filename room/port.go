@@ -108,6 +108,10 @@ type StoreStats struct {
 	// RelaysSilent counts relays found silent after this process resumed
 	// from a stall, dropped and asked for again (relay_stall.go).
 	RelaysSilent uint64
+	// RelaysMediaLost counts relays whose packets stopped arriving while
+	// their origin reported sending them, dropped and asked for again
+	// (relay_watch.go).
+	RelaysMediaLost uint64
 	// HeartbeatLatency is how long the heartbeats that reached the store
 	// took (registry entry and lease renewal: two round trips to Redis).
 	HeartbeatLatency LatencyHistogram
@@ -129,7 +133,7 @@ func (m *Manager) StoreStats() StoreStats {
 		Nodes: 1, Up: true, HeartbeatLatency: LatencyHistogram{Buckets: make([]uint64, len(LatencyBuckets))},
 		OriginsLost: m.originsLost.Load(), Draining: m.isDraining(), HandOverTimeouts: m.handOverTimeouts.Load(),
 		RelaysConnected: m.relaysConnected.Load(), RelaysFailed: m.relayFailures.Load(),
-		RelaysSilent: m.relaysSilent.Load(),
+		RelaysSilent: m.relaysSilent.Load(), RelaysMediaLost: m.relaysMediaLost.Load(),
 	}
 	if m.cluster != nil {
 		c := m.cluster.Stats()

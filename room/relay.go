@@ -59,6 +59,9 @@ type edgeRelay struct {
 	pub    *sfu.Publisher
 	hangUp func()
 	gen    uint64 // later relays replace earlier ones, never the reverse
+	// watchStrikes counts the relay watch's checks in a row that found its
+	// media lost on the way (relay_watch.go; that loop's own).
+	watchStrikes int
 
 	mu      sync.Mutex
 	owners  map[string]*Participant // stand-ins for the origin's publishers, by participant id

@@ -66,6 +66,8 @@ type Publisher struct {
 	// relayLayers are a relay's simulcast tracks by origin track id: each
 	// layer comes as a track of its own (relay.go).
 	relayLayers map[string]*Track
+	// progress is RelayProgress's previous counts (relay_watch.go).
+	progress map[*Track]relayMark
 }
 
 // PacketsIn counts the RTP packets the connection's tracks have taken in
@@ -211,7 +213,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	}
 	go func() {
 		defer p.readers.Done()
-		drainRTCP(recv, drainRID)
+		drainRTCP(recv, drainRID, p.watched(t))
 	}()
 	go func() {
 		defer p.readers.Done()
@@ -237,7 +239,7 @@ func (p *Publisher) addLayer(primary *Track, remote *webrtc.TrackRemote, recv *w
 	p.mu.Unlock()
 	go func() {
 		defer p.readers.Done()
-		drainRTCP(recv, drainRID)
+		drainRTCP(recv, drainRID, p.watched(t))
 	}()
 	go func() {
 		defer p.readers.Done()
@@ -290,17 +292,21 @@ func transceiverOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) *webrtc.
 
 // drainRTCP reads the publisher's RTCP (of simulcast layer rid, when set)
 // so the interceptors see its sender reports.
-func drainRTCP(recv *webrtc.RTPReceiver, rid string) {
+func drainRTCP(recv *webrtc.RTPReceiver, rid string, watch *Track) {
 	buf := make([]byte, 1500)
 	for {
 		var err error
+		var n int
 		if rid != "" {
-			_, _, err = recv.ReadSimulcast(buf, rid)
+			n, _, err = recv.ReadSimulcast(buf, rid)
 		} else {
-			_, _, err = recv.Read(buf)
+			n, _, err = recv.Read(buf)
 		}
 		if err != nil {
 			return
+		}
+		if watch != nil {
+			watch.noteReports(buf[:n])
 		}
 	}
 }

@@ -52,7 +52,13 @@ func TestRelay_CarriesATrackToAnotherEngine(t *testing.T) {
 			}
 		}
 	}()
-	defer func() { close(stop); <-fed; src.end() }()
+	defer func() {
+		if stop != nil {
+			close(stop)
+			<-fed
+		}
+		src.end()
+	}()
 
 	arrived := make(chan *Track, 1)
 	in, err := edge.NewRelayIn("p_1", PublisherEvents{OnTrack: func(t *Track) { arrived <- t }})
@@ -116,5 +122,26 @@ func TestRelay_CarriesATrackToAnotherEngine(t *testing.T) {
 	}
 	if os.RelayPacketsOut == 0 || es.RelayPacketsIn == 0 || es.RelayPacketsIn > os.RelayPacketsOut+5 {
 		t.Fatalf("relayed packets: origin sent %d, edge received %d", os.RelayPacketsOut, es.RelayPacketsIn)
+	}
+
+	// The relay watch's measure (relay_watch.go): while media flows, what
+	// the origin's sender reports say it sent arrives; once the
+	// broadcaster is silent, the reports stop counting too, so a silent
+	// broadcaster is never taken for media lost on the way.
+	time.Sleep(1500 * time.Millisecond) // a first report has come
+	in.RelayProgress()
+	time.Sleep(2500 * time.Millisecond)
+	reported, got := in.RelayProgress()
+	if reported < 100 || got < reported*9/10 {
+		t.Errorf("over 2.5 s of a healthy relay the origin reported %d packets sent and %d arrived", reported, got)
+	}
+	close(stop)
+	<-fed
+	stop = nil
+	time.Sleep(1500 * time.Millisecond) // the last report about the packets sent
+	in.RelayProgress()
+	time.Sleep(2500 * time.Millisecond)
+	if reported, got := in.RelayProgress(); reported != 0 || got != 0 {
+		t.Errorf("with the broadcaster silent for 2.5 s the origin reported %d packets sent and %d arrived, want 0 and 0", reported, got)
 	}
 }

@@ -106,10 +106,14 @@ type Track struct {
 	extra   bool // a layer other than the one the room knows (not counted in Tracks)
 	bytesIn atomic.Uint64
 
-	removed  atomic.Bool // stopped by its publisher on purpose (unpublish.go)
-	relay    bool        // fed by a relay from another node (relay.go)
-	done     chan struct{}
-	onceDone sync.Once
+	removed atomic.Bool // stopped by its publisher on purpose (unpublish.go)
+	relay   bool        // fed by a relay from another node (relay.go)
+	// A relayed track's origin reports (relay_watch.go): the packet count
+	// of its latest sender report, and whether one came.
+	srPackets atomic.Uint32
+	srSeen    atomic.Bool
+	done      chan struct{}
+	onceDone  sync.Once
 }
 
 func newTrack(e *Engine, remote *webrtc.TrackRemote, info TrackInfo, requestKeyframe func(uint32)) *Track {

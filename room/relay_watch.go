@@ -1,0 +1,100 @@
+package room
+
+import "time"
+
+// Relays whose media stops on the way. A relay can stay connected (ICE
+// consent answered, RTCP flowing) while its packets no longer arrive: the
+// edge's viewers freeze and nothing ever fails. The origin's sender
+// reports say how many packets it sent on each relayed track
+// (sfu.Publisher.RelayProgress); the edge compares them with what it took
+// in, every relayWatchEvery. A relay that got less than a quarter of what
+// its origin reported sending, over at least relayWatchMin packets, in two
+// checks in a row, is dropped and asked for again at once, as a relay
+// found silent after a stall is (relay_stall.go); its copies and their
+// viewers stay and are re-anchored to the new relay's tracks. A silent
+// broadcaster (a paused camera, a muted track) is not mistaken for it: the
+// origin's counts stop too.
+//
+// Relay trunks (relay_trunk.go) are not watched this way yet.
+
+// relayWatchEvery is how often the relays are checked: the origin reports
+// every second.
+const relayWatchEvery = 2 * time.Second
+
+// relayWatchMin is the fewest packets the origin must report sending
+// between two checks for a relay to be judged (a second of audio is 50).
+const relayWatchMin = 40
+
+// startRelayWatch starts the loop; stopRelayWatch ends it.
+func (m *Manager) startRelayWatch() {
+	m.watchStop, m.watchDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(m.watchDone)
+		tick := time.NewTicker(relayWatchEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-m.watchStop:
+				return
+			case <-tick.C:
+			}
+			m.watchRelays()
+		}
+	}()
+}
+
+func (m *Manager) stopRelayWatch() {
+	if m.watchStop != nil {
+		close(m.watchStop)
+		<-m.watchDone
+		m.watchStop = nil
+	}
+}
+
+// watchRelays checks each relay connection of the node once.
+func (m *Manager) watchRelays() {
+	if m.isDraining() {
+		return
+	}
+	var relays []*edgeRelay
+	for _, r := range m.Rooms() {
+		r.mu.Lock()
+		for _, er := range r.relay.relays {
+			if er.pub != nil {
+				relays = append(relays, er)
+			}
+		}
+		r.mu.Unlock()
+	}
+	for _, er := range relays {
+		reported, arrived := er.pub.RelayProgress()
+		if reported >= relayWatchMin && arrived < reported/4 {
+			er.watchStrikes++
+		} else {
+			er.watchStrikes = 0
+		}
+		if er.watchStrikes >= 2 {
+			er.watchStrikes = 0
+			er.mediaLost(reported, arrived)
+		}
+	}
+}
+
+// mediaLost drops a relay whose packets stopped arriving while its origin
+// reports sending them, and asks for its tracks again at once.
+func (er *edgeRelay) mediaLost(reported, arrived uint64) {
+	er.mu.Lock()
+	closed := er.closed
+	er.mu.Unlock()
+	if closed {
+		return
+	}
+	r := er.r
+	r.m.relaysMediaLost.Add(1)
+	r.m.log.Warn("relay media lost on the way: its origin reports sending, this node takes in almost nothing; asking again",
+		"room", r.name, "origin", er.origin, "reported", reported, "arrived", arrived)
+	er.fail()
+	if !r.m.isDraining() {
+		r.demandRelays(false)
+	}
+}
