@@ -150,12 +150,32 @@ function sendOptions(track, stream, simulcast) {
   return o;
 }
 
+// preferCodec puts mimeType (e.g. 'video/H264') first among the codecs
+// transceiver offers (setCodecPreferences), the others after it, so the
+// server receives that codec where both ends have it. It returns false
+// where the browser cannot send it.
+export function preferCodec(transceiver, mimeType) {
+  const kind = transceiver.sender.track ? transceiver.sender.track.kind : 'video';
+  const caps = window.RTCRtpReceiver && RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities(kind);
+  const sendable = window.RTCRtpSender && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities(kind);
+  if (!caps || !sendable || !transceiver.setCodecPreferences) return false;
+  const want = mimeType.toLowerCase();
+  if (!sendable.codecs.some((c) => c.mimeType.toLowerCase() === want)) return false;
+  const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === want);
+  // packetization-mode=1 first: what WHIP servers and HLS muxers expect.
+  first.sort((a, b) => Number(/packetization-mode=1/.test(b.sdpFmtpLine || '')) - Number(/packetization-mode=1/.test(a.sdpFmtpLine || '')));
+  if (!first.length) return false;
+  transceiver.setCodecPreferences([...first, ...caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want)]);
+  return true;
+}
+
 export class HaloClient extends EventTarget {
   // opts: {token, room?, name?, url? (default /ws of this origin),
   //        autoSubscribe? (default true), rtcConfig?, requestTimeoutMs? (10000),
   //        holdResolutionMs? (10000, see holdResolution),
   //        refreshToken? (async (client) => fresh token, on token_expiring),
   //        simulcast? (send video in three layers, SIMULCAST_ENCODINGS),
+  //        videoCodec? (a MIME type to send video in first, preferCodec),
   //        followRedirects? (default true)}
   constructor(opts = {}) {
     super();
@@ -267,8 +287,9 @@ export class HaloClient extends EventTarget {
     const pc = this._publisherPC();
     const tracks = stream.getTracks();
     for (const track of tracks) {
-      const { sender } = pc.addTransceiver(track, sendOptions(track, stream, this.opts.simulcast));
-      if (track.kind === 'video' && !this.opts.simulcast) holdResolution(sender, this.opts.holdResolutionMs);
+      const tr = pc.addTransceiver(track, sendOptions(track, stream, this.opts.simulcast));
+      if (track.kind === 'video' && this.opts.videoCodec) preferCodec(tr, this.opts.videoCodec);
+      if (track.kind === 'video' && !this.opts.simulcast) holdResolution(tr.sender, this.opts.holdResolutionMs);
     }
     const meta = tracks.map((t) => {
       const m = trackMeta.find((x) => x.track_id === t.id) || {};
@@ -775,15 +796,16 @@ async function exchangeSDP(pc, endpoint, token, hooks = {}) {
 }
 
 // whip publishes stream over WHIP (RFC 9725) to endpoint (e.g. /whip/room).
-// opts: {rtcConfig?, holdResolutionMs?, beforePost?, simulcast?}; without
+// opts: {rtcConfig?, holdResolutionMs?, beforePost?, simulcast?, videoCodec?}; without
 // rtcConfig, the endpoint's ICE servers (iceServersFor). Resolves with {pc,
 // location, stop()}.
 export async function whip(endpoint, token, stream, opts = {}) {
   const pc = new RTCPeerConnection(opts.rtcConfig || { iceServers: await iceServersFor(endpoint, token) });
   try {
     for (const track of stream.getTracks()) {
-      const { sender } = pc.addTransceiver(track, sendOptions(track, stream, opts.simulcast));
-      if (track.kind === 'video' && !opts.simulcast) holdResolution(sender, opts.holdResolutionMs);
+      const tr = pc.addTransceiver(track, sendOptions(track, stream, opts.simulcast));
+      if (track.kind === 'video' && opts.videoCodec) preferCodec(tr, opts.videoCodec);
+      if (track.kind === 'video' && !opts.simulcast) holdResolution(tr.sender, opts.holdResolutionMs);
     }
     const location = await exchangeSDP(pc, endpoint, token, opts);
     return new HTTPSession(pc, location, token);

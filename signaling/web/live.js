@@ -1,6 +1,8 @@
 // live.js: the broadcast view, #/live/<room>. Camera and microphone from
 // the device lists, a preview, Start/Stop over the WebSocket protocol (or
-// WHIP with ?via=whip), the viewer count and a share link.
+// WHIP with ?via=whip), the viewer count and a share link. "For HLS / TVs"
+// (?codec=h264) sends H.264, which LL-HLS can carry (VP8, the browser's
+// default, it cannot).
 
 import { HaloClient, whip } from './halo-client.js';
 import { chatPanel } from './chat.js';
@@ -56,6 +58,10 @@ export function liveView(room, params) {
   const micSel = $('mic-select');
   const qualitySel = $('quality-select');
   const simulcastBox = $('simulcast-toggle');
+  // H.264 first, for the room's LL-HLS; ?codec=h264 presets it.
+  const h264Box = $('h264-toggle');
+  h264Box.checked = params.get('codec') === 'h264';
+  const videoCodec = () => (h264Box.checked ? 'video/H264' : '');
   // Simulcast is on by default from 720p up (a setting the user may change;
   // it applies from the next Start). ?quality=hd and ?simulcast=0|1 preset them.
   let simulcastTouched = false;
@@ -97,6 +103,18 @@ export function liveView(room, params) {
       for (const e of sender.getParameters().encodings || []) if (e.rid) out[e.rid] = e.active !== false;
     }
     return out;
+  };
+  // window.haloSendCodec(): the video codec the page sends now (its MIME
+  // type), '' before it sends.
+  window.haloSendCodec = async () => {
+    const conn = client ? client.publisher : session ? session.pc : null;
+    if (!conn) return '';
+    const report = await conn.getStats();
+    let codec = '';
+    report.forEach((r) => {
+      if (r.type === 'outbound-rtp' && (r.kind || r.mediaType) === 'video' && r.codecId && report.get(r.codecId)) codec = report.get(r.codecId).mimeType;
+    });
+    return codec;
   };
   document.title = `Live: ${room} - HaloBuzz Live`;
   $('live-room').textContent = room;
@@ -273,7 +291,9 @@ export function liveView(room, params) {
   }
 
   async function startWS(token, my) {
-    const c = new HaloClient({ token, room, autoSubscribe: false, simulcast: simulcastBox.checked, refreshToken: (cl) => refreshDevToken(cl, room, true) });
+    const c = new HaloClient({
+      token, room, autoSubscribe: false, simulcast: simulcastBox.checked, videoCodec: videoCodec(), refreshToken: (cl) => refreshDevToken(cl, room, true),
+    });
     client = c;
     panel.attach(c);
     c.addEventListener('viewer_count', (e) => { if (my === attempt) setViewers(e.detail.count); });
@@ -292,7 +312,7 @@ export function liveView(room, params) {
   }
 
   async function startWHIP(token, my) {
-    const s = await whip(`/whip/${encodeURIComponent(room)}`, token, stream, { simulcast: simulcastBox.checked });
+    const s = await whip(`/whip/${encodeURIComponent(room)}`, token, stream, { simulcast: simulcastBox.checked, videoCodec: videoCodec() });
     if (my !== attempt) {
       s.stop();
       return;
