@@ -74,6 +74,9 @@ type Report struct {
 	// Bottleneck says in words when the load tester, not the server, limited
 	// the run ("" when it did not).
 	Bottleneck string `json:"bottleneck,omitempty"`
+	// HLS is what the run's LL-HLS viewers measured (halo-loadtest --hls),
+	// beside the WebRTC viewers above; nil without them.
+	HLS *HLSReport `json:"hls,omitempty"`
 }
 
 // PublisherCounts are the publishers of the report.

@@ -150,7 +150,13 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		row(name, "%s", e)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.HLS != nil {
+		return r.HLS.WriteText(w)
+	}
+	return nil
 }
 
 func formatBytes(b uint64) string {

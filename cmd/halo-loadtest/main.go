@@ -76,6 +76,8 @@ type options struct {
 	iceInsecure            bool
 	simulcast              int
 	codec                  string
+	hls                    int    // LL-HLS viewers (hls.go)
+	hlsURL                 string // their playlist, when not the node's of --url
 }
 
 // shape flags describe the scenario; they and --scenario exclude each
@@ -120,6 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.keyInterval, "keyframe-interval", 2*time.Second, "time between keyframes")
 	fs.IntVar(&o.tracks, "video-tracks", 1, "video tracks per publisher (multi-camera)")
 	fs.BoolVar(&o.noAudio, "no-audio", false, "publish no audio track")
+	fs.IntVar(&o.hls, "hls", 0, "LL-HLS viewers of the first room, beside the WebRTC viewers, started at --ramp and held --duration (the publishers must send H.264: --codec h264)")
+	fs.StringVar(&o.hlsURL, "hls-url", "", "the LL-HLS playlist the --hls viewers play (default http://<host of --url>/hls/<room>/index.m3u8; give a signed URL's query here)")
 	fs.StringVar(&o.codec, "codec", "vp8", "video codec the publishers send: vp8 or h264 (for servers that take no VP8)")
 	fs.IntVar(&o.simulcast, "simulcast", 0, "send each video track in 2 or 3 simulcast layers (RIDs q, h, f; each a quarter of the bitrate of the one above)")
 	fs.BoolVar(&o.noDTX, "no-dtx", false, "audio without DTX silences: 50 packets a second throughout")
@@ -195,6 +199,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 				return o, fmt.Errorf("--duration: %w", err)
 			}
 		}
+		if err := checkHLS(&o); err != nil {
+			return o, err
+		}
 		return o, nil
 	}
 	audio, dtx := !o.noAudio, !o.noDTX
@@ -210,6 +217,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		Viewer: loadtest.ViewerSpec{Region: o.region, ChatPerMinute: o.chatRate, ReactionsPerMinute: o.reactionRate},
 	}
 	if err := o.scenario.Validate(); err != nil {
+		return o, err
+	}
+	if err := checkHLS(&o); err != nil {
 		return o, err
 	}
 	return o, nil
@@ -272,8 +282,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.TokenFunc = mint
 	}
+	var waitHLS func() (*loadtest.HLSReport, error)
+	if o.hls > 0 {
+		if waitHLS, err = startHLS(ctx, o); err != nil {
+			fmt.Fprintln(stderr, "halo-loadtest: --hls:", err)
+			return 2
+		}
+	}
 	rep, err := loadtest.Run(ctx, cfg)
 	status.done()
+	var hlsErr error
+	if waitHLS != nil {
+		var hrep *loadtest.HLSReport
+		hrep, hlsErr = waitHLS()
+		if rep != nil {
+			rep.HLS = hrep
+		}
+	}
 	if rep == nil {
 		fmt.Fprintln(stderr, "halo-loadtest:", err)
 		return 1
@@ -281,6 +306,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	code := report(rep, o.jsonOut, o.htmlOut, o.limits, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "halo-loadtest: run cut short:", err)
+		code = 1
+	}
+	if hlsErr != nil {
+		fmt.Fprintln(stderr, "halo-loadtest:", hlsErr)
 		code = 1
 	}
 	return code

@@ -1,0 +1,318 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// An HLS viewer plays a room's LL-HLS as a low-latency player does: it reads
+// index.m3u8, then follows the video playlist and the audio rendition each
+// on its own goroutine from the live edge, asking for the next part with a
+// blocking playlist request (_HLS_msn, _HLS_part) and fetching each part
+// once the playlist lists it. It measures, on the video:
+//   - latency: each frame's arrival (its part's) minus its send time, for
+//     this package's H.264 publisher's frames; and each part's arrival minus
+//     its PROGRAM-DATE-TIME (any encoder);
+//   - stalls: a part that arrives after it was due, for a player holding
+//     PART-HOLD-BACK of media (3 part targets when the playlist gives
+//     none): each part is due when the media before it has played;
+//   - bytes of playlists, init segments and parts (video and audio).
+
+// hlsShared is what every HLS viewer of a run adds to.
+type hlsShared struct {
+	client *http.Client
+	// latency: per frame, from the embedded send time; pdt: per part, from
+	// its PROGRAM-DATE-TIME.
+	latency, pdt histogram
+	requests     atomic.Uint64
+	errorsMu     sync.Mutex
+	errs         []string // the first few, for a human
+}
+
+func (s *hlsShared) noteError(err error) {
+	s.errorsMu.Lock()
+	defer s.errorsMu.Unlock()
+	if len(s.errs) < 10 {
+		s.errs = append(s.errs, err.Error())
+	}
+}
+
+// hlsViewer is one player. Its counters are read while it runs.
+type hlsViewer struct {
+	sh    *hlsShared
+	index *url.URL
+	start time.Time
+
+	firstPart atomic.Int64 // ns from start to its first video part; 0 before
+	parts     atomic.Uint64
+	bytes     atomic.Uint64
+	stalls    atomic.Uint64
+	stallNs   atomic.Int64
+	mediaNs   atomic.Int64 // video media received
+	failed    atomic.Pointer[hlsFailure]
+}
+
+// hlsFailure is why a viewer stopped before the end, with a code for the
+// report (http_<status>, hls_<code> of the node's answer, timeout, error).
+type hlsFailure struct {
+	code string
+	err  error
+}
+
+// errHLSStatus is an answer other than 200.
+type errHLSStatus struct {
+	status int
+	code   string // the node's "code: message" code, when it gave one
+	body   string
+	after  time.Duration
+}
+
+func (e *errHLSStatus) Error() string {
+	return fmt.Sprintf("HTTP %d: %s", e.status, e.body)
+}
+
+// run plays until ctx ends; waitFor bounds its first playlist (a muxer
+// starting, a broadcast not up yet).
+func (v *hlsViewer) run(ctx context.Context, waitFor time.Duration) {
+	v.start = time.Now()
+	mv, err := v.multivariant(ctx, waitFor)
+	if err != nil {
+		v.fail(ctx, err)
+		return
+	}
+	video, err := v.index.Parse(mv.Video)
+	if err != nil {
+		v.fail(ctx, fmt.Errorf("video playlist URI %q: %w", mv.Video, err))
+		return
+	}
+	// The first rendition that fails stops the other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if mv.Audio != "" {
+		if audio, err := v.index.Parse(mv.Audio); err == nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := v.follow(ctx, audio, false); err != nil {
+					v.fail(ctx, err)
+					cancel()
+				}
+			}()
+		}
+	}
+	if err := v.follow(ctx, video, true); err != nil {
+		v.fail(ctx, err)
+		cancel()
+	}
+	wg.Wait()
+}
+
+func (v *hlsViewer) fail(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return // the run ended: not a failure
+	}
+	f := &hlsFailure{code: "error", err: err}
+	var st *errHLSStatus
+	switch {
+	case errors.As(err, &st) && st.code != "":
+		f.code = st.code
+	case errors.As(err, &st):
+		f.code = "http_" + strconv.Itoa(st.status)
+	case errors.Is(err, context.DeadlineExceeded):
+		f.code = "timeout"
+	}
+	if v.failed.CompareAndSwap(nil, f) {
+		v.sh.noteError(err)
+	}
+}
+
+// multivariant reads index.m3u8, asking again while the node says the
+// room's HLS is starting or not there yet, for up to waitFor.
+func (v *hlsViewer) multivariant(ctx context.Context, waitFor time.Duration) (hlsMultivariant, error) {
+	deadline := time.Now().Add(waitFor)
+	for {
+		body, err := v.get(ctx, v.index, nil)
+		if err == nil {
+			return parseHLSMultivariant(string(body))
+		}
+		var st *errHLSStatus
+		wait := 500 * time.Millisecond
+		if errors.As(err, &st) {
+			wait = max(st.after, wait)
+		}
+		if !errors.As(err, &st) || (st.status != http.StatusNotFound && st.status != http.StatusServiceUnavailable) || time.Now().Add(wait).After(deadline) {
+			return hlsMultivariant{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return hlsMultivariant{}, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// follow plays one media playlist from its live edge until ctx ends.
+func (v *hlsViewer) follow(ctx context.Context, u *url.URL, measure bool) error {
+	// One buffer per rendition for every body it reads: a viewer's memory
+	// stays at its largest part.
+	buf := new(bytes.Buffer)
+	m, err := v.media(ctx, u, nil, buf)
+	if err != nil {
+		return err
+	}
+	if m.Map != "" {
+		if _, err := v.fetch(ctx, u, m.Map, buf); err != nil {
+			return fmt.Errorf("init segment: %w", err)
+		}
+	}
+	holdBack := m.PartHoldBack
+	if holdBack <= 0 {
+		holdBack = 3 * m.PartTarget
+	}
+	for len(m.Parts) == 0 {
+		want := [2]uint64{m.MediaSequence + uint64(m.Complete), 0}
+		if m, err = v.media(ctx, u, &want, buf); err != nil {
+			return err
+		}
+	}
+	cur := m.Parts[len(m.Parts)-1] // the live edge
+	var playStart time.Time        // when the first part arrived
+	var media, stalled time.Duration
+	got := func(p hlsPart, body []byte, at time.Time) {
+		if !measure {
+			return
+		}
+		if playStart.IsZero() {
+			playStart = at
+			v.firstPart.Store(int64(at.Sub(v.start)))
+		} else if due := playStart.Add(holdBack + media + stalled); at.After(due) {
+			// The player ran out of media before this part came.
+			v.stalls.Add(1)
+			stalled += at.Sub(due)
+			v.stallNs.Store(int64(stalled))
+		}
+		media += p.Duration
+		v.mediaNs.Store(int64(media))
+		v.parts.Add(1)
+		if !p.Start.IsZero() {
+			v.sh.pdt.record(at.Sub(p.Start))
+		}
+		hlsSendTimes(body, func(sent int64) {
+			if plausibleSendTime(sent, at) {
+				v.sh.latency.record(at.Sub(time.Unix(0, sent)))
+			}
+		})
+	}
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !cur.Gap {
+			body, err := v.fetch(ctx, u, cur.URI, buf)
+			if err != nil {
+				return fmt.Errorf("part %s: %w", cur.URI, err)
+			}
+			got(cur, body, time.Now())
+		}
+		for {
+			next, found, want, behind := m.nextAfter(cur.MSN, cur.Index)
+			if found {
+				cur = next
+				break
+			}
+			if behind { // the playlist moved past us: go to its live edge
+				cur = m.Parts[len(m.Parts)-1]
+				break
+			}
+			if m, err = v.media(ctx, u, &want, buf); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// media reads a media playlist; with want, a blocking request for that
+// part (_HLS_msn, _HLS_part), which the node answers once it exists.
+func (v *hlsViewer) media(ctx context.Context, u *url.URL, want *[2]uint64, buf *bytes.Buffer) (*hlsMedia, error) {
+	r := *u
+	if want != nil {
+		q := r.Query()
+		q.Set("_HLS_msn", strconv.FormatUint(want[0], 10))
+		q.Set("_HLS_part", strconv.FormatUint(want[1], 10))
+		r.RawQuery = q.Encode()
+	}
+	body, err := v.get(ctx, &r, buf)
+	if err != nil {
+		return nil, err
+	}
+	m, err := parseHLSMedia(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("media playlist %s: %w", u.Path, err)
+	}
+	if m.End {
+		return nil, errors.New("the playlist ended (EXT-X-ENDLIST)")
+	}
+	return m, nil
+}
+
+// fetch reads uri relative to the playlist at base into buf.
+func (v *hlsViewer) fetch(ctx context.Context, base *url.URL, uri string, buf *bytes.Buffer) ([]byte, error) {
+	u, err := base.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("URI %q: %w", uri, err)
+	}
+	return v.get(ctx, u, buf)
+}
+
+// hlsMaxBody bounds a part, segment or playlist the viewer reads.
+const hlsMaxBody = 64 << 20
+
+// get reads u into buf (nil: a new one) and returns its bytes, valid until
+// buf's next use; an answer other than 200 is an *errHLSStatus.
+func (v *hlsViewer) get(ctx context.Context, u *url.URL, buf *bytes.Buffer) ([]byte, error) {
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	v.sh.requests.Add(1)
+	resp, err := v.sh.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, hlsMaxBody))
+	v.bytes.Add(uint64(n))
+	body := buf.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := &errHLSStatus{status: resp.StatusCode, body: strings.TrimSpace(string(body))}
+		if len(e.body) > 200 {
+			e.body = e.body[:200]
+		}
+		if c, _, ok := strings.Cut(e.body, ":"); ok && strings.HasPrefix(c, "hls_") && !strings.ContainsAny(c, " \n") {
+			e.code = c
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.after = time.Duration(s) * time.Second
+		}
+		return nil, e
+	}
+	return body, nil
+}
