@@ -53,6 +53,9 @@ type Config struct {
 	Webhooks WebhooksConfig `mapstructure:"webhooks"`
 	// HLS configures the LL-HLS output at /hls/ (config/hls.go).
 	HLS HLSConfig `mapstructure:"hls"`
+	// Recording uploads rooms' recordings to an S3-compatible store
+	// (config/recording.go).
+	Recording RecordingConfig `mapstructure:"recording"`
 	// Shutdown configures draining on SIGTERM.
 	Shutdown ShutdownConfig `mapstructure:"shutdown"`
 	// Log configures log output.
@@ -394,14 +397,15 @@ func Default() *Config {
 			JoinTimeout:      10 * time.Second,
 			TokenRefreshLead: time.Minute,
 		},
-		Room:     RoomConfig{EmptyTimeout: 10 * time.Second, RepublishGrace: 10 * time.Second},
-		Redis:    RedisConfig{KeyPrefix: "halo:", Timeout: 500 * time.Millisecond},
-		Cluster:  ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second, RelayGrace: 10 * time.Second},
-		Turn:     defaultTURN(),
-		Webhooks: defaultWebhooks(),
-		HLS:      defaultHLS(),
-		Shutdown: ShutdownConfig{Timeout: 10 * time.Second},
-		Log:      LogConfig{Level: "info", Format: "text"},
+		Room:      RoomConfig{EmptyTimeout: 10 * time.Second, RepublishGrace: 10 * time.Second},
+		Redis:     RedisConfig{KeyPrefix: "halo:", Timeout: 500 * time.Millisecond},
+		Cluster:   ClusterConfig{HeartbeatInterval: 2 * time.Second, NodeTTL: 6 * time.Second, RelayGrace: 10 * time.Second},
+		Turn:      defaultTURN(),
+		Webhooks:  defaultWebhooks(),
+		HLS:       defaultHLS(),
+		Recording: defaultRecording(),
+		Shutdown:  ShutdownConfig{Timeout: 10 * time.Second},
+		Log:       LogConfig{Level: "info", Format: "text"},
 	}
 }
 

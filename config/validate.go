@@ -123,6 +123,7 @@ func (c *Config) Validate() error {
 	c.validateTURN(&p)
 	c.validateWebhooks(&p)
 	c.validateHLS(&p)
+	c.validateRecording(&p)
 
 	p.positive("shutdown.timeout", c.Shutdown.Timeout)
 	switch c.Log.Level {

@@ -84,6 +84,7 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 	a.route(mux, "GET", "rooms/{room}", scopeRoom, a.getRoom)
 	a.route(mux, "GET", "rooms/{room}/participants", scopeRoom, a.listParticipants)
 	a.routeModeration(mux) // api_moderation.go
+	a.routeRecording(mux)  // api_recording.go
 	s.routeAdminPage(mux)  // api_page.go
 	a.routes = append(a.routes, apiRoute{"GET", "openapi.json"})
 	mux.HandleFunc(apiPrefix, func(w http.ResponseWriter, r *http.Request) {

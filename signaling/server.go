@@ -49,6 +49,9 @@ type Server struct {
 	relays   *relaySlots
 	// hls serves /hls/ (hls.go); nil: hls.enabled is false.
 	hls http.Handler
+	// recorder starts and stops recordings (api_recording.go); nil:
+	// recording.enabled is false.
+	recorder room.Recorder
 }
 
 // Config is what signalling reads of the node's configuration: its

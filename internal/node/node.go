@@ -107,7 +107,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		engine.Close()
 		return nil, err
 	}
-	stopHLS := startHLS(cfg, rooms, srv, reg, log)
+	stopHLS, err := startRecording(cfg, srv, reg, log, startHLS(cfg, rooms, srv, reg, log)) // recording.go
+	if err != nil {
+		stopTURN()
+		stopHooks()
+		rooms.Close()
+		closeStore()
+		engine.Close()
+		return nil, err
+	}
 	return &Node{cfg: cfg, log: log, engine: engine, rooms: rooms, server: srv, registry: registry, closeSt: closeStore, stopHooks: stopHooks, stopTURN: stopTURN, stopHLS: stopHLS}, nil
 }
 
