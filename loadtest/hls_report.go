@@ -22,6 +22,9 @@ type HLSReport struct {
 	NotStarted   int            `json:"not_started,omitempty"`
 	FailedByCode map[string]int `json:"failed_by_code,omitempty"`
 	Errors       []string       `json:"errors,omitempty"`
+	// Restarts counts viewers going back to index.m3u8 after an error
+	// while playing (a muxer that stopped, a node draining), as players do.
+	Restarts uint64 `json:"restarts,omitempty"`
 	// AudienceAtHold is how many played when the hold began; HoldMS its
 	// length.
 	AudienceAtHold int     `json:"audience_at_hold"`
@@ -111,7 +114,8 @@ func (r *HLSReport) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  received    %d requests, %s, %d video parts; %.0f kbit/s per viewer over the %s hold, media %.1f %% of real time\n",
 		r.Requests, formatBytes(r.Bytes), r.Parts, r.KbpsPerViewer, fmtMS(r.HoldMS), r.MediaPercent)
-	fmt.Fprintf(&b, "  stalls      %d (%d viewers), %s waiting, %.2f %% of the watch time\n", r.Stalls, r.ViewersStalled, fmtMS(r.StallMS), r.StallPercent)
+	fmt.Fprintf(&b, "  stalls      %d (%d viewers), %s waiting, %.2f %% of the watch time; %d restarts from index.m3u8\n",
+		r.Stalls, r.ViewersStalled, fmtMS(r.StallMS), r.StallPercent, r.Restarts)
 	hlsDistLine(&b, "first part", r.FirstPartMS)
 	hlsDistLine(&b, "latency", r.LatencyMS)
 	hlsDistLine(&b, "latency PDT", r.PDTLatencyMS)

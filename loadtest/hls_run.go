@@ -252,6 +252,7 @@ func (r *HLSReport) fill(vs []*hlsViewer, sh *hlsShared) {
 			firsts = append(firsts, msOf(time.Duration(fp)))
 		}
 		r.Parts += v.parts.Load()
+		r.Restarts += v.restarts.Load()
 		r.Bytes += v.bytes.Load()
 		if s := v.stalls.Load(); s > 0 {
 			r.Stalls += s

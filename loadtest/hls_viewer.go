@@ -54,12 +54,23 @@ type hlsViewer struct {
 	start time.Time
 
 	firstPart atomic.Int64 // ns from start to its first video part; 0 before
+	restarts  atomic.Uint64
+	pb        hlsPlayback // the video goroutine's
 	parts     atomic.Uint64
 	bytes     atomic.Uint64
 	stalls    atomic.Uint64
 	stallNs   atomic.Int64
 	mediaNs   atomic.Int64 // video media received
 	failed    atomic.Pointer[hlsFailure]
+}
+
+// hlsPlayback is a player's clock: it starts with the first video part and
+// plays the media received, holding holdBack of it; a part that arrives
+// after the media before it has played is a stall.
+type hlsPlayback struct {
+	start          time.Time
+	holdBack       time.Duration
+	media, stalled time.Duration
 }
 
 // hlsFailure is why a viewer stopped before the end, with a code for the
@@ -81,41 +92,80 @@ func (e *errHLSStatus) Error() string {
 	return fmt.Sprintf("HTTP %d: %s", e.status, e.body)
 }
 
-// run plays until ctx ends; waitFor bounds its first playlist (a muxer
-// starting, a broadcast not up yet).
+// run plays until ctx ends; waitFor bounds its wait for a playlist (a
+// muxer starting, a broadcast not up yet). A viewer that played and then
+// met an error (a muxer that stopped, a node draining) starts again from
+// index.m3u8, as players do, on the same playback clock: the time without
+// media counts as a stall.
 func (v *hlsViewer) run(ctx context.Context, waitFor time.Duration) {
 	v.start = time.Now()
+	defer v.endStall()
+	for {
+		err := v.play(ctx, waitFor)
+		if ctx.Err() != nil {
+			return
+		}
+		if v.firstPart.Load() == 0 {
+			v.fail(ctx, err)
+			return
+		}
+		v.restarts.Add(1)
+		v.sh.noteError(fmt.Errorf("restarted from index.m3u8 after: %w", err))
+		if !sleepUntil(ctx, time.Now().Add(500*time.Millisecond)) {
+			return
+		}
+	}
+}
+
+// play reads index.m3u8 and follows its renditions until one fails.
+func (v *hlsViewer) play(ctx context.Context, waitFor time.Duration) error {
 	mv, err := v.multivariant(ctx, waitFor)
 	if err != nil {
-		v.fail(ctx, err)
-		return
+		return err
 	}
 	video, err := v.index.Parse(mv.Video)
 	if err != nil {
-		v.fail(ctx, fmt.Errorf("video playlist URI %q: %w", mv.Video, err))
-		return
+		return fmt.Errorf("video playlist URI %q: %w", mv.Video, err)
 	}
 	// The first rendition that fails stops the other.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	var audioErr error
 	if mv.Audio != "" {
 		if audio, err := v.index.Parse(mv.Audio); err == nil {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := v.follow(ctx, audio, false); err != nil {
-					v.fail(ctx, err)
+				if audioErr = v.follow(ctx, audio, false); audioErr != nil {
 					cancel()
 				}
 			}()
 		}
 	}
-	if err := v.follow(ctx, video, true); err != nil {
-		v.fail(ctx, err)
-		cancel()
-	}
+	err = v.follow(ctx, video, true)
+	cancel()
 	wg.Wait()
+	if err == nil {
+		err = audioErr // the video stopped for the audio's failure
+	}
+	if err == nil {
+		err = errors.New("playback stopped")
+	}
+	return err
+}
+
+// endStall counts the stall of a viewer still waiting for media when the
+// run ends.
+func (v *hlsViewer) endStall() {
+	p := &v.pb
+	if p.start.IsZero() {
+		return
+	}
+	if due := p.start.Add(p.holdBack + p.media + p.stalled); time.Now().After(due) {
+		v.stalls.Add(1)
+		v.stallNs.Store(int64(p.stalled + time.Since(due)))
+	}
 }
 
 func (v *hlsViewer) fail(ctx context.Context, err error) {
@@ -176,9 +226,12 @@ func (v *hlsViewer) follow(ctx context.Context, u *url.URL, measure bool) error 
 			return fmt.Errorf("init segment: %w", err)
 		}
 	}
-	holdBack := m.PartHoldBack
-	if holdBack <= 0 {
-		holdBack = 3 * m.PartTarget
+	pb := &v.pb
+	if measure {
+		pb.holdBack = m.PartHoldBack
+		if pb.holdBack <= 0 {
+			pb.holdBack = 3 * m.PartTarget
+		}
 	}
 	for len(m.Parts) == 0 {
 		want := [2]uint64{m.MediaSequence + uint64(m.Complete), 0}
@@ -187,23 +240,21 @@ func (v *hlsViewer) follow(ctx context.Context, u *url.URL, measure bool) error 
 		}
 	}
 	cur := m.Parts[len(m.Parts)-1] // the live edge
-	var playStart time.Time        // when the first part arrived
-	var media, stalled time.Duration
 	got := func(p hlsPart, body []byte, at time.Time) {
 		if !measure {
 			return
 		}
-		if playStart.IsZero() {
-			playStart = at
+		if pb.start.IsZero() {
+			pb.start = at
 			v.firstPart.Store(int64(at.Sub(v.start)))
-		} else if due := playStart.Add(holdBack + media + stalled); at.After(due) {
+		} else if due := pb.start.Add(pb.holdBack + pb.media + pb.stalled); at.After(due) {
 			// The player ran out of media before this part came.
 			v.stalls.Add(1)
-			stalled += at.Sub(due)
-			v.stallNs.Store(int64(stalled))
+			pb.stalled += at.Sub(due)
+			v.stallNs.Store(int64(pb.stalled))
 		}
-		media += p.Duration
-		v.mediaNs.Store(int64(media))
+		pb.media += p.Duration
+		v.mediaNs.Store(int64(pb.media))
 		v.parts.Add(1)
 		if !p.Start.IsZero() {
 			v.sh.pdt.record(at.Sub(p.Start))
