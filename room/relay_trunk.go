@@ -62,6 +62,9 @@ type edgeTrunk struct {
 	mu      sync.Mutex
 	entries map[string]*trunkEntry // by origin track id
 	dead    bool
+	// watchStrikes is the relay watch's count (relay_watch.go; that
+	// loop's own).
+	watchStrikes int
 }
 
 // trunkEntry is a track a room's relay asked the trunk for.

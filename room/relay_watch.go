@@ -15,7 +15,8 @@ import "time"
 // broadcaster (a paused camera, a muted track) is not mistaken for it: the
 // origin's counts stop too.
 //
-// Relay trunks (relay_trunk.go) are not watched this way yet.
+// A relay trunk (relay_trunk.go) is watched as one: whole, over every
+// room's tracks on it, and opened again when its media is lost.
 
 // relayWatchEvery is how often the relays are checked: the origin reports
 // every second.
@@ -57,32 +58,56 @@ func (m *Manager) watchRelays() {
 		return
 	}
 	var relays []*edgeRelay
+	trunks := map[*edgeTrunk]bool{}
 	for _, r := range m.Rooms() {
 		r.mu.Lock()
 		for _, er := range r.relay.relays {
-			if er.pub != nil {
+			switch {
+			case er.pub != nil:
 				relays = append(relays, er)
+			case er.trunk != nil:
+				trunks[er.trunk] = true
 			}
 		}
 		r.mu.Unlock()
 	}
 	for _, er := range relays {
-		reported, arrived := er.pub.RelayProgress()
-		if reported >= relayWatchMin && arrived < reported/4 {
-			er.watchStrikes++
-		} else {
-			er.watchStrikes = 0
+		if lost(&er.watchStrikes, er.pub.RelayProgress) {
+			er.mediaLost()
 		}
-		if er.watchStrikes >= 2 {
-			er.watchStrikes = 0
-			er.mediaLost(reported, arrived)
+	}
+	for et := range trunks {
+		select {
+		case <-et.ready:
+		default:
+			continue // being set up
+		}
+		if et.in != nil && lost(&et.watchStrikes, et.in.RelayProgress) {
+			et.mediaLost()
 		}
 	}
 }
 
+// lost reads one connection's progress and counts the checks in a row
+// that found its media lost in strikes; it reports whether this one is
+// the second.
+func lost(strikes *int, progress func() (reported, arrived uint64)) bool {
+	reported, arrived := progress()
+	if reported < relayWatchMin || arrived >= reported/4 {
+		*strikes = 0
+		return false
+	}
+	*strikes++
+	if *strikes < 2 {
+		return false
+	}
+	*strikes = 0
+	return true
+}
+
 // mediaLost drops a relay whose packets stopped arriving while its origin
 // reports sending them, and asks for its tracks again at once.
-func (er *edgeRelay) mediaLost(reported, arrived uint64) {
+func (er *edgeRelay) mediaLost() {
 	er.mu.Lock()
 	closed := er.closed
 	er.mu.Unlock()
@@ -92,9 +117,24 @@ func (er *edgeRelay) mediaLost(reported, arrived uint64) {
 	r := er.r
 	r.m.relaysMediaLost.Add(1)
 	r.m.log.Warn("relay media lost on the way: its origin reports sending, this node takes in almost nothing; asking again",
-		"room", r.name, "origin", er.origin, "reported", reported, "arrived", arrived)
+		"room", r.name, "origin", er.origin)
 	er.fail()
 	if !r.m.isDraining() {
 		r.demandRelays(false)
 	}
+}
+
+// mediaLost opens again a trunk whose packets stopped arriving while its
+// origin reports sending them; every room on it asks again at once.
+func (et *edgeTrunk) mediaLost() {
+	et.mu.Lock()
+	dead := et.dead
+	et.mu.Unlock()
+	if dead {
+		return
+	}
+	et.m.relaysMediaLost.Add(1)
+	et.m.log.Warn("relay trunk media lost on the way: its origin reports sending, this node takes in almost nothing; opening it again",
+		"origin", et.origin)
+	et.reopen("media lost on the way")
 }

@@ -173,6 +173,10 @@ func (e *Engine) NewTrunkIn(ev PublisherEvents) (*TrunkIn, error) {
 // PacketsIn counts the RTP packets the trunk's tracks took in so far.
 func (t *TrunkIn) PacketsIn() uint64 { return t.p.PacketsIn() }
 
+// RelayProgress is Publisher.RelayProgress for every track of the trunk
+// (relay_watch.go).
+func (t *TrunkIn) RelayProgress() (reported, arrived uint64) { return t.p.RelayProgress() }
+
 // Offer returns the trunk's first offer (the control channel only, every
 // ICE candidate in it), for the authenticated request to the origin.
 func (t *TrunkIn) Offer(ctx context.Context) (string, error) {

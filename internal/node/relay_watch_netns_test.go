@@ -35,11 +35,22 @@ var dropRelayRTP = "add rule inet halo out meta l4proto udp ip saddr " + watchOr
 // again: the edge's viewers play again, without rejoining. Without the
 // watch nothing ever fails and they stay frozen.
 func TestRelayWatch_MediaLostOnTheWayIsNoticedAndTheRelayMadeAgain(t *testing.T) {
+	relayWatch(t, "TestRelayWatch_MediaLostOnTheWayIsNoticedAndTheRelayMadeAgain", false)
+}
+
+// The same with relay trunks on: the trunk is watched whole, and opened
+// again.
+func TestRelayWatch_TrunkMediaLostOnTheWayIsNoticedAndTheTrunkOpenedAgain(t *testing.T) {
+	relayWatch(t, "TestRelayWatch_TrunkMediaLostOnTheWayIsNoticedAndTheTrunkOpenedAgain", true)
+}
+
+// relayWatch runs the relay watch test named name, over a trunk or not.
+func relayWatch(t *testing.T, name string, trunks bool) {
 	if testing.Short() {
 		t.Skip("seconds of media across two nodes")
 	}
 	if os.Getenv(relayWatchEnv) != "1" {
-		runInNamespace(t, "TestRelayWatch_MediaLostOnTheWayIsNoticedAndTheRelayMadeAgain", relayWatchEnv,
+		runInNamespace(t, name, relayWatchEnv,
 			[]string{watchOrigin, watchEdge}, []string{
 				"add table inet halo",
 				"add chain inet halo out { type filter hook output priority 0; }",
@@ -49,7 +60,10 @@ func TestRelayWatch_MediaLostOnTheWayIsNoticedAndTheRelayMadeAgain(t *testing.T)
 	r := testutil.StartRedis(t)
 	secret := strings.Repeat("w8", 20)
 	at := func(ip string) func(*config.Config) {
-		return func(c *config.Config) { c.SFU.UDPAddress = ip }
+		return func(c *config.Config) {
+			c.SFU.UDPAddress = ip
+			c.Cluster.RelayTrunks = trunks
+		}
 	}
 	a := startNode(t, func(c *config.Config) { clusterConfig(t, c, r, "node-a", "eu", secret); at(watchOrigin)(c) })
 	b := startNode(t, func(c *config.Config) { clusterConfig(t, c, r, "node-b", "in", secret); at(watchEdge)(c) })
@@ -97,6 +111,11 @@ func TestRelayWatch_MediaLostOnTheWayIsNoticedAndTheRelayMadeAgain(t *testing.T)
 	})
 	if c := metric("halo_relay_connections_total", "result", "connected"); c < 2 {
 		t.Errorf("halo_relay_connections_total{result=connected} = %v, want the relay made again (2)", c)
+	}
+	if trunks {
+		if n := metric("halo_relay_trunks_opened_total"); n < 2 {
+			t.Errorf("halo_relay_trunks_opened_total = %v, want the trunk opened again (2)", n)
+		}
 	}
 	t.Logf("media lost on the way noticed %v after the drop began", noticed.Round(100*time.Millisecond))
 }
