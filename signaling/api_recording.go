@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/halobuzz/live/room"
@@ -58,6 +59,9 @@ func (a *api) startRecording(w http.ResponseWriter, r *http.Request, c apiCall) 
 	if a.s.recorder == nil {
 		a.recordingDisabled(w)
 		return nil
+	}
+	if strings.Trim(c.room, ".") == "" {
+		return newError(CodeBadRequest, "a room named only with dots cannot be recorded: its objects' keys would hold . or .. as a path segment")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), recordingWait)
 	defer cancel()

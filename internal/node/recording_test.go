@@ -305,6 +305,7 @@ func TestRecording_APIRefusals(t *testing.T) {
 		{"VP8", "POST", "vp8", moderator("vp8"), http.StatusUnprocessableEntity, "unsupported_codec"},
 		{"stop without a recording", "DELETE", "vp8", n.apiAdmin(), http.StatusNotFound, "not_found"},
 		{"bad room name", "POST", "a%20b", n.apiAdmin(), http.StatusBadRequest, "bad_request"},
+		{"a room of dots", "POST", "...", n.apiAdmin(), http.StatusBadRequest, "bad_request"},
 	} {
 		status, _, body := recordingCall(t, n, c.method, c.room, c.token)
 		if status != c.status || code(body) != c.code {
