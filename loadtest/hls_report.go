@@ -25,6 +25,9 @@ type HLSReport struct {
 	// Restarts counts viewers going back to index.m3u8 after an error
 	// while playing (a muxer that stopped, a node draining), as players do.
 	Restarts uint64 `json:"restarts,omitempty"`
+	// Skips counts viewers that fell so far behind that the part they
+	// wanted had left the playlist, and went on from its live edge.
+	Skips uint64 `json:"skips,omitempty"`
 	// AudienceAtHold is how many played when the hold began; HoldMS its
 	// length.
 	AudienceAtHold int     `json:"audience_at_hold"`
@@ -114,8 +117,8 @@ func (r *HLSReport) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  received    %d requests, %s, %d video parts; %.0f kbit/s per viewer over the %s hold, media %.1f %% of real time\n",
 		r.Requests, formatBytes(r.Bytes), r.Parts, r.KbpsPerViewer, fmtMS(r.HoldMS), r.MediaPercent)
-	fmt.Fprintf(&b, "  stalls      %d (%d viewers), %s waiting, %.2f %% of the watch time; %d restarts from index.m3u8\n",
-		r.Stalls, r.ViewersStalled, fmtMS(r.StallMS), r.StallPercent, r.Restarts)
+	fmt.Fprintf(&b, "  stalls      %d (%d viewers), %s waiting, %.2f %% of the watch time; %d skips to the live edge, %d restarts from index.m3u8\n",
+		r.Stalls, r.ViewersStalled, fmtMS(r.StallMS), r.StallPercent, r.Skips, r.Restarts)
 	hlsDistLine(&b, "first part", r.FirstPartMS)
 	hlsDistLine(&b, "latency", r.LatencyMS)
 	hlsDistLine(&b, "latency PDT", r.PDTLatencyMS)

@@ -253,6 +253,7 @@ func (r *HLSReport) fill(vs []*hlsViewer, sh *hlsShared) {
 		}
 		r.Parts += v.parts.Load()
 		r.Restarts += v.restarts.Load()
+		r.Skips += v.behind.Load()
 		r.Bytes += v.bytes.Load()
 		if s := v.stalls.Load(); s > 0 {
 			r.Stalls += s

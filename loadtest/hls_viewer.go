@@ -55,7 +55,8 @@ type hlsViewer struct {
 
 	firstPart atomic.Int64 // ns from start to its first video part; 0 before
 	restarts  atomic.Uint64
-	pb        hlsPlayback // the video goroutine's
+	behind    atomic.Uint64 // jumps to the live edge after falling out of the playlist
+	pb        hlsPlayback   // the video goroutine's
 	parts     atomic.Uint64
 	bytes     atomic.Uint64
 	stalls    atomic.Uint64
@@ -146,7 +147,7 @@ func (v *hlsViewer) play(ctx context.Context, waitFor time.Duration) error {
 	err = v.follow(ctx, video, true)
 	cancel()
 	wg.Wait()
-	if err == nil {
+	if audioErr != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		err = audioErr // the video stopped for the audio's failure
 	}
 	if err == nil {
@@ -283,10 +284,22 @@ func (v *hlsViewer) follow(ctx context.Context, u *url.URL, measure bool) error 
 				break
 			}
 			if behind { // the playlist moved past us: go to its live edge
+				v.behind.Add(1)
 				cur = m.Parts[len(m.Parts)-1]
 				break
 			}
-			if m, err = v.media(ctx, u, &want, buf); err != nil {
+			m, err = v.media(ctx, u, &want, buf)
+			var st *errHLSStatus
+			if errors.As(err, &st) && st.status == http.StatusBadRequest {
+				// The part asked for left the playlist's window (400): the
+				// viewer fell that far behind. Go on from the live edge.
+				if m, err = v.media(ctx, u, nil, buf); err == nil && len(m.Parts) > 0 {
+					v.behind.Add(1)
+					cur = m.Parts[len(m.Parts)-1]
+					break
+				}
+			}
+			if err != nil {
 				return err
 			}
 		}
