@@ -248,6 +248,10 @@ func NewEngine(cfg config.SFUConfig, log *slog.Logger) (*Engine, error) {
 	// Without it the relay is up one round trip sooner: 360 ms to an origin
 	// 180 ms away (docs/benchmarks.md, section 9).
 	rse.SetDTLSInsecureSkipHelloVerify(true)
+	// A relay asked for while the path to its origin is down keeps checking
+	// its pairs as a trunk does (relay_trunk_api.go): when the path comes
+	// back, it connects at the next check.
+	rse.SetICEMaxBindingRequests(trunkBindingRequests)
 	if e.relayInAPI, err = newPublisherAPI(rse, lf); err != nil {
 		e.Close()
 		return nil, err

@@ -68,6 +68,6 @@ func (e *Engine) trunkAPI() (*webrtc.API, error) {
 	return newPublisherAPI(se, e.lf)
 }
 
-// trunkBindingRequests is how many checks a trunk's pair gets before it is
-// given up: 10 s of checks at Pion's 200 ms.
+// trunkBindingRequests is how many checks a trunk's or a relay's pair gets
+// before it is given up: 10 s of checks at Pion's 200 ms.
 const trunkBindingRequests = 50

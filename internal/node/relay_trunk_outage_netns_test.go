@@ -29,7 +29,7 @@ var dropNodeUDP = []string{
 // back: every room's viewer on the edge plays again within 2 s, without
 // rejoining, and the edge still pulls everything over one trunk.
 func TestRelayTrunk_ThreeSecondOutageViewersResumeWithinTwoSeconds(t *testing.T) {
-	trunkOutage(t, "TestRelayTrunk_ThreeSecondOutageViewersResumeWithinTwoSeconds", 3*time.Second)
+	trunkOutage(t, "TestRelayTrunk_ThreeSecondOutageViewersResumeWithinTwoSeconds", 3*time.Second, true)
 }
 
 // A relay trunk whose UDP is dropped for 20 s, longer than its ICE waits
@@ -38,11 +38,19 @@ func TestRelayTrunk_ThreeSecondOutageViewersResumeWithinTwoSeconds(t *testing.T)
 // again within 2 s of the new trunk being up... measured from the path's
 // return it is the trunk's retry and set-up on top.
 func TestRelayTrunk_TwentySecondOutageTrunkReopenedForEveryRoom(t *testing.T) {
-	trunkOutage(t, "TestRelayTrunk_TwentySecondOutageTrunkReopenedForEveryRoom", 20*time.Second)
+	trunkOutage(t, "TestRelayTrunk_TwentySecondOutageTrunkReopenedForEveryRoom", 20*time.Second, true)
 }
 
-// trunkOutage runs the outage test named name with an outage of d.
-func trunkOutage(t *testing.T, name string, outage time.Duration) {
+// The same 20 s outage with a relay connection per room (trunks off):
+// each room's relay is lost and made again, and every viewer plays again
+// within 2 s of the path's return.
+func TestRelay_TwentySecondOutageEveryRoomsRelayMadeAgain(t *testing.T) {
+	trunkOutage(t, "TestRelay_TwentySecondOutageEveryRoomsRelayMadeAgain", 20*time.Second, false)
+}
+
+// trunkOutage runs the outage test named name with an outage of d, the
+// rooms' relays on a trunk or one connection each.
+func trunkOutage(t *testing.T, name string, outage time.Duration, trunks bool) {
 	if testing.Short() {
 		t.Skip("seconds of media across two nodes")
 	}
@@ -59,7 +67,7 @@ func trunkOutage(t *testing.T, name string, outage time.Duration) {
 	node := func(id, region, ip string) *testNode {
 		return startNode(t, func(c *config.Config) {
 			clusterConfig(t, c, r, id, region, secret)
-			c.Cluster.RelayTrunks = true
+			c.Cluster.RelayTrunks = trunks
 			c.SFU.UDPAddress = ip
 		})
 	}
@@ -136,6 +144,12 @@ func trunkOutage(t *testing.T, name string, outage time.Duration) {
 	// A 3 s outage is shorter than the trunk's ICE gives up after: the
 	// trunk rides it out and is not opened again (a longer one would be,
 	// once, for every room).
+	if !trunks {
+		if s := b.engine.Stats(); s.RelaysIn != rooms {
+			t.Errorf("the edge pulls over %d connections after the outage, want one per room (%d)", s.RelaysIn, rooms)
+		}
+		return
+	}
 	if n := opened() - openedBefore; n > 1 {
 		t.Errorf("the trunk was opened %v more times for one outage, want at most once (one re-establishment for every room)", n)
 	} else {
