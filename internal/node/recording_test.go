@@ -126,6 +126,25 @@ func checkComplete(t *testing.T, index string) int {
 	return total
 }
 
+// extinf sums a media playlist's segment durations and finds the longest.
+func extinf(t *testing.T, body string) (sum, longest time.Duration) {
+	t.Helper()
+	for _, l := range strings.Split(body, "\n") {
+		v, ok := strings.CutPrefix(l, "#EXTINF:")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), ","), 64)
+		if err != nil {
+			t.Fatalf("EXTINF %q: %v", v, err)
+		}
+		d := time.Duration(f * float64(time.Second))
+		sum += d
+		longest = max(longest, d)
+	}
+	return sum, longest
+}
+
 // ffprobeDuration is the duration ffprobe reads of url.
 func ffprobeDuration(t *testing.T, url string) time.Duration {
 	t.Helper()
@@ -192,9 +211,19 @@ func TestRecording_H264BroadcastReadByFFprobeFromTheStore(t *testing.T) {
 	if !contains(codecs, "video/h264") || !contains(codecs, "audio/opus") {
 		t.Fatalf("ffprobe of the recording: %v, want video/h264 and audio/opus", codecs)
 	}
+	// The recording holds from the start of the newest whole segment at
+	// its start to the end of the last whole one at its stop: as long as
+	// it ran, within a segment at each end.
 	ran := stopped.Recording.EndedAt.Sub(stopped.Recording.StartedAt)
-	if d := ffprobeDuration(t, index); d < ran-1500*time.Millisecond || d > ran+1500*time.Millisecond {
-		t.Errorf("ffprobe reads %v of a recording that ran %v: not within a segment", d, ran)
+	video := storedStreams(t, index)[0]
+	_, _, vbody := get(t, video)
+	listed, longest := extinf(t, vbody)
+	slack := longest + 500*time.Millisecond
+	if listed < ran-slack || listed > ran+slack {
+		t.Errorf("the VOD playlist lists %v of a recording that ran %v: not within a segment (%v):\n%s", listed, ran, longest, vbody)
+	}
+	if d := ffprobeDuration(t, index); d < listed-500*time.Millisecond || d > listed+500*time.Millisecond {
+		t.Errorf("ffprobe reads %v of a recording whose playlist lists %v", d, listed)
 	}
 	if v, _ := sample(gather(t, n), "halo_recording_segments_dropped_total"); v != 0 {
 		t.Errorf("halo_recording_segments_dropped_total = %v", v)
