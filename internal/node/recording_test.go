@@ -215,7 +215,12 @@ func TestRecording_H264BroadcastReadByFFprobeFromTheStore(t *testing.T) {
 	// its start to the end of the last whole one at its stop: as long as
 	// it ran, within a segment at each end.
 	ran := stopped.Recording.EndedAt.Sub(stopped.Recording.StartedAt)
-	video := storedStreams(t, index)[0]
+	var video string
+	for _, u := range storedStreams(t, index) {
+		if strings.Contains(u, "video") {
+			video = u
+		}
+	}
 	_, _, vbody := get(t, video)
 	listed, longest := extinf(t, vbody)
 	slack := longest + 500*time.Millisecond
