@@ -173,6 +173,18 @@ func (e *Engine) NewTrunkIn(ev PublisherEvents) (*TrunkIn, error) {
 // PacketsIn counts the RTP packets the trunk's tracks took in so far.
 func (t *TrunkIn) PacketsIn() uint64 { return t.p.PacketsIn() }
 
+// BytesIn counts the RTP bytes the trunk's tracks have taken in so far,
+// those of tracks it no longer carries included.
+func (t *TrunkIn) BytesIn() uint64 {
+	t.p.mu.Lock()
+	defer t.p.mu.Unlock()
+	var n uint64
+	for _, tr := range t.p.tracks {
+		n += tr.bytesIn.Load()
+	}
+	return n
+}
+
 // RelayProgress is Publisher.RelayProgress for every track of the trunk
 // (relay_watch.go).
 func (t *TrunkIn) RelayProgress() (reported, arrived uint64) { return t.p.RelayProgress() }

@@ -92,6 +92,11 @@ func TestRelayTrunk_ThirtyRoomsOneConnection(t *testing.T) {
 	if v, ok := sample(fb, "halo_relay_trunk_sections", "origin", "node-a"); !ok || v < 2*trunkRooms {
 		t.Errorf("b: halo_relay_trunk_sections = %v (exported: %v), want at least the %d tracks' sections", v, ok, 2*trunkRooms)
 	}
+	// The trunk's bytes: some, and no more than what b's relays took in
+	// in all (b pulls nothing else, so nearly all of it).
+	if v, ok := sample(fb, "halo_relay_trunk_received_bytes_total", "origin", "node-a"); !ok || v == 0 || v > float64(b.engine.Stats().RelayBytesIn) {
+		t.Errorf("b: halo_relay_trunk_received_bytes_total = %v (exported: %v), want more than 0 and at most the %d relay bytes in", v, ok, b.engine.Stats().RelayBytesIn)
+	}
 	p0 := make([]loadtest.PublisherStats, trunkRooms)
 	v0 := make([]loadtest.ViewerStats, trunkRooms)
 	for i := range trunkRooms {
