@@ -68,7 +68,7 @@ vet:
 # test: formatting, vet, every test with the race detector (the packet path,
 # signalling and rooms are all concurrent), fuzz seeds included.
 test: deps tools fmt vet
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
 	@$(MAKE) --no-print-directory test-netns
 	@$(MAKE) --no-print-directory supply-chain
 
