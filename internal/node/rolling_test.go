@@ -280,5 +280,12 @@ func TestRollingRestart_NoViewerIsLost(t *testing.T) {
 			t.Errorf("viewer %s: %v", name, err)
 		}
 	}
-
+	// The test is over: the nodes shut down after this (the restarted
+	// ones' cleanups run before the players'), and a player must not take
+	// their end for a drain and play again.
+	for _, p := range players {
+		p.mu.Lock()
+		p.stop = true
+		p.mu.Unlock()
+	}
 }
