@@ -94,6 +94,8 @@ func (s *S3) Start() {
 	s.t.Helper()
 	s.cmd = exec.Command("versitygw", "--port", s.addr(), "--access", S3AccessKey, "--secret", S3SecretKey,
 		"--region", S3Region, "--quiet", "posix", s.dir)
+	// A test binary that dies (a -timeout panic) takes the server with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if os.Getenv("HALO_TEST_LOG") != "" {
 		s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	}
