@@ -15,8 +15,9 @@ import { hlsURL, playHLS, playlistError } from './hls-play.js';
 // VIA_NAMES name each way of watching on the page.
 const VIA_NAMES = { ws: 'WebSocket', whep: 'WHEP', hls: 'LL-HLS' };
 // NO_FALLBACK are the WebRTC errors after which the page does not fall back
-// to HLS: the server refused this viewer, which HLS must not get around.
-const NO_FALLBACK = new Set(['unauthorized', 'room_mismatch', 'forbidden']);
+// to HLS: the server refused this viewer, which HLS must not get around, or
+// the page has no token, which the viewer must be told about.
+const NO_FALLBACK = new Set(['unauthorized', 'room_mismatch', 'forbidden', 'no_token']);
 
 export function watchView(room, params) {
   let via = ['whep', 'hls'].includes(params.get('via')) ? params.get('via') : 'ws';
@@ -394,6 +395,23 @@ export function watchView(room, params) {
     onMediaState(conn.connectionState);
   }
 
+  // watchMedia gives this attempt's media connection MEDIA_CONNECT_MS to
+  // come up: a browser whose network lets no media through (UDP blocked,
+  // no TURN) may otherwise stay "connecting" for ever, ICE never calling
+  // it failed.
+  const MEDIA_CONNECT_MS = 20000;
+  let attemptSeq = 0;
+  function watchMedia() {
+    const mine = ++attemptSeq;
+    setTimeout(() => {
+      if (gone || mine !== attemptSeq || via === 'hls' || state === 'live' || retryTimer) return;
+      // Only tracks the server sent are waited for (a room with nothing
+      // published has no media connection to wait for).
+      if (!media.getTracks().length || (pc && pc.connectionState === 'connected')) return;
+      lost(new PageError('media_failed', `The media connection did not come up within ${MEDIA_CONNECT_MS / 1000} s.`));
+    }, MEDIA_CONNECT_MS);
+  }
+
   // fallBack leaves WebRTC for HLS, saying why on the page.
   function fallBack(why) {
     via = 'hls';
@@ -467,6 +485,7 @@ export function watchView(room, params) {
       }
       return;
     }
+    watchMedia();
     try {
       const token = await getToken(room, params, false);
       if (gone) return;
