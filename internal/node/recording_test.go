@@ -363,3 +363,42 @@ func TestRecording_APIRefusals(t *testing.T) {
 		t.Errorf("recording disabled: %d %s, want 501 recording_disabled", status, body)
 	}
 }
+
+// A node that serves signed HLS URLs only (hls.signing_secret) records
+// too: the recorder signs its own reads, and the store's playlists carry
+// none of the muxer's query (exp, sig).
+func TestRecording_WithSignedHLS(t *testing.T) {
+	s3 := testutil.StartS3(t)
+	n := recordingNode(t, s3, func(c *config.Config) { c.HLS.SigningSecret = hlsSecret })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n.publisher(ctx, "signed", loadtest.PublisherConfig{VideoBitrate: 600_000, Codec: loadtest.CodecH264, KeyframeInterval: time.Second})
+	waitTracks(t, n, "signed", 2)
+	status, started, body := recordingCall(t, n, "POST", "signed", n.apiAdmin())
+	if status != http.StatusCreated {
+		t.Fatalf("POST recording: %d %s", status, body)
+	}
+	index := started.Recording.PlaylistURL
+	testutil.EventuallyWithin(t, 30*time.Second, "2 segments of each stream in the store", func() bool {
+		streams := storedStreams(t, index)
+		for _, s := range streams {
+			if segs, _ := storedSegments(t, s); len(segs) < 2 {
+				return false
+			}
+		}
+		return len(streams) == 2
+	})
+	if status, _, _ := get(t, n.base+"/hls/signed/index.m3u8"); status != http.StatusForbidden {
+		t.Errorf("an unsigned player request answers %d, want 403: the node must still refuse it", status)
+	}
+	_, _, idx := get(t, index)
+	for _, s := range append(storedStreams(t, index), index) {
+		_, _, b := get(t, s)
+		if strings.Contains(b, "sig=") || strings.Contains(b, "exp=") {
+			t.Errorf("%s keeps the muxer's signed query:\n%s", s, b)
+		}
+	}
+	if !strings.Contains(idx, "video1_stream.m3u8") {
+		t.Errorf("index:\n%s", idx)
+	}
+}
