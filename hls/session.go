@@ -30,6 +30,7 @@ type Config struct {
 // goroutine (run) depacketizes and writes to gohlslib's muxer, which serves
 // the playlists, parts and segments.
 type session struct {
+	cfg   Config
 	room  string
 	log   *slog.Logger
 	mux   *gohlslib.Muxer
@@ -136,7 +137,7 @@ func newSession(cfg Config, src Source, room string, refs []TrackRef, log *slog.
 			audio = r
 		}
 	}
-	s := &session{room: room, log: log.With("room", room), ring: newRing(&st.dropped), stats: st, start: time.Now(),
+	s := &session{cfg: cfg, room: room, log: log.With("room", room), ring: newRing(&st.dropped), stats: st, start: time.Now(),
 		ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	var tracks []*gohlslib.Track
 	if video != nil {
@@ -238,6 +239,17 @@ func (s *session) run() {
 			follow.Stop()
 		}
 	}()
+	// A browser's encoder sends a keyframe only when asked: without one a
+	// segment never ends (the first one: 503 hls_starting for ever). Each
+	// segment_duration the muxer asks for one if the last came more than
+	// two segment durations ago; an encoder with keyframes of its own that
+	// often (OBS's 2 s) is not asked.
+	var keyTick <-chan time.Time
+	if s.video != nil && s.cfg.SegmentDuration > 0 && len(s.taps) > 0 {
+		k := time.NewTicker(s.cfg.SegmentDuration)
+		defer k.Stop()
+		keyTick = k.C
+	}
 	for {
 		var end0, end1 <-chan struct{}
 		if len(ends) > 0 {
@@ -260,6 +272,10 @@ func (s *session) run() {
 		case <-tick:
 			if !s.follow(ends) {
 				return
+			}
+		case <-keyTick:
+			if v := s.taps[0]; v.KeyframeAge() > 2*s.cfg.SegmentDuration {
+				v.RequestKeyframe()
 			}
 		case i := <-s.ring.full:
 			s.lastIn.Store(time.Now().UnixNano())

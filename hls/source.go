@@ -1,6 +1,8 @@
 package hls
 
 import (
+	"time"
+
 	"context"
 	"errors"
 
@@ -34,6 +36,10 @@ type Tap interface {
 	// broadcaster's republish): moved, Done is the new track's; gone, the
 	// track will not come back; neither, ask again later.
 	Follow() (moved, gone bool)
+	// KeyframeAge returns how long ago the track's last keyframe started;
+	// RequestKeyframe asks the broadcaster for one.
+	KeyframeAge() time.Duration
+	RequestKeyframe()
 }
 
 // Source is where a session finds a room's broadcast and reads it.

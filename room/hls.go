@@ -58,6 +58,14 @@ func (t *Tap) Follow() (moved, gone bool) {
 // Close stops the tap.
 func (t *Tap) Close() { t.tap.Close() }
 
+// RequestKeyframe asks the tapped track's broadcaster for a keyframe
+// (merged and rate-limited per track as viewers' requests are).
+func (t *Tap) RequestKeyframe() { t.tap.Track().RequestKeyframe() }
+
+// KeyframeAge returns how long ago the tapped track's last keyframe
+// started.
+func (t *Tap) KeyframeAge() time.Duration { return t.tap.Track().KeyframeAge() }
+
 // BroadcastTracks returns the tracks a WHEP player of the room named would
 // get now on this node: its main video and that publisher's audio. It
 // returns ErrNoTracks when the room has none here.

@@ -112,8 +112,11 @@ type Track struct {
 	// of its latest sender report, and whether one came.
 	srPackets atomic.Uint32
 	srSeen    atomic.Bool
-	done      chan struct{}
-	onceDone  sync.Once
+	// keyAt is when the forwarder last saw a keyframe start (monoNow; 0:
+	// none yet), for KeyframeAge.
+	keyAt    atomic.Int64
+	done     chan struct{}
+	onceDone sync.Once
 }
 
 func newTrack(e *Engine, remote *webrtc.TrackRemote, info TrackInfo, requestKeyframe func(uint32)) *Track {
@@ -154,6 +157,16 @@ func (t *Track) Info() TrackInfo { return t.info }
 
 // Done is closed when the publisher's track has ended.
 func (t *Track) Done() <-chan struct{} { return t.done }
+
+// KeyframeAge returns how long ago the track's last keyframe started
+// (a video track; an hour when none has yet).
+func (t *Track) KeyframeAge() time.Duration {
+	at := t.keyAt.Load()
+	if at == 0 {
+		return time.Hour
+	}
+	return time.Duration(monoNow() - at)
+}
 
 // ViewerCount returns how many down-tracks are bound to the track.
 func (t *Track) ViewerCount() int { return len(*t.downs.Load()) }
@@ -369,6 +382,9 @@ func (t *Track) take(seq uint16) (payload []byte, auStart bool, at int64, ok boo
 	t.prevTS = t.hdr.Timestamp
 	if t.isVideo() {
 		key := isKeyframe(t.mime, payload)
+		if key && auStart {
+			t.keyAt.Store(t.fwdAt)
+		}
 		if key && t.group != nil {
 			if w, h, ok := frameSize(t.mime, payload); ok {
 				t.layer.pixels.Store(int64(w) * int64(h))
