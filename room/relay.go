@@ -62,6 +62,7 @@ type edgeRelay struct {
 	// watchStrikes counts the relay watch's checks in a row that found its
 	// media lost on the way (relay_watch.go; that loop's own).
 	watchStrikes int
+	since        time.Time // when it was asked for
 
 	mu      sync.Mutex
 	owners  map[string]*Participant // stand-ins for the origin's publishers, by participant id
@@ -270,7 +271,7 @@ func (r *Room) connectRelay(origin string, ids []string, kinds [2]int, old *edge
 	if err != nil {
 		return err
 	}
-	er := &edgeRelay{r: r, origin: origin, ids: ids, owners: map[string]*Participant{}, old: old, gen: r.m.relayGen.Add(1)}
+	er := &edgeRelay{r: r, origin: origin, ids: ids, owners: map[string]*Participant{}, old: old, gen: r.m.relayGen.Add(1), since: time.Now()}
 	if r.m.opt.RelayTrunks && node.Trunks {
 		return r.connectTrunkRelay(ctx, er)
 	}

@@ -17,10 +17,21 @@ import "time"
 //
 // A relay trunk (relay_trunk.go) is watched as one: whole, over every
 // room's tracks on it, and opened again when its media is lost.
+//
+// A relay connection none of whose tracks has arrived relayNothingAfter
+// after it was asked for is made again too: its origin's reports cannot
+// tell anything (a track is known to the edge from its first packet), and
+// a relay that set up in a second on the slowest path has not delivered a
+// packet in ten. Seen once in a test's set-up: a relay served, connected
+// on both sides for two minutes, and not one packet.
 
 // relayWatchEvery is how often the relays are checked: the origin reports
 // every second.
 const relayWatchEvery = 2 * time.Second
+
+// relayNothingAfter is how long a relay may go without any of its tracks
+// arriving.
+const relayNothingAfter = 10 * time.Second
 
 // relayWatchMin is the fewest packets the origin must report sending
 // between two checks for a relay to be judged (a second of audio is 50).
@@ -72,7 +83,10 @@ func (m *Manager) watchRelays() {
 		r.mu.Unlock()
 	}
 	for _, er := range relays {
-		if lost(&er.watchStrikes, er.pub.RelayProgress) {
+		er.mu.Lock()
+		nothing := er.arrived == 0 && !er.closed && time.Since(er.since) > relayNothingAfter
+		er.mu.Unlock()
+		if nothing || lost(&er.watchStrikes, er.pub.RelayProgress) {
 			er.mediaLost()
 		}
 	}

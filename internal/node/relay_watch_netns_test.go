@@ -127,3 +127,43 @@ func nft(t *testing.T, rule string) {
 		t.Fatalf("nft %s: %v\n%s", rule, err, out)
 	}
 }
+
+// A relay that never delivers a packet (its RTP dropped from the start,
+// the connection up) is made again after 10 s: the edge's viewer plays
+// once the path carries media, without rejoining. Its origin's reports
+// cannot tell here (the edge knows a track from its first packet).
+func TestRelayWatch_RelayThatNeverDeliversIsMadeAgain(t *testing.T) {
+	const name = "TestRelayWatch_RelayThatNeverDeliversIsMadeAgain"
+	if testing.Short() {
+		t.Skip("seconds of media across two nodes")
+	}
+	if os.Getenv(relayWatchEnv) != "1" {
+		runInNamespace(t, name, relayWatchEnv, []string{watchOrigin, watchEdge}, []string{
+			"add table inet halo",
+			"add chain inet halo out { type filter hook output priority 0; }",
+			dropRelayRTP,
+		})
+		return
+	}
+	r := testutil.StartRedis(t)
+	secret := strings.Repeat("n9", 20)
+	a := startNode(t, func(c *config.Config) { clusterConfig(t, c, r, "node-a", "eu", secret); c.SFU.UDPAddress = watchOrigin })
+	b := startNode(t, func(c *config.Config) { clusterConfig(t, c, r, "node-b", "in", secret); c.SFU.UDPAddress = watchEdge })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	a.publisher(ctx, "never", loadtest.PublisherConfig{VideoBitrate: 300_000})
+	v := b.viewer(ctx, "never", "waiting-fan")
+	asked := time.Now()
+	testutil.EventuallyWithin(t, 30*time.Second, "the edge to make again the relay that never delivered", func() bool {
+		x, _ := sample(gather(t, b), "halo_relay_media_lost_total")
+		return x > 0
+	})
+	t.Logf("the relay that never delivered was made again %v after the viewer asked", time.Since(asked).Round(100*time.Millisecond))
+	if s := v.Stats(); s.VideoPackets+s.AudioPackets != 0 {
+		t.Fatalf("the viewer got %d packets while the relay's RTP was dropped: the fault did not hold", s.VideoPackets+s.AudioPackets)
+	}
+	nft(t, "flush chain inet halo out")
+	if err := v.WaitTracks(ctx, 2); err != nil {
+		t.Fatalf("the edge's viewer after the relay was made again: %v (stats %+v)", err, v.Stats())
+	}
+}
