@@ -1,6 +1,9 @@
 package room
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Relays after a stall. When this node was stopped (SIGSTOP, a VM pause, a
 // long GC) for longer than the origin waits for a silent relay (15 s, the
@@ -79,6 +82,12 @@ func (m *Manager) probeRelaysAfterStall(late time.Duration) {
 // its tracks again at once (not after relayRetry: the origin is up, only
 // this relay is gone).
 func (er *edgeRelay) silentAfterStall() {
+	er.redial(&er.r.m.relaysSilent, "relay silent after a stall: asking its origin again")
+}
+
+// redial drops a relay found broken while its origin lives, counts it in
+// counter, logs why, and asks for its tracks again at once.
+func (er *edgeRelay) redial(counter *atomic.Uint64, why string) {
 	er.mu.Lock()
 	closed := er.closed
 	er.mu.Unlock()
@@ -86,8 +95,8 @@ func (er *edgeRelay) silentAfterStall() {
 		return
 	}
 	r := er.r
-	r.m.relaysSilent.Add(1)
-	r.m.log.Warn("relay silent after a stall: asking its origin again", "room", r.name, "origin", er.origin)
+	counter.Add(1)
+	r.m.log.Warn(why, "room", r.name, "origin", er.origin)
 	er.fail()
 	if !r.m.isDraining() {
 		r.demandRelays(false)
@@ -97,13 +106,19 @@ func (er *edgeRelay) silentAfterStall() {
 // silentAfterStall drops a trunk found silent after a stall; every room
 // whose relays rode on it asks again at once, on a new trunk.
 func (et *edgeTrunk) silentAfterStall() {
+	et.redial(&et.m.relaysSilent, "relay trunk silent after a stall: opening it again", "silent after a stall")
+}
+
+// redial opens again a trunk found broken while its origin lives, counts
+// it in counter and logs why; every room on it asks again at once.
+func (et *edgeTrunk) redial(counter *atomic.Uint64, log, why string) {
 	et.mu.Lock()
 	dead := et.dead
 	et.mu.Unlock()
 	if dead {
 		return
 	}
-	et.m.relaysSilent.Add(1)
-	et.m.log.Warn("relay trunk silent after a stall: opening it again", "origin", et.origin)
-	et.reopen("silent after a stall")
+	counter.Add(1)
+	et.m.log.Warn(log, "origin", et.origin)
+	et.reopen(why)
 }

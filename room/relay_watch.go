@@ -120,35 +120,14 @@ func lost(strikes *int, progress func() (reported, arrived uint64)) bool {
 }
 
 // mediaLost drops a relay whose packets stopped arriving while its origin
-// reports sending them, and asks for its tracks again at once.
+// reports sending them (or that never delivered), and asks for its tracks
+// again at once.
 func (er *edgeRelay) mediaLost() {
-	er.mu.Lock()
-	closed := er.closed
-	er.mu.Unlock()
-	if closed {
-		return
-	}
-	r := er.r
-	r.m.relaysMediaLost.Add(1)
-	r.m.log.Warn("relay media lost on the way: its origin reports sending, this node takes in almost nothing; asking again",
-		"room", r.name, "origin", er.origin)
-	er.fail()
-	if !r.m.isDraining() {
-		r.demandRelays(false)
-	}
+	er.redial(&er.r.m.relaysMediaLost, "relay media lost on the way: its origin reports sending, this node takes in almost nothing; asking again")
 }
 
 // mediaLost opens again a trunk whose packets stopped arriving while its
 // origin reports sending them; every room on it asks again at once.
 func (et *edgeTrunk) mediaLost() {
-	et.mu.Lock()
-	dead := et.dead
-	et.mu.Unlock()
-	if dead {
-		return
-	}
-	et.m.relaysMediaLost.Add(1)
-	et.m.log.Warn("relay trunk media lost on the way: its origin reports sending, this node takes in almost nothing; opening it again",
-		"origin", et.origin)
-	et.reopen("media lost on the way")
+	et.redial(&et.m.relaysMediaLost, "relay trunk media lost on the way: its origin reports sending, this node takes in almost nothing; opening it again", "media lost on the way")
 }

@@ -3,13 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/halobuzz/live/config"
-	"github.com/halobuzz/live/internal/testutil"
 	"github.com/halobuzz/live/loadtest"
 )
 
@@ -51,28 +47,10 @@ func TestRelay_TwentySecondOutageEveryRoomsRelayMadeAgain(t *testing.T) {
 // trunkOutage runs the outage test named name with an outage of d, the
 // rooms' relays on a trunk or one connection each.
 func trunkOutage(t *testing.T, name string, outage time.Duration, trunks bool) {
-	if testing.Short() {
-		t.Skip("seconds of media across two nodes")
-	}
-	if os.Getenv(trunkOutageEnv) != "1" {
-		runInNamespace(t, name, trunkOutageEnv,
-			[]string{watchOrigin, watchEdge}, []string{
-				"add table inet halo",
-				"add chain inet halo out { type filter hook output priority 0; }",
-			})
+	a, b := nodePair(t, name, trunkOutageEnv, trunks)
+	if a == nil {
 		return
 	}
-	r := testutil.StartRedis(t)
-	secret := strings.Repeat("t5", 20)
-	node := func(id, region, ip string) *testNode {
-		return startNode(t, func(c *config.Config) {
-			clusterConfig(t, c, r, id, region, secret)
-			c.Cluster.RelayTrunks = trunks
-			c.SFU.UDPAddress = ip
-		})
-	}
-	a := node("node-a", "eu", watchOrigin)
-	b := node("node-b", "in", watchEdge)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const rooms = 3

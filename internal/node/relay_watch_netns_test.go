@@ -46,27 +46,10 @@ func TestRelayWatch_TrunkMediaLostOnTheWayIsNoticedAndTheTrunkOpenedAgain(t *tes
 
 // relayWatch runs the relay watch test named name, over a trunk or not.
 func relayWatch(t *testing.T, name string, trunks bool) {
-	if testing.Short() {
-		t.Skip("seconds of media across two nodes")
-	}
-	if os.Getenv(relayWatchEnv) != "1" {
-		runInNamespace(t, name, relayWatchEnv,
-			[]string{watchOrigin, watchEdge}, []string{
-				"add table inet halo",
-				"add chain inet halo out { type filter hook output priority 0; }",
-			})
+	a, b := nodePair(t, name, relayWatchEnv, trunks)
+	if a == nil {
 		return
 	}
-	r := testutil.StartRedis(t)
-	secret := strings.Repeat("w8", 20)
-	at := func(ip string) func(*config.Config) {
-		return func(c *config.Config) {
-			c.SFU.UDPAddress = ip
-			c.Cluster.RelayTrunks = trunks
-		}
-	}
-	a := startNode(t, func(c *config.Config) { clusterConfig(t, c, r, "node-a", "eu", secret); at(watchOrigin)(c) })
-	b := startNode(t, func(c *config.Config) { clusterConfig(t, c, r, "node-b", "in", secret); at(watchEdge)(c) })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	pub := a.publisher(ctx, "watched", loadtest.PublisherConfig{VideoBitrate: 300_000})
@@ -133,22 +116,10 @@ func nft(t *testing.T, rule string) {
 // once the path carries media, without rejoining. Its origin's reports
 // cannot tell here (the edge knows a track from its first packet).
 func TestRelayWatch_RelayThatNeverDeliversIsMadeAgain(t *testing.T) {
-	const name = "TestRelayWatch_RelayThatNeverDeliversIsMadeAgain"
-	if testing.Short() {
-		t.Skip("seconds of media across two nodes")
-	}
-	if os.Getenv(relayWatchEnv) != "1" {
-		runInNamespace(t, name, relayWatchEnv, []string{watchOrigin, watchEdge}, []string{
-			"add table inet halo",
-			"add chain inet halo out { type filter hook output priority 0; }",
-			dropRelayRTP,
-		})
+	a, b := nodePair(t, "TestRelayWatch_RelayThatNeverDeliversIsMadeAgain", relayWatchEnv, false, dropRelayRTP)
+	if a == nil {
 		return
 	}
-	r := testutil.StartRedis(t)
-	secret := strings.Repeat("n9", 20)
-	a := startNode(t, func(c *config.Config) { clusterConfig(t, c, r, "node-a", "eu", secret); c.SFU.UDPAddress = watchOrigin })
-	b := startNode(t, func(c *config.Config) { clusterConfig(t, c, r, "node-b", "in", secret); c.SFU.UDPAddress = watchEdge })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	a.publisher(ctx, "never", loadtest.PublisherConfig{VideoBitrate: 300_000})
@@ -166,4 +137,34 @@ func TestRelayWatch_RelayThatNeverDeliversIsMadeAgain(t *testing.T) {
 	if err := v.WaitTracks(ctx, 2); err != nil {
 		t.Fatalf("the edge's viewer after the relay was made again: %v (stats %+v)", err, v.Stats())
 	}
+}
+
+// nodePair starts an origin and an edge on their own media addresses
+// (watchOrigin, watchEdge), in a cluster on a new Redis, with relay trunks
+// on or off, inside a network namespace with an nftables output chain
+// (inet halo out) holding rules. Outside the namespace it runs the test
+// name again inside one (env marks that run) and returns nils: the caller
+// returns.
+func nodePair(t *testing.T, name, env string, trunks bool, rules ...string) (origin, edge *testNode) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("seconds of media across two nodes")
+	}
+	if os.Getenv(env) != "1" {
+		runInNamespace(t, name, env, []string{watchOrigin, watchEdge}, append([]string{
+			"add table inet halo",
+			"add chain inet halo out { type filter hook output priority 0; }",
+		}, rules...))
+		return nil, nil
+	}
+	r := testutil.StartRedis(t)
+	secret := strings.Repeat("w8", 20)
+	node := func(id, region, ip string) *testNode {
+		return startNode(t, func(c *config.Config) {
+			clusterConfig(t, c, r, id, region, secret)
+			c.Cluster.RelayTrunks = trunks
+			c.SFU.UDPAddress = ip
+		})
+	}
+	return node("node-a", "eu", watchOrigin), node("node-b", "in", watchEdge)
 }
