@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,18 +76,7 @@ func TestRecording_NodeKilledLeavesAPlayableRecording(t *testing.T) {
 		if len(segs) == 0 {
 			t.Errorf("%s lists no segment", s)
 		}
-		base := s[:strings.LastIndexByte(s, '/')+1]
-		prev := -1
-		for _, seg := range segs {
-			n, _ := strconv.Atoi(segNumber.FindStringSubmatch(seg)[1])
-			if prev >= 0 && n != prev+1 {
-				t.Errorf("%s: segment %d follows %d", s, n, prev)
-			}
-			prev = n
-			if status, _, _ := get(t, base+seg); status != http.StatusOK {
-				t.Errorf("%s lists %s, which the store answers %d", s, seg, status)
-			}
-		}
+		checkStoredInOrder(t, s, segs)
 	}
 	// A playlist without EXT-X-ENDLIST is live to ffprobe: it would wait
 	// for more segments past its probe of 5 s, so it probes 1 s.

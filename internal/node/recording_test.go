@@ -109,18 +109,7 @@ func checkComplete(t *testing.T, index string) int {
 		if !vod {
 			t.Errorf("%s is not a finished VOD playlist", s)
 		}
-		base := s[:strings.LastIndexByte(s, '/')+1]
-		prev := -1
-		for _, seg := range segs {
-			n, _ := strconv.Atoi(segNumber.FindStringSubmatch(seg)[1])
-			if prev >= 0 && n != prev+1 {
-				t.Errorf("%s: segment %d follows %d: segments missing", s, n, prev)
-			}
-			prev = n
-			if status, _, _ := get(t, base+seg); status != http.StatusOK {
-				t.Errorf("%s: %s answers %d", s, seg, status)
-			}
-		}
+		checkStoredInOrder(t, s, segs)
 		total += len(segs)
 	}
 	return total
@@ -171,13 +160,7 @@ func TestRecording_H264BroadcastReadByFFprobeFromTheStore(t *testing.T) {
 	n := recordingNode(t, s3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	n.publisher(ctx, "rec", loadtest.PublisherConfig{VideoBitrate: testBitrate, Codec: loadtest.CodecH264, KeyframeInterval: time.Second})
-	waitTracks(t, n, "rec", 2)
-
-	status, started, body := recordingCall(t, n, "POST", "rec", n.apiAdmin())
-	if status != http.StatusCreated {
-		t.Fatalf("POST recording: %d %s", status, body)
-	}
+	started := recordBroadcast(ctx, t, n, "rec", testBitrate)
 	index := started.Recording.PlaylistURL
 	if want := s3.URL("recordings/rec/" + started.Recording.ID + "/index.m3u8"); index != want {
 		t.Fatalf("playlist_url %q, want %q", index, want)
@@ -244,13 +227,7 @@ func TestRecording_StoreStoppedFor20sLosesNothing(t *testing.T) {
 	n := recordingNode(t, s3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	n.publisher(ctx, "out", loadtest.PublisherConfig{VideoBitrate: testBitrate, Codec: loadtest.CodecH264, KeyframeInterval: time.Second})
-	waitTracks(t, n, "out", 2)
-	status, started, body := recordingCall(t, n, "POST", "out", n.apiAdmin())
-	if status != http.StatusCreated {
-		t.Fatalf("POST recording: %d %s", status, body)
-	}
-	index := started.Recording.PlaylistURL
+	index := recordBroadcast(ctx, t, n, "out", testBitrate).Recording.PlaylistURL
 	testutil.EventuallyWithin(t, 30*time.Second, "2 segments in the store", func() bool {
 		streams := storedStreams(t, index)
 		if len(streams) != 2 {
@@ -372,13 +349,7 @@ func TestRecording_WithSignedHLS(t *testing.T) {
 	n := recordingNode(t, s3, func(c *config.Config) { c.HLS.SigningSecret = hlsSecret })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n.publisher(ctx, "signed", loadtest.PublisherConfig{VideoBitrate: 600_000, Codec: loadtest.CodecH264, KeyframeInterval: time.Second})
-	waitTracks(t, n, "signed", 2)
-	status, started, body := recordingCall(t, n, "POST", "signed", n.apiAdmin())
-	if status != http.StatusCreated {
-		t.Fatalf("POST recording: %d %s", status, body)
-	}
-	index := started.Recording.PlaylistURL
+	index := recordBroadcast(ctx, t, n, "signed", 600_000).Recording.PlaylistURL
 	testutil.EventuallyWithin(t, 30*time.Second, "2 segments of each stream in the store", func() bool {
 		streams := storedStreams(t, index)
 		for _, s := range streams {
@@ -400,5 +371,36 @@ func TestRecording_WithSignedHLS(t *testing.T) {
 	}
 	if !strings.Contains(idx, "video1_stream.m3u8") {
 		t.Errorf("index:\n%s", idx)
+	}
+}
+
+// recordBroadcast publishes an H.264 + Opus broadcast (keyframes every
+// second) at bitrate in room, and starts recording it through the API.
+func recordBroadcast(ctx context.Context, t *testing.T, n *testNode, room string, bitrate int) recordingAnswer {
+	t.Helper()
+	n.publisher(ctx, room, loadtest.PublisherConfig{VideoBitrate: bitrate, Codec: loadtest.CodecH264, KeyframeInterval: time.Second})
+	waitTracks(t, n, room, 2)
+	status, started, body := recordingCall(t, n, "POST", room, n.apiAdmin())
+	if status != http.StatusCreated {
+		t.Fatalf("POST recording: %d %s", status, body)
+	}
+	return started
+}
+
+// checkStoredInOrder checks that the segments segs of the stored playlist
+// at url are numbered one after another and that the store holds each.
+func checkStoredInOrder(t *testing.T, url string, segs []string) {
+	t.Helper()
+	base := url[:strings.LastIndexByte(url, '/')+1]
+	prev := -1
+	for _, seg := range segs {
+		n, _ := strconv.Atoi(segNumber.FindStringSubmatch(seg)[1])
+		if prev >= 0 && n != prev+1 {
+			t.Errorf("%s: segment %d follows %d: segments missing", url, n, prev)
+		}
+		prev = n
+		if status, _, _ := get(t, base+seg); status != http.StatusOK {
+			t.Errorf("%s lists %s, which the store answers %d", url, seg, status)
+		}
 	}
 }
