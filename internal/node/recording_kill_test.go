@@ -54,8 +54,15 @@ func TestRecording_NodeKilledLeavesAPlayableRecording(t *testing.T) {
 		return status == http.StatusCreated
 	})
 	index := started.Recording.PlaylistURL
-	testutil.EventuallyWithin(t, 30*time.Second, "4 video segments in the store", func() bool {
-		for _, s := range storedStreams(t, index) {
+	// Killed once the store holds both streams' playlists (the audio
+	// rendition's first upload can follow the video's by a segment) and 4
+	// video segments.
+	testutil.EventuallyWithin(t, 30*time.Second, "4 video segments and the audio playlist in the store", func() bool {
+		streams := storedStreams(t, index)
+		if len(streams) != 2 {
+			return false
+		}
+		for _, s := range streams {
 			if segs, _ := storedSegments(t, s); strings.Contains(s, "video") && len(segs) >= 4 {
 				return true
 			}
